@@ -1,0 +1,99 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Decoding errors.
+var (
+	ErrMalformed = errors.New("wire: malformed message")
+	ErrTooLarge  = errors.New("wire: message too large")
+	ErrVersion   = errors.New("wire: unsupported protocol version")
+)
+
+// Errors a peer or relay reports with an Error or Refused message.
+var (
+	ErrBadSignature = errors.New("bad signature")
+	ErrNotAdmitted  = errors.New("not admitted to this zone")
+	ErrUnknownPeer  = errors.New("no such node in this zone")
+	ErrRateLimited  = errors.New("rate limited")
+	ErrZoneFull     = errors.New("zone full")
+	ErrExpired      = errors.New("lease expired")
+	ErrProtocol     = errors.New("protocol violation")
+	ErrInternal     = errors.New("internal error")
+)
+
+// Code is an error as it crosses the wire.
+type Code uint16
+
+// Error codes. Values are part of the protocol: never renumber.
+const (
+	CodeNone         Code = 0
+	CodeMalformed    Code = 1
+	CodeTooLarge     Code = 2
+	CodeVersion      Code = 3
+	CodeBadSignature Code = 4
+	CodeNotAdmitted  Code = 5
+	CodeUnknownPeer  Code = 6
+	CodeRateLimited  Code = 7
+	CodeZoneFull     Code = 8
+	CodeExpired      Code = 9
+	CodeProtocol     Code = 10
+	CodeInternal     Code = 11
+)
+
+var codeErrs = map[Code]error{
+	CodeMalformed:    ErrMalformed,
+	CodeTooLarge:     ErrTooLarge,
+	CodeVersion:      ErrVersion,
+	CodeBadSignature: ErrBadSignature,
+	CodeNotAdmitted:  ErrNotAdmitted,
+	CodeUnknownPeer:  ErrUnknownPeer,
+	CodeRateLimited:  ErrRateLimited,
+	CodeZoneFull:     ErrZoneFull,
+	CodeExpired:      ErrExpired,
+	CodeProtocol:     ErrProtocol,
+	CodeInternal:     ErrInternal,
+}
+
+// Err returns the sentinel error for c (ErrInternal for unknown codes,
+// nil for CodeNone).
+func (c Code) Err() error {
+	if c == CodeNone {
+		return nil
+	}
+	if err, ok := codeErrs[c]; ok {
+		return err
+	}
+	return ErrInternal
+}
+
+// CodeOf returns the code for err, matching sentinels with errors.Is.
+func CodeOf(err error) Code {
+	if err == nil {
+		return CodeNone
+	}
+	for c, e := range codeErrs {
+		if errors.Is(err, e) {
+			return c
+		}
+	}
+	return CodeInternal
+}
+
+// RemoteError is an error reported by the other side of a link.
+type RemoteError struct {
+	Code    Code
+	Message string
+}
+
+func (e *RemoteError) Error() string {
+	if e.Message == "" {
+		return e.Code.Err().Error()
+	}
+	return fmt.Sprintf("%v: %s", e.Code.Err(), e.Message)
+}
+
+// Unwrap lets errors.Is match the code's sentinel.
+func (e *RemoteError) Unwrap() error { return e.Code.Err() }
