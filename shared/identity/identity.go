@@ -1,0 +1,119 @@
+package identity
+
+import (
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"ddt/shared/id"
+	"ddt/shared/wire"
+)
+
+// Errors returned by this package.
+var (
+	ErrBadIdentity = errors.New("identity: malformed key material")
+	ErrBadLease    = errors.New("identity: lease does not verify")
+	ErrExpired     = errors.New("identity: lease expired")
+)
+
+// Identity is a node's private keys.
+type Identity struct {
+	sign  ed25519.PrivateKey
+	agree *ecdh.PrivateKey
+}
+
+// New makes a fresh identity from crypto/rand.
+func New() (*Identity, error) {
+	_, sign, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	agree, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{sign: sign, agree: agree}, nil
+}
+
+// marshalLen is 32 bytes of Ed25519 seed and 32 of X25519 private key.
+const marshalLen = 64
+
+// Marshal returns the private keys for storage. Keep the result secret.
+func (i *Identity) Marshal() []byte {
+	b := make([]byte, 0, marshalLen)
+	b = append(b, i.sign.Seed()...)
+	return append(b, i.agree.Bytes()...)
+}
+
+// Unmarshal restores an identity saved with Marshal.
+func Unmarshal(b []byte) (*Identity, error) {
+	if len(b) != marshalLen {
+		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrBadIdentity, len(b), marshalLen)
+	}
+	agree, err := ecdh.X25519().NewPrivateKey(b[32:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadIdentity, err)
+	}
+	return &Identity{sign: ed25519.NewKeyFromSeed(b[:32]), agree: agree}, nil
+}
+
+// SignKey is the public Ed25519 key.
+func (i *Identity) SignKey() (k [32]byte) {
+	copy(k[:], i.sign.Public().(ed25519.PublicKey))
+	return k
+}
+
+// AgreeKey is the public X25519 key.
+func (i *Identity) AgreeKey() (k [32]byte) {
+	copy(k[:], i.agree.PublicKey().Bytes())
+	return k
+}
+
+// Sign signs msg with the Ed25519 key.
+func (i *Identity) Sign(msg []byte) (sig [64]byte) {
+	copy(sig[:], ed25519.Sign(i.sign, msg))
+	return sig
+}
+
+// Verify checks an Ed25519 signature by key over msg.
+func Verify(key [32]byte, msg []byte, sig [64]byte) bool {
+	return ed25519.Verify(key[:], msg, sig[:])
+}
+
+// IssueLease is the relay's side: it signs a lease for a node's keys at
+// the address derived from signKey and nonce, valid for ttl from now.
+func (i *Identity) IssueLease(signKey, agreeKey [32]byte, nonce [16]byte, zone string, now time.Time, ttl time.Duration) wire.Lease {
+	l := wire.Lease{
+		Address:  id.Derive(signKey[:], nonce[:]),
+		SignKey:  signKey,
+		AgreeKey: agreeKey,
+		Nonce:    nonce,
+		Zone:     zone,
+		RelayKey: i.SignKey(),
+		Issued:   now.Unix(),
+		Expires:  now.Add(ttl).Unix(),
+	}
+	l.Sig = i.Sign(l.SignedBytes())
+	return l
+}
+
+// VerifyLease checks that l was signed by relayKey, that its address is
+// derived from its key and nonce, and that it has not expired at now.
+func VerifyLease(l *wire.Lease, relayKey [32]byte, now time.Time) error {
+	if l.RelayKey != relayKey {
+		return fmt.Errorf("%w: signed by another relay", ErrBadLease)
+	}
+	if id.Derive(l.SignKey[:], l.Nonce[:]) != l.Address {
+		return fmt.Errorf("%w: address %s is not derived from its key", ErrBadLease, l.Address.Short())
+	}
+	if !Verify(relayKey, l.SignedBytes(), l.Sig) {
+		return fmt.Errorf("%w: bad relay signature", ErrBadLease)
+	}
+	if now.Unix() >= l.Expires {
+		return fmt.Errorf("%w at %s", ErrExpired, time.Unix(l.Expires, 0).UTC().Format(time.RFC3339))
+	}
+	return nil
+}
