@@ -1,0 +1,41 @@
+//go:build !js
+
+package transport
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+)
+
+// newAPI builds the native pion API. All sessions share one UDP socket
+// (an ICE UDP mux) with a 4 MiB read buffer: default-sized buffers
+// overflow at data-channel speeds and drop packets.
+func newAPI(c Config) (*webrtc.API, func() error, error) {
+	var se webrtc.SettingEngine
+	listen := &net.UDPAddr{IP: net.IPv4zero}
+	if c.LoopbackOnly {
+		listen = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
+		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	conn, err := net.ListenUDP("udp4", listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("transport: udp socket: %w", err)
+	}
+	_ = conn.SetReadBuffer(4 << 20)
+	_ = conn.SetWriteBuffer(4 << 20)
+	mux := webrtc.NewICEUDPMux(nil, conn)
+	se.SetICEUDPMux(mux)
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se)), mux.Close, nil
+}
+
+// attachReceive delivers messages in order: native pion calls OnMessage
+// from one read loop per channel.
+func attachReceive(dc *webrtc.DataChannel, push func([]byte)) {
+	dc.OnMessage(func(m webrtc.DataChannelMessage) { push(m.Data) })
+}
