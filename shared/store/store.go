@@ -1,0 +1,58 @@
+package store
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+const (
+	// MaxKeySize is the largest key, in bytes, that a Store accepts.
+	MaxKeySize = 1 << 10
+	// MaxValueSize is the largest value, in bytes, that a Store accepts.
+	MaxValueSize = 16 << 20
+)
+
+// Store keeps small named records. Keys are non-empty, valid UTF-8 strings
+// of at most MaxKeySize bytes; values are at most MaxValueSize bytes.
+// Implementations are safe for concurrent use.
+//
+// After Close every other method returns ErrClosed; Close itself may be
+// called more than once.
+type Store interface {
+	// Get returns a copy of the value stored under key, or ErrNotFound.
+	Get(key string) ([]byte, error)
+	// Put stores a copy of value under key, atomically replacing any
+	// earlier value. A nil value is stored as an empty one.
+	Put(key string, value []byte) error
+	// Delete removes the record under key; a missing key is not an error.
+	Delete(key string) error
+	// Keys returns the keys that start with prefix, sorted by their bytes.
+	// The empty prefix lists every key.
+	Keys(prefix string) ([]string, error)
+	// Close releases the store's resources.
+	Close() error
+}
+
+// checkKey reports why key cannot name a record, if it cannot.
+func checkKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("%w: empty", ErrInvalidKey)
+	case len(key) > MaxKeySize:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidKey, len(key), MaxKeySize)
+	case !utf8.ValidString(key):
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidKey, key)
+	}
+	return nil
+}
+
+// checkPut reports why key and value cannot be stored, if they cannot.
+func checkPut(key string, value []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if len(value) > MaxValueSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, len(value), MaxValueSize)
+	}
+	return nil
+}
