@@ -1,0 +1,494 @@
+// app.js hosts the DDT node on this page and shows what it reports.
+//
+// It downloads /ddt.wasm with a progress bar, runs it with Go's wasm_exec.js
+// (loaded before this file), waits for the node to define window.ddt and
+// dispatch "ddt:loaded", and from then on only reads the public window.ddt
+// API: ready, address, zone, relay, state, peers(), ping() and on(). It holds
+// no protocol logic. No framework, no build step.
+'use strict';
+
+(() => {
+  const WASM_URL = '/ddt.wasm';
+  const PEER_REFRESH_MS = 2000;
+  const LOG_CAP = 50;
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    error: $('error'),
+    boot: $('boot'),
+    progress: $('boot-progress'),
+    bootStatus: $('boot-status'),
+    state: $('state'),
+    stateDetail: $('state-detail'),
+    address: $('address'),
+    copy: $('copy-address'),
+    zone: $('zone'),
+    relay: $('relay'),
+    peers: $('peers'),
+    peerCount: $('peer-count'),
+    peersEmpty: $('peers-empty'),
+    log: $('log'),
+  };
+
+  // ---- small helpers ------------------------------------------------------
+
+  function h(tag, props, ...children) {
+    const n = document.createElement(tag);
+    Object.assign(n, props);
+    n.append(...children);
+    return n;
+  }
+
+  function shortAddress(a) {
+    return a && a.length > 16 ? `${a.slice(0, 8)}…${a.slice(-6)}` : a || '?';
+  }
+
+  function formatMs(ms) {
+    if (typeof ms !== 'number' || !isFinite(ms)) return '?';
+    return ms < 10 ? ms.toFixed(1) : String(Math.round(ms));
+  }
+
+  function formatBytes(n) {
+    if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
+    return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+  }
+
+  function message(err) {
+    return (err && err.message) || String(err);
+  }
+
+  // linkify returns text as DOM nodes with its http(s) URLs made into links,
+  // so a refusal such as "zone full; try https://other.example" is one click.
+  function linkify(text) {
+    const out = [];
+    let last = 0;
+    for (const m of text.matchAll(/https?:\/\/[^\s"'<>]+/g)) {
+      const url = m[0].replace(/[.,;:!?)\]]+$/, '');
+      out.push(text.slice(last, m.index), h('a', { href: url, textContent: url }));
+      last = m.index + url.length;
+    }
+    out.push(text.slice(last));
+    return out;
+  }
+
+  function showError(title, detail) {
+    ui.error.replaceChildren(
+      h('strong', { textContent: title }),
+      h('span', { textContent: detail ? ` ${detail}` : '' }),
+      h('button', { type: 'button', className: 'btn small', textContent: 'Reload', onclick: () => location.reload() }),
+    );
+    ui.error.hidden = false;
+  }
+
+  // ---- event log ----------------------------------------------------------
+
+  function log(text, kind = 'info') {
+    const now = new Date();
+    const time = h('time', {
+      dateTime: now.toISOString(),
+      textContent: now.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false }),
+    });
+    ui.log.prepend(h('li', { className: `log-${kind}` }, time, h('span', { textContent: text })));
+    while (ui.log.children.length > LOG_CAP) ui.log.lastElementChild.remove();
+  }
+
+  // ---- loading the node ---------------------------------------------------
+
+  // expectedLength is the number of bytes the body will have once decoded:
+  // the server's X-Uncompressed-Length if given, else Content-Length when the
+  // body is not compressed, else 0 (unknown).
+  function expectedLength(headers) {
+    const raw = parseInt(headers.get('X-Uncompressed-Length'), 10);
+    if (raw > 0) return raw;
+    const encoding = (headers.get('Content-Encoding') || 'identity').trim().toLowerCase();
+    const length = parseInt(headers.get('Content-Length'), 10);
+    return encoding === 'identity' && length > 0 ? length : 0;
+  }
+
+  function showProgress(received, total) {
+    if (total > 0) {
+      ui.progress.max = total;
+      ui.progress.value = Math.min(received, total);
+      const pct = Math.min(100, Math.floor((received / total) * 100));
+      ui.bootStatus.textContent = `Downloading the node… ${formatBytes(received)} of ${formatBytes(total)} (${pct}%)`;
+    } else {
+      ui.progress.removeAttribute('value'); // indeterminate
+      ui.bootStatus.textContent = `Downloading the node… ${formatBytes(received)}`;
+    }
+  }
+
+  async function download(url) {
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`.trim());
+    const total = expectedLength(res.headers);
+    showProgress(0, total);
+    if (!res.body) return new Uint8Array(await res.arrayBuffer());
+    const reader = res.body.getReader();
+    const chunks = [];
+    let received = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      received += value.byteLength;
+      showProgress(received, total);
+    }
+    const bytes = new Uint8Array(received);
+    let offset = 0;
+    for (const c of chunks) {
+      bytes.set(c, offset);
+      offset += c.byteLength;
+    }
+    return bytes;
+  }
+
+  async function boot() {
+    if (typeof WebAssembly !== 'object') {
+      throw new Error('This browser cannot run WebAssembly, which the DDT node needs.');
+    }
+    if (typeof Go !== 'function') {
+      throw new Error('/wasm_exec.js did not load, so the node cannot start.');
+    }
+    let bytes;
+    try {
+      bytes = await download(WASM_URL);
+    } catch (err) {
+      throw new Error(`Could not download the node (${WASM_URL}): ${message(err)}`);
+    }
+    ui.progress.max = 1;
+    ui.progress.value = 1;
+    ui.bootStatus.textContent = 'Starting the node…';
+
+    const go = new Go();
+    let exitCode = null;
+    const exit = go.exit;
+    go.exit = (code) => {
+      exitCode = code;
+      exit(code);
+    };
+    let instance;
+    try {
+      ({ instance } = await WebAssembly.instantiate(bytes, go.importObject));
+    } catch (err) {
+      throw new Error(`Could not start the node: ${message(err)}`);
+    }
+    bytes = null;
+
+    // run() executes the node's main until it blocks; the node defines
+    // window.ddt and dispatches "ddt:loaded" during this call. Attach on a
+    // later task so our first calls into ddt do not re-enter Go mid-dispatch.
+    // The promise settles only when the node exits.
+    window.addEventListener('ddt:loaded', () => setTimeout(attach, 0), { once: true });
+    const running = go.run(instance);
+    if (window.ddt) attach();
+    running.then(
+      () => stopped(exitCode === null ? '' : `It exited with code ${exitCode}`),
+      (err) => stopped(message(err)),
+    );
+  }
+
+  // ---- the running node ---------------------------------------------------
+
+  let ddt = null;
+  let dead = false; // the node has exited; window.ddt must not be called
+  let unsubscribe = [];
+  let pollTimer = 0;
+
+  function attach() {
+    if (ddt || dead) return;
+    ddt = window.ddt;
+    if (!ddt) return;
+    ui.boot.hidden = true;
+    log('Node started in this tab.');
+
+    unsubscribe = [
+      ddt.on('state', onState),
+      ddt.on('peer', onPeer),
+      ddt.on('peer-gone', onPeerGone),
+    ].filter((f) => typeof f === 'function');
+
+    onState({ state: ddt.state || 'connecting', detail: '', retryInMs: 0 });
+    Promise.resolve(ddt.ready).then(renderIdentity, (err) => {
+      // The "state" event normally carries the same sentence; this covers a
+      // refusal that happened before we subscribed.
+      if (!currentDetail) renderState({ state: ddt.state, detail: message(err), retryInMs: 0 });
+    });
+
+    refreshPeers();
+    pollTimer = setInterval(refreshPeers, PEER_REFRESH_MS);
+  }
+
+  function stopped(why) {
+    dead = true;
+    clearInterval(pollTimer);
+    clearInterval(countdownTimer);
+    for (const off of unsubscribe) {
+      try {
+        off();
+      } catch {
+        // the node is gone; nothing to unsubscribe from
+      }
+    }
+    unsubscribe = [];
+    const title = ddt ? 'The node has stopped.' : 'The node exited before it started.';
+    markStopped(title);
+    showError(title, `${why ? why.replace(/\.?$/, '. ') : ''}See the browser console for details.`);
+    log(`Node stopped${why ? `: ${why}` : ''}.`, 'err');
+  }
+
+  // markStopped shows that no node is running in this tab (it failed to
+  // start or exited); "stopped" is the page's own word, not a ddt.state.
+  function markStopped(title) {
+    ui.boot.hidden = true;
+    clearInterval(countdownTimer);
+    ui.state.textContent = 'stopped';
+    ui.state.dataset.state = 'stopped';
+    headlineEl = null;
+    ui.stateDetail.replaceChildren(h('strong', { textContent: title }), ' Reload the page to try again.');
+  }
+
+  function renderIdentity() {
+    if (!ddt) return;
+    const address = ddt.address || '';
+    ui.address.textContent = address;
+    ui.address.title = address;
+    ui.copy.disabled = !address;
+    ui.zone.textContent = ddt.zone || '';
+    ui.relay.textContent = ddt.relay || '';
+  }
+
+  // ---- state badge --------------------------------------------------------
+
+  let currentDetail = '';
+  let retryDeadline = 0;
+  let countdownTimer = 0;
+
+  function secondsLeft() {
+    return Math.max(0, Math.ceil((retryDeadline - Date.now()) / 1000));
+  }
+
+  function retryText() {
+    const s = secondsLeft();
+    return s > 0 ? `retrying in ${s} s` : 'retrying now…';
+  }
+
+  // headline returns the sentence shown beside the badge for a state.
+  function headline(state) {
+    switch (state) {
+      case 'connecting':
+        return 'Connecting to the relay…';
+      case 'admitted':
+        return ddt.zone ? `Connected to zone “${ddt.zone}”.` : 'Connected to the zone.';
+      case 'retrying':
+        return `Relay unreachable — ${retryText()}.`;
+      case 'refused':
+        return retryDeadline ? `Refused by the relay — trying again in ${secondsLeft()} s.` : 'Refused by the relay.';
+      default:
+        return state ? `State: ${state}.` : 'Starting…';
+    }
+  }
+
+  let headlineEl = null;
+
+  // paintState writes the sentence beside the badge. The countdown calls it
+  // every 250 ms, so it touches the DOM only when the words change.
+  function paintState(state, fresh) {
+    const text = headline(state);
+    if (!fresh && headlineEl) {
+      if (headlineEl.textContent !== text) headlineEl.textContent = text;
+      return;
+    }
+    headlineEl = h('strong', { textContent: text });
+    const parts = [headlineEl];
+    if (currentDetail && state !== 'admitted') parts.push(h('span', { className: 'why' }, ...linkify(currentDetail)));
+    ui.stateDetail.replaceChildren(...parts);
+  }
+
+  function renderState({ state, detail, retryInMs }) {
+    state = state || 'connecting';
+    currentDetail = detail || '';
+    ui.state.textContent = state;
+    ui.state.dataset.state = state;
+    clearInterval(countdownTimer);
+    retryDeadline = retryInMs > 0 && (state === 'retrying' || state === 'refused') ? Date.now() + retryInMs : 0;
+    paintState(state, true);
+    if (retryDeadline) {
+      countdownTimer = setInterval(() => {
+        paintState(state);
+        if (secondsLeft() === 0) clearInterval(countdownTimer);
+      }, 250);
+    }
+  }
+
+  function onState(ev) {
+    ev = ev || {};
+    renderIdentity();
+    renderState(ev);
+    const detail = ev.detail ? `: ${ev.detail}` : '';
+    const wait = ev.retryInMs > 0 ? ` — next try in ${Math.ceil(ev.retryInMs / 1000)} s` : '';
+    switch (ev.state) {
+      case 'connecting':
+        log(`Connecting to ${ddt.relay || 'the relay'}…`);
+        break;
+      case 'admitted':
+        log(`Admitted to zone “${ddt.zone}” as ${shortAddress(ddt.address)}.`, 'ok');
+        break;
+      case 'retrying':
+        log(`Relay unreachable${detail}${wait}.`, 'warn');
+        break;
+      case 'refused':
+        log(`Refused${detail}${wait}.`, 'err');
+        break;
+      default:
+        log(`State ${ev.state}${detail}.`);
+    }
+  }
+
+  // ---- peers --------------------------------------------------------------
+
+  const rows = new Map(); // address → {li, kind, rtt}
+  let generation = 0; // bumped by peer events so a stale poll does not undo them
+  let polling = false;
+
+  function peerRow(address) {
+    let row = rows.get(address);
+    if (row) return row;
+    const kind = h('span', { className: 'tag' });
+    const rtt = h('span', { className: 'rtt' });
+    const result = h('span', { className: 'ping-result' });
+    result.setAttribute('role', 'status');
+    const ping = h('button', { type: 'button', className: 'btn small', textContent: 'Ping' });
+    ping.setAttribute('aria-label', `Ping ${shortAddress(address)}`);
+    ping.addEventListener('click', async () => {
+      ping.disabled = true;
+      result.className = 'ping-result';
+      result.textContent = '…';
+      try {
+        const ms = await ddt.ping(address);
+        result.textContent = `${formatMs(ms)} ms`;
+        result.classList.add('ok');
+      } catch (err) {
+        result.textContent = message(err);
+        result.classList.add('err');
+      } finally {
+        ping.disabled = false;
+      }
+    });
+    const addr = h('code', { className: 'address', textContent: shortAddress(address), title: address });
+    const li = h('li', { className: 'peer' }, addr, kind, rtt, h('span', { className: 'ping' }, ping, result));
+    li.dataset.address = address;
+    ui.peers.append(li);
+    row = { li, kind, rtt };
+    rows.set(address, row);
+    return row;
+  }
+
+  function paintPeer(row, { native, rttMs }) {
+    row.li.dataset.native = native ? 'true' : 'false';
+    row.kind.textContent = native ? 'native' : 'browser';
+    row.kind.title = native ? 'a headless native node' : 'a node in a browser tab';
+    if (typeof rttMs === 'number' && rttMs > 0) {
+      row.rtt.textContent = `${formatMs(rttMs)} ms`;
+      row.rtt.title = 'round-trip time';
+    } else if (rttMs !== undefined || !row.rtt.textContent) {
+      row.rtt.textContent = '— ms';
+      row.rtt.title = 'not measured yet';
+    }
+  }
+
+  function paintCount() {
+    ui.peerCount.textContent = String(rows.size);
+    ui.peersEmpty.hidden = rows.size > 0;
+  }
+
+  function removePeer(address) {
+    const row = rows.get(address);
+    if (!row) return;
+    row.li.remove();
+    rows.delete(address);
+  }
+
+  async function refreshPeers() {
+    if (!ddt || polling) return;
+    polling = true;
+    const started = generation;
+    try {
+      const list = (await ddt.peers()) || [];
+      if (started !== generation) return;
+      const seen = new Set();
+      for (const p of list) {
+        if (!p || !p.address) continue;
+        seen.add(p.address);
+        paintPeer(peerRow(p.address), p);
+      }
+      for (const address of [...rows.keys()]) if (!seen.has(address)) removePeer(address);
+      paintCount();
+    } catch (err) {
+      // Keep the last list; the next poll may succeed. Say so once in the console.
+      console.debug('ddt.peers() failed:', err);
+    } finally {
+      polling = false;
+    }
+  }
+
+  function onPeer(ev) {
+    if (!ev || !ev.address) return;
+    generation++;
+    paintPeer(peerRow(ev.address), { native: ev.native, rttMs: undefined });
+    paintCount();
+    log(`Peer connected: ${shortAddress(ev.address)} (${ev.native ? 'native' : 'browser'}).`, 'ok');
+  }
+
+  function onPeerGone(ev) {
+    if (!ev || !ev.address) return;
+    generation++;
+    removePeer(ev.address);
+    paintCount();
+    log(`Peer left: ${shortAddress(ev.address)}${ev.reason ? ` — ${ev.reason}` : ''}.`);
+  }
+
+  // ---- copy button --------------------------------------------------------
+
+  let copyReset = 0;
+
+  function copied(text) {
+    ui.copy.textContent = text;
+    clearTimeout(copyReset);
+    copyReset = setTimeout(() => {
+      ui.copy.textContent = 'Copy';
+    }, 1500);
+  }
+
+  ui.copy.addEventListener('click', async () => {
+    const text = ui.address.textContent;
+    if (!text) return;
+    try {
+      await navigator.clipboard.writeText(text);
+      copied('Copied');
+    } catch {
+      // No clipboard API (e.g. plain http on a LAN address): select the text.
+      const range = document.createRange();
+      range.selectNodeContents(ui.address);
+      const sel = getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      let ok = false;
+      try {
+        ok = document.execCommand('copy');
+      } catch {
+        ok = false;
+      }
+      copied(ok ? 'Copied' : 'Press Ctrl+C');
+    }
+  });
+
+  // ---- start --------------------------------------------------------------
+
+  paintCount();
+  boot().catch((err) => {
+    dead = true;
+    markStopped('The node is not running.');
+    showError('DDT could not start.', message(err));
+    log(message(err), 'err');
+  });
+})();
