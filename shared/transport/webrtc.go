@@ -40,6 +40,7 @@ const (
 // WebRTC is the Transport over WebRTC data channels.
 type WebRTC struct {
 	api    *webrtc.API
+	mu     sync.Mutex
 	cfg    webrtc.Configuration
 	log    *slog.Logger
 	closer func() error
@@ -64,6 +65,17 @@ func NewWebRTC(c Config) (*WebRTC, error) {
 	return &WebRTC{api: api, cfg: cfg, log: log, closer: closer}, nil
 }
 
+// SetICEServers replaces the STUN/TURN servers for later sessions (a
+// relay hands them out at admission).
+func (w *WebRTC) SetICEServers(urls []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.cfg.ICEServers = nil
+	if len(urls) > 0 {
+		w.cfg.ICEServers = []webrtc.ICEServer{{URLs: urls}}
+	}
+}
+
 // Close releases the transport's shared socket, if any.
 func (w *WebRTC) Close() error {
 	if w.closer != nil {
@@ -74,7 +86,10 @@ func (w *WebRTC) Close() error {
 
 // NewSession starts a WebRTC connection attempt.
 func (w *WebRTC) NewSession(initiator bool, send SendFunc) (Session, error) {
-	pc, err := w.api.NewPeerConnection(w.cfg)
+	w.mu.Lock()
+	cfg := w.cfg
+	w.mu.Unlock()
+	pc, err := w.api.NewPeerConnection(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("transport: new peer connection: %w", err)
 	}

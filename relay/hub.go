@@ -1,0 +1,449 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"ddt/shared/id"
+	"ddt/shared/identity"
+	"ddt/shared/store"
+	"ddt/shared/wire"
+)
+
+// Hub limits and timings.
+const (
+	leaseTTL        = 7 * 24 * time.Hour
+	helloTimeout    = 10 * time.Second
+	pingInterval    = 15 * time.Second
+	outQueue        = 512 // frames queued to one node before it counts as stuck
+	closestPeers    = 8   // in a newcomer's peer list: the closest addresses...
+	randomPeers     = 8   // ...plus this many random others
+	signalRate      = 100 // signals per second per node, sustained
+	signalBurst     = 400
+	maxViolations   = 50 // rate-limited or misdirected messages before a node is cut off
+	refuseRetryMs   = 30_000
+	storeKeyRelay   = "relay/key"
+	storeNoncePrefx = "nonce/"
+)
+
+// HubConfig configures a zone.
+type HubConfig struct {
+	Zone       string
+	MaxNodes   int
+	Redirect   string   // another relay to name when the zone is full
+	ICEServers []string // handed to admitted nodes
+	Store      store.Store
+	Logger     *slog.Logger
+}
+
+// Hub is one zone: admission, leases, signaling and membership news.
+type Hub struct {
+	cfg HubConfig
+	log *slog.Logger
+	key *identity.Identity
+
+	mu      sync.Mutex
+	clients map[id.Address]*client
+
+	admitted atomic.Int64 // admissions since start
+	refused  atomic.Int64
+	signals  atomic.Int64 // signals forwarded
+	dropped  atomic.Int64 // messages refused (malformed, misdirected, rate-limited)
+}
+
+type client struct {
+	hub    *Hub
+	conn   *websocket.Conn
+	lease  wire.Lease
+	native bool
+	agent  string
+	out    chan []byte
+	lim    *rate.Limiter
+	done   chan struct{}
+	once   sync.Once
+	why    string
+}
+
+// NewHub loads or creates the relay's signing key.
+func NewHub(cfg HubConfig) (*Hub, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{cfg: cfg, log: cfg.Logger, clients: make(map[id.Address]*client)}
+	b, err := cfg.Store.Get(storeKeyRelay)
+	switch {
+	case err == nil:
+		if h.key, err = identity.Unmarshal(b); err != nil {
+			return nil, fmt.Errorf("relay key: %w", err)
+		}
+	case errors.Is(err, store.ErrNotFound):
+		if h.key, err = identity.New(); err != nil {
+			return nil, err
+		}
+		if err := cfg.Store.Put(storeKeyRelay, h.key.Marshal()); err != nil {
+			return nil, fmt.Errorf("save relay key: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("load relay key: %w", err)
+	}
+	return h, nil
+}
+
+// Key returns the relay's public signing key.
+func (h *Hub) Key() [32]byte { return h.key.SignKey() }
+
+// Stats is what /healthz reports.
+type Stats struct {
+	Zone     string `json:"zone"`
+	RelayKey string `json:"relayKey"`
+	Nodes    int    `json:"nodes"`
+	MaxNodes int    `json:"maxNodes"`
+	Admitted int64  `json:"admitted"`
+	Refused  int64  `json:"refused"`
+	Signals  int64  `json:"signals"`
+	Dropped  int64  `json:"dropped"`
+}
+
+// Stats returns the zone's counters.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	n := len(h.clients)
+	h.mu.Unlock()
+	k := h.Key()
+	return Stats{Zone: h.cfg.Zone, RelayKey: hex.EncodeToString(k[:]), Nodes: n, MaxNodes: h.cfg.MaxNodes,
+		Admitted: h.admitted.Load(), Refused: h.refused.Load(), Signals: h.signals.Load(), Dropped: h.dropped.Load()}
+}
+
+// Serve runs one node's WebSocket until it closes.
+func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
+	defer conn.CloseNow()
+	conn.SetReadLimit(wire.MaxFrame)
+	log := h.log.With("remote", remote)
+
+	ch := &wire.Challenge{Zone: h.cfg.Zone, RelayKey: h.Key()}
+	rand.Read(ch.Nonce[:])
+	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
+	defer cancel()
+	if err := writeMsg(hctx, conn, ch); err != nil {
+		return
+	}
+	hello, err := readHello(hctx, conn)
+	if err != nil {
+		log.Info("admission failed", "err", err)
+		h.dropped.Add(1)
+		writeMsg(hctx, conn, &wire.Error{Code: wire.CodeOf(err), Message: err.Error()})
+		conn.Close(websocket.StatusPolicyViolation, "admission failed")
+		return
+	}
+	if !identity.Verify(hello.SignKey, wire.HelloSignedBytes(ch, hello.SignKey, hello.AgreeKey, hello.Native), hello.Sig) {
+		log.Info("admission refused: bad signature")
+		h.dropped.Add(1)
+		writeMsg(hctx, conn, &wire.Error{Code: wire.CodeBadSignature, Message: "hello signature does not verify"})
+		conn.Close(websocket.StatusPolicyViolation, "bad signature")
+		return
+	}
+	nonce, err := h.nonceFor(hello.SignKey)
+	if err != nil {
+		log.Error("lease store", "err", err)
+		writeMsg(hctx, conn, &wire.Error{Code: wire.CodeInternal, Message: "relay storage failed"})
+		return
+	}
+	lease := h.key.IssueLease(hello.SignKey, hello.AgreeKey, nonce, h.cfg.Zone, time.Now(), leaseTTL)
+	c := &client{hub: h, conn: conn, lease: lease, native: hello.Native, agent: hello.Agent,
+		out: make(chan []byte, outQueue), lim: rate.NewLimiter(signalRate, signalBurst), done: make(chan struct{})}
+
+	adm, old, ok := h.register(c)
+	if !ok {
+		h.refused.Add(1)
+		reason := fmt.Sprintf("zone %s is full (%d nodes)", h.cfg.Zone, h.cfg.MaxNodes)
+		log.Info("admission refused: zone full", "nodes", h.cfg.MaxNodes)
+		writeMsg(hctx, conn, &wire.Refused{Code: wire.CodeZoneFull, Reason: reason, Redirect: h.cfg.Redirect, RetryAfterMs: refuseRetryMs})
+		conn.Close(websocket.StatusTryAgainLater, "zone full")
+		return
+	}
+	h.admitted.Add(1)
+	if old != nil {
+		old.stop("replaced by a new connection from the same node")
+	}
+	log = log.With("node", lease.Address.Short())
+	log.Info("admitted", "native", hello.Native, "agent", hello.Agent, "peers", len(adm.Peers))
+	if err := writeMsg(hctx, conn, adm); err != nil {
+		h.unregister(c)
+		return
+	}
+	cancel()
+	h.announce(c, &wire.PeerJoined{Lease: lease, Native: hello.Native})
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go c.writeLoop(ctx)
+	go c.pingLoop(ctx)
+	c.readLoop(ctx, log)
+	stop()
+	<-c.done
+	if h.unregister(c) {
+		h.announce(c, &wire.PeerLeft{Address: lease.Address})
+	}
+	log.Info("node left", "why", c.why)
+}
+
+func readHello(ctx context.Context, conn *websocket.Conn) (*wire.Hello, error) {
+	typ, b, err := conn.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if typ != websocket.MessageBinary {
+		return nil, fmt.Errorf("%w: text frame", wire.ErrMalformed)
+	}
+	m, err := wire.Unmarshal(b)
+	if err != nil {
+		return nil, err
+	}
+	hello, ok := m.(*wire.Hello)
+	if !ok {
+		return nil, fmt.Errorf("%w: expected Hello, got type %d", wire.ErrProtocol, m.Type())
+	}
+	return hello, nil
+}
+
+func writeMsg(ctx context.Context, conn *websocket.Conn, m wire.Message) error {
+	b, err := wire.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return conn.Write(ctx, websocket.MessageBinary, b)
+}
+
+// nonceFor returns the nonce a key was given before, or a new one: a
+// returning node keeps its address across relay restarts.
+func (h *Hub) nonceFor(key [32]byte) ([16]byte, error) {
+	var nonce [16]byte
+	k := storeNoncePrefx + hex.EncodeToString(key[:])
+	b, err := h.cfg.Store.Get(k)
+	if err == nil && len(b) == len(nonce) {
+		copy(nonce[:], b)
+		return nonce, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nonce, err
+	}
+	rand.Read(nonce[:])
+	return nonce, h.cfg.Store.Put(k, nonce[:])
+}
+
+// register admits c unless the zone is full; a node that reconnects
+// replaces its old link, which is returned.
+func (h *Hub) register(c *client) (adm *wire.Admitted, old *client, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old = h.clients[c.lease.Address]
+	if old == nil && len(h.clients) >= h.cfg.MaxNodes {
+		return nil, nil, false
+	}
+	h.clients[c.lease.Address] = c
+	adm = &wire.Admitted{Lease: c.lease, ICEServers: h.cfg.ICEServers}
+	for _, p := range h.pickPeers(c.lease.Address) {
+		adm.Peers = append(adm.Peers, p.lease)
+		adm.Natives = append(adm.Natives, p.native)
+	}
+	return adm, old, true
+}
+
+// pickPeers returns the closest members to addr plus random others.
+// h.mu is held.
+func (h *Hub) pickPeers(addr id.Address) []*client {
+	all := make([]*client, 0, len(h.clients))
+	for a, c := range h.clients {
+		if a != addr {
+			all = append(all, c)
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return id.Closer(addr, all[i].lease.Address, all[j].lease.Address) })
+	if len(all) <= closestPeers+randomPeers {
+		return all
+	}
+	picked := all[:closestPeers:closestPeers]
+	rest := all[closestPeers:]
+	for i := 0; i < randomPeers; i++ {
+		j, _ := rand.Int(rand.Reader, big.NewInt(int64(len(rest)-i)))
+		k := i + int(j.Int64())
+		rest[i], rest[k] = rest[k], rest[i]
+		picked = append(picked, rest[i])
+	}
+	return picked
+}
+
+// unregister removes c if it is still the current link for its address.
+func (h *Hub) unregister(c *client) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.clients[c.lease.Address] != c {
+		return false
+	}
+	delete(h.clients, c.lease.Address)
+	return true
+}
+
+// announce sends m to every member but c.
+func (h *Hub) announce(c *client, m wire.Message) {
+	b, err := wire.Marshal(m)
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	others := make([]*client, 0, len(h.clients))
+	for _, o := range h.clients {
+		if o != c {
+			others = append(others, o)
+		}
+	}
+	h.mu.Unlock()
+	for _, o := range others {
+		o.send(b)
+	}
+}
+
+func (h *Hub) lookup(addr id.Address) *client {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.clients[addr]
+}
+
+// send queues a frame; a node whose queue is full is too slow and is cut.
+func (c *client) send(b []byte) {
+	select {
+	case c.out <- b:
+	case <-c.done:
+	default:
+		c.stop("send queue overflow")
+	}
+}
+
+func (c *client) stop(why string) {
+	c.once.Do(func() {
+		c.why = why
+		close(c.done)
+		c.conn.Close(websocket.StatusPolicyViolation, why)
+	})
+}
+
+func (c *client) writeLoop(ctx context.Context) {
+	for {
+		select {
+		case b := <-c.out:
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := c.conn.Write(wctx, websocket.MessageBinary, b)
+			cancel()
+			if err != nil {
+				c.stop("write failed")
+				return
+			}
+		case <-c.done:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *client) pingLoop(ctx context.Context) {
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := c.conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				c.stop("no pong")
+				return
+			}
+		case <-c.done:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *client) reject(ctx context.Context, code wire.Code, msg string) {
+	b, _ := wire.Marshal(&wire.Error{Code: code, Message: msg})
+	c.send(b)
+}
+
+// readLoop forwards a node's signaling until the link ends.
+func (c *client) readLoop(ctx context.Context, log *slog.Logger) {
+	h := c.hub
+	violations := 0
+	for {
+		typ, b, err := c.conn.Read(ctx)
+		if err != nil {
+			var ce websocket.CloseError
+			switch {
+			case errors.As(err, &ce) && ce.Code == websocket.StatusMessageTooBig:
+				log.Warn("oversized frame; closing", "err", err)
+				h.dropped.Add(1)
+				c.stop("oversized frame")
+			case websocket.CloseStatus(err) == websocket.StatusNormalClosure || websocket.CloseStatus(err) == websocket.StatusGoingAway:
+				c.stop("closed by the node")
+			default:
+				c.stop("connection lost")
+				log.Debug("read", "err", err)
+			}
+			return
+		}
+		var m wire.Message
+		if typ != websocket.MessageBinary {
+			err = fmt.Errorf("%w: text frame", wire.ErrMalformed)
+		} else {
+			m, err = wire.Unmarshal(b)
+		}
+		if err != nil {
+			h.dropped.Add(1)
+			log.Warn("malformed message; closing", "err", err)
+			c.reject(ctx, wire.CodeOf(err), err.Error())
+			time.Sleep(50 * time.Millisecond) // let the error go out first
+			c.stop("malformed message")
+			return
+		}
+		sig, ok := m.(*wire.Signal)
+		if !ok {
+			h.dropped.Add(1)
+			violations++
+			c.reject(ctx, wire.CodeProtocol, fmt.Sprintf("nodes may send only signals here, not type %d", m.Type()))
+		} else if !c.lim.Allow() {
+			h.dropped.Add(1)
+			violations++
+			c.reject(ctx, wire.CodeRateLimited, "signaling faster than allowed")
+		} else if to := h.lookup(sig.Peer); to == nil || to == c {
+			h.dropped.Add(1)
+			violations++
+			c.reject(ctx, wire.CodeUnknownPeer, "no node "+sig.Peer.String()+" in this zone")
+		} else {
+			fwd := *sig
+			fwd.Peer = c.lease.Address
+			if b, err := wire.Marshal(&fwd); err == nil {
+				h.signals.Add(1)
+				to.send(b)
+			}
+		}
+		if violations > maxViolations {
+			log.Warn("too many refused messages; closing", "count", violations)
+			c.stop("too many refused messages")
+			return
+		}
+	}
+}

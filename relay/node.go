@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"ddt/shared/id"
+	"ddt/shared/node"
+	"ddt/shared/store"
+	"ddt/shared/transport"
+)
+
+// peerJSON is a peer as window.ddt.peers() and the status endpoint show it.
+type peerJSON struct {
+	Address string  `json:"address"`
+	RTTMs   float64 `json:"rttMs"`
+	Native  bool    `json:"native"`
+}
+
+func peersJSON(ps []node.PeerInfo) []peerJSON {
+	out := make([]peerJSON, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, peerJSON{Address: p.Address.String(), RTTMs: float64(p.RTT.Microseconds()) / 1000, Native: p.Native})
+	}
+	return out
+}
+
+// runNode runs a headless native node: it joins exactly as a browser tab
+// does, over native pion, and optionally serves its status over HTTP.
+func runNode(args []string) error {
+	fs := flag.NewFlagSet("node", flag.ExitOnError)
+	relayURL := fs.String("relay", "http://127.0.0.1:8080", "relay base URL")
+	data := fs.String("data", "ddt-node", "folder for the node's identity and lease (bbolt)")
+	status := fs.String("status", "", "serve /status, /peers and /ping on this address (e.g. 127.0.0.1:8081)")
+	loopback := fs.Bool("loopback", false, "restrict WebRTC to the loopback interface (tests)")
+	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
+	var ice listFlag
+	fs.Var(&ice, "ice", "STUN/TURN URL (repeatable)")
+	fs.Parse(args)
+	log := newLogger(*logLevel)
+
+	if err := os.MkdirAll(*data, 0o700); err != nil {
+		return err
+	}
+	st, err := store.OpenBolt(filepath.Join(*data, "node.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tr, err := transport.NewWebRTC(transport.Config{ICEServers: ice, LoopbackOnly: *loopback, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	n, err := node.New(node.Config{Relay: *relayURL, Store: st, Transport: tr, Native: true, Agent: "ddt-native", Logger: log})
+	if err != nil {
+		return err
+	}
+	n.Subscribe(func(e node.Event) {
+		switch e.Kind {
+		case node.EventPeer:
+			fmt.Printf("peer %s\n", e.Peer.Address)
+		case node.EventPeerGone:
+			fmt.Printf("peer-gone %s (%s)\n", e.Peer.Address, e.Reason)
+		case node.EventState:
+			if e.State == node.StateAdmitted {
+				fmt.Printf("admitted %s zone %s\n", n.Address(), n.Zone())
+			}
+		}
+	})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *status != "" {
+		ln, err := net.Listen("tcp", *status)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: statusMux(n), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("status endpoint", "url", "http://"+ln.Addr().String()+"/status")
+	}
+	return n.Run(ctx)
+}
+
+func statusMux(n *node.Node) *http.ServeMux {
+	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		state, detail := n.State()
+		addr := ""
+		if a := n.Address(); !a.IsZero() {
+			addr = a.String()
+		}
+		reply(w, map[string]any{"address": addr, "zone": n.Zone(), "state": state, "detail": detail, "relay": n.Relay()})
+	})
+	mux.HandleFunc("GET /peers", func(w http.ResponseWriter, r *http.Request) { reply(w, peersJSON(n.Peers())) })
+	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
+		addr, err := id.Parse(r.URL.Query().Get("address"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		rtt, err := n.Ping(ctx, addr)
+		if err != nil {
+			code := http.StatusGatewayTimeout
+			if errors.Is(err, node.ErrNotConnected) {
+				code = http.StatusNotFound
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+		reply(w, map[string]float64{"ms": float64(rtt.Microseconds()) / 1000})
+	})
+	return mux
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"ddt/web"
+)
+
+// asset is a file served from memory in up to three encodings.
+type asset struct {
+	name    string
+	ctype   string
+	raw     []byte
+	gz, br  []byte
+	etag    string
+	modTime time.Time
+}
+
+// loadAsset reads path and its precompressed siblings path.gz and path.br
+// (made by scripts/compress); gzip is made here when missing.
+func loadAsset(path, ctype string) (*asset, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	st, _ := os.Stat(path)
+	sum := sha256.Sum256(raw)
+	a := &asset{name: filepath.Base(path), ctype: ctype, raw: raw, etag: `"` + hex.EncodeToString(sum[:8]) + `"`, modTime: st.ModTime()}
+	fresh := func(p string) []byte {
+		s, err := os.Stat(p)
+		if err != nil || s.ModTime().Before(st.ModTime()) {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		return b
+	}
+	a.br = fresh(path + ".br")
+	if a.gz = fresh(path + ".gz"); a.gz == nil {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		zw.Write(raw)
+		zw.Close()
+		a.gz = buf.Bytes()
+	}
+	return a, nil
+}
+
+func acceptsEncoding(r *http.Request, enc string) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(name), enc) && !strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", a.ctype)
+	h.Set("Vary", "Accept-Encoding")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", a.etag)
+	h.Set("X-Uncompressed-Length", strconv.Itoa(len(a.raw)))
+	if r.Header.Get("If-None-Match") == a.etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	body := a.raw
+	switch {
+	case a.br != nil && acceptsEncoding(r, "br"):
+		h.Set("Content-Encoding", "br")
+		body = a.br
+	case acceptsEncoding(r, "gzip"):
+		h.Set("Content-Encoding", "gzip")
+		body = a.gz
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}
+
+// newMux wires the relay's HTTP endpoints.
+func newMux(hub *Hub, webDir string, log *slog.Logger) (*http.ServeMux, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /", http.FileServerFS(web.Static()))
+	for _, f := range []struct{ name, ctype string }{
+		{"ddt.wasm", "application/wasm"},
+		{"wasm_exec.js", "text/javascript; charset=utf-8"},
+	} {
+		a, err := loadAsset(filepath.Join(webDir, f.name), f.ctype)
+		if err != nil {
+			return nil, fmt.Errorf("%w (build it with 'make build')", err)
+		}
+		log.Info("serving", "file", f.name, "raw", len(a.raw), "gzip", len(a.gz), "brotli", len(a.br))
+		mux.Handle("GET /"+f.name, a)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(hub.Stats())
+	})
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+		if err != nil {
+			log.Info("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+			return
+		}
+		hub.Serve(r.Context(), conn, r.RemoteAddr)
+	})
+	return mux, nil
+}

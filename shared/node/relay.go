@@ -1,0 +1,305 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"ddt/shared/id"
+	"ddt/shared/identity"
+	"ddt/shared/wire"
+)
+
+// refusedError is a relay's Refused answer.
+type refusedError struct{ r *wire.Refused }
+
+func (e *refusedError) Error() string {
+	msg := e.r.Code.Err().Error()
+	if e.r.Reason != "" {
+		msg = e.r.Reason
+	}
+	if e.r.Redirect != "" {
+		msg += "; try " + e.r.Redirect
+	}
+	return msg
+}
+
+func (e *refusedError) Unwrap() error { return e.r.Code.Err() }
+
+// WebSocketURL turns a relay's base URL into its node endpoint.
+func WebSocketURL(relay string) (string, error) {
+	u, err := url.Parse(relay)
+	if err != nil {
+		return "", fmt.Errorf("node: relay URL: %w", err)
+	}
+	switch u.Scheme {
+	case "http", "ws":
+		u.Scheme = "ws"
+	case "https", "wss":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("node: relay URL %q: scheme must be http or https", relay)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/ws"
+	return u.String(), nil
+}
+
+// Run keeps the node in its zone until ctx ends: it connects to the relay,
+// and reconnects with backoff when the relay goes away or refuses.
+func (n *Node) Run(ctx context.Context) error {
+	wsURL, err := WebSocketURL(n.cfg.Relay)
+	if err != nil {
+		return err
+	}
+	defer n.closePeers()
+	backoff := 500 * time.Millisecond
+	for {
+		n.setState(StateConnecting, "connecting to "+n.cfg.Relay, 0)
+		admitted, err := n.relaySession(ctx, wsURL)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if admitted {
+			backoff = 500 * time.Millisecond
+		}
+		var wait time.Duration
+		var refused *refusedError
+		if errors.As(err, &refused) {
+			wait = time.Duration(refused.r.RetryAfterMs) * time.Millisecond
+			if wait <= 0 {
+				wait = 30 * time.Second
+			}
+			n.setState(StateRefused, "refused: "+refused.Error(), wait)
+		} else {
+			wait = jitter(backoff)
+			backoff = min(2*backoff, n.cfg.MaxBackoff)
+			n.setState(StateRetrying, "relay unreachable: "+shortErr(err), wait)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	r, _ := rand.Int(rand.Reader, big.NewInt(int64(d/4)+1))
+	return d - d/8 + time.Duration(r.Int64())
+}
+
+// shortErr trims the noisy wrapping of network errors for the page.
+func shortErr(err error) string {
+	if err == nil {
+		return "connection closed"
+	}
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 && len(s) > 120 {
+		s = s[i+2:]
+	}
+	return s
+}
+
+func (n *Node) closePeers() {
+	n.mu.Lock()
+	ps := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		ps = append(ps, p)
+	}
+	n.mu.Unlock()
+	for _, p := range ps {
+		p.close("node stopped", true)
+	}
+}
+
+// relaySession runs one relay connection: admission, then the read loop
+// until the connection ends. It reports whether the node was admitted.
+func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, err error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	c, _, err := websocket.Dial(dctx, wsURL, nil)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(wire.MaxFrame)
+
+	read := func(ctx context.Context) (wire.Message, error) {
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return wire.Unmarshal(b)
+	}
+	write := func(ctx context.Context, m wire.Message) error {
+		b, err := wire.Marshal(m)
+		if err != nil {
+			return err
+		}
+		return c.Write(ctx, websocket.MessageBinary, b)
+	}
+
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	m, err := read(hctx)
+	if err != nil {
+		return false, err
+	}
+	ch, ok := m.(*wire.Challenge)
+	if !ok {
+		return false, fmt.Errorf("%w: expected a challenge", wire.ErrProtocol)
+	}
+	hello := &wire.Hello{SignKey: n.id.SignKey(), AgreeKey: n.id.AgreeKey(), Native: n.cfg.Native, Agent: n.cfg.Agent}
+	hello.Sig = n.id.Sign(wire.HelloSignedBytes(ch, hello.SignKey, hello.AgreeKey, hello.Native))
+	if err := write(hctx, hello); err != nil {
+		return false, err
+	}
+	m, err = read(hctx)
+	if err != nil {
+		return false, err
+	}
+	var adm *wire.Admitted
+	switch m := m.(type) {
+	case *wire.Refused:
+		c.Close(websocket.StatusNormalClosure, "")
+		return false, &refusedError{m}
+	case *wire.Error:
+		return false, m.Err()
+	case *wire.Admitted:
+		adm = m
+	default:
+		return false, fmt.Errorf("%w: expected admission, got type %d", wire.ErrProtocol, m.Type())
+	}
+	if err := identity.VerifyLease(&adm.Lease, ch.RelayKey, n.cfg.Now()); err != nil {
+		return false, fmt.Errorf("relay's lease: %w", err)
+	}
+	if adm.Lease.SignKey != hello.SignKey {
+		return false, fmt.Errorf("%w: lease is for another key", wire.ErrProtocol)
+	}
+	if t, ok := n.cfg.Transport.(interface{ SetICEServers([]string) }); ok && len(adm.ICEServers) > 0 {
+		t.SetICEServers(adm.ICEServers)
+	}
+	if b, err := wire.Marshal(&adm.Lease); err == nil {
+		if err := n.cfg.Store.Put(keyLease, b); err != nil {
+			n.log.Warn("could not save lease", "err", err)
+		}
+	}
+
+	out := make(chan wire.Message, 256)
+	n.mu.Lock()
+	if n.lease.Address != adm.Lease.Address && !n.lease.Address.IsZero() {
+		n.log.Warn("address changed", "old", n.lease.Address.Short(), "new", adm.Lease.Address.Short())
+	}
+	n.lease, n.relayKey = adm.Lease, ch.RelayKey
+	n.relayOut = out
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		if n.relayOut == out {
+			n.relayOut = nil
+		}
+		n.mu.Unlock()
+	}()
+	n.log.Info("admitted", "address", adm.Lease.Address, "zone", adm.Lease.Zone, "peers", len(adm.Peers))
+	n.setState(StateAdmitted, "connected to zone "+adm.Lease.Zone, 0)
+
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		for {
+			select {
+			case m := <-out:
+				if err := write(sctx, m); err != nil {
+					c.CloseNow()
+					return
+				}
+			case <-sctx.Done():
+				return
+			}
+		}
+	}()
+	for i := range adm.Peers {
+		n.learn(&adm.Peers[i], adm.Natives[i], true)
+	}
+	for {
+		m, err := read(sctx)
+		if err != nil {
+			if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrVersion) {
+				n.log.Warn("bad message from relay", "err", err)
+			}
+			return true, err
+		}
+		switch m := m.(type) {
+		case *wire.Signal:
+			n.onSignal(m)
+		case *wire.PeerJoined:
+			n.learn(&m.Lease, m.Native, false)
+		case *wire.PeerLeft:
+			n.onPeerLeft(m.Address)
+		case *wire.Error:
+			n.log.Info("relay refused a request", "err", m.Err())
+		default:
+			n.log.Debug("ignoring relay message", "type", m.Type())
+		}
+	}
+}
+
+// learn records a zone member; dial says whether to connect to it now.
+func (n *Node) learn(l *wire.Lease, native, dial bool) {
+	n.mu.Lock()
+	relayKey := n.relayKey
+	n.mu.Unlock()
+	if err := identity.VerifyLease(l, relayKey, n.cfg.Now()); err != nil {
+		n.log.Warn("relay sent a bad lease", "peer", l.Address.Short(), "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.known[l.Address] = known{lease: *l, native: native}
+	n.mu.Unlock()
+	if dial {
+		n.connectTo(l.Address)
+	}
+}
+
+// onPeerLeft: the relay lost a node's link. Its data channel may well
+// still work (the relay is only for signaling), so check it at once
+// instead of dropping it.
+func (n *Node) onPeerLeft(addr id.Address) {
+	n.mu.Lock()
+	delete(n.known, addr)
+	p := n.peers[addr]
+	n.mu.Unlock()
+	if p == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if _, err := p.ping(ctx); err != nil {
+			p.close("left the zone", true)
+		}
+	}()
+}
+
+// sendRelay queues m for the relay; it is dropped while the relay is away
+// (a connection attempt that needed it times out and is retried).
+func (n *Node) sendRelay(m wire.Message) {
+	n.mu.Lock()
+	out := n.relayOut
+	n.mu.Unlock()
+	if out == nil {
+		return
+	}
+	select {
+	case out <- m:
+	default:
+		n.log.Warn("relay queue full; dropping a message")
+	}
+}

@@ -1,0 +1,245 @@
+//go:build js && wasm
+
+// Command wasm is the browser entry of a DDT node. It runs the protocol
+// core (shared/node) in the page, keeps the node's identity and lease in
+// IndexedDB, links to peers over the browser's WebRTC data channels, and
+// publishes the node as window.ddt (documented in the README).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall/js"
+	"time"
+
+	"ddt/shared/id"
+	"ddt/shared/node"
+	"ddt/shared/store"
+	"ddt/shared/transport"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	relay := js.Global().Get("location").Get("origin").String()
+	if v := js.Global().Get("DDT_RELAY"); v.Type() == js.TypeString {
+		relay = v.String()
+	}
+	var st store.Store
+	st, err := store.OpenIndexedDB("ddt")
+	if err != nil {
+		log.Warn("IndexedDB unavailable; this tab's identity will not survive a reload", "err", err)
+		st = store.NewMemory()
+	}
+	tr, err := transport.NewWebRTC(transport.Config{Logger: log})
+	if err != nil {
+		fatal(err)
+	}
+	n, err := node.New(node.Config{Relay: relay, Store: st, Transport: tr, Agent: "ddt-browser", Logger: log})
+	if err != nil {
+		fatal(err)
+	}
+	api := newAPI(n)
+	js.Global().Set("ddt", api.obj)
+	js.Global().Call("dispatchEvent", js.Global().Get("Event").New("ddt:loaded"))
+	if err := n.Run(context.Background()); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	js.Global().Get("console").Call("error", "ddt: "+err.Error())
+	os.Exit(1)
+}
+
+// api is window.ddt.
+type api struct {
+	n   *node.Node
+	obj js.Value
+
+	mu        sync.Mutex
+	ready     *deferred
+	settled   bool // ready resolved or rejected
+	listeners map[string]map[int]js.Value
+	next      int
+}
+
+func newAPI(n *node.Node) *api {
+	a := &api{n: n, obj: jsObject.New(), ready: newDeferred(), listeners: map[string]map[int]js.Value{}}
+	o := a.obj
+	o.Set("ready", a.ready.value)
+	o.Set("address", "")
+	o.Set("zone", "")
+	o.Set("relay", n.Relay())
+	state, _ := n.State()
+	o.Set("state", string(state))
+	o.Set("peers", method(a.peers))
+	o.Set("ping", method(a.ping))
+	o.Set("on", method(a.on))
+	o.Set("throughput", method(a.throughput))
+	n.Subscribe(a.onEvent)
+	return a
+}
+
+func (a *api) onEvent(e node.Event) {
+	var payload js.Value
+	switch e.Kind {
+	case node.EventPeer:
+		payload = object(map[string]any{"address": e.Peer.Address.String(), "native": e.Peer.Native})
+	case node.EventPeerGone:
+		payload = object(map[string]any{"address": e.Peer.Address.String(), "reason": e.Reason})
+	case node.EventState:
+		a.onState(e)
+		payload = object(map[string]any{"state": string(e.State), "detail": e.Detail, "retryInMs": e.RetryIn.Milliseconds()})
+	default:
+		return
+	}
+	a.emit(e.Kind, payload)
+}
+
+// onState keeps ddt.state, ddt.address, ddt.zone and ddt.ready current.
+func (a *api) onState(e node.Event) {
+	o := a.obj
+	o.Set("state", string(e.State))
+	switch e.State {
+	case node.StateAdmitted:
+		info := object(map[string]any{"address": a.n.Address().String(), "zone": a.n.Zone()})
+		o.Set("address", a.n.Address().String())
+		o.Set("zone", a.n.Zone())
+		a.mu.Lock()
+		if !a.settled {
+			a.settled = true
+			a.ready.resolve.Invoke(info)
+		} else if a.ready == nil {
+			o.Set("ready", jsPromise.Call("resolve", info))
+		}
+		a.ready = nil
+		a.mu.Unlock()
+	case node.StateRefused:
+		a.mu.Lock()
+		if !a.settled {
+			a.settled = true
+			// Mark the rejection handled so a page that waits on events
+			// instead of ready gets no console noise.
+			a.ready.value.Call("catch", js.FuncOf(func(js.Value, []js.Value) any { return nil }))
+			a.ready.reject.Invoke(jsError.New(e.Detail))
+			a.ready = nil
+		}
+		a.mu.Unlock()
+	}
+}
+
+func (a *api) emit(event string, payload js.Value) {
+	a.mu.Lock()
+	fns := make([]js.Value, 0, len(a.listeners[event]))
+	for _, fn := range a.listeners[event] {
+		fns = append(fns, fn)
+	}
+	a.mu.Unlock()
+	for _, fn := range fns {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					js.Global().Get("console").Call("error", fmt.Sprintf("ddt: %s listener threw: %v", event, r))
+				}
+			}()
+			fn.Invoke(payload)
+		}()
+	}
+}
+
+// on(event, fn) → unsubscribe function.
+func (a *api) on(args []js.Value) any {
+	if len(args) < 2 || args[0].Type() != js.TypeString || args[1].Type() != js.TypeFunction {
+		// A panic here would stop the node; report and hand back a no-op.
+		js.Global().Get("console").Call("error", "ddt.on(event, fn): event must be a string and fn a function")
+		return js.FuncOf(func(js.Value, []js.Value) any { return nil })
+	}
+	event := args[0].String()
+	a.mu.Lock()
+	k := a.next
+	a.next++
+	if a.listeners[event] == nil {
+		a.listeners[event] = map[int]js.Value{}
+	}
+	a.listeners[event][k] = args[1]
+	a.mu.Unlock()
+	var off js.Func
+	off = js.FuncOf(func(js.Value, []js.Value) any {
+		a.mu.Lock()
+		delete(a.listeners[event], k)
+		a.mu.Unlock()
+		off.Release()
+		return nil
+	})
+	return off
+}
+
+// peers() → Promise of [{address, rttMs, native}].
+func (a *api) peers(args []js.Value) any {
+	return promise(func() (any, error) {
+		ps := a.n.Peers()
+		out := make([]any, 0, len(ps))
+		for _, p := range ps {
+			out = append(out, object(map[string]any{
+				"address": p.Address.String(),
+				"rttMs":   float64(p.RTT.Microseconds()) / 1000,
+				"native":  p.Native,
+			}))
+		}
+		return out, nil
+	})
+}
+
+func addressArg(args []js.Value) (id.Address, error) {
+	if len(args) < 1 || args[0].Type() != js.TypeString {
+		return id.Address{}, errors.New("address must be a string of 40 hex digits")
+	}
+	return id.Parse(args[0].String())
+}
+
+// ping(address) → Promise of the round trip in ms.
+func (a *api) ping(args []js.Value) any {
+	addr, err := addressArg(args)
+	return promise(func() (any, error) {
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rtt, err := a.n.Ping(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		return float64(rtt.Microseconds()) / 1000, nil
+	})
+}
+
+// throughput(address, bytes) → Promise of {bytes, ms, mibPerSec}: sends
+// test data over the data channel and waits for the peer's receipt.
+func (a *api) throughput(args []js.Value) any {
+	addr, err := addressArg(args)
+	total := 16 << 20
+	if len(args) > 1 && args[1].Type() == js.TypeNumber {
+		total = args[1].Int()
+	}
+	return promise(func() (any, error) {
+		if err != nil {
+			return nil, err
+		}
+		if total <= 0 || total > 1<<30 {
+			return nil, errors.New("bytes must be between 1 and 1 GiB")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		d, err := a.n.Throughput(ctx, addr, total)
+		if err != nil {
+			return nil, err
+		}
+		ms := float64(d.Microseconds()) / 1000
+		return object(map[string]any{"bytes": total, "ms": ms, "mibPerSec": float64(total) / (1 << 20) / d.Seconds()}), nil
+	})
+}
