@@ -37,10 +37,10 @@ type peer struct {
 	lastIn  time.Time
 	pings   map[uint64]chan struct{}
 	nextID  uint64
-	benchIn uint64          // bench bytes received since the last BenchEnd
-	ack     chan uint64     // BenchAck values for the running throughput test
-	bench   sync.Mutex      // one throughput test at a time
-	gone    chan struct{}   // closed when the peer is removed
+	benchIn uint64        // bench bytes received since the last BenchEnd
+	ack     chan uint64   // BenchAck values for the running throughput test
+	bench   sync.Mutex    // one throughput test at a time
+	gone    chan struct{} // closed when the peer is removed
 	reason  string
 }
 

@@ -1,0 +1,199 @@
+package web_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMesh is the join story end to end: three browser tabs and a native
+// node admitted by one relay form a full mesh of data channels; pings cross
+// browser↔browser and browser↔native; a reloaded tab keeps its address; a
+// closed tab leaves everyone's list; a restarted relay is rejoined without
+// a reload.
+func TestMesh(t *testing.T) {
+	r := startRelay(t, "-zone", "e2e")
+	pages := []*page{newPage(t, ""), newPage(t, ""), newPage(t, "")}
+	addrs := make([]string, len(pages))
+	for i, p := range pages {
+		p.open(r.url())
+		addrs[i] = p.ready()
+	}
+	native := startNative(t, r)
+	st, _ := native.state()
+	all := append(append([]string{}, addrs...), st.Address)
+
+	// Every node lists the three others.
+	for i, p := range pages {
+		others := without(all, all[i])
+		waitFor(t, 30*time.Second, fmt.Sprintf("page %d peers", i), func() error {
+			ps, err := p.peers()
+			if err != nil {
+				return err
+			}
+			return samePeers(ps, others...)
+		})
+	}
+	waitFor(t, 30*time.Second, "native peers", func() error {
+		ps, err := native.peers()
+		if err != nil {
+			return err
+		}
+		return samePeers(ps, addrs...)
+	})
+	ps, _ := pages[0].peers()
+	for _, p := range ps {
+		if p.Native != (p.Address == st.Address) {
+			t.Errorf("peer %s native=%v", p.Address[:8], p.Native)
+		}
+	}
+
+	// The page shows what the API says.
+	shown := mustEval[struct {
+		Address, State string
+		Peers          int
+	}](pages[0], `({address: document.querySelector('#address').textContent,
+		state: document.querySelector('#state').dataset.state,
+		peers: document.querySelectorAll('#peers [data-address]').length})`)
+	if shown.Address != addrs[0] || shown.State != "admitted" || shown.Peers != 3 {
+		t.Errorf("page shows %+v, want address %s, admitted, 3 peers", shown, addrs[0])
+	}
+
+	// Pings: browser↔browser, browser→native, native→browser.
+	for _, target := range []string{addrs[1], st.Address} {
+		ms := mustEval[float64](pages[0], `ddt.ping("`+target+`")`)
+		if ms <= 0 {
+			t.Errorf("ping %s = %v ms", target[:8], ms)
+		}
+	}
+	if ms, err := native.ping(addrs[2]); err != nil || ms <= 0 {
+		t.Errorf("native ping to browser: %v ms, %v", ms, err)
+	}
+	if _, err := eval[float64](pages[0], `ddt.ping("`+strings.Repeat("0", 40)+`")`); err == nil {
+		t.Error("ping to an unconnected address succeeded")
+	}
+
+	// A reloaded tab keeps its address and rejoins everyone.
+	if err := reload(pages[2]); err != nil {
+		t.Fatal(err)
+	}
+	if again := pages[2].ready(); again != addrs[2] {
+		t.Fatalf("address after reload %s, before %s", again, addrs[2])
+	}
+	waitFor(t, 30*time.Second, "reloaded page peers", func() error {
+		ps, err := pages[2].peers()
+		if err != nil {
+			return err
+		}
+		return samePeers(ps, without(all, addrs[2])...)
+	})
+	waitFor(t, 30*time.Second, "others see the reloaded page", func() error {
+		ps, err := pages[0].peers()
+		if err != nil {
+			return err
+		}
+		return samePeers(ps, without(all, addrs[0])...)
+	})
+
+	// A closed tab leaves the others' lists within 10 s.
+	pages[1].close()
+	left := without(all, addrs[1])
+	for i, p := range []*page{pages[0], pages[2]} {
+		waitFor(t, 10*time.Second, fmt.Sprintf("closed tab gone from page %d", i), func() error {
+			ps, err := p.peers()
+			if err != nil {
+				return err
+			}
+			return samePeers(ps, without(left, addrs[2*i])...)
+		})
+	}
+	waitFor(t, 10*time.Second, "closed tab gone from native node", func() error {
+		ps, err := native.peers()
+		if err != nil {
+			return err
+		}
+		return samePeers(ps, addrs[0], addrs[2])
+	})
+
+	// The relay restarts: pages notice, retry, and rejoin by themselves
+	// with the same address; their data channels survive.
+	r.stop()
+	waitFor(t, 15*time.Second, "page notices the relay is gone", func() error {
+		s, err := eval[string](pages[0], `ddt.state`)
+		if err == nil && s != "retrying" && s != "connecting" {
+			err = fmt.Errorf("state %s", s)
+		}
+		return err
+	})
+	r.start()
+	waitFor(t, 30*time.Second, "page rejoins the restarted relay", func() error {
+		s, err := eval[string](pages[0], `ddt.state`)
+		if err == nil && s != "admitted" {
+			err = fmt.Errorf("state %s", s)
+		}
+		return err
+	})
+	if a := mustEval[string](pages[0], `ddt.address`); a != addrs[0] {
+		t.Errorf("address after relay restart %s, before %s", a, addrs[0])
+	}
+	waitFor(t, 30*time.Second, "relay sees everyone again", func() error {
+		s, err := r.stats()
+		if err == nil && s.Nodes != 3 {
+			err = fmt.Errorf("%d nodes", s.Nodes)
+		}
+		return err
+	})
+	ps, err := pages[0].peers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := samePeers(ps, addrs[2], st.Address); err != nil {
+		t.Errorf("peers after relay restart: %v", err)
+	}
+}
+
+// TestZoneFull: a relay at capacity refuses a newcomer clearly, naming the
+// other relay it knows.
+func TestZoneFull(t *testing.T) {
+	r := startRelay(t, "-zone", "tiny", "-max-nodes", "1", "-peer", "http://127.0.0.1:1/")
+	first := newPage(t, "")
+	first.open(r.url())
+	first.ready()
+	second := newPage(t, "")
+	second.open(r.url())
+	waitFor(t, 30*time.Second, "window.ddt", func() error {
+		_, err := eval[string](second, `ddt.state`)
+		return err
+	})
+	msg := mustEval[string](second, `ddt.ready.then(() => "admitted", e => e.message)`)
+	if !strings.Contains(msg, "full") || !strings.Contains(msg, "http://127.0.0.1:1/") {
+		t.Errorf("refusal reads %q; want it to say the zone is full and name the other relay", msg)
+	}
+	waitFor(t, 10*time.Second, "page shows refused", func() error {
+		s, err := eval[string](second, `document.querySelector('#state').dataset.state + ' ' + ddt.state`)
+		if err == nil && s != "refused refused" {
+			err = fmt.Errorf("shows %q", s)
+		}
+		return err
+	})
+	if s, _ := r.stats(); s.Refused == 0 || s.Nodes != 1 {
+		t.Errorf("relay stats %+v", s)
+	}
+}
+
+func reload(p *page) error {
+	_, err := eval[bool](p, `location.reload(), true`)
+	time.Sleep(300 * time.Millisecond)
+	return err
+}
+
+func without(list []string, drop string) []string {
+	var out []string
+	for _, s := range list {
+		if s != drop {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,379 @@
+package web_test
+
+// The end-to-end harness: real relay and native-node processes built by
+// `make build`, and real headless Chromium driven over CDP. Every test
+// here starts WebRTC, so it refuses to run outside a network namespace
+// whose only interface is loopback (`make test` makes one).
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// buildDir is where `make build` put the relay binary and the web files.
+func buildDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("DDT_BUILD")
+	if dir == "" {
+		t.Skip("end-to-end tests need DDT_BUILD (the build folder) and a loopback-only namespace: run `make test`")
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range ifs {
+		if i.Name != "lo" {
+			t.Fatalf("refusing to start WebRTC with interface %s present: run inside `unshare -n` with only lo up (make test does)", i.Name)
+		}
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a child process whose output is kept for the test log.
+type proc struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  strings.Builder
+	done chan struct{}
+}
+
+func start(t testing.TB, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(name, args...), done: make(chan struct{})}
+	r, w := io.Pipe()
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		s := bufio.NewScanner(r)
+		for s.Scan() {
+			p.mu.Lock()
+			p.out.WriteString(s.Text() + "\n")
+			p.mu.Unlock()
+		}
+	}()
+	go func() { p.cmd.Wait(); w.Close(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("--- output of %s %s:\n%s", filepath.Base(name), strings.Join(args, " "), p.output())
+		}
+	})
+	return p
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// relay is a relay process.
+type relay struct {
+	t    testing.TB
+	bin  string
+	web  string
+	addr string
+	data string
+	args []string
+	p    *proc
+}
+
+func startRelay(t testing.TB, args ...string) *relay {
+	t.Helper()
+	dir := buildDir(t)
+	r := &relay{t: t, bin: filepath.Join(dir, "ddt-relay"), web: filepath.Join(dir, "web"), addr: freePort(t), data: t.TempDir(), args: args}
+	r.start()
+	return r
+}
+
+func (r *relay) url() string { return "http://" + r.addr }
+
+func (r *relay) start() {
+	r.t.Helper()
+	args := append([]string{"-addr", r.addr, "-data", r.data, "-web", r.web, "-log", "debug"}, r.args...)
+	r.p = start(r.t, r.bin, args...)
+	waitFor(r.t, 15*time.Second, "relay health", func() error {
+		_, err := r.stats()
+		return err
+	})
+}
+
+func (r *relay) stop() { r.p.stop() }
+
+type relayStats struct {
+	Zone     string `json:"zone"`
+	Nodes    int    `json:"nodes"`
+	Admitted int64  `json:"admitted"`
+	Refused  int64  `json:"refused"`
+	Signals  int64  `json:"signals"`
+	Dropped  int64  `json:"dropped"`
+}
+
+func (r *relay) stats() (relayStats, error) {
+	var s relayStats
+	return s, getJSON(r.url()+"/healthz", &s)
+}
+
+func getJSON(url string, v any) error {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s: %s: %s", url, resp.Status, b)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// nativeNode is a headless native node process with a status endpoint.
+type nativeNode struct {
+	p      *proc
+	status string
+}
+
+type peerInfo struct {
+	Address string  `json:"address"`
+	RTTMs   float64 `json:"rttMs"`
+	Native  bool    `json:"native"`
+}
+
+func startNative(t testing.TB, r *relay) *nativeNode {
+	t.Helper()
+	n := &nativeNode{status: freePort(t)}
+	n.p = start(t, r.bin, "node", "-relay", r.url(), "-data", t.TempDir(), "-loopback", "-status", n.status, "-log", "debug")
+	waitFor(t, 15*time.Second, "native node admitted", func() error {
+		st, err := n.state()
+		if err == nil && st.State != "admitted" {
+			err = fmt.Errorf("state %s", st.State)
+		}
+		return err
+	})
+	return n
+}
+
+type nodeStatus struct {
+	Address string `json:"address"`
+	Zone    string `json:"zone"`
+	State   string `json:"state"`
+}
+
+func (n *nativeNode) state() (nodeStatus, error) {
+	var s nodeStatus
+	return s, getJSON("http://"+n.status+"/status", &s)
+}
+
+func (n *nativeNode) peers() ([]peerInfo, error) {
+	var ps []peerInfo
+	return ps, getJSON("http://"+n.status+"/peers", &ps)
+}
+
+func (n *nativeNode) ping(addr string) (float64, error) {
+	var v struct{ MS float64 }
+	return v.MS, getJSON("http://"+n.status+"/ping?address="+addr, &v)
+}
+
+// page is one Chromium browser (its own profile, so its own identity)
+// with one tab.
+type page struct {
+	t       testing.TB
+	ctx     context.Context
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	console []string
+	closed  bool
+}
+
+func newPage(t testing.TB, profile string) *page {
+	t.Helper()
+	if profile == "" {
+		profile = t.TempDir()
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath("/usr/bin/chromium"),
+		chromedp.NoSandbox,
+		chromedp.UserDataDir(profile),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Env("TMPDIR="+profile),
+	)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	p := &page{t: t, ctx: ctx, cancel: func() { cancel(); acancel() }}
+	t.Cleanup(func() {
+		p.close()
+		if t.Failed() {
+			p.mu.Lock()
+			t.Logf("--- console of %s:\n%s", profile, strings.Join(p.console, "\n"))
+			p.mu.Unlock()
+		}
+	})
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*runtime.EventConsoleAPICalled); ok {
+			var parts []string
+			for _, a := range e.Args {
+				if len(a.Value) > 0 {
+					parts = append(parts, string(a.Value))
+				} else {
+					parts = append(parts, a.Description)
+				}
+			}
+			p.mu.Lock()
+			p.console = append(p.console, time.Now().Format("15:04:05.000 ")+string(e.Type)+": "+strings.Join(parts, " "))
+			p.mu.Unlock()
+		}
+	})
+	return p
+}
+
+// open grants the origin the media permission Chromium needs before it
+// gathers loopback ICE candidates, then loads the page.
+func (p *page) open(url string) {
+	p.t.Helper()
+	c := chromedp.FromContext(p.ctx)
+	_, err := cdp.Call(p.ctx, c.Browser, browser.SetPermission, browser.SetPermissionParams{
+		Permission: &browser.PermissionDescriptor{Name: "microphone"},
+		Setting:    browser.PermissionSettingGranted,
+		Origin:     url,
+	})
+	if err != nil {
+		p.t.Fatalf("grant permission: %v", err)
+	}
+	if err := chromedp.Do(p.ctx, chromedp.Navigate(url)); err != nil {
+		p.t.Fatalf("navigate: %v", err)
+	}
+}
+
+// eval runs expr in the page, awaiting it if it is a promise.
+func eval[T any](p *page, expr string) (T, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+}
+
+func mustEval[T any](p *page, expr string) T {
+	p.t.Helper()
+	v, err := eval[T](p, expr)
+	if err != nil {
+		p.t.Fatalf("eval %s: %v", expr, err)
+	}
+	return v
+}
+
+// ready waits for window.ddt and its admission; it returns the address.
+func (p *page) ready() string {
+	p.t.Helper()
+	waitFor(p.t, 30*time.Second, "window.ddt", func() error {
+		ok, err := eval[bool](p, `typeof window.ddt === "object"`)
+		if err == nil && !ok {
+			err = fmt.Errorf("not yet")
+		}
+		return err
+	})
+	info := mustEval[struct{ Address, Zone string }](p, `ddt.ready`)
+	if len(info.Address) != 40 {
+		p.t.Fatalf("ready gave address %q", info.Address)
+	}
+	return info.Address
+}
+
+func (p *page) peers() ([]peerInfo, error) { return eval[[]peerInfo](p, `ddt.peers()`) }
+
+func (p *page) close() {
+	p.mu.Lock()
+	done := p.closed
+	p.closed = true
+	p.mu.Unlock()
+	if !done {
+		p.cancel()
+	}
+}
+
+// waitFor polls f until it returns nil or the deadline passes.
+func waitFor(t testing.TB, limit time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, limit, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// samePeers reports a difference between got and the wanted addresses.
+func samePeers(got []peerInfo, want ...string) error {
+	have := map[string]bool{}
+	for _, p := range got {
+		have[p.Address] = true
+	}
+	for _, w := range want {
+		if !have[w] {
+			return fmt.Errorf("missing %s in %v", w[:8], got)
+		}
+	}
+	if len(have) != len(want) {
+		return fmt.Errorf("have %d peers, want %d: %v", len(have), len(want), got)
+	}
+	return nil
+}
