@@ -71,9 +71,10 @@ type client struct {
 	agent  string
 	out    chan []byte
 	lim    *rate.Limiter
-	done   chan struct{}
-	once   sync.Once
-	why    string
+	done    chan struct{} // closed by stop
+	flushed chan struct{} // closed when the writer has drained and closed the link
+	once    sync.Once
+	why     string
 }
 
 // NewHub loads or creates the relay's signing key.
@@ -162,7 +163,7 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 	}
 	lease := h.key.IssueLease(hello.SignKey, hello.AgreeKey, nonce, h.cfg.Zone, time.Now(), leaseTTL)
 	c := &client{hub: h, conn: conn, lease: lease, native: hello.Native, agent: hello.Agent,
-		out: make(chan []byte, outQueue), lim: rate.NewLimiter(signalRate, signalBurst), done: make(chan struct{})}
+		out: make(chan []byte, outQueue), lim: rate.NewLimiter(signalRate, signalBurst), done: make(chan struct{}), flushed: make(chan struct{})}
 
 	adm, old, ok := h.register(c)
 	if !ok {
@@ -188,11 +189,11 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go c.writeLoop(ctx)
+	go c.writeLoop()
 	go c.pingLoop(ctx)
 	c.readLoop(ctx, log)
-	stop()
-	<-c.done
+	c.stop(whyGone)
+	<-c.flushed
 	if h.unregister(c) {
 		h.announce(c, &wire.PeerLeft{Address: lease.Address})
 	}
@@ -331,28 +332,45 @@ func (c *client) send(b []byte) {
 	}
 }
 
+// whyGone is why a link ended that the node closed or lost.
+const whyGone = "connection closed by the node or lost"
+
+// stop ends the link; the writer sends what is queued (errors explaining
+// why, typically) and then closes it.
 func (c *client) stop(why string) {
 	c.once.Do(func() {
 		c.why = why
 		close(c.done)
-		c.conn.Close(websocket.StatusPolicyViolation, why)
 	})
 }
 
-func (c *client) writeLoop(ctx context.Context) {
+func (c *client) writeLoop() {
+	defer close(c.flushed)
+	write := func(b []byte, limit time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), limit)
+		defer cancel()
+		return c.conn.Write(ctx, websocket.MessageBinary, b)
+	}
 	for {
 		select {
 		case b := <-c.out:
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := c.conn.Write(wctx, websocket.MessageBinary, b)
-			cancel()
-			if err != nil {
+			if err := write(b, 10*time.Second); err != nil {
 				c.stop("write failed")
+				c.conn.CloseNow()
 				return
 			}
 		case <-c.done:
-			return
-		case <-ctx.Done():
+			deadline := time.Now().Add(250 * time.Millisecond)
+			for len(c.out) > 0 && time.Now().Before(deadline) {
+				if write(<-c.out, time.Until(deadline)) != nil {
+					break
+				}
+			}
+			if c.why == whyGone {
+				c.conn.CloseNow() // nobody to say goodbye to
+			} else {
+				c.conn.Close(websocket.StatusPolicyViolation, c.why)
+			}
 			return
 		}
 	}
@@ -398,9 +416,9 @@ func (c *client) readLoop(ctx context.Context, log *slog.Logger) {
 				h.dropped.Add(1)
 				c.stop("oversized frame")
 			case websocket.CloseStatus(err) == websocket.StatusNormalClosure || websocket.CloseStatus(err) == websocket.StatusGoingAway:
-				c.stop("closed by the node")
+				c.stop(whyGone)
 			default:
-				c.stop("connection lost")
+				c.stop(whyGone)
 				log.Debug("read", "err", err)
 			}
 			return
@@ -415,7 +433,6 @@ func (c *client) readLoop(ctx context.Context, log *slog.Logger) {
 			h.dropped.Add(1)
 			log.Warn("malformed message; closing", "err", err)
 			c.reject(ctx, wire.CodeOf(err), err.Error())
-			time.Sleep(50 * time.Millisecond) // let the error go out first
 			c.stop("malformed message")
 			return
 		}

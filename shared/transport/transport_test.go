@@ -60,7 +60,7 @@ func connect(t testing.TB, a, b Transport) (Conn, Conn) {
 func transports(t testing.TB) map[string][2]Transport {
 	net := NewNetwork()
 	m := map[string][2]Transport{"memory": {net.Transport(), net.Transport()}}
-	if !testing.Short() {
+	if !testing.Short() && webrtcAvailable(t) {
 		w1, err := NewWebRTC(Config{LoopbackOnly: true})
 		if err != nil {
 			t.Fatal(err)
@@ -127,6 +127,9 @@ func TestConnSuite(t *testing.T) {
 }
 
 func TestBadSignals(t *testing.T) {
+	if !webrtcAvailable(t) {
+		t.Skip("no WebRTC in this runtime")
+	}
 	w, err := NewWebRTC(Config{LoopbackOnly: true})
 	if err != nil {
 		t.Fatal(err)

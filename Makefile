@@ -1,0 +1,92 @@
+# DDT — the front door. `make help` lists the targets.
+
+GO        ?= go
+BUILD     := build
+WEB       := $(BUILD)/web
+WASM      := $(WEB)/ddt.wasm
+RELAY     := $(BUILD)/ddt-relay
+ADDR      ?= 127.0.0.1:8080
+GOROOT    := $(shell $(GO) env GOROOT)
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+WASMBROWSERTEST := $(GOBIN)/wasmbrowsertest
+# Everything that starts WebRTC runs in a network namespace whose only
+# interface is loopback: no test traffic can leave this machine.
+LOOPBACK  := unshare -n sh -c 'ip link set lo up && exec "$$@"' sh
+GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
+
+.PHONY: help build run test deps vet unit wasm-test e2e bench fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+build: $(RELAY) $(WASM).br $(WEB)/wasm_exec.js ## build the relay, the wasm node and the web files into build/
+
+$(RELAY): $(GO_SOURCES) $(shell find web/static -type f)
+	$(GO) build -trimpath -o $@ ./relay
+
+$(WASM): $(GO_SOURCES)
+	@mkdir -p $(WEB)
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o $@ ./wasm
+
+$(WASM).br: $(WASM)
+	$(GO) run ./scripts/compress $<
+
+$(WEB)/wasm_exec.js: $(GOROOT)/lib/wasm/wasm_exec.js
+	@mkdir -p $(WEB)
+	cp $< $@
+
+run: build ## build everything and start the relay with the web app on http://127.0.0.1:8080
+	$(RELAY) -addr $(ADDR) -data $(BUILD)/data -web $(WEB)
+
+deps: ## install what the tests need (Chromium, fonts, node, iproute2) when missing
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	[ -e /usr/share/fonts/truetype/liberation ] || missing="$$missing fonts-liberation"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@[ -x $(WASMBROWSERTEST) ] || $(GO) install github.com/agnivade/wasmbrowsertest@v0.11.0
+
+vet: ## go vet, native and js/wasm
+	$(GO) vet ./...
+	GOOS=js GOARCH=wasm $(GO) vet ./shared/... ./wasm/...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+unit: ## unit, fuzz-seed and native WebRTC tests (loopback namespace)
+	$(LOOPBACK) env GOPROXY=off $(GO) test -count=1 ./shared/... ./relay/...
+
+wasm-test: ## the core under GOOS=js GOARCH=wasm: in node, then in headless Chromium
+	PATH="$$PATH:$(GOROOT)/lib/wasm" GOOS=js GOARCH=wasm $(GO) test -count=1 ./shared/...
+	@tmp=$$(mktemp -d); \
+	$(LOOPBACK) env TMPDIR=$$tmp GOPROXY=off PATH="$(CURDIR)/scripts/chromium:$$PATH" GOOS=js GOARCH=wasm \
+		$(GO) test -count=1 -exec=$(WASMBROWSERTEST) ./shared/store/ ./shared/transport/; \
+	rc=$$?; rm -rf $$tmp; exit $$rc
+
+e2e: build ## end-to-end tests: relay, native node and real Chromium pages (loopback namespace)
+	$(GO) test -c -o $(BUILD)/web.test ./web
+	$(LOOPBACK) env DDT_BUILD=$(BUILD) $(BUILD)/web.test -test.count=1 -test.v -test.timeout=10m
+
+test: deps build vet unit wasm-test e2e ## everything: vet, unit, fuzz seeds, wasm (node and Chromium), end to end
+
+bench: deps build ## benchmarks, printed as tables
+	$(GO) test -c -o $(BUILD)/web.test ./web
+	$(GO) test -c -o $(BUILD)/transport.test ./shared/transport
+	$(LOOPBACK) env DDT_BUILD=$(BUILD) DDT_BENCH=1 $(BUILD)/web.test -test.run '^TestBench' -test.v -test.timeout=20m \
+		| grep -v '^=== \|^--- \|^PASS\|^ok'
+	@echo; echo "native↔native data channel (pion, 64 MiB over loopback):"
+	@$(LOOPBACK) $(BUILD)/transport.test -test.run '^$$' -test.bench Throughput -test.benchtime 5x -test.count 1 | grep Benchmark
+
+fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "$$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
+		done; \
+	done
+
+clean: ## remove build outputs
+	rm -rf $(BUILD)

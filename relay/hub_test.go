@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"ddt/shared/id"
+	"ddt/shared/identity"
+	"ddt/shared/node"
+	"ddt/shared/store"
+	"ddt/shared/transport"
+	"ddt/shared/wire"
+)
+
+// testZone is a real hub behind a loopback HTTP server.
+type testZone struct {
+	t   *testing.T
+	hub *Hub
+	srv *httptest.Server
+	net *transport.Network
+}
+
+func newZone(t *testing.T, st store.Store, cfg HubConfig) *testZone {
+	t.Helper()
+	if cfg.Zone == "" {
+		cfg.Zone = "test"
+	}
+	if cfg.MaxNodes == 0 {
+		cfg.MaxNodes = 16
+	}
+	cfg.Store = st
+	hub, err := NewHub(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		hub.Serve(r.Context(), c, r.RemoteAddr)
+	})
+	z := &testZone{t: t, hub: hub, srv: httptest.NewServer(mux), net: transport.NewNetwork()}
+	t.Cleanup(z.srv.Close)
+	return z
+}
+
+// join runs a node on the memory transport until the test ends.
+func (z *testZone) join(st store.Store) *node.Node {
+	z.t.Helper()
+	n, err := node.New(node.Config{Relay: z.srv.URL, Store: st, Transport: z.net.Transport(), MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		z.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	z.t.Cleanup(func() { cancel(); <-done })
+	eventually(z.t, "admission", func() bool { s, _ := n.State(); return s == node.StateAdmitted })
+	return n
+}
+
+func eventually(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not happen within 10s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func peerSet(n *node.Node) map[id.Address]bool {
+	m := map[id.Address]bool{}
+	for _, p := range n.Peers() {
+		m[p.Address] = true
+	}
+	return m
+}
+
+func TestZoneMesh(t *testing.T) {
+	z := newZone(t, store.NewMemory(), HubConfig{})
+	var nodes []*node.Node
+	for i := 0; i < 4; i++ {
+		nodes = append(nodes, z.join(store.NewMemory()))
+	}
+	for i, n := range nodes {
+		eventually(t, "full mesh", func() bool { return len(n.Peers()) == 3 })
+		ps := peerSet(n)
+		for j, m := range nodes {
+			if i != j && !ps[m.Address()] {
+				t.Errorf("node %d lacks node %d", i, j)
+			}
+		}
+	}
+	rtt, err := nodes[0].Ping(context.Background(), nodes[3].Address())
+	if err != nil || rtt <= 0 {
+		t.Fatalf("ping: %v %v", rtt, err)
+	}
+	if _, err := nodes[0].Ping(context.Background(), id.Address{1}); !errors.Is(err, node.ErrNotConnected) {
+		t.Fatalf("ping to a stranger: %v", err)
+	}
+	if d, err := nodes[1].Throughput(context.Background(), nodes[2].Address(), 1<<20); err != nil || d <= 0 {
+		t.Fatalf("throughput: %v %v", d, err)
+	}
+	if s := z.hub.Stats(); s.Nodes != 4 || s.Signals == 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestAddressesSurviveRestarts(t *testing.T) {
+	dir := t.TempDir()
+	relayDB := filepath.Join(dir, "relay.db")
+	rs, err := store.OpenBolt(relayDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeStore := store.NewMemory()
+	z := newZone(t, rs, HubConfig{})
+	first := z.join(nodeStore).Address()
+	key := z.hub.Key()
+	z.srv.Close()
+	rs.Close()
+
+	// The relay restarts from its data folder; the node comes back.
+	rs, err = store.OpenBolt(relayDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	z2 := newZone(t, rs, HubConfig{})
+	if z2.hub.Key() != key {
+		t.Fatal("relay key changed across a restart")
+	}
+	if again := z2.join(nodeStore).Address(); again != first {
+		t.Fatalf("address %s after restarts, was %s", again, first)
+	}
+	if other := z2.join(store.NewMemory()).Address(); other == first {
+		t.Fatal("a different identity got the same address")
+	}
+}
+
+func TestZoneFullRefuses(t *testing.T) {
+	z := newZone(t, store.NewMemory(), HubConfig{MaxNodes: 1, Redirect: "https://b.example/"})
+	z.join(store.NewMemory())
+	n, err := node.New(node.Config{Relay: z.srv.URL, Store: store.NewMemory(), Transport: z.net.Transport()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan node.Event, 16)
+	n.Subscribe(func(e node.Event) { events <- e })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	for e := range events {
+		if e.State != node.StateRefused {
+			continue
+		}
+		if !strings.Contains(e.Detail, "full") || !strings.Contains(e.Detail, "https://b.example/") || e.RetryIn <= 0 {
+			t.Fatalf("refusal %+v", e)
+		}
+		break
+	}
+	if s := z.hub.Stats(); s.Refused != 1 || s.Nodes != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// rawClient speaks the relay protocol by hand, to misbehave.
+type rawClient struct {
+	t  *testing.T
+	c  *websocket.Conn
+	id *identity.Identity
+	ch *wire.Challenge
+}
+
+func dialRaw(t *testing.T, z *testZone) *rawClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(z.srv.URL, "http", "ws", 1)+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	r := &rawClient{t: t, c: c}
+	m := r.read()
+	var ok bool
+	if r.ch, ok = m.(*wire.Challenge); !ok {
+		t.Fatalf("first message %T", m)
+	}
+	r.id, _ = identity.New()
+	return r
+}
+
+func (r *rawClient) read() wire.Message {
+	r.t.Helper()
+	m, err := r.tryRead()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return m
+}
+
+func (r *rawClient) tryRead() (wire.Message, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, b, err := r.c.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return wire.Unmarshal(b)
+}
+
+func (r *rawClient) write(b []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return r.c.Write(ctx, websocket.MessageBinary, b)
+}
+
+func (r *rawClient) send(m wire.Message) {
+	r.t.Helper()
+	b, err := wire.Marshal(m)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.write(b); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rawClient) hello(sign bool) {
+	h := &wire.Hello{SignKey: r.id.SignKey(), AgreeKey: r.id.AgreeKey()}
+	if sign {
+		h.Sig = r.id.Sign(wire.HelloSignedBytes(r.ch, h.SignKey, h.AgreeKey, false))
+	}
+	r.send(h)
+}
+
+// expectError reads until an Error with code arrives.
+func (r *rawClient) expectError(code wire.Code) {
+	r.t.Helper()
+	for {
+		m := r.read()
+		if e, ok := m.(*wire.Error); ok {
+			if e.Code != code {
+				r.t.Fatalf("error %v, want code %d", e.Err(), code)
+			}
+			return
+		}
+	}
+}
+
+// expectClosed reads until the relay closes the connection.
+func (r *rawClient) expectClosed() {
+	r.t.Helper()
+	for i := 0; i < 1000; i++ {
+		if _, err := r.tryRead(); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				r.t.Fatal("connection still open")
+			}
+			return
+		}
+	}
+	r.t.Fatal("connection still open")
+}
+
+func TestBadClients(t *testing.T) {
+	z := newZone(t, store.NewMemory(), HubConfig{})
+	good1, good2 := z.join(store.NewMemory()), z.join(store.NewMemory())
+
+	t.Run("garbage instead of hello", func(t *testing.T) {
+		r := dialRaw(t, z)
+		r.write([]byte{wire.Version, 250, 1, 2, 3})
+		r.expectError(wire.CodeMalformed)
+		r.expectClosed()
+	})
+	t.Run("bad signature", func(t *testing.T) {
+		r := dialRaw(t, z)
+		r.hello(false)
+		r.expectError(wire.CodeBadSignature)
+		r.expectClosed()
+	})
+	t.Run("signal to a stranger", func(t *testing.T) {
+		r := dialRaw(t, z)
+		r.hello(true)
+		if _, ok := r.read().(*wire.Admitted); !ok {
+			t.Fatal("not admitted")
+		}
+		r.send(&wire.Signal{Peer: id.Address{9}, Kind: wire.SignalOffer, Data: "x"})
+		r.expectError(wire.CodeUnknownPeer)
+		// Still connected: a valid signal reaches its target's relay link.
+		r.send(&wire.Signal{Peer: good1.Address(), Kind: wire.SignalBye, Session: 1})
+		r.send(&wire.Hello{})
+		r.expectError(wire.CodeProtocol)
+	})
+	t.Run("oversized frame", func(t *testing.T) {
+		r := dialRaw(t, z)
+		r.hello(true)
+		r.read()
+		r.write(make([]byte, wire.MaxFrame+100))
+		r.expectClosed()
+	})
+	t.Run("malformed after admission", func(t *testing.T) {
+		r := dialRaw(t, z)
+		r.hello(true)
+		r.read()
+		r.write([]byte{wire.Version, byte(wire.TypeSignal), 0xff})
+		r.expectError(wire.CodeMalformed)
+		r.expectClosed()
+	})
+	t.Run("flood", func(t *testing.T) {
+		r := dialRaw(t, z)
+		r.hello(true)
+		r.read()
+		b, _ := wire.Marshal(&wire.Signal{Peer: good2.Address(), Kind: wire.SignalBye, Session: 7})
+		limited := false
+		for i := 0; i < 5000; i++ {
+			if err := r.write(b); err != nil {
+				break // cut off
+			}
+		}
+		for {
+			m, err := r.tryRead()
+			if err != nil {
+				break
+			}
+			if e, ok := m.(*wire.Error); ok && e.Code == wire.CodeRateLimited {
+				limited = true
+			}
+		}
+		if !limited {
+			t.Fatal("flood was never rate limited")
+		}
+	})
+	// Everyone else is still served.
+	if _, err := good1.Ping(context.Background(), good2.Address()); err != nil {
+		t.Fatalf("good nodes lost each other: %v", err)
+	}
+	if s := z.hub.Stats(); s.Dropped == 0 || s.Nodes < 2 {
+		t.Fatalf("stats %+v", s)
+	}
+	late := z.join(store.NewMemory())
+	eventually(t, "a newcomer still joins", func() bool { return peerSet(late)[good1.Address()] })
+}
