@@ -64,13 +64,13 @@ type Hub struct {
 }
 
 type client struct {
-	hub    *Hub
-	conn   *websocket.Conn
-	lease  wire.Lease
-	native bool
-	agent  string
-	out    chan []byte
-	lim    *rate.Limiter
+	hub     *Hub
+	conn    *websocket.Conn
+	lease   wire.Lease
+	native  bool
+	agent   string
+	out     chan []byte
+	lim     *rate.Limiter
 	done    chan struct{} // closed by stop
 	flushed chan struct{} // closed when the writer has drained and closed the link
 	once    sync.Once

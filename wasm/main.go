@@ -28,8 +28,13 @@ func main() {
 	if v := js.Global().Get("DDT_RELAY"); v.Type() == js.TypeString {
 		relay = v.String()
 	}
+	// Dial the relay now, while IndexedDB opens and the identity loads.
+	dial := node.EarlyDialer(relay)
+	perf := js.Global().Get("performance")
+	t0 := perf.Call("now").Float()
 	var st store.Store
 	st, err := store.OpenIndexedDB("ddt")
+	t1 := perf.Call("now").Float()
 	if err != nil {
 		log.Warn("IndexedDB unavailable; this tab's identity will not survive a reload", "err", err)
 		st = store.NewMemory()
@@ -38,10 +43,11 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	n, err := node.New(node.Config{Relay: relay, Store: st, Transport: tr, Agent: "ddt-browser", Logger: log})
+	n, err := node.New(node.Config{Relay: relay, Dial: dial, Store: st, Transport: tr, Agent: "ddt-browser", Logger: log})
 	if err != nil {
 		fatal(err)
 	}
+	log.Info("node started", "goMainAtMs", int(t0), "storeMs", int(t1-t0), "identityMs", int(perf.Call("now").Float()-t1))
 	api := newAPI(n)
 	js.Global().Set("ddt", api.obj)
 	js.Global().Call("dispatchEvent", js.Global().Get("Event").New("ddt:loaded"))

@@ -63,3 +63,19 @@ func TestSign(t *testing.T) {
 		t.Fatal("signature check wrong")
 	}
 }
+
+func FuzzUnmarshal(f *testing.F) {
+	a, _ := New()
+	f.Add(a.Marshal())
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		i, err := Unmarshal(b)
+		if err != nil {
+			return
+		}
+		j, err := Unmarshal(i.Marshal())
+		if err != nil || i.SignKey() != j.SignKey() || i.AgreeKey() != j.AgreeKey() {
+			t.Fatalf("identity does not round-trip: %v", err)
+		}
+	})
+}

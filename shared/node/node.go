@@ -60,6 +60,7 @@ type PeerInfo struct {
 // Config configures a Node.
 type Config struct {
 	Relay     string              // relay base URL, e.g. http://127.0.0.1:8080
+	Dial      Dialer              // opens the relay WebSocket; DialWebSocket if nil
 	Store     store.Store         // keeps identity and lease
 	Transport transport.Transport // links to peers
 	Native    bool                // a headless native node rather than a tab
@@ -114,6 +115,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = DialWebSocket
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -49,6 +50,54 @@ func WebSocketURL(relay string) (string, error) {
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/ws"
 	return u.String(), nil
+}
+
+// Dialer opens the WebSocket to a relay.
+type Dialer func(ctx context.Context, url string) (*websocket.Conn, error)
+
+// DialWebSocket is the default Dialer.
+func DialWebSocket(ctx context.Context, url string) (*websocket.Conn, error) {
+	c, _, err := websocket.Dial(ctx, url, nil)
+	return c, err
+}
+
+// EarlyDialer starts dialing relay now and hands that connection to the
+// first call; later calls dial afresh. A browser tab uses it to open the
+// relay connection while it is still reading its identity from IndexedDB.
+func EarlyDialer(relay string) Dialer {
+	wsURL, err := WebSocketURL(relay)
+	type result struct {
+		c   *websocket.Conn
+		err error
+	}
+	early := make(chan result, 1)
+	if err != nil {
+		early <- result{nil, err}
+	} else {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := DialWebSocket(ctx, wsURL)
+			early <- result{c, err}
+		}()
+	}
+	var once sync.Once
+	return func(ctx context.Context, url string) (*websocket.Conn, error) {
+		used := false
+		var r result
+		once.Do(func() {
+			used = true
+			select {
+			case r = <-early:
+			case <-ctx.Done():
+				r.err = ctx.Err()
+			}
+		})
+		if used && (r.err == nil || url == wsURL) {
+			return r.c, r.err
+		}
+		return DialWebSocket(ctx, url)
+	}
 }
 
 // Run keeps the node in its zone until ctx ends: it connects to the relay,
@@ -122,8 +171,9 @@ func (n *Node) closePeers() {
 // relaySession runs one relay connection: admission, then the read loop
 // until the connection ends. It reports whether the node was admitted.
 func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, err error) {
+	t0 := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	c, _, err := websocket.Dial(dctx, wsURL, nil)
+	c, err := n.cfg.Dial(dctx, wsURL)
 	cancel()
 	if err != nil {
 		return false, err
@@ -152,6 +202,7 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 	if err != nil {
 		return false, err
 	}
+	tDial := time.Since(t0)
 	ch, ok := m.(*wire.Challenge)
 	if !ok {
 		return false, fmt.Errorf("%w: expected a challenge", wire.ErrProtocol)
@@ -177,6 +228,7 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 	default:
 		return false, fmt.Errorf("%w: expected admission, got type %d", wire.ErrProtocol, m.Type())
 	}
+	tAdm := time.Since(t0)
 	if err := identity.VerifyLease(&adm.Lease, ch.RelayKey, n.cfg.Now()); err != nil {
 		return false, fmt.Errorf("relay's lease: %w", err)
 	}
@@ -187,9 +239,11 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 		t.SetICEServers(adm.ICEServers)
 	}
 	if b, err := wire.Marshal(&adm.Lease); err == nil {
-		if err := n.cfg.Store.Put(keyLease, b); err != nil {
-			n.log.Warn("could not save lease", "err", err)
-		}
+		go func() { // off the critical path: the relay remembers it too
+			if err := n.cfg.Store.Put(keyLease, b); err != nil {
+				n.log.Warn("could not save lease", "err", err)
+			}
+		}()
 	}
 
 	out := make(chan wire.Message, 256)
@@ -207,7 +261,8 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 		}
 		n.mu.Unlock()
 	}()
-	n.log.Info("admitted", "address", adm.Lease.Address, "zone", adm.Lease.Zone, "peers", len(adm.Peers))
+	n.log.Info("admitted", "address", adm.Lease.Address, "zone", adm.Lease.Zone, "peers", len(adm.Peers),
+		"challengeMs", tDial.Milliseconds(), "admittedMs", tAdm.Milliseconds(), "totalMs", time.Since(t0).Milliseconds())
 	n.setState(StateAdmitted, "connected to zone "+adm.Lease.Zone, 0)
 
 	sctx, stop := context.WithCancel(ctx)

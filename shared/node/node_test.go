@@ -1,0 +1,130 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"ddt/shared/id"
+	"ddt/shared/identity"
+	"ddt/shared/store"
+	"ddt/shared/transport"
+	"ddt/shared/wire"
+)
+
+// admitted makes a node that holds a lease from relay, without a relay
+// connection: enough to exercise the peer handshake.
+func admitted(t *testing.T, relay *identity.Identity) *Node {
+	t.Helper()
+	n, err := New(Config{Relay: "http://127.0.0.1:1", Store: store.NewMemory(), Transport: transport.NewNetwork().Transport()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nonce [16]byte
+	sk := n.id.SignKey()
+	copy(nonce[:], sk[:16])
+	n.lease = relay.IssueLease(n.id.SignKey(), n.id.AgreeKey(), nonce, "z", time.Now(), time.Hour)
+	n.relayKey = relay.SignKey()
+	return n
+}
+
+func handshakePair(a, b *Node, ca, cb transport.Conn) (errA, errB error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.handshake(ctx, cb, a.Address())
+		done <- err
+	}()
+	_, errA = a.handshake(ctx, ca, b.Address())
+	if errA != nil {
+		ca.Close()
+	}
+	return errA, <-done
+}
+
+func TestHandshake(t *testing.T) {
+	relay, _ := identity.New()
+	a, b := admitted(t, relay), admitted(t, relay)
+	ca, cb := transport.Pipe()
+	if errA, errB := handshakePair(a, b, ca, cb); errA != nil || errB != nil {
+		t.Fatalf("honest handshake: %v / %v", errA, errB)
+	}
+}
+
+func TestHandshakeRefusesStrangers(t *testing.T) {
+	relay, _ := identity.New()
+	other, _ := identity.New()
+
+	// A lease from another relay.
+	a, b := admitted(t, relay), admitted(t, other)
+	b.relayKey = relay.SignKey() // b believes it is in a's zone
+	ca, cb := transport.Pipe()
+	if errA, _ := handshakePair(a, b, ca, cb); !errors.Is(errA, identity.ErrBadLease) {
+		t.Errorf("lease from another relay: %v", errA)
+	}
+
+	// Someone replaying b's real lease without b's key.
+	a, b = admitted(t, relay), admitted(t, relay)
+	thief := admitted(t, relay)
+	thief.lease = b.lease
+	ca, cb = transport.Pipe()
+	errA, _ := handshakePair(a, thief, ca, cb)
+	if !errors.Is(errA, wire.ErrBadSignature) {
+		t.Errorf("stolen lease: %v", errA)
+	}
+
+	// The right lease for the wrong address.
+	a, b = admitted(t, relay), admitted(t, relay)
+	ca, cb = transport.Pipe()
+	go b.handshake(context.Background(), cb, a.Address())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.handshake(ctx, ca, id.Address{7}); !errors.Is(err, wire.ErrProtocol) {
+		t.Errorf("unexpected address: %v", err)
+	}
+
+	// An expired lease.
+	a, b = admitted(t, relay), admitted(t, relay)
+	b.lease = relay.IssueLease(b.id.SignKey(), b.id.AgreeKey(), b.lease.Nonce, "z", time.Now().Add(-2*time.Hour), time.Hour)
+	ca, cb = transport.Pipe()
+	if errA, _ := handshakePair(a, b, ca, cb); !errors.Is(errA, identity.ErrExpired) {
+		t.Errorf("expired lease: %v", errA)
+	}
+}
+
+func TestIdentityPersists(t *testing.T) {
+	st := store.NewMemory()
+	cfg := Config{Relay: "http://127.0.0.1:1", Store: st, Transport: transport.NewNetwork().Transport()}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.id.SignKey() != b.id.SignKey() {
+		t.Fatal("a second start made a new identity")
+	}
+	st.Put(keyIdentity, []byte("garbage"))
+	if _, err := New(cfg); !errors.Is(err, identity.ErrBadIdentity) {
+		t.Fatalf("corrupt identity: %v", err)
+	}
+}
+
+func TestWebSocketURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:8080":     "ws://127.0.0.1:8080/ws",
+		"https://relay.example/":    "wss://relay.example/ws",
+		"https://relay.example/ddt": "wss://relay.example/ddt/ws",
+	} {
+		if got, err := WebSocketURL(in); err != nil || got != want {
+			t.Errorf("WebSocketURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := WebSocketURL("ftp://x"); err == nil {
+		t.Error("ftp relay accepted")
+	}
+}

@@ -1,0 +1,235 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// The benchmarks of the join issue, printed as tables by `make bench`.
+// They measure and print; they assert nothing about speed.
+
+func benchOnly(t *testing.T) {
+	if os.Getenv("DDT_BENCH") == "" {
+		t.Skip("benchmarks run with `make bench`")
+	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fmtList(xs []float64) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%.0f", x))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// markTimes records, relative to navigation start, when the page's node is
+// admitted and when its first data channel opens.
+const markTimes = `window.__bench = {};
+addEventListener('ddt:loaded', () => {
+  __bench.loaded = performance.now();
+  const w = performance.getEntriesByName(location.origin + '/ddt.wasm')[0];
+  if (w) __bench.wasm = w.responseEnd;
+  const c = performance.getEntriesByName('ddt:compiled')[0];
+  if (c) __bench.compiled = c.startTime;
+  ddt.ready.then(() => { __bench.ready = performance.now(); });
+  ddt.on('peer', () => { if (!__bench.peer) __bench.peer = performance.now(); });
+});`
+
+// joinTimes are milestones in ms since navigation start.
+type joinTimes struct{ Wasm, Compiled, Loaded, Ready, Peer float64 }
+
+func waitJoined(t *testing.T, p *page) joinTimes {
+	t.Helper()
+	var m joinTimes
+	waitFor(t, 30*time.Second, "first peer", func() error {
+		var err error
+		m, err = eval[joinTimes](p, `window.__bench || {}`)
+		if err == nil && m.Peer == 0 {
+			err = fmt.Errorf("no peer yet")
+		}
+		return err
+	})
+	return m
+}
+
+// onNewDocument runs src at the start of every document the page loads.
+func onNewDocument(t *testing.T, p *page, src string) {
+	t.Helper()
+	_, err := chromedp.Run(p.ctx, chromedp.Action[cdppage.AddScriptToEvaluateOnNewDocumentResult](
+		func(ctx context.Context, tg *chromedp.Target) (cdppage.AddScriptToEvaluateOnNewDocumentResult, error) {
+			return cdp.Call(ctx, tg, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: src})
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBenchJoin(t *testing.T) {
+	benchOnly(t)
+	r := startRelay(t, "-zone", "bench", "-log", "warn")
+	resident := newPage(t, "")
+	resident.open(r.url())
+	resident.ready()
+
+	const runs = 7
+	var ready, peer, warmReady, warmPeer []float64
+	var phases []joinTimes
+	for i := 0; i < runs; i++ {
+		// A first visit: a new browser profile, nothing cached.
+		p := newPage(t, "")
+		onNewDocument(t, p, markTimes)
+		p.open(r.url())
+		m := waitJoined(t, p)
+		phases = append(phases, m)
+		ready = append(ready, m.Ready)
+		peer = append(peer, m.Peer)
+		// A return visit: the same tab reloads, with the browser's caches.
+		if err := reload(p); err != nil {
+			t.Fatal(err)
+		}
+		m = waitJoined(t, p)
+		warmReady = append(warmReady, m.Ready)
+		warmPeer = append(warmPeer, m.Peer)
+		p.close()
+	}
+	fmt.Printf("\n### Joining: navigation → admission → first data channel (loopback, %d runs)\n\n", runs)
+	fmt.Printf("| measure | median ms | runs (ms) | target |\n|---|---|---|---|\n")
+	fmt.Printf("| first visit: navigation → ddt.ready | %.0f | %s | |\n", median(ready), fmtList(ready))
+	fmt.Printf("| first visit: navigation → first open data channel | %.0f | %s | ≤ 700 |\n", median(peer), fmtList(peer))
+	fmt.Printf("| return visit: navigation → ddt.ready | %.0f | %s | |\n", median(warmReady), fmtList(warmReady))
+	fmt.Printf("| return visit: navigation → first open data channel | %.0f | %s | ≤ 700 |\n", median(warmPeer), fmtList(warmPeer))
+	col := func(f func(joinTimes) float64) string {
+		var xs []float64
+		for _, m := range phases {
+			xs = append(xs, f(m))
+		}
+		return fmt.Sprintf("%.0f", median(xs))
+	}
+	fmt.Printf("\nFirst visit by phase (median ms since navigation): wasm downloaded %s, compiled %s, node running %s, admitted %s, first channel %s\n",
+		col(func(m joinTimes) float64 { return m.Wasm }), col(func(m joinTimes) float64 { return m.Compiled }),
+		col(func(m joinTimes) float64 { return m.Loaded }), col(func(m joinTimes) float64 { return m.Ready }),
+		col(func(m joinTimes) float64 { return m.Peer }))
+
+	fmt.Printf("\n### The wasm as served\n\n| encoding | bytes | MB | target |\n|---|---|---|---|\n")
+	for _, enc := range []string{"identity", "gzip", "br"} {
+		req, _ := http.NewRequest("GET", r.url()+"/ddt.wasm", nil)
+		req.Header.Set("Accept-Encoding", enc)
+		resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		target := ""
+		if enc == "br" {
+			target = "≤ 2 MB served"
+		}
+		fmt.Printf("| %s (%s) | %d | %.2f | %s |\n", enc, resp.Header.Get("Content-Encoding"), len(b), float64(len(b))/1e6, target)
+	}
+}
+
+// The plain-JavaScript baseline: an RTCPeerConnection between the same two
+// Chromium pages, signaled by the test, moving the same bytes in the same
+// 60 KiB messages with the same buffer watermarks as the Go node.
+const jsOffer = `(async () => {
+  const pc = window.__pc = new RTCPeerConnection();
+  const dc = window.__dc = pc.createDataChannel('bench', {ordered: true});
+  dc.binaryType = 'arraybuffer';
+  window.__open = new Promise(r => dc.onopen = r);
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise(r => { const chk = () => pc.iceGatheringState === 'complete' && r(); pc.onicegatheringstatechange = chk; chk(); });
+  return JSON.stringify(pc.localDescription);
+})()`
+
+const jsAnswer = `(async (offer) => {
+  const pc = window.__pc = new RTCPeerConnection();
+  pc.ondatachannel = e => {
+    const dc = e.channel; dc.binaryType = 'arraybuffer'; let got = 0;
+    dc.onmessage = m => {
+      if (typeof m.data === 'string') { dc.send('done:' + got); got = 0; } else { got += m.data.byteLength; }
+    };
+  };
+  await pc.setRemoteDescription(JSON.parse(offer));
+  await pc.setLocalDescription(await pc.createAnswer());
+  await new Promise(r => { const chk = () => pc.iceGatheringState === 'complete' && r(); pc.onicegatheringstatechange = chk; chk(); });
+  return JSON.stringify(pc.localDescription);
+})`
+
+const jsSend = `(async (total) => {
+  const dc = window.__dc, chunk = new Uint8Array(60 * 1024);
+  dc.bufferedAmountLowThreshold = 1 << 20;
+  const t0 = performance.now();
+  for (let sent = 0; sent < total; ) {
+    if (dc.bufferedAmount > (4 << 20)) await new Promise(r => dc.onbufferedamountlow = r);
+    const n = Math.min(chunk.length, total - sent);
+    dc.send(n === chunk.length ? chunk : chunk.subarray(0, n));
+    sent += n;
+  }
+  const reply = new Promise(r => dc.onmessage = m => r(m.data));
+  dc.send('end');
+  const got = await reply;
+  if (got !== 'done:' + total) throw new Error('receiver got ' + got);
+  return performance.now() - t0;
+})`
+
+func TestBenchThroughput(t *testing.T) {
+	benchOnly(t)
+	r := startRelay(t, "-zone", "bench", "-log", "warn")
+	a, b := newPage(t, ""), newPage(t, "")
+	a.open(r.url())
+	a.ready()
+	b.open(r.url())
+	addrB := b.ready()
+	waitFor(t, 30*time.Second, "peers", func() error {
+		ps, err := a.peers()
+		if err == nil && len(ps) != 1 {
+			err = fmt.Errorf("%d peers", len(ps))
+		}
+		return err
+	})
+	offer := mustEval[string](a, jsOffer)
+	answer := mustEval[string](b, jsAnswer+`(`+quote(offer)+`)`)
+	mustEval[bool](a, `__pc.setRemoteDescription(JSON.parse(`+quote(answer)+`)).then(() => __open).then(() => true)`)
+
+	const total = 64 << 20
+	const runs = 5
+	var ddt, plain []float64
+	for i := 0; i < runs; i++ {
+		d := mustEval[struct{ MS float64 }](a, fmt.Sprintf(`ddt.throughput(%q, %d)`, addrB, total))
+		ddt = append(ddt, float64(total)/(1<<20)/(d.MS/1000))
+		ms := mustEval[float64](a, fmt.Sprintf(`(%s)(%d)`, jsSend, total))
+		plain = append(plain, float64(total)/(1<<20)/(ms/1000))
+	}
+	fmt.Printf("\n### Data-channel throughput, browser↔browser, 64 MiB, same two Chromium pages, alternating runs\n\n")
+	fmt.Printf("| path | median MiB/s | runs (MiB/s) |\n|---|---|---|\n")
+	fmt.Printf("| DDT node (Go wasm, ddt.throughput) | %.1f | %s |\n", median(ddt), fmtList(ddt))
+	fmt.Printf("| plain JavaScript RTCDataChannel | %.1f | %s |\n", median(plain), fmtList(plain))
+	fmt.Printf("| ratio DDT / plain (target ≥ 0.9) | %.2f | |\n", median(ddt)/median(plain))
+}
+
+func quote(s string) string {
+	return "`" + strings.NewReplacer("\\", "\\\\", "`", "\\`", "${", "\\${").Replace(s) + "`"
+}
