@@ -40,7 +40,11 @@ func median(xs []float64) float64 {
 func fmtList(xs []float64) string {
 	var parts []string
 	for _, x := range xs {
-		parts = append(parts, fmt.Sprintf("%.0f", x))
+		if x < 100 {
+			parts = append(parts, fmt.Sprintf("%.1f", x))
+		} else {
+			parts = append(parts, fmt.Sprintf("%.0f", x))
+		}
 	}
 	return strings.Join(parts, ", ")
 }

@@ -418,11 +418,20 @@ func (p *peer) throughput(ctx context.Context, total int) (time.Duration, error)
 		p.ack = nil
 		p.mu.Unlock()
 	}()
-	chunk := make([]byte, wire.MaxBenchData)
+	// Every full chunk is the same frame: encode it once.
+	full, err := wire.Marshal(&wire.BenchData{Data: make([]byte, wire.MaxBenchData)})
+	if err != nil {
+		return 0, err
+	}
 	start := time.Now()
 	for sent := 0; sent < total; {
-		k := min(len(chunk), total-sent)
-		if err := send(p.conn, &wire.BenchData{Data: chunk[:k]}); err != nil {
+		k := min(wire.MaxBenchData, total-sent)
+		if k == wire.MaxBenchData {
+			err = p.conn.Send(full)
+		} else {
+			err = send(p.conn, &wire.BenchData{Data: make([]byte, k)})
+		}
+		if err != nil {
 			return 0, err
 		}
 		sent += k

@@ -263,18 +263,19 @@ func (s *rtcSession) Close() error {
 // dcConn is a Conn over one data channel. Receiving is platform glue
 // (attachReceive) so that messages keep their order in the browser.
 type dcConn struct {
-	dc   *webrtc.DataChannel
-	pc   *webrtc.PeerConnection
-	in   *queue
-	low  chan struct{}
-	sent sync.Mutex // one sender at a time keeps flow control simple
+	sender // platform glue: how bytes reach the channel
+	dc     *webrtc.DataChannel
+	pc     *webrtc.PeerConnection
+	in     *queue
+	low    chan struct{}
+	sent   sync.Mutex // one sender at a time keeps flow control simple
 
 	done chan struct{}
 	once sync.Once
 }
 
 func newDCConn(dc *webrtc.DataChannel, pc *webrtc.PeerConnection) *dcConn {
-	c := &dcConn{dc: dc, pc: pc, in: newQueue(recvCap), low: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &dcConn{sender: newSender(dc), dc: dc, pc: pc, in: newQueue(recvCap), low: make(chan struct{}, 1), done: make(chan struct{})}
 	attachReceive(dc, func(b []byte) {
 		if !c.in.push(b) {
 			c.Close()
@@ -312,7 +313,7 @@ func (c *dcConn) Send(msg []byte) error {
 		return ErrClosed
 	default:
 	}
-	if err := c.dc.Send(msg); err != nil {
+	if err := c.send(msg); err != nil {
 		return fmt.Errorf("transport: send: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@
 package transport
 
 import (
+	"fmt"
 	"syscall/js"
 
 	"github.com/pion/webrtc/v4"
@@ -34,4 +35,29 @@ func attachReceive(dc *webrtc.DataChannel, push func([]byte)) {
 		push(b)
 		return nil
 	}))
+}
+
+// sender copies each message into one reusable Uint8Array and sends a view
+// of it: RTCDataChannel.send copies the bytes at once, so the buffer is
+// free again when it returns, and no garbage is made per message (pion's
+// Send allocates a new array every time). Calls are serialized by
+// dcConn's send lock.
+type sender struct {
+	ch  js.Value
+	buf js.Value
+}
+
+func newSender(dc *webrtc.DataChannel) sender {
+	return sender{ch: dc.JSValue(), buf: uint8Array.New(MaxMessage)}
+}
+
+func (s sender) send(b []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	js.CopyBytesToJS(s.buf, b)
+	s.ch.Call("send", s.buf.Call("subarray", 0, len(b)))
+	return nil
 }

@@ -39,3 +39,10 @@ func newAPI(c Config) (*webrtc.API, func() error, error) {
 func attachReceive(dc *webrtc.DataChannel, push func([]byte)) {
 	dc.OnMessage(func(m webrtc.DataChannelMessage) { push(m.Data) })
 }
+
+// sender hands messages to pion's data channel.
+type sender struct{ dc *webrtc.DataChannel }
+
+func newSender(dc *webrtc.DataChannel) sender { return sender{dc} }
+
+func (s sender) send(b []byte) error { return s.dc.Send(b) }
