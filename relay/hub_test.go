@@ -22,13 +22,13 @@ import (
 
 // testZone is a real hub behind a loopback HTTP server.
 type testZone struct {
-	t   *testing.T
+	t   testing.TB
 	hub *Hub
 	srv *httptest.Server
 	net *transport.Network
 }
 
-func newZone(t *testing.T, st store.Store, cfg HubConfig) *testZone {
+func newZone(t testing.TB, st store.Store, cfg HubConfig) *testZone {
 	t.Helper()
 	if cfg.Zone == "" {
 		cfg.Zone = "test"
@@ -69,7 +69,7 @@ func (z *testZone) join(st store.Store) *node.Node {
 	return n
 }
 
-func eventually(t *testing.T, what string, f func() bool) {
+func eventually(t testing.TB, what string, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !f() {
@@ -352,4 +352,42 @@ func TestBadClients(t *testing.T) {
 	}
 	late := z.join(store.NewMemory())
 	eventually(t, "a newcomer still joins", func() bool { return peerSet(late)[good1.Address()] })
+}
+
+// FuzzRelayFrame sends one arbitrary frame from an admitted node: the relay
+// answers with an error, forwards it, or closes that one link, and keeps
+// serving everyone else.
+func FuzzRelayFrame(f *testing.F) {
+	z := newZone(f, store.NewMemory(), HubConfig{})
+	good := z.join(store.NewMemory())
+	for _, m := range []wire.Message{
+		&wire.Signal{Peer: good.Address(), Session: 1, Kind: wire.SignalBye},
+		&wire.Signal{Peer: id.Address{1}, Session: 1, Kind: wire.SignalOffer, Data: "v=0"},
+		&wire.Hello{},
+		&wire.Ping{ID: 1},
+	} {
+		b, _ := wire.Marshal(m)
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{wire.Version, byte(wire.TypeSignal), 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		r := dialRaw(t, z)
+		r.hello(true)
+		if _, ok := r.read().(*wire.Admitted); !ok {
+			t.Fatal("not admitted")
+		}
+		if err := r.write(frame); err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		for {
+			if _, _, err := r.c.Read(ctx); err != nil {
+				break
+			}
+		}
+	})
+	late := z.join(store.NewMemory())
+	eventually(f, "a newcomer still meets the zone", func() bool { return peerSet(late)[good.Address()] })
 }

@@ -2,6 +2,7 @@ package id
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -57,4 +58,10 @@ func TestDistance(t *testing.T) {
 	if one.Xor(two).Xor(two) != one {
 		t.Fatal("xor is not its own inverse")
 	}
+}
+
+func ExampleDerive() {
+	a := Derive([]byte("an Ed25519 public key"), []byte("the relay's nonce"))
+	fmt.Println(len(a.String()), a.Short() == a.String()[:8])
+	// Output: 40 true
 }

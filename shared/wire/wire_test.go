@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -159,4 +160,11 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("%T changed on a second round trip:\n%+v\n%+v", m, m, m2)
 		}
 	})
+}
+
+func ExampleMarshal() {
+	b, _ := Marshal(&Ping{ID: 7})
+	m, _ := Unmarshal(b)
+	fmt.Printf("% x → %T %d\n", b, m, m.(*Ping).ID)
+	// Output: 01 22 07 → *wire.Ping 7
 }
