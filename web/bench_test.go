@@ -100,7 +100,7 @@ func TestBenchJoin(t *testing.T) {
 
 	const runs = 7
 	var ready, peer, warmReady, warmPeer []float64
-	var phases []joinTimes
+	var phases, warmPhases []joinTimes
 	for i := 0; i < runs; i++ {
 		// A first visit: a new browser profile, nothing cached.
 		p := newPage(t, "")
@@ -115,6 +115,7 @@ func TestBenchJoin(t *testing.T) {
 			t.Fatal(err)
 		}
 		m = waitJoined(t, p)
+		warmPhases = append(warmPhases, m)
 		warmReady = append(warmReady, m.Ready)
 		warmPeer = append(warmPeer, m.Peer)
 		p.close()
@@ -125,17 +126,23 @@ func TestBenchJoin(t *testing.T) {
 	fmt.Printf("| first visit: navigation → first open data channel | %.0f | %s | ≤ 700 |\n", median(peer), fmtList(peer))
 	fmt.Printf("| return visit: navigation → ddt.ready | %.0f | %s | |\n", median(warmReady), fmtList(warmReady))
 	fmt.Printf("| return visit: navigation → first open data channel | %.0f | %s | ≤ 700 |\n", median(warmPeer), fmtList(warmPeer))
-	col := func(f func(joinTimes) float64) string {
+	col := func(phases []joinTimes, f func(joinTimes) float64) string {
 		var xs []float64
 		for _, m := range phases {
 			xs = append(xs, f(m))
 		}
 		return fmt.Sprintf("%.0f", median(xs))
 	}
-	fmt.Printf("\nFirst visit by phase (median ms since navigation): wasm downloaded %s, compiled %s, node running %s, admitted %s, first channel %s\n",
-		col(func(m joinTimes) float64 { return m.Wasm }), col(func(m joinTimes) float64 { return m.Compiled }),
-		col(func(m joinTimes) float64 { return m.Loaded }), col(func(m joinTimes) float64 { return m.Ready }),
-		col(func(m joinTimes) float64 { return m.Peer }))
+	fmt.Printf("\n| visit | wasm downloaded | compiled | node running | admitted | first channel |\n|---|---|---|---|---|---|\n")
+	for _, v := range []struct {
+		name string
+		ph   []joinTimes
+	}{{"first", phases}, {"return", warmPhases}} {
+		fmt.Printf("| %s (median ms since navigation) | %s | %s | %s | %s | %s |\n", v.name,
+			col(v.ph, func(m joinTimes) float64 { return m.Wasm }), col(v.ph, func(m joinTimes) float64 { return m.Compiled }),
+			col(v.ph, func(m joinTimes) float64 { return m.Loaded }), col(v.ph, func(m joinTimes) float64 { return m.Ready }),
+			col(v.ph, func(m joinTimes) float64 { return m.Peer }))
+	}
 
 	fmt.Printf("\n### The wasm as served\n\n| encoding | bytes | MB | target |\n|---|---|---|---|\n")
 	for _, enc := range []string{"identity", "gzip", "br"} {
