@@ -24,18 +24,18 @@ import (
 
 // Hub limits and timings.
 const (
-	leaseTTL        = 7 * 24 * time.Hour
-	helloTimeout    = 10 * time.Second
-	pingInterval    = 15 * time.Second
-	outQueue        = 512 // frames queued to one node before it counts as stuck
-	closestPeers    = 8   // in a newcomer's peer list: the closest addresses...
-	randomPeers     = 8   // ...plus this many random others
-	signalRate      = 100 // signals per second per node, sustained
-	signalBurst     = 400
-	maxViolations   = 50 // rate-limited or misdirected messages before a node is cut off
-	refuseRetryMs   = 30_000
-	storeKeyRelay   = "relay/key"
-	storeNoncePrefx = "nonce/"
+	leaseTTL         = 7 * 24 * time.Hour
+	helloTimeout     = 10 * time.Second
+	pingInterval     = 15 * time.Second
+	outQueue         = 512 // frames queued to one node before it counts as stuck
+	closestPeers     = 8   // in a newcomer's peer list: the closest addresses...
+	randomPeers      = 8   // ...plus this many random others
+	signalRate       = 100 // signals per second per node, sustained
+	signalBurst      = 400
+	maxViolations    = 50 // rate-limited or misdirected messages before a node is cut off
+	refuseRetryMs    = 30_000
+	storeKeyRelay    = "relay/key"
+	storeLeasePrefix = "lease/"
 )
 
 // HubConfig configures a zone.
@@ -83,21 +83,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{cfg: cfg, log: cfg.Logger, clients: make(map[id.Address]*client)}
-	b, err := cfg.Store.Get(storeKeyRelay)
-	switch {
-	case err == nil:
-		if h.key, err = identity.Unmarshal(b); err != nil {
-			return nil, fmt.Errorf("relay key: %w", err)
-		}
-	case errors.Is(err, store.ErrNotFound):
-		if h.key, err = identity.New(); err != nil {
-			return nil, err
-		}
-		if err := cfg.Store.Put(storeKeyRelay, h.key.Marshal()); err != nil {
-			return nil, fmt.Errorf("save relay key: %w", err)
-		}
-	default:
-		return nil, fmt.Errorf("load relay key: %w", err)
+	var err error
+	if h.key, err = identity.LoadOrCreate(cfg.Store, storeKeyRelay); err != nil {
+		return nil, fmt.Errorf("relay key: %w", err)
 	}
 	return h, nil
 }
@@ -155,13 +143,12 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 		conn.Close(websocket.StatusPolicyViolation, "bad signature")
 		return
 	}
-	nonce, err := h.nonceFor(hello.SignKey)
+	lease, err := h.leaseFor(hello.SignKey, hello.AgreeKey)
 	if err != nil {
 		log.Error("lease store", "err", err)
 		writeMsg(hctx, conn, &wire.Error{Code: wire.CodeInternal, Message: "relay storage failed"})
 		return
 	}
-	lease := h.key.IssueLease(hello.SignKey, hello.AgreeKey, nonce, h.cfg.Zone, time.Now(), leaseTTL)
 	c := &client{hub: h, conn: conn, lease: lease, native: hello.Native, agent: hello.Agent,
 		out: make(chan []byte, outQueue), lim: rate.NewLimiter(signalRate, signalBurst), done: make(chan struct{}), flushed: make(chan struct{})}
 
@@ -227,21 +214,31 @@ func writeMsg(ctx context.Context, conn *websocket.Conn, m wire.Message) error {
 	return conn.Write(ctx, websocket.MessageBinary, b)
 }
 
-// nonceFor returns the nonce a key was given before, or a new one: a
-// returning node keeps its address across relay restarts.
-func (h *Hub) nonceFor(key [32]byte) ([16]byte, error) {
+// leaseFor issues a lease for a node's keys. The relay keeps the last
+// lease of every key it admitted: a returning node gets the same nonce, so
+// the same address, across relay restarts.
+func (h *Hub) leaseFor(signKey, agreeKey [32]byte) (wire.Lease, error) {
+	k := storeLeasePrefix + hex.EncodeToString(signKey[:])
 	var nonce [16]byte
-	k := storeNoncePrefx + hex.EncodeToString(key[:])
 	b, err := h.cfg.Store.Get(k)
-	if err == nil && len(b) == len(nonce) {
-		copy(nonce[:], b)
-		return nonce, nil
+	switch {
+	case err == nil:
+		m, err := wire.Unmarshal(b)
+		old, ok := m.(*wire.Lease)
+		if err != nil || !ok {
+			return wire.Lease{}, fmt.Errorf("stored lease for %x is corrupt: %v", signKey[:4], err)
+		}
+		nonce = old.Nonce
+	case errors.Is(err, store.ErrNotFound):
+		rand.Read(nonce[:])
+	default:
+		return wire.Lease{}, err
 	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nonce, err
+	l := h.key.IssueLease(signKey, agreeKey, nonce, h.cfg.Zone, time.Now(), leaseTTL)
+	if b, err = wire.Marshal(&l); err == nil {
+		err = h.cfg.Store.Put(k, b)
 	}
-	rand.Read(nonce[:])
-	return nonce, h.cfg.Store.Put(k, nonce[:])
+	return l, err
 }
 
 // register admits c unless the zone is full; a node that reconnects

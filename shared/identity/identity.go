@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ddt/shared/id"
+	"ddt/shared/store"
 	"ddt/shared/wire"
 )
 
@@ -116,4 +117,25 @@ func VerifyLease(l *wire.Lease, relayKey [32]byte, now time.Time) error {
 		return fmt.Errorf("%w at %s", ErrExpired, time.Unix(l.Expires, 0).UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+// LoadOrCreate reads the identity saved under key in st, or makes one and
+// saves it there on first use.
+func LoadOrCreate(st store.Store, key string) (*Identity, error) {
+	b, err := st.Get(key)
+	switch {
+	case err == nil:
+		return Unmarshal(b)
+	case errors.Is(err, store.ErrNotFound):
+		id, err := New()
+		if err != nil {
+			return nil, err
+		}
+		if err := st.Put(key, id.Marshal()); err != nil {
+			return nil, fmt.Errorf("identity: save: %w", err)
+		}
+		return id, nil
+	default:
+		return nil, fmt.Errorf("identity: load: %w", err)
+	}
 }

@@ -143,21 +143,9 @@ func New(cfg Config) (*Node, error) {
 		known: make(map[id.Address]known),
 		subs:  make(map[int]func(Event)),
 	}
-	b, err := cfg.Store.Get(keyIdentity)
-	switch {
-	case err == nil:
-		if n.id, err = identity.Unmarshal(b); err != nil {
-			return nil, fmt.Errorf("node: stored identity: %w", err)
-		}
-	case errors.Is(err, store.ErrNotFound):
-		if n.id, err = identity.New(); err != nil {
-			return nil, err
-		}
-		if err := cfg.Store.Put(keyIdentity, n.id.Marshal()); err != nil {
-			return nil, fmt.Errorf("node: save identity: %w", err)
-		}
-	default:
-		return nil, fmt.Errorf("node: load identity: %w", err)
+	var err error
+	if n.id, err = identity.LoadOrCreate(cfg.Store, keyIdentity); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	return n, nil
 }

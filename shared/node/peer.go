@@ -20,9 +20,30 @@ const handshakeTimeout = 15 * time.Second
 
 // dial is a connection attempt in progress.
 type dial struct {
-	session   transport.Session
+	session   transport.Session // set before ready is closed; nil if it failed
+	ready     chan struct{}
 	sid       uint64
 	initiator bool
+}
+
+func newDial(sid uint64, initiator bool) *dial {
+	return &dial{sid: sid, initiator: initiator, ready: make(chan struct{})}
+}
+
+// startSession makes d's transport session. Signals for d that arrive
+// meanwhile wait for it in onSignal.
+func (n *Node) startSession(addr id.Address, d *dial) (transport.Session, error) {
+	s, err := n.cfg.Transport.NewSession(d.initiator, n.signaler(addr, d.sid))
+	if err != nil {
+		s = nil
+		n.log.Warn("could not start a connection", "peer", addr.Short(), "err", err)
+		n.endDial(addr, d)
+	}
+	n.mu.Lock()
+	d.session = s
+	n.mu.Unlock()
+	close(d.ready)
+	return s, err
 }
 
 // peer is an open, authenticated data channel.
@@ -63,21 +84,12 @@ func (n *Node) connectTo(addr id.Address) {
 		n.mu.Unlock()
 		return
 	}
-	sid := randomSID()
-	d := &dial{sid: sid, initiator: true}
+	d := newDial(randomSID(), true)
 	n.dials[addr] = d
 	n.mu.Unlock()
-
-	s, err := n.cfg.Transport.NewSession(true, n.signaler(addr, sid))
-	if err != nil {
-		n.log.Warn("dial failed", "peer", addr.Short(), "err", err)
-		n.endDial(addr, d)
-		return
+	if _, err := n.startSession(addr, d); err == nil {
+		go n.finishDial(addr, d)
 	}
-	n.mu.Lock()
-	d.session = s
-	n.mu.Unlock()
-	go n.finishDial(addr, d)
 }
 
 // accept answers an offer. Two nodes that dial each other at once keep
@@ -99,19 +111,13 @@ func (n *Node) accept(from id.Address, sid uint64, offer string) {
 			go old.session.Close()
 		}
 	}
-	d := &dial{sid: sid}
+	d := newDial(sid, false)
 	n.dials[from] = d
 	n.mu.Unlock()
-
-	s, err := n.cfg.Transport.NewSession(false, n.signaler(from, sid))
+	s, err := n.startSession(from, d)
 	if err != nil {
-		n.log.Warn("answer failed", "peer", from.Short(), "err", err)
-		n.endDial(from, d)
 		return
 	}
-	n.mu.Lock()
-	d.session = s
-	n.mu.Unlock()
 	if err := s.Handle(wire.SignalOffer, offer); err != nil {
 		n.log.Warn("bad offer", "peer", from.Short(), "err", err)
 		s.Close()
@@ -130,10 +136,21 @@ func (n *Node) onSignal(s *wire.Signal) {
 	n.mu.Lock()
 	d := n.dials[s.Peer]
 	n.mu.Unlock()
-	if d == nil || d.sid != s.Session || d.session == nil {
+	if d == nil || d.sid != s.Session {
 		return // stale: the attempt already finished or was abandoned
 	}
-	if err := d.session.Handle(s.Kind, s.Data); err != nil {
+	select {
+	case <-d.ready:
+	case <-time.After(handshakeTimeout):
+		return
+	}
+	n.mu.Lock()
+	session := d.session
+	n.mu.Unlock()
+	if session == nil {
+		return
+	}
+	if err := session.Handle(s.Kind, s.Data); err != nil {
 		n.log.Debug("signal refused", "peer", s.Peer.Short(), "kind", s.Kind, "err", err)
 	}
 }
