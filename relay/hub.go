@@ -32,7 +32,8 @@ const (
 	randomPeers      = 8   // ...plus this many random others
 	signalRate       = 100 // signals per second per node, sustained
 	signalBurst      = 400
-	maxViolations    = 50 // rate-limited or misdirected messages before a node is cut off
+	maxViolations    = 50  // rate-limited or misdirected messages before a node is cut off
+	maxJoining       = 256 // connections between upgrade and admission at once
 	refuseRetryMs    = 30_000
 	storeKeyRelay    = "relay/key"
 	storeLeasePrefix = "lease/"
@@ -56,6 +57,7 @@ type Hub struct {
 
 	mu      sync.Mutex
 	clients map[id.Address]*client
+	joining chan struct{} // a slot per connection not yet admitted
 
 	admitted atomic.Int64 // admissions since start
 	refused  atomic.Int64
@@ -82,7 +84,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{cfg: cfg, log: cfg.Logger, clients: make(map[id.Address]*client)}
+	h := &Hub{cfg: cfg, log: cfg.Logger, clients: make(map[id.Address]*client), joining: make(chan struct{}, maxJoining)}
 	var err error
 	if h.key, err = identity.LoadOrCreate(cfg.Store, storeKeyRelay); err != nil {
 		return nil, fmt.Errorf("relay key: %w", err)
@@ -115,9 +117,26 @@ func (h *Hub) Stats() Stats {
 		Admitted: h.admitted.Load(), Refused: h.refused.Load(), Signals: h.signals.Load(), Dropped: h.dropped.Load()}
 }
 
-// Serve runs one node's WebSocket until it closes.
+// JoinSlot reserves room for one more connection to go through admission;
+// false means too many are joining at once (a connection flood) and the
+// caller should refuse before upgrading. Serve releases the slot.
+func (h *Hub) JoinSlot() bool {
+	select {
+	case h.joining <- struct{}{}:
+		return true
+	default:
+		h.dropped.Add(1)
+		return false
+	}
+}
+
+// Serve runs one node's WebSocket until it closes. The caller holds a
+// JoinSlot, which Serve releases once admission is decided.
 func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 	defer conn.CloseNow()
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { <-h.joining }) }
+	defer release()
 	conn.SetReadLimit(wire.MaxFrame)
 	log := h.log.With("remote", remote)
 
@@ -162,6 +181,7 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 		return
 	}
 	h.admitted.Add(1)
+	release()
 	if old != nil {
 		old.stop("replaced by a new connection from the same node")
 	}
@@ -461,3 +481,6 @@ func (c *client) readLoop(ctx context.Context, log *slog.Logger) {
 		}
 	}
 }
+
+// ReleaseSlot gives back a JoinSlot that did not reach Serve.
+func (h *Hub) ReleaseSlot() { <-h.joining }

@@ -43,8 +43,13 @@ func newZone(t testing.TB, st store.Store, cfg HubConfig) *testZone {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		if !hub.JoinSlot() {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
+			hub.ReleaseSlot()
 			return
 		}
 		hub.Serve(r.Context(), c, r.RemoteAddr)
@@ -390,4 +395,33 @@ func FuzzRelayFrame(f *testing.F) {
 	})
 	late := z.join(store.NewMemory())
 	eventually(f, "a newcomer still meets the zone", func() bool { return peerSet(late)[good.Address()] })
+}
+
+func TestJoinFloodIsBounded(t *testing.T) {
+	z := newZone(t, store.NewMemory(), HubConfig{})
+	// Connections that upgrade and then never say hello hold join slots.
+	var held []*websocket.Conn
+	busy := false
+	for i := 0; i < maxJoining+10; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, resp, err := websocket.Dial(ctx, strings.Replace(z.srv.URL, "http", "ws", 1)+"/ws", nil)
+		cancel()
+		if err != nil {
+			if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("connection %d: %v", i, err)
+			}
+			busy = true
+			break
+		}
+		held = append(held, c)
+	}
+	if !busy {
+		t.Fatal("a flood of silent connections was never refused")
+	}
+	for _, c := range held {
+		c.CloseNow()
+	}
+	// Once they are gone, nodes join again.
+	eventually(t, "slots freed", func() bool { return len(z.hub.joining) == 0 })
+	z.join(store.NewMemory())
 }

@@ -116,8 +116,15 @@ func newMux(hub *Hub, webDir string, log *slog.Logger) (*http.ServeMux, error) {
 		json.NewEncoder(w).Encode(hub.Stats())
 	})
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		if !hub.JoinSlot() {
+			log.Warn("refusing a connection: too many joining at once", "remote", r.RemoteAddr)
+			w.Header().Set("Retry-After", "2")
+			http.Error(w, "relay busy: too many nodes joining at once; retry shortly", http.StatusServiceUnavailable)
+			return
+		}
 		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 		if err != nil {
+			hub.ReleaseSlot()
 			log.Info("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 			return
 		}
