@@ -96,7 +96,15 @@ func TestMesh(t *testing.T) {
 		return samePeers(ps, without(all, addrs[0])...)
 	})
 
-	// A closed tab leaves the others' lists within 10 s.
+	// A closed tab leaves the others' lists within 10 s, and subscribers
+	// hear of it; an unsubscribed listener does not.
+	mustEval[bool](pages[0], `(() => {
+		window.__gone = []; window.__heardAfterOff = 0;
+		ddt.on('peer-gone', e => __gone.push(e));
+		const off = ddt.on('peer-gone', () => { __heardAfterOff++; });
+		off();
+		return true;
+	})()`)
 	pages[1].close()
 	left := without(all, addrs[1])
 	for i, p := range []*page{pages[0], pages[2]} {
@@ -107,6 +115,13 @@ func TestMesh(t *testing.T) {
 			}
 			return samePeers(ps, without(left, addrs[2*i])...)
 		})
+	}
+	gone := mustEval[struct {
+		Gone          []struct{ Address, Reason string }
+		HeardAfterOff int
+	}](pages[0], `({gone: __gone, heardAfterOff: __heardAfterOff})`)
+	if len(gone.Gone) != 1 || gone.Gone[0].Address != addrs[1] || gone.Gone[0].Reason == "" || gone.HeardAfterOff != 0 {
+		t.Errorf("peer-gone events: %+v", gone)
 	}
 	waitFor(t, 10*time.Second, "closed tab gone from native node", func() error {
 		ps, err := native.peers()
@@ -119,10 +134,10 @@ func TestMesh(t *testing.T) {
 	// The relay restarts: pages notice, retry, and rejoin by themselves
 	// with the same address; their data channels survive.
 	r.stop()
-	waitFor(t, 15*time.Second, "page notices the relay is gone", func() error {
-		s, err := eval[string](pages[0], `ddt.state`)
-		if err == nil && s != "retrying" && s != "connecting" {
-			err = fmt.Errorf("state %s", s)
+	waitFor(t, 15*time.Second, "page shows the relay is gone", func() error {
+		s, err := eval[string](pages[0], `ddt.state + ' ' + document.querySelector('#state').dataset.state`)
+		if err == nil && s != "retrying retrying" {
+			err = fmt.Errorf("state and badge: %s", s)
 		}
 		return err
 	})
