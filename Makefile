@@ -81,10 +81,10 @@ bench: deps build ## benchmarks, printed as tables
 	@echo; echo "native↔native data channel (pion, 64 MiB over loopback):"
 	@$(LOOPBACK) $(BUILD)/transport.test -test.run '^$$' -test.bench Throughput -test.benchtime 5x -test.count 1 | grep Benchmark
 
-fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
+fuzz: ## run each fuzz target for a while (FUZZTIME=30s; loopback namespace)
 	@for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-			echo "$$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
+			echo "$$pkg $$f"; $(LOOPBACK) $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
 		done; \
 	done
 

@@ -295,10 +295,19 @@ func (p *peer) close(reason string, announce bool) {
 	p.reason = reason
 	close(p.gone)
 	p.mu.Unlock()
-	if b, err := wire.Marshal(&wire.Bye{Reason: reason}); err == nil && announce {
-		p.conn.Send(b)
+	if announce {
+		// Say why before closing, but never wait on a stuck channel.
+		go func() {
+			force := time.AfterFunc(time.Second, func() { p.conn.Close() })
+			defer force.Stop()
+			if b, err := wire.Marshal(&wire.Bye{Reason: reason}); err == nil {
+				p.conn.Send(b)
+			}
+			p.conn.Close()
+		}()
+	} else {
+		p.conn.Close()
 	}
-	p.conn.Close()
 	if mine && announce {
 		n.log.Info("peer gone", "peer", p.addr.Short(), "reason", reason)
 		n.emit(Event{Kind: EventPeerGone, Peer: p.info(), Reason: reason})
