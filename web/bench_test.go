@@ -110,7 +110,10 @@ func TestBenchJoin(t *testing.T) {
 		phases = append(phases, m)
 		ready = append(ready, m.Ready)
 		peer = append(peer, m.Peer)
-		// A return visit: the same tab reloads, with the browser's caches.
+		// A return visit: the same tab, after a few seconds of use, reloads
+		// with the browser's caches (V8 writes its compiled-code cache for
+		// the module a little after it starts, not at once).
+		time.Sleep(5 * time.Second)
 		if err := reload(p); err != nil {
 			t.Fatal(err)
 		}
