@@ -263,12 +263,13 @@ func (s *rtcSession) Close() error {
 // dcConn is a Conn over one data channel. Receiving is platform glue
 // (attachReceive) so that messages keep their order in the browser.
 type dcConn struct {
-	sender // platform glue: how bytes reach the channel
-	dc     *webrtc.DataChannel
-	pc     *webrtc.PeerConnection
-	in     *queue
-	low    chan struct{}
-	sent   sync.Mutex // one sender at a time keeps flow control simple
+	sender  // platform glue: how bytes reach the channel
+	dc      *webrtc.DataChannel
+	pc      *webrtc.PeerConnection
+	in      *queue
+	release func() // detaches the receive hook
+	low     chan struct{}
+	sent    sync.Mutex // one sender at a time keeps flow control simple
 
 	done chan struct{}
 	once sync.Once
@@ -276,7 +277,7 @@ type dcConn struct {
 
 func newDCConn(dc *webrtc.DataChannel, pc *webrtc.PeerConnection) *dcConn {
 	c := &dcConn{sender: newSender(dc), dc: dc, pc: pc, in: newQueue(recvCap), low: make(chan struct{}, 1), done: make(chan struct{})}
-	attachReceive(dc, func(b []byte) {
+	c.release = attachReceive(dc, func(b []byte) {
 		if !c.in.push(b) {
 			c.Close()
 		}
@@ -327,6 +328,7 @@ func (c *dcConn) Close() error {
 		go func() {
 			c.dc.Close()
 			c.pc.Close()
+			c.release()
 		}()
 	})
 	return nil

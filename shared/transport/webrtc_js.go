@@ -20,10 +20,10 @@ var uint8Array = js.Global().Get("Uint8Array")
 // hands each message to a new goroutine, which loses their order. Here the
 // callback copies the bytes synchronously (it must not block) and queues
 // them.
-func attachReceive(dc *webrtc.DataChannel, push func([]byte)) {
+func attachReceive(dc *webrtc.DataChannel, push func([]byte)) (release func()) {
 	v := dc.JSValue()
 	v.Set("binaryType", "arraybuffer")
-	v.Set("onmessage", js.FuncOf(func(this js.Value, args []js.Value) any {
+	fn := js.FuncOf(func(this js.Value, args []js.Value) any {
 		data := args[0].Get("data")
 		if data.Type() == js.TypeString {
 			push([]byte(data.String()))
@@ -34,7 +34,12 @@ func attachReceive(dc *webrtc.DataChannel, push func([]byte)) {
 		js.CopyBytesToGo(b, arr)
 		push(b)
 		return nil
-	}))
+	})
+	v.Set("onmessage", fn)
+	return func() {
+		v.Set("onmessage", js.Null())
+		fn.Release()
+	}
 }
 
 // sender copies each message into one reusable Uint8Array and sends a view

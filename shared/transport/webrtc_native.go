@@ -36,8 +36,9 @@ func newAPI(c Config) (*webrtc.API, func() error, error) {
 
 // attachReceive delivers messages in order: native pion calls OnMessage
 // from one read loop per channel.
-func attachReceive(dc *webrtc.DataChannel, push func([]byte)) {
+func attachReceive(dc *webrtc.DataChannel, push func([]byte)) (release func()) {
 	dc.OnMessage(func(m webrtc.DataChannelMessage) { push(m.Data) })
+	return func() {}
 }
 
 // sender hands messages to pion's data channel.
