@@ -33,12 +33,16 @@ func main() {
 	perf := js.Global().Get("performance")
 	t0 := perf.Call("now").Float()
 	var st store.Store
-	st, err := store.OpenIndexedDB("ddt")
-	t1 := perf.Call("now").Float()
-	if err != nil {
+	var err error
+	slot := claimSlot()
+	if slot < 0 {
+		log.Warn("every identity slot of this browser profile is in use by other tabs; this tab's node gets a temporary identity")
+		st = store.NewMemory()
+	} else if st, err = store.OpenIndexedDB(databaseName(slot)); err != nil {
 		log.Warn("IndexedDB unavailable; this tab's identity will not survive a reload", "err", err)
 		st = store.NewMemory()
 	}
+	t1 := perf.Call("now").Float()
 	tr, err := transport.NewWebRTC(transport.Config{Logger: log})
 	if err != nil {
 		fatal(err)
@@ -47,7 +51,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	log.Info("node started", "goMainAtMs", int(t0), "storeMs", int(t1-t0), "identityMs", int(perf.Call("now").Float()-t1))
+	log.Info("node started", "slot", slot, "goMainAtMs", int(t0), "storeMs", int(t1-t0), "identityMs", int(perf.Call("now").Float()-t1))
 	api := newAPI(n)
 	js.Global().Set("ddt", api.obj)
 	js.Global().Call("dispatchEvent", js.Global().Get("Event").New("ddt:loaded"))

@@ -212,3 +212,45 @@ func without(list []string, drop string) []string {
 	}
 	return out
 }
+
+// TestTabsOfOneProfile: tabs of one browser profile share IndexedDB, yet
+// each runs its own node with its own lasting address, and they meet.
+func TestTabsOfOneProfile(t *testing.T) {
+	r := startRelay(t, "-zone", "tabs")
+	first := newPage(t, "")
+	first.open(r.url())
+	a := first.ready()
+	second := first.newTab()
+	second.open(r.url())
+	b := second.ready()
+	if a == b {
+		t.Fatalf("two tabs of one profile share address %s", a)
+	}
+	for _, pair := range []struct {
+		p    *page
+		want string
+	}{{first, b}, {second, a}} {
+		waitFor(t, 30*time.Second, "tabs meet", func() error {
+			ps, err := pair.p.peers()
+			if err != nil {
+				return err
+			}
+			return samePeers(ps, pair.want)
+		})
+	}
+	// Each tab keeps its own address across reloads, in either order.
+	for _, tc := range []struct {
+		p    *page
+		want string
+	}{{second, b}, {first, a}} {
+		if err := reload(tc.p); err != nil {
+			t.Fatal(err)
+		}
+		if got := tc.p.ready(); got != tc.want {
+			t.Fatalf("after reload a tab has %s, had %s", got, tc.want)
+		}
+	}
+	if s, _ := r.stats(); s.Nodes != 2 {
+		t.Errorf("relay sees %d nodes, want 2", s.Nodes)
+	}
+}

@@ -377,3 +377,15 @@ func samePeers(got []peerInfo, want ...string) error {
 	}
 	return nil
 }
+
+// newTab opens another tab in p's browser: same profile, same IndexedDB.
+func (p *page) newTab() *page {
+	p.t.Helper()
+	ctx, cancel := chromedp.NewContext(p.ctx)
+	tab := &page{t: p.t, ctx: ctx, cancel: cancel}
+	p.t.Cleanup(tab.close)
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		p.t.Fatalf("new tab: %v", err)
+	}
+	return tab
+}
