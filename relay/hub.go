@@ -174,7 +174,7 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 	adm, old, ok := h.register(c)
 	if !ok {
 		h.refused.Add(1)
-		reason := fmt.Sprintf("zone %s is full (%d nodes)", h.cfg.Zone, h.cfg.MaxNodes)
+		reason := fmt.Sprintf("zone %s is full: it admits at most %d %s", h.cfg.Zone, h.cfg.MaxNodes, plural(h.cfg.MaxNodes, "node", "nodes"))
 		log.Info("admission refused: zone full", "nodes", h.cfg.MaxNodes)
 		writeMsg(hctx, conn, &wire.Refused{Code: wire.CodeZoneFull, Reason: reason, Redirect: h.cfg.Redirect, RetryAfterMs: refuseRetryMs})
 		conn.Close(websocket.StatusTryAgainLater, "zone full")
@@ -484,3 +484,10 @@ func (c *client) readLoop(ctx context.Context, log *slog.Logger) {
 
 // ReleaseSlot gives back a JoinSlot that did not reach Serve.
 func (h *Hub) ReleaseSlot() { <-h.joining }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

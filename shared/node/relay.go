@@ -112,6 +112,9 @@ func (n *Node) Run(ctx context.Context) error {
 	for {
 		n.setState(StateConnecting, "connecting to "+n.cfg.Relay, 0)
 		admitted, err := n.relaySession(ctx, wsURL)
+		if err != nil && ctx.Err() == nil {
+			n.log.Info("relay connection ended", "admitted", admitted, "err", err)
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -125,11 +128,11 @@ func (n *Node) Run(ctx context.Context) error {
 			if wait <= 0 {
 				wait = 30 * time.Second
 			}
-			n.setState(StateRefused, "refused: "+refused.Error(), wait)
+			n.setState(StateRefused, refused.Error(), wait)
 		} else {
 			wait = jitter(backoff)
 			backoff = min(2*backoff, n.cfg.MaxBackoff)
-			n.setState(StateRetrying, "relay unreachable: "+shortErr(err), wait)
+			n.setState(StateRetrying, unreachable(admitted, err), wait)
 		}
 		select {
 		case <-time.After(wait):
@@ -144,16 +147,20 @@ func jitter(d time.Duration) time.Duration {
 	return d - d/8 + time.Duration(r.Int64())
 }
 
-// shortErr trims the noisy wrapping of network errors for the page.
-func shortErr(err error) string {
-	if err == nil {
-		return "connection closed"
+// unreachable words a lost relay for the page. Browsers hide why a
+// WebSocket failed, so the sentence says what happened, not the error
+// text (which goes to the log).
+func unreachable(wasAdmitted bool, err error) string {
+	switch {
+	case wasAdmitted:
+		return "lost the connection to the relay"
+	case errors.Is(err, wire.ErrProtocol), errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrVersion):
+		return "the relay speaks another protocol: " + err.Error()
+	case errors.Is(err, identity.ErrBadLease), errors.Is(err, identity.ErrExpired):
+		return "the relay's lease did not verify: " + err.Error()
+	default:
+		return "cannot reach the relay"
 	}
-	s := err.Error()
-	if i := strings.LastIndex(s, ": "); i >= 0 && len(s) > 120 {
-		s = s[i+2:]
-	}
-	return s
 }
 
 func (n *Node) closePeers() {

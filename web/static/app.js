@@ -322,9 +322,11 @@
       case 'admitted':
         log(`Admitted to zone “${ddt.zone}” as ${shortAddress(ddt.address)}.`, 'ok');
         break;
-      case 'retrying':
-        log(`Relay unreachable${detail}${wait}.`, 'warn');
+      case 'retrying': {
+        const why = ev.detail ? ev.detail.charAt(0).toUpperCase() + ev.detail.slice(1) : 'Relay unreachable';
+        log(`${why}${wait}.`, 'warn');
         break;
+      }
       case 'refused':
         log(`Refused${detail}${wait}.`, 'err');
         break;
