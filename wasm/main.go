@@ -23,7 +23,14 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Every line the node logs costs a console write; a page logs warnings
+	// and errors unless localStorage "ddt-log" names a lower level
+	// ("debug" or "info").
+	level := slog.LevelWarn
+	if v := js.Global().Get("localStorage").Call("getItem", "ddt-log"); v.Type() == js.TypeString {
+		level.UnmarshalText([]byte(v.String()))
+	}
+	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
 	relay := js.Global().Get("location").Get("origin").String()
 	if v := js.Global().Get("DDT_RELAY"); v.Type() == js.TypeString {
 		relay = v.String()
@@ -51,7 +58,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	log.Info("node started", "slot", slot, "goMainAtMs", int(t0), "storeMs", int(t1-t0), "identityMs", int(perf.Call("now").Float()-t1))
+	log.Debug("node started", "slot", slot, "goMainAtMs", int(t0), "storeMs", int(t1-t0), "identityMs", int(perf.Call("now").Float()-t1))
 	api := newAPI(n)
 	js.Global().Set("ddt", api.obj)
 	js.Global().Call("dispatchEvent", js.Global().Get("Event").New("ddt:loaded"))

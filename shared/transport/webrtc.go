@@ -94,16 +94,7 @@ func (w *WebRTC) NewSession(initiator bool, send SendFunc) (Session, error) {
 		return nil, fmt.Errorf("transport: new peer connection: %w", err)
 	}
 	s := &rtcSession{pc: pc, send: send, log: w.log, ready: make(chan struct{}), closed: make(chan struct{})}
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c == nil {
-			return
-		}
-		b, err := json.Marshal(c.ToJSON())
-		if err != nil {
-			return
-		}
-		send(wire.SignalCandidate, string(b))
-	})
+	onLocalCandidate(pc, s.localCandidate)
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
 			s.fail(fmt.Errorf("transport: connection %s", st))
@@ -131,7 +122,9 @@ type rtcSession struct {
 
 	mu        sync.Mutex
 	remoteSet bool
-	pending   []webrtc.ICECandidateInit
+	pending   []string // remote candidates that came before the description
+	localSent bool     // our offer or answer went out
+	local     []string // our candidates gathered before that
 	conn      *dcConn
 	err       error
 	ready     chan struct{} // closed when conn or err is set
@@ -150,6 +143,33 @@ func (s *rtcSession) offer() {
 		return
 	}
 	s.send(wire.SignalOffer, offer.SDP)
+	s.flushLocal()
+}
+
+// localCandidate sends one of our ICE candidates (JSON of
+// RTCIceCandidateInit), holding it back until our description is out: a
+// candidate that overtook the offer would reach a peer with no session
+// for it.
+func (s *rtcSession) localCandidate(c string) {
+	s.mu.Lock()
+	if !s.localSent {
+		s.local = append(s.local, c)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.send(wire.SignalCandidate, c)
+}
+
+func (s *rtcSession) flushLocal() {
+	s.mu.Lock()
+	s.localSent = true
+	held := s.local
+	s.local = nil
+	s.mu.Unlock()
+	for _, c := range held {
+		s.send(wire.SignalCandidate, c)
+	}
 }
 
 func (s *rtcSession) attach(dc *webrtc.DataChannel) {
@@ -195,26 +215,26 @@ func (s *rtcSession) Handle(kind wire.SignalKind, data string) error {
 			return fmt.Errorf("transport: answer: %w", err)
 		}
 		s.send(wire.SignalAnswer, answer.SDP)
+		s.flushLocal()
 	case wire.SignalAnswer:
 		if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: data}); err != nil {
 			return fmt.Errorf("%w: answer: %v", ErrBadSignal, err)
 		}
 		s.flush()
 	case wire.SignalCandidate:
-		var c webrtc.ICECandidateInit
-		if err := json.Unmarshal([]byte(data), &c); err != nil {
-			return fmt.Errorf("%w: candidate: %v", ErrBadSignal, err)
+		if !json.Valid([]byte(data)) {
+			return fmt.Errorf("%w: candidate is not JSON", ErrBadSignal)
 		}
 		s.mu.Lock()
 		if !s.remoteSet {
 			if len(s.pending) < 64 {
-				s.pending = append(s.pending, c)
+				s.pending = append(s.pending, data)
 			}
 			s.mu.Unlock()
 			return nil
 		}
 		s.mu.Unlock()
-		if err := s.pc.AddICECandidate(c); err != nil {
+		if err := addCandidate(s.pc, data); err != nil {
 			return fmt.Errorf("%w: candidate: %v", ErrBadSignal, err)
 		}
 	case wire.SignalBye:
@@ -232,7 +252,7 @@ func (s *rtcSession) flush() {
 	s.pending = nil
 	s.mu.Unlock()
 	for _, c := range pending {
-		if err := s.pc.AddICECandidate(c); err != nil {
+		if err := addCandidate(s.pc, c); err != nil {
 			s.log.Debug("early candidate refused", "err", err)
 		}
 	}

@@ -3,6 +3,7 @@
 package transport
 
 import (
+	"errors"
 	"fmt"
 	"syscall/js"
 
@@ -65,4 +66,46 @@ func (s sender) send(b []byte) (err error) {
 	js.CopyBytesToJS(s.buf, b)
 	s.ch.Call("send", s.buf.Call("subarray", 0, len(b)))
 	return nil
+}
+
+var jsJSON = js.Global().Get("JSON")
+
+// onLocalCandidate reports each gathered ICE candidate as the browser's own
+// JSON of it. pion's OnICECandidate parses every candidate into Go types
+// first, which a first visit pays for in compile time; nothing here needs
+// them parsed.
+func onLocalCandidate(pc *webrtc.PeerConnection, f func(string)) {
+	pc.JSValue().Set("onicecandidate", js.FuncOf(func(this js.Value, args []js.Value) any {
+		c := args[0].Get("candidate")
+		if c.IsNull() || c.IsUndefined() {
+			return nil
+		}
+		s := jsJSON.Call("stringify", c).String()
+		go f(s)
+		return nil
+	}))
+}
+
+// addCandidate hands a remote candidate (JSON of RTCIceCandidateInit) to
+// the browser as it is.
+func addCandidate(pc *webrtc.PeerConnection, data string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	init := jsJSON.Call("parse", data)
+	if init.Type() != js.TypeObject {
+		return errors.New("candidate is not an object")
+	}
+	done := make(chan error, 1)
+	ok := js.FuncOf(func(js.Value, []js.Value) any { done <- nil; return nil })
+	fail := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		done <- errors.New(args[0].Call("toString").String())
+		return nil
+	})
+	defer ok.Release()
+	defer fail.Release()
+	pc.JSValue().Call("addIceCandidate", init).Call("then", ok, fail)
+	return <-done
 }

@@ -3,6 +3,7 @@
 package transport
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 
@@ -47,3 +48,24 @@ type sender struct{ dc *webrtc.DataChannel }
 func newSender(dc *webrtc.DataChannel) sender { return sender{dc} }
 
 func (s sender) send(b []byte) error { return s.dc.Send(b) }
+
+// onLocalCandidate reports each gathered ICE candidate as JSON.
+func onLocalCandidate(pc *webrtc.PeerConnection, f func(string)) {
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c == nil {
+			return
+		}
+		if b, err := json.Marshal(c.ToJSON()); err == nil {
+			f(string(b))
+		}
+	})
+}
+
+// addCandidate adds a remote candidate given as JSON.
+func addCandidate(pc *webrtc.PeerConnection, data string) error {
+	var c webrtc.ICECandidateInit
+	if err := json.Unmarshal([]byte(data), &c); err != nil {
+		return err
+	}
+	return pc.AddICECandidate(c)
+}
