@@ -84,6 +84,7 @@ func TestHandshakeRefusesStrangers(t *testing.T) {
 	if _, err := a.handshake(ctx, ca, id.Address{7}); !errors.Is(err, wire.ErrProtocol) {
 		t.Errorf("unexpected address: %v", err)
 	}
+	ca.Close() // ends b's side too
 
 	// An expired lease.
 	a, b = admitted(t, relay), admitted(t, relay)

@@ -165,6 +165,12 @@ func unreachable(wasAdmitted bool, err error) string {
 
 func (n *Node) closePeers() {
 	n.mu.Lock()
+	for addr, d := range n.dials {
+		delete(n.dials, addr)
+		if d.session != nil {
+			go d.session.Close()
+		}
+	}
 	ps := make([]*peer, 0, len(n.peers))
 	for _, p := range n.peers {
 		ps = append(ps, p)

@@ -30,7 +30,7 @@ var _ Transport = (*Memory)(nil)
 
 // NewSession starts an in-memory connection attempt.
 func (m *Memory) NewSession(initiator bool, send SendFunc) (Session, error) {
-	s := &memSession{net: m.net, send: send, ready: make(chan struct{})}
+	s := &memSession{net: m.net, send: send, ready: make(chan struct{}), closed: make(chan struct{})}
 	if initiator {
 		var b [16]byte
 		rand.Read(b[:])
@@ -56,6 +56,8 @@ type memSession struct {
 	peerConn Conn
 	once     sync.Once
 	ready    chan struct{}
+	closed   chan struct{}
+	shut     sync.Once
 }
 
 func (s *memSession) open() { s.once.Do(func() { close(s.ready) }) }
@@ -88,12 +90,15 @@ func (s *memSession) Conn(ctx context.Context) (Conn, error) {
 	select {
 	case <-s.ready:
 		return s.conn, nil
+	case <-s.closed:
+		return nil, ErrClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
 func (s *memSession) Close() error {
+	s.shut.Do(func() { close(s.closed) })
 	if s.key != "" {
 		s.net.mu.Lock()
 		delete(s.net.pipes, s.key)
