@@ -1,0 +1,54 @@
+//go:build !js
+
+package node
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Native only: the test serves WebSockets, which node's js runtime cannot.
+func TestEarlyDialer(t *testing.T) {
+	var accepted atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		accepted.Add(1)
+		c.Read(r.Context()) // hold until the client goes
+	}))
+	defer srv.Close()
+	dial := EarlyDialer(srv.URL)
+	wsURL, _ := WebSocketURL(srv.URL)
+	deadline := time.Now().Add(5 * time.Second)
+	for accepted.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // the dial starts before anyone asks
+	}
+	if accepted.Load() != 1 {
+		t.Fatal("EarlyDialer did not dial ahead")
+	}
+	ctx := context.Background()
+	c1, err := dial(ctx, wsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.CloseNow()
+	if accepted.Load() != 1 {
+		t.Fatal("the first call dialed again instead of using the early connection")
+	}
+	c2, err := dial(ctx, wsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.CloseNow()
+	if c2 == c1 || accepted.Load() != 2 {
+		t.Fatal("a later call reused the early connection")
+	}
+}
