@@ -44,8 +44,7 @@ type deferred struct {
 
 func newDeferred() *deferred {
 	d := &deferred{}
-	var executor js.Func
-	executor = js.FuncOf(func(this js.Value, args []js.Value) any {
+	executor := js.FuncOf(func(this js.Value, args []js.Value) any {
 		d.resolve, d.reject = args[0], args[1]
 		return nil
 	})
