@@ -9,6 +9,7 @@ ADDR      ?= 127.0.0.1:8080
 GOROOT    := $(shell $(GO) env GOROOT)
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 WASMBROWSERTEST := $(GOBIN)/wasmbrowsertest
+STATICCHECK := $(GOBIN)/staticcheck
 # Everything that starts WebRTC runs in a network namespace whose only
 # interface is loopback: no test traffic can leave this machine.
 LOOPBACK  := unshare -n sh -c 'ip link set lo up && exec "$$@"' sh
@@ -51,10 +52,13 @@ deps: ## install what the tests need (Chromium, fonts, node, iproute2) when miss
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@[ -x $(WASMBROWSERTEST) ] || $(GO) install github.com/agnivade/wasmbrowsertest@v0.11.0
+	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-vet: ## go vet, native and js/wasm
+vet: ## go vet and staticcheck, native and js/wasm; gofmt
 	$(GO) vet ./...
 	GOOS=js GOARCH=wasm $(GO) vet ./shared/... ./wasm/...
+	$(STATICCHECK) ./...
+	GOOS=js GOARCH=wasm $(STATICCHECK) ./shared/... ./wasm/...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 unit: ## unit, fuzz-seed and native WebRTC tests (loopback namespace)
@@ -71,7 +75,7 @@ e2e: build ## end-to-end tests: relay, native node and real Chromium pages (loop
 	$(GO) test -c -o $(BUILD)/web.test ./web
 	$(LOOPBACK) env DDT_BUILD=$(BUILD) $(BUILD)/web.test -test.count=1 -test.v -test.timeout=10m
 
-test: deps build vet unit wasm-test e2e ## everything: vet, unit, fuzz seeds, wasm (node and Chromium), end to end
+test: deps build vet unit wasm-test e2e ## everything: vet and staticcheck, unit, fuzz seeds, wasm (node and Chromium), end to end
 
 bench: deps build ## benchmarks, printed as tables
 	$(GO) test -c -o $(BUILD)/web.test ./web
