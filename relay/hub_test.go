@@ -163,18 +163,30 @@ func TestZoneFullRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	events := make(chan node.Event, 16)
-	n.Subscribe(func(e node.Event) { events <- e })
+	n.Subscribe(func(e node.Event) {
+		select {
+		case events <- e:
+		default:
+		}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go n.Run(ctx)
-	for e := range events {
-		if e.State != node.StateRefused {
-			continue
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	timeout := time.After(10 * time.Second)
+	for refused := false; !refused; {
+		select {
+		case e := <-events:
+			if e.State != node.StateRefused {
+				continue
+			}
+			if !strings.Contains(e.Detail, "full") || !strings.Contains(e.Detail, "https://b.example/") || e.RetryIn <= 0 {
+				t.Fatalf("refusal %+v", e)
+			}
+			refused = true
+		case <-timeout:
+			t.Fatal("no refusal within 10 s")
 		}
-		if !strings.Contains(e.Detail, "full") || !strings.Contains(e.Detail, "https://b.example/") || e.RetryIn <= 0 {
-			t.Fatalf("refusal %+v", e)
-		}
-		break
 	}
 	if s := z.hub.Stats(); s.Refused != 1 || s.Nodes != 1 {
 		t.Fatalf("stats %+v", s)
@@ -424,4 +436,25 @@ func TestJoinFloodIsBounded(t *testing.T) {
 	// Once they are gone, nodes join again.
 	eventually(t, "slots freed", func() bool { return len(z.hub.joining) == 0 })
 	z.join(store.NewMemory())
+}
+
+func TestAcceptsEncoding(t *testing.T) {
+	for _, c := range []struct {
+		header, enc string
+		want        bool
+	}{
+		{"gzip, deflate, br, zstd", "br", true},
+		{"gzip;q=0.5, br;q=0", "br", false},
+		{"gzip;q=0.5", "gzip", true},
+		{"br;q=0.0", "br", false},
+		{"*", "br", true},
+		{"", "gzip", false},
+		{"identity", "gzip", false},
+	} {
+		r := httptest.NewRequest("GET", "/ddt.wasm", nil)
+		r.Header.Set("Accept-Encoding", c.header)
+		if got := acceptsEncoding(r, c.enc); got != c.want {
+			t.Errorf("Accept-Encoding %q, %s: got %v", c.header, c.enc, got)
+		}
+	}
 }

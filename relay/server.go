@@ -59,12 +59,24 @@ func loadAsset(path, ctype string) (*asset, error) {
 	return a, nil
 }
 
+// acceptsEncoding reports whether the request's Accept-Encoding allows enc
+// (listed by name with a weight above zero; "*" counts).
 func acceptsEncoding(r *http.Request, enc string) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(name), enc) && !strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") {
-			return true
+		name = strings.TrimSpace(name)
+		if !strings.EqualFold(name, enc) && name != "*" {
+			continue
 		}
+		q := 1.0
+		for _, p := range strings.Split(params, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.TrimSpace(k) == "q" {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					q = f
+				}
+			}
+		}
+		return q > 0
 	}
 	return false
 }

@@ -197,10 +197,23 @@ func TestZoneFull(t *testing.T) {
 	}
 }
 
+// reload reloads the tab and returns once the old document is gone, so
+// that what the caller reads next comes from the new one.
 func reload(p *page) error {
-	_, err := eval[bool](p, `location.reload(), true`)
-	time.Sleep(300 * time.Millisecond)
-	return err
+	if _, err := eval[bool](p, `window.__beforeReload = true; location.reload(); true`); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		old, err := eval[bool](p, `window.__beforeReload === true`)
+		if err == nil && !old {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the page did not reload: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func without(list []string, drop string) []string {
