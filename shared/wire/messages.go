@@ -28,6 +28,7 @@ const (
 type Type uint8
 
 // Message types. Values are part of the protocol: never renumber.
+// Ranges: 1–31 node↔relay, 32–47 peer link, 48–63 DHT, 64–79 relay↔relay.
 const (
 	TypeLease      Type = 1
 	TypeChallenge  Type = 2
@@ -56,42 +57,47 @@ type Message interface {
 	decode(*decoder)
 }
 
+// registry maps each type to a constructor. Each file that defines
+// messages registers them in its init, so messages for different layers
+// live beside each other without one central list.
+var registry = map[Type]func() Message{}
+
+// register adds message types; a duplicate is a programming error.
+func register(ctors ...func() Message) {
+	for _, c := range ctors {
+		t := c().Type()
+		if _, dup := registry[t]; dup {
+			panic(fmt.Sprintf("wire: type %d registered twice", t))
+		}
+		registry[t] = c
+	}
+}
+
+func init() {
+	register(
+		func() Message { return new(Lease) },
+		func() Message { return new(Challenge) },
+		func() Message { return new(Hello) },
+		func() Message { return new(Admitted) },
+		func() Message { return new(Refused) },
+		func() Message { return new(Signal) },
+		func() Message { return new(PeerJoined) },
+		func() Message { return new(PeerLeft) },
+		func() Message { return new(Error) },
+		func() Message { return new(PeerHello) },
+		func() Message { return new(PeerProof) },
+		func() Message { return new(Ping) },
+		func() Message { return new(Pong) },
+		func() Message { return new(BenchData) },
+		func() Message { return new(BenchEnd) },
+		func() Message { return new(BenchAck) },
+		func() Message { return new(Bye) },
+	)
+}
+
 func newMessage(t Type) Message {
-	switch t {
-	case TypeLease:
-		return new(Lease)
-	case TypeChallenge:
-		return new(Challenge)
-	case TypeHello:
-		return new(Hello)
-	case TypeAdmitted:
-		return new(Admitted)
-	case TypeRefused:
-		return new(Refused)
-	case TypeSignal:
-		return new(Signal)
-	case TypePeerJoined:
-		return new(PeerJoined)
-	case TypePeerLeft:
-		return new(PeerLeft)
-	case TypeError:
-		return new(Error)
-	case TypePeerHello:
-		return new(PeerHello)
-	case TypePeerProof:
-		return new(PeerProof)
-	case TypePing:
-		return new(Ping)
-	case TypePong:
-		return new(Pong)
-	case TypeBenchData:
-		return new(BenchData)
-	case TypeBenchEnd:
-		return new(BenchEnd)
-	case TypeBenchAck:
-		return new(BenchAck)
-	case TypeBye:
-		return new(Bye)
+	if c := registry[t]; c != nil {
+		return c()
 	}
 	return nil
 }

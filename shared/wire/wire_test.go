@@ -23,8 +23,20 @@ func sampleLease(seed byte) Lease {
 	return l
 }
 
+// moreSamples holds the samples of message files other than messages.go;
+// each test file adds its own in init.
+var moreSamples []func() []Message
+
 // samples has one value of every message type, with non-zero fields.
 func samples() []Message {
+	out := baseSamples()
+	for _, f := range moreSamples {
+		out = append(out, f()...)
+	}
+	return out
+}
+
+func baseSamples() []Message {
 	l := sampleLease(1)
 	return []Message{
 		&l,
