@@ -33,5 +33,7 @@
 //
 // Peer protocol over a data channel: each side sends PeerHello (its lease
 // and a fresh nonce) and then PeerProof (a signature over the other side's
-// nonce); afterwards Ping/Pong, BenchData/BenchEnd/BenchAck and Bye.
+// nonce); afterwards Ping/Pong, BenchData/BenchEnd/BenchAck and Bye, and
+// the DHT's requests and replies (dht.go): FindNode/Nodes,
+// FindValue/Value, Store/Stored.
 package wire

@@ -22,6 +22,8 @@ var (
 	ErrExpired      = errors.New("lease expired")
 	ErrProtocol     = errors.New("protocol violation")
 	ErrInternal     = errors.New("internal error")
+	ErrStale        = errors.New("stale record")
+	ErrFull         = errors.New("storage full")
 )
 
 // Code is an error as it crosses the wire.
@@ -41,6 +43,10 @@ const (
 	CodeExpired      Code = 9
 	CodeProtocol     Code = 10
 	CodeInternal     Code = 11
+
+	// 48–63: DHT refusals, numbered like the DHT's message types.
+	CodeStale Code = 48 // a newer record, or a different one with the same sequence number, is stored
+	CodeFull  Code = 49 // the key has its maximum of signers, or the node's record storage is full
 )
 
 var codeErrs = map[Code]error{
@@ -55,6 +61,8 @@ var codeErrs = map[Code]error{
 	CodeExpired:      ErrExpired,
 	CodeProtocol:     ErrProtocol,
 	CodeInternal:     ErrInternal,
+	CodeStale:        ErrStale,
+	CodeFull:         ErrFull,
 }
 
 // Err returns the sentinel error for c (ErrInternal for unknown codes,
