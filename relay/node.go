@@ -25,12 +25,13 @@ type peerJSON struct {
 	Address string  `json:"address"`
 	RTTMs   float64 `json:"rttMs"`
 	Native  bool    `json:"native"`
+	Via     string  `json:"via"`
 }
 
 func peersJSON(ps []node.PeerInfo) []peerJSON {
 	out := make([]peerJSON, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, peerJSON{Address: p.Address.String(), RTTMs: float64(p.RTT.Microseconds()) / 1000, Native: p.Native})
+		out = append(out, peerJSON{Address: p.Address.String(), RTTMs: float64(p.RTT.Microseconds()) / 1000, Native: p.Native, Via: p.Via})
 	}
 	return out
 }
@@ -41,8 +42,9 @@ func runNode(args []string) error {
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	relayURL := fs.String("relay", "http://127.0.0.1:8080", "relay base URL")
 	data := fs.String("data", "ddt-node", "folder for the node's identity and lease (bbolt)")
-	status := fs.String("status", "", "serve /status, /peers and /ping on this address (e.g. 127.0.0.1:8081)")
+	status := fs.String("status", "", "serve /status, /peers, /ping, /lookup, /connect and /routing on this address (e.g. 127.0.0.1:8081)")
 	loopback := fs.Bool("loopback", false, "restrict WebRTC to the loopback interface (tests)")
+	maxPeers := fs.Int("max-peers", node.DefaultMaxPeers, "connection budget: data channels kept open")
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
 	var ice listFlag
 	fs.Var(&ice, "ice", "STUN/TURN URL (repeatable)")
@@ -62,7 +64,7 @@ func runNode(args []string) error {
 		return err
 	}
 	defer tr.Close()
-	n, err := node.New(node.Config{Relay: *relayURL, Store: st, Transport: tr, Native: true, Agent: "ddt-native", Logger: log})
+	n, err := node.New(node.Config{Relay: *relayURL, Store: st, Transport: tr, Native: true, Agent: "ddt-native", Logger: log, MaxPeers: *maxPeers})
 	if err != nil {
 		return err
 	}
@@ -126,6 +128,53 @@ func statusMux(n *node.Node) *http.ServeMux {
 			return
 		}
 		reply(w, map[string]float64{"ms": float64(rtt.Microseconds()) / 1000})
+	})
+	mux.HandleFunc("GET /lookup", func(w http.ResponseWriter, r *http.Request) {
+		addr, err := id.Parse(r.URL.Query().Get("address"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		t0 := time.Now()
+		res, err := n.Lookup(ctx, addr)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		closest := make([]string, len(res.Closest))
+		for i, c := range res.Closest {
+			closest[i] = c.String()
+		}
+		reply(w, map[string]any{"found": res.Found, "hops": res.Hops, "messages": res.Messages,
+			"ms": float64(time.Since(t0).Microseconds()) / 1000, "closest": closest})
+	})
+	mux.HandleFunc("POST /connect", func(w http.ResponseWriter, r *http.Request) {
+		addr, err := id.Parse(r.URL.Query().Get("address"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 45*time.Second)
+		defer cancel()
+		p, err := n.Connect(ctx, addr)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusGatewayTimeout)
+			return
+		}
+		reply(w, peersJSON([]node.PeerInfo{p})[0])
+	})
+	mux.HandleFunc("GET /routing", func(w http.ResponseWriter, r *http.Request) {
+		type bucket struct {
+			Index    int `json:"index"`
+			Contacts int `json:"contacts"`
+		}
+		var out []bucket
+		for _, b := range n.Routing() {
+			out = append(out, bucket{b.Index, b.Contacts})
+		}
+		reply(w, map[string]any{"buckets": out, "overlay": n.OverlayStats()})
 	})
 	return mux
 }

@@ -54,7 +54,11 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	n, err := node.New(node.Config{Relay: relay, Dial: dial, Store: st, Transport: tr, Agent: "ddt-browser", Logger: log})
+	maxPeers := 0
+	if v := js.Global().Get("DDT_MAX_PEERS"); v.Type() == js.TypeNumber {
+		maxPeers = v.Int()
+	}
+	n, err := node.New(node.Config{Relay: relay, Dial: dial, Store: st, Transport: tr, Agent: "ddt-browser", Logger: log, MaxPeers: maxPeers})
 	if err != nil {
 		fatal(err)
 	}
@@ -97,6 +101,10 @@ func newAPI(n *node.Node) *api {
 	o.Set("ping", method(a.ping))
 	o.Set("on", method(a.on))
 	o.Set("throughput", method(a.throughput))
+	o.Set("lookup", method(a.lookup))
+	o.Set("connect", method(a.connect))
+	o.Set("disconnect", method(a.disconnect))
+	o.Set("routing", method(a.routing))
 	n.Subscribe(a.onEvent)
 	return a
 }
@@ -105,7 +113,7 @@ func (a *api) onEvent(e node.Event) {
 	var payload js.Value
 	switch e.Kind {
 	case node.EventPeer:
-		payload = object(map[string]any{"address": e.Peer.Address.String(), "native": e.Peer.Native})
+		payload = object(map[string]any{"address": e.Peer.Address.String(), "native": e.Peer.Native, "via": e.Peer.Via})
 	case node.EventPeerGone:
 		payload = object(map[string]any{"address": e.Peer.Address.String(), "reason": e.Reason})
 	case node.EventState:
@@ -121,6 +129,7 @@ func (a *api) onEvent(e node.Event) {
 func (a *api) onState(e node.Event) {
 	o := a.obj
 	o.Set("state", string(e.State))
+	o.Set("relay", a.n.Relay())
 	switch e.State {
 	case node.StateAdmitted:
 		info := object(map[string]any{"address": a.n.Address().String(), "zone": a.n.Zone()})
@@ -195,19 +204,102 @@ func (a *api) on(args []js.Value) any {
 	return off
 }
 
-// peers() → Promise of [{address, rttMs, native}].
+// peers() → Promise of [{address, rttMs, native, via}].
 func (a *api) peers(args []js.Value) any {
 	return promise(func() (any, error) {
 		ps := a.n.Peers()
 		out := make([]any, 0, len(ps))
 		for _, p := range ps {
-			out = append(out, object(map[string]any{
-				"address": p.Address.String(),
-				"rttMs":   float64(p.RTT.Microseconds()) / 1000,
-				"native":  p.Native,
-			}))
+			out = append(out, peerObject(p))
 		}
 		return out, nil
+	})
+}
+
+func peerObject(p node.PeerInfo) js.Value {
+	return object(map[string]any{
+		"address": p.Address.String(),
+		"rttMs":   float64(p.RTT.Microseconds()) / 1000,
+		"native":  p.Native,
+		"via":     p.Via,
+	})
+}
+
+// lookup(address) → Promise of {found, hops, ms, messages, closest}.
+func (a *api) lookup(args []js.Value) any {
+	addr, err := addressArg(args)
+	return promise(func() (any, error) {
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		t0 := time.Now()
+		r, err := a.n.Lookup(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		closest := make([]any, len(r.Closest))
+		for i, c := range r.Closest {
+			closest[i] = c.String()
+		}
+		return object(map[string]any{
+			"found": r.Found, "hops": r.Hops, "messages": r.Messages,
+			"ms": float64(time.Since(t0).Microseconds()) / 1000, "closest": closest,
+		}), nil
+	})
+}
+
+// connect(address) → Promise of the peer, once a data channel is open.
+func (a *api) connect(args []js.Value) any {
+	addr, err := addressArg(args)
+	return promise(func() (any, error) {
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+		defer cancel()
+		p, err := a.n.Connect(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		return peerObject(p), nil
+	})
+}
+
+// disconnect(address) → Promise of whether a channel was open.
+func (a *api) disconnect(args []js.Value) any {
+	addr, err := addressArg(args)
+	return promise(func() (any, error) {
+		if err != nil {
+			return nil, err
+		}
+		return a.n.Disconnect(addr), nil
+	})
+}
+
+// routing() → Promise of {buckets: [{index, contacts, connected}], contacts, overlay: {sent, delivered, forwarded, dropped}}.
+func (a *api) routing(args []js.Value) any {
+	return promise(func() (any, error) {
+		self := a.n.Address()
+		conn := map[int]int{}
+		for _, p := range a.n.Peers() {
+			conn[id.CommonPrefixLen(self, p.Address)]++
+		}
+		var buckets []any
+		total := 0
+		for _, b := range a.n.Routing() {
+			total += b.Contacts
+			buckets = append(buckets, object(map[string]any{"index": b.Index, "contacts": b.Contacts, "connected": conn[b.Index]}))
+		}
+		st := a.n.OverlayStats()
+		return object(map[string]any{
+			"buckets":  buckets,
+			"contacts": total,
+			"overlay": object(map[string]any{
+				"sent": st.Sent, "delivered": st.Delivered, "forwarded": st.Forwarded, "dropped": st.Dropped,
+			}),
+		}), nil
 	})
 }
 

@@ -247,3 +247,88 @@ func TestBenchThroughput(t *testing.T) {
 func quote(s string) string {
 	return "`" + strings.NewReplacer("\\", "\\\\", "`", "\\`", "${", "\\${").Replace(s) + "`"
 }
+
+func startNativeArgs(t *testing.T, r *relay, args ...string) *nativeNode {
+	t.Helper()
+	n := &nativeNode{status: freePort(t)}
+	all := append([]string{"node", "-relay", r.url(), "-data", t.TempDir(), "-loopback", "-status", n.status, "-log", "warn"}, args...)
+	n.p = start(t, r.bin, all...)
+	waitFor(t, 15*time.Second, "native node admitted", func() error {
+		st, err := n.state()
+		if err == nil && st.State != "admitted" {
+			err = fmt.Errorf("state %s", st.State)
+		}
+		return err
+	})
+	return n
+}
+
+// TestBenchLookup measures DHT lookups from a browser tab in a swarm of
+// native nodes, two ways: with a channel open to every contact (each query
+// goes straight to its node), and with the tab keeping only two channels
+// (queries to contacts without one are routed hop by hop through peers).
+func TestBenchLookup(t *testing.T) {
+	benchOnly(t)
+	r := startRelay(t, "-zone", "bench", "-log", "warn")
+	const natives = 16
+	var targets []string
+	for i := 0; i < natives; i++ {
+		n := startNativeArgs(t, r, "-max-peers", "6")
+		st, _ := n.state()
+		targets = append(targets, st.Address)
+	}
+	type row struct {
+		name           string
+		ms, hops, msgs []float64
+		found, total   int
+		channels       int
+	}
+	var rows []row
+	for _, budget := range []int{32, 2} {
+		p := newPage(t, "")
+		onNewDocument(t, p, fmt.Sprintf("window.DDT_MAX_PEERS = %d;", budget))
+		p.open(r.url())
+		p.ready()
+		// Let the table fill and, for the small budget, the extra channels
+		// be trimmed (new channels are safe from trimming for 30 s).
+		waitFor(t, 90*time.Second, "budget reached", func() error {
+			ps, err := p.peers()
+			if err == nil && len(ps) > budget {
+				err = fmt.Errorf("%d channels", len(ps))
+			}
+			return err
+		})
+		rw := row{name: fmt.Sprintf("tab keeps ≤ %d channels", budget)}
+		for round := 0; round < 3; round++ {
+			for _, target := range targets {
+				res := mustEval[lookupResult](p, `ddt.lookup("`+target+`")`)
+				rw.total++
+				if res.Found {
+					rw.found++
+				}
+				rw.ms = append(rw.ms, res.MS)
+				rw.hops = append(rw.hops, float64(res.Hops))
+				rw.msgs = append(rw.msgs, float64(res.Messages))
+			}
+		}
+		ps, _ := p.peers()
+		rw.channels = len(ps)
+		rows = append(rows, rw)
+		p.close()
+	}
+	fmt.Printf("\n### DHT lookup from a browser tab, %d native nodes + the tab, loopback\n\n", natives)
+	fmt.Printf("| tab's channels | lookups | found | median ms | p90 ms | median hops | median messages |\n|---|---|---|---|---|---|---|\n")
+	for _, rw := range rows {
+		fmt.Printf("| %s (had %d) | %d | %d | %.1f | %.1f | %.0f | %.0f |\n", rw.name, rw.channels, rw.total, rw.found,
+			median(rw.ms), percentile(rw.ms, 0.9), median(rw.hops), median(rw.msgs))
+	}
+}
+
+func percentile(xs []float64, q float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[min(len(s)-1, int(q*float64(len(s))))]
+}

@@ -129,10 +129,17 @@ type relay struct {
 
 func startRelay(t testing.TB, args ...string) *relay {
 	t.Helper()
-	dir := buildDir(t)
-	r := &relay{t: t, bin: filepath.Join(dir, "ddt-relay"), web: filepath.Join(dir, "web"), addr: freePort(t), data: t.TempDir(), args: args}
+	r := newRelay(t, args...)
 	r.start()
 	return r
+}
+
+// newRelay prepares a relay with its address chosen but does not start
+// it, so that relays can name each other before either runs.
+func newRelay(t testing.TB, args ...string) *relay {
+	t.Helper()
+	dir := buildDir(t)
+	return &relay{t: t, bin: filepath.Join(dir, "ddt-relay"), web: filepath.Join(dir, "web"), addr: freePort(t), data: t.TempDir(), args: args}
 }
 
 func (r *relay) url() string { return "http://" + r.addr }
@@ -187,6 +194,7 @@ type peerInfo struct {
 	Address string  `json:"address"`
 	RTTMs   float64 `json:"rttMs"`
 	Native  bool    `json:"native"`
+	Via     string  `json:"via"`
 }
 
 func startNative(t testing.TB, r *relay) *nativeNode {
@@ -217,6 +225,22 @@ func (n *nativeNode) state() (nodeStatus, error) {
 func (n *nativeNode) peers() ([]peerInfo, error) {
 	var ps []peerInfo
 	return ps, getJSON("http://"+n.status+"/peers", &ps)
+}
+
+// connect asks the native node to open a data channel to addr.
+func (n *nativeNode) connect(addr string) (peerInfo, error) {
+	var p peerInfo
+	c := http.Client{Timeout: 60 * time.Second}
+	resp, err := c.Post("http://"+n.status+"/connect?address="+addr, "", nil)
+	if err != nil {
+		return p, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return p, fmt.Errorf("connect: %s: %s", resp.Status, b)
+	}
+	return p, json.NewDecoder(resp.Body).Decode(&p)
 }
 
 func (n *nativeNode) ping(addr string) (float64, error) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"ddt/shared/dht"
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/store"
@@ -55,6 +56,8 @@ type PeerInfo struct {
 	Address id.Address
 	Native  bool
 	RTT     time.Duration // last keepalive round trip; 0 before the first
+	Via     string        // ViaRelay or ViaOverlay: how the channel was signaled
+	Since   time.Time     // when it opened
 }
 
 // Config configures a Node.
@@ -74,12 +77,24 @@ type Config struct {
 	PeerTimeout time.Duration
 	// MaxBackoff caps the delay between relay attempts (default 8 s).
 	MaxBackoff time.Duration
+	// MaxPeers is the connection budget: data channels kept open
+	// (DefaultMaxPeers if 0). Channels opened by Connect are not counted
+	// against it.
+	MaxPeers int
+	// MaintainEvery is how often the routing table is refreshed and the
+	// connection set topped up (default 1 minute).
+	MaintainEvery time.Duration
+	// Probe dials relays to measure their round trip (DialWebSocket if
+	// nil); kept apart from Dial so an EarlyDialer's connection is not
+	// spent on a measurement.
+	Probe Dialer
 }
 
 // Store keys.
 const (
 	keyIdentity = "identity"
 	keyLease    = "lease"
+	keyRelays   = "relays"
 )
 
 // Node is one DDT node.
@@ -100,6 +115,16 @@ type Node struct {
 	relayOut chan wire.Message // nil while not admitted
 	subs     map[int]func(Event)
 	nextSub  int
+
+	relay    string                 // the relay in use or being tried
+	zoneKeys map[[32]byte]string    // federated relays' keys → zone
+	dht      *dht.DHT               // nil before admission
+	dhtSelf  id.Address             // the address dht was made for
+	locked   map[id.Address]bool    // opened by Connect: never trimmed
+	calls    map[uint64]pendingCall // requests awaiting replies, by nonce
+	overlay  overlayCounters
+	replay   replays
+	routes   routes
 }
 
 type known struct {
@@ -119,6 +144,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Dial == nil {
 		cfg.Dial = DialWebSocket
 	}
+	if cfg.Probe == nil {
+		cfg.Probe = DialWebSocket
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -134,6 +162,12 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Agent == "" {
 		cfg.Agent = "ddt"
 	}
+	if cfg.MaxPeers <= 0 {
+		cfg.MaxPeers = DefaultMaxPeers
+	}
+	if cfg.MaintainEvery <= 0 {
+		cfg.MaintainEvery = time.Minute
+	}
 	n := &Node{
 		cfg:   cfg,
 		log:   cfg.Logger,
@@ -142,6 +176,10 @@ func New(cfg Config) (*Node, error) {
 		dials: make(map[id.Address]*dial),
 		known: make(map[id.Address]known),
 		subs:  make(map[int]func(Event)),
+
+		zoneKeys: make(map[[32]byte]string),
+		locked:   make(map[id.Address]bool),
+		calls:    make(map[uint64]pendingCall),
 	}
 	var err error
 	if n.id, err = identity.LoadOrCreate(cfg.Store, keyIdentity); err != nil {
@@ -171,8 +209,15 @@ func (n *Node) State() (State, string) {
 	return n.state, n.detail
 }
 
-// Relay returns the relay URL the node uses.
-func (n *Node) Relay() string { return n.cfg.Relay }
+// Relay returns the URL of the relay the node uses or is trying.
+func (n *Node) Relay() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.relay == "" {
+		return n.cfg.Relay
+	}
+	return n.relay
+}
 
 // Peers lists peers with an open data channel, by address.
 func (n *Node) Peers() []PeerInfo {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/transport"
@@ -22,22 +24,28 @@ const handshakeTimeout = 15 * time.Second
 type dial struct {
 	session   transport.Session // set before ready is closed; nil if it failed
 	ready     chan struct{}
+	done      chan struct{} // closed when the attempt has ended either way
+	once      sync.Once
 	sid       uint64
 	initiator bool
+	via       string // ViaRelay or ViaOverlay: where its signaling goes
 }
 
-func newDial(sid uint64, initiator bool) *dial {
-	return &dial{sid: sid, initiator: initiator, ready: make(chan struct{})}
+func newDial(sid uint64, initiator bool, via string) *dial {
+	return &dial{sid: sid, initiator: initiator, via: via, ready: make(chan struct{}), done: make(chan struct{})}
 }
+
+func (d *dial) finish() { d.once.Do(func() { close(d.done) }) }
 
 // startSession makes d's transport session. Signals for d that arrive
 // meanwhile wait for it in onSignal.
 func (n *Node) startSession(addr id.Address, d *dial) (transport.Session, error) {
-	s, err := n.cfg.Transport.NewSession(d.initiator, n.signaler(addr, d.sid))
+	s, err := n.cfg.Transport.NewSession(d.initiator, n.signaler(addr, d))
 	if err != nil {
 		s = nil
 		n.log.Warn("could not start a connection", "peer", addr.Short(), "err", err)
 		n.endDial(addr, d)
+		d.finish()
 	}
 	n.mu.Lock()
 	d.session = s
@@ -51,24 +59,42 @@ type peer struct {
 	n      *Node
 	addr   id.Address
 	native bool
+	via    string    // how its channel was signaled
+	since  time.Time // when the channel opened
 	conn   transport.Conn
+	routed *rate.Limiter // routed messages it may hand us
+	rpcs   chan struct{} // a slot per request of its being answered
 
-	mu      sync.Mutex
-	rtt     time.Duration
-	lastIn  time.Time
-	pings   map[uint64]chan struct{}
-	nextID  uint64
-	benchIn uint64        // bench bytes received since the last BenchEnd
-	ack     chan uint64   // BenchAck values for the running throughput test
-	bench   sync.Mutex    // one throughput test at a time
-	gone    chan struct{} // closed when the peer is removed
-	reason  string
+	mu       sync.Mutex
+	rtt      time.Duration
+	lastIn   time.Time
+	lastUsed time.Time // last request or routed message either way: keepalives do not count
+	pings    map[uint64]chan struct{}
+	nextID   uint64
+	benchIn  uint64        // bench bytes received since the last BenchEnd
+	ack      chan uint64   // BenchAck values for the running throughput test
+	bench    sync.Mutex    // one throughput test at a time
+	gone     chan struct{} // closed when the peer is removed
+	reason   string
 }
 
 func (p *peer) info() PeerInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return PeerInfo{Address: p.addr, Native: p.native, RTT: p.rtt}
+	return PeerInfo{Address: p.addr, Native: p.native, RTT: p.rtt, Via: p.via, Since: p.since}
+}
+
+// touch notes that p carried real traffic.
+func (p *peer) touch() {
+	p.mu.Lock()
+	p.lastUsed = time.Now()
+	p.mu.Unlock()
+}
+
+func (p *peer) used() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastUsed
 }
 
 func randomSID() uint64 {
@@ -77,25 +103,33 @@ func randomSID() uint64 {
 	return binary.BigEndian.Uint64(b[:]) >> 1 // fits a varint in 9 bytes
 }
 
-// connectTo starts an outgoing connection attempt unless one exists.
-func (n *Node) connectTo(addr id.Address) {
+// connectTo starts an outgoing connection attempt, signaled via relay or
+// overlay, and returns it; nil if there is a channel or an attempt
+// already, or no room in the budget (locked addresses always have room).
+func (n *Node) connectTo(addr id.Address, via string) *dial {
 	n.mu.Lock()
-	if addr == n.lease.Address || n.peers[addr] != nil || n.dials[addr] != nil {
+	if addr == n.lease.Address || n.peers[addr] != nil || n.dials[addr] != nil || (!n.locked[addr] && !n.roomFor(false)) {
 		n.mu.Unlock()
-		return
+		return nil
 	}
-	d := newDial(randomSID(), true)
+	d := newDial(randomSID(), true, via)
 	n.dials[addr] = d
 	n.mu.Unlock()
 	if _, err := n.startSession(addr, d); err == nil {
 		go n.finishDial(addr, d)
 	}
+	return d
 }
 
 // accept answers an offer. Two nodes that dial each other at once keep
 // the attempt offered by the lower address.
-func (n *Node) accept(from id.Address, sid uint64, offer string) {
+func (n *Node) accept(from id.Address, sid uint64, offer string, via string) {
 	n.mu.Lock()
+	if n.dials[from] == nil && n.peers[from] == nil && !n.locked[from] && !n.roomFor(true) {
+		n.mu.Unlock()
+		n.log.Info("refused an offer: connection budget full", "peer", from.Short(), "via", via)
+		return
+	}
 	if old := n.dials[from]; old != nil {
 		if old.sid == sid {
 			n.mu.Unlock()
@@ -111,7 +145,7 @@ func (n *Node) accept(from id.Address, sid uint64, offer string) {
 			go old.session.Close()
 		}
 	}
-	d := newDial(sid, false)
+	d := newDial(sid, false, via)
 	n.dials[from] = d
 	n.mu.Unlock()
 	s, err := n.startSession(from, d)
@@ -122,15 +156,17 @@ func (n *Node) accept(from id.Address, sid uint64, offer string) {
 		n.log.Warn("bad offer", "peer", from.Short(), "err", err)
 		s.Close()
 		n.endDial(from, d)
+		d.finish()
 		return
 	}
 	go n.finishDial(from, d)
 }
 
-// onSignal routes answers and candidates to their attempt.
-func (n *Node) onSignal(s *wire.Signal) {
+// onSignal routes answers and candidates to their attempt; via says how
+// the signal came, and an answer to an offer goes back the same way.
+func (n *Node) onSignal(s *wire.Signal, via string) {
 	if s.Kind == wire.SignalOffer {
-		n.accept(s.Peer, s.Session, s.Data)
+		n.accept(s.Peer, s.Session, s.Data, via)
 		return
 	}
 	n.mu.Lock()
@@ -155,10 +191,18 @@ func (n *Node) onSignal(s *wire.Signal) {
 	}
 }
 
-// signaler sends a session's signaling through the relay.
-func (n *Node) signaler(to id.Address, sid uint64) transport.SendFunc {
+// signaler sends a session's signaling through the relay or, for an
+// attempt signaled through the overlay, routed to the peer.
+func (n *Node) signaler(to id.Address, d *dial) transport.SendFunc {
 	return func(kind wire.SignalKind, data string) {
-		n.sendRelay(&wire.Signal{Peer: to, Session: sid, Kind: kind, Data: data})
+		if d.via == ViaOverlay {
+			err := n.sendRouted(to, &wire.Signal{Peer: n.Address(), Session: d.sid, Kind: kind, Data: data})
+			if err != nil {
+				n.log.Info("overlay signaling failed", "peer", to.Short(), "err", err)
+			}
+			return
+		}
+		n.sendRelay(&wire.Signal{Peer: to, Session: d.sid, Kind: kind, Data: data})
 	}
 }
 
@@ -173,6 +217,7 @@ func (n *Node) endDial(addr id.Address, d *dial) {
 // finishDial waits for the data channel, proves leases both ways and
 // turns the attempt into a peer.
 func (n *Node) finishDial(addr id.Address, d *dial) {
+	defer d.finish()
 	defer n.endDial(addr, d)
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
@@ -181,7 +226,7 @@ func (n *Node) finishDial(addr id.Address, d *dial) {
 		var native bool
 		native, err = n.handshake(ctx, conn, addr)
 		if err == nil {
-			n.addPeer(addr, native, conn)
+			n.addPeer(addr, native, conn, d.via)
 			return
 		}
 		conn.Close()
@@ -199,7 +244,7 @@ func (n *Node) finishDial(addr id.Address, d *dial) {
 // and its possession of the lease's key.
 func (n *Node) handshake(ctx context.Context, conn transport.Conn, want id.Address) (native bool, err error) {
 	n.mu.Lock()
-	lease, relayKey := n.lease, n.relayKey
+	lease := n.lease
 	n.mu.Unlock()
 	hello := &wire.PeerHello{Lease: lease, Native: n.cfg.Native}
 	rand.Read(hello.Nonce[:])
@@ -220,7 +265,7 @@ func (n *Node) handshake(ctx context.Context, conn transport.Conn, want id.Addre
 	if theirs.Lease.Address != want {
 		return false, fmt.Errorf("%w: expected %s, lease is for %s", wire.ErrProtocol, want.Short(), theirs.Lease.Address.Short())
 	}
-	if err := identity.VerifyLease(&theirs.Lease, relayKey, n.cfg.Now()); err != nil {
+	if err := n.verifyLease(&theirs.Lease); err != nil {
 		return false, err
 	}
 	proof := &wire.PeerProof{Sig: n.id.Sign(wire.ProofSignedBytes(theirs.Nonce, lease.Address))}
@@ -257,22 +302,29 @@ func recv(c transport.Conn) (wire.Message, error) {
 	return wire.Unmarshal(b)
 }
 
-func (n *Node) addPeer(addr id.Address, native bool, conn transport.Conn) {
-	p := &peer{n: n, addr: addr, native: native, conn: conn, lastIn: time.Now(),
+func (n *Node) addPeer(addr id.Address, native bool, conn transport.Conn, via string) {
+	now := time.Now()
+	p := &peer{n: n, addr: addr, native: native, via: via, since: now, conn: conn, lastIn: now,
+		routed: rate.NewLimiter(routedRate, routedBurst), rpcs: make(chan struct{}, maxRPCInFlight),
 		pings: make(map[uint64]chan struct{}), gone: make(chan struct{})}
 	n.mu.Lock()
 	old := n.peers[addr]
 	n.peers[addr] = p
+	d := n.dht
 	n.mu.Unlock()
+	if d != nil {
+		d.Seen(addr)
+	}
 	if old != nil {
 		// A fresh channel replaces a stale one without a gone/up pair.
 		old.close("replaced by a new connection", false)
 	} else {
-		n.log.Info("peer up", "peer", addr.Short(), "native", native)
+		n.log.Info("peer up", "peer", addr.Short(), "native", native, "via", via)
 		n.emit(Event{Kind: EventPeer, Peer: p.info()})
 	}
 	go p.readLoop()
 	go p.keepAlive()
+	n.trim()
 }
 
 // close removes p and closes its link; announce says whether subscribers
@@ -361,6 +413,19 @@ func (p *peer) readLoop() {
 				default:
 				}
 			}
+		case *wire.RPC:
+			select {
+			case p.rpcs <- struct{}{}:
+				p.touch()
+				go func() {
+					defer func() { <-p.rpcs }()
+					p.n.onRPC(p.addr, m, func(reply wire.Message) error { return send(p.conn, reply) })
+				}()
+			default:
+				p.n.log.Debug("request dropped: too many in flight", "peer", p.addr.Short())
+			}
+		case *wire.Routed:
+			p.n.onRouted(p, m)
 		case *wire.Bye:
 			reason := "peer left"
 			if m.Reason != "" {

@@ -93,8 +93,11 @@ func EarlyDialer(relay string) Dialer {
 				r.err = ctx.Err()
 			}
 		})
-		if used && (r.err == nil || url == wsURL) {
+		if used && url == wsURL {
 			return r.c, r.err
+		}
+		if used && r.c != nil {
+			r.c.CloseNow() // the first join went elsewhere
 		}
 		return DialWebSocket(ctx, url)
 	}
@@ -102,15 +105,31 @@ func EarlyDialer(relay string) Dialer {
 
 // Run keeps the node in its zone until ctx ends: it connects to the relay,
 // and reconnects with backoff when the relay goes away or refuses.
+//
+// It joins the relay with the lowest round trip among those it knows (the
+// configured one, and those earlier relays named as federated), follows a
+// full relay's redirect, and moves to another known relay when its own
+// stays unreachable.
 func (n *Node) Run(ctx context.Context) error {
-	wsURL, err := WebSocketURL(n.cfg.Relay)
-	if err != nil {
+	if _, err := WebSocketURL(n.cfg.Relay); err != nil {
 		return err
 	}
 	defer n.closePeers()
+	mctx, stopMaintain := context.WithCancel(ctx)
+	defer stopMaintain()
+	go n.maintain(mctx)
+	current := n.fastest(ctx, n.knownRelays(), n.cfg.Relay)
+	failures := 0
 	backoff := 500 * time.Millisecond
 	for {
-		n.setState(StateConnecting, "connecting to "+n.cfg.Relay, 0)
+		n.setRelay(current)
+		wsURL, err := WebSocketURL(current)
+		if err != nil { // a bad redirect or a corrupt saved list
+			n.log.Warn("unusable relay URL", "url", current, "err", err)
+			current = n.cfg.Relay
+			continue
+		}
+		n.setState(StateConnecting, "connecting to "+current, 0)
 		admitted, err := n.relaySession(ctx, wsURL)
 		if err != nil && ctx.Err() == nil {
 			n.log.Info("relay connection ended", "admitted", admitted, "err", err)
@@ -120,6 +139,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		if admitted {
 			backoff = 500 * time.Millisecond
+			failures = 0
 		}
 		var wait time.Duration
 		var refused *refusedError
@@ -128,8 +148,23 @@ func (n *Node) Run(ctx context.Context) error {
 			if wait <= 0 {
 				wait = 30 * time.Second
 			}
+			if to := refused.r.Redirect; to != "" && to != current && !admitted {
+				// Follow the redirect at once; the next refusal names
+				// another relay or none.
+				n.setState(StateRefused, refused.Error(), 0)
+				n.addRelays(to)
+				current = to
+				continue
+			}
 			n.setState(StateRefused, refused.Error(), wait)
 		} else {
+			failures++
+			if failures >= switchAfter {
+				if next := n.fastest(ctx, without(n.knownRelays(), current), ""); next != "" {
+					n.log.Info("moving to another relay", "from", current, "to", next)
+					current, failures = next, 0
+				}
+			}
 			wait = jitter(backoff)
 			backoff = min(2*backoff, n.cfg.MaxBackoff)
 			n.setState(StateRetrying, unreachable(admitted, err), wait)
@@ -293,9 +328,12 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 			}
 		}
 	}()
+	n.federate(adm.Relays)
+	d := n.joinedAs(adm.Lease.Address)
 	for i := range adm.Peers {
 		n.learn(&adm.Peers[i], adm.Natives[i], true)
 	}
+	go n.announce(sctx, d, adm.Lease.Address)
 	for {
 		m, err := read(sctx)
 		if err != nil {
@@ -306,7 +344,7 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 		}
 		switch m := m.(type) {
 		case *wire.Signal:
-			n.onSignal(m)
+			n.onSignal(m, ViaRelay)
 		case *wire.PeerJoined:
 			n.learn(&m.Lease, m.Native, false)
 		case *wire.PeerLeft:
@@ -321,18 +359,19 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 
 // learn records a zone member; dial says whether to connect to it now.
 func (n *Node) learn(l *wire.Lease, native, dial bool) {
-	n.mu.Lock()
-	relayKey := n.relayKey
-	n.mu.Unlock()
-	if err := identity.VerifyLease(l, relayKey, n.cfg.Now()); err != nil {
+	if err := n.verifyLease(l); err != nil {
 		n.log.Warn("relay sent a bad lease", "peer", l.Address.Short(), "err", err)
 		return
 	}
 	n.mu.Lock()
 	n.known[l.Address] = known{lease: *l, native: native}
+	d := n.dht
 	n.mu.Unlock()
+	if d != nil {
+		d.Seen(l.Address)
+	}
 	if dial {
-		n.connectTo(l.Address)
+		n.connectTo(l.Address, ViaRelay)
 	}
 }
 

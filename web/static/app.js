@@ -3,7 +3,8 @@
 // It downloads /ddt.wasm with a progress bar, runs it with Go's wasm_exec.js
 // (loaded before this file), waits for the node to define window.ddt and
 // dispatch "ddt:loaded", and from then on only reads the public window.ddt
-// API: ready, address, zone, relay, state, peers(), ping() and on(). It holds
+// API: ready, address, zone, relay, state, peers(), ping(), lookup(),
+// connect(), routing() and on(). It holds
 // no protocol logic. No framework, no build step.
 'use strict';
 
@@ -28,6 +29,15 @@
     peerCount: $('peer-count'),
     peersEmpty: $('peers-empty'),
     log: $('log'),
+    buckets: $('buckets'),
+    bucketsEmpty: $('buckets-empty'),
+    contactCount: $('contact-count'),
+    overlayStats: $('overlay-stats'),
+    find: $('find'),
+    findAddress: $('find-address'),
+    findLookup: $('find-lookup'),
+    findConnect: $('find-connect'),
+    findResult: $('find-result'),
   };
 
   // ---- small helpers ------------------------------------------------------
@@ -206,7 +216,11 @@
     });
 
     refreshPeers();
-    pollTimer = setInterval(refreshPeers, PEER_REFRESH_MS);
+    refreshRouting();
+    pollTimer = setInterval(() => {
+      refreshPeers();
+      refreshRouting();
+    }, PEER_REFRESH_MS);
   }
 
   function stopped(why) {
@@ -347,6 +361,7 @@
     let row = rows.get(address);
     if (row) return row;
     const kind = h('span', { className: 'tag' });
+    const via = h('span', { className: 'tag via' });
     const rtt = h('span', { className: 'rtt' });
     const result = h('span', { className: 'ping-result' });
     result.setAttribute('role', 'status');
@@ -368,18 +383,26 @@
       }
     });
     const addr = h('code', { className: 'address', textContent: shortAddress(address), title: address });
-    const li = h('li', { className: 'peer' }, addr, kind, rtt, h('span', { className: 'ping' }, ping, result));
+    const tags = h('span', { className: 'tags' }, kind, via);
+    const li = h('li', { className: 'peer' }, addr, tags, rtt, h('span', { className: 'ping' }, ping, result));
     li.dataset.address = address;
     ui.peers.append(li);
-    row = { li, kind, rtt };
+    row = { li, kind, via, rtt };
     rows.set(address, row);
     return row;
   }
 
-  function paintPeer(row, { native, rttMs }) {
+  function paintPeer(row, { native, rttMs, via }) {
     row.li.dataset.native = native ? 'true' : 'false';
     row.kind.textContent = native ? 'native' : 'browser';
     row.kind.title = native ? 'a headless native node' : 'a node in a browser tab';
+    if (via) {
+      row.li.dataset.via = via;
+      row.via.textContent = `via ${via}`;
+      row.via.title = via === 'overlay'
+        ? 'this channel was signaled through other peers, without the relay'
+        : 'this channel was signaled through the relay';
+    }
     if (typeof rttMs === 'number' && rttMs > 0) {
       row.rtt.textContent = `${formatMs(rttMs)} ms`;
       row.rtt.title = 'round-trip time';
@@ -427,9 +450,9 @@
   function onPeer(ev) {
     if (!ev || !ev.address) return;
     generation++;
-    paintPeer(peerRow(ev.address), { native: ev.native, rttMs: undefined });
+    paintPeer(peerRow(ev.address), { native: ev.native, rttMs: undefined, via: ev.via });
     paintCount();
-    log(`Peer connected: ${shortAddress(ev.address)} (${ev.native ? 'native' : 'browser'}).`, 'ok');
+    log(`Peer connected: ${shortAddress(ev.address)} (${ev.native ? 'native' : 'browser'}, via ${ev.via || 'relay'}).`, 'ok');
   }
 
   function onPeerGone(ev) {
@@ -439,6 +462,103 @@
     paintCount();
     log(`Peer left: ${shortAddress(ev.address)}${ev.reason ? ` — ${ev.reason}` : ''}.`);
   }
+
+  // ---- routing table ------------------------------------------------------
+
+  const BUCKET_SIZE = 20;
+  let routingBusy = false;
+
+  async function refreshRouting() {
+    if (!ddt || routingBusy || typeof ddt.routing !== 'function') return;
+    routingBusy = true;
+    try {
+      const r = await ddt.routing();
+      paintRouting(r || {});
+    } catch (err) {
+      console.debug('ddt.routing() failed:', err);
+    } finally {
+      routingBusy = false;
+    }
+  }
+
+  function paintRouting({ buckets = [], contacts = 0, overlay }) {
+    ui.contactCount.textContent = String(contacts);
+    ui.bucketsEmpty.hidden = buckets.length > 0;
+    const items = buckets.map((b) => {
+      const fill = Math.min(1, b.contacts / BUCKET_SIZE);
+      const bar = h('span', { className: 'bucket-bar' });
+      bar.style.setProperty('--fill', String(fill));
+      const dots = h('span', { className: 'bucket-dots' });
+      for (let i = 0; i < Math.min(b.connected, 8); i++) dots.append(h('span', { className: 'dot' }));
+      const li = h('li', { className: 'bucket' },
+        h('span', { className: 'bucket-index', textContent: String(b.index) }),
+        bar,
+        h('span', { className: 'bucket-count', textContent: `${b.contacts}` }),
+        dots);
+      li.title = `bucket ${b.index}: ${b.contacts} contact${b.contacts === 1 ? '' : 's'}, ${b.connected} with an open channel`;
+      return li;
+    });
+    ui.buckets.replaceChildren(...items);
+    if (overlay) {
+      ui.overlayStats.textContent = `Routed messages — sent ${overlay.sent}, delivered here ${overlay.delivered}, ` +
+        `forwarded ${overlay.forwarded}, dropped ${overlay.dropped}.`;
+    }
+  }
+
+  // ---- find a node --------------------------------------------------------
+
+  function findTarget() {
+    const v = ui.findAddress.value.trim().toLowerCase();
+    if (!/^[0-9a-f]{40}$/.test(v)) {
+      findSays('An address is 40 hex digits.', 'err');
+      return '';
+    }
+    return v;
+  }
+
+  function findSays(text, kind = '') {
+    ui.findResult.textContent = text;
+    ui.findResult.className = `find-result ${kind}`;
+  }
+
+  function findBusy(busy) {
+    ui.findLookup.disabled = busy;
+    ui.findConnect.disabled = busy;
+  }
+
+  ui.find.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const target = findTarget();
+    if (!target || !ddt) return;
+    findBusy(true);
+    findSays('Looking up…');
+    try {
+      const r = await ddt.lookup(target);
+      const rounds = `${r.hops} round${r.hops === 1 ? '' : 's'}, ${r.messages} messages, ${formatMs(r.ms)} ms`;
+      if (r.found) findSays(`Found ${shortAddress(target)}: ${rounds}.`, 'ok');
+      else findSays(`Not found (${rounds}). Closest known: ${(r.closest || []).slice(0, 3).map(shortAddress).join(', ') || 'none'}.`, 'err');
+    } catch (err) {
+      findSays(message(err), 'err');
+    } finally {
+      findBusy(false);
+    }
+  });
+
+  ui.findConnect.addEventListener('click', async () => {
+    const target = findTarget();
+    if (!target || !ddt) return;
+    findBusy(true);
+    findSays('Opening a data channel…');
+    try {
+      const p = await ddt.connect(target);
+      findSays(`Connected to ${shortAddress(target)} via ${p.via}.`, 'ok');
+      refreshPeers();
+    } catch (err) {
+      findSays(message(err), 'err');
+    } finally {
+      findBusy(false);
+    }
+  });
 
   // ---- copy button --------------------------------------------------------
 

@@ -1,0 +1,339 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"ddt/shared/id"
+	"ddt/shared/identity"
+	"ddt/shared/wire"
+)
+
+// How a peer's data channel was signaled.
+const (
+	ViaRelay   = "relay"   // offers and answers went through a relay
+	ViaOverlay = "overlay" // they were routed through connected peers
+)
+
+// Overlay errors.
+var (
+	ErrNoRoute = errors.New("node: no connected peer is closer to that address")
+	ErrTimeout = errors.New("node: no answer in time")
+)
+
+// Overlay limits.
+const (
+	routedRate     = 200  // routed messages a peer may hand us per second...
+	routedBurst    = 400  // ...with bursts of this many
+	maxRPCInFlight = 32   // requests from one peer being answered at once
+	replayWindow   = 4096 // routed messages remembered against replay, per generation
+)
+
+// OverlayStats counts routed traffic at this node.
+type OverlayStats struct {
+	Sent      int64 // routed messages this node originated
+	Delivered int64 // routed messages that reached this node and verified
+	Forwarded int64 // routed messages passed on toward their destination
+	Dropped   int64 // routed messages refused: no route, hop limit, flood, bad origin, replay
+}
+
+type overlayCounters struct {
+	sent, delivered, forwarded, dropped atomic.Int64
+}
+
+// replays remembers recent routed messages by origin and nonce in two
+// generations, so memory stays bounded however many arrive.
+type replays struct {
+	mu        sync.Mutex
+	cur, prev map[replayKey]struct{}
+}
+
+type replayKey struct {
+	origin id.Address
+	nonce  uint64
+}
+
+// seen records k and reports whether it was already there.
+func (r *replays) seen(k replayKey) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.cur[k]; ok {
+		return true
+	}
+	if _, ok := r.prev[k]; ok {
+		return true
+	}
+	if r.cur == nil || len(r.cur) >= replayWindow {
+		r.prev, r.cur = r.cur, make(map[replayKey]struct{}, replayWindow)
+	}
+	r.cur[k] = struct{}{}
+	return false
+}
+
+// routes remembers, per origin of routed traffic, the peer that handed
+// it over: the way back to that origin, for replies and answers that
+// greedy routing alone might not find. Two generations bound it.
+type routes struct {
+	mu        sync.Mutex
+	cur, prev map[id.Address]id.Address
+}
+
+func (r *routes) note(origin, via id.Address) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur == nil || len(r.cur) >= replayWindow {
+		r.prev, r.cur = r.cur, make(map[id.Address]id.Address, replayWindow)
+	}
+	r.cur[origin] = via
+}
+
+func (r *routes) back(origin id.Address) (id.Address, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.cur[origin]; ok {
+		return v, true
+	}
+	v, ok := r.prev[origin]
+	return v, ok
+}
+
+// trusts reports whether leases signed by key are accepted: the own
+// relay's and those of the relays it federates with.
+func (n *Node) trusts(key [32]byte) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return key == n.relayKey || n.zoneKeys[key] != ""
+}
+
+// verifyLease checks a lease from any zone this node's relay vouches for.
+func (n *Node) verifyLease(l *wire.Lease) error {
+	if !n.trusts(l.RelayKey) {
+		return fmt.Errorf("%w: signed by relay %x, which is not federated with this zone", identity.ErrBadLease, l.RelayKey[:4])
+	}
+	return identity.VerifyLease(l, l.RelayKey, n.cfg.Now())
+}
+
+// nextHop returns the connected peer to hand a message for dest to: dest
+// itself; or the peer that last brought traffic from dest, if it is still
+// connected; or else the connected peer closest to dest, provided it is
+// strictly closer than this node. It never returns the peer at not (the
+// one a message came from). Nil means there is no such peer.
+//
+// The origin of a message (originate) may also start with a peer that is
+// not closer: from there on every hop gets strictly closer, so the
+// message still cannot loop, and a node with no channel in the target's
+// bucket can still reach it.
+func (n *Node) nextHop(dest, not id.Address, originate bool) *peer {
+	back, hasBack := n.routes.back(dest)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p := n.peers[dest]; p != nil {
+		return p
+	}
+	if p := n.peers[back]; hasBack && p != nil && back != not {
+		return p
+	}
+	var best *peer
+	var bestAddr id.Address
+	for a, p := range n.peers {
+		if a != not && (best == nil || id.Closer(dest, a, bestAddr)) {
+			best, bestAddr = p, a
+		}
+	}
+	if best != nil && !originate && !id.Closer(dest, bestAddr, n.lease.Address) {
+		return nil
+	}
+	return best
+}
+
+// sendRouted signs inner and sends it toward dest through the overlay.
+func (n *Node) sendRouted(dest id.Address, inner wire.Message) error {
+	frame, err := wire.Marshal(inner)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	lease := n.lease
+	n.mu.Unlock()
+	if lease.Address.IsZero() {
+		return ErrNotAdmitted
+	}
+	p := n.nextHop(dest, id.Address{}, true)
+	if p == nil {
+		return fmt.Errorf("%w: %s", ErrNoRoute, dest.Short())
+	}
+	r := &wire.Routed{Dest: dest, TTL: wire.MaxTTL, Nonce: randomSID(), Origin: lease, Frame: frame}
+	r.Sig = n.id.Sign(wire.RoutedSignedBytes(dest, r.Nonce, lease.Address, frame))
+	p.touch()
+	if err := send(p.conn, r); err != nil {
+		return err
+	}
+	n.overlay.sent.Add(1)
+	return nil
+}
+
+// onRouted forwards a routed message or, if it is for this node, checks
+// its origin and delivers it.
+func (n *Node) onRouted(from *peer, r *wire.Routed) {
+	drop := func(why string, args ...any) {
+		n.overlay.dropped.Add(1)
+		n.log.Debug("routed message dropped: "+why, append([]any{"from", from.addr.Short(), "dest", r.Dest.Short()}, args...)...)
+	}
+	if !from.routed.Allow() {
+		drop("the peer floods")
+		return
+	}
+	n.routes.note(r.Origin.Address, from.addr)
+	if r.Dest != n.Address() {
+		if r.TTL == 0 {
+			drop("hop limit reached")
+			return
+		}
+		p := n.nextHop(r.Dest, from.addr, false)
+		if p == nil {
+			drop("no connected peer is closer")
+			return
+		}
+		r.TTL--
+		p.touch()
+		if err := send(p.conn, r); err != nil {
+			drop("next hop failed", "err", err)
+			return
+		}
+		n.overlay.forwarded.Add(1)
+		return
+	}
+	origin := r.Origin.Address
+	if err := n.verifyLease(&r.Origin); err != nil {
+		drop("origin's lease", "err", err)
+		return
+	}
+	if !identity.Verify(r.Origin.SignKey, wire.RoutedSignedBytes(r.Dest, r.Nonce, origin, r.Frame), r.Sig) {
+		drop("bad origin signature")
+		return
+	}
+	if n.replay.seen(replayKey{origin, r.Nonce}) {
+		drop("replayed")
+		return
+	}
+	m, err := wire.Unmarshal(r.Frame)
+	if err != nil {
+		drop("malformed inner frame", "err", err)
+		return
+	}
+	n.overlay.delivered.Add(1)
+	switch m := m.(type) {
+	case *wire.RPC:
+		n.onRPC(origin, m, func(reply wire.Message) error { return n.sendRouted(origin, reply) })
+	case *wire.Signal:
+		if m.Peer != origin {
+			drop("signal names another sender")
+			return
+		}
+		n.onSignal(m, ViaOverlay)
+	default:
+		drop("unexpected inner type", "type", m.Type())
+	}
+}
+
+// pendingCall is an RPC waiting for its reply.
+type pendingCall struct {
+	to    id.Address
+	reply chan wire.Message
+}
+
+// call sends a DHT request to the node at to, over its data channel if one
+// is open and through the overlay otherwise, and waits for the reply.
+func (n *Node) call(ctx context.Context, to id.Address, req wire.Message) (wire.Message, error) {
+	frame, err := wire.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	nonce := randomSID()
+	pc := pendingCall{to: to, reply: make(chan wire.Message, 1)}
+	n.mu.Lock()
+	n.calls[nonce] = pc
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.calls, nonce)
+		n.mu.Unlock()
+	}()
+	rpc := &wire.RPC{Nonce: nonce, Frame: frame}
+	if p := n.peer(to); p != nil {
+		p.touch()
+		err = send(p.conn, rpc)
+	} else {
+		err = n.sendRouted(to, rpc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case m := <-pc.reply:
+		if e, ok := m.(*wire.Error); ok {
+			return nil, e.Err()
+		}
+		return m, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w from %s: %v", ErrTimeout, to.Short(), ctx.Err())
+	}
+}
+
+// onRPC answers a request or hands a reply to its caller. reply sends on
+// the way the request came.
+func (n *Node) onRPC(from id.Address, m *wire.RPC, reply func(wire.Message) error) {
+	if m.Reply {
+		n.mu.Lock()
+		pc, ok := n.calls[m.Nonce]
+		if ok && pc.to == from {
+			delete(n.calls, m.Nonce)
+		}
+		n.mu.Unlock()
+		if !ok || pc.to != from {
+			n.log.Debug("unexpected reply", "from", from.Short())
+			return
+		}
+		msg, err := wire.Unmarshal(m.Frame)
+		if err != nil {
+			n.log.Debug("malformed reply", "from", from.Short(), "err", err)
+			msg = &wire.Error{Code: wire.CodeMalformed, Message: err.Error()}
+		}
+		pc.reply <- msg
+		return
+	}
+	d := n.table()
+	var resp wire.Message
+	if d == nil {
+		resp = &wire.Error{Code: wire.CodeNotAdmitted, Message: "this node has not joined yet"}
+	} else if req, err := wire.Unmarshal(m.Frame); err != nil {
+		resp = &wire.Error{Code: wire.CodeOf(err), Message: err.Error()}
+	} else if resp, err = d.Handle(from, req); err != nil {
+		n.log.Debug("refused a request", "from", from.Short(), "type", req.Type(), "err", err)
+		resp = &wire.Error{Code: wire.CodeOf(err), Message: err.Error()}
+	}
+	frame, err := wire.Marshal(resp)
+	if err != nil {
+		n.log.Warn("could not encode a reply", "err", err)
+		return
+	}
+	if err := reply(&wire.RPC{Nonce: m.Nonce, Reply: true, Frame: frame}); err != nil {
+		n.log.Debug("could not send a reply", "to", from.Short(), "err", err)
+	}
+}
+
+// network is the DHT's view of the overlay.
+type network struct{ n *Node }
+
+func (w network) Call(ctx context.Context, to id.Address, req wire.Message) (wire.Message, error) {
+	return w.n.call(ctx, to, req)
+}
+
+// OverlayStats returns this node's routed-traffic counters.
+func (n *Node) OverlayStats() OverlayStats {
+	return OverlayStats{Sent: n.overlay.sent.Load(), Delivered: n.overlay.delivered.Load(),
+		Forwarded: n.overlay.forwarded.Load(), Dropped: n.overlay.dropped.Load()}
+}

@@ -1,0 +1,285 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"testing"
+	"time"
+
+	"ddt/shared/id"
+	"ddt/shared/identity"
+	"ddt/shared/store"
+	"ddt/shared/transport"
+	"ddt/shared/wire"
+)
+
+// swarm makes admitted nodes on one in-memory network, with no relay: all
+// signaling must go through the overlay.
+func swarm(t *testing.T, count int, cfg Config) []*Node {
+	t.Helper()
+	relay, _ := identity.New()
+	net := transport.NewNetwork()
+	var nodes []*Node
+	for i := 0; i < count; i++ {
+		c := cfg
+		c.Relay, c.Store, c.Transport = "http://127.0.0.1:1", store.NewMemory(), net.Transport()
+		n, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nonce [16]byte
+		nonce[0] = byte(i)
+		n.lease = relay.IssueLease(n.id.SignKey(), n.id.AgreeKey(), nonce, "z", time.Now(), time.Hour)
+		n.relayKey = relay.SignKey()
+		n.joinedAs(n.lease.Address)
+		nodes = append(nodes, n)
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			n.closePeers()
+		}
+	})
+	return nodes
+}
+
+// link opens a channel between a and b as if the relay had signaled it.
+func link(a, b *Node) {
+	ca, cb := transport.Pipe()
+	a.addPeer(b.Address(), false, ca, ViaRelay)
+	b.addPeer(a.Address(), false, cb, ViaRelay)
+}
+
+// byDistance sorts nodes by distance from target, closest first.
+func byDistance(target id.Address, nodes []*Node) []*Node {
+	out := append([]*Node(nil), nodes...)
+	sort.Slice(out, func(i, j int) bool { return id.Closer(target, out[i].Address(), out[j].Address()) })
+	return out
+}
+
+// chain links nodes so that a message from the first to the last must be
+// forwarded by every one in between: each is closer to the last than the one
+// before it.
+func chain(nodes []*Node) []*Node {
+	last := nodes[0]
+	rest := byDistance(last.Address(), nodes[1:])
+	ordered := append([]*Node{}, rest...)
+	// farthest first, so each hop gets closer to last
+	for i, j := 0, len(ordered)-1; i < j; i, j = i+1, j-1 {
+		ordered[i], ordered[j] = ordered[j], ordered[i]
+	}
+	ordered = append(ordered, last)
+	for i := 0; i+1 < len(ordered); i++ {
+		link(ordered[i], ordered[i+1])
+	}
+	return ordered
+}
+
+func TestConnectThroughOverlay(t *testing.T) {
+	ns := chain(swarm(t, 4, Config{}))
+	a, z := ns[0], ns[len(ns)-1]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := a.Connect(ctx, z.Address())
+	if err != nil {
+		t.Fatalf("connect through the overlay: %v", err)
+	}
+	if p.Via != ViaOverlay {
+		t.Errorf("channel signaled via %q, want overlay", p.Via)
+	}
+	if _, err := a.Ping(ctx, z.Address()); err != nil {
+		t.Errorf("ping over the new channel: %v", err)
+	}
+	if s := ns[1].OverlayStats(); s.Forwarded == 0 {
+		t.Errorf("the first hop forwarded nothing: %+v", s)
+	}
+	// The new channel is locked: trimming leaves it alone; Disconnect frees it.
+	if !a.Disconnect(z.Address()) || a.peer(z.Address()) != nil {
+		t.Error("disconnect left the channel open")
+	}
+}
+
+func TestConnectWithoutRoute(t *testing.T) {
+	ns := swarm(t, 2, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	// No channel at all and no relay: nothing can carry the offer.
+	if _, err := ns[0].Connect(ctx, ns[1].Address()); err == nil {
+		t.Fatal("connected without any way to signal")
+	}
+	if ns[0].locked[ns[1].Address()] {
+		t.Error("a failed connect left the address locked")
+	}
+}
+
+// routedFrom builds a routed Ping RPC from origin to dest, signed by signer.
+func routedFrom(origin *Node, signer *Node, dest id.Address, nonce uint64) *wire.Routed {
+	inner, _ := wire.Marshal(&wire.RPC{Nonce: 1, Frame: mustMarshal(&wire.Ping{ID: 5})})
+	r := &wire.Routed{Dest: dest, TTL: wire.MaxTTL, Nonce: nonce, Origin: origin.lease, Frame: inner}
+	r.Sig = signer.id.Sign(wire.RoutedSignedBytes(dest, nonce, origin.Address(), inner))
+	return r
+}
+
+func mustMarshal(m wire.Message) []byte {
+	b, err := wire.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func TestRoutedRefusals(t *testing.T) {
+	ns := swarm(t, 3, Config{})
+	a, b, c := ns[0], ns[1], ns[2]
+	link(a, b)
+	from := b.peer(a.Address())
+
+	// A message signed by someone else than its claimed origin.
+	b.onRouted(from, routedFrom(c, a, b.Address(), 1))
+	if s := b.OverlayStats(); s.Delivered != 0 || s.Dropped != 1 {
+		t.Errorf("forged origin: %+v", s)
+	}
+	// A genuine one is delivered once; its replay is dropped.
+	good := routedFrom(a, a, b.Address(), 2)
+	b.onRouted(from, good)
+	b.onRouted(from, good)
+	if s := b.OverlayStats(); s.Delivered != 1 || s.Dropped != 2 {
+		t.Errorf("replay: %+v", s)
+	}
+	// For someone else, with no connected peer closer: dropped, not bounced back.
+	far := routedFrom(a, a, c.Address(), 3)
+	b.onRouted(from, far)
+	if s := b.OverlayStats(); s.Forwarded != 0 || s.Dropped != 3 {
+		t.Errorf("no route: %+v", s)
+	}
+	// Out of hops.
+	link(b, c)
+	spent := routedFrom(a, a, c.Address(), 4)
+	spent.TTL = 0
+	b.onRouted(from, spent)
+	if s := b.OverlayStats(); s.Forwarded != 0 || s.Dropped != 4 {
+		t.Errorf("ttl 0: %+v", s)
+	}
+	// A lease from a relay nobody federates with.
+	stranger, _ := identity.New()
+	x := routedFrom(a, a, b.Address(), 5)
+	x.Origin = stranger.IssueLease(a.id.SignKey(), a.id.AgreeKey(), a.lease.Nonce, "elsewhere", time.Now(), time.Hour)
+	x.Sig = a.id.Sign(wire.RoutedSignedBytes(x.Dest, x.Nonce, x.Origin.Address, x.Frame))
+	b.onRouted(from, x)
+	if s := b.OverlayStats(); s.Delivered != 1 || s.Dropped != 5 {
+		t.Errorf("foreign lease: %+v", s)
+	}
+}
+
+func TestRoutedFloodIsBounded(t *testing.T) {
+	ns := swarm(t, 2, Config{})
+	a, b := ns[0], ns[1]
+	link(a, b)
+	from := b.peer(a.Address())
+	for i := 0; i < 3*routedBurst; i++ {
+		b.onRouted(from, routedFrom(a, a, b.Address(), uint64(100+i)))
+	}
+	s := b.OverlayStats()
+	if s.Dropped < routedBurst || s.Delivered > routedBurst+routedRate {
+		t.Errorf("flood of %d: %+v", 3*routedBurst, s)
+	}
+}
+
+func TestBudgetKeepsBucketSpread(t *testing.T) {
+	old := settleTime
+	settleTime = 0
+	defer func() { settleTime = old }()
+	ns := swarm(t, 12, Config{MaxPeers: 4})
+	hub := ns[0]
+	for _, o := range ns[1:] {
+		link(hub, o)
+	}
+	if got := len(hub.Peers()); got != 4 {
+		t.Fatalf("%d channels open, budget 4", got)
+	}
+	// Every bucket the hub had a channel in before trimming still has one,
+	// as far as the budget allows: the trimmed are from crowded buckets.
+	buckets := map[int]int{}
+	for _, p := range hub.Peers() {
+		buckets[id.CommonPrefixLen(hub.Address(), p.Address)]++
+	}
+	all := map[int]bool{}
+	for _, o := range ns[1:] {
+		all[id.CommonPrefixLen(hub.Address(), o.Address())] = true
+	}
+	if want := min(len(all), 4); len(buckets) < want {
+		t.Errorf("channels in %d buckets after trimming, want %d (of %d)", len(buckets), want, len(all))
+	}
+}
+
+func TestCallWithoutRoute(t *testing.T) {
+	ns := swarm(t, 2, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := ns[0].call(ctx, ns[1].Address(), &wire.Ping{ID: 1}); !errors.Is(err, ErrNoRoute) {
+		t.Errorf("call with no channel: %v", err)
+	}
+}
+
+// kademliaLinks links every node to the closest other node in each of its
+// buckets: the channel set the budget keeps, under which greedy routing
+// reaches any address.
+func kademliaLinks(ns []*Node) {
+	linked := map[[2]id.Address]bool{}
+	for _, a := range ns {
+		best := map[int]*Node{}
+		for _, b := range ns {
+			if a == b {
+				continue
+			}
+			k := id.CommonPrefixLen(a.Address(), b.Address())
+			if best[k] == nil || id.Closer(a.Address(), b.Address(), best[k].Address()) {
+				best[k] = b
+			}
+		}
+		for _, b := range best {
+			x, y := a.Address(), b.Address()
+			if x.Compare(y) > 0 {
+				x, y = y, x
+			}
+			if !linked[[2]id.Address{x, y}] {
+				linked[[2]id.Address{x, y}] = true
+				link(a, b)
+			}
+		}
+	}
+}
+
+func TestLookupThroughOverlay(t *testing.T) {
+	ns := swarm(t, 40, Config{})
+	kademliaLinks(ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, n := range ns {
+		if _, err := n.Lookup(ctx, n.Address()); err != nil {
+			t.Fatalf("self-lookup: %v", err)
+		}
+	}
+	src := ns[0]
+	routedBefore := src.OverlayStats().Sent
+	for _, target := range ns[1:] {
+		r, err := src.Lookup(ctx, target.Address())
+		if err != nil || !r.Found {
+			t.Errorf("lookup %s: %+v, %v", target.Address().Short(), r, err)
+		}
+	}
+	if src.OverlayStats().Sent == routedBefore {
+		t.Error("every query went over a direct channel: the test does not exercise routing")
+	}
+	var forwarded int64
+	for _, n := range ns {
+		forwarded += n.OverlayStats().Forwarded
+	}
+	if forwarded == 0 {
+		t.Error("no node forwarded a routed query")
+	}
+	// An address nobody holds is not found, and the lookup still ends.
+	if r, err := src.Lookup(ctx, id.Address{0xde, 0xad}); err != nil || r.Found {
+		t.Errorf("lookup of a vacant address: %+v, %v", r, err)
+	}
+}

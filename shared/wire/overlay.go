@@ -1,0 +1,101 @@
+package wire
+
+import "ddt/shared/id"
+
+// Overlay messages travel on peer links (data channels). Types 40–47.
+const (
+	TypeRPC    Type = 40
+	TypeRouted Type = 41
+)
+
+// Overlay limits.
+const (
+	// MaxInner is the largest frame an RPC or Routed message carries: a
+	// full frame less room for the envelope and the origin's lease.
+	MaxInner = MaxFrame - 1024
+	// MaxTTL is the most hops a routed message may still take.
+	MaxTTL = 16
+)
+
+func init() {
+	register(
+		func() Message { return new(RPC) },
+		func() Message { return new(Routed) },
+	)
+}
+
+// RPC (peer ↔ peer, on a direct link or inside Routed) carries one DHT
+// request or its reply. Frame is a complete encoded message (FindNode,
+// Store, …, or Error for a refused request); Nonce pairs a reply with its
+// request and is chosen by the requester.
+//
+//	uvarint nonce | bool reply | bytes frame (≤ MaxInner)
+type RPC struct {
+	Nonce uint64
+	Reply bool
+	Frame []byte
+}
+
+func (*RPC) Type() Type { return TypeRPC }
+func (r *RPC) encode(e *encoder) {
+	e.uvarint(r.Nonce)
+	e.bool(r.Reply)
+	e.bytes(r.Frame, MaxInner, "rpc frame")
+}
+func (r *RPC) decode(d *decoder) {
+	r.Nonce = d.uvarint()
+	r.Reply = d.bool()
+	r.Frame = d.bytes(MaxInner, "rpc frame")
+}
+
+// Routed (peer → peer, hop by hop) carries Frame toward Dest through
+// connected peers: each hop hands it to its connected peer closest to
+// Dest by XOR, and only to one strictly closer than itself, so a routed
+// message can never loop; TTL bounds it besides. The origin proves itself
+// with its lease and a signature over RoutedSignedBytes, which the
+// destination checks before it trusts anything inside; Nonce makes each
+// message unique so a replay is recognised. Frame is an RPC or a Signal
+// (overlay signaling: Signal.Peer is the origin).
+//
+//	[20]dest | u8 ttl | uvarint nonce | lease origin | [64]sig | bytes frame
+type Routed struct {
+	Dest   id.Address
+	TTL    uint8
+	Nonce  uint64
+	Origin Lease
+	Sig    [64]byte
+	Frame  []byte
+}
+
+func (*Routed) Type() Type { return TypeRouted }
+func (r *Routed) encode(e *encoder) {
+	e.fixed(r.Dest[:])
+	e.u8(r.TTL)
+	e.uvarint(r.Nonce)
+	r.Origin.encode(e)
+	e.fixed(r.Sig[:])
+	e.bytes(r.Frame, MaxInner, "routed frame")
+}
+func (r *Routed) decode(d *decoder) {
+	d.fixed(r.Dest[:])
+	r.TTL = d.u8()
+	if r.TTL > MaxTTL && d.err == nil {
+		d.fail("ttl %d above %d", r.TTL, MaxTTL)
+	}
+	r.Nonce = d.uvarint()
+	r.Origin.decode(d)
+	d.fixed(r.Sig[:])
+	r.Frame = d.bytes(MaxInner, "routed frame")
+}
+
+// RoutedSignedBytes is what the origin of a routed message signs: all but
+// the TTL, which each hop lowers.
+func RoutedSignedBytes(dest id.Address, nonce uint64, origin id.Address, frame []byte) []byte {
+	e := encoder{b: make([]byte, 0, 64+len(frame))}
+	e.fixed([]byte("ddt/routed/v1\x00"))
+	e.fixed(dest[:])
+	e.uvarint(nonce)
+	e.fixed(origin[:])
+	e.fixed(frame)
+	return e.b
+}

@@ -1,0 +1,35 @@
+package wire
+
+import (
+	"errors"
+	"testing"
+)
+
+func init() {
+	moreSamples = append(moreSamples, func() []Message {
+		l := sampleLease(4)
+		inner, _ := Marshal(&Ping{ID: 9})
+		return []Message{
+			&RPC{Nonce: 1 << 50, Reply: true, Frame: inner},
+			&Routed{Dest: l.Address, TTL: 7, Nonce: 99, Origin: l, Sig: [64]byte{1, 2}, Frame: inner},
+		}
+	})
+}
+
+func TestRoutedLimits(t *testing.T) {
+	l := sampleLease(5)
+	b, err := Marshal(&Routed{TTL: MaxTTL + 1, Origin: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Unmarshal(b); !errors.Is(err, ErrMalformed) {
+		t.Errorf("ttl above the limit: %v", err)
+	}
+	if _, err := Marshal(&Routed{Origin: l, Frame: make([]byte, MaxInner+1)}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversized inner frame: %v", err)
+	}
+	a := RoutedSignedBytes(l.Address, 1, l.Address, []byte("x"))
+	if string(a) == string(RoutedSignedBytes(l.Address, 2, l.Address, []byte("x"))) {
+		t.Error("the nonce is not signed")
+	}
+}
