@@ -98,6 +98,16 @@ func (d *decoder) uvarint() uint64 {
 	return v
 }
 
+// uint32 reads an unsigned varint that must fit 32 bits.
+func (d *decoder) uint32(field string) uint32 {
+	v := d.uvarint()
+	if v > 1<<32-1 {
+		d.fail("%s out of range", field)
+		return 0
+	}
+	return uint32(v)
+}
+
 func (d *decoder) varint() int64 {
 	if d.err != nil {
 		return 0

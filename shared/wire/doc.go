@@ -20,11 +20,16 @@
 //
 //	relay → node  Challenge      zone, relay key, fresh nonce
 //	node  → relay Hello          node keys, signature over the challenge
-//	relay → node  Admitted       signed lease, first peers, ICE servers
+//	relay → node  Admitted       signed lease, first peers (of every federated
+//	                             zone), ICE servers, the relays it knows
 //	         or   Refused        code, reason, redirect, retry delay
 //	both ways     Signal         WebRTC offer/answer/candidate for a peer
 //	relay → node  PeerJoined / PeerLeft
 //	relay → node  Error          a request was refused; the link stays up
+//
+// Relay↔relay protocol (federation, see federation.go): RelayChallenge and
+// RelayHello both ways, then ZoneMembers batches, MemberJoined/MemberLeft,
+// ZoneSummary and RelaySignal.
 //
 // Peer protocol over a data channel: each side sends PeerHello (its lease
 // and a fresh nonce) and then PeerProof (a signature over the other side's

@@ -22,6 +22,7 @@ const (
 	MaxICEServers = 8
 	MaxSignal     = 16 << 10
 	MaxBenchData  = 60 << 10
+	MaxRelays     = 32 // relays named in one Admitted, the admitting one included
 )
 
 // Type identifies a message.
@@ -257,12 +258,19 @@ func HelloSignedBytes(c *Challenge, signKey, agreeKey [32]byte, native bool) []b
 }
 
 // Admitted (relay → node) grants a lease and names the first peers to
-// connect to: the closest addresses in the zone plus random ones.
+// connect to: the closest addresses plus random ones, drawn from the
+// relay's zone and from the zones of the relays it is federated with.
+// Relays lists every relay the admitting relay knows, itself first; a
+// peer's lease is signed by the relay in Relays whose Key equals the
+// lease's RelayKey, and a node checks it against that key.
+//
+// Layout: Lease | count | (Lease, native)* | count | url* | count | RelayInfo*
 type Admitted struct {
 	Lease      Lease
-	Peers      []Lease  // at most MaxPeers
-	Natives    []bool   // parallel to Peers: which are native nodes
-	ICEServers []string // STUN/TURN URLs, at most MaxICEServers
+	Peers      []Lease     // at most MaxPeers
+	Natives    []bool      // parallel to Peers: which are native nodes
+	ICEServers []string    // STUN/TURN URLs, at most MaxICEServers
+	Relays     []RelayInfo // at most MaxRelays; the admitting relay first
 }
 
 func (*Admitted) Type() Type { return TypeAdmitted }
@@ -276,6 +284,10 @@ func (a *Admitted) encode(e *encoder) {
 	e.count(len(a.ICEServers), MaxICEServers, "ice servers")
 	for _, s := range a.ICEServers {
 		e.string(s, MaxURL, "ice server")
+	}
+	e.count(len(a.Relays), MaxRelays, "relays")
+	for i := range a.Relays {
+		a.Relays[i].encode(e)
 	}
 }
 func (a *Admitted) decode(d *decoder) {
@@ -293,6 +305,45 @@ func (a *Admitted) decode(d *decoder) {
 	for i := 0; i < n && d.err == nil; i++ {
 		a.ICEServers = append(a.ICEServers, d.string(MaxURL, "ice server"))
 	}
+	n = d.count(MaxRelays, relayInfoMin, "relays")
+	if n > 0 {
+		a.Relays = make([]RelayInfo, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		a.Relays[i].decode(d)
+	}
+}
+
+// RelayInfo describes a relay: the zone it serves, its public base URL
+// (http or https; nodes append /ws), its Ed25519 key (which signs its
+// zone's leases) and how many nodes it holds of how many it admits.
+//
+// Layout: zone | url | key (32) | nodes | maxNodes (uvarints)
+type RelayInfo struct {
+	Zone     string // at most MaxZone bytes
+	URL      string // at most MaxURL bytes
+	Key      [32]byte
+	Nodes    uint32
+	MaxNodes uint32
+}
+
+// relayInfoMin is the least number of bytes an encoded RelayInfo takes.
+const relayInfoMin = 1 + 1 + 32 + 1 + 1
+
+func (r *RelayInfo) encode(e *encoder) {
+	e.string(r.Zone, MaxZone, "zone")
+	e.string(r.URL, MaxURL, "relay url")
+	e.fixed(r.Key[:])
+	e.uvarint(uint64(r.Nodes))
+	e.uvarint(uint64(r.MaxNodes))
+}
+
+func (r *RelayInfo) decode(d *decoder) {
+	r.Zone = d.string(MaxZone, "zone")
+	r.URL = d.string(MaxURL, "relay url")
+	d.fixed(r.Key[:])
+	r.Nodes = d.uint32("nodes")
+	r.MaxNodes = d.uint32("max nodes")
 }
 
 // Refused (relay → node) declines admission. Redirect names another relay
