@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,13 +26,48 @@ import (
 
 // testZone is a real hub behind a loopback HTTP server.
 type testZone struct {
-	t   testing.TB
-	hub *Hub
-	srv *httptest.Server
-	net *transport.Network
+	t    testing.TB
+	hub  *Hub
+	srv  *httptest.Server
+	net  *transport.Network
+	url  string // http://127.0.0.1:port
+	addr string // 127.0.0.1:port
+	stop func() // closes the hub and the server (also at cleanup)
 }
 
 func newZone(t testing.TB, st store.Store, cfg HubConfig) *testZone {
+	t.Helper()
+	return startZone(t, st, cfg, listen(t, "127.0.0.1:0"))
+}
+
+// listen opens a loopback listener; a restarted relay listens again on
+// the address it had, which may take a moment to be free.
+func listen(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	var err error
+	for i := 0; i < 50; i++ {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			return ln
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal(err)
+	return nil
+}
+
+// testLogger logs to stderr when DDT_TEST_LOG names a level.
+func testLogger() *slog.Logger {
+	level := os.Getenv("DDT_TEST_LOG")
+	if level == "" {
+		return nil
+	}
+	return newLogger(level)
+}
+
+// startZone runs a hub with the relay's real routes on ln. Federation
+// runs on short timers in tests.
+func startZone(t testing.TB, st store.Store, cfg HubConfig, ln net.Listener) *testZone {
 	t.Helper()
 	if cfg.Zone == "" {
 		cfg.Zone = "test"
@@ -36,26 +75,38 @@ func newZone(t testing.TB, st store.Store, cfg HubConfig) *testZone {
 	if cfg.MaxNodes == 0 {
 		cfg.MaxNodes = 16
 	}
+	z := &testZone{t: t, net: transport.NewNetwork(), addr: ln.Addr().String()}
+	z.url = "http://" + z.addr
+	if cfg.URL == "" {
+		cfg.URL = z.url
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 100 * time.Millisecond
+	}
+	if cfg.SummaryEvery == 0 {
+		cfg.SummaryEvery = 50 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		if l := testLogger(); l != nil {
+			cfg.Logger = l.With("zone", cfg.Zone)
+		}
+	}
 	cfg.Store = st
 	hub, err := NewHub(cfg)
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
-		if !hub.JoinSlot() {
-			http.Error(w, "busy", http.StatusServiceUnavailable)
-			return
-		}
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			hub.ReleaseSlot()
-			return
-		}
-		hub.Serve(r.Context(), c, r.RemoteAddr)
+	hubRoutes(mux, hub, hub.log)
+	z.hub = hub
+	z.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: mux}}
+	z.srv.Start()
+	z.stop = sync.OnceFunc(func() {
+		hub.Close()
+		z.srv.Close()
 	})
-	z := &testZone{t: t, hub: hub, srv: httptest.NewServer(mux), net: transport.NewNetwork()}
-	t.Cleanup(z.srv.Close)
+	t.Cleanup(z.stop)
 	return z
 }
 
@@ -134,7 +185,7 @@ func TestAddressesSurviveRestarts(t *testing.T) {
 	z := newZone(t, rs, HubConfig{})
 	first := z.join(nodeStore).Address()
 	key := z.hub.Key()
-	z.srv.Close()
+	z.stop()
 	rs.Close()
 
 	// The relay restarts from its data folder; the node comes back.
