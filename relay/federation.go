@@ -327,7 +327,7 @@ func (h *Hub) runLink(ctx context.Context, conn *websocket.Conn, dialed bool, re
 		conn.Close(websocket.StatusPolicyViolation, "federation refused")
 		return [32]byte{}, false, err
 	}
-	log = h.log.With("zone", peer.Zone, "url", peer.URL, "key", fmt.Sprintf("%x", peer.Key[:6]), "dialed", dialed)
+	log = h.log.With("peerZone", peer.Zone, "peerURL", peer.URL, "peerKey", fmt.Sprintf("%x", peer.Key[:6]), "dialed", dialed)
 	l := &link{hub: h, dialed: dialed, peer: peer, log: log, lim: rate.NewLimiter(linkSignalRate, linkSignalBurst)}
 	if err := h.linkUp(l, conn); err != nil {
 		log.Info("relay link closed", "why", err)
@@ -643,15 +643,19 @@ func (h *Hub) Relays() []RelayJSON {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []RelayJSON
+	listed := map[string]bool{}
 	for i, r := range h.knownRelays() {
 		up := i == 0
 		if rs := h.relays[r.Key]; rs != nil {
 			up = rs.link != nil
 		}
 		out = append(out, RelayJSON{Zone: r.Zone, URL: r.URL, Key: fmt.Sprintf("%x", r.Key), Nodes: r.Nodes, MaxNodes: r.MaxNodes, Up: up, Self: i == 0})
+		listed[strings.TrimSuffix(r.URL, "/")] = true
 	}
 	for _, d := range h.dialed {
-		if !d.known {
+		// A -peer not reached yet, unless a relay at that URL linked to
+		// us first (the URL is its claim: for this listing only).
+		if !d.known && !listed[strings.TrimSuffix(d.url, "/")] {
 			out = append(out, RelayJSON{URL: d.url})
 		}
 	}

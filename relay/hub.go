@@ -481,10 +481,12 @@ func (c *client) readLoop(ctx context.Context, log *slog.Logger) {
 			}
 		} else if l != nil {
 			rs := &wire.RelaySignal{From: c.lease.Address, To: sig.Peer, Session: sig.Session, Kind: sig.Kind, Data: sig.Data}
-			if b, err := wire.Marshal(rs); err == nil && l.trySend(b) {
-				h.signals.Add(1)
-				h.fedOut.Add(1)
-			} else {
+			// Counted before it is queued, so no answer can overtake the count.
+			h.signals.Add(1)
+			h.fedOut.Add(1)
+			if b, err := wire.Marshal(rs); err != nil || !l.trySend(b) {
+				h.signals.Add(-1)
+				h.fedOut.Add(-1)
 				h.dropped.Add(1)
 				c.reject(wire.CodeRateLimited, "the link to zone "+l.peer.Zone+" is congested")
 			}

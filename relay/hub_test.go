@@ -27,6 +27,7 @@ import (
 // testZone is a real hub behind a loopback HTTP server.
 type testZone struct {
 	t    testing.TB
+	cfg  HubConfig // as started, without its store
 	hub  *Hub
 	srv  *httptest.Server
 	net  *transport.Network
@@ -91,6 +92,7 @@ func startZone(t testing.TB, st store.Store, cfg HubConfig, ln net.Listener) *te
 			cfg.Logger = l.With("zone", cfg.Zone)
 		}
 	}
+	z.cfg = cfg
 	cfg.Store = st
 	hub, err := NewHub(cfg)
 	if err != nil {
@@ -246,13 +248,13 @@ func TestZoneFullRefuses(t *testing.T) {
 
 // rawClient speaks the relay protocol by hand, to misbehave.
 type rawClient struct {
-	t  *testing.T
+	t  testing.TB
 	c  *websocket.Conn
 	id *identity.Identity
 	ch *wire.Challenge
 }
 
-func dialRaw(t *testing.T, z *testZone) *rawClient {
+func dialRaw(t testing.TB, z *testZone) *rawClient {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
