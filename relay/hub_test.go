@@ -511,3 +511,34 @@ func TestAcceptsEncoding(t *testing.T) {
 		}
 	}
 }
+
+func TestURLs(t *testing.T) {
+	for _, c := range []struct{ listen, acme, scheme, want string }{
+		{"127.0.0.1:8080", "", "http", "http://127.0.0.1:8080"},
+		{"0.0.0.0:8081", "", "http", "http://127.0.0.1:8081"},
+		{"[::]:8082", "", "https", "https://127.0.0.1:8082"},
+		{":8083", "", "http", "http://127.0.0.1:8083"},
+		{"[::1]:8084", "", "http", "http://[::1]:8084"},
+		{"192.0.2.7:80", "", "http", "http://192.0.2.7:80"},
+		{"[::]:443", "relay.example", "https", "https://relay.example"},
+		{"0.0.0.0:8443", "relay.example", "https", "https://relay.example:8443"},
+	} {
+		if got := publicURL(c.listen, c.acme, c.scheme); got != c.want {
+			t.Errorf("publicURL(%q, %q) = %q, want %q", c.listen, c.acme, got, c.want)
+		}
+	}
+	for in, want := range map[string]string{
+		"http://127.0.0.1:8080":       "ws://127.0.0.1:8080/federate",
+		"http://127.0.0.1:8080/":      "ws://127.0.0.1:8080/federate",
+		"https://relay.example/ddt/":  "wss://relay.example/ddt/federate",
+		"wss://relay.example":         "wss://relay.example/federate",
+		"ftp://relay.example":         "",
+		"http://[::1]:9/":             "ws://[::1]:9/federate",
+		"https://b.example:8443/base": "wss://b.example:8443/base/federate",
+	} {
+		got, err := FedURL(in)
+		if (err != nil) != (want == "") || got != want {
+			t.Errorf("FedURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}

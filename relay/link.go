@@ -74,16 +74,6 @@ func (w *wsLink) stop(why string) {
 	})
 }
 
-// stopped reports whether stop was called.
-func (w *wsLink) stopped() bool {
-	select {
-	case <-w.done:
-		return true
-	default:
-		return false
-	}
-}
-
 func (w *wsLink) writeLoop() {
 	defer close(w.flushed)
 	write := func(b []byte, limit time.Duration) error {
