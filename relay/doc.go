@@ -1,8 +1,15 @@
 // Command relay is DDT's Bootstrapping Router: it serves the web app,
 // admits nodes to its zone with signed address leases, and forwards WebRTC
-// signaling between admitted nodes. Its signing key and the nonces behind
-// every address it leased live in a bbolt file under -data, so a relay
-// restart changes no one's address.
+// signaling between admitted nodes. Its signing key and the lease records
+// (the nonce behind every address it leased, and when that node was last
+// seen) live in a bbolt file under -data, so a relay restart changes no
+// one's address; a lease lapses 7 days after its node was last seen.
+//
+// Relays federate (federation.go): each dials its -peer relays, both sides
+// prove their keys, and they exchange their zones' signed memberships,
+// joins and leaves, and counts. A newcomer's peers come from every linked
+// zone, its signals to another zone's nodes cross the link, and a full
+// zone redirects to the linked relay with the most room.
 //
 // Usage:
 //
@@ -10,5 +17,6 @@
 //	relay node -relay URL [flags]    run a headless native node
 //
 // Endpoints: / (the page), /ddt.wasm (compressed as the client accepts),
-// /wasm_exec.js, /healthz (JSON counters), /ws (nodes).
+// /wasm_exec.js, /healthz (JSON counters), /relays (JSON: the relays it
+// knows), /ws (nodes, from any origin), /federate (relays).
 package main

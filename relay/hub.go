@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -24,97 +23,207 @@ import (
 
 // Hub limits and timings.
 const (
-	leaseTTL         = 7 * 24 * time.Hour
-	helloTimeout     = 10 * time.Second
-	pingInterval     = 15 * time.Second
-	outQueue         = 512 // frames queued to one node before it counts as stuck
-	closestPeers     = 8   // in a newcomer's peer list: the closest addresses...
-	randomPeers      = 8   // ...plus this many random others
-	signalRate       = 100 // signals per second per node, sustained
-	signalBurst      = 400
-	maxViolations    = 50  // rate-limited or misdirected messages before a node is cut off
-	maxJoining       = 256 // connections between upgrade and admission at once
-	refuseRetryMs    = 30_000
-	storeKeyRelay    = "relay/key"
-	storeLeasePrefix = "lease/"
+	leaseTTL      = 7 * 24 * time.Hour // a lease's validity from its issue
+	leaseLapse    = 7 * 24 * time.Hour // an inactive node's address is kept this long
+	helloTimeout  = 10 * time.Second
+	pingInterval  = 15 * time.Second
+	outQueue      = 512 // frames queued to one node before it counts as stuck
+	closestPeers  = 8   // in a newcomer's peer list: the closest addresses...
+	randomPeers   = 8   // ...plus this many random others
+	signalRate    = 100 // signals per second per node, sustained
+	signalBurst   = 400
+	maxViolations = 50  // rate-limited or misdirected messages before a node is cut off
+	maxJoining    = 256 // connections between upgrade and admission at once
+	refuseRetryMs = 30_000
+	storeKeyRelay = "relay/key"
+
+	defaultSummaryEvery = 10 * time.Second
+	defaultSweepEvery   = time.Hour
+	defaultMaxBackoff   = 30 * time.Second
 )
 
 // HubConfig configures a zone.
 type HubConfig struct {
 	Zone       string
+	URL        string // this relay's public base URL, told to other relays and to nodes
 	MaxNodes   int
-	Redirect   string   // another relay to name when the zone is full
+	Redirect   string   // a relay to name when the zone is full and no federated relay has room
+	Peers      []string // base URLs of relays to federate with; dialed, and redialed when lost
 	ICEServers []string // handed to admitted nodes
 	Store      store.Store
 	Logger     *slog.Logger
+	// Now is the clock behind every lease decision: issue and expiry,
+	// when a node was last seen, when its lease lapses. time.Now if nil.
+	Now          func() time.Time
+	SummaryEvery time.Duration // how often linked relays get this zone's counts (10 s)
+	SweepEvery   time.Duration // how often lapsed leases are deleted (1 h)
+	MaxBackoff   time.Duration // longest wait between redials of a relay link (30 s)
 }
 
-// Hub is one zone: admission, leases, signaling and membership news.
+// Hub is one zone: admission, leases, signaling, membership news, and
+// the links to federated relays.
 type Hub struct {
 	cfg HubConfig
 	log *slog.Logger
 	key *identity.Identity
 
-	mu      sync.Mutex
-	clients map[id.Address]*client
-	joining chan struct{} // a slot per connection not yet admitted
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine and connection the hub runs
 
-	admitted atomic.Int64 // admissions since start
-	refused  atomic.Int64
-	signals  atomic.Int64 // signals forwarded
-	dropped  atomic.Int64 // messages refused (malformed, misdirected, rate-limited)
+	mu         sync.Mutex
+	closed     bool
+	clients    map[id.Address]*client
+	relays     map[[32]byte]*relayState // federated relays, by key
+	remote     map[id.Address]*member   // members of federated zones whose link is up
+	dialed     []*dialTarget            // the -peer relays
+	joining    chan struct{}            // a slot per node connection not yet admitted
+	fedJoining chan struct{}            // a slot per relay connection not yet authenticated
+
+	leaseMu sync.Mutex // serializes read-modify-write of lease records
+
+	admitted   atomic.Int64 // admissions since start
+	refused    atomic.Int64
+	signals    atomic.Int64 // signals forwarded: within the zone, to a link, from a link
+	fedOut     atomic.Int64 // signals sent over relay links
+	fedIn      atomic.Int64 // signals delivered from relay links
+	dropped    atomic.Int64 // messages refused (malformed, misdirected, rate-limited)
+	fedDropped atomic.Int64 // relay-link frames refused or dropped
 }
 
 type client struct {
-	hub     *Hub
-	conn    *websocket.Conn
-	lease   wire.Lease
-	native  bool
-	agent   string
-	out     chan []byte
-	lim     *rate.Limiter
-	done    chan struct{} // closed by stop
-	flushed chan struct{} // closed when the writer has drained and closed the link
-	once    sync.Once
-	why     string
+	wsLink
+	hub    *Hub
+	lease  wire.Lease
+	native bool
+	agent  string
+	lim    *rate.Limiter
 }
 
-// NewHub loads or creates the relay's signing key.
+// NewHub loads or creates the relay's signing key and starts dialing the
+// configured peer relays. Close stops everything it runs.
 func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{cfg: cfg, log: cfg.Logger, clients: make(map[id.Address]*client), joining: make(chan struct{}, maxJoining)}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SummaryEvery <= 0 {
+		cfg.SummaryEvery = defaultSummaryEvery
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = defaultSweepEvery
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = defaultMaxBackoff
+	}
+	h := &Hub{cfg: cfg, log: cfg.Logger,
+		clients: make(map[id.Address]*client), relays: make(map[[32]byte]*relayState), remote: make(map[id.Address]*member),
+		joining: make(chan struct{}, maxJoining), fedJoining: make(chan struct{}, maxFedJoining)}
 	var err error
 	if h.key, err = identity.LoadOrCreate(cfg.Store, storeKeyRelay); err != nil {
 		return nil, fmt.Errorf("relay key: %w", err)
 	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.wg.Add(1)
+	go h.loop()
+	for _, u := range cfg.Peers {
+		d := &dialTarget{url: u}
+		h.dialed = append(h.dialed, d)
+		h.wg.Add(1)
+		go h.dialLoop(d)
+	}
 	return h, nil
 }
+
+// Close ends every node and relay link and stops the hub's goroutines;
+// it returns once they are gone (lease records are written by then).
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.cancel()
+	h.wg.Wait()
+}
+
+// enter registers a connection's goroutine with the hub unless it is
+// closing; the caller calls h.wg.Done when it ends.
+func (h *Hub) enter() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.wg.Add(1)
+	return true
+}
+
+// loop sends summaries to linked relays and sweeps lapsed leases.
+func (h *Hub) loop() {
+	defer h.wg.Done()
+	summary := time.NewTicker(h.cfg.SummaryEvery)
+	defer summary.Stop()
+	sweep := time.NewTicker(h.cfg.SweepEvery)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-summary.C:
+			h.sendSummaries()
+		case <-sweep.C:
+			if _, err := h.sweep(); err != nil {
+				h.log.Error("lease sweep", "err", err)
+			}
+		case <-h.ctx.Done():
+			return
+		}
+	}
+}
+
+func (h *Hub) now() time.Time { return h.cfg.Now() }
 
 // Key returns the relay's public signing key.
 func (h *Hub) Key() [32]byte { return h.key.SignKey() }
 
 // Stats is what /healthz reports.
 type Stats struct {
-	Zone     string `json:"zone"`
-	RelayKey string `json:"relayKey"`
-	Nodes    int    `json:"nodes"`
-	MaxNodes int    `json:"maxNodes"`
-	Admitted int64  `json:"admitted"`
-	Refused  int64  `json:"refused"`
-	Signals  int64  `json:"signals"`
-	Dropped  int64  `json:"dropped"`
+	Zone      string   `json:"zone"`
+	URL       string   `json:"url"`
+	RelayKey  string   `json:"relayKey"`
+	Nodes     int      `json:"nodes"`
+	MaxNodes  int      `json:"maxNodes"`
+	Admitted  int64    `json:"admitted"`
+	Refused   int64    `json:"refused"`
+	Signals   int64    `json:"signals"` // forwarded: within the zone, to relay links and from them
+	Dropped   int64    `json:"dropped"`
+	Federated FedStats `json:"federated"`
+}
+
+// FedStats counts the federation.
+type FedStats struct {
+	Links      int   `json:"links"`      // relay links up
+	Relays     int   `json:"relays"`     // relays known, linked or not (this one excluded)
+	Members    int   `json:"members"`    // members of federated zones known
+	SignalsOut int64 `json:"signalsOut"` // signals sent to other zones
+	SignalsIn  int64 `json:"signalsIn"`  // signals from other zones delivered here
+	Dropped    int64 `json:"dropped"`    // relay-link frames refused or dropped
 }
 
 // Stats returns the zone's counters.
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
-	n := len(h.clients)
+	n, links := len(h.clients), 0
+	for _, rs := range h.relays {
+		if rs.link != nil {
+			links++
+		}
+	}
+	fed := FedStats{Links: links, Relays: len(h.knownRelays()) - 1, Members: len(h.remote)}
 	h.mu.Unlock()
+	fed.SignalsOut, fed.SignalsIn, fed.Dropped = h.fedOut.Load(), h.fedIn.Load(), h.fedDropped.Load()
 	k := h.Key()
-	return Stats{Zone: h.cfg.Zone, RelayKey: hex.EncodeToString(k[:]), Nodes: n, MaxNodes: h.cfg.MaxNodes,
-		Admitted: h.admitted.Load(), Refused: h.refused.Load(), Signals: h.signals.Load(), Dropped: h.dropped.Load()}
+	return Stats{Zone: h.cfg.Zone, URL: h.cfg.URL, RelayKey: hex.EncodeToString(k[:]), Nodes: n, MaxNodes: h.cfg.MaxNodes,
+		Admitted: h.admitted.Load(), Refused: h.refused.Load(), Signals: h.signals.Load(), Dropped: h.dropped.Load(), Federated: fed}
 }
 
 // JoinSlot reserves room for one more connection to go through admission;
@@ -130,6 +239,9 @@ func (h *Hub) JoinSlot() bool {
 	}
 }
 
+// ReleaseSlot gives back a JoinSlot that did not reach Serve.
+func (h *Hub) ReleaseSlot() { <-h.joining }
+
 // Serve runs one node's WebSocket until it closes. The caller holds a
 // JoinSlot, which Serve releases once admission is decided.
 func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
@@ -137,6 +249,15 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 	var releaseOnce sync.Once
 	release := func() { releaseOnce.Do(func() { <-h.joining }) }
 	defer release()
+	if !h.enter() {
+		conn.Close(websocket.StatusGoingAway, "relay shutting down")
+		return
+	}
+	defer h.wg.Done()
+	ctx, stopCtx := context.WithCancel(ctx)
+	defer stopCtx()
+	defer context.AfterFunc(h.ctx, stopCtx)()
+
 	conn.SetReadLimit(wire.MaxFrame)
 	log := h.log.With("remote", remote)
 
@@ -151,7 +272,7 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 	if err != nil {
 		log.Info("admission failed", "err", err)
 		h.dropped.Add(1)
-		writeMsg(hctx, conn, &wire.Error{Code: wire.CodeOf(err), Message: err.Error()})
+		writeMsg(hctx, conn, &wire.Error{Code: wire.CodeOf(err), Message: truncate(err.Error(), wire.MaxReason)})
 		conn.Close(websocket.StatusPolicyViolation, "admission failed")
 		return
 	}
@@ -162,21 +283,21 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 		conn.Close(websocket.StatusPolicyViolation, "bad signature")
 		return
 	}
-	lease, err := h.leaseFor(hello.SignKey, hello.AgreeKey)
+	lease, err := h.leaseFor(hello.SignKey, hello.AgreeKey, log)
 	if err != nil {
 		log.Error("lease store", "err", err)
 		writeMsg(hctx, conn, &wire.Error{Code: wire.CodeInternal, Message: "relay storage failed"})
 		return
 	}
-	c := &client{hub: h, conn: conn, lease: lease, native: hello.Native, agent: hello.Agent,
-		out: make(chan []byte, outQueue), lim: rate.NewLimiter(signalRate, signalBurst), done: make(chan struct{}), flushed: make(chan struct{})}
+	c := &client{wsLink: newWSLink(conn, outQueue), hub: h, lease: lease, native: hello.Native, agent: hello.Agent,
+		lim: rate.NewLimiter(signalRate, signalBurst)}
 
-	adm, old, ok := h.register(c)
+	adm, old, redirect, ok := h.register(c)
 	if !ok {
 		h.refused.Add(1)
 		reason := fmt.Sprintf("zone %s is full: it admits at most %d %s", h.cfg.Zone, h.cfg.MaxNodes, plural(h.cfg.MaxNodes, "node", "nodes"))
-		log.Info("admission refused: zone full", "nodes", h.cfg.MaxNodes)
-		writeMsg(hctx, conn, &wire.Refused{Code: wire.CodeZoneFull, Reason: reason, Redirect: h.cfg.Redirect, RetryAfterMs: refuseRetryMs})
+		log.Info("admission refused: zone full", "nodes", h.cfg.MaxNodes, "redirect", redirect)
+		writeMsg(hctx, conn, &wire.Refused{Code: wire.CodeZoneFull, Reason: reason, Redirect: redirect, RetryAfterMs: refuseRetryMs})
 		conn.Close(websocket.StatusTryAgainLater, "zone full")
 		return
 	}
@@ -186,7 +307,7 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 		old.stop("replaced by a new connection from the same node")
 	}
 	log = log.With("node", lease.Address.Short())
-	log.Info("admitted", "native", hello.Native, "agent", hello.Agent, "peers", len(adm.Peers))
+	log.Info("admitted", "native", hello.Native, "agent", hello.Agent, "peers", len(adm.Peers), "relays", len(adm.Relays))
 	if err := writeMsg(hctx, conn, adm); err != nil {
 		h.unregister(c)
 		return
@@ -194,8 +315,6 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 	cancel()
 	h.announce(c, &wire.PeerJoined{Lease: lease, Native: hello.Native})
 
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
 	go c.writeLoop()
 	go c.pingLoop(ctx)
 	c.readLoop(ctx, log)
@@ -208,14 +327,7 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 }
 
 func readHello(ctx context.Context, conn *websocket.Conn) (*wire.Hello, error) {
-	typ, b, err := conn.Read(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if typ != websocket.MessageBinary {
-		return nil, fmt.Errorf("%w: text frame", wire.ErrMalformed)
-	}
-	m, err := wire.Unmarshal(b)
+	m, err := readFrame(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
@@ -226,68 +338,51 @@ func readHello(ctx context.Context, conn *websocket.Conn) (*wire.Hello, error) {
 	return hello, nil
 }
 
-func writeMsg(ctx context.Context, conn *websocket.Conn, m wire.Message) error {
-	b, err := wire.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return conn.Write(ctx, websocket.MessageBinary, b)
-}
-
-// leaseFor issues a lease for a node's keys. The relay keeps the last
-// lease of every key it admitted: a returning node gets the same nonce, so
-// the same address, across relay restarts.
-func (h *Hub) leaseFor(signKey, agreeKey [32]byte) (wire.Lease, error) {
-	k := storeLeasePrefix + hex.EncodeToString(signKey[:])
-	var nonce [16]byte
-	b, err := h.cfg.Store.Get(k)
-	switch {
-	case err == nil:
-		m, err := wire.Unmarshal(b)
-		old, ok := m.(*wire.Lease)
-		if err != nil || !ok {
-			return wire.Lease{}, fmt.Errorf("stored lease for %x is corrupt: %v", signKey[:4], err)
-		}
-		nonce = old.Nonce
-	case errors.Is(err, store.ErrNotFound):
-		rand.Read(nonce[:])
-	default:
-		return wire.Lease{}, err
-	}
-	l := h.key.IssueLease(signKey, agreeKey, nonce, h.cfg.Zone, time.Now(), leaseTTL)
-	if b, err = wire.Marshal(&l); err == nil {
-		err = h.cfg.Store.Put(k, b)
-	}
-	return l, err
-}
-
 // register admits c unless the zone is full; a node that reconnects
-// replaces its old link, which is returned.
-func (h *Hub) register(c *client) (adm *wire.Admitted, old *client, ok bool) {
+// replaces its old link, which is returned. Refused, it returns the
+// relay to redirect to. Linked relays hear of the newcomer.
+func (h *Hub) register(c *client) (adm *wire.Admitted, old *client, redirect string, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	old = h.clients[c.lease.Address]
 	if old == nil && len(h.clients) >= h.cfg.MaxNodes {
-		return nil, nil, false
+		return nil, nil, h.redirect(), false
 	}
 	h.clients[c.lease.Address] = c
-	adm = &wire.Admitted{Lease: c.lease, ICEServers: h.cfg.ICEServers}
-	for _, p := range h.pickPeers(c.lease.Address) {
-		adm.Peers = append(adm.Peers, p.lease)
+	adm = &wire.Admitted{Lease: c.lease, ICEServers: h.cfg.ICEServers, Relays: h.knownRelays()}
+	if len(adm.Relays) > wire.MaxRelays {
+		adm.Relays = adm.Relays[:wire.MaxRelays]
+	}
+	for _, p := range h.pickPeers(&c.lease) {
+		adm.Peers = append(adm.Peers, *p.lease)
 		adm.Natives = append(adm.Natives, p.native)
 	}
-	return adm, old, true
+	h.toLinks(&wire.MemberJoined{Lease: c.lease, Native: c.native})
+	return adm, old, "", true
 }
 
-// pickPeers returns the closest members to addr plus random others.
-// h.mu is held.
-func (h *Hub) pickPeers(addr id.Address) []*client {
-	all := make([]*client, 0, len(h.clients))
+// candidate is a possible peer for a newcomer, local or federated.
+type candidate struct {
+	lease  *wire.Lease
+	native bool
+}
+
+// pickPeers returns the members closest to l's address plus random
+// others, drawn from this zone and every linked zone alike, so the
+// overlay is one network. h.mu is held.
+func (h *Hub) pickPeers(l *wire.Lease) []candidate {
+	all := make([]candidate, 0, len(h.clients)+len(h.remote))
 	for a, c := range h.clients {
-		if a != addr {
-			all = append(all, c)
+		if a != l.Address && c.lease.SignKey != l.SignKey {
+			all = append(all, candidate{&c.lease, c.native})
 		}
 	}
+	for a, m := range h.remote {
+		if a != l.Address && m.lease.SignKey != l.SignKey && h.clients[a] == nil {
+			all = append(all, candidate{&m.lease, m.native})
+		}
+	}
+	addr := l.Address
 	sort.Slice(all, func(i, j int) bool { return id.Closer(addr, all[i].lease.Address, all[j].lease.Address) })
 	if len(all) <= closestPeers+randomPeers {
 		return all
@@ -303,14 +398,26 @@ func (h *Hub) pickPeers(addr id.Address) []*client {
 	return picked
 }
 
-// unregister removes c if it is still the current link for its address.
+// unregister removes c if it is still the current link for its address,
+// tells linked relays, and records when the node was last seen.
 func (h *Hub) unregister(c *client) bool {
+	h.mu.Lock()
+	current := h.clients[c.lease.Address] == c
+	h.mu.Unlock()
+	if !current {
+		return false
+	}
+	// The last sighting is on record before the node is gone.
+	if err := h.touch(&c.lease); err != nil {
+		h.log.Warn("lease store", "node", c.lease.Address.Short(), "err", err)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.clients[c.lease.Address] != c {
 		return false
 	}
 	delete(h.clients, c.lease.Address)
+	h.toLinks(&wire.MemberLeft{Address: c.lease.Address})
 	return true
 }
 
@@ -333,90 +440,18 @@ func (h *Hub) announce(c *client, m wire.Message) {
 	}
 }
 
-func (h *Hub) lookup(addr id.Address) *client {
+// route finds where a signal for addr goes: a member of this zone, or the
+// link to the relay of the federated zone addr belongs to.
+func (h *Hub) route(addr id.Address) (*client, *link) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.clients[addr]
-}
-
-// send queues a frame; a node whose queue is full is too slow and is cut.
-func (c *client) send(b []byte) {
-	select {
-	case c.out <- b:
-	case <-c.done:
-	default:
-		c.stop("send queue overflow")
+	if c := h.clients[addr]; c != nil {
+		return c, nil
 	}
-}
-
-// whyGone is why a link ended that the node closed or lost.
-const whyGone = "connection closed by the node or lost"
-
-// stop ends the link; the writer sends what is queued (errors explaining
-// why, typically) and then closes it.
-func (c *client) stop(why string) {
-	c.once.Do(func() {
-		c.why = why
-		close(c.done)
-	})
-}
-
-func (c *client) writeLoop() {
-	defer close(c.flushed)
-	write := func(b []byte, limit time.Duration) error {
-		ctx, cancel := context.WithTimeout(context.Background(), limit)
-		defer cancel()
-		return c.conn.Write(ctx, websocket.MessageBinary, b)
+	if m := h.remote[addr]; m != nil {
+		return nil, m.relay.link
 	}
-	for {
-		select {
-		case b := <-c.out:
-			if err := write(b, 10*time.Second); err != nil {
-				c.stop("write failed")
-				c.conn.CloseNow()
-				return
-			}
-		case <-c.done:
-			deadline := time.Now().Add(250 * time.Millisecond)
-			for len(c.out) > 0 && time.Now().Before(deadline) {
-				if write(<-c.out, time.Until(deadline)) != nil {
-					break
-				}
-			}
-			if c.why == whyGone {
-				c.conn.CloseNow() // nobody to say goodbye to
-			} else {
-				c.conn.Close(websocket.StatusPolicyViolation, c.why)
-			}
-			return
-		}
-	}
-}
-
-func (c *client) pingLoop(ctx context.Context) {
-	t := time.NewTicker(pingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := c.conn.Ping(pctx)
-			cancel()
-			if err != nil {
-				c.stop("no pong")
-				return
-			}
-		case <-c.done:
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-func (c *client) reject(ctx context.Context, code wire.Code, msg string) {
-	b, _ := wire.Marshal(&wire.Error{Code: code, Message: msg})
-	c.send(b)
+	return nil, nil
 }
 
 // readLoop forwards a node's signaling until the link ends.
@@ -424,55 +459,41 @@ func (c *client) readLoop(ctx context.Context, log *slog.Logger) {
 	h := c.hub
 	violations := 0
 	for {
-		typ, b, err := c.conn.Read(ctx)
-		if err != nil {
-			var ce websocket.CloseError
-			switch {
-			case errors.As(err, &ce) && ce.Code == websocket.StatusMessageTooBig:
-				log.Warn("oversized frame; closing", "err", err)
-				h.dropped.Add(1)
-				c.stop("oversized frame")
-			case websocket.CloseStatus(err) == websocket.StatusNormalClosure || websocket.CloseStatus(err) == websocket.StatusGoingAway:
-				c.stop(whyGone)
-			default:
-				c.stop(whyGone)
-				log.Debug("read", "err", err)
-			}
-			return
-		}
-		var m wire.Message
-		if typ != websocket.MessageBinary {
-			err = fmt.Errorf("%w: text frame", wire.ErrMalformed)
-		} else {
-			m, err = wire.Unmarshal(b)
-		}
-		if err != nil {
-			h.dropped.Add(1)
-			log.Warn("malformed message; closing", "err", err)
-			c.reject(ctx, wire.CodeOf(err), err.Error())
-			c.stop("malformed message")
+		m, ok := c.next(ctx, log, &h.dropped)
+		if !ok {
 			return
 		}
 		sig, ok := m.(*wire.Signal)
 		if !ok {
 			h.dropped.Add(1)
 			violations++
-			c.reject(ctx, wire.CodeProtocol, fmt.Sprintf("nodes may send only signals here, not type %d", m.Type()))
+			c.reject(wire.CodeProtocol, fmt.Sprintf("nodes may send only signals here, not type %d", m.Type()))
 		} else if !c.lim.Allow() {
 			h.dropped.Add(1)
 			violations++
-			c.reject(ctx, wire.CodeRateLimited, "signaling faster than allowed")
-		} else if to := h.lookup(sig.Peer); to == nil || to == c {
-			h.dropped.Add(1)
-			violations++
-			c.reject(ctx, wire.CodeUnknownPeer, "no node "+sig.Peer.String()+" in this zone")
-		} else {
+			c.reject(wire.CodeRateLimited, "signaling faster than allowed")
+		} else if to, l := h.route(sig.Peer); to != nil && to != c {
 			fwd := *sig
 			fwd.Peer = c.lease.Address
 			if b, err := wire.Marshal(&fwd); err == nil {
 				h.signals.Add(1)
 				to.send(b)
 			}
+		} else if l != nil {
+			rs := &wire.RelaySignal{From: c.lease.Address, To: sig.Peer, Session: sig.Session, Kind: sig.Kind, Data: sig.Data}
+			// Counted before it is queued, so no answer can overtake the count.
+			h.signals.Add(1)
+			h.fedOut.Add(1)
+			if b, err := wire.Marshal(rs); err != nil || !l.trySend(b) {
+				h.signals.Add(-1)
+				h.fedOut.Add(-1)
+				h.dropped.Add(1)
+				c.reject(wire.CodeRateLimited, "the link to zone "+l.peer.Zone+" is congested")
+			}
+		} else {
+			h.dropped.Add(1)
+			violations++
+			c.reject(wire.CodeUnknownPeer, "no node "+sig.Peer.String()+" in this zone or a federated one")
 		}
 		if violations > maxViolations {
 			log.Warn("too many refused messages; closing", "count", violations)
@@ -481,9 +502,6 @@ func (c *client) readLoop(ctx context.Context, log *slog.Logger) {
 		}
 	}
 }
-
-// ReleaseSlot gives back a JoinSlot that did not reach Serve.
-func (h *Hub) ReleaseSlot() { <-h.joining }
 
 func plural(n int, one, many string) string {
 	if n == 1 {

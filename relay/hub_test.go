@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,13 +26,49 @@ import (
 
 // testZone is a real hub behind a loopback HTTP server.
 type testZone struct {
-	t   testing.TB
-	hub *Hub
-	srv *httptest.Server
-	net *transport.Network
+	t    testing.TB
+	cfg  HubConfig // as started, without its store
+	hub  *Hub
+	srv  *httptest.Server
+	net  *transport.Network
+	url  string // http://127.0.0.1:port
+	addr string // 127.0.0.1:port
+	stop func() // closes the hub and the server (also at cleanup)
 }
 
 func newZone(t testing.TB, st store.Store, cfg HubConfig) *testZone {
+	t.Helper()
+	return startZone(t, st, cfg, listen(t, "127.0.0.1:0"))
+}
+
+// listen opens a loopback listener; a restarted relay listens again on
+// the address it had, which may take a moment to be free.
+func listen(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	var err error
+	for i := 0; i < 50; i++ {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			return ln
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal(err)
+	return nil
+}
+
+// testLogger logs to stderr when DDT_TEST_LOG names a level.
+func testLogger() *slog.Logger {
+	level := os.Getenv("DDT_TEST_LOG")
+	if level == "" {
+		return nil
+	}
+	return newLogger(level)
+}
+
+// startZone runs a hub with the relay's real routes on ln. Federation
+// runs on short timers in tests.
+func startZone(t testing.TB, st store.Store, cfg HubConfig, ln net.Listener) *testZone {
 	t.Helper()
 	if cfg.Zone == "" {
 		cfg.Zone = "test"
@@ -36,26 +76,39 @@ func newZone(t testing.TB, st store.Store, cfg HubConfig) *testZone {
 	if cfg.MaxNodes == 0 {
 		cfg.MaxNodes = 16
 	}
+	z := &testZone{t: t, net: transport.NewNetwork(), addr: ln.Addr().String()}
+	z.url = "http://" + z.addr
+	if cfg.URL == "" {
+		cfg.URL = z.url
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 100 * time.Millisecond
+	}
+	if cfg.SummaryEvery == 0 {
+		cfg.SummaryEvery = 50 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		if l := testLogger(); l != nil {
+			cfg.Logger = l.With("zone", cfg.Zone)
+		}
+	}
+	z.cfg = cfg
 	cfg.Store = st
 	hub, err := NewHub(cfg)
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
-		if !hub.JoinSlot() {
-			http.Error(w, "busy", http.StatusServiceUnavailable)
-			return
-		}
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			hub.ReleaseSlot()
-			return
-		}
-		hub.Serve(r.Context(), c, r.RemoteAddr)
+	hubRoutes(mux, hub, hub.log)
+	z.hub = hub
+	z.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: mux}}
+	z.srv.Start()
+	z.stop = sync.OnceFunc(func() {
+		hub.Close()
+		z.srv.Close()
 	})
-	z := &testZone{t: t, hub: hub, srv: httptest.NewServer(mux), net: transport.NewNetwork()}
-	t.Cleanup(z.srv.Close)
+	t.Cleanup(z.stop)
 	return z
 }
 
@@ -134,7 +187,7 @@ func TestAddressesSurviveRestarts(t *testing.T) {
 	z := newZone(t, rs, HubConfig{})
 	first := z.join(nodeStore).Address()
 	key := z.hub.Key()
-	z.srv.Close()
+	z.stop()
 	rs.Close()
 
 	// The relay restarts from its data folder; the node comes back.
@@ -195,13 +248,13 @@ func TestZoneFullRefuses(t *testing.T) {
 
 // rawClient speaks the relay protocol by hand, to misbehave.
 type rawClient struct {
-	t  *testing.T
+	t  testing.TB
 	c  *websocket.Conn
 	id *identity.Identity
 	ch *wire.Challenge
 }
 
-func dialRaw(t *testing.T, z *testZone) *rawClient {
+func dialRaw(t testing.TB, z *testZone) *rawClient {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -455,6 +508,37 @@ func TestAcceptsEncoding(t *testing.T) {
 		r.Header.Set("Accept-Encoding", c.header)
 		if got := acceptsEncoding(r, c.enc); got != c.want {
 			t.Errorf("Accept-Encoding %q, %s: got %v", c.header, c.enc, got)
+		}
+	}
+}
+
+func TestURLs(t *testing.T) {
+	for _, c := range []struct{ listen, acme, scheme, want string }{
+		{"127.0.0.1:8080", "", "http", "http://127.0.0.1:8080"},
+		{"0.0.0.0:8081", "", "http", "http://127.0.0.1:8081"},
+		{"[::]:8082", "", "https", "https://127.0.0.1:8082"},
+		{":8083", "", "http", "http://127.0.0.1:8083"},
+		{"[::1]:8084", "", "http", "http://[::1]:8084"},
+		{"192.0.2.7:80", "", "http", "http://192.0.2.7:80"},
+		{"[::]:443", "relay.example", "https", "https://relay.example"},
+		{"0.0.0.0:8443", "relay.example", "https", "https://relay.example:8443"},
+	} {
+		if got := publicURL(c.listen, c.acme, c.scheme); got != c.want {
+			t.Errorf("publicURL(%q, %q) = %q, want %q", c.listen, c.acme, got, c.want)
+		}
+	}
+	for in, want := range map[string]string{
+		"http://127.0.0.1:8080":       "ws://127.0.0.1:8080/federate",
+		"http://127.0.0.1:8080/":      "ws://127.0.0.1:8080/federate",
+		"https://relay.example/ddt/":  "wss://relay.example/ddt/federate",
+		"wss://relay.example":         "wss://relay.example/federate",
+		"ftp://relay.example":         "",
+		"http://[::1]:9/":             "ws://[::1]:9/federate",
+		"https://b.example:8443/base": "wss://b.example:8443/base/federate",
+	} {
+		got, err := FedURL(in)
+		if (err != nil) != (want == "") || got != want {
+			t.Errorf("FedURL(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 }

@@ -35,6 +35,29 @@ func main() {
 	}
 }
 
+// publicURL derives a relay's base URL from the address it listens on:
+// an unspecified host (0.0.0.0, [::] or none) becomes 127.0.0.1, and an
+// ACME host name replaces the address, with the port unless it is 443.
+func publicURL(listen, acmeHost, scheme string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		host, port = listen, ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	if acmeHost != "" {
+		host = acmeHost
+		if port == "443" {
+			return scheme + "://" + host
+		}
+	}
+	if port == "" {
+		return scheme + "://" + host
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
 // listFlag is a repeatable string flag.
 type listFlag []string
 
@@ -60,7 +83,8 @@ func runRelay(args []string) error {
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
 	var ice, peers listFlag
 	fs.Var(&ice, "ice", "STUN/TURN URL handed to nodes (repeatable; none by default)")
-	fs.Var(&peers, "peer", "URL of another relay, named to newcomers when this zone is full (repeatable)")
+	fs.Var(&peers, "peer", "base URL of another relay to federate with; the first is also the fallback redirect when this zone is full (repeatable)")
+	public := fs.String("url", "", "this relay's public base URL, told to other relays and nodes (default: from -addr, an unspecified host as 127.0.0.1)")
 	fs.Parse(args)
 	log := newLogger(*logLevel)
 
@@ -72,37 +96,47 @@ func runRelay(args []string) error {
 		return err
 	}
 	defer st.Close()
-	hub, err := NewHub(HubConfig{Zone: *zone, MaxNodes: *maxNodes, ICEServers: ice, Store: st, Logger: log.With("zone", *zone)})
-	if err != nil {
-		return err
-	}
-	if len(peers) > 0 {
-		hub.cfg.Redirect = peers[0]
-	}
-	mux, err := newMux(hub, *webDir, log)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	scheme := "http"
+	var tlsConfig *tls.Config
 	switch {
 	case *acmeHost != "":
 		m := &autocert.Manager{Prompt: autocert.AcceptTOS, HostPolicy: autocert.HostWhitelist(*acmeHost), Cache: autocert.DirCache(filepath.Join(*data, "acme"))}
-		srv.TLSConfig = m.TLSConfig()
-		ln = tls.NewListener(ln, srv.TLSConfig)
+		tlsConfig = m.TLSConfig()
 		scheme = "https"
 	case *tlsCert != "" || *tlsKey != "":
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
 		if err != nil {
 			return fmt.Errorf("tls: %w", err)
 		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
-		ln = tls.NewListener(ln, srv.TLSConfig)
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
 		scheme = "https"
+	}
+	if *public == "" {
+		*public = publicURL(ln.Addr().String(), *acmeHost, scheme)
+	}
+	*public = strings.TrimSuffix(*public, "/")
+	cfg := HubConfig{Zone: *zone, URL: *public, MaxNodes: *maxNodes, Peers: peers, ICEServers: ice, Store: st, Logger: log.With("zone", *zone)}
+	if len(peers) > 0 {
+		cfg.Redirect = peers[0]
+	}
+	hub, err := NewHub(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer hub.Close()
+	mux, err := newMux(hub, *webDir, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), TLSConfig: tlsConfig}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -114,8 +148,8 @@ func runRelay(args []string) error {
 		srv.Close()
 	}()
 	k := hub.Key()
-	log.Info("relay up", "zone", *zone, "url", fmt.Sprintf("%s://%s/", scheme, ln.Addr()), "key", fmt.Sprintf("%x", k[:8]), "max-nodes", *maxNodes)
-	fmt.Fprintf(os.Stderr, "\n  DDT relay for zone %q: open %s://%s/ in a browser\n\n", *zone, scheme, ln.Addr())
+	log.Info("relay up", "zone", *zone, "url", *public, "listen", ln.Addr().String(), "key", fmt.Sprintf("%x", k[:8]), "max-nodes", *maxNodes, "peers", len(peers))
+	fmt.Fprintf(os.Stderr, "\n  DDT relay for zone %q: open %s/ in a browser\n\n", *zone, *public)
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

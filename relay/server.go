@@ -122,11 +122,24 @@ func newMux(hub *Hub, webDir string, log *slog.Logger) (*http.ServeMux, error) {
 		log.Info("serving", "file", f.name, "raw", len(a.raw), "gzip", len(a.gz), "brotli", len(a.br))
 		mux.Handle("GET /"+f.name, a)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	hubRoutes(mux, hub, log)
+	return mux, nil
+}
+
+// hubRoutes adds the zone's endpoints: /healthz and /relays (JSON, open
+// to any origin), /ws for nodes and /federate for relays. Node sockets
+// are accepted from any Origin: admission is by signed challenge, and a
+// page served by one relay may join another.
+func hubRoutes(mux *http.ServeMux, hub *Hub, log *slog.Logger) {
+	reply := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(hub.Stats())
-	})
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { reply(w, hub.Stats()) })
+	mux.HandleFunc("GET /relays", func(w http.ResponseWriter, r *http.Request) { reply(w, hub.Relays()) })
+	accept := &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled, InsecureSkipVerify: true}
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
 		if !hub.JoinSlot() {
 			log.Warn("refusing a connection: too many joining at once", "remote", r.RemoteAddr)
@@ -134,7 +147,7 @@ func newMux(hub *Hub, webDir string, log *slog.Logger) (*http.ServeMux, error) {
 			http.Error(w, "relay busy: too many nodes joining at once; retry shortly", http.StatusServiceUnavailable)
 			return
 		}
-		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+		conn, err := websocket.Accept(w, r, accept)
 		if err != nil {
 			hub.ReleaseSlot()
 			log.Info("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
@@ -142,5 +155,19 @@ func newMux(hub *Hub, webDir string, log *slog.Logger) (*http.ServeMux, error) {
 		}
 		hub.Serve(r.Context(), conn, r.RemoteAddr)
 	})
-	return mux, nil
+	mux.HandleFunc("GET /federate", func(w http.ResponseWriter, r *http.Request) {
+		if !hub.FedSlot() {
+			log.Warn("refusing a relay connection: too many authenticating at once", "remote", r.RemoteAddr)
+			w.Header().Set("Retry-After", "2")
+			http.Error(w, "relay busy; retry shortly", http.StatusServiceUnavailable)
+			return
+		}
+		conn, err := websocket.Accept(w, r, accept)
+		if err != nil {
+			hub.ReleaseFedSlot()
+			log.Info("federation upgrade failed", "remote", r.RemoteAddr, "err", err)
+			return
+		}
+		hub.ServeFederation(r.Context(), conn, r.RemoteAddr)
+	})
 }

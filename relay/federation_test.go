@@ -1,0 +1,546 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"ddt/shared/id"
+	"ddt/shared/identity"
+	"ddt/shared/store"
+	"ddt/shared/wire"
+)
+
+// federation starts one relay per config, each naming all the others with
+// -peer (the first also as its fallback redirect, as main does), and waits
+// until every pair is linked.
+func federation(t testing.TB, cfgs ...HubConfig) []*testZone {
+	t.Helper()
+	lns := make([]string, len(cfgs))
+	listeners := make([]net.Listener, len(cfgs))
+	for i := range cfgs {
+		listeners[i] = listen(t, "127.0.0.1:0")
+		lns[i] = "http://" + listeners[i].Addr().String()
+	}
+	zs := make([]*testZone, len(cfgs))
+	for i := range cfgs {
+		if cfgs[i].Zone == "" {
+			cfgs[i].Zone = fmt.Sprintf("zone-%c", 'a'+i)
+		}
+		for j := range cfgs {
+			if i != j {
+				cfgs[i].Peers = append(cfgs[i].Peers, lns[j])
+			}
+		}
+		if len(cfgs[i].Peers) > 0 {
+			cfgs[i].Redirect = cfgs[i].Peers[0]
+		}
+		st := cfgs[i].Store
+		if st == nil {
+			st = store.NewMemory()
+		}
+		zs[i] = startZone(t, st, cfgs[i], listeners[i])
+	}
+	for _, z := range zs {
+		linked(t, z, len(zs)-1)
+	}
+	return zs
+}
+
+// linked waits until z has n relay links up.
+func linked(t testing.TB, z *testZone, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%s linked to %d relays", z.hub.cfg.Zone, n), func() bool { return z.hub.Stats().Federated.Links == n })
+}
+
+// knows reports whether h holds addr as a member of a federated zone.
+func knows(h *Hub, addr id.Address) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.remote[addr] != nil
+}
+
+func remoteCount(h *Hub) int { return h.Stats().Federated.Members }
+
+// admit joins a raw node (a fresh identity unless one is given) and
+// returns it with its admission.
+func admit(t testing.TB, z *testZone, ident *identity.Identity) (*rawClient, *wire.Admitted) {
+	t.Helper()
+	r := dialRaw(t, z)
+	if ident != nil {
+		r.id = ident
+	}
+	r.hello(true)
+	m := r.read()
+	adm, ok := m.(*wire.Admitted)
+	if !ok {
+		t.Fatalf("not admitted: %T %+v", m, m)
+	}
+	return r, adm
+}
+
+// until reads until f accepts a message.
+func (r *rawClient) until(what string, f func(wire.Message) bool) wire.Message {
+	r.t.Helper()
+	for {
+		m, err := r.tryRead()
+		if err != nil {
+			r.t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if f(m) {
+			return m
+		}
+	}
+}
+
+func getJSON(t testing.TB, url string, v any) http.Header {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	return resp.Header
+}
+
+func TestFederatedMembership(t *testing.T) {
+	zs := federation(t, HubConfig{}, HubConfig{})
+	a, b := zs[0], zs[1]
+	xa, _ := admit(t, a, nil)
+	ya, _ := admit(t, a, nil)
+	xb, admB := admit(t, b, nil)
+	eventually(t, "each relay knows the other's members", func() bool {
+		return knows(a.hub, admB.Lease.Address) && remoteCount(a.hub) == 1 && remoteCount(b.hub) == 2
+	})
+	_ = xa
+	_ = ya
+
+	// A member that leaves is forgotten by the other zone.
+	xb.c.Close(websocket.StatusNormalClosure, "")
+	eventually(t, "a leaving member is forgotten", func() bool { return remoteCount(a.hub) == 0 })
+
+	var relays []RelayJSON
+	hdr := getJSON(t, a.url+"/relays", &relays)
+	if hdr.Get("Access-Control-Allow-Origin") != "*" {
+		t.Error("/relays lacks Access-Control-Allow-Origin: *")
+	}
+	bKey := b.hub.Key()
+	if len(relays) != 2 || !relays[0].Self || relays[0].Zone != "zone-a" || relays[0].URL != a.url ||
+		relays[1].Zone != "zone-b" || relays[1].URL != b.url || relays[1].Key != hex.EncodeToString(bKey[:]) || !relays[1].Up || relays[1].MaxNodes != 16 {
+		t.Fatalf("/relays = %+v", relays)
+	}
+	var stats Stats
+	hdr = getJSON(t, a.url+"/healthz", &stats)
+	if hdr.Get("Access-Control-Allow-Origin") != "*" {
+		t.Error("/healthz lacks Access-Control-Allow-Origin: *")
+	}
+	if stats.Nodes != 2 || stats.Federated.Links != 1 || stats.Federated.Relays != 1 || stats.URL != a.url {
+		t.Fatalf("/healthz = %+v", stats)
+	}
+
+	// A page served by another origin may join.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(a.url, "http", "ws", 1)+"/ws",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {b.url}}})
+	if err != nil {
+		t.Fatalf("cross-origin node refused: %v", err)
+	}
+	c.CloseNow()
+}
+
+func TestFederatedAdmission(t *testing.T) {
+	zs := federation(t, HubConfig{}, HubConfig{})
+	a, b := zs[0], zs[1]
+	var all []id.Address
+	for i := 0; i < 12; i++ {
+		_, adm := admit(t, b, nil)
+		all = append(all, adm.Lease.Address)
+	}
+	for i := 0; i < 8; i++ {
+		_, adm := admit(t, a, nil)
+		all = append(all, adm.Lease.Address)
+	}
+	eventually(t, "zone a knows zone b's members", func() bool { return remoteCount(a.hub) == 12 })
+
+	_, adm := admit(t, a, nil)
+	aKey, bKey := a.hub.Key(), b.hub.Key()
+	if len(adm.Relays) != 2 || adm.Relays[0].Key != aKey || adm.Relays[0].Zone != "zone-a" || adm.Relays[0].URL != a.url ||
+		adm.Relays[1].Key != bKey || adm.Relays[1].Zone != "zone-b" || adm.Relays[1].URL != b.url || adm.Relays[1].MaxNodes != 16 {
+		t.Fatalf("Admitted.Relays = %+v", adm.Relays)
+	}
+	if len(adm.Peers) != closestPeers+randomPeers || len(adm.Natives) != len(adm.Peers) {
+		t.Fatalf("%d peers, %d native flags", len(adm.Peers), len(adm.Natives))
+	}
+	trusted := map[[32]byte]string{}
+	for _, r := range adm.Relays {
+		trusted[r.Key] = r.Zone
+	}
+	got := map[id.Address]bool{}
+	fromB := 0
+	for i := range adm.Peers {
+		p := &adm.Peers[i]
+		zone, ok := trusted[p.RelayKey]
+		if !ok {
+			t.Fatalf("peer %s is signed by a relay not in Admitted.Relays", p.Address.Short())
+		}
+		if err := identity.VerifyLease(p, p.RelayKey, time.Now()); err != nil || p.Zone != zone {
+			t.Fatalf("peer %s: %v (zone %q, relay's %q)", p.Address.Short(), err, p.Zone, zone)
+		}
+		if p.RelayKey == bKey {
+			fromB++
+		}
+		got[p.Address] = true
+	}
+	if fromB == 0 {
+		t.Fatal("no peer from zone b")
+	}
+	// The closest are the closest across both zones.
+	sort.Slice(all, func(i, j int) bool { return id.Closer(adm.Lease.Address, all[i], all[j]) })
+	for _, addr := range all[:closestPeers] {
+		if !got[addr] {
+			t.Fatalf("one of the %d closest (%s) is missing", closestPeers, addr.Short())
+		}
+	}
+}
+
+func TestCrossZoneSignal(t *testing.T) {
+	zs := federation(t, HubConfig{}, HubConfig{})
+	a, b := zs[0], zs[1]
+	x, admX := admit(t, a, nil)
+	y, admY := admit(t, b, nil)
+	eventually(t, "the zones know each other's member", func() bool {
+		return knows(a.hub, admY.Lease.Address) && knows(b.hub, admX.Lease.Address)
+	})
+	isSignal := func(m wire.Message) bool { _, ok := m.(*wire.Signal); return ok }
+
+	x.send(&wire.Signal{Peer: admY.Lease.Address, Session: 5, Kind: wire.SignalOffer, Data: "v=0 offer"})
+	got := y.until("the offer", isSignal).(*wire.Signal)
+	if got.Peer != admX.Lease.Address || got.Session != 5 || got.Kind != wire.SignalOffer || got.Data != "v=0 offer" {
+		t.Fatalf("y got %+v", got)
+	}
+	y.send(&wire.Signal{Peer: admX.Lease.Address, Session: 5, Kind: wire.SignalAnswer, Data: "v=0 answer"})
+	got = x.until("the answer", isSignal).(*wire.Signal)
+	if got.Peer != admY.Lease.Address || got.Kind != wire.SignalAnswer || got.Data != "v=0 answer" {
+		t.Fatalf("x got %+v", got)
+	}
+	sa, sb := a.hub.Stats(), b.hub.Stats()
+	if sa.Signals != 2 || sa.Federated.SignalsOut != 1 || sa.Federated.SignalsIn != 1 ||
+		sb.Signals != 2 || sb.Federated.SignalsOut != 1 || sb.Federated.SignalsIn != 1 {
+		t.Fatalf("counters a %+v, b %+v", sa, sb)
+	}
+	var stats Stats
+	getJSON(t, a.url+"/healthz", &stats)
+	if stats.Federated.SignalsOut != 1 || stats.Signals != 2 {
+		t.Fatalf("/healthz %+v", stats)
+	}
+
+	// An address no zone knows is still an unknown peer.
+	x.send(&wire.Signal{Peer: id.Address{7}, Kind: wire.SignalOffer, Data: "x"})
+	x.expectError(wire.CodeUnknownPeer)
+}
+
+func TestFullZoneRedirects(t *testing.T) {
+	zs := federation(t, HubConfig{MaxNodes: 1}, HubConfig{MaxNodes: 1}, HubConfig{MaxNodes: 4})
+	a, b, c := zs[0], zs[1], zs[2]
+	admit(t, a, nil)
+	admit(t, b, nil)
+	eventually(t, "zone a hears zone b is full", func() bool {
+		for _, r := range a.hub.Relays() {
+			if r.URL == b.url && r.Nodes == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	refusal := func() *wire.Refused {
+		r := dialRaw(t, a)
+		r.hello(true)
+		m := r.read()
+		ref, ok := m.(*wire.Refused)
+		if !ok {
+			t.Fatalf("not refused: %T", m)
+		}
+		return ref
+	}
+	if ref := refusal(); ref.Code != wire.CodeZoneFull || ref.Redirect != c.url {
+		t.Fatalf("refusal %+v, want redirect to %s", ref, c.url)
+	}
+	// With no relay with room linked, the first -peer is named.
+	c.stop()
+	linked(t, a, 1)
+	if ref := refusal(); ref.Redirect != b.url {
+		t.Fatalf("refusal %+v, want redirect to %s", ref, b.url)
+	}
+}
+
+func TestFederationHeals(t *testing.T) {
+	dir := t.TempDir()
+	bStore, err := store.OpenBolt(filepath.Join(dir, "relay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := bStore
+	t.Cleanup(func() { first.Close() }) // after the relays' own cleanups
+	zs := federation(t, HubConfig{}, HubConfig{Store: bStore})
+	a, b := zs[0], zs[1]
+	nodeB, _ := identity.New()
+	x, admX := admit(t, a, nil)
+	y, admY := admit(t, b, nodeB)
+	eventually(t, "members known", func() bool { return knows(a.hub, admY.Lease.Address) && knows(b.hub, admX.Lease.Address) })
+	bKey := b.hub.Key()
+
+	// Relay b dies: a notices and forgets b's members.
+	b.stop()
+	bStore.Close()
+	y.expectClosed()
+	linked(t, a, 0)
+	eventually(t, "b's members forgotten", func() bool { return remoteCount(a.hub) == 0 })
+
+	// b comes back on its address with its data: the link heals by
+	// itself, and b's returning node has its address and is known to a.
+	bStore, err = store.OpenBolt(filepath.Join(dir, "relay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bStore.Close() }) // after the relay's own cleanup
+	b2 := startZone(t, bStore, b.cfg, listen(t, b.addr))
+	if b2.hub.Key() != bKey {
+		t.Fatal("relay b's key changed across its restart")
+	}
+	linked(t, a, 1)
+	linked(t, b2, 1)
+	_, again := admit(t, b2, nodeB)
+	if again.Lease.Address != admY.Lease.Address {
+		t.Fatalf("b's node came back at %s, was %s", again.Lease.Address.Short(), admY.Lease.Address.Short())
+	}
+	eventually(t, "membership healed", func() bool { return knows(a.hub, again.Lease.Address) && knows(b2.hub, admX.Lease.Address) })
+
+	// Signals cross again.
+	x.send(&wire.Signal{Peer: again.Lease.Address, Session: 9, Kind: wire.SignalBye})
+	eventually(t, "the signal crosses", func() bool {
+		return a.hub.Stats().Federated.SignalsOut == 1 && b2.hub.Stats().Federated.SignalsIn == 1
+	})
+}
+
+// rawRelay speaks the federation protocol by hand, to misbehave.
+type rawRelay struct {
+	*rawClient
+	info wire.RelayInfo
+}
+
+// dialFed opens a raw connection to z's /federate.
+func dialFed(t testing.TB, z *testZone) *rawClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(z.url, "http", "ws", 1)+"/federate", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return &rawClient{t: t, c: c}
+}
+
+// fedLink authenticates a fake relay with key ident to z, as the dialer.
+func fedLink(t testing.TB, z *testZone, ident *identity.Identity, zone string) *rawRelay {
+	t.Helper()
+	r := &rawRelay{rawClient: dialFed(t, z), info: wire.RelayInfo{Zone: zone, URL: "http://127.0.0.1:1", Key: ident.SignKey(), MaxNodes: 8}}
+	r.id = ident
+	theirs, ok := r.read().(*wire.RelayChallenge)
+	if !ok {
+		t.Fatal("no relay challenge")
+	}
+	ours := &wire.RelayChallenge{Nonce: [32]byte{1, 2, 3}}
+	r.send(ours)
+	hello, ok := r.read().(*wire.RelayHello)
+	if !ok || !identity.Verify(hello.Relay.Key, wire.RelayHelloSignedBytes(ours.Nonce, false, &hello.Relay), hello.Sig) {
+		t.Fatal("relay hello does not verify")
+	}
+	r.send(&wire.RelayHello{Relay: r.info, Sig: ident.Sign(wire.RelayHelloSignedBytes(theirs.Nonce, true, &r.info))})
+	// The hub's snapshot ends with Last, then its summary.
+	r.until("snapshot", func(m wire.Message) bool { zm, ok := m.(*wire.ZoneMembers); return ok && zm.Last })
+	return r
+}
+
+// lease signs a lease for a fresh node in the fake relay's zone.
+func (r *rawRelay) lease() wire.Lease {
+	n, _ := identity.New()
+	return r.id.IssueLease(n.SignKey(), n.AgreeKey(), [16]byte{9}, r.info.Zone, time.Now(), leaseTTL)
+}
+
+func TestFederationBadFrames(t *testing.T) {
+	zs := federation(t, HubConfig{}, HubConfig{})
+	a, b := zs[0], zs[1]
+	_, admB := admit(t, b, nil)
+	local, admA := admit(t, a, nil)
+	eventually(t, "members known", func() bool { return knows(a.hub, admB.Lease.Address) })
+
+	t.Run("garbage instead of a challenge", func(t *testing.T) {
+		r := dialFed(t, a)
+		r.read()
+		r.write([]byte{wire.Version, 250, 1})
+		r.expectError(wire.CodeMalformed)
+		r.expectClosed()
+	})
+	t.Run("text frame", func(t *testing.T) {
+		r := dialFed(t, a)
+		r.read()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		r.c.Write(ctx, websocket.MessageText, []byte("hello"))
+		r.expectError(wire.CodeMalformed)
+		r.expectClosed()
+	})
+	t.Run("oversized before authentication", func(t *testing.T) {
+		r := dialFed(t, a)
+		r.read()
+		r.write(make([]byte, wire.MaxFrame+1))
+		r.expectClosed()
+	})
+	t.Run("node hello on the federation endpoint", func(t *testing.T) {
+		r := dialFed(t, a)
+		r.read()
+		r.send(&wire.RelayChallenge{})
+		r.read() // its hello
+		r.send(&wire.Hello{})
+		r.expectError(wire.CodeProtocol)
+		r.expectClosed()
+	})
+	t.Run("unsigned hello", func(t *testing.T) {
+		r := dialFed(t, a)
+		r.read()
+		r.send(&wire.RelayChallenge{})
+		r.read()
+		r.send(&wire.RelayHello{Relay: wire.RelayInfo{Zone: "evil", Key: b.hub.Key()}})
+		r.expectError(wire.CodeBadSignature)
+		r.expectClosed()
+	})
+	t.Run("a hello signed for another challenge", func(t *testing.T) {
+		ident, _ := identity.New()
+		r := dialFed(t, a)
+		r.read()
+		r.send(&wire.RelayChallenge{})
+		r.read()
+		info := wire.RelayInfo{Zone: "evil", Key: ident.SignKey()}
+		r.send(&wire.RelayHello{Relay: info, Sig: ident.Sign(wire.RelayHelloSignedBytes([32]byte{1}, true, &info))})
+		r.expectError(wire.CodeBadSignature)
+		r.expectClosed()
+	})
+
+	ident, _ := identity.New()
+	t.Run("authenticated, then misbehaving", func(t *testing.T) {
+		r := fedLink(t, a, ident, "zone-x")
+		eventually(t, "the fake relay is linked", func() bool { return a.hub.Stats().Federated.Links == 2 })
+		// It hears of zone a's newcomers.
+		_, late := admit(t, a, nil)
+		r.until("the newcomer", func(m wire.Message) bool {
+			j, ok := m.(*wire.MemberJoined)
+			return ok && j.Lease.Address == late.Lease.Address
+		})
+		before := a.hub.Stats().Federated.Dropped
+		// A lease the fake relay did not sign, one for another zone: dropped.
+		forged := r.lease()
+		forged.Sig[0] ^= 1
+		other := r.lease()
+		other.Zone = "zone-y"
+		other.Sig = ident.Sign(other.SignedBytes())
+		good := r.lease()
+		r.send(&wire.ZoneMembers{Leases: []wire.Lease{forged, other, good}, Natives: []bool{true, false, true}, Last: true})
+		eventually(t, "the good member is known", func() bool { return knows(a.hub, good.Address) })
+		if knows(a.hub, forged.Address) || knows(a.hub, other.Address) {
+			t.Fatal("a bad lease was accepted")
+		}
+		// A signal from a node not in its zone, and one for a node not here: dropped.
+		r.send(&wire.RelaySignal{From: admB.Lease.Address, To: admA.Lease.Address, Kind: wire.SignalOffer})
+		r.send(&wire.RelaySignal{From: good.Address, To: id.Address{3}, Kind: wire.SignalOffer})
+		// A proper one arrives.
+		r.send(&wire.RelaySignal{From: good.Address, To: admA.Lease.Address, Session: 3, Kind: wire.SignalOffer, Data: "hi"})
+		s := local.until("the signal", func(m wire.Message) bool { _, ok := m.(*wire.Signal); return ok }).(*wire.Signal)
+		if s.Peer != good.Address || s.Data != "hi" {
+			t.Fatalf("signal %+v", s)
+		}
+		if d := a.hub.Stats().Federated.Dropped - before; d != 4 {
+			t.Fatalf("%d frames dropped, want 4", d)
+		}
+		// A node message is refused, the link stays.
+		r.send(&wire.Hello{})
+		r.expectError(wire.CodeProtocol)
+		// A malformed frame closes the link, and its members are forgotten.
+		r.write([]byte{wire.Version, byte(wire.TypeRelaySignal), 0xff})
+		r.expectError(wire.CodeMalformed)
+		r.expectClosed()
+		eventually(t, "its members forgotten", func() bool { return !knows(a.hub, good.Address) })
+	})
+	t.Run("oversized after authentication", func(t *testing.T) {
+		r := fedLink(t, a, ident, "zone-x")
+		r.write(make([]byte, wire.MaxFrame+100))
+		r.expectClosed()
+	})
+
+	// Zone a still works: b's link and members are intact, nodes signal.
+	linked(t, a, 1)
+	if !knows(a.hub, admB.Lease.Address) {
+		t.Fatal("zone b's member was lost")
+	}
+	local.send(&wire.Signal{Peer: admB.Lease.Address, Kind: wire.SignalBye})
+	eventually(t, "a signal crosses", func() bool { return b.hub.Stats().Federated.SignalsIn == 1 })
+}
+
+// FuzzFederationFrame sends one arbitrary frame from an authenticated
+// relay: the hub refuses it, applies it, or closes that one link, and
+// keeps serving its zone and its other links.
+func FuzzFederationFrame(f *testing.F) {
+	zs := federation(f, HubConfig{}, HubConfig{})
+	a, b := zs[0], zs[1]
+	member := b.join(store.NewMemory()).Address() // a real node: it answers the relay's pings for as long as fuzzing runs
+	eventually(f, "zone a knows zone b's node", func() bool { return knows(a.hub, member) })
+	ident, _ := identity.New()
+	fake := wire.RelayInfo{Zone: "zone-x", Key: ident.SignKey()}
+	l := ident.IssueLease([32]byte{1}, [32]byte{2}, [16]byte{3}, fake.Zone, time.Now(), leaseTTL)
+	for _, m := range []wire.Message{
+		&wire.ZoneMembers{Leases: []wire.Lease{l}, Natives: []bool{true}, Last: true},
+		&wire.MemberJoined{Lease: l},
+		&wire.MemberLeft{Address: l.Address},
+		&wire.ZoneSummary{Nodes: 1, MaxNodes: 2},
+		&wire.RelaySignal{From: l.Address, To: member, Kind: wire.SignalBye},
+		&wire.RelayHello{},
+		&wire.Error{Code: wire.CodeProtocol},
+	} {
+		bs, _ := wire.Marshal(m)
+		f.Add(bs)
+	}
+	f.Add([]byte{wire.Version, byte(wire.TypeZoneMembers), 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		r := fedLink(t, a, ident, fake.Zone)
+		if err := r.write(frame); err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		for {
+			if _, _, err := r.c.Read(ctx); err != nil {
+				break
+			}
+		}
+	})
+	if !knows(a.hub, member) || a.hub.Stats().Federated.Links < 1 {
+		f.Fatal("zone a lost zone b")
+	}
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"ddt/shared/id"
+	"ddt/shared/identity"
+	"ddt/shared/store"
+	"ddt/shared/wire"
+)
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const week = 7 * 24 * time.Hour
+
+// visit admits ident, checks its lease is issued on the hub's clock, and
+// leaves again; it returns the address the node had.
+func visit(t *testing.T, z *testZone, clock *fakeClock, ident *identity.Identity) id.Address {
+	t.Helper()
+	r, adm := admit(t, z, ident)
+	if adm.Lease.Issued != clock.Now().Unix() || adm.Lease.Expires != clock.Now().Add(leaseTTL).Unix() {
+		t.Fatalf("lease issued %d, expires %d; the clock says %d", adm.Lease.Issued, adm.Lease.Expires, clock.Now().Unix())
+	}
+	r.c.Close(websocket.StatusNormalClosure, "")
+	eventually(t, "the node left", func() bool { return z.hub.Stats().Nodes == 0 })
+	return adm.Lease.Address
+}
+
+func TestLeaseLiveness(t *testing.T) {
+	dir := t.TempDir()
+	open := func() store.Store {
+		st, err := store.OpenBolt(filepath.Join(dir, "relay.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	clock := newFakeClock()
+	st := open()
+	z := newZone(t, st, HubConfig{Now: clock.Now})
+	ident, _ := identity.New()
+	first := visit(t, z, clock, ident)
+
+	// Back just within the lapse, after a relay restart: same address.
+	z.stop()
+	st.Close()
+	z = newZone(t, open(), HubConfig{Now: clock.Now})
+	clock.Advance(week - time.Minute)
+	if again := visit(t, z, clock, ident); again != first {
+		t.Fatalf("back after 7 days - 1 minute at %s, was %s", again.Short(), first.Short())
+	}
+	// The lapse counts from the last sighting: away 7 days + 1 minute
+	// since then, the node gets a fresh address.
+	clock.Advance(week + time.Minute)
+	third := visit(t, z, clock, ident)
+	if third == first {
+		t.Fatal("a lapsed lease kept its address")
+	}
+	clock.Advance(week - time.Minute)
+	if again := visit(t, z, clock, ident); again != third {
+		t.Fatalf("the new address did not stick: %s, then %s", third.Short(), again.Short())
+	}
+}
+
+func TestLeaseSweep(t *testing.T) {
+	clock := newFakeClock()
+	st := store.NewMemory()
+	z := newZone(t, st, HubConfig{Now: clock.Now})
+	idle, _ := identity.New()
+	stays, _ := identity.New()
+	idleAddr := visit(t, z, clock, idle)
+	r, adm := admit(t, z, stays)
+
+	// A record from before liveness was tracked: a bare lease, seen when issued.
+	legacy, _ := identity.New()
+	old := z.hub.key.IssueLease(legacy.SignKey(), legacy.AgreeKey(), [16]byte{5}, "test", clock.Now(), leaseTTL)
+	b, _ := wire.Marshal(&old)
+	st.Put(leaseKey(legacy.SignKey()), b)
+
+	clock.Advance(week - 2*time.Minute)
+	if n, err := z.hub.sweep(); n != 0 || err != nil {
+		t.Fatalf("swept %d (%v) before any lease lapsed", n, err)
+	}
+	clock.Advance(3 * time.Minute) // idle: 7 days + 1 minute away
+	if n, err := z.hub.sweep(); n != 2 || err != nil {
+		t.Fatalf("swept %d (%v), want the idle node's and the legacy record", n, err)
+	}
+	if _, err := st.Get(leaseKey(idle.SignKey())); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the idle node's record is still there: %v", err)
+	}
+	// The connected node is never swept, however long it stays.
+	clock.Advance(3 * week)
+	if n, _ := z.hub.sweep(); n != 0 {
+		t.Fatalf("swept %d with only a connected node", n)
+	}
+	if _, err := st.Get(leaseKey(stays.SignKey())); err != nil {
+		t.Fatalf("the connected node's record: %v", err)
+	}
+	r.c.Close(websocket.StatusNormalClosure, "")
+	eventually(t, "the node left", func() bool { return z.hub.Stats().Nodes == 0 })
+	clock.Advance(time.Hour)
+	if again := visit(t, z, clock, stays); again != adm.Lease.Address {
+		t.Fatal("a node connected for weeks lost its address when it reconnected")
+	}
+	if again := visit(t, z, clock, idle); again == idleAddr {
+		t.Fatal("the swept node got its old address back")
+	}
+}
+
+func TestLeaseRecordFormat(t *testing.T) {
+	relay, _ := identity.New()
+	node, _ := identity.New()
+	l := relay.IssueLease(node.SignKey(), node.AgreeKey(), [16]byte{1}, "z", time.Unix(1_800_000_000, 0), leaseTTL)
+	seen := time.UnixMilli(1_800_000_123_456)
+	b, err := (&leaseRecord{lease: l, seen: seen}).marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := parseLeaseRecord(b)
+	if err != nil || r.lease != l || !r.seen.Equal(seen) {
+		t.Fatalf("round trip: %+v %v", r, err)
+	}
+	bare, _ := wire.Marshal(&l)
+	if r, err = parseLeaseRecord(bare); err != nil || r.lease != l || r.seen.Unix() != l.Issued {
+		t.Fatalf("legacy record: %+v %v", r, err)
+	}
+	for _, bad := range [][]byte{nil, {recordTag}, {recordTag, 1, 2, 3, 4, 5, 6, 7, 8}, append([]byte{recordTag, 0, 0, 0, 0, 0, 0, 0, 0}, 1, 2)} {
+		if _, err := parseLeaseRecord(bad); err == nil {
+			t.Errorf("%x parsed", bad)
+		}
+	}
+}
