@@ -42,7 +42,7 @@ func runNode(args []string) error {
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	relayURL := fs.String("relay", "http://127.0.0.1:8080", "relay base URL")
 	data := fs.String("data", "ddt-node", "folder for the node's identity and lease (bbolt)")
-	status := fs.String("status", "", "serve /status, /peers, /ping, /lookup, /connect and /routing on this address (e.g. 127.0.0.1:8081)")
+	status := fs.String("status", "", "serve /status, /peers, /ping, /lookup, /connect, /disconnect and /routing on this address (e.g. 127.0.0.1:8081)")
 	loopback := fs.Bool("loopback", false, "restrict WebRTC to the loopback interface (tests)")
 	maxPeers := fs.Int("max-peers", node.DefaultMaxPeers, "connection budget: data channels kept open")
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
@@ -164,6 +164,14 @@ func statusMux(n *node.Node) *http.ServeMux {
 			return
 		}
 		reply(w, peersJSON([]node.PeerInfo{p})[0])
+	})
+	mux.HandleFunc("POST /disconnect", func(w http.ResponseWriter, r *http.Request) {
+		addr, err := id.Parse(r.URL.Query().Get("address"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(w, map[string]bool{"closed": n.Disconnect(addr)})
 	})
 	mux.HandleFunc("GET /routing", func(w http.ResponseWriter, r *http.Request) {
 		type bucket struct {

@@ -189,7 +189,7 @@ func TestZoneFull(t *testing.T) {
 	// nowhere, so it keeps trying and never reaches admitted.
 	waitFor(t, 10*time.Second, "page shows the refusal", func() error {
 		s, err := eval[string](second, `document.querySelector('#log').textContent`)
-		if err == nil && !strings.Contains(s, "zone full") {
+		if err == nil && !strings.Contains(s, "Refused: zone tiny is full") {
 			err = fmt.Errorf("log reads %q", s)
 		}
 		return err

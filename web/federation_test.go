@@ -110,6 +110,7 @@ func TestFederation(t *testing.T) {
 			t.Fatalf("page %d on relay A is in zone %q", i, z)
 		}
 	}
+	stA, _ := natA.state()
 	stB, _ := natB.state()
 
 	// The overlay spans both zones: every tab has channels and a routing
@@ -138,7 +139,7 @@ func TestFederation(t *testing.T) {
 		})
 	}
 	found := mustEval[lookupResult](a0, `ddt.lookup("`+addrB[0]+`")`)
-	if !found.Found || found.Hops < 1 || len(found.Closest) == 0 || found.Closest[0] != addrB[0] {
+	if !found.Found || found.Messages < 1 || len(found.Closest) == 0 || found.Closest[0] != addrB[0] {
 		t.Errorf("lookup of a zone-B tab from zone A: %+v", found)
 	}
 	missing := mustEval[lookupResult](a0, `ddt.lookup("`+strings.Repeat("0", 40)+`")`)
@@ -169,7 +170,19 @@ func TestFederation(t *testing.T) {
 		t.Errorf("ping across zones: %v", ms)
 	}
 	// A native node in zone A reaches the native node in zone B the same way.
-	if np, err := natA.connect(stB.Address); err != nil || np.Via == "relay" {
+	if _, err := natA.disconnect(stB.Address); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "native channel closed on the far side", func() error {
+		ps, err := natB.peers()
+		for _, p := range ps {
+			if p.Address == stA.Address {
+				return fmt.Errorf("still connected")
+			}
+		}
+		return err
+	})
+	if np, err := natA.connect(stB.Address); err != nil || np.Via != "overlay" {
 		t.Errorf("native connect across zones: %+v, %v", np, err)
 	}
 

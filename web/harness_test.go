@@ -230,17 +230,27 @@ func (n *nativeNode) peers() ([]peerInfo, error) {
 // connect asks the native node to open a data channel to addr.
 func (n *nativeNode) connect(addr string) (peerInfo, error) {
 	var p peerInfo
+	return p, n.post("/connect?address="+addr, &p)
+}
+
+// disconnect asks the native node to close its channel to addr.
+func (n *nativeNode) disconnect(addr string) (bool, error) {
+	var v struct{ Closed bool }
+	return v.Closed, n.post("/disconnect?address="+addr, &v)
+}
+
+func (n *nativeNode) post(path string, v any) error {
 	c := http.Client{Timeout: 60 * time.Second}
-	resp, err := c.Post("http://"+n.status+"/connect?address="+addr, "", nil)
+	resp, err := c.Post("http://"+n.status+path, "", nil)
 	if err != nil {
-		return p, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
-		return p, fmt.Errorf("connect: %s: %s", resp.Status, b)
+		return fmt.Errorf("%s: %s: %s", path, resp.Status, b)
 	}
-	return p, json.NewDecoder(resp.Body).Decode(&p)
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 func (n *nativeNode) ping(addr string) (float64, error) {

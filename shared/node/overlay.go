@@ -100,18 +100,27 @@ func (r *routes) back(origin id.Address) (id.Address, bool) {
 	return v, ok
 }
 
-// trusts reports whether leases signed by key are accepted: the own
-// relay's and those of the relays it federates with.
-func (n *Node) trusts(key [32]byte) bool {
+// zoneOf returns the zone of the relay with key, if this node trusts it:
+// its own relay, or one its relay federates with.
+func (n *Node) zoneOf(key [32]byte) (string, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return key == n.relayKey || n.zoneKeys[key] != ""
+	if key == n.relayKey {
+		return n.lease.Zone, true
+	}
+	z, ok := n.zoneKeys[key]
+	return z, ok
 }
 
-// verifyLease checks a lease from any zone this node's relay vouches for.
+// verifyLease checks a lease from any zone this node's relay vouches for:
+// signed by that zone's relay, for that zone.
 func (n *Node) verifyLease(l *wire.Lease) error {
-	if !n.trusts(l.RelayKey) {
+	zone, ok := n.zoneOf(l.RelayKey)
+	if !ok {
 		return fmt.Errorf("%w: signed by relay %x, which is not federated with this zone", identity.ErrBadLease, l.RelayKey[:4])
+	}
+	if l.Zone != zone {
+		return fmt.Errorf("%w: lease for zone %q signed by the relay of zone %q", identity.ErrBadLease, l.Zone, zone)
 	}
 	return identity.VerifyLease(l, l.RelayKey, n.cfg.Now())
 }

@@ -2,8 +2,8 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	"ddt/shared/wire"
@@ -34,12 +34,9 @@ func (n *Node) setRelay(url string) {
 func (n *Node) knownRelays() []string {
 	out := []string{n.cfg.Relay}
 	if b, err := n.cfg.Store.Get(keyRelays); err == nil {
-		var saved []string
-		if json.Unmarshal(b, &saved) == nil {
-			for _, u := range saved {
-				if u != "" && !slices.Contains(out, u) {
-					out = append(out, u)
-				}
+		for _, u := range strings.Split(string(b), "\n") {
+			if u != "" && !slices.Contains(out, u) && len(out) < maxKnownRelays {
+				out = append(out, u)
 			}
 		}
 	}
@@ -59,10 +56,9 @@ func (n *Node) addRelays(urls ...string) {
 	if !changed {
 		return
 	}
-	if b, err := json.Marshal(known[1:]); err == nil {
-		if err := n.cfg.Store.Put(keyRelays, b); err != nil {
-			n.log.Warn("could not save the relay list", "err", err)
-		}
+	// One URL a line: URLs never hold a newline.
+	if err := n.cfg.Store.Put(keyRelays, []byte(strings.Join(known[1:], "\n"))); err != nil {
+		n.log.Warn("could not save the relay list", "err", err)
 	}
 }
 
