@@ -191,7 +191,7 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 		n.overlay.dropped.Add(1)
 		n.log.Debug("routed message dropped: "+why, append([]any{"from", from.addr.Short(), "dest", r.Dest.Short()}, args...)...)
 	}
-	if !from.routed.Allow() {
+	if !from.routed.AllowN(n.cfg.Now(), 1) {
 		drop("the peer floods")
 		return
 	}
