@@ -291,17 +291,28 @@ func TestBenchLookup(t *testing.T) {
 		p.ready()
 		// Let the table fill and, for the small budget, the extra channels
 		// be trimmed (new channels are safe from trimming for 30 s).
-		waitFor(t, 90*time.Second, "budget reached", func() error {
+		waitFor(t, 90*time.Second, "table filled and budget reached", func() error {
 			ps, err := p.peers()
-			if err == nil && len(ps) > budget {
+			if err == nil && (len(ps) > budget || len(ps) == 0) {
 				err = fmt.Errorf("%d channels", len(ps))
+			}
+			if err == nil {
+				var n int
+				if n, err = eval[int](p, `ddt.routing().then(r => r.contacts)`); err == nil && n < natives {
+					err = fmt.Errorf("%d contacts", n)
+				}
 			}
 			return err
 		})
 		rw := row{name: fmt.Sprintf("tab keeps ≤ %d channels", budget)}
 		for round := 0; round < 3; round++ {
 			for _, target := range targets {
-				res := mustEval[lookupResult](p, `ddt.lookup("`+target+`")`)
+				res, err := eval[lookupResult](p, `ddt.lookup("`+target+`")`)
+				if err != nil {
+					rt, _ := eval[any](p, `ddt.routing()`)
+					ps, _ := p.peers()
+					t.Fatalf("lookup %s: %v\nrouting %v\npeers %v", target[:8], err, rt, ps)
+				}
 				rw.total++
 				if res.Found {
 					rw.found++

@@ -311,6 +311,16 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 	}()
 	n.log.Info("admitted", "address", adm.Lease.Address, "zone", adm.Lease.Zone, "peers", len(adm.Peers),
 		"challengeMs", tDial.Milliseconds(), "admittedMs", tAdm.Milliseconds(), "totalMs", time.Since(t0).Milliseconds())
+	// The routing table holds the relay's peers before anyone hears of the
+	// admission, so a lookup right after ddt.ready has contacts to ask.
+	n.federate(adm.Relays)
+	d := n.joinedAs(adm.Lease.Address)
+	var dial []id.Address
+	for i := range adm.Peers {
+		if n.learn(&adm.Peers[i], adm.Natives[i]) {
+			dial = append(dial, adm.Peers[i].Address)
+		}
+	}
 	n.setState(StateAdmitted, "connected to zone "+adm.Lease.Zone, 0)
 
 	sctx, stop := context.WithCancel(ctx)
@@ -328,10 +338,8 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 			}
 		}
 	}()
-	n.federate(adm.Relays)
-	d := n.joinedAs(adm.Lease.Address)
-	for i := range adm.Peers {
-		n.learn(&adm.Peers[i], adm.Natives[i], true)
+	for _, a := range dial {
+		n.connectTo(a, ViaRelay)
 	}
 	go n.announce(sctx, d, adm.Lease.Address)
 	for {
@@ -346,7 +354,7 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 		case *wire.Signal:
 			n.onSignal(m, ViaRelay)
 		case *wire.PeerJoined:
-			n.learn(&m.Lease, m.Native, false)
+			n.learn(&m.Lease, m.Native)
 		case *wire.PeerLeft:
 			n.onPeerLeft(m.Address)
 		case *wire.Error:
@@ -357,11 +365,12 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 	}
 }
 
-// learn records a zone member; dial says whether to connect to it now.
-func (n *Node) learn(l *wire.Lease, native, dial bool) {
+// learn records a member the relay named, as a contact; it reports
+// whether the lease verified.
+func (n *Node) learn(l *wire.Lease, native bool) bool {
 	if err := n.verifyLease(l); err != nil {
 		n.log.Warn("relay sent a bad lease", "peer", l.Address.Short(), "err", err)
-		return
+		return false
 	}
 	n.mu.Lock()
 	n.known[l.Address] = known{lease: *l, native: native}
@@ -370,9 +379,7 @@ func (n *Node) learn(l *wire.Lease, native, dial bool) {
 	if d != nil {
 		d.Seen(l.Address)
 	}
-	if dial {
-		n.connectTo(l.Address, ViaRelay)
-	}
+	return true
 }
 
 // onPeerLeft: the relay lost a node's link. Its data channel may well
