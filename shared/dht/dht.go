@@ -216,6 +216,9 @@ func (d *DHT) keep(raw []byte, now time.Time) error {
 	if err := r.Unmarshal(raw); err != nil {
 		return err
 	}
+	if d.store.renew(&r, now) {
+		return nil // the very record held, verified when it came
+	}
 	if err := r.Verify(); err != nil {
 		return err
 	}
@@ -254,8 +257,8 @@ func (d *DHT) recordsFor(key id.Address) [][]byte {
 }
 
 // Maintain does the periodic work: it drops records not re-stored within
-// RecordTTL, evicts contacts silent for Inactive, pings contacts silent
-// for half of that (so live ones are kept), looks up a random address in
+// RecordTTL, pings contacts silent for half of Inactive (so live ones are
+// kept), evicts contacts silent for Inactive, looks up a random address in
 // every bucket that had no lookup for Refresh, and republishes own records
 // every Republish. It returns when done (or when ctx ends); calling it
 // often is cheap when there is nothing to do.
@@ -264,9 +267,6 @@ func (d *DHT) Maintain(ctx context.Context) {
 	d.mu.Lock()
 	if n := d.store.expire(now.Add(-d.cfg.RecordTTL)); n > 0 {
 		d.log.Debug("dht: records expired", "count", n)
-	}
-	if gone := d.table.evict(now); len(gone) > 0 {
-		d.log.Debug("dht: inactive contacts evicted", "count", len(gone))
 	}
 	silent := d.table.silent(now.Add(-d.cfg.Inactive / 2))
 	var due []*owned
@@ -277,7 +277,14 @@ func (d *DHT) Maintain(ctx context.Context) {
 	}
 	d.mu.Unlock()
 
+	// Ping before evicting: after a long sleep, contacts that are still
+	// there answer and stay.
 	d.ping(ctx, silent)
+	d.mu.Lock()
+	if gone := d.table.evict(now); len(gone) > 0 {
+		d.log.Debug("dht: inactive contacts evicted", "count", len(gone))
+	}
+	d.mu.Unlock()
 	d.refresh(ctx, d.cfg.Refresh)
 	for _, o := range due {
 		if ctx.Err() != nil {

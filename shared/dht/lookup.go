@@ -255,6 +255,9 @@ func (s *search) takeRecords(from id.Address, raws [][]byte) {
 			err = fmt.Errorf("%w: key %s, asked for %s", ErrMalformed, r.Key.Short(), s.target.Short())
 		}
 		if err == nil {
+			if old, ok := s.records[r.Signer]; ok && old.same(&r) {
+				continue // already verified, from another node
+			}
 			err = r.Verify()
 		}
 		if err != nil {
