@@ -187,6 +187,17 @@ func (d *DHT) Stored() int {
 // &wire.Error{Code: wire.CodeOf(err), Message: err.Error()}.
 func (d *DHT) Handle(from id.Address, req wire.Message) (wire.Message, error) {
 	now := d.cfg.Now()
+	if m, ok := req.(*wire.Store); ok {
+		err := d.keep(m.Record, now) // verifies outside the lock
+		d.mu.Lock()
+		d.table.seen(from, now)
+		d.mu.Unlock()
+		if err != nil {
+			d.log.Debug("dht: record refused", "from", from.Short(), "err", err)
+			return nil, err
+		}
+		return &wire.Stored{}, nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.table.seen(from, now)
@@ -197,12 +208,6 @@ func (d *DHT) Handle(from id.Address, req wire.Message) (wire.Message, error) {
 		return &wire.Nodes{Contacts: d.table.closest(m.Target, d.cfg.K, from)}, nil
 	case *wire.FindValue:
 		return &wire.Value{Records: d.recordsFor(m.Key), Contacts: d.table.closest(m.Key, d.cfg.K, from)}, nil
-	case *wire.Store:
-		if err := d.keep(m.Record, now); err != nil {
-			d.log.Debug("dht: record refused", "from", from.Short(), "err", err)
-			return nil, err
-		}
-		return &wire.Stored{}, nil
 	default:
 		err := fmt.Errorf("%w: %T", ErrUnexpected, req)
 		d.log.Debug("dht: request refused", "from", from.Short(), "err", err)
@@ -216,12 +221,17 @@ func (d *DHT) keep(raw []byte, now time.Time) error {
 	if err := r.Unmarshal(raw); err != nil {
 		return err
 	}
-	if d.store.renew(&r, now) {
-		return nil // the very record held, verified when it came
+	d.mu.Lock()
+	renewed := d.store.renew(&r, now) // the very record held, verified when it came
+	d.mu.Unlock()
+	if renewed {
+		return nil
 	}
 	if err := r.Verify(); err != nil {
 		return err
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	return d.store.put(r, raw, now)
 }
 
@@ -294,11 +304,12 @@ func (d *DHT) Maintain(ctx context.Context) {
 	}
 }
 
-// ping asks each address for a Pong, Alpha at a time; the answers and
-// failures update the routing table.
+// ping asks each address for a Pong, K at a time (after a long sleep most
+// of the table may be silent); the answers and failures update the
+// routing table.
 func (d *DHT) ping(ctx context.Context, as []id.Address) {
 	for len(as) > 0 && ctx.Err() == nil {
-		n := min(len(as), d.cfg.Alpha)
+		n := min(len(as), d.cfg.K)
 		d.parallel(n, func(i int) {
 			d.call(ctx, as[i], &wire.Ping{}, func(m wire.Message) bool {
 				_, ok := m.(*wire.Pong)

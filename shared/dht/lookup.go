@@ -160,7 +160,7 @@ func (s *search) next(n int) []id.Address {
 func (s *search) merge(contacts []id.Address) {
 	limit := candidatesPerK * s.d.cfg.K
 	for _, a := range contacts {
-		if s.known[a] {
+		if s.known[a] || a.IsZero() {
 			continue
 		}
 		s.known[a] = true

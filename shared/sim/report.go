@@ -22,6 +22,7 @@ type Report struct {
 	Found        int     // lookups whose target answered
 	MedianHops   int     // over all lookups
 	P99Hops      int     // 99th percentile
+	HopsSeen     []int   // HopsSeen[h]: how many lookups took h hops
 	MeanMessages float64 // requests per lookup
 
 	MeanContacts float64 // routing-table entries per live node
@@ -124,6 +125,10 @@ func (s *Sim) Measure(phase string, lookups int) Report {
 		}
 		hops[i] = r.Hops
 		total += r.Messages
+		for len(rep.HopsSeen) <= r.Hops {
+			rep.HopsSeen = append(rep.HopsSeen, 0)
+		}
+		rep.HopsSeen[r.Hops]++
 	}
 	if len(hops) > 0 {
 		slices.Sort(hops)
@@ -197,6 +202,22 @@ func (rs Reports) String() string {
 		{"lookups", func(r Report) string { return fmt.Sprint(r.Lookups) }},
 		{"found", func(r Report) string { return percent(r.Success()) }},
 		{"hops median / p99", func(r Report) string { return fmt.Sprintf("%d / %d", r.MedianHops, r.P99Hops) }},
+		{"hops 0 / 1 / 2 / 3 / more", func(r Report) string {
+			if r.Lookups == 0 {
+				return "–"
+			}
+			var parts []string
+			for h := range 5 {
+				n := 0
+				for i, c := range r.HopsSeen {
+					if i == h || h == 4 && i > 4 {
+						n += c
+					}
+				}
+				parts = append(parts, fmt.Sprintf("%.0f", 100*ratio(n, r.Lookups)))
+			}
+			return strings.Join(parts, " / ") + " %"
+		}},
 		{"messages per lookup", func(r Report) string { return fmt.Sprintf("%.1f", r.MeanMessages) }},
 		{"contacts per node", func(r Report) string { return fmt.Sprintf("%.1f", r.MeanContacts) }},
 		{"table entries live", func(r Report) string { return percent(r.LiveEntries) }},
