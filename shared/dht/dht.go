@@ -137,7 +137,7 @@ func (d *DHT) Failed(a id.Address) {
 	dropped := d.table.failed(a, now)
 	d.mu.Unlock()
 	if dropped {
-		d.log.Debug("dht: contact dropped after failures", "contact", a.Short())
+		d.log.Debug("contact dropped after failures", "contact", a.Short())
 	}
 }
 
@@ -193,7 +193,7 @@ func (d *DHT) Handle(from id.Address, req wire.Message) (wire.Message, error) {
 		d.table.seen(from, now)
 		d.mu.Unlock()
 		if err != nil {
-			d.log.Debug("dht: record refused", "from", from.Short(), "err", err)
+			d.log.Debug("record refused", "from", from.Short(), "err", err)
 			return nil, err
 		}
 		return &wire.Stored{}, nil
@@ -210,7 +210,7 @@ func (d *DHT) Handle(from id.Address, req wire.Message) (wire.Message, error) {
 		return &wire.Value{Records: d.recordsFor(m.Key), Contacts: d.table.closest(m.Key, d.cfg.K, from)}, nil
 	default:
 		err := fmt.Errorf("%w: %T", ErrUnexpected, req)
-		d.log.Debug("dht: request refused", "from", from.Short(), "err", err)
+		d.log.Debug("request refused", "from", from.Short(), "err", err)
 		return nil, err
 	}
 }
@@ -276,7 +276,7 @@ func (d *DHT) Maintain(ctx context.Context) {
 	now := d.cfg.Now()
 	d.mu.Lock()
 	if n := d.store.expire(now.Add(-d.cfg.RecordTTL)); n > 0 {
-		d.log.Debug("dht: records expired", "count", n)
+		d.log.Debug("records expired", "count", n)
 	}
 	silent := d.table.silent(now.Add(-d.cfg.Inactive / 2))
 	var due []*owned
@@ -292,7 +292,7 @@ func (d *DHT) Maintain(ctx context.Context) {
 	d.ping(ctx, silent)
 	d.mu.Lock()
 	if gone := d.table.evict(now); len(gone) > 0 {
-		d.log.Debug("dht: inactive contacts evicted", "count", len(gone))
+		d.log.Debug("inactive contacts evicted", "count", len(gone))
 	}
 	d.mu.Unlock()
 	d.refresh(ctx, d.cfg.Refresh)

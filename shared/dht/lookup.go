@@ -261,7 +261,7 @@ func (s *search) takeRecords(from id.Address, raws [][]byte) {
 			err = r.Verify()
 		}
 		if err != nil {
-			s.d.log.Debug("dht: record ignored", "from", from.Short(), "err", err)
+			s.d.log.Debug("record ignored", "from", from.Short(), "err", err)
 			continue
 		}
 		s.keepRecord(r)
@@ -423,6 +423,6 @@ func (d *DHT) republish(ctx context.Context, o *owned) (int, error) {
 	d.mu.Lock()
 	o.next = next
 	d.mu.Unlock()
-	d.log.Debug("dht: record published", "key", o.rec.Key.Short(), "seq", o.rec.Seq, "stored", n, "err", err)
+	d.log.Debug("record published", "key", o.rec.Key.Short(), "seq", o.rec.Seq, "stored", n, "err", err)
 	return n, err
 }

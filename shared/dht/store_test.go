@@ -1,10 +1,13 @@
 package dht
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -382,5 +385,21 @@ func TestSleepKeepsLiveContacts(t *testing.T) {
 	}
 	if res, err := sleeper.Lookup(context.Background(), ds[30].Self()); err != nil || !res.Found {
 		t.Fatalf("lookup after the sleep: %+v %v", res, err)
+	}
+}
+
+func TestRefusalsAreLogged(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	n := newTestNet(20)
+	d := n.add(Config{Logger: log})
+	forged := signed(t, newKey(t, 1), userKey("x"), 1, "v")
+	forged.Seq = 2
+	if err := store(t, d, forged); err == nil {
+		t.Fatal("forged record stored")
+	}
+	if out := buf.String(); !strings.Contains(out, "level=DEBUG") || !strings.Contains(out, "record refused") ||
+		!strings.Contains(out, "bad record signature") {
+		t.Fatalf("log: %q", out)
 	}
 }
