@@ -342,19 +342,25 @@ func distance64(a, target id.Address) uint64 {
 	return binary.BigEndian.Uint64(a[:8]) ^ binary.BigEndian.Uint64(target[:8])
 }
 
+// sortKeyed sorts one bucket's worth (at most 2K entries) by distance to
+// target. An insertion sort: for so few entries it beats a general sort,
+// and it keeps the call stack shallow on the goroutines a lookup starts.
 func sortKeyed(target id.Address, ks []keyed) {
-	if len(ks) < 2 {
-		return
-	}
-	slices.SortFunc(ks, func(x, y keyed) int {
-		if x.d != y.d {
-			if x.d < y.d {
-				return -1
-			}
-			return 1
+	for i := 1; i < len(ks); i++ {
+		k := ks[i]
+		j := i
+		for ; j > 0 && keyedLess(target, k, ks[j-1]); j-- {
+			ks[j] = ks[j-1]
 		}
-		return x.a.Xor(target).Compare(y.a.Xor(target))
-	})
+		ks[j] = k
+	}
+}
+
+func keyedLess(target id.Address, x, y keyed) bool {
+	if x.d != y.d {
+		return x.d < y.d
+	}
+	return id.Closer(target, x.a, y.a)
 }
 
 // sortByDistance sorts addresses by XOR distance to target, closest first.
