@@ -32,6 +32,10 @@ type Report struct {
 	Gets      int // records of live owners read back
 	GetsFound int
 
+	// Requests counts every request sent since the previous Report (or
+	// New): joins, maintenance, publishing, lookups and reads.
+	Requests int64
+
 	Virtual time.Duration // virtual time since the simulation started
 	Wall    time.Duration // wall time since the previous Report (or New)
 }
@@ -145,6 +149,9 @@ func (s *Sim) Measure(phase string, lookups int) Report {
 	rep.MeanContacts, rep.LiveEntries, rep.KnowsClosest = s.health(nodes, live)
 	rep.Wall = time.Since(s.last)
 	s.last = time.Now()
+	total64 := s.Net.Messages()
+	rep.Requests = total64 - s.requests
+	s.requests = total64
 	return rep
 }
 
@@ -225,6 +232,7 @@ func (rs Reports) String() string {
 		{"records read back", func(r Report) string {
 			return fmt.Sprintf("%d/%d", r.GetsFound, r.Gets)
 		}},
+		{"requests since previous column", func(r Report) string { return fmt.Sprint(r.Requests) }},
 		{"wall time", func(r Report) string { return r.Wall.Round(time.Millisecond).String() }},
 	}
 	cells := [][]string{{""}}

@@ -134,6 +134,7 @@ type Sim struct {
 	sorted   []id.Address // live addresses, in order
 	records  int
 	results  []dht.Result // of Lookups since the last Measure
+	requests int64        // Net.Messages at the last Measure
 	last     time.Time    // wall time of the last Report
 	start    time.Time    // virtual start
 }
