@@ -73,6 +73,8 @@ type endpoint struct {
 	self id.Address
 }
 
+var _ dht.Network = endpoint{}
+
 // Call runs the callee's Handle on the caller's goroutine. A refusal
 // comes back as a wire.Error reply, as the node layer sends it.
 func (e endpoint) Call(ctx context.Context, to id.Address, req wire.Message) (wire.Message, error) {
