@@ -29,6 +29,10 @@ type Report struct {
 	LiveEntries  float64 // fraction of those entries that are live nodes
 	KnowsClosest float64 // fraction of live nodes whose table holds their true K closest live nodes
 
+	Puts       int // records published (or republished at a return) since the previous Report
+	PutsStored int // of those, stored by at least one node
+	Copies     int // nodes that stored them, in all
+
 	Gets      int // records of live owners read back
 	GetsFound int
 
@@ -108,7 +112,9 @@ func (s *Sim) Measure(phase string, lookups int) Report {
 			gets = append(gets, get{from, n, r})
 		}
 	}
-	rep := Report{Phase: phase, Nodes: len(s.live), Gone: len(s.departed), Virtual: s.Clock.Now().Sub(s.start)}
+	rep := Report{Phase: phase, Nodes: len(s.live), Gone: len(s.departed), Virtual: s.Clock.Now().Sub(s.start),
+		Puts: s.puts, PutsStored: s.putsStored, Copies: s.copies}
+	s.puts, s.putsStored, s.copies = 0, 0, 0
 	live := slices.Clone(s.sorted)
 	nodes := slices.Clone(s.live)
 	s.mu.Unlock()
@@ -229,6 +235,12 @@ func (rs Reports) String() string {
 		{"contacts per node", func(r Report) string { return fmt.Sprintf("%.1f", r.MeanContacts) }},
 		{"table entries live", func(r Report) string { return percent(r.LiveEntries) }},
 		{"nodes knowing their K closest", func(r Report) string { return percent(r.KnowsClosest) }},
+		{"records published: stored / copies each", func(r Report) string {
+			if r.Puts == 0 {
+				return "–"
+			}
+			return fmt.Sprintf("%d/%d / %.1f", r.PutsStored, r.Puts, float64(r.Copies)/float64(r.Puts))
+		}},
 		{"records read back", func(r Report) string {
 			return fmt.Sprintf("%d/%d", r.GetsFound, r.Gets)
 		}},

@@ -137,8 +137,11 @@ type Sim struct {
 	records  int
 	results  []dht.Result // of Lookups since the last Measure
 	requests int64        // Net.Messages at the last Measure
-	last     time.Time    // wall time of the last Report
-	start    time.Time    // virtual start
+	// Puts since the last Measure: how many, how many stored anywhere,
+	// and the copies stored in all.
+	puts, putsStored, copies int
+	last                     time.Time // wall time of the last Report
+	start                    time.Time // virtual start
 }
 
 // New returns a simulation with no nodes.
@@ -219,7 +222,7 @@ func (s *Sim) bootstrap(ctx context.Context, n *Node, contacts []id.Address) {
 	}
 	n.DHT.Bootstrap(ctx)
 	for _, r := range n.Records {
-		n.DHT.Put(ctx, r)
+		s.put(ctx, n.DHT, r)
 	}
 }
 
@@ -353,9 +356,21 @@ func (s *Sim) Publish(count int) {
 		d := n.DHT
 		s.mu.Unlock()
 		if d != nil {
-			d.Put(ctx, r)
+			s.put(ctx, d, r)
 		}
 	})
+}
+
+// put publishes r from d and counts the outcome for the next Report.
+func (s *Sim) put(ctx context.Context, d *dht.DHT, r dht.Record) {
+	stored, _ := d.Put(ctx, r)
+	s.mu.Lock()
+	s.puts++
+	if stored > 0 {
+		s.putsStored++
+	}
+	s.copies += stored
+	s.mu.Unlock()
 }
 
 // Lookup looks up target from the node at from.

@@ -17,6 +17,9 @@ func check(t *testing.T, r Report) {
 	if r.GetsFound != r.Gets {
 		t.Errorf("%s: %d of %d records of live owners read back", r.Phase, r.GetsFound, r.Gets)
 	}
+	if r.PutsStored != r.Puts {
+		t.Errorf("%s: %d of %d records published were stored", r.Phase, r.PutsStored, r.Puts)
+	}
 }
 
 // TestChurn runs 1,000 nodes through a day and a half of churn: a fifth
