@@ -31,7 +31,7 @@ type Config struct {
 	Now     func() time.Time // [time.Now]
 	Logger  *slog.Logger     // [discard]
 
-	K         int           // bucket size and replication factor [20]
+	K         int           // bucket size and replication factor [20; at most wire.MaxContacts]
 	Alpha     int           // parallel queries per lookup round [3]
 	Timeout   time.Duration // per call [2 s]
 	Inactive  time.Duration // a contact silent this long is evicted [36 h]

@@ -294,8 +294,11 @@ func isNodes(m wire.Message) bool { _, ok := m.(*wire.Nodes); return ok }
 func isValue(m wire.Message) bool { _, ok := m.(*wire.Value); return ok }
 
 // Lookup finds the node at target by an iterative FIND_NODE lookup. Found
-// is true only if the target itself answered. The error is ErrNoContacts
-// when the routing table is empty, or ctx's error.
+// is true only if the target itself answered. A lookup of Self (as in
+// Bootstrap) runs to the K closest nodes and never reports Found. The
+// error is ErrNoContacts when the routing table is empty, or ctx's error.
+// Each round waits for its slowest call, at most Timeout; there are at
+// most 20 rounds and 10×K requests.
 func (d *DHT) Lookup(ctx context.Context, target id.Address) (Result, error) {
 	start := d.cfg.Now()
 	mode := modeNode
