@@ -31,7 +31,7 @@ type Config struct {
 	Now     func() time.Time // [time.Now]
 	Logger  *slog.Logger     // [discard]
 
-	K         int           // bucket size and replication factor [20]
+	K         int           // bucket size and replication factor [20; at most wire.MaxContacts]
 	Alpha     int           // parallel queries per lookup round [3]
 	Timeout   time.Duration // per call [2 s]
 	Inactive  time.Duration // a contact silent this long is evicted [36 h]
@@ -137,7 +137,7 @@ func (d *DHT) Failed(a id.Address) {
 	dropped := d.table.failed(a, now)
 	d.mu.Unlock()
 	if dropped {
-		d.log.Debug("dht: contact dropped after failures", "contact", a.Short())
+		d.log.Debug("contact dropped after failures", "contact", a.Short())
 	}
 }
 
@@ -187,6 +187,17 @@ func (d *DHT) Stored() int {
 // &wire.Error{Code: wire.CodeOf(err), Message: err.Error()}.
 func (d *DHT) Handle(from id.Address, req wire.Message) (wire.Message, error) {
 	now := d.cfg.Now()
+	if m, ok := req.(*wire.Store); ok {
+		err := d.keep(m.Record, now) // verifies outside the lock
+		d.mu.Lock()
+		d.table.seen(from, now)
+		d.mu.Unlock()
+		if err != nil {
+			d.log.Debug("record refused", "from", from.Short(), "err", err)
+			return nil, err
+		}
+		return &wire.Stored{}, nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.table.seen(from, now)
@@ -197,15 +208,9 @@ func (d *DHT) Handle(from id.Address, req wire.Message) (wire.Message, error) {
 		return &wire.Nodes{Contacts: d.table.closest(m.Target, d.cfg.K, from)}, nil
 	case *wire.FindValue:
 		return &wire.Value{Records: d.recordsFor(m.Key), Contacts: d.table.closest(m.Key, d.cfg.K, from)}, nil
-	case *wire.Store:
-		if err := d.keep(m.Record, now); err != nil {
-			d.log.Debug("dht: record refused", "from", from.Short(), "err", err)
-			return nil, err
-		}
-		return &wire.Stored{}, nil
 	default:
 		err := fmt.Errorf("%w: %T", ErrUnexpected, req)
-		d.log.Debug("dht: request refused", "from", from.Short(), "err", err)
+		d.log.Debug("request refused", "from", from.Short(), "err", err)
 		return nil, err
 	}
 }
@@ -216,9 +221,17 @@ func (d *DHT) keep(raw []byte, now time.Time) error {
 	if err := r.Unmarshal(raw); err != nil {
 		return err
 	}
+	d.mu.Lock()
+	renewed := d.store.renew(&r, now) // the very record held, verified when it came
+	d.mu.Unlock()
+	if renewed {
+		return nil
+	}
 	if err := r.Verify(); err != nil {
 		return err
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	return d.store.put(r, raw, now)
 }
 
@@ -254,8 +267,8 @@ func (d *DHT) recordsFor(key id.Address) [][]byte {
 }
 
 // Maintain does the periodic work: it drops records not re-stored within
-// RecordTTL, evicts contacts silent for Inactive, pings contacts silent
-// for half of that (so live ones are kept), looks up a random address in
+// RecordTTL, pings contacts silent for half of Inactive (so live ones are
+// kept), evicts contacts silent for Inactive, looks up a random address in
 // every bucket that had no lookup for Refresh, and republishes own records
 // every Republish. It returns when done (or when ctx ends); calling it
 // often is cheap when there is nothing to do.
@@ -263,10 +276,7 @@ func (d *DHT) Maintain(ctx context.Context) {
 	now := d.cfg.Now()
 	d.mu.Lock()
 	if n := d.store.expire(now.Add(-d.cfg.RecordTTL)); n > 0 {
-		d.log.Debug("dht: records expired", "count", n)
-	}
-	if gone := d.table.evict(now); len(gone) > 0 {
-		d.log.Debug("dht: inactive contacts evicted", "count", len(gone))
+		d.log.Debug("records expired", "count", n)
 	}
 	silent := d.table.silent(now.Add(-d.cfg.Inactive / 2))
 	var due []*owned
@@ -277,7 +287,14 @@ func (d *DHT) Maintain(ctx context.Context) {
 	}
 	d.mu.Unlock()
 
+	// Ping before evicting: after a long sleep, contacts that are still
+	// there answer and stay.
 	d.ping(ctx, silent)
+	d.mu.Lock()
+	if gone := d.table.evict(now); len(gone) > 0 {
+		d.log.Debug("inactive contacts evicted", "count", len(gone))
+	}
+	d.mu.Unlock()
 	d.refresh(ctx, d.cfg.Refresh)
 	for _, o := range due {
 		if ctx.Err() != nil {
@@ -287,11 +304,12 @@ func (d *DHT) Maintain(ctx context.Context) {
 	}
 }
 
-// ping asks each address for a Pong, Alpha at a time; the answers and
-// failures update the routing table.
+// ping asks each address for a Pong, K at a time (after a long sleep most
+// of the table may be silent); the answers and failures update the
+// routing table.
 func (d *DHT) ping(ctx context.Context, as []id.Address) {
 	for len(as) > 0 && ctx.Err() == nil {
-		n := min(len(as), d.cfg.Alpha)
+		n := min(len(as), d.cfg.K)
 		d.parallel(n, func(i int) {
 			d.call(ctx, as[i], &wire.Ping{}, func(m wire.Message) bool {
 				_, ok := m.(*wire.Pong)

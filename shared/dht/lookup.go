@@ -160,7 +160,7 @@ func (s *search) next(n int) []id.Address {
 func (s *search) merge(contacts []id.Address) {
 	limit := candidatesPerK * s.d.cfg.K
 	for _, a := range contacts {
-		if s.known[a] {
+		if s.known[a] || a.IsZero() {
 			continue
 		}
 		s.known[a] = true
@@ -255,10 +255,13 @@ func (s *search) takeRecords(from id.Address, raws [][]byte) {
 			err = fmt.Errorf("%w: key %s, asked for %s", ErrMalformed, r.Key.Short(), s.target.Short())
 		}
 		if err == nil {
+			if old, ok := s.records[r.Signer]; ok && old.same(&r) {
+				continue // already verified, from another node
+			}
 			err = r.Verify()
 		}
 		if err != nil {
-			s.d.log.Debug("dht: record ignored", "from", from.Short(), "err", err)
+			s.d.log.Debug("record ignored", "from", from.Short(), "err", err)
 			continue
 		}
 		s.keepRecord(r)
@@ -291,8 +294,11 @@ func isNodes(m wire.Message) bool { _, ok := m.(*wire.Nodes); return ok }
 func isValue(m wire.Message) bool { _, ok := m.(*wire.Value); return ok }
 
 // Lookup finds the node at target by an iterative FIND_NODE lookup. Found
-// is true only if the target itself answered. The error is ErrNoContacts
-// when the routing table is empty, or ctx's error.
+// is true only if the target itself answered. A lookup of Self (as in
+// Bootstrap) runs to the K closest nodes and never reports Found. The
+// error is ErrNoContacts when the routing table is empty, or ctx's error.
+// Each round waits for its slowest call, at most Timeout; there are at
+// most 20 rounds and 10×K requests.
 func (d *DHT) Lookup(ctx context.Context, target id.Address) (Result, error) {
 	start := d.cfg.Now()
 	mode := modeNode
@@ -420,6 +426,6 @@ func (d *DHT) republish(ctx context.Context, o *owned) (int, error) {
 	d.mu.Lock()
 	o.next = next
 	d.mu.Unlock()
-	d.log.Debug("dht: record published", "key", o.rec.Key.Short(), "seq", o.rec.Seq, "stored", n, "err", err)
+	d.log.Debug("record published", "key", o.rec.Key.Short(), "seq", o.rec.Seq, "stored", n, "err", err)
 	return n, err
 }

@@ -64,6 +64,17 @@ func (s *records) put(r Record, raw []byte, now time.Time) error {
 	return nil
 }
 
+// renew renews the held record if r is the same one, and reports whether
+// it was.
+func (s *records) renew(r *Record, now time.Time) bool {
+	h := s.keys[r.Key][r.Signer]
+	if h == nil || !h.rec.same(r) {
+		return false
+	}
+	h.at = now
+	return true
+}
+
 // evictFarther drops the oldest record of the key farthest from self, if
 // that key is farther than key: a full node keeps the records it is most
 // responsible for.

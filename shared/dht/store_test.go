@@ -1,10 +1,13 @@
 package dht
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -355,5 +358,48 @@ func TestInactiveContactsEvicted(t *testing.T) {
 				t.Fatalf("%s lost a live contact", d.Self().Short())
 			}
 		}
+	}
+}
+
+// TestSleepKeepsLiveContacts: a node whose clock jumps 5 days (a laptop
+// asleep) keeps the contacts that still answer, and only those.
+func TestSleepKeepsLiveContacts(t *testing.T) {
+	n := newTestNet(19)
+	ds := n.swarm(t, 40, Config{})
+	sleeper, gone := ds[0], ds[0].Contacts()[0].Address
+	n.leave(gone)
+	before := sleeper.Contacts()
+	n.clock.Advance(5 * 24 * time.Hour)
+	sleeper.Maintain(context.Background())
+	after := sleeper.Contacts()
+	has := func(a id.Address) bool {
+		return slices.ContainsFunc(after, func(c Contact) bool { return c.Address == a })
+	}
+	if has(gone) {
+		t.Fatal("the departed contact survived the sleep")
+	}
+	for _, c := range before {
+		if c.Address != gone && !has(c.Address) {
+			t.Fatalf("a live contact was dropped after the sleep (%d of %d left)", len(after), len(before))
+		}
+	}
+	if res, err := sleeper.Lookup(context.Background(), ds[30].Self()); err != nil || !res.Found {
+		t.Fatalf("lookup after the sleep: %+v %v", res, err)
+	}
+}
+
+func TestRefusalsAreLogged(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	n := newTestNet(20)
+	d := n.add(Config{Logger: log})
+	forged := signed(t, newKey(t, 1), userKey("x"), 1, "v")
+	forged.Seq = 2
+	if err := store(t, d, forged); err == nil {
+		t.Fatal("forged record stored")
+	}
+	if out := buf.String(); !strings.Contains(out, "level=DEBUG") || !strings.Contains(out, "record refused") ||
+		!strings.Contains(out, "bad record signature") {
+		t.Fatalf("log: %q", out)
 	}
 }

@@ -1,6 +1,7 @@
 package dht
 
 import (
+	"cmp"
 	"encoding/binary"
 	"math/rand/v2"
 	"slices"
@@ -28,9 +29,21 @@ type Bucket struct {
 }
 
 type bucket struct {
-	live     []Contact // least recently seen first
-	repl     []Contact // replacement cache, most recently seen last
+	live     []entry   // least recently seen first
+	repl     []entry   // replacement cache, most recently seen last
 	lookedUp time.Time // the last lookup of an address in this bucket's range
+}
+
+// entry is a Contact as the table keeps it: 32 bytes, so that a bucket
+// scan (every FindNode answer does several) stays in few cache lines.
+type entry struct {
+	addr  id.Address
+	fails uint8
+	seen  int64 // Unix nanoseconds
+}
+
+func (e entry) contact() Contact {
+	return Contact{Address: e.addr, LastSeen: time.Unix(0, e.seen).UTC(), Failures: int(e.fails)}
 }
 
 // table is the Kademlia routing table: bucket i holds contacts whose
@@ -41,7 +54,19 @@ type table struct {
 	k        int
 	inactive time.Duration
 	buckets  [id.Len * 8]bucket
+	depth    int     // 1 + the index of the deepest non-empty bucket
 	scratch  []keyed // reused by closest
+}
+
+// settle updates depth after bucket i changed.
+func (t *table) settle(i int) {
+	if len(t.buckets[i].live) > 0 {
+		t.depth = max(t.depth, i+1)
+		return
+	}
+	for t.depth > 0 && len(t.buckets[t.depth-1].live) == 0 {
+		t.depth--
+	}
 }
 
 func newTable(self id.Address, k int, inactive time.Duration) *table {
@@ -51,9 +76,9 @@ func newTable(self id.Address, k int, inactive time.Duration) *table {
 // index returns the bucket index of a (a must not be self).
 func (t *table) index(a id.Address) int { return id.CommonPrefixLen(t.self, a) }
 
-func find(cs []Contact, a id.Address) int {
-	for i := range cs {
-		if cs[i].Address == a {
+func find(es []entry, a id.Address) int {
+	for i := range es {
+		if es[i].addr == a {
 			return i
 		}
 	}
@@ -68,15 +93,16 @@ func (t *table) seen(a id.Address, now time.Time) {
 	}
 	b := &t.buckets[t.index(a)]
 	if i := find(b.live, a); i >= 0 {
-		b.live = append(slices.Delete(b.live, i, i+1), Contact{Address: a, LastSeen: now})
+		b.live = append(slices.Delete(b.live, i, i+1), entry{addr: a, seen: now.UnixNano()})
 		return
 	}
 	if i := find(b.repl, a); i >= 0 {
 		b.repl = slices.Delete(b.repl, i, i+1)
 	}
-	c := Contact{Address: a, LastSeen: now}
+	c := entry{addr: a, seen: now.UnixNano()}
 	if len(b.live) < t.k || (len(b.live) < 2*t.k && t.neighbour(a)) {
 		b.live = append(b.live, c)
+		t.settle(t.index(a))
 		return
 	}
 	b.repl = append(b.repl, c)
@@ -92,14 +118,14 @@ func (t *table) seen(a id.Address, now time.Time) {
 func (t *table) neighbour(a id.Address) bool {
 	i := t.index(a)
 	closer := 0
-	for j := i + 1; j < len(t.buckets); j++ {
+	for j := i + 1; j < t.depth; j++ {
 		closer += len(t.buckets[j].live)
 	}
 	for _, c := range t.buckets[i].live {
 		if closer >= t.k {
 			return false
 		}
-		if id.Closer(t.self, c.Address, a) {
+		if id.Closer(t.self, c.addr, a) {
 			closer++
 		}
 	}
@@ -121,12 +147,13 @@ func (t *table) failed(a id.Address, now time.Time) bool {
 	if i < 0 {
 		return false
 	}
-	b.live[i].Failures++
-	if b.live[i].Failures < maxFailures {
+	b.live[i].fails++
+	if b.live[i].fails < maxFailures {
 		return false
 	}
 	b.live = slices.Delete(b.live, i, i+1)
 	t.promote(b, now)
+	t.settle(t.index(a))
 	return true
 }
 
@@ -142,6 +169,7 @@ func (t *table) remove(a id.Address, now time.Time) {
 	if i := find(b.live, a); i >= 0 {
 		b.live = slices.Delete(b.live, i, i+1)
 		t.promote(b, now)
+		t.settle(t.index(a))
 	}
 }
 
@@ -151,15 +179,20 @@ func (t *table) promote(b *bucket, now time.Time) {
 	for len(b.live) < t.k && len(b.repl) > 0 {
 		c := b.repl[len(b.repl)-1]
 		b.repl = b.repl[:len(b.repl)-1]
-		if now.Sub(c.LastSeen) >= t.inactive {
+		if t.inactiveAt(c, now) {
 			continue
 		}
 		// Keep least-recently-seen-first order.
-		at, _ := slices.BinarySearchFunc(b.live, c.LastSeen, func(x Contact, t time.Time) int {
-			return x.LastSeen.Compare(t)
+		at, _ := slices.BinarySearchFunc(b.live, c.seen, func(x entry, seen int64) int {
+			return cmp.Compare(x.seen, seen)
 		})
 		b.live = slices.Insert(b.live, at, c)
 	}
+}
+
+// inactiveAt reports whether e has been silent for the inactive period at now.
+func (t *table) inactiveAt(e entry, now time.Time) bool {
+	return now.UnixNano()-e.seen >= int64(t.inactive)
 }
 
 // evict drops contacts and replacements silent for at least the inactive
@@ -172,17 +205,18 @@ func (t *table) evict(now time.Time) []id.Address {
 		if len(b.live) == 0 && len(b.repl) == 0 {
 			continue
 		}
-		b.repl = slices.DeleteFunc(b.repl, func(c Contact) bool { return now.Sub(c.LastSeen) >= t.inactive })
+		b.repl = slices.DeleteFunc(b.repl, func(c entry) bool { return t.inactiveAt(c, now) })
 		n := len(b.live)
-		b.live = slices.DeleteFunc(b.live, func(c Contact) bool {
-			if now.Sub(c.LastSeen) >= t.inactive {
-				gone = append(gone, c.Address)
+		b.live = slices.DeleteFunc(b.live, func(c entry) bool {
+			if t.inactiveAt(c, now) {
+				gone = append(gone, c.addr)
 				return true
 			}
 			return false
 		})
 		if len(b.live) < n {
 			t.promote(b, now)
+			t.settle(i)
 		}
 	}
 	return gone
@@ -193,8 +227,8 @@ func (t *table) silent(before time.Time) []id.Address {
 	var out []id.Address
 	for i := range t.buckets {
 		for _, c := range t.buckets[i].live {
-			if c.LastSeen.Before(before) {
-				out = append(out, c.Address)
+			if c.seen < before.UnixNano() {
+				out = append(out, c.addr)
 			}
 		}
 	}
@@ -210,14 +244,8 @@ func (t *table) touch(target id.Address, now time.Time) {
 // lookup since before. Deeper buckets are empty; a lookup of the deepest
 // one reaches Self's neighbourhood anyway.
 func (t *table) stale(before time.Time) []int {
-	deepest := -1
-	for i := range t.buckets {
-		if len(t.buckets[i].live) > 0 {
-			deepest = i
-		}
-	}
 	var out []int
-	for i := 0; i <= deepest; i++ {
+	for i := 0; i < t.depth; i++ {
 		if t.buckets[i].lookedUp.Before(before) {
 			out = append(out, i)
 		}
@@ -250,48 +278,53 @@ func (t *table) randomIn(i int) id.Address {
 // closest returns up to n contacts closest to target by XOR distance,
 // closest first, leaving out skip.
 //
-// Buckets come in distance order: with i = CommonPrefixLen(self, target),
-// the contacts of bucket i are closest, then those of every deeper bucket
-// (one distance class: they differ from target at bit i), then buckets
-// i-1, i-2, …, 0. Only the groups needed are sorted.
+// Every bucket is one distance class, so whole buckets can be visited in
+// distance order and only their insides sorted. With x = self XOR target
+// and i the length of their common prefix: bucket i is closest; then the
+// deeper buckets j > i, first those where bit j of x is 1 (their contacts
+// clear that bit of the distance) in increasing j, then those where it is
+// 0 in decreasing j; last the buckets j < i in decreasing j.
 func (t *table) closest(target id.Address, n int, skip id.Address) []id.Address {
 	if n <= 0 {
 		return nil
 	}
+	x := t.self.Xor(target)
+	bit := func(j int) bool { return x[j/8]&(0x80>>(j%8)) != 0 }
 	i := id.CommonPrefixLen(t.self, target)
 	out := make([]id.Address, 0, n)
 	group := t.scratch[:0]
-	take := func() bool {
+	defer func() { t.scratch = group[:0] }()
+	// take adds bucket j's contacts in distance order; it reports whether
+	// out is full.
+	take := func(j int) bool {
+		group = group[:0]
+		for _, c := range t.buckets[j].live {
+			if c.addr != skip {
+				group = append(group, keyed{d: distance64(c.addr, target), a: c.addr})
+			}
+		}
 		sortKeyed(target, group)
 		for _, g := range group[:min(len(group), n-len(out))] {
 			out = append(out, g.a)
 		}
-		group = group[:0]
 		return len(out) >= n
 	}
-	add := func(b *bucket) {
-		for _, c := range b.live {
-			if c.Address != skip {
-				group = append(group, keyed{d: distance64(c.Address, target), a: c.Address})
-			}
-		}
+	last := t.depth
+	if i < len(t.buckets) && take(i) {
+		return out
 	}
-	defer func() { t.scratch = group[:0] }()
-	if i < len(t.buckets) {
-		add(&t.buckets[i])
-		if take() {
-			return out
-		}
-		for j := i + 1; j < len(t.buckets); j++ {
-			add(&t.buckets[j])
-		}
-		if take() {
+	for j := i + 1; j < last; j++ {
+		if bit(j) && take(j) {
 			return out
 		}
 	}
-	for j := min(i, len(t.buckets)) - 1; j >= 0; j-- {
-		add(&t.buckets[j])
-		if take() {
+	for j := last - 1; j > i; j-- {
+		if !bit(j) && take(j) {
+			return out
+		}
+	}
+	for j := min(i, last) - 1; j >= 0; j-- { // buckets from last on are empty
+		if take(j) {
 			return out
 		}
 	}
@@ -309,19 +342,25 @@ func distance64(a, target id.Address) uint64 {
 	return binary.BigEndian.Uint64(a[:8]) ^ binary.BigEndian.Uint64(target[:8])
 }
 
+// sortKeyed sorts one bucket's worth (at most 2K entries) by distance to
+// target. An insertion sort: for so few entries it beats a general sort,
+// and it keeps the call stack shallow on the goroutines a lookup starts.
 func sortKeyed(target id.Address, ks []keyed) {
-	if len(ks) < 2 {
-		return
-	}
-	slices.SortFunc(ks, func(x, y keyed) int {
-		if x.d != y.d {
-			if x.d < y.d {
-				return -1
-			}
-			return 1
+	for i := 1; i < len(ks); i++ {
+		k := ks[i]
+		j := i
+		for ; j > 0 && keyedLess(target, k, ks[j-1]); j-- {
+			ks[j] = ks[j-1]
 		}
-		return x.a.Xor(target).Compare(y.a.Xor(target))
-	})
+		ks[j] = k
+	}
+}
+
+func keyedLess(target id.Address, x, y keyed) bool {
+	if x.d != y.d {
+		return x.d < y.d
+	}
+	return id.Closer(target, x.a, y.a)
 }
 
 // sortByDistance sorts addresses by XOR distance to target, closest first.
@@ -342,7 +381,9 @@ func sortByDistance(target id.Address, as []id.Address) {
 func (t *table) contacts() []Contact {
 	var out []Contact
 	for i := range t.buckets {
-		out = append(out, t.buckets[i].live...)
+		for _, e := range t.buckets[i].live {
+			out = append(out, e.contact())
+		}
 	}
 	return out
 }

@@ -23,12 +23,31 @@ func inBucket(self id.Address, i int, n byte) id.Address {
 	return a
 }
 
-func addrs(cs []Contact) []id.Address {
+func addrs[T Contact | entry](cs []T) []id.Address {
 	out := make([]id.Address, len(cs))
 	for i, c := range cs {
-		out[i] = c.Address
+		switch c := any(c).(type) {
+		case Contact:
+			out[i] = c.Address
+		case entry:
+			out[i] = c.addr
+		}
 	}
 	return out
+}
+
+// checkDepth compares the table's depth with a scan of its buckets.
+func checkDepth(t *testing.T, tb *table) {
+	t.Helper()
+	want := 0
+	for i := range tb.buckets {
+		if len(tb.buckets[i].live) > 0 {
+			want = i + 1
+		}
+	}
+	if tb.depth != want {
+		t.Fatalf("depth %d, buckets say %d", tb.depth, want)
+	}
 }
 
 func TestTableInsertAndLRU(t *testing.T) {
@@ -47,7 +66,7 @@ func TestTableInsertAndLRU(t *testing.T) {
 	if got := addrs(tb.buckets[0].live); !slices.Equal(got, []id.Address{b, a}) {
 		t.Fatalf("bucket 0 after refresh = %v", got)
 	}
-	if last := tb.buckets[0].live[1]; last.LastSeen != t0.Add(time.Minute) {
+	if last := tb.buckets[0].live[1].contact(); !last.LastSeen.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("LastSeen = %v", last.LastSeen)
 	}
 	if got := tb.summary(); !slices.Equal(got, []Bucket{{Index: 0, Contacts: 2}, {Index: 3, Contacts: 1}}) {
@@ -56,6 +75,16 @@ func TestTableInsertAndLRU(t *testing.T) {
 	tb.remove(b, t0)
 	if got := addrs(tb.contacts()); !slices.Equal(got, []id.Address{a, c}) {
 		t.Fatalf("after remove = %v", got)
+	}
+	checkDepth(t, tb)
+	tb.remove(c, t0)
+	checkDepth(t, tb)
+	for range maxFailures {
+		tb.failed(a, t0)
+	}
+	checkDepth(t, tb)
+	if tb.depth != 0 || tb.closest(a, 5, self) != nil && len(tb.closest(a, 5, self)) != 0 {
+		t.Fatal("an emptied table is not empty")
 	}
 }
 
@@ -76,13 +105,13 @@ func TestTableFullBucketAndFailures(t *testing.T) {
 	victim := all[1]
 	tb.failed(victim, t0)
 	tb.failed(victim, t0)
-	if find(b.live, victim) < 0 || b.live[find(b.live, victim)].Failures != 2 {
+	if find(b.live, victim) < 0 || b.live[find(b.live, victim)].fails != 2 {
 		t.Fatal("two failures should not drop a contact")
 	}
 	// An answer resets the count.
 	tb.seen(victim, t0.Add(time.Hour))
-	if c := b.live[find(b.live, victim)]; c.Failures != 0 {
-		t.Fatalf("failures after an answer = %d", c.Failures)
+	if c := b.live[find(b.live, victim)]; c.fails != 0 {
+		t.Fatalf("failures after an answer = %d", c.fails)
 	}
 	for range maxFailures {
 		tb.failed(victim, t0.Add(time.Hour))
@@ -102,7 +131,7 @@ func TestTableFullBucketAndFailures(t *testing.T) {
 		t.Fatalf("replacement cache holds %d", len(b.repl))
 	}
 	// A failing replacement is simply forgotten.
-	tb.failed(b.repl[0].Address, t0)
+	tb.failed(b.repl[0].addr, t0)
 	if len(b.repl) != 3 {
 		t.Fatalf("replacement cache holds %d after a failure", len(b.repl))
 	}
@@ -130,6 +159,9 @@ func TestTableEvictsInactive(t *testing.T) {
 	if len(tb.buckets[5].repl) != 0 {
 		t.Fatal("the stale replacement should be gone")
 	}
+	checkDepth(t, tb)
+	tb.evict(t0.Add(100 * time.Hour))
+	checkDepth(t, tb)
 }
 
 func TestTableClosestMatchesBruteForce(t *testing.T) {
@@ -150,6 +182,7 @@ func TestTableClosestMatchesBruteForce(t *testing.T) {
 	for i := 150; i < 159; i++ {
 		tb.seen(inBucket(self, i, 0), t0)
 	}
+	checkDepth(t, tb)
 	all := addrs(tb.contacts())
 	targets := []id.Address{self, inBucket(self, 0, 9), inBucket(self, 157, 3)}
 	for range 200 {
