@@ -377,7 +377,9 @@ func (d *DHT) call(ctx context.Context, to id.Address, req wire.Message, ok func
 		d.Seen(to)
 		return nil, err
 	case err != nil:
-		if ctx.Err() == nil { // not our own cancellation
+		// Neither our own cancellation nor our own lack of a way to send
+		// is the contact's fault.
+		if ctx.Err() == nil && !errors.Is(err, ErrNoPath) {
 			d.Failed(to)
 		}
 		return nil, err

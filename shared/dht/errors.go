@@ -12,6 +12,9 @@ import (
 var (
 	// ErrNoContacts: the routing table is empty, so there is no one to ask.
 	ErrNoContacts = errors.New("dht: no contacts")
+	// ErrNoPath: a Network wraps it when it could not send a request at
+	// all (say, no connection yet); the contact is not counted as failed.
+	ErrNoPath = errors.New("dht: no way to reach the contact")
 	// ErrNotStored: Put found nodes but none of them kept the record.
 	ErrNotStored = errors.New("dht: no node stored the record")
 

@@ -48,12 +48,13 @@ func (n *Node) joinedAs(addr id.Address) *dht.DHT {
 	return n.dht
 }
 
-// announce looks up the node's own address, which fills its routing table
-// and puts it in the tables of the nodes closest to it.
+// announce looks up the node's own address and refreshes every bucket,
+// which fills its routing table and puts it in the tables of the nodes
+// closest to it.
 func (n *Node) announce(ctx context.Context, d *dht.DHT, self id.Address) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	r, err := d.Lookup(ctx, self)
+	r, err := d.Bootstrap(ctx)
 	if err != nil {
 		n.log.Info("self-lookup failed", "err", err)
 		return
@@ -73,6 +74,11 @@ func (n *Node) maintain(ctx context.Context) {
 		case <-t.C:
 		}
 		if d := n.table(); d != nil {
+			// Open channels answer keepalives every few seconds: they are
+			// alive whether or not the DHT has asked them anything.
+			for _, p := range n.Peers() {
+				d.Seen(p.Address)
+			}
 			d.Maintain(ctx)
 			n.fill()
 		}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"ddt/shared/dht"
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/wire"
@@ -20,7 +21,7 @@ const (
 
 // Overlay errors.
 var (
-	ErrNoRoute = errors.New("node: no connected peer is closer to that address")
+	ErrNoRoute = fmt.Errorf("node: no connected peer is closer to that address (%w)", dht.ErrNoPath)
 	ErrTimeout = errors.New("node: no answer in time")
 )
 

@@ -286,3 +286,22 @@ func TestLookupThroughOverlay(t *testing.T) {
 		t.Errorf("lookup of a vacant address: %+v, %v", r, err)
 	}
 }
+
+// A node with no channel yet cannot send, which is not its contacts'
+// fault: lookups fail fast and the table keeps them.
+func TestNoRouteKeepsContacts(t *testing.T) {
+	ns := swarm(t, 2, Config{})
+	a, b := ns[0], ns[1]
+	a.table().Seen(b.Address())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := 0; i < 5; i++ {
+		if r, _ := a.Lookup(ctx, b.Address()); r.Found {
+			t.Fatal("found a node nothing can reach")
+		}
+	}
+	cs := a.table().Contacts()
+	if len(cs) != 1 || cs[0].Address != b.Address() || cs[0].Failures != 0 {
+		t.Errorf("contacts after lookups without a route: %+v", cs)
+	}
+}
