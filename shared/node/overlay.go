@@ -273,23 +273,37 @@ func (n *Node) call(ctx context.Context, to id.Address, req wire.Message) (wire.
 		n.mu.Unlock()
 	}()
 	rpc := &wire.RPC{Nonce: nonce, Frame: frame}
-	if p := n.peer(to); p != nil {
+	var gone <-chan struct{} // the direct channel's end, if it went that way
+	p := n.peer(to)
+	if p != nil {
 		p.touch()
+		gone = p.gone
 		err = send(p.conn, rpc)
-	} else {
+	}
+	if p == nil || err != nil {
+		gone = nil
 		err = n.sendRouted(to, rpc)
 	}
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case m := <-pc.reply:
-		if e, ok := m.(*wire.Error); ok {
-			return nil, e.Err()
+	for {
+		select {
+		case m := <-pc.reply:
+			if e, ok := m.(*wire.Error); ok {
+				return nil, e.Err()
+			}
+			return m, nil
+		case <-gone:
+			// The channel closed under the request (trimmed, say): the
+			// node may well be alive, so ask again through the overlay.
+			gone = nil
+			if err := n.sendRouted(to, rpc); err != nil {
+				return nil, err
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w from %s: %v", ErrTimeout, to.Short(), ctx.Err())
 		}
-		return m, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w from %s: %v", ErrTimeout, to.Short(), ctx.Err())
 	}
 }
 
