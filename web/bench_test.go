@@ -316,6 +316,10 @@ func TestBenchLookup(t *testing.T) {
 				rw.total++
 				if res.Found {
 					rw.found++
+				} else if os.Getenv("DDT_DEBUG") != "" {
+					ps, _ := p.peers()
+					rt, _ := eval[any](p, `ddt.routing()`)
+					t.Logf("not found %s: %+v; peers %v; routing %v", target[:8], res, ps, rt)
 				}
 				rw.ms = append(rw.ms, res.MS)
 				rw.hops = append(rw.hops, float64(res.Hops))

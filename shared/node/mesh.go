@@ -18,6 +18,9 @@ const (
 	// budgetSlack is how far incoming offers may push past the budget
 	// before they are refused; the excess is trimmed right after.
 	budgetSlack = 8
+	// refillBelow: a node left with fewer channels than this (or than its
+	// budget) opens more at once instead of at the next maintenance.
+	refillBelow = 4
 )
 
 // settleTime protects a new channel from trimming, so two nodes that trim
@@ -81,6 +84,7 @@ func (n *Node) maintain(ctx context.Context) {
 			}
 			d.Maintain(ctx)
 			n.fill()
+			n.trim()
 		}
 	}
 }
@@ -153,7 +157,7 @@ func (n *Node) Connect(ctx context.Context, addr id.Address) (PeerInfo, error) {
 			}
 			tried[via] = true
 			n.log.Info("connecting", "peer", addr.Short(), "via", via)
-			if d = n.connectTo(addr, via); d == nil {
+			if d = n.connectTo(addr, via, false); d == nil {
 				continue // raced with an incoming offer, or the peer appeared
 			}
 		}
@@ -227,8 +231,9 @@ func (n *Node) trim() {
 }
 
 // fill opens channels, through the overlay, to contacts in buckets that
-// have none, closest first, while the budget allows. A channel in every
-// non-empty bucket is what lets routed messages reach any address.
+// have none, closest first, using the budget's slack if need be (trimming
+// then closes channels of crowded buckets). A channel in every non-empty
+// bucket is what lets routed messages reach any address.
 func (n *Node) fill() {
 	d := n.table()
 	if d == nil {
@@ -252,7 +257,7 @@ func (n *Node) fill() {
 			continue
 		}
 		n.mu.Lock()
-		room := n.roomFor(false)
+		room := n.roomFor(true)
 		n.mu.Unlock()
 		if !room {
 			return
@@ -262,7 +267,7 @@ func (n *Node) fill() {
 		if n.nextHop(c.Address, id.Address{}, true) == nil {
 			via = ViaRelay
 		}
-		n.connectTo(c.Address, via)
+		n.connectTo(c.Address, via, true)
 	}
 }
 

@@ -116,6 +116,7 @@ type Node struct {
 	subs     map[int]func(Event)
 	nextSub  int
 
+	stopped  bool                   // Run has ended: no new channels
 	relay    string                 // the relay in use or being tried
 	zoneKeys map[[32]byte]string    // federated relays' keys → zone
 	dht      *dht.DHT               // nil before admission

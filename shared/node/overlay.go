@@ -74,31 +74,36 @@ func (r *replays) seen(k replayKey) bool {
 	return false
 }
 
-// routes remembers, per origin of routed traffic, the peer that handed
-// it over: the way back to that origin, for replies and answers that
-// greedy routing alone might not find. Two generations bound it.
+// routes remembers, per origin of routed traffic that reached this node,
+// the way back: the hops it took, reversed. Replies and signaling answers
+// follow it, since greedy routing toward a node with few channels may find
+// no peer closer. It is a whole list, so following it cannot loop. Two
+// generations bound it.
 type routes struct {
 	mu        sync.Mutex
-	cur, prev map[id.Address]id.Address
+	cur, prev map[id.Address][]id.Address
 }
 
-func (r *routes) note(origin, via id.Address) {
+func (r *routes) note(origin id.Address, path []id.Address) {
+	back := make([]id.Address, len(path))
+	for i, a := range path {
+		back[len(path)-1-i] = a
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cur == nil || len(r.cur) >= replayWindow {
-		r.prev, r.cur = r.cur, make(map[id.Address]id.Address, replayWindow)
+		r.prev, r.cur = r.cur, make(map[id.Address][]id.Address, replayWindow)
 	}
-	r.cur[origin] = via
+	r.cur[origin] = back
 }
 
-func (r *routes) back(origin id.Address) (id.Address, bool) {
+func (r *routes) back(origin id.Address) []id.Address {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if v, ok := r.cur[origin]; ok {
-		return v, true
+		return v
 	}
-	v, ok := r.prev[origin]
-	return v, ok
+	return r.prev[origin]
 }
 
 // zoneOf returns the zone of the relay with key, if this node trusts it:
@@ -127,8 +132,7 @@ func (n *Node) verifyLease(l *wire.Lease) error {
 }
 
 // nextHop returns the connected peer to hand a message for dest to: dest
-// itself; or the peer that last brought traffic from dest, if it is still
-// connected; or else the connected peer closest to dest, provided it is
+// itself, or else the connected peer closest to dest, provided it is
 // strictly closer than this node. It never returns the peer at not (the
 // one a message came from). Nil means there is no such peer.
 //
@@ -137,13 +141,9 @@ func (n *Node) verifyLease(l *wire.Lease) error {
 // message still cannot loop, and a node with no channel in the target's
 // bucket can still reach it.
 func (n *Node) nextHop(dest, not id.Address, originate bool) *peer {
-	back, hasBack := n.routes.back(dest)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if p := n.peers[dest]; p != nil {
-		return p
-	}
-	if p := n.peers[back]; hasBack && p != nil && back != not {
 		return p
 	}
 	var best *peer
@@ -171,11 +171,21 @@ func (n *Node) sendRouted(dest id.Address, inner wire.Message) error {
 	if lease.Address.IsZero() {
 		return ErrNotAdmitted
 	}
-	p := n.nextHop(dest, id.Address{}, true)
+	// The way traffic from dest came, if it came and its first hop is
+	// still connected; else greedy.
+	var p *peer
+	route := n.routes.back(dest)
+	if len(route) > 0 && n.peer(dest) == nil {
+		p = n.peer(route[0])
+	}
+	if p == nil {
+		route = nil
+		p = n.nextHop(dest, id.Address{}, true)
+	}
 	if p == nil {
 		return fmt.Errorf("%w: %s", ErrNoRoute, dest.Short())
 	}
-	r := &wire.Routed{Dest: dest, TTL: wire.MaxTTL, Nonce: randomSID(), Origin: lease, Frame: frame}
+	r := &wire.Routed{Dest: dest, TTL: wire.MaxTTL, Nonce: randomSID(), Origin: lease, Route: route, Frame: frame}
 	r.Sig = n.id.Sign(wire.RoutedSignedBytes(dest, r.Nonce, lease.Address, frame))
 	p.touch()
 	if err := send(p.conn, r); err != nil {
@@ -196,18 +206,22 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 		drop("the peer floods")
 		return
 	}
-	n.routes.note(r.Origin.Address, from.addr)
-	if r.Dest != n.Address() {
-		if r.TTL == 0 {
+	self := n.Address()
+	if r.Dest != self {
+		if r.TTL == 0 || len(r.Path) >= wire.MaxTTL {
 			drop("hop limit reached")
 			return
 		}
-		p := n.nextHop(r.Dest, from.addr, false)
+		p := n.planned(r, self, from.addr)
+		if p == nil {
+			p = n.nextHop(r.Dest, from.addr, false)
+		}
 		if p == nil {
 			drop("no connected peer is closer")
 			return
 		}
 		r.TTL--
+		r.Path = append(r.Path, self)
 		p.touch()
 		if err := send(p.conn, r); err != nil {
 			drop("next hop failed", "err", err)
@@ -229,6 +243,7 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 		drop("replayed")
 		return
 	}
+	n.routes.note(origin, r.Path)
 	m, err := wire.Unmarshal(r.Frame)
 	if err != nil {
 		drop("malformed inner frame", "err", err)
@@ -247,6 +262,25 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 	default:
 		drop("unexpected inner type", "type", m.Type())
 	}
+}
+
+// planned returns the next hop r's Route names after this node, if that
+// peer is connected (and is not where r came from); nil otherwise.
+func (n *Node) planned(r *wire.Routed, self, from id.Address) *peer {
+	for i, a := range r.Route {
+		if a != self {
+			continue
+		}
+		next := r.Dest
+		if i+1 < len(r.Route) {
+			next = r.Route[i+1]
+		}
+		if next == from {
+			return nil
+		}
+		return n.peer(next)
+	}
+	return nil
 }
 
 // pendingCall is an RPC waiting for its reply.

@@ -49,10 +49,19 @@ func (n *Node) startSession(addr id.Address, d *dial) (transport.Session, error)
 	}
 	n.mu.Lock()
 	d.session = s
+	abandoned := n.dials[addr] != d // stopped or superseded meanwhile
 	n.mu.Unlock()
 	close(d.ready)
+	if err == nil && abandoned {
+		s.Close()
+		d.finish()
+		return nil, errAbandoned
+	}
 	return s, err
 }
+
+// errAbandoned: the attempt was dropped while its session was made.
+var errAbandoned = errors.New("node: connection attempt abandoned")
 
 // peer is an open, authenticated data channel.
 type peer struct {
@@ -105,10 +114,12 @@ func randomSID() uint64 {
 
 // connectTo starts an outgoing connection attempt, signaled via relay or
 // overlay, and returns it; nil if there is a channel or an attempt
-// already, or no room in the budget (locked addresses always have room).
-func (n *Node) connectTo(addr id.Address, via string) *dial {
+// already, or no room in the budget. Locked addresses always have room;
+// one that covers an empty bucket (cover) may use the slack, and trimming
+// then closes a channel of a crowded bucket instead.
+func (n *Node) connectTo(addr id.Address, via string, cover bool) *dial {
 	n.mu.Lock()
-	if addr == n.lease.Address || n.peers[addr] != nil || n.dials[addr] != nil || (!n.locked[addr] && !n.roomFor(false)) {
+	if n.stopped || addr == n.lease.Address || n.peers[addr] != nil || n.dials[addr] != nil || (!n.locked[addr] && !n.roomFor(cover)) {
 		n.mu.Unlock()
 		return nil
 	}
@@ -125,6 +136,10 @@ func (n *Node) connectTo(addr id.Address, via string) *dial {
 // the attempt offered by the lower address.
 func (n *Node) accept(from id.Address, sid uint64, offer string, via string) {
 	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return
+	}
 	if n.dials[from] == nil && n.peers[from] == nil && !n.locked[from] && !n.roomFor(true) {
 		n.mu.Unlock()
 		n.log.Info("refused an offer: connection budget full", "peer", from.Short(), "via", via)
@@ -363,6 +378,24 @@ func (p *peer) close(reason string, announce bool) {
 	if mine && announce {
 		n.log.Info("peer gone", "peer", p.addr.Short(), "reason", reason)
 		n.emit(Event{Kind: EventPeerGone, Peer: p.info(), Reason: reason})
+		// A channel gone (the other side trimmed it, say) may have been
+		// the only one in its bucket, or one of the last: cover the
+		// buckets again now rather than at the next maintenance round,
+		// or routing through this node dead-ends meanwhile.
+		n.mu.Lock()
+		left := len(n.peers)
+		bucket := id.CommonPrefixLen(n.lease.Address, p.addr)
+		covered := false
+		for a := range n.peers {
+			if id.CommonPrefixLen(n.lease.Address, a) == bucket {
+				covered = true
+				break
+			}
+		}
+		n.mu.Unlock()
+		if !covered || left < min(n.cfg.MaxPeers, refillBelow) {
+			go n.fill()
+		}
 	}
 }
 

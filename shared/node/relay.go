@@ -200,6 +200,7 @@ func unreachable(wasAdmitted bool, err error) string {
 
 func (n *Node) closePeers() {
 	n.mu.Lock()
+	n.stopped = true
 	for addr, d := range n.dials {
 		delete(n.dials, addr)
 		if d.session != nil {
@@ -339,7 +340,7 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 		}
 	}()
 	for _, a := range dial {
-		n.connectTo(a, ViaRelay)
+		n.connectTo(a, ViaRelay, false)
 	}
 	go n.announce(sctx, d, adm.Lease.Address)
 	for {

@@ -49,22 +49,49 @@ func (r *RPC) decode(d *decoder) {
 }
 
 // Routed (peer → peer, hop by hop) carries Frame toward Dest through
-// connected peers: each hop hands it to its connected peer closest to
-// Dest by XOR, and only to one strictly closer than itself, so a routed
-// message can never loop; TTL bounds it besides. The origin proves itself
+// connected peers. Route, when the origin knows one (the reverse of the
+// Path of a message that came from Dest), lists the hops to take; a hop
+// whose next one in Route is not connected, and any hop of a message
+// without Route, hands it to its connected peer closest to Dest by XOR,
+// and only to one strictly closer than itself. Each hop appends itself to
+// Path, so the destination learns the way back. TTL bounds it all. The
+// origin proves itself
 // with its lease and a signature over RoutedSignedBytes, which the
 // destination checks before it trusts anything inside; Nonce makes each
 // message unique so a replay is recognised. Frame is an RPC or a Signal
 // (overlay signaling: Signal.Peer is the origin).
 //
-//	[20]dest | u8 ttl | uvarint nonce | lease origin | [64]sig | bytes frame
+//	[20]dest | u8 ttl | uvarint nonce | lease origin | [64]sig |
+//	count route, [20] each | count path, [20] each | bytes frame
+//
+// Route and Path hold at most MaxTTL addresses each.
 type Routed struct {
 	Dest   id.Address
 	TTL    uint8
 	Nonce  uint64
 	Origin Lease
 	Sig    [64]byte
+	Route  []id.Address
+	Path   []id.Address
 	Frame  []byte
+}
+
+func encodeAddrs(e *encoder, as []id.Address, field string) {
+	e.count(len(as), MaxTTL, field)
+	for _, a := range as {
+		e.fixed(a[:])
+	}
+}
+
+func decodeAddrs(d *decoder, field string) []id.Address {
+	n := d.count(MaxTTL, id.Len, field)
+	var out []id.Address
+	for i := 0; i < n && d.err == nil; i++ {
+		var a id.Address
+		d.fixed(a[:])
+		out = append(out, a)
+	}
+	return out
 }
 
 func (*Routed) Type() Type { return TypeRouted }
@@ -74,6 +101,8 @@ func (r *Routed) encode(e *encoder) {
 	e.uvarint(r.Nonce)
 	r.Origin.encode(e)
 	e.fixed(r.Sig[:])
+	encodeAddrs(e, r.Route, "route")
+	encodeAddrs(e, r.Path, "path")
 	e.bytes(r.Frame, MaxInner, "routed frame")
 }
 func (r *Routed) decode(d *decoder) {
@@ -85,11 +114,13 @@ func (r *Routed) decode(d *decoder) {
 	r.Nonce = d.uvarint()
 	r.Origin.decode(d)
 	d.fixed(r.Sig[:])
+	r.Route = decodeAddrs(d, "route")
+	r.Path = decodeAddrs(d, "path")
 	r.Frame = d.bytes(MaxInner, "routed frame")
 }
 
 // RoutedSignedBytes is what the origin of a routed message signs: all but
-// the TTL, which each hop lowers.
+// the TTL, Route and Path, which hops change.
 func RoutedSignedBytes(dest id.Address, nonce uint64, origin id.Address, frame []byte) []byte {
 	e := encoder{b: make([]byte, 0, 64+len(frame))}
 	e.fixed([]byte("ddt/routed/v1\x00"))

@@ -3,6 +3,8 @@ package wire
 import (
 	"errors"
 	"testing"
+
+	"ddt/shared/id"
 )
 
 func init() {
@@ -11,7 +13,8 @@ func init() {
 		inner, _ := Marshal(&Ping{ID: 9})
 		return []Message{
 			&RPC{Nonce: 1 << 50, Reply: true, Frame: inner},
-			&Routed{Dest: l.Address, TTL: 7, Nonce: 99, Origin: l, Sig: [64]byte{1, 2}, Frame: inner},
+			&Routed{Dest: l.Address, TTL: 7, Nonce: 99, Origin: l, Sig: [64]byte{1, 2},
+				Route: []id.Address{{1}, {2}}, Path: []id.Address{{3}}, Frame: inner},
 		}
 	})
 }
@@ -27,6 +30,9 @@ func TestRoutedLimits(t *testing.T) {
 	}
 	if _, err := Marshal(&Routed{Origin: l, Frame: make([]byte, MaxInner+1)}); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversized inner frame: %v", err)
+	}
+	if _, err := Marshal(&Routed{Origin: l, Path: make([]id.Address, MaxTTL+1)}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("path longer than the hop limit: %v", err)
 	}
 	a := RoutedSignedBytes(l.Address, 1, l.Address, []byte("x"))
 	if string(a) == string(RoutedSignedBytes(l.Address, 2, l.Address, []byte("x"))) {
