@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 
@@ -214,7 +215,7 @@ func (n *Node) trim() {
 		var vUsed time.Time
 		now := time.Now()
 		for a, p := range n.peers {
-			if n.locked[a] || now.Sub(p.since) < settleTime {
+			if n.locked[a] || now.Sub(p.since) < n.settle {
 				continue
 			}
 			c, used := perBucket[id.CommonPrefixLen(self, a)], p.used()
@@ -241,6 +242,13 @@ func (n *Node) fill() {
 	}
 	n.mu.Lock()
 	self := n.lease.Address
+	now := time.Now()
+	for a, t := range n.closedAt {
+		if now.Sub(t) > n.settle {
+			delete(n.closedAt, a)
+		}
+	}
+	recent := maps.Clone(n.closedAt)
 	covered := map[int]bool{}
 	for a := range n.peers {
 		covered[id.CommonPrefixLen(self, a)] = true
@@ -254,6 +262,11 @@ func (n *Node) fill() {
 	for _, c := range contacts {
 		b := id.CommonPrefixLen(self, c.Address)
 		if covered[b] || c.Failures > 0 {
+			continue
+		}
+		if _, lately := recent[c.Address]; lately {
+			// Closed moments ago, by us, by the user or by its side's
+			// budget: opening it again would only churn.
 			continue
 		}
 		n.mu.Lock()

@@ -116,13 +116,15 @@ type Node struct {
 	subs     map[int]func(Event)
 	nextSub  int
 
-	stopped  bool                   // Run has ended: no new channels
-	relay    string                 // the relay in use or being tried
-	zoneKeys map[[32]byte]string    // federated relays' keys → zone
-	dht      *dht.DHT               // nil before admission
-	dhtSelf  id.Address             // the address dht was made for
-	locked   map[id.Address]bool    // opened by Connect: never trimmed
-	calls    map[uint64]pendingCall // requests awaiting replies, by nonce
+	stopped  bool                     // Run has ended: no new channels
+	relay    string                   // the relay in use or being tried
+	zoneKeys map[[32]byte]string      // federated relays' keys → zone
+	dht      *dht.DHT                 // nil before admission
+	dhtSelf  id.Address               // the address dht was made for
+	locked   map[id.Address]bool      // opened by Connect: never trimmed
+	settle   time.Duration            // settleTime when made
+	closedAt map[id.Address]time.Time // channels closed lately: fill leaves them alone for a while
+	calls    map[uint64]pendingCall   // requests awaiting replies, by nonce
 	overlay  overlayCounters
 	replay   replays
 	routes   routes
@@ -180,6 +182,8 @@ func New(cfg Config) (*Node, error) {
 
 		zoneKeys: make(map[[32]byte]string),
 		locked:   make(map[id.Address]bool),
+		closedAt: make(map[id.Address]time.Time),
+		settle:   settleTime,
 		calls:    make(map[uint64]pendingCall),
 	}
 	var err error

@@ -191,8 +191,8 @@ func TestRoutedFloodIsBounded(t *testing.T) {
 func TestBudgetKeepsBucketSpread(t *testing.T) {
 	old := settleTime
 	settleTime = 0
-	defer func() { settleTime = old }()
 	ns := swarm(t, 12, Config{MaxPeers: 4})
+	settleTime = old
 	hub := ns[0]
 	for _, o := range ns[1:] {
 		link(hub, o)
@@ -303,5 +303,28 @@ func TestNoRouteKeepsContacts(t *testing.T) {
 	cs := a.table().Contacts()
 	if len(cs) != 1 || cs[0].Address != b.Address() || cs[0].Failures != 0 {
 		t.Errorf("contacts after lookups without a route: %+v", cs)
+	}
+}
+
+func TestGlareRule(t *testing.T) {
+	lo, hi := id.Address{1}, id.Address{2}
+	for _, c := range []struct {
+		mine, theirs string
+		self, them   id.Address
+		keep         bool
+	}{
+		{ViaRelay, ViaRelay, lo, hi, true},
+		{ViaRelay, ViaRelay, hi, lo, false},
+		{ViaOverlay, ViaOverlay, lo, hi, true},
+		{ViaOverlay, ViaRelay, lo, hi, false}, // their relay offer reaches; mine may not
+		{ViaRelay, ViaOverlay, hi, lo, true},
+	} {
+		if got := keepOwnOffer(c.mine, c.theirs, c.self, c.them); got != c.keep {
+			t.Errorf("mine %s theirs %s self %x: keep %v, want %v", c.mine, c.theirs, c.self[0], got, c.keep)
+		}
+		// Both sides must agree: exactly one keeps its own offer.
+		if keepOwnOffer(c.mine, c.theirs, c.self, c.them) == keepOwnOffer(c.theirs, c.mine, c.them, c.self) {
+			t.Errorf("mine %s theirs %s: both sides decide alike", c.mine, c.theirs)
+		}
 	}
 }

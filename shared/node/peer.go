@@ -132,8 +132,19 @@ func (n *Node) connectTo(addr id.Address, via string, cover bool) *dial {
 	return d
 }
 
-// accept answers an offer. Two nodes that dial each other at once keep
-// the attempt offered by the lower address.
+// keepOwnOffer settles glare, two nodes offering to each other at once,
+// the same way on both sides: an offer signaled through the relay beats
+// one routed through the overlay (a node that has just joined has no
+// channel yet for a routed offer to reach it), and between offers of one
+// kind the lower address keeps its own.
+func keepOwnOffer(mine, theirs string, self, them id.Address) bool {
+	if mine != theirs {
+		return mine == ViaRelay
+	}
+	return self.Compare(them) < 0
+}
+
+// accept answers an offer; glare is settled by keepOwnOffer.
 func (n *Node) accept(from id.Address, sid uint64, offer string, via string) {
 	n.mu.Lock()
 	if n.stopped {
@@ -150,7 +161,7 @@ func (n *Node) accept(from id.Address, sid uint64, offer string, via string) {
 			n.mu.Unlock()
 			return // a duplicate offer
 		}
-		if old.initiator && n.lease.Address.Compare(from) < 0 {
+		if old.initiator && keepOwnOffer(old.via, via, n.lease.Address, from) {
 			n.mu.Unlock()
 			n.log.Debug("glare: keeping my own offer", "peer", from.Short())
 			return
@@ -383,6 +394,7 @@ func (p *peer) close(reason string, announce bool) {
 		// buckets again now rather than at the next maintenance round,
 		// or routing through this node dead-ends meanwhile.
 		n.mu.Lock()
+		n.closedAt[p.addr] = time.Now()
 		left := len(n.peers)
 		bucket := id.CommonPrefixLen(n.lease.Address, p.addr)
 		covered := false
