@@ -304,7 +304,7 @@ func TestBenchLookup(t *testing.T) {
 			}
 			return err
 		})
-		rw := row{name: fmt.Sprintf("tab keeps ≤ %d channels", budget)}
+		rw := row{name: fmt.Sprintf("budget %d", budget)}
 		for round := 0; round < 3; round++ {
 			for _, target := range targets {
 				res, err := eval[lookupResult](p, `ddt.lookup("`+target+`")`)
@@ -332,9 +332,10 @@ func TestBenchLookup(t *testing.T) {
 		p.close()
 	}
 	fmt.Printf("\n### DHT lookup from a browser tab, %d native nodes + the tab, loopback\n\n", natives)
-	fmt.Printf("| tab's channels | lookups | found | median ms | p90 ms | median hops | median messages |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("(a budget-2 tab briefly keeps a few more channels: covering an empty bucket may use the slack until trimming)\n\n")
+	fmt.Printf("| tab's connection budget | channels open at the end | lookups | found | median ms | p90 ms | median hops | median messages |\n|---|---|---|---|---|---|---|---|\n")
 	for _, rw := range rows {
-		fmt.Printf("| %s (had %d) | %d | %d | %.1f | %.1f | %.0f | %.0f |\n", rw.name, rw.channels, rw.total, rw.found,
+		fmt.Printf("| %s | %d | %d | %d | %.1f | %.1f | %.0f | %.0f |\n", rw.name, rw.channels, rw.total, rw.found,
 			median(rw.ms), percentile(rw.ms, 0.9), median(rw.hops), median(rw.msgs))
 	}
 }
