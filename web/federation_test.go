@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +100,9 @@ func TestFederation(t *testing.T) {
 			addrs *[]string
 		}{{a, &inA, &addrA}, {b, &inB, &addrB}} {
 			p := newPage(t, "")
+			if os.Getenv("DDT_DEBUG") != "" {
+				onNewDocument(t, p, `localStorage.setItem('ddt-log', 'debug')`)
+			}
 			p.open(side.r.url())
 			*side.pages = append(*side.pages, p)
 			*side.addrs = append(*side.addrs, p.ready())

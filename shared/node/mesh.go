@@ -22,6 +22,8 @@ const (
 	// refillBelow: a node left with fewer channels than this (or than its
 	// budget) opens more at once instead of at the next maintenance.
 	refillBelow = 4
+	// fillEvery is how often empty buckets are looked for.
+	fillEvery = 10 * time.Second
 )
 
 // settleTime protects a new channel from trimming, so two nodes that trim
@@ -71,10 +73,19 @@ func (n *Node) announce(ctx context.Context, d *dht.DHT, self id.Address) {
 func (n *Node) maintain(ctx context.Context) {
 	t := time.NewTicker(n.cfg.MaintainEvery)
 	defer t.Stop()
+	// Covering buckets is local bookkeeping and costs nothing when they
+	// are covered, so it runs often: a first connection that failed, or a
+	// channel the other side closed, is replaced within seconds.
+	f := time.NewTicker(fillEvery)
+	defer f.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-f.C:
+			n.fill()
+			n.trim()
+			continue
 		case <-t.C:
 		}
 		if d := n.table(); d != nil {
