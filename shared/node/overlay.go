@@ -143,7 +143,7 @@ func (n *Node) verifyLease(l *wire.Lease) error {
 func (n *Node) nextHop(dest, not id.Address, originate bool) *peer {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if p := n.peers[dest]; p != nil {
+	if p := n.peers[dest]; p != nil && dest != not {
 		return p
 	}
 	var best *peer
@@ -161,6 +161,12 @@ func (n *Node) nextHop(dest, not id.Address, originate bool) *peer {
 
 // sendRouted signs inner and sends it toward dest through the overlay.
 func (n *Node) sendRouted(dest id.Address, inner wire.Message) error {
+	return n.sendRoutedAvoiding(dest, inner, id.Address{})
+}
+
+// sendRoutedAvoiding is sendRouted without handing the message to the
+// peer at avoid (a channel that just failed).
+func (n *Node) sendRoutedAvoiding(dest id.Address, inner wire.Message, avoid id.Address) error {
 	frame, err := wire.Marshal(inner)
 	if err != nil {
 		return err
@@ -172,27 +178,34 @@ func (n *Node) sendRouted(dest id.Address, inner wire.Message) error {
 		return ErrNotAdmitted
 	}
 	// The way traffic from dest came, if it came and its first hop is
-	// still connected; else greedy.
-	var p *peer
-	route := n.routes.back(dest)
-	if len(route) > 0 && n.peer(dest) == nil {
-		p = n.peer(route[0])
+	// still connected; else greedy. A first hop whose channel fails on
+	// send (closing, not yet noticed) is avoided on a second try.
+	for try := 0; ; try++ {
+		var p *peer
+		route := n.routes.back(dest)
+		if len(route) > 0 && n.peer(dest) == nil && route[0] != avoid {
+			p = n.peer(route[0])
+		}
+		if p == nil {
+			route = nil
+			p = n.nextHop(dest, avoid, true)
+		}
+		if p == nil {
+			return fmt.Errorf("%w: %s", ErrNoRoute, dest.Short())
+		}
+		r := &wire.Routed{Dest: dest, TTL: wire.MaxTTL, Nonce: randomSID(), Origin: lease, Route: route, Frame: frame}
+		r.Sig = n.id.Sign(wire.RoutedSignedBytes(dest, r.Nonce, lease.Address, frame))
+		p.touch()
+		err := send(p.conn, r)
+		if err == nil {
+			n.overlay.sent.Add(1)
+			return nil
+		}
+		if try == 1 {
+			return err
+		}
+		avoid = p.addr
 	}
-	if p == nil {
-		route = nil
-		p = n.nextHop(dest, id.Address{}, true)
-	}
-	if p == nil {
-		return fmt.Errorf("%w: %s", ErrNoRoute, dest.Short())
-	}
-	r := &wire.Routed{Dest: dest, TTL: wire.MaxTTL, Nonce: randomSID(), Origin: lease, Route: route, Frame: frame}
-	r.Sig = n.id.Sign(wire.RoutedSignedBytes(dest, r.Nonce, lease.Address, frame))
-	p.touch()
-	if err := send(p.conn, r); err != nil {
-		return err
-	}
-	n.overlay.sent.Add(1)
-	return nil
 }
 
 // onRouted forwards a routed message or, if it is for this node, checks
@@ -316,7 +329,7 @@ func (n *Node) call(ctx context.Context, to id.Address, req wire.Message) (wire.
 	}
 	if p == nil || err != nil {
 		gone = nil
-		err = n.sendRouted(to, rpc)
+		err = n.sendRoutedAvoiding(to, rpc, to)
 	}
 	if err != nil {
 		return nil, err
@@ -332,7 +345,7 @@ func (n *Node) call(ctx context.Context, to id.Address, req wire.Message) (wire.
 			// The channel closed under the request (trimmed, say): the
 			// node may well be alive, so ask again through the overlay.
 			gone = nil
-			if err := n.sendRouted(to, rpc); err != nil {
+			if err := n.sendRoutedAvoiding(to, rpc, to); err != nil {
 				return nil, err
 			}
 		case <-ctx.Done():

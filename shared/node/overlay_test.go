@@ -328,3 +328,28 @@ func TestGlareRule(t *testing.T) {
 		}
 	}
 }
+
+// A request whose direct channel dies under it is asked again through
+// the overlay, so it still gets its answer.
+func TestCallSurvivesClosingChannel(t *testing.T) {
+	ns := swarm(t, 3, Config{})
+	a, b, c := ns[0], ns[1], ns[2]
+	link(a, b)
+	link(b, c)
+	ca, cc := transport.Pipe()
+	a.addPeer(c.Address(), false, ca, ViaRelay)
+	c.addPeer(a.Address(), false, cc, ViaRelay)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cc.Close() // c's end goes: a's send or its wait for the reply fails over
+	m, err := a.call(ctx, c.Address(), &wire.Ping{ID: 77})
+	if err != nil {
+		t.Fatalf("call after the channel died: %v", err)
+	}
+	if p, ok := m.(*wire.Pong); !ok || p.ID != 77 {
+		t.Fatalf("reply %#v", m)
+	}
+	if a.OverlayStats().Sent == 0 {
+		t.Error("the answer did not come through the overlay")
+	}
+}
