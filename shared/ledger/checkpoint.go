@@ -220,7 +220,7 @@ func VerifyConsistency(older, newer Checkpoint, proof tlog.TreeProof) error {
 		return fmt.Errorf("%w: consistency between %s and %s", ErrWrongOrigin, older.Origin, newer.Origin)
 	case older.Size > newer.Size:
 		return fmt.Errorf("%w: %s: size %d is not newer than %d", ErrBadProof, older.Origin, newer.Size, older.Size)
-	case older.Size == newer.Size && older.Hash != newer.Hash:
+	case older.Size == newer.Size && older.Size > 0 && older.Hash != newer.Hash:
 		return fmt.Errorf("%w: %s at size %d has roots %v and %v", ErrFork, older.Origin, older.Size, older.Hash, newer.Hash)
 	case older.Size == 0 || older.Size == newer.Size:
 		// The empty tree is a prefix of every tree and a tree of itself;

@@ -14,7 +14,9 @@ import (
 // concurrently with them and sees the last committed tree.
 //
 // A Log keeps its records under "ledger/log/<origin>/" in the store (see
-// Open) and holds no resources of its own: closing the store ends it.
+// Open) and holds no resources of its own: closing the store ends it. Only
+// one Log may have an origin open in a store at a time; a second would
+// append over the first's uncommitted records.
 type Log struct {
 	*tree
 	signer *signer

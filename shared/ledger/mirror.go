@@ -19,7 +19,8 @@ import (
 // serialised and every other method is safe to call concurrently.
 //
 // A Mirror keeps its records under "ledger/mirror/<origin>/" in the store,
-// so one store can hold a relay's own log and mirrors of others.
+// so one store can hold a relay's own log and mirrors of others; as with
+// Log, open each origin once.
 type Mirror struct {
 	*tree
 	pub ed25519.PublicKey
@@ -59,7 +60,8 @@ func (m *Mirror) open(signed []byte) (Checkpoint, error) {
 // Errors: those of OpenCheckpoint; ErrFork when the checkpoint disagrees
 // with the mirror's tree at its size or cannot be shown to extend it (the
 // log signed a split view, or the proof was garbled — either way the
-// mirror does not move); ErrBadProof when the entries are the wrong
+// mirror does not move; an empty mirror has nothing to fork from and
+// reports a bad proof as ErrBadProof); ErrBadProof when the entries are the wrong
 // number or do not hash to the checkpoint; ErrTooLarge for an entry
 // longer than MaxEntry. On any error the mirror keeps its state.
 func (m *Mirror) Update(signed []byte, entries [][]byte, proof tlog.TreeProof) error {
@@ -81,7 +83,7 @@ func (m *Mirror) Update(signed []byte, entries [][]byte, proof tlog.TreeProof) e
 		return nil
 	}
 	if err := VerifyConsistency(h.cp, cp, proof); err != nil {
-		if errors.Is(err, ErrBadProof) {
+		if errors.Is(err, ErrBadProof) && h.cp.Size > 0 { // nothing forks from the empty tree
 			return fmt.Errorf("%w: %s at size %d cannot be shown to extend the mirror's size %d: %v", ErrFork, m.origin, cp.Size, h.cp.Size, err)
 		}
 		return err

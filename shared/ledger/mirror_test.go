@@ -172,7 +172,8 @@ func TestMirrorRefusesFork(t *testing.T) {
 func TestMirrorRefusesBadUpdates(t *testing.T) {
 	g := grow(t, "bad", 60)
 	other := grow(t, "stranger", 60)
-	m := openMirror(t, store.NewMemory(), g)
+	st := store.NewMemory()
+	m := openMirror(t, st, g)
 	if err := update(t, m, g, 30); err != nil {
 		t.Fatal(err)
 	}
@@ -211,8 +212,20 @@ func TestMirrorRefusesBadUpdates(t *testing.T) {
 		wantErr(t, c.name, err, c.want)
 		sameState(t, m, g, 30)
 	}
+	// A mirror of nothing yet cannot be forked: a garbled proof is just
+	// that.
+	fresh := openMirror(t, store.NewMemory(), g)
+	wantErr(t, "first update with a needless proof", fresh.Update(g.signed[5], g.entries[:5], tlog.TreeProof{{}}), ErrBadProof)
+
 	// Refused updates leave nothing that hurts the next one, in this
 	// mirror or in one reopened from its store.
+	re := openMirror(t, st, g)
+	sameState(t, re, g, 30)
+	if err := update(t, re, g, 40); err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, re, g, 40)
+	m = openMirror(t, st, g)
 	if err := update(t, m, g, 50); err != nil {
 		t.Fatal(err)
 	}
