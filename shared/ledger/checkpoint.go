@@ -23,6 +23,8 @@ const (
 	MaxCheckpoint = 16 << 10
 	// MaxOrigin is the longest origin, in bytes.
 	MaxOrigin = 256
+	// MaxBatch is the most entries Entries returns in one call.
+	MaxBatch = 256
 )
 
 // emptyRoot is the root hash of the empty tree: SHA-256 of nothing

@@ -20,8 +20,6 @@ const (
 	// bundleSize is how many entries share one store record, aligned with
 	// the level-0 hash tiles.
 	bundleSize = 1 << tileHeight
-	// MaxBatch is the most entries Entries returns in one call.
-	MaxBatch = 256
 )
 
 // head is a tree's committed state: what a reader may see.
