@@ -10,6 +10,7 @@ require (
 	github.com/pion/webrtc/v4 v4.2.26
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/crypto v0.59.0
+	golang.org/x/mod v0.42.0
 	golang.org/x/time v0.14.0
 )
 
