@@ -325,16 +325,24 @@
     }
   }
 
+  let lastConnecting = '';
+
   function onState(ev) {
     ev = ev || {};
     renderIdentity();
     renderState(ev);
     const detail = ev.detail ? `: ${ev.detail}` : '';
     const wait = ev.retryInMs > 0 ? ` — next try in ${Math.ceil(ev.retryInMs / 1000)} s` : '';
+    if (ev.state !== 'connecting') lastConnecting = '';
     switch (ev.state) {
-      case 'connecting':
-        log(`Connecting to ${ddt.relay || 'the relay'}…`);
+      case 'connecting': {
+        // The page paints the state it finds, then hears the node's own
+        // event for the same attempt: say it once.
+        const line = `Connecting to ${ddt.relay || 'the relay'}…`;
+        if (line !== lastConnecting) log(line);
+        lastConnecting = line;
         break;
+      }
       case 'admitted':
         log(`Admitted to zone “${ddt.zone}” as ${shortAddress(ddt.address)}.`, 'ok');
         break;
