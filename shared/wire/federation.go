@@ -311,8 +311,12 @@ func (l *LedgerEntries) decode(d *decoder) {
 	if n > 0 {
 		l.Entries = make([][]byte, n)
 	}
+	total := 0
 	for i := 0; i < n && d.err == nil; i++ {
 		l.Entries[i] = d.bytes(MaxLedgerEntry, "ledger entry")
+		if total += len(l.Entries[i]); total > MaxLedgerBytes && d.err == nil {
+			d.err = fmt.Errorf("%w: ledger entries hold over %d bytes", ErrTooLarge, MaxLedgerBytes)
+		}
 	}
 }
 

@@ -99,6 +99,15 @@ func TestLedgerFitsFrame(t *testing.T) {
 	if _, err := Marshal(le); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("%d bytes of entries: %v", MaxLedgerBytes+1, err)
 	}
+	// Decoding refuses it too (15 full entries and one more byte).
+	b := []byte{Version, byte(TypeLedgerEntries), 0, 16}
+	for i := 0; i < 15; i++ {
+		b = append(append(b, 0x80, 0x20), make([]byte, MaxLedgerEntry)...)
+	}
+	b = append(b, 1, 0)
+	if _, err := Unmarshal(b); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("decoding %d bytes of entries: %v", MaxLedgerBytes+1, err)
+	}
 	if _, err := Marshal(&LedgerEntries{Entries: make([][]byte, MaxLedgerEntries+1)}); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("%d entries: %v", MaxLedgerEntries+1, err)
 	}
