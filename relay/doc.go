@@ -11,12 +11,22 @@
 // zone, its signals to another zone's nodes cross the link, and a full
 // zone redirects to the linked relay with the most room.
 //
+// Each relay keeps its zone's ledger (ledger.go), an append-only log of
+// public events signed with the relay key, in the same bbolt file, and
+// mirrors the ledgers of the relays it links to: checkpoints are announced
+// over the link, and a mirror that is behind fetches the entries and a
+// consistency proof and accepts them only if they verify. A fork is
+// refused, kept as evidence and counted.
+//
 // Usage:
 //
 //	relay [flags]                    serve a zone (see relay -h)
 //	relay node -relay URL [flags]    run a headless native node
+//	relay audit -relay URL [-zone Z] check a relay's (or its mirror's) ledger
 //
 // Endpoints: / (the page), /ddt.wasm (compressed as the client accepts),
 // /wasm_exec.js, /healthz (JSON counters), /relays (JSON: the relays it
-// knows), /ws (nodes, from any origin), /federate (relays).
+// knows), /ledger/… and /ledger/zone/<zone>/… (the zone ledger and the
+// mirrors: checkpoint, entries, proofs), /ws (nodes, from any origin),
+// /federate (relays).
 package main

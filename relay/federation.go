@@ -83,6 +83,7 @@ type link struct {
 	log    *slog.Logger
 	lim    *rate.Limiter // signals it sends us
 	synced bool          // its snapshot has arrived (h.mu)
+	ledger ledgerSync    // mirroring its ledger (read loop only)
 }
 
 // FedURL turns a relay's base URL into its federation endpoint.
@@ -176,9 +177,13 @@ func (h *Hub) sendSummaries() {
 	if err != nil {
 		return
 	}
+	cp := h.checkpointFrame() // again, in case an announcement was dropped
 	for _, rs := range h.relays {
 		if rs.link != nil {
 			rs.link.trySend(b)
+			if cp != nil {
+				rs.link.trySend(cp)
+			}
 		}
 	}
 }
@@ -460,11 +465,14 @@ func (h *Hub) linkUp(l *link, conn *websocket.Conn) error {
 		batch.Natives = append(batch.Natives, c.native)
 	}
 	flush(true)
-	l.wsLink = newWSLink(conn, linkQueue+len(batches)+1)
+	l.wsLink = newWSLink(conn, linkQueue+len(batches)+2)
 	for _, b := range batches {
 		l.out <- b
 	}
 	if b, err := wire.Marshal(&wire.ZoneSummary{Nodes: uint32(len(h.clients)), MaxNodes: uint32(h.cfg.MaxNodes)}); err == nil {
+		l.out <- b
+	}
+	if b := h.checkpointFrame(); b != nil {
 		l.out <- b
 	}
 	return nil
@@ -518,12 +526,29 @@ func (l *link) readLoop(ctx context.Context) {
 			h.mu.Unlock()
 		case *wire.RelaySignal:
 			l.deliver(m)
+		case *wire.LedgerCheckpoint:
+			err = l.onCheckpoint(m.Note)
+		case *wire.LedgerGetEntries:
+			err = l.serveEntries(m)
+		case *wire.LedgerEntries:
+			err = l.onEntries(m)
+		case *wire.LedgerGetProof:
+			err = l.serveProof(m)
+		case *wire.LedgerProof:
+			err = l.onProof(m)
 		case *wire.Error:
 			l.log.Info("the other relay refused a frame", "err", m.Err())
 		default:
 			h.fedDropped.Add(1)
 			violations++
 			l.reject(wire.CodeProtocol, fmt.Sprintf("relays do not send type %d on a federation link", m.Type()))
+		}
+		if errors.Is(err, errLedgerRefused) {
+			h.fedDropped.Add(1)
+			violations++
+			l.log.Warn("refusing a ledger frame", "err", err)
+			l.reject(wire.CodeProtocol, err.Error())
+			err = nil
 		}
 		if err != nil {
 			h.fedDropped.Add(1)

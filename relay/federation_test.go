@@ -522,11 +522,19 @@ func FuzzFederationFrame(f *testing.F) {
 		&wire.RelaySignal{From: l.Address, To: member, Kind: wire.SignalBye},
 		&wire.RelayHello{},
 		&wire.Error{Code: wire.CodeProtocol},
+		&wire.LedgerCheckpoint{Note: []byte("ddt.zone/zone-x/00000000\n1\nAAAA\n")},
+		&wire.LedgerGetEntries{From: 0, To: 1 << 40},
+		&wire.LedgerEntries{From: 0, Entries: [][]byte{[]byte("unasked")}},
+		&wire.LedgerGetProof{Old: 0, New: 1 << 62},
+		&wire.LedgerProof{Old: 0, New: 2, Hashes: [][32]byte{{1}}},
 	} {
 		bs, _ := wire.Marshal(m)
 		f.Add(bs)
 	}
 	f.Add([]byte{wire.Version, byte(wire.TypeZoneMembers), 0xff, 0xff})
+	f.Add([]byte{wire.Version, byte(wire.TypeLedgerEntries), 0, 0xff, 0xff})
+	f.Add([]byte{wire.Version, byte(wire.TypeLedgerProof), 0, 0, 0x80, 0x01})
+	f.Add([]byte{wire.Version, byte(wire.TypeLedgerGetEntries), 5, 4})
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		r := fedLink(t, a, ident, fake.Zone)
 		if err := r.write(frame); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"ddt/shared/id"
 	"ddt/shared/identity"
+	"ddt/shared/ledger"
 	"ddt/shared/store"
 	"ddt/shared/wire"
 )
@@ -82,6 +83,12 @@ type Hub struct {
 
 	leaseMu sync.Mutex // serializes read-modify-write of lease records
 
+	ledger   *ledger.Log                 // this zone's public log
+	mirrors  map[mirrorID]*ledger.Mirror // other relays' logs (under h.mu)
+	mirrorMu sync.Mutex                  // serializes opening mirrors
+	seqMu    sync.Mutex                  // serializes Sequence, so each returns its own checkpoint
+	forks    atomic.Int64                // forked checkpoints refused
+
 	admitted   atomic.Int64 // admissions since start
 	refused    atomic.Int64
 	signals    atomic.Int64 // signals forwarded: within the zone, to a link, from a link
@@ -124,6 +131,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	var err error
 	if h.key, err = identity.LoadOrCreate(cfg.Store, storeKeyRelay); err != nil {
 		return nil, fmt.Errorf("relay key: %w", err)
+	}
+	if err := h.openLedger(); err != nil {
+		return nil, err
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.wg.Add(1)
@@ -187,16 +197,17 @@ func (h *Hub) Key() [32]byte { return h.key.SignKey() }
 
 // Stats is what /healthz reports.
 type Stats struct {
-	Zone      string   `json:"zone"`
-	URL       string   `json:"url"`
-	RelayKey  string   `json:"relayKey"`
-	Nodes     int      `json:"nodes"`
-	MaxNodes  int      `json:"maxNodes"`
-	Admitted  int64    `json:"admitted"`
-	Refused   int64    `json:"refused"`
-	Signals   int64    `json:"signals"` // forwarded: within the zone, to relay links and from them
-	Dropped   int64    `json:"dropped"`
-	Federated FedStats `json:"federated"`
+	Zone      string      `json:"zone"`
+	URL       string      `json:"url"`
+	RelayKey  string      `json:"relayKey"`
+	Nodes     int         `json:"nodes"`
+	MaxNodes  int         `json:"maxNodes"`
+	Admitted  int64       `json:"admitted"`
+	Refused   int64       `json:"refused"`
+	Signals   int64       `json:"signals"` // forwarded: within the zone, to relay links and from them
+	Dropped   int64       `json:"dropped"`
+	Federated FedStats    `json:"federated"`
+	Ledger    LedgerStats `json:"ledger"`
 }
 
 // FedStats counts the federation.
@@ -219,11 +230,12 @@ func (h *Hub) Stats() Stats {
 		}
 	}
 	fed := FedStats{Links: links, Relays: len(h.knownRelays()) - 1, Members: len(h.remote)}
+	ls := h.ledgerStats()
 	h.mu.Unlock()
 	fed.SignalsOut, fed.SignalsIn, fed.Dropped = h.fedOut.Load(), h.fedIn.Load(), h.fedDropped.Load()
 	k := h.Key()
 	return Stats{Zone: h.cfg.Zone, URL: h.cfg.URL, RelayKey: hex.EncodeToString(k[:]), Nodes: n, MaxNodes: h.cfg.MaxNodes,
-		Admitted: h.admitted.Load(), Refused: h.refused.Load(), Signals: h.signals.Load(), Dropped: h.dropped.Load(), Federated: fed}
+		Admitted: h.admitted.Load(), Refused: h.refused.Load(), Signals: h.signals.Load(), Dropped: h.dropped.Load(), Federated: fed, Ledger: ls}
 }
 
 // JoinSlot reserves room for one more connection to go through admission;

@@ -29,6 +29,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "audit" {
+		if err := runAudit(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "audit: failed:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := runRelay(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "relay:", err)
 		os.Exit(1)

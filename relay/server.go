@@ -126,8 +126,9 @@ func newMux(hub *Hub, webDir string, log *slog.Logger) (*http.ServeMux, error) {
 	return mux, nil
 }
 
-// hubRoutes adds the zone's endpoints: /healthz and /relays (JSON, open
-// to any origin), /ws for nodes and /federate for relays. Node sockets
+// hubRoutes adds the zone's endpoints: /healthz, /relays and the zone
+// ledger's /ledger/… (open to any origin), /ws for nodes and /federate
+// for relays. Node sockets
 // are accepted from any Origin: admission is by signed challenge, and a
 // page served by one relay may join another.
 func hubRoutes(mux *http.ServeMux, hub *Hub, log *slog.Logger) {
@@ -139,6 +140,7 @@ func hubRoutes(mux *http.ServeMux, hub *Hub, log *slog.Logger) {
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { reply(w, hub.Stats()) })
 	mux.HandleFunc("GET /relays", func(w http.ResponseWriter, r *http.Request) { reply(w, hub.Relays()) })
+	ledgerRoutes(mux, hub, reply)
 	accept := &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled, InsecureSkipVerify: true}
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
 		if !hub.JoinSlot() {

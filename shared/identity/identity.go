@@ -67,6 +67,10 @@ func (i *Identity) SignKey() (k [32]byte) {
 	return k
 }
 
+// SigningKey returns the private Ed25519 key, for code that signs with it
+// in other formats (a ledger's checkpoints). Keep it secret.
+func (i *Identity) SigningKey() ed25519.PrivateKey { return i.sign }
+
 // AgreeKey is the public X25519 key.
 func (i *Identity) AgreeKey() (k [32]byte) {
 	copy(k[:], i.agree.PublicKey().Bytes())

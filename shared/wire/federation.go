@@ -1,6 +1,10 @@
 package wire
 
-import "ddt/shared/id"
+import (
+	"fmt"
+
+	"ddt/shared/id"
+)
 
 // Relay↔relay messages (types 64–79). Relays federate over a WebSocket
 // at /federate; every message flows both ways, each side speaking for its
@@ -13,7 +17,17 @@ import "ddt/shared/id"
 //	MemberLeft      ...or left it
 //	ZoneSummary     periodically: the sender's counts
 //	RelaySignal     a sender-zone node's signal for a receiver-zone node
+//	LedgerCheckpoint  on link up and whenever it grows: the sender's ledger checkpoint
+//	LedgerGetEntries  the receiver of a newer checkpoint asks for entries...
+//	LedgerEntries     ...and gets them, in pages
+//	LedgerGetProof    it asks for a consistency proof between two sizes...
+//	LedgerProof       ...and gets it
 //	Error (type 9)  a frame was refused; the sender of the Error closes the link
+//
+// The ledger messages let each relay mirror the zone ledgers of the relays
+// it links to (see ddt/shared/ledger). Only a relay's own ledger is served
+// over its links: a relay asks the other for entries and proofs of the
+// other's log, never of a third relay's.
 const (
 	TypeRelayChallenge Type = 64
 	TypeRelayHello     Type = 65
@@ -22,11 +36,27 @@ const (
 	TypeMemberLeft     Type = 68
 	TypeZoneSummary    Type = 69
 	TypeRelaySignal    Type = 70
+
+	TypeLedgerCheckpoint Type = 71
+	TypeLedgerGetEntries Type = 72
+	TypeLedgerEntries    Type = 73
+	TypeLedgerGetProof   Type = 74
+	TypeLedgerProof      Type = 75
 )
 
 // MaxMemberBatch is the most leases in one ZoneMembers: even with
 // MaxZone-long zone names a full batch stays under MaxFrame.
 const MaxMemberBatch = 200
+
+// Ledger limits. MaxLedgerEntry and MaxLedgerCheckpoint are the ledger
+// package's MaxEntry and MaxCheckpoint (the relay checks they agree).
+const (
+	MaxLedgerEntry      = 4 << 10  // bytes in one ledger entry
+	MaxLedgerCheckpoint = 16 << 10 // bytes in one signed checkpoint note
+	MaxLedgerEntries    = 256      // entries in one LedgerEntries, and within MaxLedgerBytes
+	MaxLedgerBytes      = 60 << 10 // entry bytes in one LedgerEntries, so the frame stays under MaxFrame
+	MaxLedgerProof      = 128      // hashes in one LedgerProof: enough for any tree of 2^63 entries
+)
 
 func init() {
 	register(
@@ -37,6 +67,11 @@ func init() {
 		func() Message { return new(MemberLeft) },
 		func() Message { return new(ZoneSummary) },
 		func() Message { return new(RelaySignal) },
+		func() Message { return new(LedgerCheckpoint) },
+		func() Message { return new(LedgerGetEntries) },
+		func() Message { return new(LedgerEntries) },
+		func() Message { return new(LedgerGetProof) },
+		func() Message { return new(LedgerProof) },
 	)
 }
 
@@ -201,4 +236,139 @@ func (s *RelaySignal) decode(d *decoder) {
 		d.fail("unknown signal kind %d", s.Kind)
 	}
 	s.Data = d.string(MaxSignal, "signal data")
+}
+
+// LedgerCheckpoint (relay ↔ relay) tells the receiver the sender's latest
+// signed ledger checkpoint: once after the snapshot, then each time the
+// sender's ledger grows. A receiver whose mirror of the sender's ledger is
+// behind fetches what it lacks with LedgerGetEntries and LedgerGetProof;
+// it checks the note against the sender's key and origin itself.
+//
+// Layout: note (bytes, at most MaxLedgerCheckpoint)
+type LedgerCheckpoint struct {
+	Note []byte
+}
+
+func (*LedgerCheckpoint) Type() Type { return TypeLedgerCheckpoint }
+func (c *LedgerCheckpoint) encode(e *encoder) {
+	e.bytes(c.Note, MaxLedgerCheckpoint, "checkpoint")
+}
+func (c *LedgerCheckpoint) decode(d *decoder) {
+	c.Note = d.bytes(MaxLedgerCheckpoint, "checkpoint")
+}
+
+// LedgerGetEntries (relay ↔ relay) asks for the entries of the receiver's
+// ledger from From (inclusive) to To (exclusive). The receiver answers
+// with one LedgerEntries holding a prefix of that range (at least one
+// entry when the range is not empty); the asker asks again from where it
+// ends. A range beyond the receiver's ledger is refused with an Error
+// (CodeProtocol) and the link stays up.
+//
+// Layout: from | to (uvarints)
+type LedgerGetEntries struct {
+	From, To uint64
+}
+
+func (*LedgerGetEntries) Type() Type { return TypeLedgerGetEntries }
+func (g *LedgerGetEntries) encode(e *encoder) {
+	e.uvarint(g.From)
+	e.uvarint(g.To)
+}
+func (g *LedgerGetEntries) decode(d *decoder) {
+	g.From = d.uvarint()
+	g.To = d.uvarint()
+	if d.err == nil && g.To < g.From {
+		d.fail("ledger range [%d, %d) is reversed", g.From, g.To)
+	}
+}
+
+// LedgerEntries (relay ↔ relay) answers LedgerGetEntries: the sender's
+// entries from From on, at most MaxLedgerEntries of them and
+// MaxLedgerBytes of entry bytes together.
+//
+// Layout: from (uvarint) | count | (entry bytes)*
+type LedgerEntries struct {
+	From    uint64
+	Entries [][]byte // each at most MaxLedgerEntry bytes
+}
+
+func (*LedgerEntries) Type() Type { return TypeLedgerEntries }
+func (l *LedgerEntries) encode(e *encoder) {
+	e.uvarint(l.From)
+	e.count(len(l.Entries), MaxLedgerEntries, "ledger entries")
+	total := 0
+	for _, b := range l.Entries {
+		total += len(b)
+		e.bytes(b, MaxLedgerEntry, "ledger entry")
+	}
+	if total > MaxLedgerBytes && e.err == nil {
+		e.err = fmt.Errorf("%w: ledger entries hold %d bytes, limit %d", ErrTooLarge, total, MaxLedgerBytes)
+	}
+}
+func (l *LedgerEntries) decode(d *decoder) {
+	l.From = d.uvarint()
+	n := d.count(MaxLedgerEntries, 1, "ledger entries")
+	if n > 0 {
+		l.Entries = make([][]byte, n)
+	}
+	total := 0
+	for i := 0; i < n && d.err == nil; i++ {
+		l.Entries[i] = d.bytes(MaxLedgerEntry, "ledger entry")
+		if total += len(l.Entries[i]); total > MaxLedgerBytes && d.err == nil {
+			d.err = fmt.Errorf("%w: ledger entries hold over %d bytes", ErrTooLarge, MaxLedgerBytes)
+		}
+	}
+}
+
+// LedgerGetProof (relay ↔ relay) asks for the proof that the receiver's
+// ledger at size New extends itself at size Old (0 ≤ Old ≤ New ≤ its
+// size), as ledger.Log.ConsistencyProof gives it. Out of range is
+// refused with an Error (CodeProtocol) and the link stays up.
+//
+// Layout: old | new (uvarints)
+type LedgerGetProof struct {
+	Old, New uint64
+}
+
+func (*LedgerGetProof) Type() Type { return TypeLedgerGetProof }
+func (g *LedgerGetProof) encode(e *encoder) {
+	e.uvarint(g.Old)
+	e.uvarint(g.New)
+}
+func (g *LedgerGetProof) decode(d *decoder) {
+	g.Old = d.uvarint()
+	g.New = d.uvarint()
+	if d.err == nil && g.New < g.Old {
+		d.fail("ledger proof %d → %d goes backwards", g.Old, g.New)
+	}
+}
+
+// LedgerProof (relay ↔ relay) answers LedgerGetProof: the consistency
+// proof from Old to New, at most MaxLedgerProof hashes.
+//
+// Layout: old | new (uvarints) | count | hash (32)*
+type LedgerProof struct {
+	Old, New uint64
+	Hashes   [][32]byte
+}
+
+func (*LedgerProof) Type() Type { return TypeLedgerProof }
+func (p *LedgerProof) encode(e *encoder) {
+	e.uvarint(p.Old)
+	e.uvarint(p.New)
+	e.count(len(p.Hashes), MaxLedgerProof, "proof hashes")
+	for i := range p.Hashes {
+		e.fixed(p.Hashes[i][:])
+	}
+}
+func (p *LedgerProof) decode(d *decoder) {
+	p.Old = d.uvarint()
+	p.New = d.uvarint()
+	n := d.count(MaxLedgerProof, 32, "proof hashes")
+	if n > 0 {
+		p.Hashes = make([][32]byte, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		d.fixed(p.Hashes[i][:])
+	}
 }

@@ -17,6 +17,11 @@ func init() {
 			&MemberLeft{Address: l.Address},
 			&ZoneSummary{Nodes: 17, MaxNodes: 1 << 31},
 			&RelaySignal{From: l.Address, To: sampleLease(6).Address, Session: 99, Kind: SignalOffer, Data: "v=0"},
+			&LedgerCheckpoint{Note: []byte("ddt.zone/zone-b/0102abcd\n3\nAAAA\n\n— ddt.zone/zone-b/0102abcd sig\n")},
+			&LedgerGetEntries{From: 3, To: 1 << 40},
+			&LedgerEntries{From: 7, Entries: [][]byte{[]byte("claim alice"), {0}, []byte("claim bob")}},
+			&LedgerGetProof{Old: 5, New: 1 << 33},
+			&LedgerProof{Old: 5, New: 9, Hashes: [][32]byte{{1}, {2, 3}, {0xff}}},
 		}
 	})
 }
@@ -76,5 +81,76 @@ func TestRelayHelloSignedBytes(t *testing.T) {
 	r2.URL = "http://evil"
 	if a == string(RelayHelloSignedBytes([32]byte{1}, true, &r2)) {
 		t.Error("the url is not covered")
+	}
+}
+
+// The fullest ledger messages fit one frame; one more is refused.
+func TestLedgerFitsFrame(t *testing.T) {
+	le := &LedgerEntries{From: 1<<63 - 1}
+	for total := 0; len(le.Entries) < MaxLedgerEntries; {
+		n := min(MaxLedgerEntry, MaxLedgerBytes-total)
+		le.Entries = append(le.Entries, make([]byte, n))
+		total += n
+	}
+	if _, err := Marshal(le); err != nil {
+		t.Fatal(err)
+	}
+	le.Entries[len(le.Entries)-1] = append(le.Entries[len(le.Entries)-1], 0)
+	if _, err := Marshal(le); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("%d bytes of entries: %v", MaxLedgerBytes+1, err)
+	}
+	// Decoding refuses it too (15 full entries and one more byte).
+	b := []byte{Version, byte(TypeLedgerEntries), 0, 16}
+	for i := 0; i < 15; i++ {
+		b = append(append(b, 0x80, 0x20), make([]byte, MaxLedgerEntry)...)
+	}
+	b = append(b, 1, 0)
+	if _, err := Unmarshal(b); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("decoding %d bytes of entries: %v", MaxLedgerBytes+1, err)
+	}
+	if _, err := Marshal(&LedgerEntries{Entries: make([][]byte, MaxLedgerEntries+1)}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("%d entries: %v", MaxLedgerEntries+1, err)
+	}
+	if _, err := Marshal(&LedgerEntries{Entries: [][]byte{make([]byte, MaxLedgerEntry+1)}}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("an entry of %d bytes: %v", MaxLedgerEntry+1, err)
+	}
+	p := &LedgerProof{Old: 1<<63 - 1, New: 1<<64 - 1, Hashes: make([][32]byte, MaxLedgerProof)}
+	if _, err := Marshal(p); err != nil {
+		t.Fatal(err)
+	}
+	p.Hashes = append(p.Hashes, [32]byte{})
+	if _, err := Marshal(p); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("%d hashes: %v", len(p.Hashes), err)
+	}
+	if _, err := Marshal(&LedgerCheckpoint{Note: make([]byte, MaxLedgerCheckpoint)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Marshal(&LedgerCheckpoint{Note: make([]byte, MaxLedgerCheckpoint+1)}); !errors.Is(err, ErrTooLarge) {
+		t.Fatal("an oversized checkpoint was encoded")
+	}
+}
+
+func TestLedgerRejects(t *testing.T) {
+	for name, b := range map[string][]byte{
+		"reversed range":       {Version, byte(TypeLedgerGetEntries), 5, 4},
+		"backwards proof":      {Version, byte(TypeLedgerGetProof), 5, 4},
+		"short proof":          {Version, byte(TypeLedgerProof), 0, 1, 2, 1, 2, 3},
+		"short entries":        {Version, byte(TypeLedgerEntries), 0, 100, 1, 0},
+		"truncated entry":      {Version, byte(TypeLedgerEntries), 0, 1, 5, 1},
+		"truncated checkpoint": {Version, byte(TypeLedgerCheckpoint), 10, 'a'},
+	} {
+		if _, err := Unmarshal(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, b := range map[string][]byte{
+		"too many hashes":  {Version, byte(TypeLedgerProof), 0, 0, 0x81, 0x01},
+		"too many entries": {Version, byte(TypeLedgerEntries), 0, 0x81, 0x02},
+		"huge entry":       {Version, byte(TypeLedgerEntries), 0, 1, 0x81, 0x20},
+		"huge checkpoint":  {Version, byte(TypeLedgerCheckpoint), 0x81, 0x80, 0x01},
+	} {
+		if _, err := Unmarshal(b); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
