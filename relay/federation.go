@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"ddt/shared/id"
 	"ddt/shared/identity"
+	"ddt/shared/node"
 	"ddt/shared/wire"
 )
 
@@ -87,22 +87,7 @@ type link struct {
 }
 
 // FedURL turns a relay's base URL into its federation endpoint.
-func FedURL(base string) (string, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", err
-	}
-	switch u.Scheme {
-	case "http", "ws":
-		u.Scheme = "ws"
-	case "https", "wss":
-		u.Scheme = "wss"
-	default:
-		return "", fmt.Errorf("relay URL %q: scheme must be http or https", base)
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/federate"
-	return u.String(), nil
-}
+func FedURL(base string) (string, error) { return node.RelayEndpoint(base, "/federate") }
 
 // selfInfo describes this relay. h.mu is held.
 func (h *Hub) selfInfo() wire.RelayInfo {

@@ -3,43 +3,27 @@ package main
 import (
 	"errors"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"ddt/shared/clock"
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/store"
 	"ddt/shared/wire"
 )
 
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newFakeClock() *clock.Virtual {
+	return clock.NewVirtual(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
 const week = 7 * 24 * time.Hour
 
 // visit admits ident, checks its lease is issued on the hub's clock, and
 // leaves again; it returns the address the node had.
-func visit(t *testing.T, z *testZone, clock *fakeClock, ident *identity.Identity) id.Address {
+func visit(t *testing.T, z *testZone, clock *clock.Virtual, ident *identity.Identity) id.Address {
 	t.Helper()
 	r, adm := admit(t, z, ident)
 	if adm.Lease.Issued != clock.Now().Unix() || adm.Lease.Expires != clock.Now().Add(leaseTTL).Unix() {

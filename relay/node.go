@@ -175,12 +175,13 @@ func statusMux(n *node.Node) *http.ServeMux {
 	})
 	mux.HandleFunc("GET /routing", func(w http.ResponseWriter, r *http.Request) {
 		type bucket struct {
-			Index    int `json:"index"`
-			Contacts int `json:"contacts"`
+			Index     int `json:"index"`
+			Contacts  int `json:"contacts"`
+			Connected int `json:"connected"`
 		}
 		var out []bucket
 		for _, b := range n.Routing() {
-			out = append(out, bucket{b.Index, b.Contacts})
+			out = append(out, bucket{b.Index, b.Contacts, b.Connected})
 		}
 		reply(w, map[string]any{"buckets": out, "overlay": n.OverlayStats()})
 	})

@@ -281,16 +281,11 @@ func (a *api) disconnect(args []js.Value) any {
 // routing() → Promise of {buckets: [{index, contacts, connected}], contacts, overlay: {sent, delivered, forwarded, dropped}}.
 func (a *api) routing(args []js.Value) any {
 	return promise(func() (any, error) {
-		self := a.n.Address()
-		conn := map[int]int{}
-		for _, p := range a.n.Peers() {
-			conn[id.CommonPrefixLen(self, p.Address)]++
-		}
 		var buckets []any
 		total := 0
 		for _, b := range a.n.Routing() {
 			total += b.Contacts
-			buckets = append(buckets, object(map[string]any{"index": b.Index, "contacts": b.Contacts, "connected": conn[b.Index]}))
+			buckets = append(buckets, object(map[string]any{"index": b.Index, "contacts": b.Contacts, "connected": b.Connected}))
 		}
 		st := a.n.OverlayStats()
 		return object(map[string]any{

@@ -248,21 +248,6 @@ func quote(s string) string {
 	return "`" + strings.NewReplacer("\\", "\\\\", "`", "\\`", "${", "\\${").Replace(s) + "`"
 }
 
-func startNativeArgs(t *testing.T, r *relay, args ...string) *nativeNode {
-	t.Helper()
-	n := &nativeNode{status: freePort(t)}
-	all := append([]string{"node", "-relay", r.url(), "-data", t.TempDir(), "-loopback", "-status", n.status, "-log", "warn"}, args...)
-	n.p = start(t, r.bin, all...)
-	waitFor(t, 15*time.Second, "native node admitted", func() error {
-		st, err := n.state()
-		if err == nil && st.State != "admitted" {
-			err = fmt.Errorf("state %s", st.State)
-		}
-		return err
-	})
-	return n
-}
-
 // TestBenchLookup measures DHT lookups from a browser tab in a swarm of
 // native nodes, two ways: with a channel open to every contact (each query
 // goes straight to its node), and with the tab keeping only two channels
@@ -273,7 +258,7 @@ func TestBenchLookup(t *testing.T) {
 	const natives = 16
 	var targets []string
 	for i := 0; i < natives; i++ {
-		n := startNativeArgs(t, r, "-max-peers", "6")
+		n := startNative(t, r, "-max-peers", "6", "-log", "warn")
 		st, _ := n.state()
 		targets = append(targets, st.Address)
 	}

@@ -173,13 +173,19 @@ func (r *relay) stats() (relayStats, error) {
 func getJSON(url string, v any) error {
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(url)
+	return decodeJSON(url, resp, err, v)
+}
+
+// decodeJSON reads a JSON reply into v; a status other than 200 is an
+// error that quotes the body.
+func decodeJSON(what string, resp *http.Response, err error, v any) error {
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("%s: %s: %s", url, resp.Status, b)
+		return fmt.Errorf("%s: %s: %s", what, resp.Status, b)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }
@@ -197,10 +203,13 @@ type peerInfo struct {
 	Via     string  `json:"via"`
 }
 
-func startNative(t testing.TB, r *relay) *nativeNode {
+// startNative runs a native node on r; args come after the defaults and
+// override them (e.g. "-log", "warn").
+func startNative(t testing.TB, r *relay, args ...string) *nativeNode {
 	t.Helper()
 	n := &nativeNode{status: freePort(t)}
-	n.p = start(t, r.bin, "node", "-relay", r.url(), "-data", t.TempDir(), "-loopback", "-status", n.status, "-log", "debug")
+	all := append([]string{"node", "-relay", r.url(), "-data", t.TempDir(), "-loopback", "-status", n.status, "-log", "debug"}, args...)
+	n.p = start(t, r.bin, all...)
 	waitFor(t, 15*time.Second, "native node admitted", func() error {
 		st, err := n.state()
 		if err == nil && st.State != "admitted" {
@@ -242,15 +251,7 @@ func (n *nativeNode) disconnect(addr string) (bool, error) {
 func (n *nativeNode) post(path string, v any) error {
 	c := http.Client{Timeout: 60 * time.Second}
 	resp, err := c.Post("http://"+n.status+path, "", nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("%s: %s: %s", path, resp.Status, b)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	return decodeJSON(path, resp, err, v)
 }
 
 func (n *nativeNode) ping(addr string) (float64, error) {

@@ -10,29 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/clock"
 	"ddt/shared/id"
 	"ddt/shared/wire"
 )
-
-// clock is a fake clock: it moves only when told to.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 var errGone = errors.New("testnet: node unreachable")
 
@@ -49,7 +30,7 @@ type testNet struct {
 	holes  map[id.Address]bool // never answer: a call waits for its context
 	calls  map[id.Address]int
 	sent   atomic.Int64
-	clock  *clock
+	clock  *clock.Virtual
 	random *rand.Rand
 }
 
@@ -59,7 +40,7 @@ func newTestNet(seed uint64) *testNet {
 		fake:   map[id.Address]handler{},
 		holes:  map[id.Address]bool{},
 		calls:  map[id.Address]int{},
-		clock:  newClock(),
+		clock:  clock.NewVirtual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
 		random: rand.New(rand.NewPCG(seed, 1)),
 	}
 }

@@ -113,13 +113,32 @@ func (n *Node) Lookup(ctx context.Context, target id.Address) (LookupResult, err
 	return d.Lookup(ctx, target)
 }
 
+// Bucket is one non-empty bucket of the routing table, as the page shows
+// it: Index is the number of leading bits its addresses share with this
+// node's.
+type Bucket struct {
+	Index     int
+	Contacts  int // in the table
+	Connected int // with an open data channel
+}
+
 // Routing describes the routing table, bucket by bucket.
-func (n *Node) Routing() []dht.Bucket {
+func (n *Node) Routing() []Bucket {
 	d := n.table()
 	if d == nil {
 		return nil
 	}
-	return d.Buckets()
+	n.mu.Lock()
+	conn := map[int]int{}
+	for a := range n.peers {
+		conn[id.CommonPrefixLen(n.lease.Address, a)]++
+	}
+	n.mu.Unlock()
+	var out []Bucket
+	for _, b := range d.Buckets() {
+		out = append(out, Bucket{Index: b.Index, Contacts: b.Contacts, Connected: conn[b.Index]})
+	}
+	return out
 }
 
 // Connect opens a data channel to addr and keeps it open (it is never

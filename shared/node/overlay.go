@@ -35,10 +35,10 @@ const (
 
 // OverlayStats counts routed traffic at this node.
 type OverlayStats struct {
-	Sent      int64 // routed messages this node originated
-	Delivered int64 // routed messages that reached this node and verified
-	Forwarded int64 // routed messages passed on toward their destination
-	Dropped   int64 // routed messages refused: no route, hop limit, flood, bad origin, replay
+	Sent      int64 `json:"sent"`      // routed messages this node originated
+	Delivered int64 `json:"delivered"` // routed messages that reached this node and verified
+	Forwarded int64 `json:"forwarded"` // routed messages passed on toward their destination
+	Dropped   int64 `json:"dropped"`   // routed messages refused: no route, hop limit, flood, bad origin, replay
 }
 
 type overlayCounters struct {

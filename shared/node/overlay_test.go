@@ -213,6 +213,12 @@ func TestBudgetKeepsBucketSpread(t *testing.T) {
 	if want := min(len(all), 4); len(buckets) < want {
 		t.Errorf("channels in %d buckets after trimming, want %d (of %d)", len(buckets), want, len(all))
 	}
+	// The routing table the page shows counts the same channels.
+	for _, b := range hub.Routing() {
+		if b.Connected != buckets[b.Index] {
+			t.Errorf("bucket %d shows %d channels, has %d", b.Index, b.Connected, buckets[b.Index])
+		}
+	}
 }
 
 func TestCallWithoutRoute(t *testing.T) {

@@ -35,10 +35,14 @@ func (e *refusedError) Error() string {
 func (e *refusedError) Unwrap() error { return e.r.Code.Err() }
 
 // WebSocketURL turns a relay's base URL into its node endpoint.
-func WebSocketURL(relay string) (string, error) {
+func WebSocketURL(relay string) (string, error) { return RelayEndpoint(relay, "/ws") }
+
+// RelayEndpoint turns a relay's base URL (http or https) into the
+// WebSocket URL of one of its endpoints, path included.
+func RelayEndpoint(relay, path string) (string, error) {
 	u, err := url.Parse(relay)
 	if err != nil {
-		return "", fmt.Errorf("node: relay URL: %w", err)
+		return "", fmt.Errorf("relay URL: %w", err)
 	}
 	switch u.Scheme {
 	case "http", "ws":
@@ -46,9 +50,9 @@ func WebSocketURL(relay string) (string, error) {
 	case "https", "wss":
 		u.Scheme = "wss"
 	default:
-		return "", fmt.Errorf("node: relay URL %q: scheme must be http or https", relay)
+		return "", fmt.Errorf("relay URL %q: scheme must be http or https", relay)
 	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/ws"
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
 	return u.String(), nil
 }
 

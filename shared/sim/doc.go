@@ -1,7 +1,7 @@
 // Package sim runs thousands of DHT nodes in one process on a virtual
 // clock, to measure how package dht behaves at scale and under churn.
 //
-// A Sim owns a Clock (virtual time, shared by every node), a Network
+// A Sim owns a clock.Virtual (virtual time, shared by every node), a Network
 // (which carries each dht.Network Call straight to the callee's Handle, on
 // the caller's goroutine, and fails a call to a departed node at once, as
 // if it had timed out) and the nodes. It joins nodes the way a DDT relay

@@ -12,27 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"ddt/shared/clock"
 	"ddt/shared/dht"
 	"ddt/shared/id"
 	"ddt/shared/wire"
 )
-
-// Clock is virtual time shared by every node of a simulation. It moves
-// only when told to.
-type Clock struct{ ns atomic.Int64 }
-
-// NewClock returns a clock set to start.
-func NewClock(start time.Time) *Clock {
-	c := &Clock{}
-	c.ns.Store(start.UnixNano())
-	return c
-}
-
-// Now returns the virtual time.
-func (c *Clock) Now() time.Time { return time.Unix(0, c.ns.Load()).UTC() }
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // ErrGone is what a call to a departed node returns, at once, standing in
 // for the timeout a real caller would wait out.
@@ -126,7 +110,7 @@ type Node struct {
 // Sim is one simulation.
 type Sim struct {
 	cfg   Config
-	Clock *Clock
+	Clock *clock.Virtual
 	Net   *Network
 
 	mu       sync.Mutex
@@ -161,7 +145,7 @@ func New(cfg Config) *Sim {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	return &Sim{
 		cfg:   cfg,
-		Clock: NewClock(start),
+		Clock: clock.NewVirtual(start),
 		Net:   NewNetwork(),
 		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
 		last:  time.Now(),
