@@ -82,7 +82,7 @@ func auditLedger(ctx context.Context, c *http.Client, base, zone, keyHex string)
 	if err != nil {
 		return "", err
 	}
-	cp, err := ledger.OpenCheckpoint(note, ledgerOrigin(zone, [32]byte(kb)), ed25519.PublicKey(kb))
+	cp, err := ledger.OpenCheckpoint(note, ledger.ZoneOrigin(zone, [32]byte(kb)), ed25519.PublicKey(kb))
 	if err != nil {
 		return "", fmt.Errorf("checkpoint of zone %s: %w", zone, err)
 	}

@@ -41,12 +41,6 @@ const (
 	storeForks   = "relay/forks/"   // + origin: both checkpoints of a fork, as JSON
 )
 
-// ledgerOrigin names a zone's log kept by the relay with key: DDT's
-// "ddt.zone/<zone>/<first 8 hex digits of the key>".
-func ledgerOrigin(zone string, key [32]byte) string {
-	return "ddt.zone/" + zone + "/" + hex.EncodeToString(key[:4])
-}
-
 // mirrorID names a mirrored log: the relay's zone and key.
 type mirrorID struct {
 	zone string
@@ -60,7 +54,7 @@ func (h *Hub) openLedger() error {
 		return errors.New("ledger and wire limits disagree")
 	}
 	var err error
-	if h.ledger, err = ledger.Open(h.cfg.Store, ledgerOrigin(h.cfg.Zone, h.Key()), h.key.SigningKey()); err != nil {
+	if h.ledger, err = ledger.Open(h.cfg.Store, ledger.ZoneOrigin(h.cfg.Zone, h.Key()), h.key.SigningKey()); err != nil {
 		return fmt.Errorf("zone ledger: %w", err)
 	}
 	h.mirrors = make(map[mirrorID]*ledger.Mirror)
@@ -100,7 +94,7 @@ func (h *Hub) openMirror(id mirrorID) (*ledger.Mirror, error) {
 	if m != nil {
 		return m, nil
 	}
-	m, err := ledger.OpenMirror(h.cfg.Store, ledgerOrigin(id.zone, id.key), ed25519.PublicKey(id.key[:]))
+	m, err := ledger.OpenMirror(h.cfg.Store, ledger.ZoneOrigin(id.zone, id.key), ed25519.PublicKey(id.key[:]))
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +222,7 @@ func (l *link) onCheckpoint(note []byte) error {
 		s.mirror = m
 	}
 	pub := ed25519.PublicKey(l.peer.Key[:])
-	cp, err := ledger.OpenCheckpoint(note, ledgerOrigin(l.peer.Zone, l.peer.Key), pub)
+	cp, err := ledger.OpenCheckpoint(note, ledger.ZoneOrigin(l.peer.Zone, l.peer.Key), pub)
 	if err != nil {
 		return refusef("checkpoint: %v", err)
 	}
@@ -354,7 +348,7 @@ func (l *link) applyLedger(note []byte, entries [][]byte, proof tlog.TreeProof) 
 		l.log.Error("the relay's ledger forked: refusing its checkpoint and ending ledger sync on this link",
 			"err", err, "held", string(held), "offered", string(note))
 		evidence, _ := json.Marshal(struct{ Held, Offered string }{string(held), string(note)})
-		if perr := l.hub.cfg.Store.Put(storeForks+ledgerOrigin(l.peer.Zone, l.peer.Key), evidence); perr != nil {
+		if perr := l.hub.cfg.Store.Put(storeForks+ledger.ZoneOrigin(l.peer.Zone, l.peer.Key), evidence); perr != nil {
 			l.log.Error("cannot keep the fork's checkpoints", "err", perr)
 		}
 		return nil

@@ -45,7 +45,7 @@ func fetchCheckpoint(t testing.TB, url, zone string, h *Hub) ledger.Checkpoint {
 	if code != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") || hdr.Get("Access-Control-Allow-Origin") != "*" {
 		t.Fatalf("%s: %d %q %v", url, code, body, hdr)
 	}
-	cp, err := ledger.OpenCheckpoint([]byte(body), ledgerOrigin(zone, h.Key()), relayPub(h))
+	cp, err := ledger.OpenCheckpoint([]byte(body), ledger.ZoneOrigin(zone, h.Key()), relayPub(h))
 	if err != nil {
 		t.Fatalf("%s: %v", url, err)
 	}
@@ -105,7 +105,7 @@ func TestLedgerHTTP(t *testing.T) {
 			t.Fatalf("inclusion of %d: %v", i, err)
 		}
 	}
-	oldCP, err := ledger.OpenCheckpoint(old, ledgerOrigin("zone-l", z.hub.Key()), relayPub(z.hub))
+	oldCP, err := ledger.OpenCheckpoint(old, ledger.ZoneOrigin("zone-l", z.hub.Key()), relayPub(z.hub))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestLedgerForkRefused(t *testing.T) {
 	zs := federation(t, HubConfig{}, HubConfig{})
 	a := zs[0]
 	ident, _ := identity.New()
-	origin := ledgerOrigin("zone-x", ident.SignKey())
+	origin := ledger.ZoneOrigin("zone-x", ident.SignKey())
 	honest, err := ledger.Open(store.NewMemory(), origin, ident.SigningKey())
 	if err != nil {
 		t.Fatal(err)

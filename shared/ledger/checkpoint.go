@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -279,4 +280,11 @@ func (m memHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		out[i] = m[x]
 	}
 	return out, nil
+}
+
+// ZoneOrigin names the log of zone kept by the relay with key: DDT's
+// "ddt.zone/<zone>/<first 8 hex digits of the key>", so a new relay key
+// starts a new log.
+func ZoneOrigin(zone string, key [32]byte) string {
+	return "ddt.zone/" + zone + "/" + hex.EncodeToString(key[:4])
 }

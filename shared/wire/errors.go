@@ -24,6 +24,10 @@ var (
 	ErrInternal     = errors.New("internal error")
 	ErrStale        = errors.New("stale record")
 	ErrFull         = errors.New("storage full")
+	ErrNameTaken    = errors.New("name taken")
+	ErrNotFound     = errors.New("not found")
+	ErrBadName      = errors.New("invalid name")
+	ErrUnavailable  = errors.New("temporarily unavailable")
 )
 
 // Code is an error as it crosses the wire.
@@ -43,6 +47,10 @@ const (
 	CodeExpired      Code = 9
 	CodeProtocol     Code = 10
 	CodeInternal     Code = 11
+	CodeNameTaken    Code = 12 // the username belongs to another key
+	CodeNotFound     Code = 13 // no such name (or record)
+	CodeBadName      Code = 14 // not a valid username, or a claim that does not verify
+	CodeUnavailable  Code = 15 // the relay that decides cannot be reached now; try again
 
 	// 48–63: DHT refusals, numbered like the DHT's message types.
 	CodeStale Code = 48 // a newer record, or a different one with the same sequence number, is stored
@@ -61,6 +69,10 @@ var codeErrs = map[Code]error{
 	CodeExpired:      ErrExpired,
 	CodeProtocol:     ErrProtocol,
 	CodeInternal:     ErrInternal,
+	CodeNameTaken:    ErrNameTaken,
+	CodeNotFound:     ErrNotFound,
+	CodeBadName:      ErrBadName,
+	CodeUnavailable:  ErrUnavailable,
 	CodeStale:        ErrStale,
 	CodeFull:         ErrFull,
 }

@@ -1,0 +1,54 @@
+package names
+
+import (
+	"bytes"
+	"testing"
+
+	"ddt/shared/wire"
+)
+
+// FuzzEntry: any bytes from a ledger either decode as a username entry
+// that encodes back to the same bytes, or are refused.
+func FuzzEntry(f *testing.F) {
+	e := Entry{Hash: Hash("alice"), Owner: [32]byte{1}, Claim: [32]byte{2}}
+	f.Add(e.Marshal())
+	f.Add([]byte{KindUser})
+	f.Add([]byte{2, 1, 2, 3})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := ParseEntry(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(e.Marshal(), b) {
+			t.Fatalf("entry %x re-encodes as %x", b, e.Marshal())
+		}
+	})
+}
+
+// FuzzOpenRecord: a DHT value from anyone either opens and verifies as
+// the record of the name, or is refused with an error; never a panic,
+// never a record for another name.
+func FuzzOpenRecord(f *testing.F) {
+	z := newZoneRelay(f, "b")
+	me, lease := node(f, z.key, "a")
+	c, _ := NewClaim(me, &lease, "alice", 1)
+	rec := z.sequence(f, c, 5)
+	sealed, err := Seal("alice", rec)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(sealed)
+	plain, _ := wire.Marshal(rec)
+	f.Add(plain)
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := Open("alice", b)
+		if err != nil {
+			return
+		}
+		if _, err := Verify(r, "alice", z.zoneOf()); err == nil && (r.Claim.Name != "alice" || r.Claim.SignKey != me.SignKey()) {
+			t.Fatalf("a record of %q by another key verified", r.Claim.Name)
+		}
+	})
+}

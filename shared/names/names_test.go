@@ -1,0 +1,322 @@
+package names
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"ddt/shared/identity"
+	"ddt/shared/ledger"
+	"ddt/shared/store"
+	"ddt/shared/wire"
+)
+
+func TestNormalize(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		err      error
+		says     string
+	}{
+		{"alice", "alice", nil, ""},
+		{"Alice42", "alice42", nil, ""},
+		{"0", "0", nil, ""},
+		{strings.Repeat("Z", 16), strings.Repeat("z", 16), nil, ""},
+		{"", "", ErrEmpty, "empty"},
+		{strings.Repeat("a", 17), "", ErrTooLong, "17 characters, at most 16"},
+		{"al ice", "", ErrChar, `' '`},
+		{"bob_1", "", ErrChar, `'_'`},
+		{"zoë", "", ErrChar, `'ë'`},
+		{"ａｌｉｃｅ", "", ErrChar, "letters and digits"}, // fullwidth letters are not ASCII
+		{"alice\x00", "", ErrChar, `'\x00'`},
+	} {
+		got, err := Normalize(tc.in)
+		if got != tc.want || !errors.Is(err, tc.err) {
+			t.Errorf("Normalize(%q) = %q, %v; want %q, %v", tc.in, got, err, tc.want, tc.err)
+		}
+		if err != nil && (!strings.Contains(err.Error(), tc.says) || !errors.Is(err, wire.ErrBadName)) {
+			t.Errorf("Normalize(%q): error %q does not say %q or is not a bad-name error", tc.in, err, tc.says)
+		}
+	}
+}
+
+// node is a claimant: an identity and a lease from relay.
+func node(t testing.TB, relay *identity.Identity, zone string) (*identity.Identity, wire.Lease) {
+	t.Helper()
+	me, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := relay.IssueLease(me.SignKey(), me.AgreeKey(), [16]byte{1, 2, 3}, zone, testNow, 7*24*3600e9)
+	return me, lease
+}
+
+func TestClaim(t *testing.T) {
+	relay, _ := identity.New()
+	me, lease := node(t, relay, "a")
+	c, err := NewClaim(me, &lease, "Alice", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "alice" || c.Address != lease.Address || c.Zone != "a" {
+		t.Fatalf("claim %+v", c)
+	}
+	if err := VerifyClaim(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewClaim(me, &lease, "al/ice", 1); !errors.Is(err, ErrChar) {
+		t.Errorf("a claim of a bad name: %v", err)
+	}
+	other, otherLease := node(t, relay, "a")
+	if _, err := NewClaim(other, &lease, "bob", 1); err == nil {
+		t.Error("a claim signed with someone else's lease")
+	}
+	for name, mutate := range map[string]func(c *wire.UserClaim){
+		"renamed":       func(c *wire.UserClaim) { c.Name = "mallory" },
+		"upper case":    func(c *wire.UserClaim) { c.Name = "Alice" },
+		"moved":         func(c *wire.UserClaim) { c.Address = otherLease.Address },
+		"rekeyed":       func(c *wire.UserClaim) { c.AgreeKey = [32]byte{9} },
+		"version 0":     func(c *wire.UserClaim) { c.Version = 0 },
+		"bumped":        func(c *wire.UserClaim) { c.Version = 2 },
+		"stolen":        func(c *wire.UserClaim) { c.SignKey = other.SignKey() },
+		"bad signature": func(c *wire.UserClaim) { c.Sig[5] ^= 1 },
+	} {
+		f := *c
+		mutate(&f)
+		err := VerifyClaim(&f)
+		if err == nil {
+			t.Errorf("%s claim verifies", name)
+		}
+	}
+	f := *c
+	f.SignKey = other.SignKey() // someone else's address, re-signed with their own key
+	f.Sig = other.Sign(f.SignedBytes())
+	if err := VerifyClaim(&f); !errors.Is(err, ErrForged) {
+		t.Errorf("a claim whose address is not derived from its key and nonce: %v", err)
+	}
+}
+
+func TestEntry(t *testing.T) {
+	relay, _ := identity.New()
+	me, lease := node(t, relay, "a")
+	c, _ := NewClaim(me, &lease, "alice", 1)
+	b, err := EntryFor(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := ParseEntry(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Hash != Hash("alice") || e.Owner != Owner("alice", me.SignKey()) || !bytes.Equal(e.Marshal(), b) {
+		t.Errorf("entry %+v", e)
+	}
+	// The entry reveals neither the name, nor the address, nor any key.
+	for what, secret := range map[string][]byte{"name": []byte("alice"), "address": lease.Address[:],
+		"sign key": lease.SignKey[:], "agree key": lease.AgreeKey[:]} {
+		if bytes.Contains(b, secret) {
+			t.Errorf("the ledger entry holds the %s", what)
+		}
+	}
+	if _, err := ParseEntry([]byte{2, 0, 0}); !errors.Is(err, ErrNotUser) {
+		t.Errorf("another kind of entry: %v", err)
+	}
+	if _, err := ParseEntry(b[:50]); !errors.Is(err, wire.ErrMalformed) {
+		t.Errorf("a short entry: %v", err)
+	}
+}
+
+func TestHome(t *testing.T) {
+	keys := make([][32]byte, 5)
+	for i := range keys {
+		keys[i][0] = byte(i + 1)
+	}
+	counts := map[[32]byte]int{}
+	for i := 0; i < 1000; i++ {
+		h := Hash(strings.Repeat("x", i%16+1) + string(rune('a'+i%26)))
+		home, ok := Home(h, keys)
+		if !ok {
+			t.Fatal("no home among five relays")
+		}
+		// Any order of the same relays gives the same home.
+		rev := [][32]byte{keys[4], keys[2], keys[0], keys[3], keys[1]}
+		if h2, _ := Home(h, rev); h2 != home {
+			t.Fatalf("home depends on the order of the relays")
+		}
+		// The home between itself and any other relay is itself, so
+		// Before agrees with Home.
+		for _, k := range keys {
+			if k != home && !Before(h, home, 9, k, 1) {
+				t.Fatal("Before prefers a relay further from the name than its home")
+			}
+		}
+		counts[home]++
+	}
+	if len(counts) != len(keys) {
+		t.Errorf("1000 names spread over %d of 5 relays: %v", len(counts), counts)
+	}
+	if _, ok := Home(Hash("a"), nil); ok {
+		t.Error("a home among no relays")
+	}
+	if !Before(Hash("a"), keys[0], 3, keys[0], 4) || Before(Hash("a"), keys[0], 4, keys[0], 3) {
+		t.Error("within one ledger, the earlier entry must come first")
+	}
+}
+
+// zoneRelay is a relay's log for record tests.
+type zoneRelay struct {
+	key  *identity.Identity
+	zone string
+	log  *ledger.Log
+}
+
+func newZoneRelay(t testing.TB, zone string) *zoneRelay {
+	t.Helper()
+	k, _ := identity.New()
+	l, err := ledger.Open(store.NewMemory(), ledger.ZoneOrigin(zone, k.SignKey()), k.SigningKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &zoneRelay{key: k, zone: zone, log: l}
+}
+
+// sequence appends c (after filler entries) and returns its record.
+func (z *zoneRelay) sequence(t testing.TB, c *wire.UserClaim, filler int) *wire.UserRecord {
+	t.Helper()
+	for i := 0; i < filler; i++ {
+		if _, err := z.log.Append([]byte{2, byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := EntryFor(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := z.log.Append(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := z.log.Append([]byte{2, 0xff}); err != nil { // the record proves against a later checkpoint
+		t.Fatal(err)
+	}
+	note, cp := z.log.Checkpoint()
+	p, err := z.log.InclusionProof(idx, cp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &wire.UserRecord{Claim: *c, RelayKey: z.key.SignKey(), Zone: z.zone, Index: uint64(idx), Checkpoint: note}
+	for _, h := range p {
+		rec.Proof = append(rec.Proof, h)
+	}
+	return rec
+}
+
+func (z *zoneRelay) zoneOf() ZoneOf {
+	return func(k [32]byte) (string, bool) {
+		if k == z.key.SignKey() {
+			return z.zone, true
+		}
+		return "", false
+	}
+}
+
+func TestVerifyRecord(t *testing.T) {
+	z := newZoneRelay(t, "b")
+	me, lease := node(t, z.key, "a")
+	c, _ := NewClaim(me, &lease, "alice", 1)
+	rec := z.sequence(t, c, 6)
+	if _, err := Verify(rec, "alice", z.zoneOf()); err != nil {
+		t.Fatal(err)
+	}
+	other := newZoneRelay(t, "b")
+	mallory, mlease := node(t, z.key, "a")
+	mc, _ := NewClaim(mallory, &mlease, "mallory", 1)
+	for name, tc := range map[string]struct {
+		mutate func(r *wire.UserRecord)
+		want   error
+	}{
+		"another name's record": {func(r *wire.UserRecord) {}, ErrForged},
+		"wrong index":           {func(r *wire.UserRecord) { r.Index-- }, ErrForged},
+		"index past the tree":   {func(r *wire.UserRecord) { r.Index = 1 << 40 }, ErrForged},
+		"huge index":            {func(r *wire.UserRecord) { r.Index = 1 << 63 }, ErrForged},
+		"proof hash flipped":    {func(r *wire.UserRecord) { r.Proof[1][3] ^= 1 }, ErrForged},
+		"proof cut short":       {func(r *wire.UserRecord) { r.Proof = r.Proof[:len(r.Proof)-1] }, ErrForged},
+		"no proof":              {func(r *wire.UserRecord) { r.Proof = nil }, ErrForged},
+		"claim swapped":         {func(r *wire.UserRecord) { r.Claim = *mc; r.Claim.Name = "alice" }, ErrForged},
+		"claim bumped":          {func(r *wire.UserRecord) { r.Claim.Version = 2; r.Claim.Sig = me.Sign(r.Claim.SignedBytes()) }, ErrForged},
+		"checkpoint edited": {func(r *wire.UserRecord) {
+			r.Checkpoint = bytes.Replace(r.Checkpoint, []byte("\n8\n"), []byte("\n9\n"), 1)
+		}, ErrForged},
+		"zone relabelled":        {func(r *wire.UserRecord) { r.Zone = "a" }, ErrForged},
+		"unknown relay":          {func(r *wire.UserRecord) { r.RelayKey = other.key.SignKey() }, ErrUnknownRelay},
+		"another relay's ledger": {func(r *wire.UserRecord) { r.Checkpoint, _ = other.log.Checkpoint() }, ErrForged},
+	} {
+		r := *rec
+		r.Proof = append([][32]byte(nil), rec.Proof...)
+		r.Checkpoint = append([]byte(nil), rec.Checkpoint...)
+		tc.mutate(&r)
+		want := "alice"
+		if name == "another name's record" {
+			want = "bob"
+		}
+		if _, err := Verify(&r, want, z.zoneOf()); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+func TestSeal(t *testing.T) {
+	z := newZoneRelay(t, "b")
+	me, lease := node(t, z.key, "a")
+	c, _ := NewClaim(me, &lease, "alice", 1)
+	// A big ledger: the proof is long, and the sealed record still fits a DHT value.
+	rec := z.sequence(t, c, 3000)
+	sealed, err := Seal("alice", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := Seal("alice", rec)
+	if !bytes.Equal(sealed, again) {
+		t.Error("sealing one record twice gives different bytes")
+	}
+	for what, secret := range map[string][]byte{"name": []byte("alice"), "address": lease.Address[:], "sign key": lease.SignKey[:]} {
+		if bytes.Contains(sealed, secret) {
+			t.Errorf("the sealed record shows the %s", what)
+		}
+	}
+	got, err := Open("alice", sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(got, "alice", z.zoneOf()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open("alicf", sealed); !errors.Is(err, ErrForged) {
+		t.Errorf("opened with another name: %v", err)
+	}
+	sealed[40] ^= 1
+	if _, err := Open("alice", sealed); !errors.Is(err, ErrForged) {
+		t.Errorf("opened a tampered record: %v", err)
+	}
+	if _, err := Open("alice", []byte{1, 2}); !errors.Is(err, wire.ErrMalformed) {
+		t.Errorf("opened two bytes: %v", err)
+	}
+}
+
+func TestBetter(t *testing.T) {
+	z := newZoneRelay(t, "b")
+	a, alease := node(t, z.key, "a")
+	b, blease := node(t, z.key, "a")
+	ca, _ := NewClaim(a, &alease, "alice", 1)
+	cb, _ := NewClaim(b, &blease, "alice", 1)
+	ra := z.sequence(t, ca, 0)
+	rb := z.sequence(t, cb, 0)
+	if !Better(ra, rb) || Better(rb, ra) {
+		t.Error("the earlier claim of another key must win")
+	}
+	ca2, _ := NewClaim(a, &alease, "alice", 2)
+	ra2 := z.sequence(t, ca2, 0)
+	if !Better(ra2, ra) || Better(ra, ra2) {
+		t.Error("the owner's newer version must win over its older one")
+	}
+}
