@@ -88,6 +88,15 @@ bench: deps build ## benchmarks, printed as tables
 		| grep -v '^=== \|^--- \|^PASS\|^ok'
 	@echo; DDT_BENCH=1 GOPROXY=off $(GO) test -count=1 -run '^TestBenchLedger$$' -v -timeout 20m ./shared/ledger \
 		| grep -v '^=== \|^--- \|^PASS\|^ok'
+	@echo; echo "### Username record verification (claim signature, checkpoint signature, inclusion proof), native and wasm in headless Chromium"; echo; \
+	tmp=$$(mktemp -d); \
+	GOPROXY=off $(GO) test -count=1 -run '^$$' -bench . -benchtime 2000x ./shared/names | grep '^Benchmark' > $$tmp/native; \
+	$(LOOPBACK) env TMPDIR=$$tmp GOPROXY=off PATH="$(CURDIR)/scripts/chromium:$$PATH" GOOS=js GOARCH=wasm \
+		$(GO) test -count=1 -exec=$(WASMBROWSERTEST) -run '^$$' -bench . -benchtime 500x ./shared/names 2>/dev/null | grep '^Benchmark' > $$tmp/wasm; \
+	echo "| benchmark | native µs/op | wasm in Chromium µs/op | wasm ÷ native |"; echo "|---|---|---|---|"; \
+	sed 's/-[0-9]* / /' $$tmp/native | awk '{print $$1, $$3}' | sort > $$tmp/n; awk '{print $$1, $$3}' $$tmp/wasm | sort > $$tmp/w; \
+	join $$tmp/n $$tmp/w | awk '{printf "| %s | %.1f | %.1f | %.1f |\n", $$1, $$2/1000, $$3/1000, $$3/$$2}'; \
+	rm -rf $$tmp
 
 fuzz: ## run each fuzz target for a while (FUZZTIME=30s; loopback namespace)
 	@for pkg in $$($(GO) list ./...); do \

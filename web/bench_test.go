@@ -333,3 +333,79 @@ func percentile(xs []float64, q float64) float64 {
 	}
 	return s[min(len(s)-1, int(q*float64(len(s))))]
 }
+
+// TestBenchNames: registration latency (claim → verified record) from
+// tabs in zone A, whether the name's home relay is A itself or B across
+// the federation link; and resolve latency from a tab in zone B, cold
+// (fresh: DHT, verified) and cached.
+func TestBenchNames(t *testing.T) {
+	benchOnly(t)
+	a, b := federatedPair(t, []string{"-log", "warn"}, []string{"-log", "warn"})
+	const tabs = 8
+	first := newPage(t, "")
+	first.open(a.url())
+	first.ready()
+	ps := []*page{first}
+	for len(ps) < tabs {
+		tab := first.newTab()
+		tab.open(a.url())
+		tab.ready()
+		ps = append(ps, tab)
+	}
+	type timed struct {
+		MS     float64
+		Record *userRecord
+		Code   string
+	}
+	byHome := map[string][]float64{}
+	var names []string
+	for i, p := range ps {
+		name := fmt.Sprintf("bench%d", i)
+		r := mustEval[timed](p, `(async () => { const t0 = performance.now();
+			try { const r = await ddt.register("`+name+`"); return {ms: performance.now() - t0, record: r}; }
+			catch (e) { return {ms: performance.now() - t0, code: e.code}; } })()`)
+		if r.Record == nil {
+			t.Fatalf("register %s: %+v", name, r)
+		}
+		byHome[r.Record.Ledger.Zone] = append(byHome[r.Record.Ledger.Zone], r.MS)
+		names = append(names, name)
+	}
+	reader := newPage(t, "")
+	reader.open(b.url())
+	reader.ready()
+	waitFor(t, 30*time.Second, "reader's routing table", func() error {
+		n, err := eval[int](reader, `ddt.routing().then(r => r.contacts)`)
+		if err == nil && n < tabs/2 {
+			err = fmt.Errorf("%d contacts", n)
+		}
+		return err
+	})
+	resolve := func(name string, fresh bool) float64 {
+		ms, err := eval[float64](reader, fmt.Sprintf(`(async () => { const t0 = performance.now();
+			await ddt.resolve(%q, {fresh: %v}); return performance.now() - t0; })()`, name, fresh))
+		if err != nil {
+			t.Fatalf("resolve %s: %v", name, err)
+		}
+		return ms
+	}
+	var cold, cached []float64
+	for round := 0; round < 3; round++ {
+		for _, name := range names {
+			cold = append(cold, resolve(name, true))
+			cached = append(cached, resolve(name, false))
+		}
+	}
+	fmt.Printf("\n### Usernames in Chromium: 2 federated relays, %d tabs register in zone A, a tab in zone B resolves\n\n", tabs)
+	fmt.Printf("| measure | runs | median ms | p90 ms | all (ms) |\n|---|---|---|---|---|\n")
+	for _, zone := range []string{"a", "b"} {
+		if xs := byHome[zone]; len(xs) > 0 {
+			where := "home relay is A (local)"
+			if zone == "b" {
+				where = "home relay is B (forwarded over the link)"
+			}
+			fmt.Printf("| register, claim → verified record, %s | %d | %.1f | %.1f | %s |\n", where, len(xs), median(xs), percentile(xs, 0.9), fmtList(xs))
+		}
+	}
+	fmt.Printf("| resolve, cold (fresh: DHT get + open + verify) | %d | %.2f | %.2f | |\n", len(cold), median(cold), percentile(cold, 0.9))
+	fmt.Printf("| resolve, cached | %d | %.3f | %.3f | |\n", len(cached), median(cached), percentile(cached, 0.9))
+}

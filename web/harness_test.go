@@ -424,3 +424,10 @@ func (p *page) newTab() *page {
 	}
 	return tab
 }
+
+// dhtGet asks the native node for the values the DHT holds under key
+// (40 hex digits), as any node could.
+func (n *nativeNode) dhtGet(key string) ([][]byte, error) {
+	var r struct{ Values [][]byte }
+	return r.Values, getJSON("http://"+n.status+"/dht?key="+key, &r)
+}
