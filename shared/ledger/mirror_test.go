@@ -184,6 +184,8 @@ func TestMirrorRefusesBadUpdates(t *testing.T) {
 	changed[4] = []byte("not what was logged")
 	swapped := slices.Clone(next)
 	swapped[0], swapped[1] = swapped[1], swapped[0]
+	replayed := slices.Clone(next)
+	replayed[5] = g.entries[10] // an entry already in the mirror, offered again in another's place
 	bigger := slices.Clone(next)
 	bigger[3] = make([]byte, MaxEntry+1)
 	badProof := slices.Clone(p)
@@ -199,6 +201,7 @@ func TestMirrorRefusesBadUpdates(t *testing.T) {
 	}{
 		{"changed entry", g.signed[50], changed, p, ErrBadProof},
 		{"swapped entries", g.signed[50], swapped, p, ErrBadProof},
+		{"replayed entry", g.signed[50], replayed, p, ErrBadProof},
 		{"one entry short", g.signed[50], next[1:], p, ErrBadProof},
 		{"one entry too many", g.signed[50], g.entries[29:50], p, ErrBadProof},
 		{"oversized entry", g.signed[50], bigger, p, ErrTooLarge},

@@ -65,7 +65,7 @@ func Key(name string) id.Address {
 // anyone who does not know the name: SHA-256("owner/" ‖ name ‖ 0 ‖ key).
 func Owner(name string, signKey [32]byte) [32]byte {
 	b := make([]byte, 0, 6+len(name)+1+32)
-	b = append(append(append([]byte("owner/"), name...), 0), signKey[:]...)
+	b = append(append(append(append(b, "owner/"...), name...), 0), signKey[:]...)
 	return sha256.Sum256(b)
 }
 
