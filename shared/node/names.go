@@ -284,7 +284,10 @@ func (n *Node) awaitRelay(ctx context.Context) (chan<- wire.Message, <-chan stru
 		select {
 		case <-back:
 		case <-ctx.Done():
-			return nil, nil, ctxError(ctx, "the relay is away; try again when the node is connected")
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return nil, nil, ctx.Err()
+			}
+			return nil, nil, &userError{msg: "the relay is away; try again when the node is connected", errs: []error{wire.ErrUnavailable, ctx.Err()}}
 		}
 	}
 }

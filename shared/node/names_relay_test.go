@@ -52,6 +52,7 @@ type fakeRelay struct {
 	// Behaviour for tests, under mu.
 	newNonces bool                     // every admission gets a new address
 	refuse    wire.Code                // answer claims with this code
+	silent    bool                     // answer no claim
 	tamper    func(r *wire.UserRecord) // edit records before sending them
 }
 
@@ -169,6 +170,12 @@ func (f *fakeRelay) serve(w http.ResponseWriter, r *http.Request) {
 			if f.dropClaims.Load() > 0 {
 				f.dropClaims.Add(-1)
 				return // the connection goes; the claim was never seen
+			}
+			f.mu.Lock()
+			silent := f.silent
+			f.mu.Unlock()
+			if silent {
+				continue
 			}
 			if write(f.claim(m)) != nil {
 				return
@@ -443,6 +450,22 @@ func TestRegisterRefusals(t *testing.T) {
 			t.Errorf("relay refuses with %d: %v (%s %q)", code, err, got, msg)
 		}
 		stop()
+	}
+}
+
+// A relay that never answers: the claim times out.
+func TestRegisterTimeout(t *testing.T) {
+	f := newFakeRelay(t)
+	f.set(func() { f.silent = true })
+	a, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := a.Register(ctx, "alice")
+	if code, msg := ExplainNameError(err); !errors.Is(err, ErrTimeout) || code != CodeTimeout || msg != "the relay did not answer in time" {
+		t.Errorf("a relay that does not answer: %v (%s %q)", err, code, msg)
+	}
+	if a.Username() != "" {
+		t.Error("a claim without an answer set the username")
 	}
 }
 
