@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"ddt/shared/node"
 	"ddt/shared/store"
 	"ddt/shared/transport"
+	"ddt/shared/wire"
 )
 
 // peerJSON is a peer as window.ddt.peers() and the status endpoint show it.
@@ -42,7 +44,8 @@ func runNode(args []string) error {
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	relayURL := fs.String("relay", "http://127.0.0.1:8080", "relay base URL")
 	data := fs.String("data", "ddt-node", "folder for the node's identity and lease (bbolt)")
-	status := fs.String("status", "", "serve /status, /peers, /ping, /lookup, /connect, /disconnect and /routing on this address (e.g. 127.0.0.1:8081)")
+	status := fs.String("status", "", "serve /status, /peers, /ping, /lookup, /connect, /disconnect, /routing, /register and /resolve on this address (e.g. 127.0.0.1:8081)")
+	name := fs.String("name", "", "register this username once admitted (prints \"registered NAME\")")
 	loopback := fs.Bool("loopback", false, "restrict WebRTC to the loopback interface (tests)")
 	maxPeers := fs.Int("max-peers", node.DefaultMaxPeers, "connection budget: data channels kept open")
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
@@ -68,6 +71,9 @@ func runNode(args []string) error {
 	if err != nil {
 		return err
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var registerOnce sync.Once
 	n.Subscribe(func(e node.Event) {
 		switch e.Kind {
 		case node.EventPeer:
@@ -77,11 +83,12 @@ func runNode(args []string) error {
 		case node.EventState:
 			if e.State == node.StateAdmitted {
 				fmt.Printf("admitted %s zone %s\n", n.Address(), n.Zone())
+				if *name != "" {
+					registerOnce.Do(func() { go registerName(ctx, n, *name) })
+				}
 			}
 		}
 	})
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if *status != "" {
 		ln, err := net.Listen("tcp", *status)
 		if err != nil {
@@ -93,6 +100,52 @@ func runNode(args []string) error {
 		log.Info("status endpoint", "url", "http://"+ln.Addr().String()+"/status")
 	}
 	return n.Run(ctx)
+}
+
+// registerName registers name for the -name flag, trying again while the
+// failure is one that passes (the home relay unreachable, …).
+func registerName(ctx context.Context, n *node.Node, name string) {
+	for wait := 2 * time.Second; ; wait = min(2*wait, time.Minute) {
+		rec, err := n.Register(ctx, name)
+		if err == nil {
+			fmt.Printf("registered %s\n", rec.Claim.Name)
+			return
+		}
+		code, msg := node.ExplainNameError(err)
+		fmt.Fprintf(os.Stderr, "register %s: %s (%s)\n", name, msg, code)
+		switch code {
+		case node.CodeUnavailable, node.CodeTimeout, node.CodeRateLimited, node.CodeNotAdmitted:
+		default:
+			return
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// nameStatus is the HTTP status for a username error code.
+func nameStatus(code string) int {
+	switch code {
+	case node.CodeInvalid:
+		return http.StatusBadRequest
+	case node.CodeTaken, node.CodeAlreadyRegistered:
+		return http.StatusConflict
+	case node.CodeNotFound:
+		return http.StatusNotFound
+	case node.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case node.CodeUnavailable, node.CodeNotAdmitted:
+		return http.StatusServiceUnavailable
+	case node.CodeForged:
+		return http.StatusBadGateway
+	case node.CodeTimeout:
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusInternalServerError
+	}
 }
 
 func statusMux(n *node.Node) *http.ServeMux {
@@ -107,7 +160,7 @@ func statusMux(n *node.Node) *http.ServeMux {
 		if a := n.Address(); !a.IsZero() {
 			addr = a.String()
 		}
-		reply(w, map[string]any{"address": addr, "zone": n.Zone(), "state": state, "detail": detail, "relay": n.Relay()})
+		reply(w, map[string]any{"address": addr, "zone": n.Zone(), "state": state, "detail": detail, "relay": n.Relay(), "username": n.Username()})
 	})
 	mux.HandleFunc("GET /peers", func(w http.ResponseWriter, r *http.Request) { reply(w, peersJSON(n.Peers())) })
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
@@ -172,6 +225,28 @@ func statusMux(n *node.Node) *http.ServeMux {
 			return
 		}
 		reply(w, map[string]bool{"closed": n.Disconnect(addr)})
+	})
+	// Usernames: the record as JSON (node.UserView, the shape window.ddt
+	// gives), or {"error": "...", "code": "invalid|taken|not-found|..."}.
+	nameReply := func(w http.ResponseWriter, rec *wire.UserRecord, err error) {
+		if err != nil {
+			code, msg := node.ExplainNameError(err)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(nameStatus(code))
+			json.NewEncoder(w).Encode(map[string]string{"error": msg, "code": code})
+			return
+		}
+		reply(w, node.ViewRecord(rec))
+	}
+	mux.HandleFunc("POST /register", func(w http.ResponseWriter, r *http.Request) {
+		rec, err := n.Register(r.Context(), r.URL.Query().Get("name"))
+		nameReply(w, rec, err)
+	})
+	mux.HandleFunc("GET /resolve", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		fresh := q.Get("fresh") == "1" || q.Get("fresh") == "true"
+		rec, err := n.Resolve(r.Context(), q.Get("name"), fresh)
+		nameReply(w, rec, err)
 	})
 	mux.HandleFunc("GET /routing", func(w http.ResponseWriter, r *http.Request) {
 		type bucket struct {

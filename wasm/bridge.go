@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"syscall/js"
 )
 
@@ -25,7 +26,7 @@ func promise(fn func() (any, error)) js.Value {
 		go func() {
 			v, err := fn()
 			if err != nil {
-				reject.Invoke(jsError.New(err.Error()))
+				reject.Invoke(jsErr(err))
 				return
 			}
 			resolve.Invoke(v)
@@ -65,4 +66,21 @@ func object(fields map[string]any) js.Value {
 // method wraps fn as a JavaScript function kept for the page's lifetime.
 func method(fn func(args []js.Value) any) js.Func {
 	return js.FuncOf(func(this js.Value, args []js.Value) any { return fn(args) })
+}
+
+// codedError is an error the page sees as an Error whose code property
+// says what kind of failure it is (see node.ExplainNameError).
+type codedError struct{ code, msg string }
+
+func (e *codedError) Error() string { return e.msg }
+
+// jsErr makes a JavaScript Error of err, with a code property if err
+// carries one.
+func jsErr(err error) js.Value {
+	e := jsError.New(err.Error())
+	var ce *codedError
+	if errors.As(err, &ce) {
+		e.Set("code", ce.code)
+	}
+	return e
 }

@@ -97,6 +97,7 @@ func newAPI(n *node.Node) *api {
 	o.Set("relay", n.Relay())
 	state, _ := n.State()
 	o.Set("state", string(state))
+	o.Set("username", n.Username())
 	o.Set("peers", method(a.peers))
 	o.Set("ping", method(a.ping))
 	o.Set("on", method(a.on))
@@ -105,6 +106,8 @@ func newAPI(n *node.Node) *api {
 	o.Set("connect", method(a.connect))
 	o.Set("disconnect", method(a.disconnect))
 	o.Set("routing", method(a.routing))
+	o.Set("register", method(a.register))
+	o.Set("resolve", method(a.resolve))
 	n.Subscribe(a.onEvent)
 	return a
 }
@@ -119,6 +122,13 @@ func (a *api) onEvent(e node.Event) {
 	case node.EventState:
 		a.onState(e)
 		payload = object(map[string]any{"state": string(e.State), "detail": e.Detail, "retryInMs": e.RetryIn.Milliseconds()})
+	case node.EventUsername:
+		rec := a.n.UserRecord()
+		if rec == nil {
+			return
+		}
+		a.obj.Set("username", rec.Claim.Name)
+		payload = userObject(node.ViewRecord(rec))
 	default:
 		return
 	}
@@ -345,5 +355,69 @@ func (a *api) throughput(args []js.Value) any {
 		}
 		ms := float64(d.Microseconds()) / 1000
 		return object(map[string]any{"bytes": total, "ms": ms, "mibPerSec": float64(total) / (1 << 20) / d.Seconds()}), nil
+	})
+}
+
+// register(name) → Promise of the verified record once the name is this
+// node's; rejected with an Error whose code is one of node's Code*
+// constants ("invalid", "taken", "unavailable", …).
+func (a *api) register(args []js.Value) any {
+	name, err := nameArg(args)
+	return promise(func() (any, error) {
+		if err != nil {
+			return nil, err
+		}
+		rec, err := a.n.Register(context.Background(), name)
+		if err != nil {
+			return nil, nameError(err)
+		}
+		return userObject(node.ViewRecord(rec)), nil
+	})
+}
+
+// resolve(name, {fresh}) → Promise of the verified record of name;
+// fresh skips the five-minute cache. Rejected like register ("not-found",
+// "invalid", "forged", …).
+func (a *api) resolve(args []js.Value) any {
+	name, err := nameArg(args)
+	fresh := len(args) > 1 && args[1].Type() == js.TypeObject && args[1].Get("fresh").Truthy()
+	return promise(func() (any, error) {
+		if err != nil {
+			return nil, err
+		}
+		rec, err := a.n.Resolve(context.Background(), name, fresh)
+		if err != nil {
+			return nil, nameError(err)
+		}
+		return userObject(node.ViewRecord(rec)), nil
+	})
+}
+
+func nameArg(args []js.Value) (string, error) {
+	if len(args) < 1 || args[0].Type() == js.TypeUndefined || args[0].Type() == js.TypeNull {
+		return "", nil // Normalize says the name is empty
+	}
+	if args[0].Type() != js.TypeString {
+		return "", &codedError{node.CodeInvalid, "a username must be a string"}
+	}
+	return args[0].String(), nil
+}
+
+// nameError words a username failure for the page, with its code.
+func nameError(err error) error {
+	code, msg := node.ExplainNameError(err)
+	return &codedError{code, msg}
+}
+
+// userObject is a record as the page sees it: {name, address, zone,
+// signKey, agreeKey, version, ledger: {zone, index, relayKey, size}, seq}.
+func userObject(v node.UserView) js.Value {
+	return object(map[string]any{
+		"name": v.Name, "address": v.Address, "zone": v.Zone,
+		"signKey": v.SignKey, "agreeKey": v.AgreeKey, "version": v.Version,
+		"ledger": object(map[string]any{
+			"zone": v.Ledger.Zone, "index": v.Ledger.Index, "relayKey": v.Ledger.RelayKey, "size": v.Ledger.Size,
+		}),
+		"seq": v.Seq,
 	})
 }

@@ -39,6 +39,7 @@ const (
 	EventPeer     = "peer"      // a data channel to a peer opened and proved its lease
 	EventPeerGone = "peer-gone" // that channel closed
 	EventState    = "state"     // the relay state changed
+	EventUsername = "username"  // the node registered its username, or renewed it
 )
 
 // Event is something a user would notice.
@@ -49,6 +50,7 @@ type Event struct {
 	State   State         // for state
 	Detail  string        // for state: a readable sentence
 	RetryIn time.Duration // for state retrying and refused
+	Name    string        // for username
 }
 
 // PeerInfo describes a connected peer.
@@ -95,6 +97,7 @@ const (
 	keyIdentity = "identity"
 	keyLease    = "lease"
 	keyRelays   = "relays"
+	keyUsername = "username" // the node's username record, wire-encoded
 )
 
 // Node is one DDT node.
@@ -128,6 +131,24 @@ type Node struct {
 	overlay  overlayCounters
 	replay   replays
 	routes   routes
+
+	// relayDone is closed when the relay session whose queue is relayOut
+	// ends; relayBack (made by whoever waits) when the next one starts.
+	relayDone chan struct{}
+	relayBack chan struct{}
+
+	// Usernames (names.go).
+	life       context.Context // ends when Run ends: background publishing stops
+	endLife    context.CancelFunc
+	regMu      sync.Mutex                       // one Register at a time
+	userRec    *wire.UserRecord                 // this node's verified record, nil if none
+	nameWaits  map[uint32]chan *wire.NameResult // name requests awaiting the relay's answer, by ID
+	nextNameID uint32
+	published  struct { // the last publication of userRec that some node stored
+		d       *dht.DHT
+		version uint64
+	}
+	resolved resolveCache
 }
 
 type known struct {
@@ -136,7 +157,7 @@ type known struct {
 }
 
 // New loads the node's identity from cfg.Store, creating and saving one
-// on first use.
+// on first use, and the username record Register saved there, if any.
 func New(cfg Config) (*Node, error) {
 	if cfg.Store == nil || cfg.Transport == nil || cfg.Relay == "" {
 		return nil, errors.New("node: Config needs Relay, Store and Transport")
@@ -185,11 +206,15 @@ func New(cfg Config) (*Node, error) {
 		closedAt: make(map[id.Address]time.Time),
 		settle:   settleTime,
 		calls:    make(map[uint64]pendingCall),
+
+		nameWaits: make(map[uint32]chan *wire.NameResult),
 	}
 	var err error
 	if n.id, err = identity.LoadOrCreate(cfg.Store, keyIdentity); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	n.loadUsername()
+	n.life, n.endLife = context.WithCancel(context.Background())
 	return n, nil
 }
 

@@ -203,6 +203,7 @@ func unreachable(wasAdmitted bool, err error) string {
 }
 
 func (n *Node) closePeers() {
+	n.endLife()
 	n.mu.Lock()
 	n.stopped = true
 	for addr, d := range n.dials {
@@ -300,19 +301,25 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 	}
 
 	out := make(chan wire.Message, 256)
+	done := make(chan struct{})
 	n.mu.Lock()
 	if n.lease.Address != adm.Lease.Address && !n.lease.Address.IsZero() {
 		n.log.Warn("address changed", "old", n.lease.Address.Short(), "new", adm.Lease.Address.Short())
 	}
 	n.lease, n.relayKey = adm.Lease, ch.RelayKey
-	n.relayOut = out
+	n.relayOut, n.relayDone = out, done
+	if n.relayBack != nil {
+		close(n.relayBack) // requests waiting for the relay go ahead
+		n.relayBack = nil
+	}
 	n.mu.Unlock()
 	defer func() {
 		n.mu.Lock()
 		if n.relayOut == out {
-			n.relayOut = nil
+			n.relayOut, n.relayDone = nil, nil
 		}
 		n.mu.Unlock()
+		close(done)
 	}()
 	n.log.Info("admitted", "address", adm.Lease.Address, "zone", adm.Lease.Zone, "peers", len(adm.Peers),
 		"challengeMs", tDial.Milliseconds(), "admittedMs", tAdm.Milliseconds(), "totalMs", time.Since(t0).Milliseconds())
@@ -347,6 +354,7 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 		n.connectTo(a, ViaRelay, false)
 	}
 	go n.announce(sctx, d, adm.Lease.Address)
+	go n.nameAtAdmission(sctx)
 	for {
 		m, err := read(sctx)
 		if err != nil {
@@ -362,6 +370,8 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 			n.learn(&m.Lease, m.Native)
 		case *wire.PeerLeft:
 			n.onPeerLeft(m.Address)
+		case *wire.NameResult:
+			n.onNameResult(m)
 		case *wire.Error:
 			n.log.Info("relay refused a request", "err", m.Err())
 		default:

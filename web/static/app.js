@@ -3,8 +3,8 @@
 // It downloads /ddt.wasm with a progress bar, runs it with Go's wasm_exec.js
 // (loaded before this file), waits for the node to define window.ddt and
 // dispatch "ddt:loaded", and from then on only reads the public window.ddt
-// API: ready, address, zone, relay, state, peers(), ping(), lookup(),
-// connect(), routing() and on(). It holds
+// API: ready, address, zone, relay, state, username, peers(), ping(),
+// lookup(), connect(), routing(), register(), resolve() and on(). It holds
 // no protocol logic. No framework, no build step.
 'use strict';
 
@@ -38,6 +38,20 @@
     findLookup: $('find-lookup'),
     findConnect: $('find-connect'),
     findResult: $('find-result'),
+    meName: $('me-name'),
+    usernameCard: $('username-card'),
+    usernameForm: $('username-form'),
+    usernameInput: $('username-input'),
+    usernameRegister: $('username-register'),
+    usernameNote: $('username-note'),
+    usernameError: $('username-error'),
+    usernameDone: $('username-done'),
+    usernameDoneName: $('username-done-name'),
+    findUser: $('find-user'),
+    findUserInput: $('find-user-input'),
+    findUserGo: $('find-user-go'),
+    findUserError: $('find-user-error'),
+    findUserResult: $('find-user-result'),
   };
 
   // ---- small helpers ------------------------------------------------------
@@ -206,7 +220,11 @@
       ddt.on('state', onState),
       ddt.on('peer', onPeer),
       ddt.on('peer-gone', onPeerGone),
+      ddt.on('username', onUsername),
     ].filter((f) => typeof f === 'function');
+
+    renderUsername(ddt.username || '');
+    ui.usernameCard.hidden = false;
 
     onState({ state: ddt.state || 'connecting', detail: '', retryInMs: 0 });
     Promise.resolve(ddt.ready).then(renderIdentity, (err) => {
@@ -331,6 +349,8 @@
     ev = ev || {};
     renderIdentity();
     renderState(ev);
+    admitted = ev.state === 'admitted';
+    paintRegister();
     const detail = ev.detail ? `: ${ev.detail}` : '';
     const wait = ev.retryInMs > 0 ? ` — next try in ${Math.ceil(ev.retryInMs / 1000)} s` : '';
     if (ev.state !== 'connecting') lastConnecting = '';
@@ -565,6 +585,155 @@
       findSays(message(err), 'err');
     } finally {
       findBusy(false);
+    }
+  });
+
+  // ---- usernames ----------------------------------------------------------
+
+  let admitted = false;
+  let registering = false;
+
+  // renderUsername shows the node's username in the header and turns the
+  // "Choose a username" card into one line once there is one.
+  function renderUsername(name) {
+    const has = !!name;
+    ui.meName.textContent = has ? `@${name}` : '';
+    ui.meName.hidden = !has;
+    ui.usernameForm.hidden = has;
+    ui.usernameDone.hidden = !has;
+    ui.usernameDoneName.textContent = has ? `@${name}` : '';
+    ui.usernameCard.classList.toggle('compact', has);
+  }
+
+  function paintRegister() {
+    ui.usernameRegister.disabled = registering || !admitted;
+    ui.usernameRegister.textContent = registering ? 'Registering…' : 'Register';
+    ui.usernameInput.readOnly = registering;
+    ui.usernameNote.textContent = admitted || registering ? '' : 'Available once the node is connected.';
+  }
+
+  function onUsername(rec) {
+    if (!rec || !rec.name) return;
+    renderUsername(rec.name);
+  }
+
+  ui.usernameForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (!ddt || registering || !admitted) return;
+    registering = true;
+    ui.usernameError.textContent = '';
+    paintRegister();
+    try {
+      const rec = await ddt.register(ui.usernameInput.value.trim());
+      renderUsername(rec.name);
+      log(`Registered as @${rec.name} (ledger entry ${rec.seq}).`, 'ok');
+    } catch (err) {
+      ui.usernameError.textContent = message(err);
+    } finally {
+      registering = false;
+      paintRegister();
+    }
+  });
+
+  ui.usernameInput.addEventListener('input', () => {
+    ui.usernameError.textContent = '';
+  });
+
+  // ---- find a user --------------------------------------------------------
+
+  let lastFound = '';
+
+  function findUserSays(text) {
+    ui.findUserError.textContent = text;
+    if (text) ui.findUserResult.hidden = true;
+  }
+
+  // showUser paints a verified record with buttons to reach its node.
+  function showUser(rec) {
+    const status = h('span', { id: 'find-user-status', className: 'ping-result' });
+    status.setAttribute('role', 'status');
+    const connect = h('button', { id: 'find-user-connect', type: 'button', className: 'btn small', textContent: 'Connect' });
+    const ping = h('button', { id: 'find-user-ping', type: 'button', className: 'btn small', textContent: 'Ping' });
+    const self = ddt && rec.address === ddt.address;
+    connect.disabled = self;
+    ping.disabled = self;
+    const says = (text, kind = '') => {
+      status.textContent = text;
+      status.className = `ping-result ${kind}`;
+    };
+    if (self) says('this node');
+    const busy = (b) => {
+      connect.disabled = b;
+      ping.disabled = b;
+    };
+    connect.addEventListener('click', async () => {
+      busy(true);
+      says('Opening a data channel…');
+      try {
+        const p = await ddt.connect(rec.address);
+        says(`Connected via ${p.via}.`, 'ok');
+        refreshPeers();
+      } catch (err) {
+        says(message(err), 'err');
+      } finally {
+        busy(false);
+      }
+    });
+    ping.addEventListener('click', async () => {
+      busy(true);
+      says('…');
+      try {
+        if (!rows.has(rec.address)) {
+          says('Opening a data channel…');
+          await ddt.connect(rec.address);
+          refreshPeers();
+        }
+        says(`${formatMs(await ddt.ping(rec.address))} ms`, 'ok');
+      } catch (err) {
+        says(message(err), 'err');
+      } finally {
+        busy(false);
+      }
+    });
+    const ledger = rec.ledger || {};
+    const fact = (term, ...value) => h('div', {}, h('dt', { textContent: term }), h('dd', {}, ...value));
+    ui.findUserResult.replaceChildren(
+      h('div', { className: 'user-head' },
+        h('strong', { className: 'user-name', textContent: `@${rec.name}` }),
+        h('span', {
+          className: 'verified',
+          textContent: 'verified ✓',
+          title: `signed by its owner and proven in the ledger of zone ${ledger.zone} (entry ${ledger.index} of ${ledger.size})`,
+        })),
+      h('dl', { className: 'user-facts' },
+        fact('Address', h('code', { className: 'address', textContent: shortAddress(rec.address), title: rec.address })),
+        fact('Zone', rec.zone || '?'),
+        fact('Ledger entry', h('code', { textContent: rec.seq, title: `relay key ${ledger.relayKey || '?'}` }))),
+      h('div', { className: 'user-actions' }, connect, ping, status),
+    );
+    ui.findUserResult.dataset.name = rec.name;
+    ui.findUserResult.dataset.address = rec.address;
+    ui.findUserResult.hidden = false;
+  }
+
+  ui.findUser.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (!ddt) return;
+    const name = ui.findUserInput.value.trim();
+    ui.findUserGo.disabled = true;
+    ui.findUserGo.textContent = 'Finding…';
+    findUserSays('');
+    try {
+      // Asking for the same name again means "look again", past the cache.
+      const rec = await ddt.resolve(name, { fresh: name.toLowerCase() === lastFound });
+      lastFound = rec.name;
+      showUser(rec);
+    } catch (err) {
+      lastFound = '';
+      findUserSays(message(err));
+    } finally {
+      ui.findUserGo.disabled = false;
+      ui.findUserGo.textContent = 'Find';
     }
   });
 
