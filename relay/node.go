@@ -44,7 +44,7 @@ func runNode(args []string) error {
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	relayURL := fs.String("relay", "http://127.0.0.1:8080", "relay base URL")
 	data := fs.String("data", "ddt-node", "folder for the node's identity and lease (bbolt)")
-	status := fs.String("status", "", "serve /status, /peers, /ping, /lookup, /connect, /disconnect, /routing, /register and /resolve on this address (e.g. 127.0.0.1:8081)")
+	status := fs.String("status", "", "serve /status, /peers, /ping, /lookup, /dht, /connect, /disconnect, /routing, /register and /resolve on this address (e.g. 127.0.0.1:8081)")
 	name := fs.String("name", "", "register this username once admitted (prints \"registered NAME\")")
 	loopback := fs.Bool("loopback", false, "restrict WebRTC to the loopback interface (tests)")
 	maxPeers := fs.Int("max-peers", node.DefaultMaxPeers, "connection budget: data channels kept open")
@@ -202,6 +202,25 @@ func statusMux(n *node.Node) *http.ServeMux {
 		}
 		reply(w, map[string]any{"found": res.Found, "hops": res.Hops, "messages": res.Messages,
 			"ms": float64(time.Since(t0).Microseconds()) / 1000, "closest": closest})
+	})
+	mux.HandleFunc("GET /dht", func(w http.ResponseWriter, r *http.Request) {
+		key, err := id.Parse(r.URL.Query().Get("key"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		recs, err := n.Get(ctx, key)
+		if err != nil && len(recs) == 0 {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		values := make([][]byte, len(recs))
+		for i, rec := range recs {
+			values[i] = rec.Value
+		}
+		reply(w, map[string]any{"values": values})
 	})
 	mux.HandleFunc("POST /connect", func(w http.ResponseWriter, r *http.Request) {
 		addr, err := id.Parse(r.URL.Query().Get("address"))

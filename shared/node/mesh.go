@@ -113,6 +113,18 @@ func (n *Node) Lookup(ctx context.Context, target id.Address) (LookupResult, err
 	return d.Lookup(ctx, target)
 }
 
+// Get collects the valid records the DHT holds under key, as any node
+// may ask (FIND_VALUE to the closest nodes). Records are opaque here:
+// a username record, for one, is sealed with its name (see Resolve).
+func (n *Node) Get(ctx context.Context, key id.Address) ([]dht.Record, error) {
+	d := n.table()
+	if d == nil {
+		return nil, ErrNotAdmitted
+	}
+	recs, _, err := d.Get(ctx, key)
+	return recs, err
+}
+
 // Bucket is one non-empty bucket of the routing table, as the page shows
 // it: Index is the number of leading bits its addresses share with this
 // node's.
