@@ -17,6 +17,7 @@ import (
 
 	"ddt/shared/id"
 	"ddt/shared/identity"
+	"ddt/shared/names"
 	"ddt/shared/store"
 	"ddt/shared/wire"
 )
@@ -514,6 +515,9 @@ func FuzzFederationFrame(f *testing.F) {
 	ident, _ := identity.New()
 	fake := wire.RelayInfo{Zone: "zone-x", Key: ident.SignKey()}
 	l := ident.IssueLease([32]byte{1}, [32]byte{2}, [16]byte{3}, fake.Zone, time.Now(), leaseTTL)
+	claimant, _ := identity.New()
+	cl := ident.IssueLease(claimant.SignKey(), claimant.AgreeKey(), [16]byte{4}, fake.Zone, time.Now(), leaseTTL)
+	claim, _ := names.NewClaim(claimant, &cl, "alice", 1)
 	for _, m := range []wire.Message{
 		&wire.ZoneMembers{Leases: []wire.Lease{l}, Natives: []bool{true}, Last: true},
 		&wire.MemberJoined{Lease: l},
@@ -527,6 +531,12 @@ func FuzzFederationFrame(f *testing.F) {
 		&wire.LedgerEntries{From: 0, Entries: [][]byte{[]byte("unasked")}},
 		&wire.LedgerGetProof{Old: 0, New: 1 << 62},
 		&wire.LedgerProof{Old: 0, New: 2, Hashes: [][32]byte{{1}}},
+		&wire.RelayNameClaim{ID: 1, Lease: cl, Claim: *claim},
+		&wire.RelayNameClaim{ID: 2, Lease: l, Claim: *claim},
+		&wire.NameLookup{ID: 3, Hash: names.Hash("alice")},
+		&wire.NameResult{ID: 4, Code: wire.CodeNameTaken, Message: "answer to nothing"},
+		&wire.NameResult{ID: 5, Record: &wire.UserRecord{Claim: *claim}},
+		&wire.NameClaim{ID: 6, Claim: *claim},
 	} {
 		bs, _ := wire.Marshal(m)
 		f.Add(bs)
