@@ -445,6 +445,10 @@ func TestFederationBadFrames(t *testing.T) {
 		r.expectClosed()
 	})
 
+	// Each refusal above counts once, but a socket closed for an oversized
+	// frame can close before the hub counts it: wait for all six.
+	eventually(t, "the refused links are counted", func() bool { return a.hub.Stats().Federated.Dropped >= 6 })
+
 	ident, _ := identity.New()
 	t.Run("authenticated, then misbehaving", func(t *testing.T) {
 		r := fedLink(t, a, ident, "zone-x")
