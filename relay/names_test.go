@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"ddt/shared/identity"
+	"ddt/shared/ledger"
 	"ddt/shared/names"
 	"ddt/shared/store"
 	"ddt/shared/wire"
@@ -663,4 +664,69 @@ func TestBenchNames(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "\n%d names in the relay's ledger.\n", z.hub.Stats().Names.Sequenced)
 	fmt.Print(b.String())
+}
+
+// A name another relay's ledger holds is taken even where it is homed
+// now (the federation changed since), and lookups go to that relay.
+func TestNameHeldInMirror(t *testing.T) {
+	z := newZone(t, store.NewMemory(), HubConfig{Zone: "zone-a"})
+	ident, _ := identity.New()
+	r := fedLink(t, z, ident, "zone-x")
+	name := ""
+	for i := 0; name == ""; i++ {
+		n := fmt.Sprintf("m%d", i)
+		if home, _ := names.Home(names.Hash(n), [][32]byte{z.hub.Key(), ident.SignKey()}); home == z.hub.Key() {
+			name = n
+		}
+	}
+	// The fake relay's ledger took the name for one of its members.
+	lg, err := ledger.Open(store.NewMemory(), ledger.ZoneOrigin("zone-x", ident.SignKey()), ident.SigningKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, lease := r.fakeNode()
+	c, _ := names.NewClaim(owner, &lease, name, 1)
+	entry, _ := names.EntryFor(c)
+	if _, err := lg.Append([]byte("another event"), entry); err != nil {
+		t.Fatal(err)
+	}
+	r.announce(lg)
+	r.serveLedger(lg)
+	eventually(t, "zone a mirrors zone x", func() bool { return z.hub.Stats().Ledger.Mirrors["zone-x"] == 2 })
+
+	n := joinNamed(t, z)
+	wantRefused(t, n.claim(n.claimOf(name, 1)), wire.CodeNameTaken, fmt.Sprintf("%q is taken", name))
+
+	// A lookup goes to the relay whose ledger holds the name, and its
+	// record reaches the node once it verifies.
+	n.last++
+	n.send(&wire.NameLookup{ID: n.last, Hash: names.Hash(name)})
+	lk := r.until("a forwarded lookup", func(m wire.Message) bool { _, ok := m.(*wire.NameLookup); return ok }).(*wire.NameLookup)
+	note, cp := lg.Checkpoint()
+	p, err := lg.InclusionProof(1, cp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &wire.UserRecord{Claim: *c, RelayKey: ident.SignKey(), Zone: "zone-x", Index: 1, Checkpoint: note}
+	for _, h := range p {
+		rec.Proof = append(rec.Proof, h)
+	}
+	r.send(&wire.NameResult{ID: lk.ID, Record: rec})
+	zoneOf := func(k [32]byte) (string, bool) {
+		if k == ident.SignKey() {
+			return "zone-x", true
+		}
+		return zonesOf(z.hub)(k)
+	}
+	got := wantRecord(t, n.result(n.last), name, zoneOf)
+	if !names.Same(&got.Claim, c) {
+		t.Fatal("the lookup found another claim")
+	}
+
+	// Its owner updates it at its home: the same key, so it is theirs.
+	c2, _ := names.NewClaim(owner, &lease, name, 2)
+	r.send(&wire.RelayNameClaim{ID: 1, Lease: lease, Claim: *c2})
+	if up := wantRecord(t, r.nameResult(1), name, zoneOf); up.RelayKey != z.hub.Key() || up.Claim.Version != 2 {
+		t.Fatalf("the update is %+v", up)
+	}
 }
