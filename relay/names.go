@@ -436,9 +436,22 @@ func (h *Hub) homeOf(hash [32]byte) (home [32]byte, l *link, zone string, joinin
 		l, zone = rs.link, rs.info.Zone
 	}
 	for _, d := range h.dialed {
-		joining = joining || !d.known
+		joining = joining || !d.known && !h.linkedAt(d.url)
 	}
 	return home, l, zone, joining
+}
+
+// linkedAt reports whether a relay that names url as its own is linked
+// (it may have linked to us before our dial to it got through; as in
+// Relays, the URL is its claim). h.mu is held.
+func (h *Hub) linkedAt(url string) bool {
+	url = strings.TrimSuffix(url, "/")
+	for _, rs := range h.relays {
+		if rs.link != nil && strings.TrimSuffix(rs.info.URL, "/") == url {
+			return true
+		}
+	}
+	return false
 }
 
 // linkTo returns the link to the relay with key, if up, and its zone.

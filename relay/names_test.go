@@ -392,11 +392,23 @@ func TestNameHomeDown(t *testing.T) {
 }
 
 // A relay whose -peer it has never reached might not be the home it
-// thinks it is: it decides nothing.
+// thinks it is: it decides nothing until that relay is linked, here by
+// linking to it first (fedLink's relay names http://127.0.0.1:1 as its
+// URL, where nothing listens).
 func TestNamesWhileJoining(t *testing.T) {
-	z := newZone(t, store.NewMemory(), HubConfig{Peers: []string{"http://127.0.0.1:9"}})
+	z := newZone(t, store.NewMemory(), HubConfig{Peers: []string{"http://127.0.0.1:1/"}})
 	n := joinNamed(t, z)
 	wantRefused(t, n.claim(n.claimOf("alice", 1)), wire.CodeUnavailable, "still joining the federation")
+	ident, _ := identity.New()
+	fedLink(t, z, ident, "zone-x")
+	name := ""
+	for i := 0; name == ""; i++ {
+		c := fmt.Sprintf("j%d", i)
+		if home, _ := names.Home(names.Hash(c), [][32]byte{z.hub.Key(), ident.SignKey()}); home == z.hub.Key() {
+			name = c
+		}
+	}
+	wantRecord(t, n.claim(n.claimOf(name, 1)), name, zonesOf(z.hub))
 }
 
 // fakeNode is a node of a fake relay's zone: an identity and a lease the
