@@ -86,6 +86,8 @@ bench: deps build ## benchmarks, printed as tables
 	@$(LOOPBACK) $(BUILD)/transport.test -test.run '^$$' -test.bench Throughput -test.benchtime 5x -test.count 1 | grep Benchmark
 	@echo; DDT_BENCH=1 GOPROXY=off $(GO) test -count=1 -run '^TestBenchSim$$' -v -timeout 20m ./shared/sim \
 		| grep -v '^=== \|^--- \|^PASS\|^ok'
+	@echo; DDT_BENCH=1 GOPROXY=off $(GO) test -count=1 -run '^TestBenchNames$$' -v -timeout 10m ./relay \
+		| grep -v '^=== \|^--- \|^PASS\|^ok'
 	@echo; DDT_BENCH=1 GOPROXY=off $(GO) test -count=1 -run '^TestBenchLedger$$' -v -timeout 20m ./shared/ledger \
 		| grep -v '^=== \|^--- \|^PASS\|^ok'
 	@echo; echo "### Username record verification (claim signature, checkpoint signature, inclusion proof), native and wasm in headless Chromium"; echo; \

@@ -18,14 +18,24 @@
 // consistency proof and accepts them only if they verify. A fork is
 // refused, kept as evidence and counted.
 //
+// Usernames (names.go): a node's NameClaim is decided by the name's home
+// relay (ddt/shared/names.Home over every federated relay this one knows),
+// here or — as a RelayNameClaim carrying the node's lease — over the link
+// to it; the home sequences the claim's entry in its ledger, keeps the
+// claim in its store under the name's hash, and answers a NameResult with
+// the record and its inclusion proof. Who holds a name is known from this
+// relay's ledger and from the first entry of each name in the mirrored
+// ledgers; lookups go by the name's hash only. Nothing is keyed by address.
+//
 // Usage:
 //
 //	relay [flags]                    serve a zone (see relay -h)
 //	relay node -relay URL [flags]    run a headless native node
-//	relay audit -relay URL [-zone Z] check a relay's (or its mirror's) ledger
+//	relay audit -relay URL [-zone Z] [-names]
+//	                                 check a relay's (or its mirror's) ledger
 //
 // Endpoints: / (the page), /ddt.wasm (compressed as the client accepts),
-// /wasm_exec.js, /healthz (JSON counters), /relays (JSON: the relays it
+// /wasm_exec.js, /healthz (JSON counters, usernames among them), /relays (JSON: the relays it
 // knows), /ledger/… and /ledger/zone/<zone>/… (the zone ledger and the
 // mirrors: checkpoint, entries, proofs), /ws (nodes, from any origin),
 // /federate (relays).

@@ -77,13 +77,14 @@ type dialTarget struct {
 // link is an authenticated relay↔relay WebSocket.
 type link struct {
 	wsLink
-	hub    *Hub
-	dialed bool           // we opened it
-	peer   wire.RelayInfo // the other relay, from its hello
-	log    *slog.Logger
-	lim    *rate.Limiter // signals it sends us
-	synced bool          // its snapshot has arrived (h.mu)
-	ledger ledgerSync    // mirroring its ledger (read loop only)
+	hub     *Hub
+	dialed  bool           // we opened it
+	peer    wire.RelayInfo // the other relay, from its hello
+	log     *slog.Logger
+	lim     *rate.Limiter // signals it sends us
+	nameLim *rate.Limiter // username claims and lookups it sends us
+	synced  bool          // its snapshot has arrived (h.mu)
+	ledger  ledgerSync    // mirroring its ledger (read loop only)
 }
 
 // FedURL turns a relay's base URL into its federation endpoint.
@@ -198,7 +199,7 @@ func (h *Hub) ServeFederation(ctx context.Context, conn *websocket.Conn, remote 
 		return
 	}
 	defer h.wg.Done()
-	h.runLink(ctx, conn, false, remote, h.ReleaseFedSlot)
+	h.runLink(ctx, conn, nil, remote, h.ReleaseFedSlot)
 }
 
 // dialLoop keeps a link to one -peer relay: dial, run, and redial with
@@ -227,7 +228,7 @@ func (h *Hub) dialLoop(d *dialTarget) {
 		cancel()
 		if err == nil {
 			var up bool
-			key, up, err = h.runLink(h.ctx, conn, true, fed, nil)
+			key, up, err = h.runLink(h.ctx, conn, d, fed, nil)
 			if key != ([32]byte{}) {
 				h.mu.Lock()
 				d.key, d.known = key, true
@@ -290,9 +291,11 @@ func (h *Hub) waitLinkDown(key [32]byte) {
 
 // runLink authenticates a relay link and serves it until it ends. It
 // returns the other relay's key once proven, whether the link came up,
-// and why it ended. release, if set, is called once authentication is
-// decided.
-func (h *Hub) runLink(ctx context.Context, conn *websocket.Conn, dialed bool, remote string, release func()) (key [32]byte, up bool, err error) {
+// and why it ended. target is the -peer dialed (nil for a link another
+// relay opened); it learns the key as soon as the key is proven. release,
+// if set, is called once authentication is decided.
+func (h *Hub) runLink(ctx context.Context, conn *websocket.Conn, target *dialTarget, remote string, release func()) (key [32]byte, up bool, err error) {
+	dialed := target != nil
 	defer conn.CloseNow()
 	ctx, stopCtx := context.WithCancel(ctx)
 	defer stopCtx()
@@ -303,6 +306,11 @@ func (h *Hub) runLink(ctx context.Context, conn *websocket.Conn, dialed bool, re
 	peer, err := h.handshake(ctx, conn, dialed)
 	if release != nil {
 		release()
+	}
+	if target != nil && (err == nil || errors.Is(err, errSelfLink)) {
+		h.mu.Lock()
+		target.key, target.known = peer.Key, true
+		h.mu.Unlock()
 	}
 	if err != nil {
 		if errors.Is(err, errSelfLink) {
@@ -318,7 +326,8 @@ func (h *Hub) runLink(ctx context.Context, conn *websocket.Conn, dialed bool, re
 		return [32]byte{}, false, err
 	}
 	log = h.log.With("peerZone", peer.Zone, "peerURL", peer.URL, "peerKey", fmt.Sprintf("%x", peer.Key[:6]), "dialed", dialed)
-	l := &link{hub: h, dialed: dialed, peer: peer, log: log, lim: rate.NewLimiter(linkSignalRate, linkSignalBurst)}
+	l := &link{hub: h, dialed: dialed, peer: peer, log: log, lim: rate.NewLimiter(linkSignalRate, linkSignalBurst),
+		nameLim: rate.NewLimiter(linkNameRate, linkNameBurst)}
 	if err := h.linkUp(l, conn); err != nil {
 		log.Info("relay link closed", "why", err)
 		conn.Close(websocket.StatusNormalClosure, err.Error())
@@ -331,6 +340,7 @@ func (h *Hub) runLink(ctx context.Context, conn *websocket.Conn, dialed bool, re
 	l.stop(whyGone)
 	<-l.flushed
 	h.linkDown(l)
+	h.namesLinkDown(l)
 	log.Info("relay link down", "why", l.why)
 	return peer.Key, true, nil
 }
@@ -521,6 +531,18 @@ func (l *link) readLoop(ctx context.Context) {
 			err = l.serveProof(m)
 		case *wire.LedgerProof:
 			err = l.onProof(m)
+		case *wire.RelayNameClaim:
+			if l.onNameClaim(m) {
+				h.fedDropped.Add(1)
+				violations++
+			}
+		case *wire.NameLookup:
+			if l.onNameLookup(m) {
+				h.fedDropped.Add(1)
+				violations++
+			}
+		case *wire.NameResult:
+			l.onNameResult(m)
 		case *wire.Error:
 			l.log.Info("the other relay refused a frame", "err", m.Err())
 		default:

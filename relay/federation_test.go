@@ -17,6 +17,7 @@ import (
 
 	"ddt/shared/id"
 	"ddt/shared/identity"
+	"ddt/shared/names"
 	"ddt/shared/store"
 	"ddt/shared/wire"
 )
@@ -444,6 +445,10 @@ func TestFederationBadFrames(t *testing.T) {
 		r.expectClosed()
 	})
 
+	// Each refusal above counts once, but a socket closed for an oversized
+	// frame can close before the hub counts it: wait for all six.
+	eventually(t, "the refused links are counted", func() bool { return a.hub.Stats().Federated.Dropped >= 6 })
+
 	ident, _ := identity.New()
 	t.Run("authenticated, then misbehaving", func(t *testing.T) {
 		r := fedLink(t, a, ident, "zone-x")
@@ -514,6 +519,9 @@ func FuzzFederationFrame(f *testing.F) {
 	ident, _ := identity.New()
 	fake := wire.RelayInfo{Zone: "zone-x", Key: ident.SignKey()}
 	l := ident.IssueLease([32]byte{1}, [32]byte{2}, [16]byte{3}, fake.Zone, time.Now(), leaseTTL)
+	claimant, _ := identity.New()
+	cl := ident.IssueLease(claimant.SignKey(), claimant.AgreeKey(), [16]byte{4}, fake.Zone, time.Now(), leaseTTL)
+	claim, _ := names.NewClaim(claimant, &cl, "alice", 1)
 	for _, m := range []wire.Message{
 		&wire.ZoneMembers{Leases: []wire.Lease{l}, Natives: []bool{true}, Last: true},
 		&wire.MemberJoined{Lease: l},
@@ -527,6 +535,12 @@ func FuzzFederationFrame(f *testing.F) {
 		&wire.LedgerEntries{From: 0, Entries: [][]byte{[]byte("unasked")}},
 		&wire.LedgerGetProof{Old: 0, New: 1 << 62},
 		&wire.LedgerProof{Old: 0, New: 2, Hashes: [][32]byte{{1}}},
+		&wire.RelayNameClaim{ID: 1, Lease: cl, Claim: *claim},
+		&wire.RelayNameClaim{ID: 2, Lease: l, Claim: *claim},
+		&wire.NameLookup{ID: 3, Hash: names.Hash("alice")},
+		&wire.NameResult{ID: 4, Code: wire.CodeNameTaken, Message: "answer to nothing"},
+		&wire.NameResult{ID: 5, Record: &wire.UserRecord{Claim: *claim}},
+		&wire.NameClaim{ID: 6, Claim: *claim},
 	} {
 		bs, _ := wire.Marshal(m)
 		f.Add(bs)

@@ -59,6 +59,7 @@ type HubConfig struct {
 	SummaryEvery time.Duration // how often linked relays get this zone's counts (10 s)
 	SweepEvery   time.Duration // how often lapsed leases are deleted (1 h)
 	MaxBackoff   time.Duration // longest wait between redials of a relay link (30 s)
+	NameWait     time.Duration // how long a username claim or lookup forwarded to another relay waits (10 s)
 }
 
 // Hub is one zone: admission, leases, signaling, membership news, and
@@ -89,6 +90,8 @@ type Hub struct {
 	seqMu    sync.Mutex                  // serializes Sequence, so each returns its own checkpoint
 	forks    atomic.Int64                // forked checkpoints refused
 
+	names nameBook // usernames: the index of who holds which name, requests in flight
+
 	admitted   atomic.Int64 // admissions since start
 	refused    atomic.Int64
 	signals    atomic.Int64 // signals forwarded: within the zone, to a link, from a link
@@ -100,11 +103,13 @@ type Hub struct {
 
 type client struct {
 	wsLink
-	hub    *Hub
-	lease  wire.Lease
-	native bool
-	agent  string
-	lim    *rate.Limiter
+	hub       *Hub
+	lease     wire.Lease
+	native    bool
+	agent     string
+	lim       *rate.Limiter // signals
+	nameLim   *rate.Limiter // username claims
+	lookupLim *rate.Limiter // username lookups
 }
 
 // NewHub loads or creates the relay's signing key and starts dialing the
@@ -125,6 +130,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = defaultMaxBackoff
 	}
+	if cfg.NameWait <= 0 {
+		cfg.NameWait = defaultNameWait
+	}
 	h := &Hub{cfg: cfg, log: cfg.Logger,
 		clients: make(map[id.Address]*client), relays: make(map[[32]byte]*relayState), remote: make(map[id.Address]*member),
 		joining: make(chan struct{}, maxJoining), fedJoining: make(chan struct{}, maxFedJoining)}
@@ -133,6 +141,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		return nil, fmt.Errorf("relay key: %w", err)
 	}
 	if err := h.openLedger(); err != nil {
+		return nil, err
+	}
+	if err := h.openNames(); err != nil {
 		return nil, err
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
@@ -208,6 +219,7 @@ type Stats struct {
 	Dropped   int64       `json:"dropped"`
 	Federated FedStats    `json:"federated"`
 	Ledger    LedgerStats `json:"ledger"`
+	Names     NameStats   `json:"names"`
 }
 
 // FedStats counts the federation.
@@ -235,7 +247,8 @@ func (h *Hub) Stats() Stats {
 	fed.SignalsOut, fed.SignalsIn, fed.Dropped = h.fedOut.Load(), h.fedIn.Load(), h.fedDropped.Load()
 	k := h.Key()
 	return Stats{Zone: h.cfg.Zone, URL: h.cfg.URL, RelayKey: hex.EncodeToString(k[:]), Nodes: n, MaxNodes: h.cfg.MaxNodes,
-		Admitted: h.admitted.Load(), Refused: h.refused.Load(), Signals: h.signals.Load(), Dropped: h.dropped.Load(), Federated: fed, Ledger: ls}
+		Admitted: h.admitted.Load(), Refused: h.refused.Load(), Signals: h.signals.Load(), Dropped: h.dropped.Load(), Federated: fed, Ledger: ls,
+		Names: h.nameStats()}
 }
 
 // JoinSlot reserves room for one more connection to go through admission;
@@ -302,7 +315,8 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 		return
 	}
 	c := &client{wsLink: newWSLink(conn, outQueue), hub: h, lease: lease, native: hello.Native, agent: hello.Agent,
-		lim: rate.NewLimiter(signalRate, signalBurst)}
+		lim: rate.NewLimiter(signalRate, signalBurst), nameLim: rate.NewLimiter(nameClaimRate, nameClaimBurst),
+		lookupLim: rate.NewLimiter(nameLookupRate, nameLookupBurst)}
 
 	adm, old, redirect, ok := h.register(c)
 	if !ok {
@@ -331,6 +345,7 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 	go c.pingLoop(ctx)
 	c.readLoop(ctx, log)
 	c.stop(whyGone)
+	h.namesClientGone(c)
 	<-c.flushed
 	if h.unregister(c) {
 		h.announce(c, &wire.PeerLeft{Address: lease.Address})
@@ -466,46 +481,33 @@ func (h *Hub) route(addr id.Address) (*client, *link) {
 	return nil, nil
 }
 
-// readLoop forwards a node's signaling until the link ends.
+// readLoop serves a node's signaling and username requests until the
+// link ends.
 func (c *client) readLoop(ctx context.Context, log *slog.Logger) {
 	h := c.hub
 	violations := 0
 	for {
-		m, ok := c.next(ctx, log, &h.dropped)
+		m, ok := c.nextOr(ctx, log, &h.dropped, c.salvageNameClaim)
 		if !ok {
 			return
 		}
-		sig, ok := m.(*wire.Signal)
-		if !ok {
+		var violation bool
+		switch m := m.(type) {
+		case nil: // a frame answered without decoding it
+			violation = true
+		case *wire.Signal:
+			violation = c.onSignal(m)
+		case *wire.NameClaim:
+			violation = c.onNameClaim(m)
+		case *wire.NameLookup:
+			violation = c.onNameLookup(m)
+		default:
+			violation = true
+			c.reject(wire.CodeProtocol, fmt.Sprintf("nodes may send only signals and username requests here, not type %d", m.Type()))
+		}
+		if violation {
 			h.dropped.Add(1)
 			violations++
-			c.reject(wire.CodeProtocol, fmt.Sprintf("nodes may send only signals here, not type %d", m.Type()))
-		} else if !c.lim.Allow() {
-			h.dropped.Add(1)
-			violations++
-			c.reject(wire.CodeRateLimited, "signaling faster than allowed")
-		} else if to, l := h.route(sig.Peer); to != nil && to != c {
-			fwd := *sig
-			fwd.Peer = c.lease.Address
-			if b, err := wire.Marshal(&fwd); err == nil {
-				h.signals.Add(1)
-				to.send(b)
-			}
-		} else if l != nil {
-			rs := &wire.RelaySignal{From: c.lease.Address, To: sig.Peer, Session: sig.Session, Kind: sig.Kind, Data: sig.Data}
-			// Counted before it is queued, so no answer can overtake the count.
-			h.signals.Add(1)
-			h.fedOut.Add(1)
-			if b, err := wire.Marshal(rs); err != nil || !l.trySend(b) {
-				h.signals.Add(-1)
-				h.fedOut.Add(-1)
-				h.dropped.Add(1)
-				c.reject(wire.CodeRateLimited, "the link to zone "+l.peer.Zone+" is congested")
-			}
-		} else {
-			h.dropped.Add(1)
-			violations++
-			c.reject(wire.CodeUnknownPeer, "no node "+sig.Peer.String()+" in this zone or a federated one")
 		}
 		if violations > maxViolations {
 			log.Warn("too many refused messages; closing", "count", violations)
@@ -513,6 +515,41 @@ func (c *client) readLoop(ctx context.Context, log *slog.Logger) {
 			return
 		}
 	}
+}
+
+// onSignal forwards a signal to its target, in this zone or across a
+// relay link; it reports whether the node broke a rule.
+func (c *client) onSignal(sig *wire.Signal) (violation bool) {
+	h := c.hub
+	if !c.lim.Allow() {
+		c.reject(wire.CodeRateLimited, "signaling faster than allowed")
+		return true
+	}
+	to, l := h.route(sig.Peer)
+	switch {
+	case to != nil && to != c:
+		fwd := *sig
+		fwd.Peer = c.lease.Address
+		if b, err := wire.Marshal(&fwd); err == nil {
+			h.signals.Add(1)
+			to.send(b)
+		}
+	case l != nil:
+		rs := &wire.RelaySignal{From: c.lease.Address, To: sig.Peer, Session: sig.Session, Kind: sig.Kind, Data: sig.Data}
+		// Counted before it is queued, so no answer can overtake the count.
+		h.signals.Add(1)
+		h.fedOut.Add(1)
+		if b, err := wire.Marshal(rs); err != nil || !l.trySend(b) {
+			h.signals.Add(-1)
+			h.fedOut.Add(-1)
+			h.dropped.Add(1)
+			c.reject(wire.CodeRateLimited, "the link to zone "+l.peer.Zone+" is congested")
+		}
+	default:
+		c.reject(wire.CodeUnknownPeer, "no node "+sig.Peer.String()+" in this zone or a federated one")
+		return true
+	}
+	return false
 }
 
 func plural(n int, one, many string) string {

@@ -18,6 +18,7 @@ import (
 
 	"ddt/shared/id"
 	"ddt/shared/identity"
+	"ddt/shared/names"
 	"ddt/shared/node"
 	"ddt/shared/store"
 	"ddt/shared/transport"
@@ -438,17 +439,26 @@ func TestBadClients(t *testing.T) {
 func FuzzRelayFrame(f *testing.F) {
 	z := newZone(f, store.NewMemory(), HubConfig{})
 	good := z.join(store.NewMemory())
+	someone, _ := identity.New()
+	lease := someone.IssueLease(someone.SignKey(), someone.AgreeKey(), [16]byte{1}, "test", time.Now(), leaseTTL)
+	claim, _ := names.NewClaim(someone, &lease, "alice", 1)
 	for _, m := range []wire.Message{
 		&wire.Signal{Peer: good.Address(), Session: 1, Kind: wire.SignalBye},
 		&wire.Signal{Peer: id.Address{1}, Session: 1, Kind: wire.SignalOffer, Data: "v=0"},
 		&wire.Hello{},
 		&wire.Ping{ID: 1},
+		&wire.NameClaim{ID: 1, Claim: *claim},
+		&wire.NameLookup{ID: 2, Hash: names.Hash("alice")},
+		&wire.NameResult{ID: 3, Code: wire.CodeNameTaken},
+		&wire.RelayNameClaim{ID: 4, Lease: lease, Claim: *claim},
 	} {
 		b, _ := wire.Marshal(m)
 		f.Add(b)
 	}
 	f.Add([]byte{})
 	f.Add([]byte{wire.Version, byte(wire.TypeSignal), 0xff, 0xff})
+	f.Add([]byte{wire.Version, byte(wire.TypeNameClaim), 9, 17, 'x'})                   // a name longer than any
+	f.Add([]byte{wire.Version, byte(wire.TypeNameClaim), 0xff, 0xff, 0xff, 0xff, 0x7f}) // an ID out of range
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		r := dialRaw(t, z)
 		r.hello(true)

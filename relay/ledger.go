@@ -340,6 +340,7 @@ func (l *link) applyLedger(note []byte, entries [][]byte, proof tlog.TreeProof) 
 	switch {
 	case err == nil:
 		l.log.Debug("ledger mirrored", "size", s.mirror.Size())
+		l.indexMirror()
 		return nil
 	case errors.Is(err, ledger.ErrFork):
 		l.hub.forks.Add(1)

@@ -132,6 +132,13 @@ func (w *wsLink) pingLoop(ctx context.Context) {
 // telling the other side why where that helps, and returns false.
 // Refused frames count in dropped.
 func (w *wsLink) next(ctx context.Context, log *slog.Logger, dropped *atomic.Int64) (wire.Message, bool) {
+	return w.nextOr(ctx, log, dropped, nil)
+}
+
+// nextOr is next, except that a frame that does not decode is first
+// offered to salvage (if set): when salvage answers it, the link stays and
+// nextOr returns a nil message and true.
+func (w *wsLink) nextOr(ctx context.Context, log *slog.Logger, dropped *atomic.Int64, salvage func([]byte) bool) (wire.Message, bool) {
 	typ, b, err := w.conn.Read(ctx)
 	if err != nil {
 		var ce websocket.CloseError
@@ -150,6 +157,10 @@ func (w *wsLink) next(ctx context.Context, log *slog.Logger, dropped *atomic.Int
 		err = fmt.Errorf("%w: text frame", wire.ErrMalformed)
 	} else {
 		m, err = wire.Unmarshal(b)
+	}
+	if err != nil && salvage != nil && typ == websocket.MessageBinary && salvage(b) {
+		log.Debug("malformed message answered", "err", err)
+		return nil, true
 	}
 	if err != nil {
 		dropped.Add(1)
