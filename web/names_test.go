@@ -209,16 +209,25 @@ func TestNames(t *testing.T) {
 			return err
 		})
 	}
-	got = mustEval[outcome](pc, settle(`ddt.resolve("alice", {fresh: true})`))
-	if got.Record == nil || got.Record.Address != winAddr {
-		t.Errorf("fresh resolve after both relays restarted: %+v", got)
+	// A tab may have come back through the other zone's relay, with a new
+	// address; its node then claims its name again at that address.
+	nowAddr := mustEval[string](winner, `ddt.address`)
+	if nowAddr != winAddr {
+		t.Logf("the winner came back at another address (%s, zone %s); its name follows it", nowAddr[:8], mustEval[string](winner, `ddt.zone`))
 	}
+	waitFor(t, 30*time.Second, "fresh resolve after both relays restarted", func() error {
+		got, err := eval[outcome](pc, settle(`ddt.resolve("alice", {fresh: true})`))
+		if err == nil && (got.Record == nil || got.Record.SignKey != rec.SignKey || got.Record.Address != nowAddr) {
+			err = fmt.Errorf("%+v (record %+v); want the winner's key at %s", got, got.Record, nowAddr[:8])
+		}
+		return err
+	})
 	pd := newPage(t, "")
 	pd.open(b.url())
 	pd.ready()
 	got = mustEval[outcome](pd, settle(`ddt.resolve("alice")`))
-	if got.Record == nil || got.Record.Address != winAddr || got.Record.Seq != rec.Seq {
-		t.Errorf("a new page resolves after the restart: %+v", got)
+	if got.Record == nil || got.Record.SignKey != rec.SignKey || got.Record.Address != nowAddr {
+		t.Errorf("a new page resolves after the restart: %+v (record %+v)", got, got.Record)
 	}
 	if o := mustEval[outcome](pd, settle(`ddt.register("alice")`)); o.Code != "taken" {
 		t.Errorf("claiming alice after the restart: %+v; want taken", o)
