@@ -27,23 +27,8 @@ func federatedPair(t *testing.T, argsA, argsB []string) (a, b *relay) {
 	b.args = append(b.args, "-peer", a.url(), "-url", b.url())
 	a.start()
 	b.start()
-	for _, r := range []*relay{a, b} {
-		waitFor(t, 20*time.Second, "federation link", func() error {
-			var rs []struct {
-				Zone string
-				Up   bool
-			}
-			if err := getJSON(r.url()+"/relays", &rs); err != nil {
-				return err
-			}
-			for _, x := range rs {
-				if x.Zone != "" && x.Zone != r.zone() && x.Up {
-					return nil
-				}
-			}
-			return fmt.Errorf("no federated relay up: %+v", rs)
-		})
-	}
+	waitLinked(t, a)
+	waitLinked(t, b)
 	return a, b
 }
 
