@@ -375,3 +375,17 @@ func TestViewRecord(t *testing.T) {
 		t.Errorf("view %+v", v)
 	}
 }
+
+func TestStripPrefixes(t *testing.T) {
+	for in, want := range map[string]string{
+		"names: invalid name: the name is empty":              "invalid name: the name is empty",
+		"node: this node is already registered as \"bob\"":    "this node is already registered as \"bob\"",
+		"names: record does not verify: ledger: bad proof: x": "record does not verify: bad proof: x",
+		"hostnames: stay": "hostnames: stay",
+		"":                "",
+	} {
+		if got := stripPrefixes(in); got != want {
+			t.Errorf("stripPrefixes(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
