@@ -164,9 +164,8 @@ func statusMux(n *node.Node) *http.ServeMux {
 	})
 	mux.HandleFunc("GET /peers", func(w http.ResponseWriter, r *http.Request) { reply(w, peersJSON(n.Peers())) })
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
-		addr, err := id.Parse(r.URL.Query().Get("address"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		addr, ok := addressParam(w, r, "address")
+		if !ok {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
@@ -183,9 +182,8 @@ func statusMux(n *node.Node) *http.ServeMux {
 		reply(w, map[string]float64{"ms": float64(rtt.Microseconds()) / 1000})
 	})
 	mux.HandleFunc("GET /lookup", func(w http.ResponseWriter, r *http.Request) {
-		addr, err := id.Parse(r.URL.Query().Get("address"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		addr, ok := addressParam(w, r, "address")
+		if !ok {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
@@ -204,9 +202,8 @@ func statusMux(n *node.Node) *http.ServeMux {
 			"ms": float64(time.Since(t0).Microseconds()) / 1000, "closest": closest})
 	})
 	mux.HandleFunc("GET /dht", func(w http.ResponseWriter, r *http.Request) {
-		key, err := id.Parse(r.URL.Query().Get("key"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		key, ok := addressParam(w, r, "key")
+		if !ok {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
@@ -223,9 +220,8 @@ func statusMux(n *node.Node) *http.ServeMux {
 		reply(w, map[string]any{"values": values})
 	})
 	mux.HandleFunc("POST /connect", func(w http.ResponseWriter, r *http.Request) {
-		addr, err := id.Parse(r.URL.Query().Get("address"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		addr, ok := addressParam(w, r, "address")
+		if !ok {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 45*time.Second)
@@ -238,9 +234,8 @@ func statusMux(n *node.Node) *http.ServeMux {
 		reply(w, peersJSON([]node.PeerInfo{p})[0])
 	})
 	mux.HandleFunc("POST /disconnect", func(w http.ResponseWriter, r *http.Request) {
-		addr, err := id.Parse(r.URL.Query().Get("address"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		addr, ok := addressParam(w, r, "address")
+		if !ok {
 			return
 		}
 		reply(w, map[string]bool{"closed": n.Disconnect(addr)})
@@ -280,4 +275,15 @@ func statusMux(n *node.Node) *http.ServeMux {
 		reply(w, map[string]any{"buckets": out, "overlay": n.OverlayStats()})
 	})
 	return mux
+}
+
+// addressParam reads query parameter name as a DDT address (40 hex
+// digits); a bad one is answered with 400.
+func addressParam(w http.ResponseWriter, r *http.Request, name string) (id.Address, bool) {
+	a, err := id.Parse(r.URL.Query().Get(name))
+	if err != nil {
+		http.Error(w, name+": "+err.Error(), http.StatusBadRequest)
+		return id.Address{}, false
+	}
+	return a, true
 }
