@@ -293,12 +293,7 @@ func TestFullZoneRedirects(t *testing.T) {
 
 func TestFederationHeals(t *testing.T) {
 	dir := t.TempDir()
-	bStore, err := store.OpenBolt(filepath.Join(dir, "relay.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := bStore
-	t.Cleanup(func() { first.Close() }) // after the relays' own cleanups
+	bStore := openBolt(t, filepath.Join(dir, "relay.db"))
 	zs := federation(t, HubConfig{}, HubConfig{Store: bStore})
 	a, b := zs[0], zs[1]
 	nodeB, _ := identity.New()
@@ -316,11 +311,7 @@ func TestFederationHeals(t *testing.T) {
 
 	// b comes back on its address with its data: the link heals by
 	// itself, and b's returning node has its address and is known to a.
-	bStore, err = store.OpenBolt(filepath.Join(dir, "relay.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bStore.Close() }) // after the relay's own cleanup
+	bStore = openBolt(t, filepath.Join(dir, "relay.db"))
 	b2 := startZone(t, bStore, b.cfg, listen(t, b.addr))
 	if b2.hub.Key() != bKey {
 		t.Fatal("relay b's key changed across its restart")

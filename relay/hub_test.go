@@ -177,13 +177,23 @@ func TestZoneMesh(t *testing.T) {
 	}
 }
 
-func TestAddressesSurviveRestarts(t *testing.T) {
-	dir := t.TempDir()
-	relayDB := filepath.Join(dir, "relay.db")
-	rs, err := store.OpenBolt(relayDB)
+// openBolt opens the bbolt store at path and closes it when the test
+// ends, after the hubs that use it (cleanups run last-registered first).
+// Closing it earlier, to reopen it as a restarted relay would, is fine.
+func openBolt(t testing.TB, path string) *store.Bolt {
+	t.Helper()
+	st, err := store.OpenBolt(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestAddressesSurviveRestarts(t *testing.T) {
+	dir := t.TempDir()
+	relayDB := filepath.Join(dir, "relay.db")
+	rs := openBolt(t, relayDB)
 	nodeStore := store.NewMemory()
 	z := newZone(t, rs, HubConfig{})
 	first := z.join(nodeStore).Address()
@@ -192,11 +202,7 @@ func TestAddressesSurviveRestarts(t *testing.T) {
 	rs.Close()
 
 	// The relay restarts from its data folder; the node comes back.
-	rs, err = store.OpenBolt(relayDB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
+	rs = openBolt(t, relayDB)
 	z2 := newZone(t, rs, HubConfig{})
 	if z2.hub.Key() != key {
 		t.Fatal("relay key changed across a restart")

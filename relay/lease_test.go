@@ -37,11 +37,7 @@ func visit(t *testing.T, z *testZone, clock *clock.Virtual, ident *identity.Iden
 func TestLeaseLiveness(t *testing.T) {
 	dir := t.TempDir()
 	open := func() store.Store {
-		st, err := store.OpenBolt(filepath.Join(dir, "relay.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
+		st := openBolt(t, filepath.Join(dir, "relay.db"))
 		return st
 	}
 	clock := newFakeClock()

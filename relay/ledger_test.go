@@ -153,12 +153,10 @@ func toHashes(b [][]byte) []tlog.Hash {
 
 func TestLedgerSurvivesRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "relay.db")
-	st, err := store.OpenBolt(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openBolt(t, path)
 	z := newZone(t, st, HubConfig{Zone: "zone-p"})
 	var last []byte
+	var err error
 	for i := 0; i < 40; i++ {
 		if _, last, err = z.hub.Sequence(entry(i)); err != nil {
 			t.Fatal(err)
@@ -167,11 +165,7 @@ func TestLedgerSurvivesRestart(t *testing.T) {
 	z.stop()
 	st.Close()
 
-	st, err = store.OpenBolt(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st = openBolt(t, path)
 	z = newZone(t, st, HubConfig{Zone: "zone-p"})
 	if note, _ := z.hub.ledger.Checkpoint(); string(note) != string(last) {
 		t.Fatalf("checkpoint after restart:\n%s\nwas\n%s", note, last)
@@ -188,12 +182,7 @@ func TestLedgerSurvivesRestart(t *testing.T) {
 
 func TestLedgerMirrored(t *testing.T) {
 	dir := t.TempDir()
-	bStore, err := store.OpenBolt(filepath.Join(dir, "relay.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := bStore
-	t.Cleanup(func() { first.Close() })
+	bStore := openBolt(t, filepath.Join(dir, "relay.db"))
 	zs := federation(t, HubConfig{}, HubConfig{Store: bStore})
 	a, b := zs[0], zs[1]
 	big := strings.Repeat("x", ledger.MaxEntry-10)
@@ -230,11 +219,7 @@ func TestLedgerMirrored(t *testing.T) {
 	for i := 40; i < 45; i++ {
 		a.hub.Sequence(entry(i))
 	}
-	bStore, err = store.OpenBolt(filepath.Join(dir, "relay.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bStore.Close() })
+	bStore = openBolt(t, filepath.Join(dir, "relay.db"))
 	b2 := startZone(t, bStore, b.cfg, listen(t, b.addr))
 	if n := b2.hub.Stats().Ledger.Mirrors["zone-a"]; n != 40 && n != 45 {
 		t.Fatalf("b's mirror after restart has %d entries", n)

@@ -225,21 +225,14 @@ func TestNameRateLimit(t *testing.T) {
 
 func TestNamesSurviveRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "relay.db")
-	st, err := store.OpenBolt(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openBolt(t, path)
 	z := newZone(t, st, HubConfig{Zone: "zone-r"})
 	a := joinNamed(t, z)
 	rec := wantRecord(t, a.claim(a.claimOf("alice", 1)), "alice", zonesOf(z.hub))
 	z.stop()
 	st.Close()
 
-	st, err = store.OpenBolt(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st = openBolt(t, path)
 	z = newZone(t, st, HubConfig{Zone: "zone-r"})
 	zoneOf := zonesOf(z.hub)
 	b := joinNamed(t, z)
@@ -591,11 +584,7 @@ func TestBenchNames(t *testing.T) {
 	if os.Getenv("DDT_BENCH") == "" {
 		t.Skip("set DDT_BENCH=1 to run the username benchmark")
 	}
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "relay.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openBolt(t, filepath.Join(t.TempDir(), "relay.db"))
 	z := newZone(t, st, HubConfig{Zone: "bench", MaxNodes: 64})
 	zoneOf := zonesOf(z.hub)
 	const rounds, perNode = 5, nameClaimBurst // each node stays within its burst

@@ -1,21 +1,13 @@
 package dht
 
 import (
-	"math/rand/v2"
 	"testing"
 
 	"ddt/shared/id"
 )
 
 func BenchmarkClosest(b *testing.B) {
-	r := rand.New(rand.NewPCG(1, 2))
-	random := func() id.Address {
-		var a id.Address
-		for i := range a {
-			a[i] = byte(r.Uint32())
-		}
-		return a
-	}
+	random := randomAddresses()
 	self := random()
 	tb := newTable(self, 20, 0)
 	for range 10000 {

@@ -164,15 +164,20 @@ func TestTableEvictsInactive(t *testing.T) {
 	checkDepth(t, tb)
 }
 
-func TestTableClosestMatchesBruteForce(t *testing.T) {
+// randomAddresses returns a source of addresses, the same sequence every run.
+func randomAddresses() func() id.Address {
 	r := rand.New(rand.NewPCG(1, 2))
-	random := func() id.Address {
+	return func() id.Address {
 		var a id.Address
 		for i := range a {
 			a[i] = byte(r.Uint32())
 		}
 		return a
 	}
+}
+
+func TestTableClosestMatchesBruteForce(t *testing.T) {
+	random := randomAddresses()
 	self := random()
 	tb := newTable(self, 8, 36*time.Hour)
 	for range 3000 {

@@ -9,10 +9,8 @@ import (
 // proof in a ledger of 700 entries (10 hashes).
 // `make bench` runs it natively and as wasm in headless Chromium.
 func BenchmarkVerify(b *testing.B) {
-	z := newZoneRelay(b, "b")
-	me, lease := node(b, z.key, "a")
-	c, _ := NewClaim(me, &lease, "alice", 1)
-	rec := z.sequence(b, c, 700)
+	al := aliceRecord(b, 700)
+	z, rec := al.z, al.rec
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := Verify(rec, "alice", z.zoneOf()); err != nil {
@@ -23,10 +21,9 @@ func BenchmarkVerify(b *testing.B) {
 
 // BenchmarkOpenVerify adds opening the sealed DHT value.
 func BenchmarkOpenVerify(b *testing.B) {
-	z := newZoneRelay(b, "b")
-	me, lease := node(b, z.key, "a")
-	c, _ := NewClaim(me, &lease, "alice", 1)
-	sealed, err := Seal("alice", z.sequence(b, c, 700))
+	al := aliceRecord(b, 700)
+	z := al.z
+	sealed, err := Seal("alice", al.rec)
 	if err != nil {
 		b.Fatal(err)
 	}

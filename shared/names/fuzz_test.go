@@ -30,10 +30,8 @@ func FuzzEntry(f *testing.F) {
 // the record of the name, or is refused with an error; never a panic,
 // never a record for another name.
 func FuzzOpenRecord(f *testing.F) {
-	z := newZoneRelay(f, "b")
-	me, lease := node(f, z.key, "a")
-	c, _ := NewClaim(me, &lease, "alice", 1)
-	rec := z.sequence(f, c, 5)
+	al := aliceRecord(f, 5)
+	z, me, rec := al.z, al.me, al.rec
 	sealed, err := Seal("alice", rec)
 	if err != nil {
 		f.Fatal(err)

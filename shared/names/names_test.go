@@ -220,11 +220,29 @@ func (z *zoneRelay) zoneOf() ZoneOf {
 	}
 }
 
-func TestVerifyRecord(t *testing.T) {
+// alice is the usual fixture: a zone-b relay that sequenced the claim of
+// "alice" by a node of zone a (me, with lease) after filler other entries.
+type alice struct {
+	z     *zoneRelay
+	me    *identity.Identity
+	lease wire.Lease
+	rec   *wire.UserRecord
+}
+
+func aliceRecord(t testing.TB, filler int) alice {
+	t.Helper()
 	z := newZoneRelay(t, "b")
 	me, lease := node(t, z.key, "a")
-	c, _ := NewClaim(me, &lease, "alice", 1)
-	rec := z.sequence(t, c, 6)
+	c, err := NewClaim(me, &lease, "alice", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return alice{z: z, me: me, lease: lease, rec: z.sequence(t, c, filler)}
+}
+
+func TestVerifyRecord(t *testing.T) {
+	al := aliceRecord(t, 6)
+	z, me, rec := al.z, al.me, al.rec
 	if _, err := Verify(rec, "alice", z.zoneOf()); err != nil {
 		t.Fatal(err)
 	}
@@ -266,11 +284,9 @@ func TestVerifyRecord(t *testing.T) {
 }
 
 func TestSeal(t *testing.T) {
-	z := newZoneRelay(t, "b")
-	me, lease := node(t, z.key, "a")
-	c, _ := NewClaim(me, &lease, "alice", 1)
 	// A big ledger: the proof is long, and the sealed record still fits a DHT value.
-	rec := z.sequence(t, c, 3000)
+	al := aliceRecord(t, 3000)
+	z, lease, rec := al.z, al.lease, al.rec
 	sealed, err := Seal("alice", rec)
 	if err != nil {
 		t.Fatal(err)
