@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/wait"
+
 	"github.com/coder/websocket"
 
 	"ddt/shared/id"
@@ -61,7 +63,7 @@ func federation(t testing.TB, cfgs ...HubConfig) []*testZone {
 // linked waits until z has n relay links up.
 func linked(t testing.TB, z *testZone, n int) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%s linked to %d relays", z.hub.cfg.Zone, n), func() bool { return z.hub.Stats().Federated.Links == n })
+	wait.Until(t, wait.Default, fmt.Sprintf("%s linked to %d relays", z.hub.cfg.Zone, n), func() bool { return z.hub.Stats().Federated.Links == n })
 }
 
 // knows reports whether h holds addr as a member of a federated zone.
@@ -126,7 +128,7 @@ func TestFederatedMembership(t *testing.T) {
 	xa, _ := admit(t, a, nil)
 	ya, _ := admit(t, a, nil)
 	xb, admB := admit(t, b, nil)
-	eventually(t, "each relay knows the other's members", func() bool {
+	wait.Until(t, wait.Default, "each relay knows the other's members", func() bool {
 		return knows(a.hub, admB.Lease.Address) && remoteCount(a.hub) == 1 && remoteCount(b.hub) == 2
 	})
 	_ = xa
@@ -134,7 +136,7 @@ func TestFederatedMembership(t *testing.T) {
 
 	// A member that leaves is forgotten by the other zone.
 	xb.c.Close(websocket.StatusNormalClosure, "")
-	eventually(t, "a leaving member is forgotten", func() bool { return remoteCount(a.hub) == 0 })
+	wait.Until(t, wait.Default, "a leaving member is forgotten", func() bool { return remoteCount(a.hub) == 0 })
 
 	var relays []RelayJSON
 	hdr := getJSON(t, a.url+"/relays", &relays)
@@ -178,7 +180,7 @@ func TestFederatedAdmission(t *testing.T) {
 		_, adm := admit(t, a, nil)
 		all = append(all, adm.Lease.Address)
 	}
-	eventually(t, "zone a knows zone b's members", func() bool { return remoteCount(a.hub) == 12 })
+	wait.Until(t, wait.Default, "zone a knows zone b's members", func() bool { return remoteCount(a.hub) == 12 })
 
 	_, adm := admit(t, a, nil)
 	aKey, bKey := a.hub.Key(), b.hub.Key()
@@ -226,7 +228,7 @@ func TestCrossZoneSignal(t *testing.T) {
 	a, b := zs[0], zs[1]
 	x, admX := admit(t, a, nil)
 	y, admY := admit(t, b, nil)
-	eventually(t, "the zones know each other's member", func() bool {
+	wait.Until(t, wait.Default, "the zones know each other's member", func() bool {
 		return knows(a.hub, admY.Lease.Address) && knows(b.hub, admX.Lease.Address)
 	})
 	isSignal := func(m wire.Message) bool { _, ok := m.(*wire.Signal); return ok }
@@ -262,7 +264,7 @@ func TestFullZoneRedirects(t *testing.T) {
 	a, b, c := zs[0], zs[1], zs[2]
 	admit(t, a, nil)
 	admit(t, b, nil)
-	eventually(t, "zone a hears zone b is full", func() bool {
+	wait.Until(t, wait.Default, "zone a hears zone b is full", func() bool {
 		for _, r := range a.hub.Relays() {
 			if r.URL == b.url && r.Nodes == 1 {
 				return true
@@ -299,7 +301,7 @@ func TestFederationHeals(t *testing.T) {
 	nodeB, _ := identity.New()
 	x, admX := admit(t, a, nil)
 	y, admY := admit(t, b, nodeB)
-	eventually(t, "members known", func() bool { return knows(a.hub, admY.Lease.Address) && knows(b.hub, admX.Lease.Address) })
+	wait.Until(t, wait.Default, "members known", func() bool { return knows(a.hub, admY.Lease.Address) && knows(b.hub, admX.Lease.Address) })
 	bKey := b.hub.Key()
 
 	// Relay b dies: a notices and forgets b's members.
@@ -307,7 +309,7 @@ func TestFederationHeals(t *testing.T) {
 	bStore.Close()
 	y.expectClosed()
 	linked(t, a, 0)
-	eventually(t, "b's members forgotten", func() bool { return remoteCount(a.hub) == 0 })
+	wait.Until(t, wait.Default, "b's members forgotten", func() bool { return remoteCount(a.hub) == 0 })
 
 	// b comes back on its address with its data: the link heals by
 	// itself, and b's returning node has its address and is known to a.
@@ -322,11 +324,11 @@ func TestFederationHeals(t *testing.T) {
 	if again.Lease.Address != admY.Lease.Address {
 		t.Fatalf("b's node came back at %s, was %s", again.Lease.Address.Short(), admY.Lease.Address.Short())
 	}
-	eventually(t, "membership healed", func() bool { return knows(a.hub, again.Lease.Address) && knows(b2.hub, admX.Lease.Address) })
+	wait.Until(t, wait.Default, "membership healed", func() bool { return knows(a.hub, again.Lease.Address) && knows(b2.hub, admX.Lease.Address) })
 
 	// Signals cross again.
 	x.send(&wire.Signal{Peer: again.Lease.Address, Session: 9, Kind: wire.SignalBye})
-	eventually(t, "the signal crosses", func() bool {
+	wait.Until(t, wait.Default, "the signal crosses", func() bool {
 		return a.hub.Stats().Federated.SignalsOut == 1 && b2.hub.Stats().Federated.SignalsIn == 1
 	})
 }
@@ -382,7 +384,7 @@ func TestFederationBadFrames(t *testing.T) {
 	a, b := zs[0], zs[1]
 	_, admB := admit(t, b, nil)
 	local, admA := admit(t, a, nil)
-	eventually(t, "members known", func() bool { return knows(a.hub, admB.Lease.Address) })
+	wait.Until(t, wait.Default, "members known", func() bool { return knows(a.hub, admB.Lease.Address) })
 
 	t.Run("garbage instead of a challenge", func(t *testing.T) {
 		r := dialFed(t, a)
@@ -438,12 +440,12 @@ func TestFederationBadFrames(t *testing.T) {
 
 	// Each refusal above counts once, but a socket closed for an oversized
 	// frame can close before the hub counts it: wait for all six.
-	eventually(t, "the refused links are counted", func() bool { return a.hub.Stats().Federated.Dropped >= 6 })
+	wait.Until(t, wait.Default, "the refused links are counted", func() bool { return a.hub.Stats().Federated.Dropped >= 6 })
 
 	ident, _ := identity.New()
 	t.Run("authenticated, then misbehaving", func(t *testing.T) {
 		r := fedLink(t, a, ident, "zone-x")
-		eventually(t, "the fake relay is linked", func() bool { return a.hub.Stats().Federated.Links == 2 })
+		wait.Until(t, wait.Default, "the fake relay is linked", func() bool { return a.hub.Stats().Federated.Links == 2 })
 		// It hears of zone a's newcomers.
 		_, late := admit(t, a, nil)
 		r.until("the newcomer", func(m wire.Message) bool {
@@ -459,7 +461,7 @@ func TestFederationBadFrames(t *testing.T) {
 		other.Sig = ident.Sign(other.SignedBytes())
 		good := r.lease()
 		r.send(&wire.ZoneMembers{Leases: []wire.Lease{forged, other, good}, Natives: []bool{true, false, true}, Last: true})
-		eventually(t, "the good member is known", func() bool { return knows(a.hub, good.Address) })
+		wait.Until(t, wait.Default, "the good member is known", func() bool { return knows(a.hub, good.Address) })
 		if knows(a.hub, forged.Address) || knows(a.hub, other.Address) {
 			t.Fatal("a bad lease was accepted")
 		}
@@ -482,7 +484,7 @@ func TestFederationBadFrames(t *testing.T) {
 		r.write([]byte{wire.Version, byte(wire.TypeRelaySignal), 0xff})
 		r.expectError(wire.CodeMalformed)
 		r.expectClosed()
-		eventually(t, "its members forgotten", func() bool { return !knows(a.hub, good.Address) })
+		wait.Until(t, wait.Default, "its members forgotten", func() bool { return !knows(a.hub, good.Address) })
 	})
 	t.Run("oversized after authentication", func(t *testing.T) {
 		r := fedLink(t, a, ident, "zone-x")
@@ -496,7 +498,7 @@ func TestFederationBadFrames(t *testing.T) {
 		t.Fatal("zone b's member was lost")
 	}
 	local.send(&wire.Signal{Peer: admB.Lease.Address, Kind: wire.SignalBye})
-	eventually(t, "a signal crosses", func() bool { return b.hub.Stats().Federated.SignalsIn == 1 })
+	wait.Until(t, wait.Default, "a signal crosses", func() bool { return b.hub.Stats().Federated.SignalsIn == 1 })
 }
 
 // FuzzFederationFrame sends one arbitrary frame from an authenticated
@@ -506,7 +508,7 @@ func FuzzFederationFrame(f *testing.F) {
 	zs := federation(f, HubConfig{}, HubConfig{})
 	a, b := zs[0], zs[1]
 	member := b.join(store.NewMemory()).Address() // a real node: it answers the relay's pings for as long as fuzzing runs
-	eventually(f, "zone a knows zone b's node", func() bool { return knows(a.hub, member) })
+	wait.Until(f, wait.Default, "zone a knows zone b's node", func() bool { return knows(a.hub, member) })
 	ident, _ := identity.New()
 	fake := wire.RelayInfo{Zone: "zone-x", Key: ident.SignKey()}
 	l := ident.IssueLease([32]byte{1}, [32]byte{2}, [16]byte{3}, fake.Zone, time.Now(), leaseTTL)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/wait"
+
 	"github.com/coder/websocket"
 
 	"ddt/shared/id"
@@ -124,19 +126,8 @@ func (z *testZone) join(st store.Store) *node.Node {
 	done := make(chan struct{})
 	go func() { n.Run(ctx); close(done) }()
 	z.t.Cleanup(func() { cancel(); <-done })
-	eventually(z.t, "admission", func() bool { s, _ := n.State(); return s == node.StateAdmitted })
+	wait.Until(z.t, wait.Default, "admission", func() bool { s, _ := n.State(); return s == node.StateAdmitted })
 	return n
-}
-
-func eventually(t testing.TB, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not happen within 10s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func peerSet(n *node.Node) map[id.Address]bool {
@@ -154,7 +145,7 @@ func TestZoneMesh(t *testing.T) {
 		nodes = append(nodes, z.join(store.NewMemory()))
 	}
 	for i, n := range nodes {
-		eventually(t, "full mesh", func() bool { return len(n.Peers()) == 3 })
+		wait.Until(t, wait.Default, "full mesh", func() bool { return len(n.Peers()) == 3 })
 		ps := peerSet(n)
 		for j, m := range nodes {
 			if i != j && !ps[m.Address()] {
@@ -436,7 +427,7 @@ func TestBadClients(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 	late := z.join(store.NewMemory())
-	eventually(t, "a newcomer still joins", func() bool { return peerSet(late)[good1.Address()] })
+	wait.Until(t, wait.Default, "a newcomer still joins", func() bool { return peerSet(late)[good1.Address()] })
 }
 
 // FuzzRelayFrame sends one arbitrary frame from an admitted node: the relay
@@ -483,7 +474,7 @@ func FuzzRelayFrame(f *testing.F) {
 		}
 	})
 	late := z.join(store.NewMemory())
-	eventually(f, "a newcomer still meets the zone", func() bool { return peerSet(late)[good.Address()] })
+	wait.Until(f, wait.Default, "a newcomer still meets the zone", func() bool { return peerSet(late)[good.Address()] })
 }
 
 func TestJoinFloodIsBounded(t *testing.T) {
@@ -511,7 +502,7 @@ func TestJoinFloodIsBounded(t *testing.T) {
 		c.CloseNow()
 	}
 	// Once they are gone, nodes join again.
-	eventually(t, "slots freed", func() bool { return len(z.hub.joining) == 0 })
+	wait.Until(t, wait.Default, "slots freed", func() bool { return len(z.hub.joining) == 0 })
 	z.join(store.NewMemory())
 }
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/wait"
+
 	"github.com/coder/websocket"
 
 	"ddt/shared/clock"
@@ -30,7 +32,7 @@ func visit(t *testing.T, z *testZone, clock *clock.Virtual, ident *identity.Iden
 		t.Fatalf("lease issued %d, expires %d; the clock says %d", adm.Lease.Issued, adm.Lease.Expires, clock.Now().Unix())
 	}
 	r.c.Close(websocket.StatusNormalClosure, "")
-	eventually(t, "the node left", func() bool { return z.hub.Stats().Nodes == 0 })
+	wait.Until(t, wait.Default, "the node left", func() bool { return z.hub.Stats().Nodes == 0 })
 	return adm.Lease.Address
 }
 
@@ -102,7 +104,7 @@ func TestLeaseSweep(t *testing.T) {
 		t.Fatalf("the connected node's record: %v", err)
 	}
 	r.c.Close(websocket.StatusNormalClosure, "")
-	eventually(t, "the node left", func() bool { return z.hub.Stats().Nodes == 0 })
+	wait.Until(t, wait.Default, "the node left", func() bool { return z.hub.Stats().Nodes == 0 })
 	clock.Advance(time.Hour)
 	if again := visit(t, z, clock, stays); again != adm.Lease.Address {
 		t.Fatal("a node connected for weeks lost its address when it reconnected")

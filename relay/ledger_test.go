@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/wait"
+
 	"golang.org/x/mod/sumdb/tlog"
 
 	"ddt/shared/identity"
@@ -195,8 +197,8 @@ func TestLedgerMirrored(t *testing.T) {
 	mirrored := func(h *Hub, zone string, n int64) func() bool {
 		return func() bool { return h.Stats().Ledger.Mirrors[zone] == n }
 	}
-	eventually(t, "b mirrors a's 40 entries", mirrored(b.hub, "zone-a", 40))
-	eventually(t, "a mirrors b's entry", mirrored(a.hub, "zone-b", 1))
+	wait.Until(t, wait.Default, "b mirrors a's 40 entries", mirrored(b.hub, "zone-a", 40))
+	wait.Until(t, wait.Default, "a mirrors b's entry", mirrored(a.hub, "zone-b", 1))
 	cp := fetchCheckpoint(t, b.url+"/ledger/zone/zone-a/checkpoint", "zone-a", a.hub)
 	all := fetchEntries(t, b.url+"/ledger/zone/zone-a", cp.Size)
 	if err := ledger.Audit(all, cp); err != nil {
@@ -225,7 +227,7 @@ func TestLedgerMirrored(t *testing.T) {
 		t.Fatalf("b's mirror after restart has %d entries", n)
 	}
 	linked(t, b2, 1)
-	eventually(t, "b catches up", mirrored(b2.hub, "zone-a", 45))
+	wait.Until(t, wait.Default, "b catches up", mirrored(b2.hub, "zone-a", 45))
 	if res, err := auditLedger(context.Background(), http.DefaultClient, b2.url, "zone-a", ""); err != nil || !strings.Contains(res, "45 entries") {
 		t.Fatalf("audit after catch-up: %q %v", res, err)
 	}
@@ -325,7 +327,7 @@ func TestLedgerForkRefused(t *testing.T) {
 	r := fedLink(t, a, ident, "zone-x")
 	r.announce(honest)
 	r.serveLedger(honest)
-	eventually(t, "a mirrors zone x", func() bool { return a.hub.Stats().Ledger.Mirrors["zone-x"] == 2 })
+	wait.Until(t, wait.Default, "a mirrors zone x", func() bool { return a.hub.Stats().Ledger.Mirrors["zone-x"] == 2 })
 
 	// Misbehaviour short of a fork is refused and the link stays.
 	before := a.hub.Stats().Federated.Dropped
@@ -361,7 +363,7 @@ func TestLedgerForkRefused(t *testing.T) {
 	}
 	split.Append([]byte("alice"), []byte("mallory"))
 	r.announce(split)
-	eventually(t, "the fork is counted", func() bool { return a.hub.Stats().Ledger.Forks == 1 })
+	wait.Until(t, wait.Default, "the fork is counted", func() bool { return a.hub.Stats().Ledger.Forks == 1 })
 	if note, _ := a.hub.mirrorOf("zone-x").Checkpoint(); string(note) == func() string { n, _ := split.Checkpoint(); return string(n) }() {
 		t.Fatal("the forked checkpoint was accepted")
 	}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/wait"
+
 	"ddt/shared/node"
 	"ddt/shared/store"
 )
@@ -24,7 +26,7 @@ func TestNodeMovesWhenRelayGone(t *testing.T) {
 	}
 
 	a.stop()
-	eventually(t, "moved to the other relay", func() bool {
+	wait.Until(t, wait.Default, "moved to the other relay", func() bool {
 		s, _ := n.State()
 		return s == node.StateAdmitted && n.Zone() == "south"
 	})
@@ -52,7 +54,7 @@ func TestNodeMovesWhenRelayGone(t *testing.T) {
 	done := make(chan struct{})
 	go func() { m.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	eventually(t, "second start joins the live relay", func() bool {
+	wait.Until(t, wait.Default, "second start joins the live relay", func() bool {
 		s, _ := m.State()
 		return s == node.StateAdmitted && m.Relay() == b.url
 	})

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/wait"
+
 	"ddt/shared/identity"
 	"ddt/shared/ledger"
 	"ddt/shared/names"
@@ -350,7 +352,7 @@ func TestFederatedNameRace(t *testing.T) {
 	}
 	// Once b mirrors a's ledger, b knows which of a's names are held
 	// without asking; the lookups still find them.
-	eventually(t, "b mirrors a's names", func() bool { return b.hub.Stats().Ledger.Mirrors["zone-a"] >= 3 })
+	wait.Until(t, wait.Default, "b mirrors a's names", func() bool { return b.hub.Stats().Ledger.Mirrors["zone-a"] >= 3 })
 	for _, name := range homes[a.hub] {
 		wantRecord(t, y.lookup(name), name, zoneOf)
 	}
@@ -537,7 +539,7 @@ func TestNameForwarding(t *testing.T) {
 	forwarded()
 	r.c.CloseNow()
 	wantRefused(t, n.result(id), wire.CodeUnavailable, "(zone zone-x) is unreachable")
-	eventually(t, "nothing left waiting", func() bool {
+	wait.Until(t, wait.Default, "nothing left waiting", func() bool {
 		z.hub.names.pendMu.Lock()
 		defer z.hub.names.pendMu.Unlock()
 		return len(z.hub.names.pending) == 0
@@ -693,7 +695,7 @@ func TestNameHeldInMirror(t *testing.T) {
 	}
 	r.announce(lg)
 	r.serveLedger(lg)
-	eventually(t, "zone a mirrors zone x", func() bool { return z.hub.Stats().Ledger.Mirrors["zone-x"] == 2 })
+	wait.Until(t, wait.Default, "zone a mirrors zone x", func() bool { return z.hub.Stats().Ledger.Mirrors["zone-x"] == 2 })
 
 	n := joinNamed(t, z)
 	wantRefused(t, n.claim(n.claimOf(name, 1)), wire.CodeNameTaken, fmt.Sprintf("%q is taken", name))

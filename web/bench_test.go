@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/wait"
+
 	"github.com/chromedp/cdproto/cdp"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -68,7 +70,7 @@ type joinTimes struct{ Wasm, Compiled, Loaded, Ready, Peer float64 }
 func waitJoined(t *testing.T, p *page) joinTimes {
 	t.Helper()
 	var m joinTimes
-	waitFor(t, 30*time.Second, "first peer", func() error {
+	wait.For(t, 30*time.Second, "first peer", func() error {
 		var err error
 		m, err = eval[joinTimes](p, `window.__bench || {}`)
 		if err == nil && m.Peer == 0 {
@@ -217,7 +219,7 @@ func TestBenchThroughput(t *testing.T) {
 	a.ready()
 	b.open(r.url())
 	addrB := b.ready()
-	waitFor(t, 30*time.Second, "peers", func() error {
+	wait.For(t, 30*time.Second, "peers", func() error {
 		ps, err := a.peers()
 		if err == nil && len(ps) != 1 {
 			err = fmt.Errorf("%d peers", len(ps))
@@ -276,7 +278,7 @@ func TestBenchLookup(t *testing.T) {
 		p.ready()
 		// Let the table fill and, for the small budget, the extra channels
 		// be trimmed (new channels are safe from trimming for 30 s).
-		waitFor(t, 90*time.Second, "table filled and budget reached", func() error {
+		wait.For(t, 90*time.Second, "table filled and budget reached", func() error {
 			ps, err := p.peers()
 			if err == nil && (len(ps) > budget || len(ps) == 0) {
 				err = fmt.Errorf("%d channels", len(ps))
@@ -385,7 +387,7 @@ func TestBenchNames(t *testing.T) {
 	reader := newPage(t, "")
 	reader.open(b.url())
 	reader.ready()
-	waitFor(t, 30*time.Second, "reader's routing table", func() error {
+	wait.For(t, 30*time.Second, "reader's routing table", func() error {
 		n, err := eval[int](reader, `ddt.routing().then(r => r.contacts)`)
 		if err == nil && n < tabs/2 {
 			err = fmt.Errorf("%d contacts", n)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ddt/shared/wait"
 )
 
 // TestMesh is the join story end to end: three browser tabs and a native
@@ -27,7 +29,7 @@ func TestMesh(t *testing.T) {
 	// Every node lists the three others.
 	for i, p := range pages {
 		others := without(all, all[i])
-		waitFor(t, 30*time.Second, fmt.Sprintf("page %d peers", i), func() error {
+		wait.For(t, 30*time.Second, fmt.Sprintf("page %d peers", i), func() error {
 			ps, err := p.peers()
 			if err != nil {
 				return err
@@ -35,7 +37,7 @@ func TestMesh(t *testing.T) {
 			return samePeers(ps, others...)
 		})
 	}
-	waitFor(t, 30*time.Second, "native peers", func() error {
+	wait.For(t, 30*time.Second, "native peers", func() error {
 		ps, err := native.peers()
 		if err != nil {
 			return err
@@ -81,14 +83,14 @@ func TestMesh(t *testing.T) {
 	if again := pages[2].ready(); again != addrs[2] {
 		t.Fatalf("address after reload %s, before %s", again, addrs[2])
 	}
-	waitFor(t, 30*time.Second, "reloaded page peers", func() error {
+	wait.For(t, 30*time.Second, "reloaded page peers", func() error {
 		ps, err := pages[2].peers()
 		if err != nil {
 			return err
 		}
 		return samePeers(ps, without(all, addrs[2])...)
 	})
-	waitFor(t, 30*time.Second, "others see the reloaded page", func() error {
+	wait.For(t, 30*time.Second, "others see the reloaded page", func() error {
 		ps, err := pages[0].peers()
 		if err != nil {
 			return err
@@ -108,7 +110,7 @@ func TestMesh(t *testing.T) {
 	pages[1].close()
 	left := without(all, addrs[1])
 	for i, p := range []*page{pages[0], pages[2]} {
-		waitFor(t, 10*time.Second, fmt.Sprintf("closed tab gone from page %d", i), func() error {
+		wait.For(t, 10*time.Second, fmt.Sprintf("closed tab gone from page %d", i), func() error {
 			ps, err := p.peers()
 			if err != nil {
 				return err
@@ -123,7 +125,7 @@ func TestMesh(t *testing.T) {
 	if len(gone.Gone) != 1 || gone.Gone[0].Address != addrs[1] || gone.Gone[0].Reason == "" || gone.HeardAfterOff != 0 {
 		t.Errorf("peer-gone events: %+v", gone)
 	}
-	waitFor(t, 10*time.Second, "closed tab gone from native node", func() error {
+	wait.For(t, 10*time.Second, "closed tab gone from native node", func() error {
 		ps, err := native.peers()
 		if err != nil {
 			return err
@@ -134,7 +136,7 @@ func TestMesh(t *testing.T) {
 	// The relay restarts: pages notice, retry, and rejoin by themselves
 	// with the same address; their data channels survive.
 	r.stop()
-	waitFor(t, 15*time.Second, "page shows the relay is gone", func() error {
+	wait.For(t, 15*time.Second, "page shows the relay is gone", func() error {
 		s, err := eval[string](pages[0], `ddt.state + ' ' + document.querySelector('#state').dataset.state`)
 		if err == nil && s != "retrying retrying" {
 			err = fmt.Errorf("state and badge: %s", s)
@@ -142,7 +144,7 @@ func TestMesh(t *testing.T) {
 		return err
 	})
 	r.start()
-	waitFor(t, 30*time.Second, "page rejoins the restarted relay", func() error {
+	wait.For(t, 30*time.Second, "page rejoins the restarted relay", func() error {
 		s, err := eval[string](pages[0], `ddt.state`)
 		if err == nil && s != "admitted" {
 			err = fmt.Errorf("state %s", s)
@@ -152,7 +154,7 @@ func TestMesh(t *testing.T) {
 	if a := mustEval[string](pages[0], `ddt.address`); a != addrs[0] {
 		t.Errorf("address after relay restart %s, before %s", a, addrs[0])
 	}
-	waitFor(t, 30*time.Second, "relay sees everyone again", func() error {
+	wait.For(t, 30*time.Second, "relay sees everyone again", func() error {
 		s, err := r.stats()
 		if err == nil && s.Nodes != 3 {
 			err = fmt.Errorf("%d nodes", s.Nodes)
@@ -177,7 +179,7 @@ func TestZoneFull(t *testing.T) {
 	first.ready()
 	second := newPage(t, "")
 	second.open(r.url())
-	waitFor(t, 30*time.Second, "window.ddt", func() error {
+	wait.For(t, 30*time.Second, "window.ddt", func() error {
 		_, err := eval[string](second, `ddt.state`)
 		return err
 	})
@@ -187,7 +189,7 @@ func TestZoneFull(t *testing.T) {
 	}
 	// The page says so; then it follows the redirect, which here leads
 	// nowhere, so it keeps trying and never reaches admitted.
-	waitFor(t, 10*time.Second, "page shows the refusal", func() error {
+	wait.For(t, 10*time.Second, "page shows the refusal", func() error {
 		s, err := eval[string](second, `document.querySelector('#log').textContent`)
 		if err == nil && !strings.Contains(s, "Refused: zone tiny is full") {
 			err = fmt.Errorf("log reads %q", s)
@@ -248,7 +250,7 @@ func TestTabsOfOneProfile(t *testing.T) {
 		p    *page
 		want string
 	}{{first, b}, {second, a}} {
-		waitFor(t, 30*time.Second, "tabs meet", func() error {
+		wait.For(t, 30*time.Second, "tabs meet", func() error {
 			ps, err := pair.p.peers()
 			if err != nil {
 				return err

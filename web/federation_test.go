@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ddt/shared/wait"
 )
 
 // lookupResult is what ddt.lookup resolves to.
@@ -47,7 +49,7 @@ func settled(t *testing.T, relays ...*relay) []int64 {
 	t.Helper()
 	var last []int64
 	stable := time.Time{}
-	waitFor(t, 60*time.Second, "signaling to settle", func() error {
+	wait.For(t, 60*time.Second, "signaling to settle", func() error {
 		now := make([]int64, len(relays))
 		for i, r := range relays {
 			s, err := r.stats()
@@ -105,7 +107,7 @@ func TestFederation(t *testing.T) {
 	// The overlay spans both zones: every tab has channels and a routing
 	// table, and finds a node of the other zone by lookup.
 	for i, p := range append(append([]*page{}, inA...), inB...) {
-		waitFor(t, 30*time.Second, fmt.Sprintf("page %d routing table", i), func() error {
+		wait.For(t, 30*time.Second, fmt.Sprintf("page %d routing table", i), func() error {
 			n, err := eval[int](p, `ddt.routing().then(r => r.contacts)`)
 			if err == nil && n < 3 {
 				err = fmt.Errorf("%d contacts", n)
@@ -117,7 +119,7 @@ func TestFederation(t *testing.T) {
 
 	a0, b0 := inA[0], inB[0]
 	if mustEval[bool](a0, `ddt.disconnect("`+addrB[0]+`")`) {
-		waitFor(t, 15*time.Second, "channel closed on the far side", func() error {
+		wait.For(t, 15*time.Second, "channel closed on the far side", func() error {
 			ps, err := b0.peers()
 			for _, p := range ps {
 				if p.Address == addrA[0] {
@@ -140,7 +142,7 @@ func TestFederation(t *testing.T) {
 	if p.Address != addrB[0] || p.Via != "overlay" {
 		t.Errorf("connect from zone A to zone B gave %+v, want a channel signaled via the overlay", p)
 	}
-	waitFor(t, 15*time.Second, "zone-B tab lists the new channel", func() error {
+	wait.For(t, 15*time.Second, "zone-B tab lists the new channel", func() error {
 		ps, err := b0.peers()
 		for _, p := range ps {
 			if p.Address == addrA[0] {
@@ -162,7 +164,7 @@ func TestFederation(t *testing.T) {
 	if _, err := natA.disconnect(stB.Address); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "native channel closed on the far side", func() error {
+	wait.For(t, 15*time.Second, "native channel closed on the far side", func() error {
 		ps, err := natB.peers()
 		for _, p := range ps {
 			if p.Address == stA.Address {
@@ -194,11 +196,11 @@ func TestFederation(t *testing.T) {
 	// Zone A is full (three tabs and a native node): a newcomer is sent to B.
 	late := newPage(t, "")
 	late.open(a.url())
-	waitFor(t, 30*time.Second, "window.ddt", func() error {
+	wait.For(t, 30*time.Second, "window.ddt", func() error {
 		_, err := eval[string](late, `ddt.state`)
 		return err
 	})
-	waitFor(t, 30*time.Second, "newcomer redirected", func() error {
+	wait.For(t, 30*time.Second, "newcomer redirected", func() error {
 		st, err := eval[struct{ State, Zone, Relay string }](late, `({state: ddt.state, zone: ddt.zone, relay: ddt.relay})`)
 		if err == nil && (st.State != "admitted" || st.Zone != "b" || st.Relay != b.url()) {
 			err = fmt.Errorf("%+v", st)

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/wait"
+
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/runtime"
@@ -148,7 +150,7 @@ func (r *relay) start() {
 	r.t.Helper()
 	args := append([]string{"-addr", r.addr, "-data", r.data, "-web", r.web, "-log", "debug"}, r.args...)
 	r.p = start(r.t, r.bin, args...)
-	waitFor(r.t, 15*time.Second, "relay health", func() error {
+	wait.For(r.t, 15*time.Second, "relay health", func() error {
 		_, err := r.stats()
 		return err
 	})
@@ -210,7 +212,7 @@ func startNative(t testing.TB, r *relay, args ...string) *nativeNode {
 	n := &nativeNode{status: freePort(t)}
 	all := append([]string{"node", "-relay", r.url(), "-data", t.TempDir(), "-loopback", "-status", n.status, "-log", "debug"}, args...)
 	n.p = start(t, r.bin, all...)
-	waitFor(t, 15*time.Second, "native node admitted", func() error {
+	wait.For(t, 15*time.Second, "native node admitted", func() error {
 		st, err := n.state()
 		if err == nil && st.State != "admitted" {
 			err = fmt.Errorf("state %s", st.State)
@@ -354,7 +356,7 @@ func mustEval[T any](p *page, expr string) T {
 // ready waits for window.ddt and its admission; it returns the address.
 func (p *page) ready() string {
 	p.t.Helper()
-	waitFor(p.t, 30*time.Second, "window.ddt", func() error {
+	wait.For(p.t, 30*time.Second, "window.ddt", func() error {
 		ok, err := eval[bool](p, `typeof window.ddt === "object"`)
 		if err == nil && !ok {
 			err = fmt.Errorf("not yet")
@@ -377,22 +379,6 @@ func (p *page) close() {
 	p.mu.Unlock()
 	if !done {
 		p.cancel()
-	}
-}
-
-// waitFor polls f until it returns nil or the deadline passes.
-func waitFor(t testing.TB, limit time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, limit, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

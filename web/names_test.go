@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"ddt/shared/wait"
 )
 
 // userRecord is a verified username record as ddt.register and
@@ -46,7 +48,7 @@ func settle(expr string) string {
 // waitLinked waits until r's federation link to another relay is up.
 func waitLinked(t *testing.T, r *relay) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "federation link of zone "+r.zone(), func() error {
+	wait.For(t, 30*time.Second, "federation link of zone "+r.zone(), func() error {
 		var rs []struct {
 			Zone string
 			Up   bool
@@ -78,7 +80,7 @@ func TestNames(t *testing.T) {
 	nat := startNative(t, b)
 
 	// First visit: the page asks for a username, and no name is set.
-	waitFor(t, 10*time.Second, "username prompt", func() error {
+	wait.For(t, 10*time.Second, "username prompt", func() error {
 		shown, err := eval[bool](pa, `(() => { const i = document.querySelector('#username-input'); return !!i && i.offsetParent !== null; })()`)
 		if err == nil && !shown {
 			err = fmt.Errorf("the username input is not visible")
@@ -103,7 +105,7 @@ func TestNames(t *testing.T) {
 	}
 	// The page shows the error inline.
 	fillAndClick(t, pa, "#username-input", "#username-register", "no_way")
-	waitFor(t, 10*time.Second, "inline error", func() error {
+	wait.For(t, 10*time.Second, "inline error", func() error {
 		msg, err := eval[string](pa, `document.querySelector('#username-error').textContent`)
 		if err == nil && !strings.Contains(msg, "letters and digits") {
 			err = fmt.Errorf("error shown: %q", msg)
@@ -153,7 +155,7 @@ func TestNames(t *testing.T) {
 	if u := mustEval[string](loser, `ddt.username`); u != "" {
 		t.Errorf("loser's ddt.username = %q", u)
 	}
-	waitFor(t, 10*time.Second, "winner's page shows the name", func() error {
+	wait.For(t, 10*time.Second, "winner's page shows the name", func() error {
 		s, err := eval[string](winner, `document.querySelector('#me-name').textContent`)
 		if err == nil && !strings.Contains(s, "@alice") {
 			err = fmt.Errorf("#me-name is %q", s)
@@ -162,7 +164,7 @@ func TestNames(t *testing.T) {
 	})
 	// The loser takes another name, through the page.
 	fillAndClick(t, loser, "#username-input", "#username-register", "Bob")
-	waitFor(t, 15*time.Second, "loser registers bob", func() error {
+	wait.For(t, 15*time.Second, "loser registers bob", func() error {
 		u, err := eval[string](loser, `ddt.username`)
 		if err == nil && u != "bob" {
 			err = fmt.Errorf("ddt.username = %q", u)
@@ -182,7 +184,7 @@ func TestNames(t *testing.T) {
 		t.Errorf("resolve of an invalid name: %+v", o)
 	}
 	fillAndClick(t, pc, "#find-user-input", "#find-user-go", "alice")
-	waitFor(t, 15*time.Second, "found user shown", func() error {
+	wait.For(t, 15*time.Second, "found user shown", func() error {
 		s, err := eval[string](pc, `document.querySelector('#find-user-result').textContent`)
 		if err == nil && (!strings.Contains(s, winAddr[:8]) || !strings.Contains(s, "verified") || !strings.Contains(s, rec.Seq)) {
 			err = fmt.Errorf("#find-user-result shows %q", s)
@@ -201,7 +203,7 @@ func TestNames(t *testing.T) {
 	waitLinked(t, a)
 	waitLinked(t, b)
 	for _, p := range []*page{pa, pb, pc} {
-		waitFor(t, 30*time.Second, "page back in its zone", func() error {
+		wait.For(t, 30*time.Second, "page back in its zone", func() error {
 			s, err := eval[string](p, `ddt.state`)
 			if err == nil && s != "admitted" {
 				err = fmt.Errorf("state %s", s)
@@ -215,7 +217,7 @@ func TestNames(t *testing.T) {
 	if nowAddr != winAddr {
 		t.Logf("the winner came back at another address (%s, zone %s); its name follows it", nowAddr[:8], mustEval[string](winner, `ddt.zone`))
 	}
-	waitFor(t, 30*time.Second, "fresh resolve after both relays restarted", func() error {
+	wait.For(t, 30*time.Second, "fresh resolve after both relays restarted", func() error {
 		got, err := eval[outcome](pc, settle(`ddt.resolve("alice", {fresh: true})`))
 		if err == nil && (got.Record == nil || got.Record.SignKey != rec.SignKey || got.Record.Address != nowAddr) {
 			err = fmt.Errorf("%+v (record %+v); want the winner's key at %s", got, got.Record, nowAddr[:8])
@@ -237,7 +239,7 @@ func TestNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	winner.ready()
-	waitFor(t, 15*time.Second, "username after reload", func() error {
+	wait.For(t, 15*time.Second, "username after reload", func() error {
 		u, err := eval[string](winner, `ddt.username`)
 		if err == nil && u != "alice" {
 			err = fmt.Errorf("ddt.username = %q", u)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/wait"
+
 	"github.com/coder/websocket"
 
 	"ddt/shared/id"
@@ -268,19 +270,8 @@ func (f *fakeRelay) runNode(t *testing.T, st store.Store, net *transport.Network
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
-	waitFor(t, "admission", func() bool { s, _ := n.State(); return s == StateAdmitted })
+	wait.Until(t, wait.Default, "admission", func() bool { s, _ := n.State(); return s == StateAdmitted })
 	return n, stop
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s in 10 s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestRegister(t *testing.T) {
@@ -363,7 +354,7 @@ func TestReclaimAtNewAddress(t *testing.T) {
 	if b.Address() == rec.Claim.Address {
 		t.Fatal("the relay gave the same address")
 	}
-	waitFor(t, "a new claim", func() bool { r := b.UserRecord(); return r != nil && r.Claim.Version == 2 })
+	wait.Until(t, wait.Default, "a new claim", func() bool { r := b.UserRecord(); return r != nil && r.Claim.Version == 2 })
 	r := b.UserRecord()
 	if r.Claim.Address != b.Address() || f.claims.Load() != 2 {
 		t.Errorf("renewed record at %s, node at %s; %d claims", r.Claim.Address.Short(), b.Address().Short(), f.claims.Load())
@@ -545,14 +536,14 @@ func TestResolveRegisteredThroughDHT(t *testing.T) {
 	net := transport.NewNetwork()
 	a, _ := f.runNode(t, store.NewMemory(), net, nil)
 	b, _ := f.runNode(t, store.NewMemory(), net, nil) // admitted with a as a peer
-	waitFor(t, "a data channel", func() bool { return b.peer(a.Address()) != nil && a.peer(b.Address()) != nil })
+	wait.Until(t, wait.Default, "a data channel", func() bool { return b.peer(a.Address()) != nil && a.peer(b.Address()) != nil })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	rec, err := a.Register(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "publication", func() bool {
+	wait.Until(t, wait.Default, "publication", func() bool {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		return a.published.version == 1

@@ -10,6 +10,10 @@ var (
 	ErrMalformed = errors.New("wire: malformed message")
 	ErrTooLarge  = errors.New("wire: message too large")
 	ErrVersion   = errors.New("wire: unsupported protocol version")
+	// ErrUnknownType: a frame of a type this build does not have, as a
+	// newer peer sends. It wraps ErrMalformed, but a link skips such a
+	// frame (and counts it) instead of closing: test for it first.
+	ErrUnknownType = fmt.Errorf("%w: unknown type", ErrMalformed)
 )
 
 // Errors a peer or relay reports with an Error or Refused message.
@@ -28,6 +32,7 @@ var (
 	ErrNotFound     = errors.New("not found")
 	ErrBadName      = errors.New("invalid name")
 	ErrUnavailable  = errors.New("temporarily unavailable")
+	ErrUnsupported  = errors.New("not supported")
 )
 
 // Code is an error as it crosses the wire.
@@ -51,6 +56,7 @@ const (
 	CodeNotFound     Code = 13 // no such name (or record)
 	CodeBadName      Code = 14 // not a valid username, or a claim that does not verify
 	CodeUnavailable  Code = 15 // the relay that decides cannot be reached now; try again
+	CodeUnsupported  Code = 16 // a request of a type, or for a feature, the receiver does not have
 
 	// 48–63: DHT refusals, numbered like the DHT's message types.
 	CodeStale Code = 48 // a newer record, or a different one with the same sequence number, is stored
@@ -73,6 +79,7 @@ var codeErrs = map[Code]error{
 	CodeNotFound:     ErrNotFound,
 	CodeBadName:      ErrBadName,
 	CodeUnavailable:  ErrUnavailable,
+	CodeUnsupported:  ErrUnsupported,
 	CodeStale:        ErrStale,
 	CodeFull:         ErrFull,
 }

@@ -44,6 +44,10 @@ const (
 	TypeLedgerProof      Type = 75
 )
 
+// FeatureLedger is the relay↔relay service of mirroring each other's zone
+// ledgers (the Ledger* messages).
+const FeatureLedger = "ledger"
+
 // MaxMemberBatch is the most leases in one ZoneMembers: even with
 // MaxZone-long zone names a full batch stays under MaxFrame.
 const MaxMemberBatch = 200
@@ -90,22 +94,27 @@ func (c *RelayChallenge) decode(d *decoder) { d.fixed(c.Nonce[:]) }
 // RelayHello (relay ↔ relay) answers the other side's RelayChallenge: the
 // sender's zone, public URL, key and counts, and its signature by
 // Relay.Key over RelayHelloSignedBytes. A relay accepts the link only if
-// the signature verifies and the key is not its own.
+// the signature verifies and the key is not its own. Features are the
+// services the sender runs over links (FeatureLedger, FeatureNames, …): a
+// relay sends a service's frames only over links whose other side lists it.
 //
-// Layout: RelayInfo | sig (64)
+// Layout: RelayInfo | sig (64) | features
 type RelayHello struct {
-	Relay RelayInfo
-	Sig   [64]byte
+	Relay    RelayInfo
+	Sig      [64]byte
+	Features Features
 }
 
 func (*RelayHello) Type() Type { return TypeRelayHello }
 func (h *RelayHello) encode(e *encoder) {
 	h.Relay.encode(e)
 	e.fixed(h.Sig[:])
+	h.Features.encode(e)
 }
 func (h *RelayHello) decode(d *decoder) {
 	h.Relay.decode(d)
 	d.fixed(h.Sig[:])
+	h.Features = decodeFeatures(d)
 }
 
 // RelayHelloSignedBytes is what a relay signs to answer peerNonce. dialer

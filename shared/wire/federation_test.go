@@ -11,7 +11,7 @@ func init() {
 		l := sampleLease(4)
 		return []Message{
 			&RelayChallenge{Nonce: [32]byte{1, 2, 3}},
-			&RelayHello{Relay: RelayInfo{Zone: "zone-b", URL: "https://b.example", Key: [32]byte{7}, Nodes: 3, MaxNodes: 1024}, Sig: [64]byte{5}},
+			&RelayHello{Relay: RelayInfo{Zone: "zone-b", URL: "https://b.example", Key: [32]byte{7}, Nodes: 3, MaxNodes: 1024}, Sig: [64]byte{5}, Features: Features{FeatureLedger, FeatureNames}},
 			&ZoneMembers{Leases: []Lease{l, sampleLease(5)}, Natives: []bool{false, true}, Last: true},
 			&MemberJoined{Lease: l, Native: true},
 			&MemberLeft{Address: l.Address},

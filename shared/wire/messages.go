@@ -28,8 +28,8 @@ const (
 // Type identifies a message.
 type Type uint8
 
-// Message types. Values are part of the protocol: never renumber.
-// Ranges: 1–31 node↔relay, 32–47 peer link, 48–63 DHT, 64–79 relay↔relay.
+// Message types. Values are part of the protocol: never renumber. The
+// ranges, and those reserved for the capabilities to come, are in doc.go.
 const (
 	TypeLease      Type = 1
 	TypeChallenge  Type = 2
@@ -103,6 +103,17 @@ func newMessage(t Type) Message {
 	return nil
 }
 
+// Known reports whether this build of the protocol has message type t.
+func Known(t Type) bool { return registry[t] != nil }
+
+// TypeOf returns the type byte of frame b, if it has one.
+func TypeOf(b []byte) (Type, bool) {
+	if len(b) < 2 {
+		return 0, false
+	}
+	return Type(b[1]), true
+}
+
 // Marshal encodes m as one frame.
 func Marshal(m Message) ([]byte, error) {
 	e := encoder{b: make([]byte, 0, 128)}
@@ -131,7 +142,7 @@ func Unmarshal(b []byte) (Message, error) {
 	}
 	m := newMessage(Type(b[1]))
 	if m == nil {
-		return nil, fmt.Errorf("%w: unknown type %d", ErrMalformed, b[1])
+		return nil, fmt.Errorf("%w %d", ErrUnknownType, b[1])
 	}
 	d := decoder{b: b[2:]}
 	m.decode(&d)
@@ -200,11 +211,16 @@ func (l *Lease) SignedBytes() []byte {
 // leaseMin is the least number of bytes an encoded lease takes.
 const leaseMin = id.Len + 32 + 32 + 16 + 1 + 32 + 1 + 1 + 64
 
-// Challenge (relay → node) opens the relay protocol.
+// Challenge (relay → node) opens the relay protocol. Features are the
+// services the relay offers nodes (FeatureNames, …): a node sends a
+// service's messages only to a relay that lists it.
+//
+// Layout: zone | relay key (32) | nonce (32) | features
 type Challenge struct {
 	Zone     string
 	RelayKey [32]byte // Ed25519 key that signs this zone's leases
 	Nonce    [32]byte
+	Features Features
 }
 
 func (*Challenge) Type() Type { return TypeChallenge }
@@ -212,21 +228,28 @@ func (c *Challenge) encode(e *encoder) {
 	e.string(c.Zone, MaxZone, "zone")
 	e.fixed(c.RelayKey[:])
 	e.fixed(c.Nonce[:])
+	c.Features.encode(e)
 }
 func (c *Challenge) decode(d *decoder) {
 	c.Zone = d.string(MaxZone, "zone")
 	d.fixed(c.RelayKey[:])
 	d.fixed(c.Nonce[:])
+	c.Features = decodeFeatures(d)
 }
 
 // Hello (node → relay) answers a Challenge. Sig is the node's Ed25519
-// signature over HelloSignedBytes.
+// signature over HelloSignedBytes. Features are the capabilities the node
+// has (FeatureNames, …): the relay sends a capability's messages only to
+// nodes that list it.
+//
+// Layout: sign key (32) | agree key (32) | native | agent | sig (64) | features
 type Hello struct {
 	SignKey  [32]byte
 	AgreeKey [32]byte
 	Native   bool   // a headless native node rather than a browser tab
 	Agent    string // software name and version, for logs
 	Sig      [64]byte
+	Features Features
 }
 
 func (*Hello) Type() Type { return TypeHello }
@@ -236,6 +259,7 @@ func (h *Hello) encode(e *encoder) {
 	e.bool(h.Native)
 	e.string(h.Agent, MaxAgent, "agent")
 	e.fixed(h.Sig[:])
+	h.Features.encode(e)
 }
 func (h *Hello) decode(d *decoder) {
 	d.fixed(h.SignKey[:])
@@ -243,6 +267,7 @@ func (h *Hello) decode(d *decoder) {
 	h.Native = d.bool()
 	h.Agent = d.string(MaxAgent, "agent")
 	d.fixed(h.Sig[:])
+	h.Features = decodeFeatures(d)
 }
 
 // HelloSignedBytes is what a node signs to answer challenge c.
@@ -457,10 +482,16 @@ func (m *Error) decode(d *decoder) {
 func (m *Error) Err() error { return &RemoteError{Code: m.Code, Message: m.Message} }
 
 // PeerHello is the first message on a data channel, from both sides.
+// Features are what the sender has: its capabilities (FeatureNames, …)
+// and its link's (FeatureBulk). A node sends a capability's messages only
+// to a peer that lists it.
+//
+// Layout: Lease | native | nonce (32) | features
 type PeerHello struct {
-	Lease  Lease
-	Native bool
-	Nonce  [32]byte
+	Lease    Lease
+	Native   bool
+	Nonce    [32]byte
+	Features Features
 }
 
 func (*PeerHello) Type() Type { return TypePeerHello }
@@ -468,11 +499,13 @@ func (p *PeerHello) encode(e *encoder) {
 	p.Lease.encode(e)
 	e.bool(p.Native)
 	e.fixed(p.Nonce[:])
+	p.Features.encode(e)
 }
 func (p *PeerHello) decode(d *decoder) {
 	p.Lease.decode(d)
 	p.Native = d.bool()
 	d.fixed(p.Nonce[:])
+	p.Features = decodeFeatures(d)
 }
 
 // PeerProof proves possession of the lease's key: a signature over

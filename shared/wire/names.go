@@ -23,6 +23,11 @@ const (
 	TypeRelayNameClaim Type = 76 // relay → home relay: a member's claim
 )
 
+// FeatureNames is the username capability: a relay that lists it decides
+// and answers NameClaim and NameLookup (and, between relays,
+// RelayNameClaim); a node that lists it has the username client.
+const FeatureNames = "names"
+
 // Username limits.
 const (
 	MaxName       = 16   // bytes (letters and digits) in a username: the paper's 128 bits
@@ -205,6 +210,9 @@ func (m *NameResult) decode(d *decoder) {
 		m.Record.decode(d)
 	}
 }
+
+// ReplyID is the ID of the request m answers.
+func (m *NameResult) ReplyID() uint32 { return m.ID }
 
 // Err returns the refusal as a *RemoteError, or nil for success.
 func (m *NameResult) Err() error {

@@ -40,8 +40,8 @@ func baseSamples() []Message {
 	l := sampleLease(1)
 	return []Message{
 		&l,
-		&Challenge{Zone: "z", RelayKey: [32]byte{1}, Nonce: [32]byte{2, 3}},
-		&Hello{SignKey: [32]byte{4}, AgreeKey: [32]byte{5}, Native: true, Agent: "ddt-test/1", Sig: [64]byte{6}},
+		&Challenge{Zone: "z", RelayKey: [32]byte{1}, Nonce: [32]byte{2, 3}, Features: Features{FeatureNames}},
+		&Hello{SignKey: [32]byte{4}, AgreeKey: [32]byte{5}, Native: true, Agent: "ddt-test/1", Sig: [64]byte{6}, Features: Features{"names", "x-2"}},
 		&Admitted{Lease: l, Peers: []Lease{sampleLease(2), sampleLease(3)}, Natives: []bool{true, false}, ICEServers: []string{"stun:127.0.0.1:3478"},
 			Relays: []RelayInfo{{Zone: "zone-a", URL: "https://a.example", Key: [32]byte{1}, Nodes: 2, MaxNodes: 1024}, {Zone: "zone-b", URL: "http://127.0.0.1:8081", Key: [32]byte{2}}}},
 		&Refused{Code: CodeZoneFull, Reason: "zone full (2 nodes)", Redirect: "https://b.example", RetryAfterMs: 30000},
@@ -49,7 +49,7 @@ func baseSamples() []Message {
 		&PeerJoined{Lease: l, Native: true},
 		&PeerLeft{Address: l.Address},
 		&Error{Code: CodeUnknownPeer, Message: "no node 0000"},
-		&PeerHello{Lease: l, Native: true, Nonce: [32]byte{9}},
+		&PeerHello{Lease: l, Native: true, Nonce: [32]byte{9}, Features: Features{FeatureBulk, FeatureNames}},
 		&PeerProof{Sig: [64]byte{8}},
 		&Ping{ID: 42},
 		&Pong{ID: 42},
@@ -99,8 +99,12 @@ func TestRejects(t *testing.T) {
 	if _, err := Unmarshal(bad); !errors.Is(err, ErrVersion) {
 		t.Errorf("wrong version: %v", err)
 	}
-	if _, err := Unmarshal([]byte{Version, 200}); !errors.Is(err, ErrMalformed) {
+	if _, err := Unmarshal([]byte{Version, 200}); !errors.Is(err, ErrMalformed) || !errors.Is(err, ErrUnknownType) {
 		t.Errorf("unknown type: %v", err)
+	}
+	// A known type that does not decode is malformed, never "unknown".
+	if _, err := Unmarshal([]byte{Version, byte(TypePing)}); !errors.Is(err, ErrMalformed) || errors.Is(err, ErrUnknownType) {
+		t.Errorf("truncated ping: %v", err)
 	}
 	if _, err := Unmarshal(make([]byte, MaxFrame+1)); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversized frame: %v", err)
@@ -120,6 +124,44 @@ func TestRejects(t *testing.T) {
 	b, _ := Marshal(sig)
 	if _, err := Unmarshal(b); !errors.Is(err, ErrMalformed) {
 		t.Errorf("unknown signal kind: %v", err)
+	}
+}
+
+func TestFeatures(t *testing.T) {
+	f := NewFeatures("names", "bulk", "names")
+	if len(f) != 2 || !f.Has("bulk") || !f.Has("names") || f.Has("content") {
+		t.Fatalf("NewFeatures = %v", f)
+	}
+	for _, bad := range []string{"", "Names", "a b", "x/y", strings.Repeat("a", MaxFeature+1)} {
+		if _, err := Marshal(&PeerHello{Features: Features{bad}}); err == nil {
+			t.Errorf("feature %q encoded", bad)
+		}
+	}
+	many := make(Features, MaxFeatures+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("f%d", i)
+	}
+	if _, err := Marshal(&Hello{Features: many}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("%d features: %v", len(many), err)
+	}
+	// A decoder refuses what an encoder would not write.
+	b, _ := Marshal(&PeerHello{Features: Features{"names"}})
+	b[len(b)-5] = 'N'
+	if _, err := Unmarshal(b); !errors.Is(err, ErrMalformed) {
+		t.Errorf("upper-case feature decoded: %v", err)
+	}
+}
+
+func TestKnownAndTypeOf(t *testing.T) {
+	if !Known(TypePing) || Known(200) {
+		t.Error("Known")
+	}
+	b, _ := Marshal(&Pong{ID: 1})
+	if typ, ok := TypeOf(b); !ok || typ != TypePong {
+		t.Errorf("TypeOf = %d %v", typ, ok)
+	}
+	if _, ok := TypeOf([]byte{Version}); ok {
+		t.Error("TypeOf of a 1-byte frame")
 	}
 }
 
