@@ -6,30 +6,37 @@ import (
 	"fmt"
 	"strconv"
 	"syscall/js"
+
+	"ddt/shared/bridge"
 )
 
 // maxSlots is how many tabs of one browser profile can each run a node.
 const maxSlots = 16
 
-// claimSlot gives this tab its own node identity within the browser
+// claimSlot gives this host its own node identity within the browser
 // profile. Identities live in IndexedDB, which all tabs of a profile
 // share; two tabs running the same identity would take turns evicting
-// each other at the relay. So each tab holds a Web Lock named for a slot
-// for as long as it lives, and slot n has its own database. The tab
-// remembers its slot in sessionStorage (which is per tab and survives a
-// reload) and asks for it first, waiting briefly for the document it
-// replaces to let go; so a reloaded tab keeps its address, and a second
-// tab gets another slot. It returns -1 when every slot is taken.
-func claimSlot() int {
-	locks := js.Global().Get("navigator").Get("locks")
+// each other at the relay. So each host holds a Web Lock named for a slot
+// of its storage for as long as it lives, and slot n has its own
+// database. The tab remembers its slot in sessionStorage (which is per
+// tab and survives a reload) and asks for it first, waiting briefly for
+// the document it replaces to let go; so a reloaded tab keeps its
+// address, and a second tab gets another slot. It returns -1 when every
+// slot is taken.
+func claimSlot(storage string) int {
+	g := bridge.Global()
+	locks := g.Get("navigator").Get("locks")
 	if locks.IsUndefined() {
 		return 0
 	}
-	session := js.Global().Get("sessionStorage")
+	key := storage + "-slot"
+	session := g.Get("sessionStorage")
 	preferred := 0
-	if v := session.Call("getItem", slotKey); v.Type() == js.TypeString {
-		if n, err := strconv.Atoi(v.String()); err == nil && n >= 0 && n < maxSlots {
-			preferred = n
+	if !session.IsUndefined() && !session.IsNull() {
+		if v, err := bridge.Call(session, "getItem", key); err == nil && v.Type() == js.TypeString {
+			if n, err := strconv.Atoi(v.String()); err == nil && n >= 0 && n < maxSlots {
+				preferred = n
+			}
 		}
 	}
 	order := []int{preferred}
@@ -41,19 +48,19 @@ func claimSlot() int {
 	for k, i := range order {
 		opts := map[string]any{"ifAvailable": true}
 		if k == 0 {
-			opts = map[string]any{"signal": js.Global().Get("AbortSignal").Call("timeout", 500)}
+			opts = map[string]any{"signal": g.Get("AbortSignal").Call("timeout", 500)}
 		}
-		if tryLock(locks, fmt.Sprintf("ddt-node-%d", i), opts) {
-			session.Call("setItem", slotKey, strconv.Itoa(i))
+		if tryLock(locks, fmt.Sprintf("%s-node-%d", storage, i), opts) {
+			if !session.IsUndefined() && !session.IsNull() {
+				bridge.Call(session, "setItem", key, strconv.Itoa(i))
+			}
 			return i
 		}
 	}
 	return -1
 }
 
-const slotKey = "ddt-slot"
-
-// tryLock requests a Web Lock and, if granted, holds it until the page
+// tryLock requests a Web Lock and, if granted, holds it until the host
 // goes away.
 func tryLock(locks js.Value, name string, opts map[string]any) bool {
 	got := make(chan bool, 1)
@@ -63,22 +70,26 @@ func tryLock(locks js.Value, name string, opts map[string]any) bool {
 			return nil
 		}
 		got <- true
-		// A promise that never settles keeps the lock for the page's life.
-		return jsPromise.New(js.FuncOf(func(js.Value, []js.Value) any { return nil }))
+		// A promise that never settles keeps the lock for the host's life.
+		return bridge.NewDeferred().Promise
 	})
-	refused := js.FuncOf(func(js.Value, []js.Value) any {
-		got <- false // aborted by the timeout
-		return nil
-	})
-	locks.Call("request", name, opts, hold).Call("catch", refused)
+	p, err := bridge.Call(locks, "request", name, opts, hold)
+	if err != nil {
+		return false
+	}
+	go func() {
+		if _, err := bridge.Await(p); err != nil {
+			got <- false // aborted by the timeout
+		}
+	}()
 	return <-got
 }
 
 // databaseName is the IndexedDB database of a slot: slot 0 keeps the
-// original name, so existing identities stay where they were.
-func databaseName(slot int) string {
+// storage's own name, so existing identities stay where they were.
+func databaseName(storage string, slot int) string {
 	if slot == 0 {
-		return "ddt"
+		return storage
 	}
-	return fmt.Sprintf("ddt-%d", slot)
+	return fmt.Sprintf("%s-%d", storage, slot)
 }

@@ -3,9 +3,9 @@
 package bridge
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"syscall/js"
 )
 
@@ -210,35 +210,27 @@ func Error(err error) js.Value {
 	return e
 }
 
-// Value converts v to a JavaScript value through its JSON encoding: a
-// struct with JSON field names becomes a plain object of the same shape.
-func Value(v any) (js.Value, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return js.Undefined(), err
-	}
-	return jsJSON.Call("parse", string(b)), nil
-}
+// Value converts v to a JavaScript value with the shape of its JSON
+// encoding: a struct with JSON field names becomes a plain object of the
+// same shape (see convert.go for what is supported).
+func Value(v any) (js.Value, error) { return toJS(reflect.ValueOf(v)) }
 
-// MustValue is Value for shapes that always encode (the node's views).
+// MustValue is Value for shapes that always convert (the node's views).
 func MustValue(v any) js.Value {
 	out, err := Value(v)
 	if err != nil {
-		panic(fmt.Sprintf("bridge: %T does not encode as JSON: %v", v, err))
+		panic(fmt.Sprintf("bridge: %T does not convert: %v", v, err))
 	}
 	return out
 }
 
-// Decode reads a JavaScript value into v through its JSON encoding.
+// Decode reads a JavaScript object into the struct v points to, by JSON
+// field names, as Value would have written it.
 func Decode(from js.Value, v any) error {
 	if from.IsUndefined() || from.IsNull() {
 		return nil
 	}
-	s, err := Call(jsJSON, "stringify", from)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal([]byte(s.String()), v)
+	return fromJS(from, reflect.ValueOf(v))
 }
 
 // Object makes a plain JavaScript object from a map.

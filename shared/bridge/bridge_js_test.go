@@ -83,3 +83,57 @@ func TestDeferred(t *testing.T) {
 		t.Fatalf("rejection: %v", err)
 	}
 }
+
+func TestValueShapes(t *testing.T) {
+	type inner struct {
+		N int `json:"n"`
+	}
+	type view struct {
+		Skip    string            `json:"-"`
+		Empty   string            `json:"empty,omitempty"`
+		Kept    string            `json:"kept"`
+		Inner   *inner            `json:"inner"`
+		None    *inner            `json:"none"`
+		Counts  map[string]int64  `json:"counts"`
+		Flags   []bool            `json:"flags"`
+		Missing []string          `json:"missing"`
+		Any     any               `json:"any"`
+		Nested  map[string]*inner `json:"nested"`
+	}
+	got := Stringify(MustValue(view{Skip: "x", Inner: &inner{3}, Counts: map[string]int64{"a": 1}, Flags: []bool{true}, Any: 2.5,
+		Nested: map[string]*inner{"b": {4}}}))
+	want := `{"kept":"","inner":{"n":3},"none":null,"counts":{"a":1},"flags":[true],"missing":null,"any":2.5,"nested":{"b":{"n":4}}}`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if _, err := Value(map[int]string{1: "x"}); err == nil {
+		t.Fatal("a map with int keys converted")
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	type config struct {
+		Relay    string `json:"relay"`
+		MaxPeers int    `json:"maxPeers"`
+	}
+	parse := func(s string) js.Value {
+		v, err := Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	var c config
+	if err := Decode(parse(`{"relay":"http://r","maxPeers":4,"extra":true}`), &c); err != nil || c.Relay != "http://r" || c.MaxPeers != 4 {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for in, want := range map[string]string{
+		`{"maxPeers":"8"}`: "maxPeers must be a number, not string",
+		`{"maxPeers":1.5}`: "maxPeers must be a whole number in range, not 1.5",
+		`{"relay":["x"]}`:  "relay must be a string, not object",
+	} {
+		if err := Decode(parse(in), &c); err == nil || err.Error() != want {
+			t.Errorf("Decode(%s) = %v, want %q", in, err, want)
+		}
+	}
+}

@@ -195,7 +195,11 @@
     // The promise settles only when the node exits.
     window.addEventListener('ddt:loaded', () => setTimeout(attach, 0), { once: true });
     const running = go.run(instance);
-    if (window.ddt) attach();
+    if (typeof globalThis.ddtStart !== 'function') throw new Error('the node did not define ddtStart');
+    // The node reads no page globals: this page tells it its configuration.
+    const config = { relay: window.DDT_RELAY || location.origin, logLevel: localStorage.getItem('ddt-log') || 'warn' };
+    if (typeof window.DDT_MAX_PEERS === 'number') config.maxPeers = window.DDT_MAX_PEERS;
+    globalThis.ddtStart(config).catch((err) => stopped(message(err)));
     running.then(
       () => stopped(exitCode === null ? '' : `It exited with code ${exitCode}`),
       (err) => stopped(message(err)),
