@@ -286,7 +286,7 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, remote string) {
 	conn.SetReadLimit(wire.MaxFrame)
 	log := h.log.With("remote", remote)
 
-	ch := &wire.Challenge{Zone: h.cfg.Zone, RelayKey: h.Key()}
+	ch := &wire.Challenge{Zone: h.cfg.Zone, RelayKey: h.Key(), Features: wire.Features{wire.FeatureNames}}
 	rand.Read(ch.Nonce[:])
 	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
 	defer cancel()

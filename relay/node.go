@@ -19,24 +19,9 @@ import (
 	"ddt/shared/node"
 	"ddt/shared/store"
 	"ddt/shared/transport"
+	"ddt/shared/username"
 	"ddt/shared/wire"
 )
-
-// peerJSON is a peer as window.ddt.peers() and the status endpoint show it.
-type peerJSON struct {
-	Address string  `json:"address"`
-	RTTMs   float64 `json:"rttMs"`
-	Native  bool    `json:"native"`
-	Via     string  `json:"via"`
-}
-
-func peersJSON(ps []node.PeerInfo) []peerJSON {
-	out := make([]peerJSON, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, peerJSON{Address: p.Address.String(), RTTMs: float64(p.RTT.Microseconds()) / 1000, Native: p.Native, Via: p.Via})
-	}
-	return out
-}
 
 // runNode runs a headless native node: it joins exactly as a browser tab
 // does, over native pion, and optionally serves its status over HTTP.
@@ -67,7 +52,9 @@ func runNode(args []string) error {
 		return err
 	}
 	defer tr.Close()
-	n, err := node.New(node.Config{Relay: *relayURL, Store: st, Transport: tr, Native: true, Agent: "ddt-native", Logger: log, MaxPeers: *maxPeers})
+	users := username.New()
+	n, err := node.New(node.Config{Relay: *relayURL, Store: st, Transport: tr, Native: true, Agent: "ddt-native", Logger: log, MaxPeers: *maxPeers,
+		Capabilities: []node.Capability{users}})
 	if err != nil {
 		return err
 	}
@@ -84,7 +71,7 @@ func runNode(args []string) error {
 			if e.State == node.StateAdmitted {
 				fmt.Printf("admitted %s zone %s\n", n.Address(), n.Zone())
 				if *name != "" {
-					registerOnce.Do(func() { go registerName(ctx, n, *name) })
+					registerOnce.Do(func() { go registerName(ctx, users, *name) })
 				}
 			}
 		}
@@ -94,7 +81,7 @@ func runNode(args []string) error {
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: statusMux(n), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: statusMux(n, users), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
 		log.Info("status endpoint", "url", "http://"+ln.Addr().String()+"/status")
@@ -104,16 +91,16 @@ func runNode(args []string) error {
 
 // registerName registers name for the -name flag, trying again while the
 // failure is one that passes (the home relay unreachable, …).
-func registerName(ctx context.Context, n *node.Node, name string) {
+func registerName(ctx context.Context, users *username.Client, name string) {
 	for wait := 2 * time.Second; ; wait = min(2*wait, time.Minute) {
-		rec, err := n.Register(ctx, name)
+		rec, err := users.Register(ctx, name)
 		if err == nil {
 			fmt.Printf("registered %s\n", rec.Claim.Name)
 			return
 		}
-		code, msg := node.ExplainNameError(err)
-		fmt.Fprintf(os.Stderr, "register %s: %s (%s)\n", name, msg, code)
-		switch code {
+		e := node.Explain(err)
+		fmt.Fprintf(os.Stderr, "register %s: %s (%s)\n", name, e.Error, e.Code)
+		switch e.Code {
 		case node.CodeUnavailable, node.CodeTimeout, node.CodeRateLimited, node.CodeNotAdmitted:
 		default:
 			return
@@ -126,20 +113,20 @@ func registerName(ctx context.Context, n *node.Node, name string) {
 	}
 }
 
-// nameStatus is the HTTP status for a username error code.
-func nameStatus(code string) int {
+// errorStatus is the HTTP status for an error code.
+func errorStatus(code string) int {
 	switch code {
-	case node.CodeInvalid:
+	case username.CodeInvalid:
 		return http.StatusBadRequest
-	case node.CodeTaken, node.CodeAlreadyRegistered:
+	case username.CodeTaken, username.CodeAlreadyRegistered:
 		return http.StatusConflict
-	case node.CodeNotFound:
+	case username.CodeNotFound, node.CodeNotConnected:
 		return http.StatusNotFound
 	case node.CodeRateLimited:
 		return http.StatusTooManyRequests
 	case node.CodeUnavailable, node.CodeNotAdmitted:
 		return http.StatusServiceUnavailable
-	case node.CodeForged:
+	case username.CodeForged:
 		return http.StatusBadGateway
 	case node.CodeTimeout:
 		return http.StatusGatewayTimeout
@@ -148,7 +135,7 @@ func nameStatus(code string) int {
 	}
 }
 
-func statusMux(n *node.Node) *http.ServeMux {
+func statusMux(n *node.Node, users *username.Client) *http.ServeMux {
 	mux := http.NewServeMux()
 	reply := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -160,9 +147,9 @@ func statusMux(n *node.Node) *http.ServeMux {
 		if a := n.Address(); !a.IsZero() {
 			addr = a.String()
 		}
-		reply(w, map[string]any{"address": addr, "zone": n.Zone(), "state": state, "detail": detail, "relay": n.Relay(), "username": n.Username()})
+		reply(w, map[string]any{"address": addr, "zone": n.Zone(), "state": state, "detail": detail, "relay": n.Relay(), "username": users.Name()})
 	})
-	mux.HandleFunc("GET /peers", func(w http.ResponseWriter, r *http.Request) { reply(w, peersJSON(n.Peers())) })
+	mux.HandleFunc("GET /peers", func(w http.ResponseWriter, r *http.Request) { reply(w, node.PeerViews(n.Peers())) })
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
 		addr, ok := addressParam(w, r, "address")
 		if !ok {
@@ -194,12 +181,7 @@ func statusMux(n *node.Node) *http.ServeMux {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		closest := make([]string, len(res.Closest))
-		for i, c := range res.Closest {
-			closest[i] = c.String()
-		}
-		reply(w, map[string]any{"found": res.Found, "hops": res.Hops, "messages": res.Messages,
-			"ms": float64(time.Since(t0).Microseconds()) / 1000, "closest": closest})
+		reply(w, node.ViewLookup(res, time.Since(t0)))
 	})
 	mux.HandleFunc("GET /dht", func(w http.ResponseWriter, r *http.Request) {
 		key, ok := addressParam(w, r, "key")
@@ -231,7 +213,7 @@ func statusMux(n *node.Node) *http.ServeMux {
 			http.Error(w, err.Error(), http.StatusGatewayTimeout)
 			return
 		}
-		reply(w, peersJSON([]node.PeerInfo{p})[0])
+		reply(w, p.View())
 	})
 	mux.HandleFunc("POST /disconnect", func(w http.ResponseWriter, r *http.Request) {
 		addr, ok := addressParam(w, r, "address")
@@ -240,40 +222,29 @@ func statusMux(n *node.Node) *http.ServeMux {
 		}
 		reply(w, map[string]bool{"closed": n.Disconnect(addr)})
 	})
-	// Usernames: the record as JSON (node.UserView, the shape window.ddt
-	// gives), or {"error": "...", "code": "invalid|taken|not-found|..."}.
+	// Usernames: the record as JSON (username.View, the shape window.ddt
+	// gives), or node.ErrorView {"error": "...", "code": "invalid|taken|not-found|..."}.
 	nameReply := func(w http.ResponseWriter, rec *wire.UserRecord, err error) {
 		if err != nil {
-			code, msg := node.ExplainNameError(err)
+			e := node.Explain(err)
 			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(nameStatus(code))
-			json.NewEncoder(w).Encode(map[string]string{"error": msg, "code": code})
+			w.WriteHeader(errorStatus(e.Code))
+			json.NewEncoder(w).Encode(e)
 			return
 		}
-		reply(w, node.ViewRecord(rec))
+		reply(w, username.ViewOf(rec))
 	}
 	mux.HandleFunc("POST /register", func(w http.ResponseWriter, r *http.Request) {
-		rec, err := n.Register(r.Context(), r.URL.Query().Get("name"))
+		rec, err := users.Register(r.Context(), r.URL.Query().Get("name"))
 		nameReply(w, rec, err)
 	})
 	mux.HandleFunc("GET /resolve", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		fresh := q.Get("fresh") == "1" || q.Get("fresh") == "true"
-		rec, err := n.Resolve(r.Context(), q.Get("name"), fresh)
+		rec, err := users.Resolve(r.Context(), q.Get("name"), fresh)
 		nameReply(w, rec, err)
 	})
-	mux.HandleFunc("GET /routing", func(w http.ResponseWriter, r *http.Request) {
-		type bucket struct {
-			Index     int `json:"index"`
-			Contacts  int `json:"contacts"`
-			Connected int `json:"connected"`
-		}
-		var out []bucket
-		for _, b := range n.Routing() {
-			out = append(out, bucket{b.Index, b.Contacts, b.Connected})
-		}
-		reply(w, map[string]any{"buckets": out, "overlay": n.OverlayStats()})
-	})
+	mux.HandleFunc("GET /routing", func(w http.ResponseWriter, r *http.Request) { reply(w, n.RoutingView()) })
 	return mux
 }
 

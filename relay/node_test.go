@@ -10,29 +10,32 @@ import (
 	"ddt/shared/node"
 	"ddt/shared/store"
 	"ddt/shared/transport"
+	"ddt/shared/username"
 )
 
 // The native node's username endpoints answer errors as JSON with a code
 // and an HTTP status that says the same. (Registering for real needs a
 // relay that sequences names; the node package tests that part.)
 func TestNameEndpointErrors(t *testing.T) {
-	n, err := node.New(node.Config{Relay: "http://127.0.0.1:1", Store: store.NewMemory(), Transport: transport.NewNetwork().Transport()})
+	users := username.New()
+	n, err := node.New(node.Config{Relay: "http://127.0.0.1:1", Store: store.NewMemory(), Transport: transport.NewNetwork().Transport(),
+		Capabilities: []node.Capability{users}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(statusMux(n))
+	srv := httptest.NewServer(statusMux(n, users))
 	defer srv.Close()
 	for _, tc := range []struct {
 		method, path string
 		status       int
 		code, says   string
 	}{
-		{"POST", "/register?name=bob_1", http.StatusBadRequest, node.CodeInvalid, "only letters and digits, not '_'"},
-		{"POST", "/register?name=" + strings.Repeat("a", 17), http.StatusBadRequest, node.CodeInvalid, "too long: 17 characters, at most 16"},
-		{"POST", "/register", http.StatusBadRequest, node.CodeInvalid, "empty"},
+		{"POST", "/register?name=bob_1", http.StatusBadRequest, username.CodeInvalid, "only letters and digits, not '_'"},
+		{"POST", "/register?name=" + strings.Repeat("a", 17), http.StatusBadRequest, username.CodeInvalid, "too long: 17 characters, at most 16"},
+		{"POST", "/register", http.StatusBadRequest, username.CodeInvalid, "empty"},
 		{"POST", "/register?name=alice", http.StatusServiceUnavailable, node.CodeNotAdmitted, "not admitted"},
 		{"GET", "/resolve?name=alice&fresh=1", http.StatusServiceUnavailable, node.CodeNotAdmitted, "not admitted"},
-		{"GET", "/resolve?name=al%20ice", http.StatusBadRequest, node.CodeInvalid, "only letters and digits, not ' '"},
+		{"GET", "/resolve?name=al%20ice", http.StatusBadRequest, username.CodeInvalid, "only letters and digits, not ' '"},
 	} {
 		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
 		resp, err := http.DefaultClient.Do(req)

@@ -13,12 +13,18 @@ import (
 	"ddt/shared/bridge"
 	"ddt/shared/id"
 	"ddt/shared/node"
+	"ddt/shared/username"
 )
 
-// api is window.ddt.
+// api is window.ddt: the node's public JavaScript API, documented in the
+// README and declared in web/static/ddt.d.ts. Every shape it hands out is
+// one of the node's views (node.PeerView, node.LookupView,
+// node.RoutingView, username.View, the events' payloads) converted by its
+// JSON names, so it is the same shape the native node's HTTP API serves.
 type api struct {
-	n   *node.Node
-	obj js.Value
+	n     *node.Node
+	users *username.Client
+	obj   js.Value
 
 	mu        sync.Mutex
 	ready     *bridge.Deferred
@@ -27,8 +33,8 @@ type api struct {
 	next      int
 }
 
-func newAPI(n *node.Node) *api {
-	a := &api{n: n, obj: bridge.Object(nil), ready: bridge.NewDeferred(), listeners: map[string]map[int]js.Value{}}
+func newAPI(n *node.Node, users *username.Client) *api {
+	a := &api{n: n, users: users, obj: bridge.Object(nil), ready: bridge.NewDeferred(), listeners: map[string]map[int]js.Value{}}
 	o := a.obj
 	o.Set("ready", a.ready.Promise)
 	o.Set("address", "")
@@ -36,42 +42,33 @@ func newAPI(n *node.Node) *api {
 	o.Set("relay", n.Relay())
 	state, _ := n.State()
 	o.Set("state", string(state))
-	o.Set("username", n.Username())
-	o.Set("peers", bridge.Method(a.peers))
-	o.Set("ping", bridge.Method(a.ping))
-	o.Set("on", bridge.Method(a.on))
-	o.Set("throughput", bridge.Method(a.throughput))
-	o.Set("lookup", bridge.Method(a.lookup))
-	o.Set("connect", bridge.Method(a.connect))
-	o.Set("disconnect", bridge.Method(a.disconnect))
-	o.Set("routing", bridge.Method(a.routing))
-	o.Set("register", bridge.Method(a.register))
-	o.Set("resolve", bridge.Method(a.resolve))
+	o.Set("username", users.Name())
+	for name, fn := range map[string]func([]js.Value) any{
+		"peers":      a.peers,
+		"ping":       a.ping,
+		"on":         a.on,
+		"throughput": a.throughput,
+		"lookup":     a.lookup,
+		"connect":    a.connect,
+		"disconnect": a.disconnect,
+		"routing":    a.routing,
+		"register":   a.register,
+		"resolve":    a.resolve,
+	} {
+		o.Set(name, bridge.Method(fn))
+	}
 	n.Subscribe(a.onEvent)
 	return a
 }
 
 func (a *api) onEvent(e node.Event) {
-	var payload js.Value
 	switch e.Kind {
-	case node.EventPeer:
-		payload = bridge.Object(map[string]any{"address": e.Peer.Address.String(), "native": e.Peer.Native, "via": e.Peer.Via})
-	case node.EventPeerGone:
-		payload = bridge.Object(map[string]any{"address": e.Peer.Address.String(), "reason": e.Reason})
 	case node.EventState:
 		a.onState(e)
-		payload = bridge.Object(map[string]any{"state": string(e.State), "detail": e.Detail, "retryInMs": e.RetryIn.Milliseconds()})
-	case node.EventUsername:
-		rec := a.n.UserRecord()
-		if rec == nil {
-			return
-		}
-		a.obj.Set("username", rec.Claim.Name)
-		payload = userObject(node.ViewRecord(rec))
-	default:
-		return
+	case username.Event:
+		a.obj.Set("username", a.users.Name())
 	}
-	a.emit(e.Kind, payload)
+	a.emit(e.Kind, bridge.MustValue(e.Payload()))
 }
 
 // onState keeps ddt.state, ddt.address, ddt.zone and ddt.ready current.
@@ -150,28 +147,12 @@ func (a *api) on(args []js.Value) any {
 	return off
 }
 
-// peers() → Promise of [{address, rttMs, native, via}].
-func (a *api) peers(args []js.Value) any {
-	return bridge.Promise(func() (any, error) {
-		ps := a.n.Peers()
-		out := make([]any, 0, len(ps))
-		for _, p := range ps {
-			out = append(out, peerObject(p))
-		}
-		return out, nil
-	})
+// peers() → Promise of [PeerView].
+func (a *api) peers([]js.Value) any {
+	return bridge.Promise(func() (any, error) { return bridge.Value(node.PeerViews(a.n.Peers())) })
 }
 
-func peerObject(p node.PeerInfo) js.Value {
-	return bridge.Object(map[string]any{
-		"address": p.Address.String(),
-		"rttMs":   float64(p.RTT.Microseconds()) / 1000,
-		"native":  p.Native,
-		"via":     p.Via,
-	})
-}
-
-// lookup(address) → Promise of {found, hops, ms, messages, closest}.
+// lookup(address) → Promise of LookupView.
 func (a *api) lookup(args []js.Value) any {
 	addr, err := addressArg(args)
 	return bridge.Promise(func() (any, error) {
@@ -185,18 +166,11 @@ func (a *api) lookup(args []js.Value) any {
 		if err != nil {
 			return nil, err
 		}
-		closest := make([]any, len(r.Closest))
-		for i, c := range r.Closest {
-			closest[i] = c.String()
-		}
-		return bridge.Object(map[string]any{
-			"found": r.Found, "hops": r.Hops, "messages": r.Messages,
-			"ms": float64(time.Since(t0).Microseconds()) / 1000, "closest": closest,
-		}), nil
+		return bridge.Value(node.ViewLookup(r, time.Since(t0)))
 	})
 }
 
-// connect(address) → Promise of the peer, once a data channel is open.
+// connect(address) → Promise of the PeerView, once a data channel is open.
 func (a *api) connect(args []js.Value) any {
 	addr, err := addressArg(args)
 	return bridge.Promise(func() (any, error) {
@@ -209,7 +183,7 @@ func (a *api) connect(args []js.Value) any {
 		if err != nil {
 			return nil, err
 		}
-		return peerObject(p), nil
+		return bridge.Value(p.View())
 	})
 }
 
@@ -224,24 +198,9 @@ func (a *api) disconnect(args []js.Value) any {
 	})
 }
 
-// routing() → Promise of {buckets: [{index, contacts, connected}], contacts, overlay: {sent, delivered, forwarded, dropped}}.
-func (a *api) routing(args []js.Value) any {
-	return bridge.Promise(func() (any, error) {
-		var buckets []any
-		total := 0
-		for _, b := range a.n.Routing() {
-			total += b.Contacts
-			buckets = append(buckets, bridge.Object(map[string]any{"index": b.Index, "contacts": b.Contacts, "connected": b.Connected}))
-		}
-		st := a.n.OverlayStats()
-		return bridge.Object(map[string]any{
-			"buckets":  buckets,
-			"contacts": total,
-			"overlay": bridge.Object(map[string]any{
-				"sent": st.Sent, "delivered": st.Delivered, "forwarded": st.Forwarded, "dropped": st.Dropped,
-			}),
-		}), nil
-	})
+// routing() → Promise of RoutingView.
+func (a *api) routing([]js.Value) any {
+	return bridge.Promise(func() (any, error) { return bridge.Value(a.n.RoutingView()) })
 }
 
 func addressArg(args []js.Value) (id.Address, error) {
@@ -269,7 +228,7 @@ func (a *api) ping(args []js.Value) any {
 }
 
 // throughput(address, bytes) → Promise of {bytes, ms, mibPerSec}: sends
-// test data over the data channel and waits for the peer's receipt.
+// test data over the bulk channel and waits for the peer's receipt.
 func (a *api) throughput(args []js.Value) any {
 	addr, err := addressArg(args)
 	total := 16 << 20
@@ -294,26 +253,26 @@ func (a *api) throughput(args []js.Value) any {
 	})
 }
 
-// register(name) → Promise of the verified record once the name is this
-// node's; rejected with an Error whose code is one of node's Code*
-// constants ("invalid", "taken", "unavailable", …).
+// register(name) → Promise of the verified username.View once the name
+// is this node's; rejected with an Error whose code says why ("invalid",
+// "taken", "unavailable", …).
 func (a *api) register(args []js.Value) any {
 	name, err := nameArg(args)
 	return bridge.Promise(func() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		rec, err := a.n.Register(context.Background(), name)
+		rec, err := a.users.Register(context.Background(), name)
 		if err != nil {
-			return nil, nameError(err)
+			return nil, err
 		}
-		return userObject(node.ViewRecord(rec)), nil
+		return bridge.Value(username.ViewOf(rec))
 	})
 }
 
-// resolve(name, {fresh}) → Promise of the verified record of name;
-// fresh skips the five-minute cache. Rejected like register ("not-found",
-// "invalid", "forged", …).
+// resolve(name, {fresh}) → Promise of the verified username.View of
+// name; fresh skips the five-minute cache. Rejected like register
+// ("not-found", "invalid", "forged", …).
 func (a *api) resolve(args []js.Value) any {
 	name, err := nameArg(args)
 	fresh := len(args) > 1 && args[1].Type() == js.TypeObject && args[1].Get("fresh").Truthy()
@@ -321,11 +280,11 @@ func (a *api) resolve(args []js.Value) any {
 		if err != nil {
 			return nil, err
 		}
-		rec, err := a.n.Resolve(context.Background(), name, fresh)
+		rec, err := a.users.Resolve(context.Background(), name, fresh)
 		if err != nil {
-			return nil, nameError(err)
+			return nil, err
 		}
-		return userObject(node.ViewRecord(rec)), nil
+		return bridge.Value(username.ViewOf(rec))
 	})
 }
 
@@ -334,33 +293,7 @@ func nameArg(args []js.Value) (string, error) {
 		return "", nil // Normalize says the name is empty
 	}
 	if args[0].Type() != js.TypeString {
-		return "", &codedError{node.CodeInvalid, "a username must be a string"}
+		return "", node.Errorf(username.CodeInvalid, nil, "a username must be a string")
 	}
 	return args[0].String(), nil
-}
-
-// nameError words a username failure for the page, with its code.
-func nameError(err error) error {
-	code, msg := node.ExplainNameError(err)
-	return &codedError{code, msg}
-}
-
-// codedError is an error the host sees as an Error whose code property
-// says what kind of failure it is (see node.ExplainNameError).
-type codedError struct{ code, msg string }
-
-func (e *codedError) Error() string { return e.msg }
-func (e *codedError) Code() string  { return e.code }
-
-// userObject is a record as the page sees it: {name, address, zone,
-// signKey, agreeKey, version, ledger: {zone, index, relayKey, size}, seq}.
-func userObject(v node.UserView) js.Value {
-	return bridge.Object(map[string]any{
-		"name": v.Name, "address": v.Address, "zone": v.Zone,
-		"signKey": v.SignKey, "agreeKey": v.AgreeKey, "version": v.Version,
-		"ledger": bridge.Object(map[string]any{
-			"zone": v.Ledger.Zone, "index": v.Ledger.Index, "relayKey": v.Ledger.RelayKey, "size": v.Ledger.Size,
-		}),
-		"seq": v.Seq,
-	})
 }

@@ -10,6 +10,7 @@ import (
 	"ddt/shared/node"
 	"ddt/shared/store"
 	"ddt/shared/transport"
+	"ddt/shared/username"
 )
 
 // run starts the node cfg describes: it sends window.ddt on ready once
@@ -28,13 +29,15 @@ func run(cfg Config, ready chan<- js.Value, failed chan<- error) {
 		failed <- err
 		return
 	}
-	n, err := node.New(node.Config{Relay: cfg.Relay, Dial: dial, Store: st, Transport: tr, Agent: cfg.Agent, Logger: log, MaxPeers: cfg.MaxPeers})
+	users := username.New()
+	n, err := node.New(node.Config{Relay: cfg.Relay, Dial: dial, Store: st, Transport: tr, Agent: cfg.Agent, Logger: log, MaxPeers: cfg.MaxPeers,
+		Capabilities: []node.Capability{users}})
 	if err != nil {
 		failed <- err
 		return
 	}
 	log.Debug("node started", "slot", slot, "storage", cfg.Storage, "goMainAtMs", int(t0), "storeMs", int(t1-t0), "identityMs", int(perf.Call("now").Float()-t1))
-	api := newAPI(n)
+	api := newAPI(n, users)
 	g := bridge.Global()
 	g.Set("ddt", api.obj)
 	if ev, err := bridge.New(g.Get("Event"), "ddt:loaded"); err == nil && g.Get("dispatchEvent").Type() == js.TypeFunction {

@@ -192,11 +192,11 @@ func (d *Deferred) Reject(err error) {
 // Resolved is Promise.resolve(v).
 func Resolved(v any) js.Value { return jsPromise.Call("resolve", v) }
 
-// Coded is an error that carries a code for people and programs, as
-// window.ddt's rejections do (their code property).
+// Coded is an error that carries a code for programs, as window.ddt's
+// rejections do (their code property; see node.Error).
 type Coded interface {
 	error
-	Code() string
+	ErrorCode() string
 }
 
 // Error makes a JavaScript Error of err, whose code property is the code
@@ -205,7 +205,7 @@ func Error(err error) js.Value {
 	e := jsError.New(err.Error())
 	var c Coded
 	if errors.As(err, &c) {
-		e.Set("code", c.Code())
+		e.Set("code", c.ErrorCode())
 	}
 	return e
 }

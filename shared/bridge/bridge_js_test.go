@@ -10,8 +10,8 @@ import (
 
 type coded struct{}
 
-func (coded) Error() string { return "no user named \"bob\"" }
-func (coded) Code() string  { return "not-found" }
+func (coded) Error() string     { return "no user named \"bob\"" }
+func (coded) ErrorCode() string { return "not-found" }
 
 func TestAwait(t *testing.T) {
 	v, err := Await(js.Global().Get("Promise").Call("resolve", 42))

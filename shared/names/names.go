@@ -32,6 +32,11 @@ var (
 	ErrUnknownRelay = errors.New("names: record from a relay this node does not know")
 )
 
+// Problem words an error of this package for people: its message
+// without the package's prefix ("invalid name: the name is empty",
+// "record does not verify: the checkpoint is not signed by …").
+func Problem(err error) string { return strings.TrimPrefix(err.Error(), "names: ") }
+
 // Normalize returns name in its canonical form, lower case, or an error
 // that says what is wrong with it: empty, longer than 16 characters, or
 // holding something other than the ASCII letters a–z, A–Z and digits 0–9.

@@ -46,7 +46,7 @@ func (n *Node) joinedAs(addr id.Address) *dht.DHT {
 	if n.dht != nil && n.dhtSelf == addr {
 		return n.dht
 	}
-	n.dht = dht.New(dht.Config{Self: addr, Network: network{n}, Now: n.cfg.Now, Logger: n.log.With("part", "dht")})
+	n.dht = dht.New(dht.Config{Self: addr, Network: network{n}, Now: n.clock.Now, Logger: n.log.With("part", "dht")})
 	n.dhtSelf = addr
 	for a := range n.peers {
 		n.dht.Seen(a)
@@ -71,22 +71,22 @@ func (n *Node) announce(ctx context.Context, d *dht.DHT, self id.Address) {
 
 // maintain keeps the table and the connection set healthy until ctx ends.
 func (n *Node) maintain(ctx context.Context) {
-	t := time.NewTicker(n.cfg.MaintainEvery)
+	t := n.clock.NewTicker(n.cfg.MaintainEvery)
 	defer t.Stop()
 	// Covering buckets is local bookkeeping and costs nothing when they
 	// are covered, so it runs often: a first connection that failed, or a
 	// channel the other side closed, is replaced within seconds.
-	f := time.NewTicker(fillEvery)
+	f := n.clock.NewTicker(fillEvery)
 	defer f.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-f.C:
+		case <-f.C():
 			n.fill()
 			n.trim()
 			continue
-		case <-t.C:
+		case <-t.C():
 		}
 		if d := n.table(); d != nil {
 			// Open channels answer keepalives every few seconds: they are
@@ -200,7 +200,7 @@ func (n *Node) Connect(ctx context.Context, addr id.Address) (PeerInfo, error) {
 			}
 			tried[via] = true
 			n.log.Info("connecting", "peer", addr.Short(), "via", via)
-			if d = n.connectTo(addr, via, false); d == nil {
+			if d = n.connectTo(addr, via, false, false); d == nil {
 				continue // raced with an incoming offer, or the peer appeared
 			}
 		}
@@ -226,9 +226,9 @@ func (n *Node) Disconnect(addr id.Address) bool {
 	return true
 }
 
-// roomFor reports whether another channel fits: outgoing attempts keep to
-// the budget, incoming offers may use the slack.
-func (n *Node) roomFor(incoming bool) bool {
+// roomForLocked reports whether another channel fits: outgoing attempts
+// keep to the budget, incoming offers may use the slack. n.mu is held.
+func (n *Node) roomForLocked(incoming bool) bool {
 	used := len(n.peers) + len(n.dials)
 	if incoming {
 		return used < n.cfg.MaxPeers+budgetSlack
@@ -255,7 +255,7 @@ func (n *Node) trim() {
 		var victim *peer
 		var vCount int
 		var vUsed time.Time
-		now := time.Now()
+		now := n.clock.Now()
 		for a, p := range n.peers {
 			if n.locked[a] || now.Sub(p.since) < n.settle {
 				continue
@@ -284,7 +284,7 @@ func (n *Node) fill() {
 	}
 	n.mu.Lock()
 	self := n.lease.Address
-	now := time.Now()
+	now := n.clock.Now()
 	for a, t := range n.closedAt {
 		if now.Sub(t) > n.settle {
 			delete(n.closedAt, a)
@@ -312,7 +312,7 @@ func (n *Node) fill() {
 			continue
 		}
 		n.mu.Lock()
-		room := n.roomFor(true)
+		room := n.roomForLocked(true)
 		n.mu.Unlock()
 		if !room {
 			return
@@ -322,7 +322,7 @@ func (n *Node) fill() {
 		if n.nextHop(c.Address, id.Address{}, true) == nil {
 			via = ViaRelay
 		}
-		n.connectTo(c.Address, via, true)
+		n.connectTo(c.Address, via, true, true)
 	}
 }
 

@@ -5,22 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"ddt/shared/clock"
 	"ddt/shared/dht"
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/store"
 	"ddt/shared/transport"
 	"ddt/shared/wire"
-)
-
-// Errors returned by Node methods.
-var (
-	ErrNotConnected = errors.New("node: no open data channel to that address")
-	ErrNotAdmitted  = errors.New("node: not admitted to a zone yet")
 )
 
 // State is the node's standing with its relay.
@@ -34,44 +31,53 @@ const (
 	StateRefused    State = "refused"    // the relay declined (zone full)
 )
 
-// Event kinds.
+// Event kinds of the node itself; capabilities add theirs (usernames:
+// "username").
 const (
-	EventPeer     = "peer"      // a data channel to a peer opened and proved its lease
-	EventPeerGone = "peer-gone" // that channel closed
-	EventState    = "state"     // the relay state changed
-	EventUsername = "username"  // the node registered its username, or renewed it
+	EventPeer       = "peer"        // a data channel to a peer opened and proved its lease
+	EventPeerGone   = "peer-gone"   // that channel closed
+	EventState      = "state"       // the relay state changed
+	EventDialFailed = "dial-failed" // a connection attempt failed; RetryIn says when it is tried again
 )
 
 // Event is something a user would notice.
 type Event struct {
 	Kind    string
-	Peer    PeerInfo      // for peer and peer-gone
-	Reason  string        // for peer-gone
+	Peer    PeerInfo      // for peer, peer-gone and dial-failed (Address only)
+	Reason  string        // for peer-gone and dial-failed
 	State   State         // for state
 	Detail  string        // for state: a readable sentence
-	RetryIn time.Duration // for state retrying and refused
-	Name    string        // for username
+	RetryIn time.Duration // for state retrying and refused, and dial-failed
+	// Value is a capability event's payload: a view with JSON field
+	// names, as window.ddt hands it to listeners.
+	Value any
 }
 
 // PeerInfo describes a connected peer.
 type PeerInfo struct {
-	Address id.Address
-	Native  bool
-	RTT     time.Duration // last keepalive round trip; 0 before the first
-	Via     string        // ViaRelay or ViaOverlay: how the channel was signaled
-	Since   time.Time     // when it opened
+	Address  id.Address
+	Native   bool
+	RTT      time.Duration // last keepalive round trip; 0 before the first
+	Via      string        // ViaRelay or ViaOverlay: how the channel was signaled
+	Since    time.Time     // when it opened
+	Features wire.Features // what its hello announced
 }
 
 // Config configures a Node.
 type Config struct {
 	Relay     string              // relay base URL, e.g. http://127.0.0.1:8080
 	Dial      Dialer              // opens the relay WebSocket; DialWebSocket if nil
-	Store     store.Store         // keeps identity and lease
+	Store     store.Store         // keeps identity and lease, and the capabilities' namespaces
 	Transport transport.Transport // links to peers
 	Native    bool                // a headless native node rather than a tab
 	Agent     string              // software name, for the relay's logs
 	Logger    *slog.Logger
-	Now       func() time.Time // clock; time.Now if nil
+	// Clock is the time every timer, ticker and lease check of the node
+	// uses (clock.System if nil).
+	Clock clock.Clock
+	// Capabilities are the features built on the node (usernames, …),
+	// attached by New in this order; the node announces their features.
+	Capabilities []Capability
 
 	// Keepalive: a ping every KeepAlive; a peer silent for PeerTimeout is
 	// gone. Defaults 2 s and 7 s.
@@ -92,32 +98,39 @@ type Config struct {
 	Probe Dialer
 }
 
-// Store keys.
+// Store keys of the node itself; capabilities keep theirs in their own
+// namespaces (Host.Store).
 const (
 	keyIdentity = "identity"
 	keyLease    = "lease"
 	keyRelays   = "relays"
-	keyUsername = "username" // the node's username record, wire-encoded
 )
 
-// Node is one DDT node.
+// Node is one DDT node: the host of its capabilities.
 type Node struct {
-	cfg Config
-	log *slog.Logger
-	id  *identity.Identity
+	cfg   Config
+	log   *slog.Logger
+	id    *identity.Identity
+	clock clock.Clock
 
-	mu       sync.Mutex
-	lease    wire.Lease
-	relayKey [32]byte
-	state    State
-	detail   string
-	retryIn  time.Duration
-	peers    map[id.Address]*peer
-	dials    map[id.Address]*dial
-	known    map[id.Address]known
-	relayOut chan wire.Message // nil while not admitted
-	subs     map[int]func(Event)
-	nextSub  int
+	// Fixed by New: what the node announces and who handles what.
+	features wire.Features
+	handlers handlers
+	admitted []func(ctx context.Context, lease wire.Lease) // capabilities' admission hooks
+
+	mu            sync.Mutex
+	lease         wire.Lease
+	relayKey      [32]byte
+	relayFeatures wire.Features // what the relay's challenge announced
+	state         State
+	detail        string
+	retryIn       time.Duration
+	peers         map[id.Address]*peer
+	dials         map[id.Address]*dial
+	known         map[id.Address]known
+	relayOut      chan wire.Message // nil while not admitted
+	subs          map[int]func(Event)
+	nextSub       int
 
 	stopped  bool                     // Run has ended: no new channels
 	relay    string                   // the relay in use or being tried
@@ -127,28 +140,27 @@ type Node struct {
 	locked   map[id.Address]bool      // opened by Connect: never trimmed
 	settle   time.Duration            // settleTime when made
 	closedAt map[id.Address]time.Time // channels closed lately: fill leaves them alone for a while
+	retries  map[id.Address]int       // failed attempts in a row, by address
 	calls    map[uint64]pendingCall   // requests awaiting replies, by nonce
 	overlay  overlayCounters
 	replay   replays
 	routes   routes
+
+	// Requests to the relay awaiting their replies, by ID.
+	relayCalls  map[uint32]chan wire.Reply
+	nextRelayID uint32
 
 	// relayDone is closed when the relay session whose queue is relayOut
 	// ends; relayBack (made by whoever waits) when the next one starts.
 	relayDone chan struct{}
 	relayBack chan struct{}
 
-	// Usernames (names.go).
-	life       context.Context // ends when Run ends: background publishing stops
-	endLife    context.CancelFunc
-	regMu      sync.Mutex                       // one Register at a time
-	userRec    *wire.UserRecord                 // this node's verified record, nil if none
-	nameWaits  map[uint32]chan *wire.NameResult // name requests awaiting the relay's answer, by ID
-	nextNameID uint32
-	published  struct { // the last publication of userRec that some node stored
-		d       *dht.DHT
-		version uint64
-	}
-	resolved resolveCache
+	// life ends when Run ends: capabilities' background work stops.
+	life    context.Context
+	endLife context.CancelFunc
+
+	unknownPeer  atomic.Int64 // frames of unknown types from peers, skipped
+	unknownRelay atomic.Int64 // ...from the relay
 }
 
 type known struct {
@@ -157,7 +169,7 @@ type known struct {
 }
 
 // New loads the node's identity from cfg.Store, creating and saving one
-// on first use, and the username record Register saved there, if any.
+// on first use, and attaches cfg.Capabilities.
 func New(cfg Config) (*Node, error) {
 	if cfg.Store == nil || cfg.Transport == nil || cfg.Relay == "" {
 		return nil, errors.New("node: Config needs Relay, Store and Transport")
@@ -171,8 +183,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Probe == nil {
 		cfg.Probe = DialWebSocket
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System
 	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 2 * time.Second
@@ -195,28 +207,61 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:   cfg,
 		log:   cfg.Logger,
+		clock: cfg.Clock,
 		state: StateConnecting,
 		peers: make(map[id.Address]*peer),
 		dials: make(map[id.Address]*dial),
 		known: make(map[id.Address]known),
 		subs:  make(map[int]func(Event)),
 
-		zoneKeys: make(map[[32]byte]string),
-		locked:   make(map[id.Address]bool),
-		closedAt: make(map[id.Address]time.Time),
-		settle:   settleTime,
-		calls:    make(map[uint64]pendingCall),
-
-		nameWaits: make(map[uint32]chan *wire.NameResult),
+		zoneKeys:   make(map[[32]byte]string),
+		locked:     make(map[id.Address]bool),
+		closedAt:   make(map[id.Address]time.Time),
+		retries:    make(map[id.Address]int),
+		settle:     settleTime,
+		calls:      make(map[uint64]pendingCall),
+		relayCalls: make(map[uint32]chan wire.Reply),
 	}
 	var err error
 	if n.id, err = identity.LoadOrCreate(cfg.Store, keyIdentity); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	n.loadUsername()
 	n.life, n.endLife = context.WithCancel(context.Background())
+	n.handlers = newHandlers()
+	n.registerCore()
+	var feats []string
+	for _, c := range cfg.Capabilities {
+		f := c.Feature()
+		ns, err := store.NewNamespace(cfg.Store, f+"/")
+		if err != nil || slices.Contains(feats, f) {
+			return nil, fmt.Errorf("node: capability feature %q is empty, invalid or listed twice", f)
+		}
+		h := &Host{n: n, feature: f, log: n.log.With("part", f), ns: ns}
+		err = c.Attach(h)
+		h.attached = true
+		if err == nil {
+			err = h.err
+		}
+		if err != nil {
+			return nil, fmt.Errorf("node: capability %s: %w", f, err)
+		}
+		feats = append(feats, c.Feature())
+	}
+	n.features = wire.NewFeatures(feats...)
+	if _, err := wire.Marshal(&wire.PeerHello{Features: append(n.features, wire.FeatureBulk)}); err != nil {
+		return nil, fmt.Errorf("node: capability features: %w", err)
+	}
 	return n, nil
 }
+
+// Features returns the capabilities the node announces in its hellos (a
+// peer link's hello adds wire.FeatureBulk where the link has a bulk
+// channel).
+func (n *Node) Features() wire.Features { return n.features }
+
+// Keys returns the node's public keys: Ed25519 for signing, X25519 for
+// agreement.
+func (n *Node) Keys() (sign, agree [32]byte) { return n.id.SignKey(), n.id.AgreeKey() }
 
 // Address returns the node's DDT address (zero before admission).
 func (n *Node) Address() id.Address {
@@ -308,8 +353,9 @@ func (n *Node) Ping(ctx context.Context, addr id.Address) (time.Duration, error)
 	return p.ping(ctx)
 }
 
-// Throughput sends total bytes of test data to a connected peer and
-// returns how long it took until the peer acknowledged all of it.
+// Throughput sends total bytes of test data to a connected peer over its
+// bulk channel and returns how long it took until the peer acknowledged
+// all of it.
 func (n *Node) Throughput(ctx context.Context, addr id.Address, total int) (time.Duration, error) {
 	p := n.peer(addr)
 	if p == nil {
@@ -322,4 +368,16 @@ func (n *Node) peer(addr id.Address) *peer {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.peers[addr]
+}
+
+// Stats counts what the node skipped and routed.
+type Stats struct {
+	Overlay      OverlayStats
+	UnknownPeer  int64 // frames of types this node does not know, from peers
+	UnknownRelay int64 // ...from the relay
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	return Stats{Overlay: n.OverlayStats(), UnknownPeer: n.unknownPeer.Load(), UnknownRelay: n.unknownRelay.Load()}
 }

@@ -34,10 +34,10 @@ func handshakePair(a, b *Node, ca, cb transport.Conn) (errA, errB error) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := b.handshake(ctx, cb, a.Address())
+		_, err := b.handshake(ctx, cb, a.Address(), false)
 		done <- err
 	}()
-	_, errA = a.handshake(ctx, ca, b.Address())
+	_, errA = a.handshake(ctx, ca, b.Address(), false)
 	if errA != nil {
 		ca.Close()
 	}
@@ -78,10 +78,10 @@ func TestHandshakeRefusesStrangers(t *testing.T) {
 	// The right lease for the wrong address.
 	a, b = admitted(t, relay), admitted(t, relay)
 	ca, cb = transport.Pipe()
-	go b.handshake(context.Background(), cb, a.Address())
+	go b.handshake(context.Background(), cb, a.Address(), false)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := a.handshake(ctx, ca, id.Address{7}); !errors.Is(err, wire.ErrProtocol) {
+	if _, err := a.handshake(ctx, ca, id.Address{7}, false); !errors.Is(err, wire.ErrProtocol) {
 		t.Errorf("unexpected address: %v", err)
 	}
 	ca.Close() // ends b's side too

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
-	"ddt/shared/dht"
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/wire"
@@ -19,18 +19,14 @@ const (
 	ViaOverlay = "overlay" // they were routed through connected peers
 )
 
-// Overlay errors.
-var (
-	ErrNoRoute = fmt.Errorf("node: no connected peer is closer to that address (%w)", dht.ErrNoPath)
-	ErrTimeout = errors.New("node: no answer in time")
-)
-
 // Overlay limits.
 const (
 	routedRate     = 200  // routed messages a peer may hand us per second...
 	routedBurst    = 400  // ...with bursts of this many
 	maxRPCInFlight = 32   // requests from one peer being answered at once
 	replayWindow   = 4096 // routed messages remembered against replay, per generation
+	// answerTimeout bounds a RequestHandler's work on one request.
+	answerTimeout = 30 * time.Second
 )
 
 // OverlayStats counts routed traffic at this node.
@@ -39,6 +35,7 @@ type OverlayStats struct {
 	Delivered int64 `json:"delivered"` // routed messages that reached this node and verified
 	Forwarded int64 `json:"forwarded"` // routed messages passed on toward their destination
 	Dropped   int64 `json:"dropped"`   // routed messages refused: no route, hop limit, flood, bad origin, replay
+	Unknown   int64 `json:"unknown"`   // frames of types this node does not know (from peers, routed or not), skipped
 }
 
 type overlayCounters struct {
@@ -128,7 +125,7 @@ func (n *Node) verifyLease(l *wire.Lease) error {
 	if l.Zone != zone {
 		return fmt.Errorf("%w: lease for zone %q signed by the relay of zone %q", identity.ErrBadLease, l.Zone, zone)
 	}
-	return identity.VerifyLease(l, l.RelayKey, n.cfg.Now())
+	return identity.VerifyLease(l, l.RelayKey, n.clock.Now())
 }
 
 // nextHop returns the connected peer to hand a message for dest to: dest
@@ -196,7 +193,7 @@ func (n *Node) sendRoutedAvoiding(dest id.Address, inner wire.Message, avoid id.
 		r := &wire.Routed{Dest: dest, TTL: wire.MaxTTL, Nonce: randomSID(), Origin: lease, Route: route, Frame: frame}
 		r.Sig = n.id.Sign(wire.RoutedSignedBytes(dest, r.Nonce, lease.Address, frame))
 		p.touch()
-		err := send(p.conn, r)
+		err := p.sendControl(r)
 		if err == nil {
 			n.overlay.sent.Add(1)
 			return nil
@@ -215,7 +212,7 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 		n.overlay.dropped.Add(1)
 		n.log.Debug("routed message dropped: "+why, append([]any{"from", from.addr.Short(), "dest", r.Dest.Short()}, args...)...)
 	}
-	if !from.routed.AllowN(n.cfg.Now(), 1) {
+	if !from.routed.AllowN(n.clock.Now(), 1) {
 		drop("the peer floods")
 		return
 	}
@@ -236,7 +233,7 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 		r.TTL--
 		r.Path = append(r.Path, self)
 		p.touch()
-		if err := send(p.conn, r); err != nil {
+		if err := p.sendControl(r); err != nil {
 			drop("next hop failed", "err", err)
 			return
 		}
@@ -258,6 +255,11 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 	}
 	n.routes.note(origin, r.Path)
 	m, err := wire.Unmarshal(r.Frame)
+	if errors.Is(err, wire.ErrUnknownType) {
+		n.unknownPeer.Add(1)
+		drop("inner frame of a type this node does not know", "err", err)
+		return
+	}
 	if err != nil {
 		drop("malformed inner frame", "err", err)
 		return
@@ -265,7 +267,11 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 	n.overlay.delivered.Add(1)
 	switch m := m.(type) {
 	case *wire.RPC:
-		n.onRPC(origin, m, func(reply wire.Message) error { return n.sendRouted(origin, reply) })
+		if m.Reply {
+			n.onReply(origin, m)
+			return
+		}
+		n.answer(origin, m, func(reply wire.Message) error { return n.sendRouted(origin, reply) })
 	case *wire.Signal:
 		if m.Peer != origin {
 			drop("signal names another sender")
@@ -273,7 +279,12 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 		}
 		n.onSignal(m, ViaOverlay)
 	default:
-		drop("unexpected inner type", "type", m.Type())
+		fn := n.handlers.routed[m.Type()]
+		if fn == nil {
+			drop("unexpected inner type", "type", m.Type())
+			return
+		}
+		fn(r.Origin, m)
 	}
 }
 
@@ -325,7 +336,7 @@ func (n *Node) call(ctx context.Context, to id.Address, req wire.Message) (wire.
 	if p != nil {
 		p.touch()
 		gone = p.gone
-		err = send(p.conn, rpc)
+		err = p.sendControl(rpc)
 	}
 	if p == nil || err != nil {
 		gone = nil
@@ -354,37 +365,56 @@ func (n *Node) call(ctx context.Context, to id.Address, req wire.Message) (wire.
 	}
 }
 
-// onRPC answers a request or hands a reply to its caller. reply sends on
-// the way the request came.
-func (n *Node) onRPC(from id.Address, m *wire.RPC, reply func(wire.Message) error) {
-	if m.Reply {
-		n.mu.Lock()
-		pc, ok := n.calls[m.Nonce]
-		if ok && pc.to == from {
-			delete(n.calls, m.Nonce)
-		}
-		n.mu.Unlock()
-		if !ok || pc.to != from {
-			n.log.Debug("unexpected reply", "from", from.Short())
-			return
-		}
-		msg, err := wire.Unmarshal(m.Frame)
-		if err != nil {
-			n.log.Debug("malformed reply", "from", from.Short(), "err", err)
-			msg = &wire.Error{Code: wire.CodeMalformed, Message: err.Error()}
-		}
-		pc.reply <- msg
+// onReply hands a reply that came from the node at from to the request
+// waiting for it.
+func (n *Node) onReply(from id.Address, m *wire.RPC) {
+	n.mu.Lock()
+	pc, ok := n.calls[m.Nonce]
+	if ok && pc.to == from {
+		delete(n.calls, m.Nonce)
+	}
+	n.mu.Unlock()
+	if !ok || pc.to != from {
+		n.log.Debug("unexpected reply", "from", from.Short())
 		return
 	}
-	d := n.table()
+	msg, err := wire.Unmarshal(m.Frame)
+	if err != nil {
+		n.log.Debug("malformed reply", "from", from.Short(), "err", err)
+		msg = &wire.Error{Code: wire.CodeMalformed, Message: err.Error()}
+	}
+	pc.reply <- msg
+}
+
+// answer runs the handler registered for the request in m and sends its
+// answer with reply (on the way the request came). A request of a type
+// this node does not know, or has no handler for, is answered with
+// CodeUnsupported.
+func (n *Node) answer(from id.Address, m *wire.RPC, reply func(wire.Message) error) {
 	var resp wire.Message
-	if d == nil {
-		resp = &wire.Error{Code: wire.CodeNotAdmitted, Message: "this node has not joined yet"}
-	} else if req, err := wire.Unmarshal(m.Frame); err != nil {
+	req, err := wire.Unmarshal(m.Frame)
+	switch {
+	case errors.Is(err, wire.ErrUnknownType):
+		n.unknownPeer.Add(1)
+		t, _ := wire.TypeOf(m.Frame)
+		resp = &wire.Error{Code: wire.CodeUnsupported, Message: fmt.Sprintf("this node does not know requests of type %d", t)}
+	case err != nil:
 		resp = &wire.Error{Code: wire.CodeOf(err), Message: err.Error()}
-	} else if resp, err = d.Handle(from, req); err != nil {
-		n.log.Debug("refused a request", "from", from.Short(), "type", req.Type(), "err", err)
-		resp = &wire.Error{Code: wire.CodeOf(err), Message: err.Error()}
+	case n.handlers.request[req.Type()] == nil:
+		resp = &wire.Error{Code: wire.CodeUnsupported, Message: fmt.Sprintf("this node does not answer requests of type %d", req.Type())}
+	default:
+		ctx, cancel := context.WithTimeout(n.life, answerTimeout)
+		resp, err = n.handlers.request[req.Type()](ctx, from, req)
+		cancel()
+		if err != nil {
+			n.log.Debug("refused a request", "from", from.Short(), "type", req.Type(), "err", err)
+			var re *wire.RemoteError
+			if errors.As(err, &re) {
+				resp = &wire.Error{Code: re.Code, Message: re.Message}
+			} else {
+				resp = &wire.Error{Code: wire.CodeOf(err), Message: err.Error()}
+			}
+		}
 	}
 	frame, err := wire.Marshal(resp)
 	if err != nil {
@@ -394,6 +424,15 @@ func (n *Node) onRPC(from id.Address, m *wire.RPC, reply func(wire.Message) erro
 	if err := reply(&wire.RPC{Nonce: m.Nonce, Reply: true, Frame: frame}); err != nil {
 		n.log.Debug("could not send a reply", "to", from.Short(), "err", err)
 	}
+}
+
+// answerDHT is the RequestHandler of the DHT's requests.
+func (n *Node) answerDHT(_ context.Context, from id.Address, req wire.Message) (wire.Message, error) {
+	d := n.table()
+	if d == nil {
+		return nil, &wire.RemoteError{Code: wire.CodeNotAdmitted, Message: "this node has not joined yet"}
+	}
+	return d.Handle(from, req)
 }
 
 // network is the DHT's view of the overlay.
@@ -406,5 +445,5 @@ func (w network) Call(ctx context.Context, to id.Address, req wire.Message) (wir
 // OverlayStats returns this node's routed-traffic counters.
 func (n *Node) OverlayStats() OverlayStats {
 	return OverlayStats{Sent: n.overlay.sent.Load(), Delivered: n.overlay.delivered.Load(),
-		Forwarded: n.overlay.forwarded.Load(), Dropped: n.overlay.dropped.Load()}
+		Forwarded: n.overlay.forwarded.Load(), Dropped: n.overlay.dropped.Load(), Unknown: n.unknownPeer.Load()}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/clock"
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/store"
@@ -46,8 +47,8 @@ func swarm(t *testing.T, count int, cfg Config) []*Node {
 // link opens a channel between a and b as if the relay had signaled it.
 func link(a, b *Node) {
 	ca, cb := transport.Pipe()
-	a.addPeer(b.Address(), false, ca, ViaRelay)
-	b.addPeer(a.Address(), false, cb, ViaRelay)
+	a.addPeer(b.Address(), false, nil, ca, ca, ViaRelay)
+	b.addPeer(a.Address(), false, nil, cb, cb, ViaRelay)
 }
 
 // byDistance sorts nodes by distance from target, closest first.
@@ -172,8 +173,8 @@ func TestRoutedRefusals(t *testing.T) {
 }
 
 func TestRoutedFloodIsBounded(t *testing.T) {
-	frozen := time.Now()
-	ns := swarm(t, 2, Config{Now: func() time.Time { return frozen }})
+	// The clock stands still (nothing advances it).
+	ns := swarm(t, 2, Config{Clock: clock.NewVirtual(time.Now())})
 	a, b := ns[0], ns[1]
 	link(a, b)
 	from := b.peer(a.Address())
@@ -343,8 +344,8 @@ func TestCallSurvivesClosingChannel(t *testing.T) {
 	link(a, b)
 	link(b, c)
 	ca, cc := transport.Pipe()
-	a.addPeer(c.Address(), false, ca, ViaRelay)
-	c.addPeer(a.Address(), false, cc, ViaRelay)
+	a.addPeer(c.Address(), false, nil, ca, ca, ViaRelay)
+	c.addPeer(a.Address(), false, nil, cc, cc, ViaRelay)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cc.Close() // c's end goes: a's send or its wait for the reply fails over

@@ -11,14 +11,41 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"ddt/shared/backoff"
+	"ddt/shared/clock"
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/transport"
 	"ddt/shared/wire"
 )
 
-// handshakeTimeout bounds a connection attempt from offer to proven lease.
-const handshakeTimeout = 15 * time.Second
+// Connection attempts.
+const (
+	// handshakeTimeout bounds a connection attempt from offer to proven
+	// lease.
+	handshakeTimeout = 15 * time.Second
+	// maxDialRetries is how many times an attempt the node made by
+	// itself (to a peer its relay named, or to cover a bucket) is tried
+	// again after it failed or stalled.
+	maxDialRetries = 2
+	// bulkChannel names a link's bulk channel (transport.Bulk).
+	bulkChannel = "bulk"
+)
+
+// stallTimeouts bound how long a self-made attempt may take to open its
+// channel before it counts as stalled and is tried again: short at first
+// (setup takes well under a second on one network), the full handshake
+// timeout at the last try.
+var stallTimeouts = []time.Duration{5 * time.Second, 10 * time.Second, handshakeTimeout}
+
+// dialRetryPause is the wait before the first retry; it doubles after.
+var dialRetryPause = time.Second
+
+// channeler is a transport session with named channels beside its
+// control one.
+type channeler interface {
+	Channel(ctx context.Context, name string) (transport.Conn, error)
+}
 
 // dial is a connection attempt in progress.
 type dial struct {
@@ -29,6 +56,8 @@ type dial struct {
 	sid       uint64
 	initiator bool
 	via       string // ViaRelay or ViaOverlay: where its signaling goes
+	auto      bool   // made by the node itself: tried again if it fails
+	cover     bool   // opened to cover an empty bucket (may use the slack)
 }
 
 func newDial(sid uint64, initiator bool, via string) *dial {
@@ -63,16 +92,20 @@ func (n *Node) startSession(addr id.Address, d *dial) (transport.Session, error)
 // errAbandoned: the attempt was dropped while its session was made.
 var errAbandoned = errors.New("node: connection attempt abandoned")
 
-// peer is an open, authenticated data channel.
+// peer is an open, authenticated link: a control channel for keepalives,
+// the DHT and routed messages, and a bulk channel for large transfers
+// (the control channel again if the link has none).
 type peer struct {
-	n      *Node
-	addr   id.Address
-	native bool
-	via    string    // how its channel was signaled
-	since  time.Time // when the channel opened
-	conn   transport.Conn
-	routed *rate.Limiter // routed messages it may hand us
-	rpcs   chan struct{} // a slot per request of its being answered
+	n        *Node
+	addr     id.Address
+	native   bool
+	via      string    // how its channel was signaled
+	since    time.Time // when the channel opened
+	features wire.Features
+	conn     transport.Conn // control
+	bulk     transport.Conn // bulk, or conn
+	routed   *rate.Limiter  // routed messages it may hand us
+	rpcs     chan struct{}  // a slot per request of its being answered
 
 	mu       sync.Mutex
 	rtt      time.Duration
@@ -90,13 +123,14 @@ type peer struct {
 func (p *peer) info() PeerInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return PeerInfo{Address: p.addr, Native: p.native, RTT: p.rtt, Via: p.via, Since: p.since}
+	return PeerInfo{Address: p.addr, Native: p.native, RTT: p.rtt, Via: p.via, Since: p.since, Features: p.features}
 }
 
 // touch notes that p carried real traffic.
 func (p *peer) touch() {
+	now := p.n.clock.Now()
 	p.mu.Lock()
-	p.lastUsed = time.Now()
+	p.lastUsed = now
 	p.mu.Unlock()
 }
 
@@ -105,6 +139,9 @@ func (p *peer) used() time.Time {
 	defer p.mu.Unlock()
 	return p.lastUsed
 }
+
+func (p *peer) sendControl(m wire.Message) error { return send(p.conn, m) }
+func (p *peer) sendBulk(m wire.Message) error    { return send(p.bulk, m) }
 
 func randomSID() uint64 {
 	var b [8]byte
@@ -116,14 +153,16 @@ func randomSID() uint64 {
 // overlay, and returns it; nil if there is a channel or an attempt
 // already, or no room in the budget. Locked addresses always have room;
 // one that covers an empty bucket (cover) may use the slack, and trimming
-// then closes a channel of a crowded bucket instead.
-func (n *Node) connectTo(addr id.Address, via string, cover bool) *dial {
+// then closes a channel of a crowded bucket instead. An auto attempt is
+// the node's own idea and is tried again if it fails.
+func (n *Node) connectTo(addr id.Address, via string, cover, auto bool) *dial {
 	n.mu.Lock()
-	if n.stopped || addr == n.lease.Address || n.peers[addr] != nil || n.dials[addr] != nil || (!n.locked[addr] && !n.roomFor(cover)) {
+	if n.stopped || addr == n.lease.Address || n.peers[addr] != nil || n.dials[addr] != nil || (!n.locked[addr] && !n.roomForLocked(cover)) {
 		n.mu.Unlock()
 		return nil
 	}
 	d := newDial(randomSID(), true, via)
+	d.auto, d.cover = auto, cover
 	n.dials[addr] = d
 	n.mu.Unlock()
 	if _, err := n.startSession(addr, d); err == nil {
@@ -151,7 +190,7 @@ func (n *Node) accept(from id.Address, sid uint64, offer string, via string) {
 		n.mu.Unlock()
 		return
 	}
-	if n.dials[from] == nil && n.peers[from] == nil && !n.locked[from] && !n.roomFor(true) {
+	if n.dials[from] == nil && n.peers[from] == nil && !n.locked[from] && !n.roomForLocked(true) {
 		n.mu.Unlock()
 		n.log.Info("refused an offer: connection budget full", "peer", from.Short(), "via", via)
 		return
@@ -203,7 +242,7 @@ func (n *Node) onSignal(s *wire.Signal, via string) {
 	}
 	select {
 	case <-d.ready:
-	case <-time.After(handshakeTimeout):
+	case <-clock.After(n.clock, handshakeTimeout):
 		return
 	}
 	n.mu.Lock()
@@ -240,76 +279,141 @@ func (n *Node) endDial(addr id.Address, d *dial) {
 	n.mu.Unlock()
 }
 
-// finishDial waits for the data channel, proves leases both ways and
+// finishDial waits for the data channels, proves leases both ways and
 // turns the attempt into a peer.
 func (n *Node) finishDial(addr id.Address, d *dial) {
 	defer d.finish()
 	defer n.endDial(addr, d)
-	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	limit := handshakeTimeout
+	if d.auto {
+		n.mu.Lock()
+		limit = stallTimeouts[min(n.retries[addr], len(stallTimeouts)-1)]
+		n.mu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	conn, err := d.session.Conn(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("no data channel after %s", limit)
+	}
 	if err == nil {
-		var native bool
-		native, err = n.handshake(ctx, conn, addr)
+		ch, hasBulk := d.session.(channeler)
+		var theirs *wire.PeerHello
+		theirs, err = n.handshake(ctx, conn, addr, hasBulk)
 		if err == nil {
-			n.addPeer(addr, native, conn, d.via)
-			return
+			bulk := conn
+			if hasBulk && theirs.Features.Has(wire.FeatureBulk) {
+				if bulk, err = ch.Channel(ctx, bulkChannel); err != nil {
+					err = fmt.Errorf("bulk channel: %w", err)
+				}
+			}
+			if err == nil {
+				n.mu.Lock()
+				delete(n.retries, addr)
+				n.mu.Unlock()
+				n.addPeer(addr, theirs.Native, theirs.Features, conn, bulk, d.via)
+				return
+			}
 		}
 		conn.Close()
 	}
 	d.session.Close()
 	n.mu.Lock()
-	superseded := n.dials[addr] != d
+	superseded := n.dials[addr] != d || n.peers[addr] != nil
 	n.mu.Unlock()
 	if !superseded {
-		n.log.Info("connection attempt failed", "peer", addr.Short(), "err", err)
+		n.dialFailed(addr, d, err)
 	}
 }
 
+// dialFailed says an attempt failed and, for one the node made by
+// itself, tries again after a pause: a first dial that fails or stalls
+// (the other side busy, a candidate lost) must not leave a fresh node
+// without peers.
+func (n *Node) dialFailed(addr id.Address, d *dial, err error) {
+	n.mu.Lock()
+	tries := n.retries[addr]
+	retry := d.auto && d.initiator && !n.stopped && tries < maxDialRetries
+	if retry {
+		n.retries[addr] = tries + 1
+	} else {
+		delete(n.retries, addr)
+	}
+	n.mu.Unlock()
+	var wait time.Duration
+	if retry {
+		wait = backoff.Jitter(dialRetryPause << tries)
+		n.clock.AfterFunc(wait, func() {
+			if n.connectTo(addr, d.via, d.cover, true) == nil {
+				n.mu.Lock()
+				delete(n.retries, addr) // connected meanwhile, or no room: fill decides later
+				n.mu.Unlock()
+			}
+		})
+		n.log.Info("connection attempt failed; retrying", "peer", addr.Short(), "err", err, "in", wait)
+	} else {
+		n.log.Info("connection attempt failed", "peer", addr.Short(), "err", err)
+	}
+	reason := "failed"
+	if err != nil {
+		reason = err.Error()
+	}
+	n.emit(Event{Kind: EventDialFailed, Peer: PeerInfo{Address: addr, Via: d.via}, Reason: reason, RetryIn: wait})
+}
+
 // handshake exchanges PeerHello and PeerProof and checks the peer's lease
-// and its possession of the lease's key.
-func (n *Node) handshake(ctx context.Context, conn transport.Conn, want id.Address) (native bool, err error) {
+// and its possession of the lease's key. bulk says whether this link
+// offers a bulk channel.
+func (n *Node) handshake(ctx context.Context, conn transport.Conn, want id.Address, bulk bool) (*wire.PeerHello, error) {
 	n.mu.Lock()
 	lease := n.lease
 	n.mu.Unlock()
-	hello := &wire.PeerHello{Lease: lease, Native: n.cfg.Native}
+	feats := n.features
+	if bulk {
+		feats = wire.NewFeatures(append(feats, wire.FeatureBulk)...)
+	}
+	hello := &wire.PeerHello{Lease: lease, Native: n.cfg.Native, Features: feats}
 	rand.Read(hello.Nonce[:])
 	if err := send(conn, hello); err != nil {
-		return false, err
+		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
 	m, err := recv(conn)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	theirs, ok := m.(*wire.PeerHello)
 	if !ok {
-		return false, fmt.Errorf("%w: expected PeerHello, got type %d", wire.ErrProtocol, m.Type())
+		return nil, fmt.Errorf("%w: expected PeerHello, got type %d", wire.ErrProtocol, m.Type())
 	}
 	if theirs.Lease.Address != want {
-		return false, fmt.Errorf("%w: expected %s, lease is for %s", wire.ErrProtocol, want.Short(), theirs.Lease.Address.Short())
+		return nil, fmt.Errorf("%w: expected %s, lease is for %s", wire.ErrProtocol, want.Short(), theirs.Lease.Address.Short())
 	}
 	if err := n.verifyLease(&theirs.Lease); err != nil {
-		return false, err
+		return nil, err
 	}
 	proof := &wire.PeerProof{Sig: n.id.Sign(wire.ProofSignedBytes(theirs.Nonce, lease.Address))}
 	if err := send(conn, proof); err != nil {
-		return false, err
+		return nil, err
 	}
 	m, err = recv(conn)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	pp, ok := m.(*wire.PeerProof)
 	if !ok {
-		return false, fmt.Errorf("%w: expected PeerProof, got type %d", wire.ErrProtocol, m.Type())
+		return nil, fmt.Errorf("%w: expected PeerProof, got type %d", wire.ErrProtocol, m.Type())
 	}
 	if !identity.Verify(theirs.Lease.SignKey, wire.ProofSignedBytes(hello.Nonce, want), pp.Sig) {
-		return false, fmt.Errorf("peer proof: %w", wire.ErrBadSignature)
+		return nil, fmt.Errorf("peer proof: %w", wire.ErrBadSignature)
 	}
-	return theirs.Native, nil
+	if !bulk {
+		// We have no bulk channel to offer, whatever they have.
+		theirs.Features = without(theirs.Features, wire.FeatureBulk)
+	}
+	return theirs, nil
 }
 
 func send(c transport.Conn, m wire.Message) error {
@@ -328,9 +432,9 @@ func recv(c transport.Conn) (wire.Message, error) {
 	return wire.Unmarshal(b)
 }
 
-func (n *Node) addPeer(addr id.Address, native bool, conn transport.Conn, via string) {
-	now := time.Now()
-	p := &peer{n: n, addr: addr, native: native, via: via, since: now, conn: conn, lastIn: now,
+func (n *Node) addPeer(addr id.Address, native bool, features wire.Features, conn, bulk transport.Conn, via string) {
+	now := n.clock.Now()
+	p := &peer{n: n, addr: addr, native: native, via: via, since: now, features: features, conn: conn, bulk: bulk, lastIn: now,
 		routed: rate.NewLimiter(routedRate, routedBurst), rpcs: make(chan struct{}, maxRPCInFlight),
 		pings: make(map[uint64]chan struct{}), gone: make(chan struct{})}
 	n.mu.Lock()
@@ -345,10 +449,13 @@ func (n *Node) addPeer(addr id.Address, native bool, conn transport.Conn, via st
 		// A fresh channel replaces a stale one without a gone/up pair.
 		old.close("replaced by a new connection", false)
 	} else {
-		n.log.Info("peer up", "peer", addr.Short(), "native", native, "via", via)
+		n.log.Info("peer up", "peer", addr.Short(), "native", native, "via", via, "features", features)
 		n.emit(Event{Kind: EventPeer, Peer: p.info()})
 	}
-	go p.readLoop()
+	go p.readLoop(p.conn)
+	if p.bulk != p.conn {
+		go p.readLoop(p.bulk)
+	}
 	go p.keepAlive()
 	n.trim()
 }
@@ -373,18 +480,22 @@ func (p *peer) close(reason string, announce bool) {
 	p.reason = reason
 	close(p.gone)
 	p.mu.Unlock()
+	shut := func() {
+		p.conn.Close()
+		p.bulk.Close()
+	}
 	if announce {
 		// Say why before closing, but never wait on a stuck channel.
 		go func() {
-			force := time.AfterFunc(time.Second, func() { p.conn.Close() })
+			force := n.clock.AfterFunc(time.Second, shut)
 			defer force.Stop()
 			if b, err := wire.Marshal(&wire.Bye{Reason: reason}); err == nil {
 				p.conn.Send(b)
 			}
-			p.conn.Close()
+			shut()
 		}()
 	} else {
-		p.conn.Close()
+		shut()
 	}
 	if mine && announce {
 		n.log.Info("peer gone", "peer", p.addr.Short(), "reason", reason)
@@ -394,7 +505,7 @@ func (p *peer) close(reason string, announce bool) {
 		// buckets again now rather than at the next maintenance round,
 		// or routing through this node dead-ends meanwhile.
 		n.mu.Lock()
-		n.closedAt[p.addr] = time.Now()
+		n.closedAt[p.addr] = n.clock.Now()
 		left := len(n.peers)
 		bucket := id.CommonPrefixLen(n.lease.Address, p.addr)
 		covered := false
@@ -411,9 +522,14 @@ func (p *peer) close(reason string, announce bool) {
 	}
 }
 
-func (p *peer) readLoop() {
+// readLoop reads one of p's channels until it closes: every frame counts
+// as life; a frame of a type this node does not know is counted and
+// skipped (a newer peer may send it); a malformed frame closes the link;
+// the rest go to the handler registered for their type.
+func (p *peer) readLoop(c transport.Conn) {
+	n := p.n
 	for {
-		b, err := p.conn.Recv()
+		b, err := c.Recv()
 		if err != nil {
 			reason := "connection closed"
 			if errors.Is(err, transport.ErrOverrun) {
@@ -422,64 +538,117 @@ func (p *peer) readLoop() {
 			p.close(reason, true)
 			return
 		}
+		now := n.clock.Now()
 		p.mu.Lock()
-		p.lastIn = time.Now()
+		p.lastIn = now
 		p.mu.Unlock()
 		m, err := wire.Unmarshal(b)
+		if errors.Is(err, wire.ErrUnknownType) {
+			n.unknownPeer.Add(1)
+			t, _ := wire.TypeOf(b)
+			n.log.Debug("skipping a message of a type this node does not know", "peer", p.addr.Short(), "type", t)
+			continue
+		}
 		if err != nil {
-			p.n.log.Warn("bad message from peer", "peer", p.addr.Short(), "err", err)
+			n.log.Warn("bad message from peer", "peer", p.addr.Short(), "err", err)
 			p.close("sent a malformed message", true)
 			return
 		}
-		switch m := m.(type) {
-		case *wire.Ping:
-			go send(p.conn, &wire.Pong{ID: m.ID})
-		case *wire.Pong:
-			p.mu.Lock()
-			ch := p.pings[m.ID]
-			delete(p.pings, m.ID)
-			p.mu.Unlock()
-			if ch != nil {
-				close(ch)
-			}
-		case *wire.BenchData:
-			p.benchIn += uint64(len(m.Data))
-		case *wire.BenchEnd:
-			got := p.benchIn
-			p.benchIn = 0
-			go send(p.conn, &wire.BenchAck{Received: got})
-		case *wire.BenchAck:
-			p.mu.Lock()
-			ch := p.ack
-			p.mu.Unlock()
-			if ch != nil {
-				select {
-				case ch <- m.Received:
-				default:
-				}
-			}
-		case *wire.RPC:
-			select {
-			case p.rpcs <- struct{}{}:
-				p.touch()
-				go func() {
-					defer func() { <-p.rpcs }()
-					p.n.onRPC(p.addr, m, func(reply wire.Message) error { return send(p.conn, reply) })
-				}()
-			default:
-				p.n.log.Debug("request dropped: too many in flight", "peer", p.addr.Short())
-			}
-		case *wire.Routed:
-			p.n.onRouted(p, m)
-		case *wire.Bye:
-			reason := "peer left"
-			if m.Reason != "" {
-				reason = "peer left: " + m.Reason
-			}
-			p.close(reason, true)
+		fn := n.handlers.peer[m.Type()]
+		if fn == nil {
+			n.log.Debug("ignoring a message peers do not send", "peer", p.addr.Short(), "type", m.Type())
+			continue
+		}
+		fn(p, m)
+		if _, bye := m.(*wire.Bye); bye {
 			return
+		}
+	}
+}
+
+// registerCore registers the node's own handlers: the peer link's
+// keepalive, throughput test and goodbye, the overlay's envelopes, the
+// DHT's requests, and the relay's signaling and membership news.
+func (n *Node) registerCore() {
+	hs := &n.handlers
+	onPeer := func(t wire.Type, fn func(*peer, wire.Message)) {
+		hs.peer[t] = fn
+		hs.owner[t] = "node"
+	}
+	onPeer(wire.TypePing, func(p *peer, m wire.Message) {
+		go p.sendControl(&wire.Pong{ID: m.(*wire.Ping).ID})
+	})
+	onPeer(wire.TypePong, func(p *peer, m wire.Message) { p.pong(m.(*wire.Pong).ID) })
+	onPeer(wire.TypeBenchData, func(p *peer, m wire.Message) { p.benchIn += uint64(len(m.(*wire.BenchData).Data)) })
+	onPeer(wire.TypeBenchEnd, func(p *peer, m wire.Message) {
+		got := p.benchIn
+		p.benchIn = 0
+		go p.sendBulk(&wire.BenchAck{Received: got})
+	})
+	onPeer(wire.TypeBenchAck, func(p *peer, m wire.Message) { p.benchAck(m.(*wire.BenchAck).Received) })
+	onPeer(wire.TypeRPC, func(p *peer, m wire.Message) { p.onRPC(m.(*wire.RPC)) })
+	onPeer(wire.TypeRouted, func(p *peer, m wire.Message) { n.onRouted(p, m.(*wire.Routed)) })
+	onPeer(wire.TypeBye, func(p *peer, m wire.Message) {
+		reason := "peer left"
+		if r := m.(*wire.Bye).Reason; r != "" {
+			reason = "peer left: " + r
+		}
+		p.close(reason, true)
+	})
+	for _, t := range []wire.Type{wire.TypePing, wire.TypeFindNode, wire.TypeFindValue, wire.TypeStore} {
+		hs.request[t] = n.answerDHT
+		hs.owner[t] = "node"
+	}
+	relay := func(t wire.Type, fn RelayHandler) {
+		hs.relay[t] = fn
+		hs.owner[t] = "node"
+	}
+	relay(wire.TypeSignal, func(m wire.Message) { n.onSignal(m.(*wire.Signal), ViaRelay) })
+	relay(wire.TypePeerJoined, func(m wire.Message) {
+		j := m.(*wire.PeerJoined)
+		n.learn(&j.Lease, j.Native)
+	})
+	relay(wire.TypePeerLeft, func(m wire.Message) { n.onPeerLeft(m.(*wire.PeerLeft).Address) })
+	relay(wire.TypeError, func(m wire.Message) { n.log.Info("relay refused a request", "err", m.(*wire.Error).Err()) })
+}
+
+// onRPC answers a request from p, or hands a reply to its caller.
+func (p *peer) onRPC(m *wire.RPC) {
+	n := p.n
+	if m.Reply {
+		n.onReply(p.addr, m)
+		return
+	}
+	select {
+	case p.rpcs <- struct{}{}:
+		p.touch()
+		go func() {
+			defer func() { <-p.rpcs }()
+			n.answer(p.addr, m, func(reply wire.Message) error { return p.sendControl(reply) })
+		}()
+	default:
+		n.log.Debug("request dropped: too many in flight", "peer", p.addr.Short())
+	}
+}
+
+func (p *peer) pong(pid uint64) {
+	p.mu.Lock()
+	ch := p.pings[pid]
+	delete(p.pings, pid)
+	p.mu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
+}
+
+func (p *peer) benchAck(received uint64) {
+	p.mu.Lock()
+	ch := p.ack
+	p.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- received:
 		default:
-			p.n.log.Debug("ignoring message", "peer", p.addr.Short(), "type", m.Type())
 		}
 	}
 }
@@ -497,13 +666,13 @@ func (p *peer) ping(ctx context.Context) (time.Duration, error) {
 		delete(p.pings, pid)
 		p.mu.Unlock()
 	}()
-	start := time.Now()
-	if err := send(p.conn, &wire.Ping{ID: pid}); err != nil {
+	start := p.n.clock.Now()
+	if err := p.sendControl(&wire.Ping{ID: pid}); err != nil {
 		return 0, err
 	}
 	select {
 	case <-ch:
-		rtt := time.Since(start)
+		rtt := clock.Since(p.n.clock, start)
 		p.mu.Lock()
 		p.rtt = rtt
 		p.mu.Unlock()
@@ -518,16 +687,16 @@ func (p *peer) ping(ctx context.Context) (time.Duration, error) {
 // keepAlive pings every KeepAlive and drops a peer silent for PeerTimeout.
 func (p *peer) keepAlive() {
 	cfg := p.n.cfg
-	t := time.NewTicker(cfg.KeepAlive)
+	t := p.n.clock.NewTicker(cfg.KeepAlive)
 	defer t.Stop()
 	for {
 		select {
 		case <-p.gone:
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		p.mu.Lock()
-		silent := time.Since(p.lastIn)
+		silent := clock.Since(p.n.clock, p.lastIn)
 		p.mu.Unlock()
 		if silent > cfg.PeerTimeout {
 			p.close(fmt.Sprintf("no answer for %s", silent.Round(time.Second)), true)
@@ -541,7 +710,8 @@ func (p *peer) keepAlive() {
 	}
 }
 
-// throughput sends total bytes and waits for the peer's acknowledgement.
+// throughput sends total bytes on the bulk channel and waits for the
+// peer's acknowledgement.
 func (p *peer) throughput(ctx context.Context, total int) (time.Duration, error) {
 	p.bench.Lock()
 	defer p.bench.Unlock()
@@ -559,13 +729,13 @@ func (p *peer) throughput(ctx context.Context, total int) (time.Duration, error)
 	if err != nil {
 		return 0, err
 	}
-	start := time.Now()
+	start := p.n.clock.Now()
 	for sent := 0; sent < total; {
 		k := min(wire.MaxBenchData, total-sent)
 		if k == wire.MaxBenchData {
-			err = p.conn.Send(full)
+			err = p.bulk.Send(full)
 		} else {
-			err = send(p.conn, &wire.BenchData{Data: make([]byte, k)})
+			err = p.sendBulk(&wire.BenchData{Data: make([]byte, k)})
 		}
 		if err != nil {
 			return 0, err
@@ -575,7 +745,8 @@ func (p *peer) throughput(ctx context.Context, total int) (time.Duration, error)
 			return 0, ctx.Err()
 		}
 	}
-	if err := send(p.conn, &wire.BenchEnd{Total: uint64(total)}); err != nil {
+	// The end goes the way the data went, so it arrives after all of it.
+	if err := p.sendBulk(&wire.BenchEnd{Total: uint64(total)}); err != nil {
 		return 0, err
 	}
 	select {
@@ -583,7 +754,7 @@ func (p *peer) throughput(ctx context.Context, total int) (time.Duration, error)
 		if got != uint64(total) {
 			return 0, fmt.Errorf("node: peer received %d of %d bytes", got, total)
 		}
-		return time.Since(start), nil
+		return clock.Since(p.n.clock, start), nil
 	case <-p.gone:
 		return 0, fmt.Errorf("%w: %s", ErrNotConnected, p.reason)
 	case <-ctx.Done():

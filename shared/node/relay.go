@@ -2,10 +2,8 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,6 +11,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"ddt/shared/backoff"
+	"ddt/shared/clock"
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/wire"
@@ -124,7 +124,7 @@ func (n *Node) Run(ctx context.Context) error {
 	go n.maintain(mctx)
 	current := n.fastest(ctx, n.knownRelays(), n.cfg.Relay)
 	failures := 0
-	backoff := 500 * time.Millisecond
+	retry := backoff.Backoff{Min: 500 * time.Millisecond, Max: n.cfg.MaxBackoff}
 	for {
 		n.setRelay(current)
 		wsURL, err := WebSocketURL(current)
@@ -142,7 +142,7 @@ func (n *Node) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if admitted {
-			backoff = 500 * time.Millisecond
+			retry.Reset()
 			failures = 0
 		}
 		var wait time.Duration
@@ -169,21 +169,13 @@ func (n *Node) Run(ctx context.Context) error {
 					current, failures = next, 0
 				}
 			}
-			wait = jitter(backoff)
-			backoff = min(2*backoff, n.cfg.MaxBackoff)
+			wait = retry.Next()
 			n.setState(StateRetrying, unreachable(admitted, err), wait)
 		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
+		if !clock.Sleep(n.clock, wait, ctx.Done()) {
 			return ctx.Err()
 		}
 	}
-}
-
-func jitter(d time.Duration) time.Duration {
-	r, _ := rand.Int(rand.Reader, big.NewInt(int64(d/4)+1))
-	return d - d/8 + time.Duration(r.Int64())
 }
 
 // unreachable words a lost relay for the page. Browsers hide why a
@@ -225,7 +217,7 @@ func (n *Node) closePeers() {
 // relaySession runs one relay connection: admission, then the read loop
 // until the connection ends. It reports whether the node was admitted.
 func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, err error) {
-	t0 := time.Now()
+	t0 := n.clock.Now()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	c, err := n.cfg.Dial(dctx, wsURL)
 	cancel()
@@ -235,8 +227,12 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 	defer c.CloseNow()
 	c.SetReadLimit(wire.MaxFrame)
 
-	read := func(ctx context.Context) (wire.Message, error) {
+	readFrame := func(ctx context.Context) ([]byte, error) {
 		_, b, err := c.Read(ctx)
+		return b, err
+	}
+	read := func(ctx context.Context) (wire.Message, error) {
+		b, err := readFrame(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -256,12 +252,12 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 	if err != nil {
 		return false, err
 	}
-	tDial := time.Since(t0)
+	tDial := clock.Since(n.clock, t0)
 	ch, ok := m.(*wire.Challenge)
 	if !ok {
 		return false, fmt.Errorf("%w: expected a challenge", wire.ErrProtocol)
 	}
-	hello := &wire.Hello{SignKey: n.id.SignKey(), AgreeKey: n.id.AgreeKey(), Native: n.cfg.Native, Agent: n.cfg.Agent}
+	hello := &wire.Hello{SignKey: n.id.SignKey(), AgreeKey: n.id.AgreeKey(), Native: n.cfg.Native, Agent: n.cfg.Agent, Features: n.features}
 	hello.Sig = n.id.Sign(wire.HelloSignedBytes(ch, hello.SignKey, hello.AgreeKey, hello.Native))
 	if err := write(hctx, hello); err != nil {
 		return false, err
@@ -282,8 +278,8 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 	default:
 		return false, fmt.Errorf("%w: expected admission, got type %d", wire.ErrProtocol, m.Type())
 	}
-	tAdm := time.Since(t0)
-	if err := identity.VerifyLease(&adm.Lease, ch.RelayKey, n.cfg.Now()); err != nil {
+	tAdm := clock.Since(n.clock, t0)
+	if err := identity.VerifyLease(&adm.Lease, ch.RelayKey, n.clock.Now()); err != nil {
 		return false, fmt.Errorf("relay's lease: %w", err)
 	}
 	if adm.Lease.SignKey != hello.SignKey {
@@ -306,7 +302,7 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 	if n.lease.Address != adm.Lease.Address && !n.lease.Address.IsZero() {
 		n.log.Warn("address changed", "old", n.lease.Address.Short(), "new", adm.Lease.Address.Short())
 	}
-	n.lease, n.relayKey = adm.Lease, ch.RelayKey
+	n.lease, n.relayKey, n.relayFeatures = adm.Lease, ch.RelayKey, ch.Features
 	n.relayOut, n.relayDone = out, done
 	if n.relayBack != nil {
 		close(n.relayBack) // requests waiting for the relay go ahead
@@ -322,7 +318,7 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 		close(done)
 	}()
 	n.log.Info("admitted", "address", adm.Lease.Address, "zone", adm.Lease.Zone, "peers", len(adm.Peers),
-		"challengeMs", tDial.Milliseconds(), "admittedMs", tAdm.Milliseconds(), "totalMs", time.Since(t0).Milliseconds())
+		"challengeMs", tDial.Milliseconds(), "admittedMs", tAdm.Milliseconds(), "totalMs", clock.Since(n.clock, t0).Milliseconds(), "features", ch.Features)
 	// The routing table holds the relay's peers before anyone hears of the
 	// admission, so a lookup right after ddt.ready has contacts to ask.
 	n.federate(adm.Relays)
@@ -351,32 +347,36 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 		}
 	}()
 	for _, a := range dial {
-		n.connectTo(a, ViaRelay, false)
+		n.connectTo(a, ViaRelay, false, true)
 	}
 	go n.announce(sctx, d, adm.Lease.Address)
-	go n.nameAtAdmission(sctx)
+	for _, fn := range n.admitted {
+		go fn(sctx, adm.Lease)
+	}
 	for {
-		m, err := read(sctx)
+		b, err := readFrame(sctx)
 		if err != nil {
-			if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrVersion) {
-				n.log.Warn("bad message from relay", "err", err)
-			}
 			return true, err
 		}
-		switch m := m.(type) {
-		case *wire.Signal:
-			n.onSignal(m, ViaRelay)
-		case *wire.PeerJoined:
-			n.learn(&m.Lease, m.Native)
-		case *wire.PeerLeft:
-			n.onPeerLeft(m.Address)
-		case *wire.NameResult:
-			n.onNameResult(m)
-		case *wire.Error:
-			n.log.Info("relay refused a request", "err", m.Err())
-		default:
-			n.log.Debug("ignoring relay message", "type", m.Type())
+		m, err := wire.Unmarshal(b)
+		if errors.Is(err, wire.ErrUnknownType) {
+			n.unknownRelay.Add(1)
+			t, _ := wire.TypeOf(b)
+			n.log.Debug("skipping a relay message of a type this node does not know", "type", t)
+			continue
 		}
+		if err != nil {
+			n.log.Warn("bad message from relay", "err", err)
+			return true, err
+		}
+		if r, ok := m.(wire.Reply); ok && n.deliverReply(r) {
+			continue
+		}
+		if fn := n.handlers.relay[m.Type()]; fn != nil {
+			fn(m)
+			continue
+		}
+		n.log.Debug("ignoring relay message", "type", m.Type())
 	}
 }
 
@@ -431,4 +431,98 @@ func (n *Node) sendRelay(m wire.Message) {
 	default:
 		n.log.Warn("relay queue full; dropping a message")
 	}
+}
+
+// relayRequest is Host.RelayRequest for the capability with feature.
+func (n *Node) relayRequest(ctx context.Context, feature string, mk func(id uint32) wire.Message) (wire.Reply, error) {
+	for attempt := 0; ; attempt++ {
+		out, done, err := n.awaitRelay(ctx)
+		if err != nil {
+			return nil, err
+		}
+		n.mu.Lock()
+		offers, relay := n.relayFeatures.Has(feature), n.relay
+		n.mu.Unlock()
+		if !offers {
+			return nil, Errorf(CodeUnavailable, []error{wire.ErrUnavailable, ErrUnsupported}, "the relay %s does not offer %s", relay, feature)
+		}
+		reply := make(chan wire.Reply, 1)
+		n.mu.Lock()
+		n.nextRelayID++
+		rid := n.nextRelayID
+		n.relayCalls[rid] = reply
+		n.mu.Unlock()
+		forget := func() {
+			n.mu.Lock()
+			delete(n.relayCalls, rid)
+			n.mu.Unlock()
+		}
+		select {
+		case out <- mk(rid):
+		default:
+			forget()
+			return nil, Errorf(CodeUnavailable, []error{wire.ErrUnavailable}, "the relay connection is congested; try again")
+		}
+		select {
+		case r := <-reply:
+			return r, nil
+		case <-done:
+			forget()
+			if attempt > 0 {
+				return nil, Errorf(CodeUnavailable, []error{wire.ErrUnavailable}, "lost the connection to the relay twice while waiting for its answer")
+			}
+			n.log.Info("the relay connection dropped during a request; asking again on the next one", "feature", feature)
+		case <-ctx.Done():
+			forget()
+			return nil, ctxError(ctx, "the relay did not answer in time")
+		}
+	}
+}
+
+// ctxError is the error for a request whose ctx ended: a timeout
+// (wrapping ErrTimeout) unless the caller cancelled.
+func ctxError(ctx context.Context, msg string) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return ctx.Err()
+	}
+	return Errorf(CodeTimeout, []error{ErrTimeout, ctx.Err()}, "%s", msg)
+}
+
+// awaitRelay returns the current relay session's queue and the channel
+// closed when it ends, waiting for the relay to come back if it is away.
+func (n *Node) awaitRelay(ctx context.Context) (chan<- wire.Message, <-chan struct{}, error) {
+	for {
+		n.mu.Lock()
+		if n.relayOut != nil {
+			out, done := n.relayOut, n.relayDone
+			n.mu.Unlock()
+			return out, done, nil
+		}
+		if n.relayBack == nil {
+			n.relayBack = make(chan struct{})
+		}
+		back := n.relayBack
+		n.mu.Unlock()
+		select {
+		case <-back:
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return nil, nil, ctx.Err()
+			}
+			return nil, nil, Errorf(CodeUnavailable, []error{wire.ErrUnavailable, ctx.Err()}, "the relay is away; try again when the node is connected")
+		}
+	}
+}
+
+// deliverReply hands a relay's reply to the request waiting for it; it
+// reports whether one was.
+func (n *Node) deliverReply(r wire.Reply) bool {
+	n.mu.Lock()
+	ch, ok := n.relayCalls[r.ReplyID()]
+	delete(n.relayCalls, r.ReplyID())
+	n.mu.Unlock()
+	if ok {
+		ch <- r // buffered, and only this reply is sent to it
+	}
+	return ok
 }

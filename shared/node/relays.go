@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"ddt/shared/clock"
 	"ddt/shared/wire"
 )
 
@@ -136,7 +137,7 @@ func (n *Node) probe(ctx context.Context, relay string) (time.Duration, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	t0 := time.Now()
+	t0 := n.clock.Now()
 	c, err := n.cfg.Probe(ctx, wsURL)
 	if err != nil {
 		return 0, err
@@ -145,7 +146,7 @@ func (n *Node) probe(ctx context.Context, relay string) (time.Duration, error) {
 	if _, _, err := c.Read(ctx); err != nil {
 		return 0, err
 	}
-	return time.Since(t0), nil
+	return clock.Since(n.clock, t0), nil
 }
 
 func without(list []string, drop string) []string {

@@ -58,6 +58,14 @@ type Message interface {
 	decode(*decoder)
 }
 
+// Reply is a message that answers a request by the ID the request
+// carried (NameResult answers NameClaim and NameLookup): a node hands it
+// to whoever waits for that ID.
+type Reply interface {
+	Message
+	ReplyID() uint32
+}
+
 // registry maps each type to a constructor. Each file that defines
 // messages registers them in its init, so messages for different layers
 // live beside each other without one central list.

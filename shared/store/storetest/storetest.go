@@ -20,6 +20,14 @@ import (
 // open may register cleanups with t for anything else.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Helper()
+	RunLimited(t, store.MaxKeySize, open)
+}
+
+// RunLimited is Run for a store whose keys may be at most maxKey bytes (a
+// store.Namespace leaves room for its prefix).
+func RunLimited(t *testing.T, maxKey int, open func(t *testing.T) store.Store) {
+	t.Helper()
+	limit := limits{maxKey: maxKey}
 	for _, tc := range []struct {
 		name string
 		fn   func(*testing.T, store.Store)
@@ -29,10 +37,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Overwrite", testOverwrite},
 		{"Delete", testDelete},
 		{"EmptyValue", testEmptyValue},
-		{"MaxSizes", testMaxSizes},
+		{"MaxSizes", limit.testMaxSizes},
 		{"Keys", testKeys},
 		{"CopySemantics", testCopySemantics},
-		{"InvalidInput", testInvalidInput},
+		{"InvalidInput", limit.testInvalidInput},
 		{"Closed", testClosed},
 		{"Concurrent", testConcurrent},
 	} {
@@ -150,8 +158,11 @@ func testEmptyValue(t *testing.T, s store.Store) {
 	mustKeys(t, s, "", "empty", "nil")
 }
 
-func testMaxSizes(t *testing.T, s store.Store) {
-	key := strings.Repeat("k", store.MaxKeySize)
+// limits are the sizes a store under test accepts.
+type limits struct{ maxKey int }
+
+func (l limits) testMaxSizes(t *testing.T, s store.Store) {
+	key := strings.Repeat("k", l.maxKey)
 	mustPut(t, s, key, []byte("longest key"))
 	mustGet(t, s, key, []byte("longest key"))
 	big := pattern(store.MaxValueSize, 3)
@@ -197,8 +208,8 @@ func testCopySemantics(t *testing.T, s store.Store) {
 	mustKeys(t, s, "", "k")
 }
 
-func testInvalidInput(t *testing.T, s store.Store) {
-	bad := []string{"", strings.Repeat("k", store.MaxKeySize+1), "bad\xffutf8"}
+func (l limits) testInvalidInput(t *testing.T, s store.Store) {
+	bad := []string{"", strings.Repeat("k", l.maxKey+1), "bad\xffutf8"}
 	for _, key := range bad {
 		name := key
 		if len(name) > 20 {

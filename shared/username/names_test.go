@@ -1,4 +1,4 @@
-package node
+package username
 
 import (
 	"bytes"
@@ -12,10 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/clock"
 	"ddt/shared/dht"
 	"ddt/shared/identity"
 	"ddt/shared/ledger"
 	"ddt/shared/names"
+	"ddt/shared/node"
+	"ddt/shared/node/nodetest"
 	"ddt/shared/store"
 	"ddt/shared/transport"
 	"ddt/shared/wire"
@@ -85,35 +88,73 @@ func (l *testLedger) sequence(t testing.TB, c *wire.UserClaim) *wire.UserRecord 
 	return rec
 }
 
-// claimAs signs a claim of name by n at its current lease.
-func claimAs(t testing.TB, n *Node, name string, version uint64) *wire.UserClaim {
+// info is the relay that keeps l, as nodes trust it.
+func (l *testLedger) info() wire.RelayInfo {
+	return wire.RelayInfo{Zone: l.zone, Key: l.key.SignKey()}
+}
+
+// claimAs signs a claim of name by c's node at its current lease.
+func claimAs(t testing.TB, c *Client, name string, version uint64) *wire.UserClaim {
 	t.Helper()
-	n.mu.Lock()
-	lease := n.lease
-	n.mu.Unlock()
-	c, err := names.NewClaim(n.id, &lease, name, version)
+	lease := c.h.Lease()
+	claim, err := names.NewClaim(c.h.Identity(), &lease, name, version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return claim
 }
 
-// publishAs stores value under name's key in n's DHT, signed by n.
-func publishAs(t testing.TB, n *Node, name string, seq uint64, rec *wire.UserRecord) {
+// publishAs stores value under name's key in the DHT, signed by c's node.
+func publishAs(t testing.TB, c *Client, name string, seq uint64, rec *wire.UserRecord) {
 	t.Helper()
 	sealed, err := names.Seal(name, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := dht.Record{Key: names.Key(name), Seq: seq, Value: sealed}
-	if err := r.Sign(n.id.SigningKey()); err != nil {
+	if err := r.Sign(c.h.Identity().SigningKey()); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if stored, err := n.table().Put(ctx, r); err != nil || stored == 0 {
+	if stored, err := c.h.Put(ctx, r); err != nil || stored == 0 {
 		t.Fatalf("publishing a record of %q: stored at %d nodes, %v", name, stored, err)
 	}
+}
+
+// hold makes rec c's own record, as Register would have.
+func (c *Client) hold(rec *wire.UserRecord) {
+	c.mu.Lock()
+	c.rec = rec
+	c.mu.Unlock()
+}
+
+// skewed is the system clock, moved on by skew: for a cache's five
+// minutes, while every timer runs in real time.
+type skewed struct {
+	clock.Clock
+	skew atomic.Int64
+}
+
+func newSkewed() *skewed { return &skewed{Clock: clock.System} }
+
+func (s *skewed) Now() time.Time { return s.Clock.Now().Add(time.Duration(s.skew.Load())) }
+
+// swarm makes count nodes with a username client each, trusting the
+// relays of extra too; it returns the clients, by node.
+func swarm(t *testing.T, count int, clk clock.Clock, logger *slog.Logger, extra ...wire.RelayInfo) (*nodetest.Swarm, []*Client) {
+	t.Helper()
+	clients := make([]*Client, count)
+	s := nodetest.New(t, count, nodetest.Options{
+		Trusted: extra,
+		Config: func(i int, c *node.Config) {
+			clients[i] = New()
+			c.Capabilities = []node.Capability{clients[i]}
+			c.Clock, c.Logger = clk, logger
+		},
+		RelayFeatures: wire.Features{wire.FeatureNames},
+	})
+	return s, clients
 }
 
 // syncBuffer is a log destination for several goroutines.
@@ -139,26 +180,18 @@ func (s *syncBuffer) String() string {
 // that do not verify are dropped and logged, and a later claim of the
 // name by another key loses to the owner's.
 func TestResolveThroughDHT(t *testing.T) {
-	var skew atomic.Int64
+	clk := newSkewed()
 	var logs syncBuffer
-	ns := swarm(t, 8, Config{
-		Now:    func() time.Time { return time.Now().Add(time.Duration(skew.Load())) },
-		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	home := newTestLedger(t, "b")
-	for _, n := range ns {
-		n.zoneKeys[home.key.SignKey()] = home.zone // the relay of zone b is federated
-	}
-	kademliaLinks(ns)
+	home := newTestLedger(t, "b") // the relay of zone b is federated
+	sw, ns := swarm(t, 8, clk, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})), home.info())
+	sw.KademliaLinks()
 	owner, asker := ns[0], ns[7]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
 	rec := home.sequence(t, claimAs(t, owner, "alice", 1))
-	owner.mu.Lock()
-	owner.userRec = rec
-	owner.mu.Unlock()
-	owner.publishName(ctx, rec)
+	owner.hold(rec)
+	owner.publish(ctx, rec)
 	owner.mu.Lock()
 	stored := owner.published.version
 	owner.mu.Unlock()
@@ -193,7 +226,7 @@ func TestResolveThroughDHT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Claim.SignKey != owner.id.SignKey() {
+	if got.Claim.SignKey != owner.h.Identity().SignKey() {
 		t.Fatalf("resolved a record of key %x, not the owner's", got.Claim.SignKey[:4])
 	}
 	if n := strings.Count(logs.String(), dropped) - before; n != 2 {
@@ -205,10 +238,8 @@ func TestResolveThroughDHT(t *testing.T) {
 	carol := ns[1]
 	publish := func(version uint64) {
 		rec := home.sequence(t, claimAs(t, carol, "carol", version))
-		carol.mu.Lock()
-		carol.userRec = rec
-		carol.mu.Unlock()
-		carol.publishName(ctx, rec)
+		carol.hold(rec)
+		carol.publish(ctx, rec)
 	}
 	resolve := func(fresh bool) uint64 {
 		t.Helper()
@@ -233,7 +264,7 @@ func TestResolveThroughDHT(t *testing.T) {
 	if v := resolve(false); v != 2 {
 		t.Fatalf("the fresh answer did not refresh the cache: version %d, want 2", v)
 	}
-	skew.Store(int64(resolveTTL + time.Second))
+	clk.skew.Store(int64(resolveTTL + time.Second))
 	if v := resolve(false); v != 3 {
 		t.Fatalf("after five minutes a resolve gave version %d, want 3", v)
 	}
@@ -243,25 +274,27 @@ func TestResolveThroughDHT(t *testing.T) {
 	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancelShort()
 	_, err = asker.Resolve(short, "bob", false)
-	if code, msg := ExplainNameError(err); code != CodeUnavailable || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("resolve with no record and no relay: %v (%s: %s)", err, code, msg)
+	if e := node.Explain(err); e.Code != node.CodeUnavailable || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("resolve with no record and no relay: %v (%s: %s)", err, e.Code, e.Error)
 	}
 }
 
-// newNode makes a node that is not admitted.
-func newNode(t *testing.T) *Node {
+// newClient makes a node that is not admitted, and its client.
+func newClient(t *testing.T) *Client {
 	t.Helper()
-	n, err := New(Config{Relay: "http://127.0.0.1:1", Store: store.NewMemory(), Transport: transport.NewNetwork().Transport()})
+	c := New()
+	_, err := node.New(node.Config{Relay: "http://127.0.0.1:1", Store: store.NewMemory(), Transport: transport.NewNetwork().Transport(),
+		Capabilities: []node.Capability{c}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return c
 }
 
 // The errors a user sees: which rule a name breaks, and the codes the page
 // and the native node show, worded without Go package names.
 func TestNameErrors(t *testing.T) {
-	n := newNode(t)
+	n := newClient(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name, says string
@@ -280,34 +313,33 @@ func TestNameErrors(t *testing.T) {
 				t.Errorf("%s(%q): %v, want an invalid-name error", op, tc.name, err)
 				continue
 			}
-			code, msg := ExplainNameError(err)
-			if code != CodeInvalid || !strings.Contains(msg, tc.says) || strings.Contains(msg, "names:") {
-				t.Errorf("%s(%q): %s %q, want invalid saying %q", op, tc.name, code, msg, tc.says)
+			e := node.Explain(err)
+			if e.Code != CodeInvalid || !strings.Contains(e.Error, tc.says) || strings.Contains(e.Error, "names:") {
+				t.Errorf("%s(%q): %s %q, want invalid saying %q", op, tc.name, e.Code, e.Error, tc.says)
 			}
 		}
 	}
-	if _, err := n.Register(ctx, "alice"); !errors.Is(err, ErrNotAdmitted) {
+	if _, err := n.Register(ctx, "alice"); !errors.Is(err, node.ErrNotAdmitted) {
 		t.Errorf("register before admission: %v", err)
-	} else if code, msg := ExplainNameError(err); code != CodeNotAdmitted || strings.HasPrefix(msg, "node:") {
-		t.Errorf("register before admission: %s %q", code, msg)
+	} else if e := node.Explain(err); e.Code != node.CodeNotAdmitted || strings.HasPrefix(e.Error, "node:") {
+		t.Errorf("register before admission: %s %q", e.Code, e.Error)
 	}
-	if _, err := n.Resolve(ctx, "alice", false); !errors.Is(err, ErrNotAdmitted) {
+	if _, err := n.Resolve(ctx, "alice", false); !errors.Is(err, node.ErrNotAdmitted) {
 		t.Errorf("resolve before admission: %v", err)
 	}
 
 	// A node that holds a name cannot take another.
-	relay, _ := identity.New()
-	a := admitted(t, relay)
-	home := newTestLedger(t, "z")
-	a.zoneKeys[home.key.SignKey()] = "z"
-	a.userRec = home.sequence(t, claimAs(t, a, "bob", 1))
+	home := newTestLedger(t, "y")
+	_, cs := swarm(t, 1, nil, nil, home.info())
+	a := cs[0]
+	a.hold(home.sequence(t, claimAs(t, a, "bob", 1)))
 	_, err := a.Register(ctx, "Alice")
-	if code, msg := ExplainNameError(err); !errors.Is(err, ErrAlreadyRegistered) || code != CodeAlreadyRegistered ||
-		msg != `this node is already registered as "bob"` {
-		t.Errorf("a second name: %v (%s %q)", err, code, msg)
+	if e := node.Explain(err); !errors.Is(err, ErrAlreadyRegistered) || e.Code != CodeAlreadyRegistered ||
+		e.Error != `this node is already registered as "bob"` {
+		t.Errorf("a second name: %v (%s %q)", err, e.Code, e.Error)
 	}
 	// Claiming the name it holds at the address it has needs no relay.
-	if rec, err := a.Register(ctx, "BOB"); err != nil || rec != a.userRec {
+	if rec, err := a.Register(ctx, "BOB"); err != nil || rec != a.Record() {
 		t.Errorf("the name it holds: %v", err)
 	}
 
@@ -320,14 +352,14 @@ func TestNameErrors(t *testing.T) {
 	}{
 		{refusal("alice", &wire.RemoteError{Code: wire.CodeNameTaken, Message: `"alice" is taken`}), wire.ErrNameTaken, CodeTaken, `"alice" is taken`},
 		{refusal("alice", &wire.RemoteError{Code: wire.CodeNameTaken}), wire.ErrNameTaken, CodeTaken, `"alice" is taken`},
-		{notFound("bob"), wire.ErrNotFound, CodeNotFound, `no user named "bob"`},
-		{refusal("bob", &wire.RemoteError{Code: wire.CodeUnavailable}), wire.ErrUnavailable, CodeUnavailable, "try again"},
-		{refusal("bob", &wire.RemoteError{Code: wire.CodeRateLimited, Message: "slow down"}), wire.ErrRateLimited, CodeRateLimited, "slow down"},
-		{fmt.Errorf("node: the relay's record does not verify: %w", names.ErrForged), names.ErrForged, CodeForged, "the relay's record does not verify: record does not verify"},
+		{refusal("bob", &wire.RemoteError{Code: wire.CodeNotFound}), wire.ErrNotFound, CodeNotFound, `no user named "bob"`},
+		{refusal("bob", &wire.RemoteError{Code: wire.CodeUnavailable}), wire.ErrUnavailable, node.CodeUnavailable, "try again"},
+		{refusal("bob", &wire.RemoteError{Code: wire.CodeRateLimited, Message: "slow down"}), wire.ErrRateLimited, node.CodeRateLimited, "slow down"},
+		{forged(names.ErrForged), names.ErrForged, CodeForged, "the relay's record does not verify: record does not verify"},
 	} {
-		code, msg := ExplainNameError(tc.err)
-		if !errors.Is(tc.err, tc.sentinel) || code != tc.code || msg != tc.says && !strings.Contains(msg, tc.says) {
-			t.Errorf("%v: %s %q, want %s saying %q", tc.err, code, msg, tc.code, tc.says)
+		e := node.Explain(tc.err)
+		if !errors.Is(tc.err, tc.sentinel) || e.Code != tc.code || e.Error != tc.says && !strings.Contains(e.Error, tc.says) {
+			t.Errorf("%v: %s %q, want %s saying %q", tc.err, e.Code, e.Error, tc.code, tc.says)
 		}
 	}
 	var re *wire.RemoteError
@@ -337,7 +369,7 @@ func TestNameErrors(t *testing.T) {
 }
 
 func TestResolveCacheBounds(t *testing.T) {
-	var c resolveCache
+	var c cache
 	t0 := time.Now()
 	rec := func(i int) *wire.UserRecord { return &wire.UserRecord{Index: uint64(i)} }
 	for i := 0; i < resolveCacheSize+10; i++ {
@@ -360,32 +392,18 @@ func TestResolveCacheBounds(t *testing.T) {
 	}
 }
 
-func TestViewRecord(t *testing.T) {
-	relay, _ := identity.New()
-	a := admitted(t, relay)
+func TestViewOf(t *testing.T) {
 	home := newTestLedger(t, "b")
+	sw, cs := swarm(t, 1, nil, nil, home.info())
+	a, an := cs[0], sw.Nodes[0]
 	for i := 0; i < 5; i++ {
 		home.append(claimAs(t, a, fmt.Sprint("x", i), 1))
 	}
 	rec := home.sequence(t, claimAs(t, a, "alice", 1))
-	v := ViewRecord(rec)
-	if v.Name != "alice" || v.Address != a.Address().String() || v.Zone != "z" || v.Version != 1 ||
+	v := ViewOf(rec)
+	if v.Name != "alice" || v.Address != an.Address().String() || v.Zone != "z" || v.Version != 1 ||
 		v.Seq != "b:5" || v.Ledger.Zone != "b" || v.Ledger.Index != 5 || v.Ledger.Size != 6 ||
 		len(v.SignKey) != 64 || len(v.AgreeKey) != 64 || len(v.Ledger.RelayKey) != 64 {
 		t.Errorf("view %+v", v)
-	}
-}
-
-func TestStripPrefixes(t *testing.T) {
-	for in, want := range map[string]string{
-		"names: invalid name: the name is empty":              "invalid name: the name is empty",
-		"node: this node is already registered as \"bob\"":    "this node is already registered as \"bob\"",
-		"names: record does not verify: ledger: bad proof: x": "record does not verify: bad proof: x",
-		"hostnames: stay": "hostnames: stay",
-		"":                "",
-	} {
-		if got := stripPrefixes(in); got != want {
-			t.Errorf("stripPrefixes(%q) = %q, want %q", in, got, want)
-		}
 	}
 }

@@ -1,6 +1,6 @@
 //go:build !js
 
-package node
+package username
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/clock"
+	"ddt/shared/node"
 	"ddt/shared/wait"
 
 	"github.com/coder/websocket"
@@ -110,7 +112,7 @@ func (f *fakeRelay) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		return wire.Unmarshal(b)
 	}
-	ch := &wire.Challenge{Zone: f.zone, RelayKey: f.key.SignKey()}
+	ch := &wire.Challenge{Zone: f.zone, RelayKey: f.key.SignKey(), Features: wire.Features{wire.FeatureNames}}
 	rand.Read(ch.Nonce[:])
 	if write(ch) != nil {
 		return
@@ -253,11 +255,14 @@ func (f *fakeRelay) record(h *held) *wire.UserRecord {
 	return rec
 }
 
-// runNode starts a node of this relay on st and net and waits for its
-// admission. The returned stop ends it (and runs at cleanup).
-func (f *fakeRelay) runNode(t *testing.T, st store.Store, net *transport.Network, now func() time.Time) (*Node, func()) {
+// runNode starts a node of this relay on st and net, with clk (the
+// system clock if nil), and waits for its admission. The returned stop
+// ends it (and runs at cleanup).
+func (f *fakeRelay) runNode(t *testing.T, st store.Store, net *transport.Network, clk clock.Clock) (*node.Node, *Client, func()) {
 	t.Helper()
-	n, err := New(Config{Relay: f.srv.URL, Store: st, Transport: net.Transport(), Now: now, MaxBackoff: 500 * time.Millisecond})
+	c := New()
+	n, err := node.New(node.Config{Relay: f.srv.URL, Store: st, Transport: net.Transport(), Clock: clk, MaxBackoff: 500 * time.Millisecond,
+		Capabilities: []node.Capability{c}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,18 +275,21 @@ func (f *fakeRelay) runNode(t *testing.T, st store.Store, net *transport.Network
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
-	wait.Until(t, wait.Default, "admission", func() bool { s, _ := n.State(); return s == StateAdmitted })
-	return n, stop
+	wait.Until(t, wait.Default, "admission", func() bool { s, _ := n.State(); return s == node.StateAdmitted })
+	return n, c, stop
 }
+
+// keyRecordIn is where the client keeps its record in the node's store.
+const keyRecordIn = wire.FeatureNames + "/" + keyRecord
 
 func TestRegister(t *testing.T) {
 	f := newFakeRelay(t)
 	st := store.NewMemory()
 	net := transport.NewNetwork()
-	a, stop := f.runNode(t, st, net, nil)
+	an, a, stop := f.runNode(t, st, net, nil)
 	var events atomic.Int32
-	a.Subscribe(func(e Event) {
-		if e.Kind == EventUsername && e.Name == "alice" {
+	an.Subscribe(func(e node.Event) {
+		if v, ok := e.Value.(View); e.Kind == Event && ok && v.Name == "alice" {
 			events.Add(1)
 		}
 	})
@@ -291,16 +299,16 @@ func TestRegister(t *testing.T) {
 	if err != nil {
 		t.Fatalf("register: %v", err)
 	}
-	if rec.Claim.Name != "alice" || rec.Claim.Address != a.Address() || rec.Claim.Version != 1 || rec.Zone != "b" {
+	if rec.Claim.Name != "alice" || rec.Claim.Address != an.Address() || rec.Claim.Version != 1 || rec.Zone != "b" {
 		t.Fatalf("record %+v of zone %q", rec.Claim, rec.Zone)
 	}
-	if _, err := names.Verify(rec, "alice", a.zoneOf); err != nil {
+	if _, err := names.Verify(rec, "alice", a.h.ZoneOf); err != nil {
 		t.Fatalf("the record does not verify: %v", err)
 	}
-	if a.Username() != "alice" || events.Load() != 1 {
-		t.Errorf("username %q, %d events", a.Username(), events.Load())
+	if a.Name() != "alice" || events.Load() != 1 {
+		t.Errorf("username %q, %d events", a.Name(), events.Load())
 	}
-	if b, err := st.Get(keyUsername); err != nil {
+	if b, err := st.Get(keyRecordIn); err != nil {
 		t.Errorf("the record is not in the store: %v", err)
 	} else if m, err := wire.Unmarshal(b); err != nil || !names.Same(&m.(*wire.UserRecord).Claim, &rec.Claim) {
 		t.Errorf("the stored record: %v", err)
@@ -319,16 +327,16 @@ func TestRegister(t *testing.T) {
 	// A restart on the same store: the name is there before admission,
 	// and the node, back at the same address, does not claim it again.
 	stop()
-	b, err := New(Config{Relay: f.srv.URL, Store: st, Transport: net.Transport()})
-	if err != nil {
+	b := New()
+	if _, err := node.New(node.Config{Relay: f.srv.URL, Store: st, Transport: net.Transport(), Capabilities: []node.Capability{b}}); err != nil {
 		t.Fatal(err)
 	}
-	if b.Username() != "alice" {
-		t.Fatalf("after a restart the username is %q", b.Username())
+	if b.Name() != "alice" {
+		t.Fatalf("after a restart the username is %q", b.Name())
 	}
-	b2, _ := f.runNode(t, st, net, nil)
-	if b2.Username() != "alice" || b2.Address() != rec.Claim.Address {
-		t.Fatalf("after a restart: %q at %s", b2.Username(), b2.Address().Short())
+	b2n, b2, _ := f.runNode(t, st, net, nil)
+	if b2.Name() != "alice" || b2n.Address() != rec.Claim.Address {
+		t.Fatalf("after a restart: %q at %s", b2.Name(), b2n.Address().Short())
 	}
 	if got, err := b2.Register(ctx, "alice"); err != nil || !names.Same(&got.Claim, &rec.Claim) || f.claims.Load() != 1 {
 		t.Errorf("after a restart, registering again: %v, %d claims", err, f.claims.Load())
@@ -341,7 +349,7 @@ func TestReclaimAtNewAddress(t *testing.T) {
 	f := newFakeRelay(t)
 	st := store.NewMemory()
 	net := transport.NewNetwork()
-	a, stop := f.runNode(t, st, net, nil)
+	_, a, stop := f.runNode(t, st, net, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	rec, err := a.Register(ctx, "alice")
@@ -350,16 +358,16 @@ func TestReclaimAtNewAddress(t *testing.T) {
 	}
 	stop()
 	f.set(func() { f.newNonces = true })
-	b, _ := f.runNode(t, st, net, nil)
-	if b.Address() == rec.Claim.Address {
+	bn, b, _ := f.runNode(t, st, net, nil)
+	if bn.Address() == rec.Claim.Address {
 		t.Fatal("the relay gave the same address")
 	}
-	wait.Until(t, wait.Default, "a new claim", func() bool { r := b.UserRecord(); return r != nil && r.Claim.Version == 2 })
-	r := b.UserRecord()
-	if r.Claim.Address != b.Address() || f.claims.Load() != 2 {
-		t.Errorf("renewed record at %s, node at %s; %d claims", r.Claim.Address.Short(), b.Address().Short(), f.claims.Load())
+	wait.Until(t, wait.Default, "a new claim", func() bool { r := b.Record(); return r != nil && r.Claim.Version == 2 })
+	r := b.Record()
+	if r.Claim.Address != bn.Address() || f.claims.Load() != 2 {
+		t.Errorf("renewed record at %s, node at %s; %d claims", r.Claim.Address.Short(), bn.Address().Short(), f.claims.Load())
 	}
-	if _, err := names.Verify(r, "alice", b.zoneOf); err != nil {
+	if _, err := names.Verify(r, "alice", b.h.ZoneOf); err != nil {
 		t.Error(err)
 	}
 	// Re-registering at the new address is answered from the store.
@@ -371,8 +379,8 @@ func TestReclaimAtNewAddress(t *testing.T) {
 func TestRegisterTaken(t *testing.T) {
 	f := newFakeRelay(t)
 	net := transport.NewNetwork()
-	a, _ := f.runNode(t, store.NewMemory(), net, nil)
-	b, _ := f.runNode(t, store.NewMemory(), net, nil)
+	_, a, _ := f.runNode(t, store.NewMemory(), net, nil)
+	_, b, _ := f.runNode(t, store.NewMemory(), net, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := a.Register(ctx, "alice"); err != nil {
@@ -383,11 +391,11 @@ func TestRegisterTaken(t *testing.T) {
 	if !errors.Is(err, wire.ErrNameTaken) || !errors.As(err, &re) {
 		t.Fatalf("a taken name: %v", err)
 	}
-	if code, msg := ExplainNameError(err); code != CodeTaken || msg != `"alice" is taken` {
-		t.Errorf("a taken name reads %s %q", code, msg)
+	if e := node.Explain(err); e.Code != CodeTaken || e.Error != `"alice" is taken` {
+		t.Errorf("a taken name reads %s %q", e.Code, e.Error)
 	}
-	if b.Username() != "" {
-		t.Errorf("the refused node holds %q", b.Username())
+	if b.Name() != "" {
+		t.Errorf("the refused node holds %q", b.Name())
 	}
 	if _, err := b.Register(ctx, "bob"); err != nil {
 		t.Errorf("a free name after a refusal: %v", err)
@@ -411,15 +419,15 @@ func TestRegisterRefusesForgedRecords(t *testing.T) {
 			f := newFakeRelay(t)
 			f.set(func() { f.tamper = tamper })
 			st := store.NewMemory()
-			a, _ := f.runNode(t, st, transport.NewNetwork(), nil)
+			_, a, _ := f.runNode(t, st, transport.NewNetwork(), nil)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			_, err := a.Register(ctx, "alice")
-			if code, msg := ExplainNameError(err); code != CodeForged || !strings.Contains(msg, "the relay's record does not verify") {
-				t.Errorf("a forged record: %v (%s %q)", err, code, msg)
+			if e := node.Explain(err); e.Code != CodeForged || !strings.Contains(e.Error, "the relay's record does not verify") {
+				t.Errorf("a forged record: %v (%s %q)", err, e.Code, e.Error)
 			}
-			if _, err := st.Get(keyUsername); !errors.Is(err, store.ErrNotFound) || a.Username() != "" {
-				t.Errorf("a forged record was kept: %v, %q", err, a.Username())
+			if _, err := st.Get(keyRecordIn); !errors.Is(err, store.ErrNotFound) || a.Name() != "" {
+				t.Errorf("a forged record was kept: %v, %q", err, a.Name())
 			}
 		})
 	}
@@ -427,18 +435,18 @@ func TestRegisterRefusesForgedRecords(t *testing.T) {
 
 func TestRegisterRefusals(t *testing.T) {
 	for code, want := range map[wire.Code]string{
-		wire.CodeUnavailable: CodeUnavailable,
-		wire.CodeRateLimited: CodeRateLimited,
+		wire.CodeUnavailable: node.CodeUnavailable,
+		wire.CodeRateLimited: node.CodeRateLimited,
 		wire.CodeBadName:     CodeInvalid,
 	} {
 		f := newFakeRelay(t)
 		f.set(func() { f.refuse = code })
-		a, stop := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
+		_, a, stop := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		_, err := a.Register(ctx, "alice")
 		cancel()
-		if got, msg := ExplainNameError(err); !errors.Is(err, code.Err()) || got != want || msg == "" {
-			t.Errorf("relay refuses with %d: %v (%s %q)", code, err, got, msg)
+		if e := node.Explain(err); !errors.Is(err, code.Err()) || e.Code != want || e.Error == "" {
+			t.Errorf("relay refuses with %d: %v (%s %q)", code, err, e.Code, e.Error)
 		}
 		stop()
 	}
@@ -448,14 +456,14 @@ func TestRegisterRefusals(t *testing.T) {
 func TestRegisterTimeout(t *testing.T) {
 	f := newFakeRelay(t)
 	f.set(func() { f.silent = true })
-	a, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
+	_, a, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err := a.Register(ctx, "alice")
-	if code, msg := ExplainNameError(err); !errors.Is(err, ErrTimeout) || code != CodeTimeout || msg != "the relay did not answer in time" {
-		t.Errorf("a relay that does not answer: %v (%s %q)", err, code, msg)
+	if e := node.Explain(err); !errors.Is(err, node.ErrTimeout) || e.Code != node.CodeTimeout || e.Error != "the relay did not answer in time" {
+		t.Errorf("a relay that does not answer: %v (%s %q)", err, e.Code, e.Error)
 	}
-	if a.Username() != "" {
+	if a.Name() != "" {
 		t.Error("a claim without an answer set the username")
 	}
 }
@@ -464,7 +472,7 @@ func TestRegisterTimeout(t *testing.T) {
 // node sends the claim again on the next connection.
 func TestRegisterAcrossReconnect(t *testing.T) {
 	f := newFakeRelay(t)
-	a, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
+	_, a, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
 	f.dropClaims.Store(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -476,23 +484,22 @@ func TestRegisterAcrossReconnect(t *testing.T) {
 		t.Errorf("%d claims reached the relay", f.claims.Load())
 	}
 	// Twice in a row is too much: unavailable.
-	b, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
+	_, b, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
 	f.dropClaims.Store(2)
 	_, err = b.Register(ctx, "bob")
-	if code, _ := ExplainNameError(err); code != CodeUnavailable {
-		t.Errorf("two drops: %v (%s)", err, code)
+	if e := node.Explain(err); e.Code != node.CodeUnavailable {
+		t.Errorf("two drops: %v (%s)", err, e.Code)
 	}
 }
 
 // Resolve asks the relay when the DHT has nothing; it caches what it
 // verified for five minutes, and refuses what does not verify.
 func TestResolveThroughRelay(t *testing.T) {
-	var skew atomic.Int64
-	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	clk := newSkewed()
 	f := newFakeRelay(t)
-	a, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
+	_, a, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
 	// b is alone on its network: no data channel, so nothing in its DHT.
-	b, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), now)
+	_, b, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), clk)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	rec, err := a.Register(ctx, "alice")
@@ -512,19 +519,19 @@ func TestResolveThroughRelay(t *testing.T) {
 	if _, err := b.Resolve(ctx, "alice", true); err != nil || f.lookups.Load() != 2 {
 		t.Errorf("a fresh resolve did not ask the relay (%d lookups): %v", f.lookups.Load(), err)
 	}
-	skew.Store(int64(resolveTTL + time.Second))
+	clk.skew.Store(int64(resolveTTL + time.Second))
 	if _, err := b.Resolve(ctx, "alice", false); err != nil || f.lookups.Load() != 3 {
 		t.Errorf("after five minutes the cache answered (%d lookups): %v", f.lookups.Load(), err)
 	}
 
 	_, err = b.Resolve(ctx, "bob", false)
-	if code, msg := ExplainNameError(err); !errors.Is(err, wire.ErrNotFound) || code != CodeNotFound || msg != `no user named "bob"` {
-		t.Errorf("an unknown name: %v (%s %q)", err, code, msg)
+	if e := node.Explain(err); !errors.Is(err, wire.ErrNotFound) || e.Code != CodeNotFound || e.Error != `no user named "bob"` {
+		t.Errorf("an unknown name: %v (%s %q)", err, e.Code, e.Error)
 	}
 
 	f.set(func() { f.tamper = func(r *wire.UserRecord) { r.Index += 3 } })
 	_, err = b.Resolve(ctx, "alice", true)
-	if code, _ := ExplainNameError(err); !errors.Is(err, names.ErrForged) || code != CodeForged {
+	if e := node.Explain(err); !errors.Is(err, names.ErrForged) || e.Code != CodeForged {
 		t.Errorf("a forged record from the relay: %v", err)
 	}
 }
@@ -534,9 +541,17 @@ func TestResolveThroughRelay(t *testing.T) {
 func TestResolveRegisteredThroughDHT(t *testing.T) {
 	f := newFakeRelay(t)
 	net := transport.NewNetwork()
-	a, _ := f.runNode(t, store.NewMemory(), net, nil)
-	b, _ := f.runNode(t, store.NewMemory(), net, nil) // admitted with a as a peer
-	wait.Until(t, wait.Default, "a data channel", func() bool { return b.peer(a.Address()) != nil && a.peer(b.Address()) != nil })
+	an, a, _ := f.runNode(t, store.NewMemory(), net, nil)
+	bn, b, _ := f.runNode(t, store.NewMemory(), net, nil) // admitted with a as a peer
+	connected := func(n *node.Node, to *node.Node) bool {
+		for _, p := range n.Peers() {
+			if p.Address == to.Address() {
+				return true
+			}
+		}
+		return false
+	}
+	wait.Until(t, wait.Default, "a data channel", func() bool { return connected(bn, an) && connected(an, bn) })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	rec, err := a.Register(ctx, "alice")

@@ -1,0 +1,332 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"ddt/shared/clock"
+	"ddt/shared/dht"
+	"ddt/shared/id"
+	"ddt/shared/identity"
+	"ddt/shared/store"
+	"ddt/shared/wire"
+)
+
+// Capability is a feature built on the node — usernames, content, sites,
+// chat, channels, streams, credits — in a package of its own. The node
+// imports none of them: the edge (wasm/, relay/) lists them in
+// Config.Capabilities, and New hands each a Host, the one API it builds on.
+type Capability interface {
+	// Feature names the capability in hellos (e.g. wire.FeatureNames): a
+	// node sends a capability's messages only to peers and relays that
+	// announced it. 1–32 bytes of a–z, 0–9 and '-'.
+	Feature() string
+	// Attach is called once, by New, before the node runs: the
+	// capability keeps h and registers its handlers on it. Registering
+	// a message type twice (or one the node handles) fails New.
+	Attach(h *Host) error
+}
+
+// PeerHandler handles a frame a connected peer sent on one of its
+// channels. It runs on that channel's read loop: it must not block (hand
+// slow work to a goroutine).
+type PeerHandler func(from PeerInfo, m wire.Message)
+
+// RoutedHandler handles a frame routed through the overlay to this node,
+// after the origin's lease and signature verified. It runs on the read
+// loop of the peer that delivered it: it must not block.
+type RoutedHandler func(origin wire.Lease, m wire.Message)
+
+// RequestHandler answers a request (sent with Host.Request, directly or
+// routed). It runs on a goroutine of its own, with a deadline in ctx; a
+// non-nil error goes back as a wire.Error with its code.
+type RequestHandler func(ctx context.Context, from id.Address, req wire.Message) (wire.Message, error)
+
+// RelayHandler handles a frame from the node's relay that is not a reply
+// to a RelayRequest. It runs on the relay's read loop: it must not block.
+type RelayHandler func(m wire.Message)
+
+// handlers are the node's dispatch tables, fixed once New returns.
+type handlers struct {
+	peer    map[wire.Type]func(*peer, wire.Message)
+	routed  map[wire.Type]RoutedHandler
+	request map[wire.Type]RequestHandler
+	relay   map[wire.Type]RelayHandler
+	owner   map[wire.Type]string // who registered each type: a feature, or "node"
+}
+
+func newHandlers() handlers {
+	return handlers{
+		peer:    map[wire.Type]func(*peer, wire.Message){},
+		routed:  map[wire.Type]RoutedHandler{},
+		request: map[wire.Type]RequestHandler{},
+		relay:   map[wire.Type]RelayHandler{},
+		owner:   map[wire.Type]string{},
+	}
+}
+
+// claim records that owner handles type t on table kind; a second claim
+// of one type on one table is an error.
+func (hs *handlers) claim(kind string, t wire.Type, owner string, taken bool) error {
+	if !wire.Known(t) {
+		return fmt.Errorf("%s handler for type %d, which package wire does not define", kind, t)
+	}
+	if taken {
+		return fmt.Errorf("%s handler for type %d: already handled by %s", kind, t, hs.owner[t])
+	}
+	hs.owner[t] = owner
+	return nil
+}
+
+// Host is what the node offers one capability: its identity and lease,
+// the DHT, its peers and the overlay, its relay, its events, a namespace
+// of its store, its clock. Handlers are registered in Capability.Attach;
+// every other method may be called at any time from any goroutine.
+type Host struct {
+	n        *Node
+	feature  string
+	log      *slog.Logger
+	ns       *store.Namespace
+	err      error // the first registration error, reported by New
+	attached bool  // Attach has returned: no more registrations
+}
+
+// Feature is the capability's feature name.
+func (h *Host) Feature() string { return h.feature }
+
+// Identity is the node's keys.
+func (h *Host) Identity() *identity.Identity { return h.n.id }
+
+// Lease is the node's current lease (zero before its first admission).
+func (h *Host) Lease() wire.Lease {
+	h.n.mu.Lock()
+	defer h.n.mu.Unlock()
+	return h.n.lease
+}
+
+// ZoneOf returns the zone of the relay with key, if this node trusts it:
+// its own relay or one its relay federates with (for checking records a
+// relay signed).
+func (h *Host) ZoneOf(key [32]byte) (string, bool) { return h.n.zoneOf(key) }
+
+// Clock is the node's clock: every timer a capability sets comes from it.
+func (h *Host) Clock() clock.Clock { return h.n.clock }
+
+// Logger is the node's logger, with part=<feature>.
+func (h *Host) Logger() *slog.Logger { return h.log }
+
+// Life ends when the node stops: background work ends with it.
+func (h *Host) Life() context.Context { return h.n.life }
+
+// Store is the capability's namespace of the node's store: keys are its
+// own ("<feature>/" in the node's store), at most MaxKeySize less that.
+func (h *Host) Store() store.Store { return h.ns }
+
+// Adopt moves a record an earlier version kept under legacy, outside any
+// namespace, to key in the capability's namespace, unless key is already
+// there. A missing legacy record is not an error.
+func (h *Host) Adopt(legacy, key string) error {
+	root := h.n.cfg.Store
+	b, err := root.Get(legacy)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := h.Store().Get(key); errors.Is(err, store.ErrNotFound) {
+		if err := h.Store().Put(key, b); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	return root.Delete(legacy)
+}
+
+// Emit tells the node's subscribers (window.ddt's listeners, the native
+// node's log) of something a user would notice: kind names the event,
+// value is its payload, a view with JSON field names.
+func (h *Host) Emit(kind string, value any) { h.n.emit(Event{Kind: kind, Value: value}) }
+
+// OnAdmitted registers fn to run, on a goroutine of its own, after every
+// admission by a relay; ctx ends with that relay session. Call it in Attach.
+func (h *Host) OnAdmitted(fn func(ctx context.Context, lease wire.Lease)) {
+	if h.registering("admission hook") {
+		h.n.admitted = append(h.n.admitted, fn)
+	}
+}
+
+// registering reports whether handlers may still be registered, and
+// panics if Attach has returned: registration after the node is built is
+// a programming error.
+func (h *Host) registering(what string) bool {
+	if h.attached {
+		panic(fmt.Sprintf("node: %s registered by %s after Attach returned", what, h.feature))
+	}
+	return h.err == nil
+}
+
+func (h *Host) fail(err error) {
+	if h.err == nil {
+		h.err = err
+	}
+}
+
+// HandlePeer registers fn for frames of type t that peers send on their
+// channels. Call it in Attach.
+func (h *Host) HandlePeer(t wire.Type, fn PeerHandler) {
+	if !h.registering("peer handler") {
+		return
+	}
+	hs := &h.n.handlers
+	_, taken := hs.peer[t]
+	if err := hs.claim("peer", t, h.feature, taken); err != nil {
+		h.fail(err)
+		return
+	}
+	hs.peer[t] = func(p *peer, m wire.Message) { fn(p.info(), m) }
+}
+
+// HandleRouted registers fn for frames of type t routed to this node.
+// Call it in Attach.
+func (h *Host) HandleRouted(t wire.Type, fn RoutedHandler) {
+	if !h.registering("routed handler") {
+		return
+	}
+	hs := &h.n.handlers
+	_, taken := hs.routed[t]
+	if err := hs.claim("routed", t, h.feature, taken); err != nil {
+		h.fail(err)
+		return
+	}
+	hs.routed[t] = fn
+}
+
+// HandleRequest registers fn to answer requests of type t. Call it in
+// Attach.
+func (h *Host) HandleRequest(t wire.Type, fn RequestHandler) {
+	if !h.registering("request handler") {
+		return
+	}
+	hs := &h.n.handlers
+	_, taken := hs.request[t]
+	if err := hs.claim("request", t, h.feature, taken); err != nil {
+		h.fail(err)
+		return
+	}
+	hs.request[t] = fn
+}
+
+// HandleRelay registers fn for frames of type t from the relay. Call it
+// in Attach.
+func (h *Host) HandleRelay(t wire.Type, fn RelayHandler) {
+	if !h.registering("relay handler") {
+		return
+	}
+	hs := &h.n.handlers
+	_, taken := hs.relay[t]
+	if err := hs.claim("relay", t, h.feature, taken); err != nil {
+		h.fail(err)
+		return
+	}
+	hs.relay[t] = fn
+}
+
+// Peers lists the peers with an open data channel.
+func (h *Host) Peers() []PeerInfo { return h.n.Peers() }
+
+// peerFor returns the connected peer at addr if it announced the
+// capability's feature.
+func (h *Host) peerFor(addr id.Address) (*peer, error) {
+	p := h.n.peer(addr)
+	if p == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotConnected, addr.Short())
+	}
+	if !p.features.Has(h.feature) {
+		return nil, fmt.Errorf("%w: peer %s has no %s", ErrUnsupported, addr.Short(), h.feature)
+	}
+	return p, nil
+}
+
+// Send sends m to the connected peer at addr on its control channel.
+// It fails with ErrNotConnected, or ErrUnsupported if the peer did not
+// announce the capability.
+func (h *Host) Send(addr id.Address, m wire.Message) error {
+	p, err := h.peerFor(addr)
+	if err != nil {
+		return err
+	}
+	p.touch()
+	return p.sendControl(m)
+}
+
+// SendBulk is Send on the peer's bulk channel (its control channel if
+// the link has none): for large transfers, which then never delay
+// keepalives or lookups. It blocks while the channel is full.
+func (h *Host) SendBulk(addr id.Address, m wire.Message) error {
+	p, err := h.peerFor(addr)
+	if err != nil {
+		return err
+	}
+	p.touch()
+	return p.sendBulk(m)
+}
+
+// SendRouted signs m and sends it toward dest through the overlay (the
+// destination gets it if it has a RoutedHandler for m's type).
+func (h *Host) SendRouted(dest id.Address, m wire.Message) error {
+	return h.n.sendRouted(dest, m)
+}
+
+// Request sends req to the node at to — over its data channel if one is
+// open (and it announced the capability), else routed through the
+// overlay — and waits for the answer of its RequestHandler. A refusal
+// comes back as an error wrapping a *wire.RemoteError (wire.ErrUnsupported
+// if to has no handler for req's type).
+func (h *Host) Request(ctx context.Context, to id.Address, req wire.Message) (wire.Message, error) {
+	if p := h.n.peer(to); p != nil && !p.features.Has(h.feature) {
+		return nil, fmt.Errorf("%w: peer %s has no %s", ErrUnsupported, to.Short(), h.feature)
+	}
+	return h.n.call(ctx, to, req)
+}
+
+// DHT: Get collects the valid records under key, Put stores r (signed)
+// at the nodes closest to its key and republishes it, Lookup finds a node.
+
+// Get collects the valid records the DHT holds under key.
+func (h *Host) Get(ctx context.Context, key id.Address) ([]dht.Record, error) { return h.n.Get(ctx, key) }
+
+// Put stores r at the nodes closest to its key and keeps it published
+// (republished every 12 h); it returns how many nodes stored it.
+func (h *Host) Put(ctx context.Context, r dht.Record) (int, error) {
+	d := h.n.table()
+	if d == nil {
+		return 0, ErrNotAdmitted
+	}
+	return d.Put(ctx, r)
+}
+
+// Lookup finds the node at target through the DHT.
+func (h *Host) Lookup(ctx context.Context, target id.Address) (LookupResult, error) {
+	return h.n.Lookup(ctx, target)
+}
+
+// RelayHas reports whether the node's relay announced the capability.
+func (h *Host) RelayHas() bool {
+	h.n.mu.Lock()
+	defer h.n.mu.Unlock()
+	return h.n.relayFeatures.Has(h.feature)
+}
+
+// RelayRequest sends the request mk(id) to the relay and waits for the
+// frame that answers that id (a wire.Reply). It waits for the relay while
+// it is away; if the relay connection drops before the answer, it asks
+// once more on the next one. Failures are *Error values worded for
+// people: CodeUnavailable (the relay is away, congested, or does not
+// offer the capability), CodeTimeout.
+func (h *Host) RelayRequest(ctx context.Context, mk func(id uint32) wire.Message) (wire.Reply, error) {
+	return h.n.relayRequest(ctx, h.feature, mk)
+}

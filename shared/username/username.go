@@ -1,0 +1,485 @@
+package username
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"ddt/shared/clock"
+	"ddt/shared/dht"
+	"ddt/shared/id"
+	"ddt/shared/names"
+	"ddt/shared/node"
+	"ddt/shared/store"
+	"ddt/shared/wire"
+)
+
+// Event is the kind of the event the client emits when the node
+// registers its name, or claims it again at a new address; its value is
+// the record's View.
+const Event = "username"
+
+// Error codes of Register and Resolve, beside the node's own
+// (node.CodeUnavailable, node.CodeRateLimited, node.CodeNotAdmitted,
+// node.CodeTimeout, node.CodeError).
+const (
+	CodeInvalid           = "invalid"            // not 1–16 letters and digits
+	CodeTaken             = "taken"              // another key holds the name
+	CodeNotFound          = "not-found"          // nobody holds it
+	CodeAlreadyRegistered = "already-registered" // this node holds another name
+	CodeForged            = "forged"             // a record that does not verify
+)
+
+// ErrAlreadyRegistered: this node holds another username.
+var ErrAlreadyRegistered = errors.New("username: this node is already registered")
+
+// Limits and timings.
+const (
+	// nameTimeout bounds Register and Resolve (on top of the caller's ctx).
+	nameTimeout = 15 * time.Second
+	// resolveTTL is how long a resolved record is answered from memory.
+	resolveTTL = 5 * time.Minute
+	// resolveCacheSize bounds the resolved records kept; the oldest goes.
+	resolveCacheSize = 1024
+	// publishTimeout bounds one DHT publication of the node's record.
+	publishTimeout = 30 * time.Second
+)
+
+// Store keys, in the capability's namespace.
+const (
+	keyRecord    = "record"   // the node's username record, wire-encoded
+	legacyRecord = "username" // where versions before namespaces kept it
+)
+
+// publishRetries are the pauses before publishing the node's record again
+// when no node stored it (the DHT itself would wait an hour): a node just
+// admitted has few channels open yet.
+var publishRetries = []time.Duration{3 * time.Second, 10 * time.Second, 30 * time.Second}
+
+// reclaimRetries are the pauses before claiming the name again at a new
+// address after a retryable failure (the home relay unreachable, …).
+var reclaimRetries = []time.Duration{5 * time.Second, 20 * time.Second, time.Minute}
+
+// Client is a node's username capability: at most one name of its own,
+// and the resolver of everyone's. Make one with New and list it in the
+// node's Config.Capabilities.
+type Client struct {
+	h *node.Host
+
+	regMu     sync.Mutex // one Register at a time
+	mu        sync.Mutex
+	rec       *wire.UserRecord // this node's verified record, nil if none
+	published struct {         // the last publication of rec that some node stored
+		addr    id.Address
+		version uint64
+	}
+	resolved cache
+}
+
+var _ node.Capability = (*Client)(nil)
+
+// New returns a username client, to be attached to a node.
+func New() *Client { return &Client{} }
+
+// Feature implements node.Capability.
+func (c *Client) Feature() string { return wire.FeatureNames }
+
+// Attach implements node.Capability: it loads the record Register saved,
+// if any, and claims or publishes it at every admission.
+func (c *Client) Attach(h *node.Host) error {
+	c.h = h
+	if err := h.Adopt(legacyRecord, keyRecord); err != nil {
+		h.Logger().Warn("could not move the saved username into its namespace", "err", err)
+	}
+	c.load()
+	h.OnAdmitted(c.atAdmission)
+	return nil
+}
+
+// load reads the record Register saved, if any. A record that is not
+// this identity's, or whose claim does not verify, is ignored.
+func (c *Client) load() {
+	log := c.h.Logger()
+	b, err := c.h.Store().Get(keyRecord)
+	if errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	if err != nil {
+		log.Warn("could not read the saved username", "err", err)
+		return
+	}
+	m, err := wire.Unmarshal(b)
+	rec, ok := m.(*wire.UserRecord)
+	if err != nil || !ok {
+		log.Warn("the saved username record is corrupt; ignoring it", "err", err)
+		return
+	}
+	if rec.Claim.SignKey != c.h.Identity().SignKey() {
+		log.Warn("the saved username record is another key's; ignoring it", "name", rec.Claim.Name)
+		return
+	}
+	if err := names.VerifyClaim(&rec.Claim); err != nil {
+		log.Warn("the saved username record does not verify; ignoring it", "name", rec.Claim.Name, "err", err)
+		return
+	}
+	c.rec = rec
+}
+
+// Name returns the node's username, "" if it has none.
+func (c *Client) Name() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec == nil {
+		return ""
+	}
+	return c.rec.Claim.Name
+}
+
+// Record returns the node's own username record, nil if it has none.
+func (c *Client) Record() *wire.UserRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec
+}
+
+// invalid is the error for a name Normalize refuses.
+func invalid(err error) error {
+	return node.Errorf(CodeInvalid, []error{err}, "%s", names.Problem(err))
+}
+
+func notAdmitted() error {
+	return node.Errorf(node.CodeNotAdmitted, []error{node.ErrNotAdmitted}, "not admitted to a zone yet")
+}
+
+// forged is the error for a record from the relay that does not verify.
+func forged(err error) error {
+	return node.Errorf(CodeForged, []error{err}, "the relay's record does not verify: %s", names.Problem(err))
+}
+
+// refusal turns a relay's refusal into an error worded for people (the
+// relay's sentence, or a default one) with its code.
+func refusal(name string, re *wire.RemoteError) error {
+	code, msg := node.CodeError, re.Message
+	switch re.Code {
+	case wire.CodeNameTaken:
+		code = CodeTaken
+		if msg == "" {
+			msg = fmt.Sprintf("%q is taken", name)
+		}
+	case wire.CodeNotFound:
+		code = CodeNotFound
+		if msg == "" {
+			msg = fmt.Sprintf("no user named %q", name)
+		}
+	case wire.CodeBadName:
+		code = CodeInvalid
+	case wire.CodeUnavailable:
+		code = node.CodeUnavailable
+		if msg == "" {
+			msg = "the relay that decides this name cannot be reached now; try again"
+		}
+	case wire.CodeRateLimited:
+		code = node.CodeRateLimited
+		if msg == "" {
+			msg = "too many requests; try again later"
+		}
+	}
+	if msg == "" {
+		msg = re.Error()
+	}
+	return node.Errorf(code, []error{re}, "%s", msg)
+}
+
+// Register claims name for this node and returns its verified record. A
+// node holds one name: claiming the one it holds again is answered from
+// the store when its address is unchanged, and renews the claim (at the
+// next version) when the node has moved; another name is refused with
+// CodeAlreadyRegistered. The record is published in the DHT in the
+// background. Failures are *node.Error values with the codes above.
+func (c *Client) Register(ctx context.Context, name string) (*wire.UserRecord, error) {
+	name, err := names.Normalize(name)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	return c.registerLocked(ctx, name)
+}
+
+// registerLocked does Register's work; c.regMu is held.
+func (c *Client) registerLocked(ctx context.Context, name string) (*wire.UserRecord, error) {
+	h := c.h
+	lease := h.Lease()
+	if lease.Address.IsZero() {
+		return nil, notAdmitted()
+	}
+	c.mu.Lock()
+	held := c.rec
+	c.mu.Unlock()
+	version := uint64(1)
+	if held != nil {
+		if held.Claim.Name != name {
+			return nil, node.Errorf(CodeAlreadyRegistered, []error{ErrAlreadyRegistered}, "this node is already registered as %q", held.Claim.Name)
+		}
+		if held.Claim.Address == lease.Address && held.Claim.Zone == lease.Zone {
+			return held, nil
+		}
+		version = held.Claim.Version + 1
+	}
+	claim, err := names.NewClaim(h.Identity(), &lease, name, version)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, nameTimeout)
+	defer cancel()
+	reply, err := h.RelayRequest(ctx, func(id uint32) wire.Message { return &wire.NameClaim{ID: id, Claim: *claim} })
+	if err != nil {
+		return nil, err
+	}
+	res, ok := reply.(*wire.NameResult)
+	if !ok {
+		return nil, node.Errorf(node.CodeError, []error{wire.ErrProtocol}, "protocol violation: the relay answered a claim with type %d", reply.Type())
+	}
+	if re, ok := res.Err().(*wire.RemoteError); ok {
+		h.Logger().Info("username refused", "name", name, "code", re.Code, "message", re.Message)
+		return nil, refusal(name, re)
+	}
+	rec := res.Record
+	if rec == nil {
+		return nil, node.Errorf(node.CodeError, []error{wire.ErrProtocol}, "protocol violation: the relay accepted the claim but sent no record")
+	}
+	if !names.Same(&rec.Claim, claim) {
+		h.Logger().Warn("the relay answered a claim with a record of another claim", "name", name)
+		return nil, forged(fmt.Errorf("%w: it is not the claim this node sent", names.ErrForged))
+	}
+	if _, err := names.Verify(rec, name, h.ZoneOf); err != nil {
+		h.Logger().Warn("the relay's record does not verify", "name", name, "err", err)
+		return nil, forged(err)
+	}
+	b, err := wire.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.Store().Put(keyRecord, b); err != nil {
+		return nil, node.Errorf(node.CodeError, []error{err}, "could not save the username: %v", err)
+	}
+	c.mu.Lock()
+	c.rec = rec
+	c.mu.Unlock()
+	h.Logger().Info("registered", "name", name, "version", rec.Claim.Version, "zone", rec.Zone, "index", rec.Index)
+	h.Emit(Event, ViewOf(rec))
+	c.resolved.put(name, rec, h.Clock().Now())
+	go c.publish(h.Life(), rec)
+	return rec, nil
+}
+
+// atAdmission runs when a relay admits the node: the saved record is
+// published in the (possibly new) DHT, or, if the node now has another
+// address, claimed again at the next version, which publishes it.
+func (c *Client) atAdmission(ctx context.Context, lease wire.Lease) {
+	rec := c.Record()
+	if rec == nil {
+		return
+	}
+	if rec.Claim.Address == lease.Address && rec.Claim.Zone == lease.Zone {
+		c.publish(ctx, rec)
+		return
+	}
+	log := c.h.Logger()
+	name := rec.Claim.Name
+	log.Info("claiming the username again at the new address", "name", name, "address", lease.Address.Short(), "version", rec.Claim.Version+1)
+	for i := 0; ; i++ {
+		c.regMu.Lock()
+		_, err := c.registerLocked(ctx, name)
+		c.regMu.Unlock()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		code := node.Explain(err).Code
+		retry := code == node.CodeUnavailable || code == node.CodeRateLimited || code == node.CodeTimeout
+		if !retry || i >= len(reclaimRetries) {
+			log.Warn("could not claim the username at the new address", "name", name, "err", err)
+			return
+		}
+		log.Info("claiming the username again failed; retrying", "name", name, "err", err, "in", reclaimRetries[i])
+		if !clock.Sleep(c.h.Clock(), reclaimRetries[i], ctx.Done()) {
+			return
+		}
+	}
+}
+
+// publish stores the node's record, sealed, in the DHT under the name's
+// key; the DHT republishes it from then on. A publication nobody stored
+// is tried again a few times. It logs failures and returns.
+func (c *Client) publish(ctx context.Context, rec *wire.UserRecord) {
+	h, log := c.h, c.h.Logger()
+	name := rec.Claim.Name
+	sealed, err := names.Seal(name, rec)
+	if err != nil {
+		log.Warn("could not seal the username record", "name", name, "err", err)
+		return
+	}
+	r := dht.Record{Key: names.Key(name), Seq: rec.Claim.Version, Value: sealed}
+	if err := r.Sign(h.Identity().SigningKey()); err != nil {
+		log.Warn("could not sign the username record", "err", err)
+		return
+	}
+	for i := 0; ; i++ {
+		addr := h.Lease().Address
+		if addr.IsZero() {
+			return // published at admission
+		}
+		c.mu.Lock()
+		done := c.published.addr == addr && c.published.version >= rec.Claim.Version
+		c.mu.Unlock()
+		if done {
+			return
+		}
+		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		stored, err := h.Put(pctx, r)
+		cancel()
+		if err == nil && stored > 0 {
+			c.mu.Lock()
+			c.published.addr, c.published.version = addr, rec.Claim.Version
+			c.mu.Unlock()
+			log.Info("username published", "name", name, "version", rec.Claim.Version, "stored", stored)
+			return
+		}
+		if errors.Is(err, dht.ErrStale) || errors.Is(err, node.ErrNotAdmitted) || ctx.Err() != nil {
+			return // a newer version went out meanwhile, or the node stops
+		}
+		if i >= len(publishRetries) {
+			log.Warn("could not publish the username in the DHT; the DHT will try again later", "name", name, "err", err)
+			return
+		}
+		log.Info("username not published yet; trying again", "name", name, "err", err, "in", publishRetries[i])
+		if !clock.Sleep(h.Clock(), publishRetries[i], ctx.Done()) {
+			return
+		}
+	}
+}
+
+// Resolve returns the verified record of name: from memory if it was
+// resolved in the last five minutes (unless fresh), else from the DHT,
+// else from the relay. A name nobody holds fails with CodeNotFound.
+// Records that do not verify are logged and dropped.
+func (c *Client) Resolve(ctx context.Context, name string, fresh bool) (*wire.UserRecord, error) {
+	name, err := names.Normalize(name)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	h := c.h
+	if !fresh {
+		if rec := c.resolved.get(name, h.Clock().Now()); rec != nil {
+			return rec, nil
+		}
+	}
+	if h.Lease().Address.IsZero() {
+		return nil, notAdmitted()
+	}
+	ctx, cancel := context.WithTimeout(ctx, nameTimeout)
+	defer cancel()
+	var best *wire.UserRecord
+	if own := c.Record(); own != nil && own.Claim.Name == name {
+		best = own // verified when it was registered
+	}
+	recs, err := h.Get(ctx, names.Key(name))
+	if err != nil && ctx.Err() == nil {
+		h.Logger().Debug("DHT lookup of a username failed", "err", err)
+	}
+	for _, r := range recs {
+		rec, err := names.Open(name, r.Value)
+		if err == nil && rec.Claim.SignKey != r.Signer {
+			err = fmt.Errorf("%w: stored by %x, claimed by %x", names.ErrForged, r.Signer[:4], rec.Claim.SignKey[:4])
+		}
+		if err == nil {
+			_, err = names.Verify(rec, name, h.ZoneOf)
+		}
+		if err != nil {
+			h.Logger().Warn("dropped a username record from the DHT that does not verify", "signer", hex.EncodeToString(r.Signer[:4]), "err", err)
+			continue
+		}
+		if best == nil || names.Better(rec, best) {
+			best = rec
+		}
+	}
+	if best == nil {
+		if err := ctx.Err(); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return nil, err
+			}
+			return nil, node.Errorf(node.CodeTimeout, []error{node.ErrTimeout, err}, "no answer in time")
+		}
+		reply, err := h.RelayRequest(ctx, func(id uint32) wire.Message { return &wire.NameLookup{ID: id, Hash: names.Hash(name)} })
+		if err != nil {
+			return nil, err
+		}
+		res, ok := reply.(*wire.NameResult)
+		if !ok {
+			return nil, node.Errorf(node.CodeError, []error{wire.ErrProtocol}, "protocol violation: the relay answered a lookup with type %d", reply.Type())
+		}
+		if re, ok := res.Err().(*wire.RemoteError); ok {
+			if re.Code == wire.CodeNotFound {
+				return nil, node.Errorf(CodeNotFound, []error{re}, "no user named %q", name)
+			}
+			return nil, refusal(name, re)
+		}
+		if res.Record == nil {
+			return nil, node.Errorf(node.CodeError, []error{wire.ErrProtocol}, "protocol violation: the relay found the name but sent no record")
+		}
+		if _, err := names.Verify(res.Record, name, h.ZoneOf); err != nil {
+			h.Logger().Warn("dropped a username record from the relay that does not verify", "err", err)
+			return nil, forged(err)
+		}
+		best = res.Record
+	}
+	c.resolved.put(name, best, h.Clock().Now())
+	return best, nil
+}
+
+// cache keeps verified records by name for resolveTTL, at most
+// resolveCacheSize of them (the oldest goes first).
+type cache struct {
+	mu sync.Mutex
+	m  map[string]cached
+}
+
+type cached struct {
+	rec *wire.UserRecord
+	at  time.Time
+}
+
+func (c *cache) get(name string, now time.Time) *wire.UserRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[name]
+	if !ok {
+		return nil
+	}
+	if age := now.Sub(e.at); age >= resolveTTL || age < 0 {
+		delete(c.m, name)
+		return nil
+	}
+	return e.rec
+}
+
+func (c *cache) put(name string, rec *wire.UserRecord, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]cached)
+	}
+	if _, ok := c.m[name]; !ok && len(c.m) >= resolveCacheSize {
+		oldest, first := "", true
+		for k, e := range c.m {
+			if first || e.at.Before(c.m[oldest].at) {
+				oldest, first = k, false
+			}
+		}
+		delete(c.m, oldest)
+	}
+	c.m[name] = cached{rec: rec, at: now}
+}
