@@ -297,7 +297,9 @@ func (h *Host) Request(ctx context.Context, to id.Address, req wire.Message) (wi
 // at the nodes closest to its key and republishes it, Lookup finds a node.
 
 // Get collects the valid records the DHT holds under key.
-func (h *Host) Get(ctx context.Context, key id.Address) ([]dht.Record, error) { return h.n.Get(ctx, key) }
+func (h *Host) Get(ctx context.Context, key id.Address) ([]dht.Record, error) {
+	return h.n.Get(ctx, key)
+}
 
 // Put stores r at the nodes closest to its key and keeps it published
 // (republished every 12 h); it returns how many nodes stored it.
