@@ -161,6 +161,7 @@ type Node struct {
 
 	unknownPeer  atomic.Int64 // frames of unknown types from peers, skipped
 	unknownRelay atomic.Int64 // ...from the relay
+	unhandled    atomic.Int64 // frames of known types nothing here handles, skipped
 }
 
 type known struct {
@@ -232,9 +233,12 @@ func New(cfg Config) (*Node, error) {
 	var feats []string
 	for _, c := range cfg.Capabilities {
 		f := c.Feature()
+		if !wire.ValidFeature(f) || slices.Contains(feats, f) || f == wire.FeatureBulk {
+			return nil, fmt.Errorf("node: capability feature %q: want 1–%d bytes of a–z, 0–9 and '-', not the name of another feature", f, wire.MaxFeature)
+		}
 		ns, err := store.NewNamespace(cfg.Store, f+"/")
-		if err != nil || slices.Contains(feats, f) {
-			return nil, fmt.Errorf("node: capability feature %q is empty, invalid or listed twice", f)
+		if err != nil {
+			return nil, fmt.Errorf("node: capability %s: %w", f, err)
 		}
 		h := &Host{n: n, feature: f, log: n.log.With("part", f), ns: ns}
 		err = c.Attach(h)
@@ -375,9 +379,10 @@ type Stats struct {
 	Overlay      OverlayStats
 	UnknownPeer  int64 // frames of types this node does not know, from peers
 	UnknownRelay int64 // ...from the relay
+	Unhandled    int64 // frames of known types that nothing here handles (a capability this node lacks), skipped
 }
 
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
-	return Stats{Overlay: n.OverlayStats(), UnknownPeer: n.unknownPeer.Load(), UnknownRelay: n.unknownRelay.Load()}
+	return Stats{Overlay: n.OverlayStats(), UnknownPeer: n.unknownPeer.Load(), UnknownRelay: n.unknownRelay.Load(), Unhandled: n.unhandled.Load()}
 }

@@ -281,6 +281,7 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 	default:
 		fn := n.handlers.routed[m.Type()]
 		if fn == nil {
+			n.unhandled.Add(1)
 			drop("unexpected inner type", "type", m.Type())
 			return
 		}

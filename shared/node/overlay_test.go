@@ -24,7 +24,10 @@ func swarm(t *testing.T, count int, cfg Config) []*Node {
 	var nodes []*Node
 	for i := 0; i < count; i++ {
 		c := cfg
-		c.Relay, c.Store, c.Transport = "http://127.0.0.1:1", store.NewMemory(), net.Transport()
+		c.Relay, c.Store = "http://127.0.0.1:1", store.NewMemory()
+		if c.Transport == nil {
+			c.Transport = net.Transport()
+		}
 		n, err := New(c)
 		if err != nil {
 			t.Fatal(err)

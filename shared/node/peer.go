@@ -290,11 +290,15 @@ func (n *Node) finishDial(addr id.Address, d *dial) {
 		limit = stallTimeouts[min(n.retries[addr], len(stallTimeouts)-1)]
 		n.mu.Unlock()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
+	// The deadline is on the node's clock, so a test can make it pass.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	stalled := fmt.Errorf("no data channel after %s", limit)
+	deadline := n.clock.AfterFunc(limit, func() { cancel(stalled) })
+	defer deadline.Stop()
 	conn, err := d.session.Conn(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = fmt.Errorf("no data channel after %s", limit)
+	if ctx.Err() != nil {
+		err = context.Cause(ctx)
 	}
 	if err == nil {
 		ch, hasBulk := d.session.(channeler)
@@ -322,6 +326,7 @@ func (n *Node) finishDial(addr id.Address, d *dial) {
 	superseded := n.dials[addr] != d || n.peers[addr] != nil
 	n.mu.Unlock()
 	if !superseded {
+		n.endDial(addr, d) // before a retry can start
 		n.dialFailed(addr, d, err)
 	}
 }
@@ -556,7 +561,8 @@ func (p *peer) readLoop(c transport.Conn) {
 		}
 		fn := n.handlers.peer[m.Type()]
 		if fn == nil {
-			n.log.Debug("ignoring a message peers do not send", "peer", p.addr.Short(), "type", m.Type())
+			n.unhandled.Add(1)
+			n.log.Debug("ignoring a message nothing here handles", "peer", p.addr.Short(), "type", m.Type())
 			continue
 		}
 		fn(p, m)

@@ -376,6 +376,7 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 			fn(m)
 			continue
 		}
+		n.unhandled.Add(1)
 		n.log.Debug("ignoring relay message", "type", m.Type())
 	}
 }

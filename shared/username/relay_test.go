@@ -53,7 +53,10 @@ type fakeRelay struct {
 
 	claims, lookups atomic.Int32
 	dropClaims      atomic.Int32 // close the connection instead of answering this many claims
+	admissions      atomic.Int32
 	// Behaviour for tests, under mu.
+	noNames   bool                     // announce no username service
+	afterAdm  [][]byte                 // raw frames sent right after each admission
 	newNonces bool                     // every admission gets a new address
 	refuse    wire.Code                // answer claims with this code
 	silent    bool                     // answer no claim
@@ -113,6 +116,12 @@ func (f *fakeRelay) serve(w http.ResponseWriter, r *http.Request) {
 		return wire.Unmarshal(b)
 	}
 	ch := &wire.Challenge{Zone: f.zone, RelayKey: f.key.SignKey(), Features: wire.Features{wire.FeatureNames}}
+	f.mu.Lock()
+	if f.noNames {
+		ch.Features = nil
+	}
+	after := f.afterAdm
+	f.mu.Unlock()
 	rand.Read(ch.Nonce[:])
 	if write(ch) != nil {
 		return
@@ -152,6 +161,12 @@ func (f *fakeRelay) serve(w http.ResponseWriter, r *http.Request) {
 	}()
 	if write(adm) != nil {
 		return
+	}
+	f.admissions.Add(1)
+	for _, b := range after {
+		if c.Write(ctx, websocket.MessageBinary, b) != nil {
+			return
+		}
 	}
 	for {
 		m, err := read()
@@ -569,5 +584,43 @@ func TestResolveRegisteredThroughDHT(t *testing.T) {
 	}
 	if f.lookups.Load() != 0 {
 		t.Errorf("the relay was asked %d times; the DHT had the record", f.lookups.Load())
+	}
+}
+
+// A relay that does not announce the username service is not asked: the
+// node says so at once.
+func TestRelayWithoutNames(t *testing.T) {
+	f := newFakeRelay(t)
+	f.set(func() { f.noNames = true })
+	_, a, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := a.Register(ctx, "alice")
+	if e := node.Explain(err); e.Code != node.CodeUnavailable || !strings.Contains(e.Error, "does not offer names") {
+		t.Errorf("register at a relay without names: %v (%s %q)", err, e.Code, e.Error)
+	}
+	if _, err := a.Resolve(ctx, "alice", true); node.Explain(err).Code != node.CodeUnavailable {
+		t.Errorf("resolve at a relay without names: %v", err)
+	}
+	if f.claims.Load() != 0 || f.lookups.Load() != 0 {
+		t.Errorf("the relay got %d claims and %d lookups", f.claims.Load(), f.lookups.Load())
+	}
+}
+
+// A relay that sends a frame of a type the node does not know (a newer
+// relay's) keeps its node: the frame is counted and skipped, and the
+// connection goes on serving.
+func TestRelaySendsUnknownType(t *testing.T) {
+	f := newFakeRelay(t)
+	f.set(func() { f.afterAdm = [][]byte{{wire.Version, 250, 1, 2}, {wire.Version, 241}} })
+	n, a, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
+	wait.Until(t, wait.Default, "the unknown frames counted", func() bool { return n.Stats().UnknownRelay == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := a.Register(ctx, "alice"); err != nil {
+		t.Fatalf("register after unknown frames: %v", err)
+	}
+	if s, _ := n.State(); s != node.StateAdmitted || f.admissions.Load() != 1 {
+		t.Errorf("state %s after %d admissions: the node left the relay over frames it skips", s, f.admissions.Load())
 	}
 }

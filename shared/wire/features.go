@@ -64,8 +64,11 @@ func decodeFeatures(d *decoder) Features {
 	return f
 }
 
+// ValidFeature reports whether s may name a feature.
+func ValidFeature(s string) bool { return validFeature(s) }
+
 func validFeature(s string) bool {
-	if s == "" {
+	if s == "" || len(s) > MaxFeature {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

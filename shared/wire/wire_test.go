@@ -57,6 +57,7 @@ func baseSamples() []Message {
 		&BenchEnd{Total: 1 << 26},
 		&BenchAck{Received: 1 << 26},
 		&Bye{Reason: "tab closed"},
+		&Experiment{Label: "echo", Data: []byte{1, 2, 3}},
 	}
 }
 
