@@ -15,7 +15,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 LOOPBACK  := unshare -n sh -c 'ip link set lo up && exec "$$@"' sh
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
-.PHONY: help build run test deps vet unit wasm-test e2e bench fuzz clean
+.PHONY: help build run node test deps vet unit wasm-test e2e bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ $(WEB)/wasm_exec.js: $(GOROOT)/lib/wasm/wasm_exec.js
 
 run: build ## build everything and start the relay with the web app on http://127.0.0.1:8080
 	$(RELAY) -addr $(ADDR) -data $(BUILD)/data -web $(WEB)
+
+node: $(RELAY) ## start a headless native node on the relay of `make run` (its state in build/node)
+	$(RELAY) node -relay http://$(ADDR) -data $(BUILD)/node -status 127.0.0.1:8081
 
 deps: ## install what the tests need (Chromium, fonts, node, iproute2) when missing
 	@missing=""; \

@@ -28,7 +28,7 @@ import (
 func runNode(args []string) error {
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	relayURL := fs.String("relay", "http://127.0.0.1:8080", "relay base URL")
-	data := fs.String("data", "ddt-node", "folder for the node's identity and lease (bbolt)")
+	data := fs.String("data", defaultNodeData(), "folder for the node's identity, lease and usernames (bbolt)")
 	status := fs.String("status", "", "serve /status, /peers, /ping, /lookup, /dht, /connect, /disconnect, /routing, /register and /resolve on this address (e.g. 127.0.0.1:8081)")
 	name := fs.String("name", "", "register this username once admitted (prints \"registered NAME\")")
 	loopback := fs.Bool("loopback", false, "restrict WebRTC to the loopback interface (tests)")
@@ -43,9 +43,13 @@ func runNode(args []string) error {
 		return err
 	}
 	st, err := store.OpenBolt(filepath.Join(*data, "node.db"))
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("another node runs with -data %s: give this one a folder of its own (-data DIR)", *data)
+	}
 	if err != nil {
 		return err
 	}
+	log.Info("node data", "dir", *data)
 	defer st.Close()
 	tr, err := transport.NewWebRTC(transport.Config{ICEServers: ice, LoopbackOnly: *loopback, Logger: log})
 	if err != nil {
@@ -67,6 +71,12 @@ func runNode(args []string) error {
 			fmt.Printf("peer %s\n", e.Peer.Address)
 		case node.EventPeerGone:
 			fmt.Printf("peer-gone %s (%s)\n", e.Peer.Address, e.Reason)
+		case node.EventDialFailed:
+			retry := "; not retrying"
+			if e.RetryIn > 0 {
+				retry = fmt.Sprintf("; retrying in %s", e.RetryIn.Round(100*time.Millisecond))
+			}
+			fmt.Printf("connecting to %s failed: %s%s\n", e.Peer.Address.Short(), e.Reason, retry)
 		case node.EventState:
 			if e.State == node.StateAdmitted {
 				fmt.Printf("admitted %s zone %s\n", n.Address(), n.Zone())
@@ -87,6 +97,17 @@ func runNode(args []string) error {
 		log.Info("status endpoint", "url", "http://"+ln.Addr().String()+"/status")
 	}
 	return n.Run(ctx)
+}
+
+// defaultNodeData is where a native node keeps its state unless told:
+// ddt/node in the user's configuration folder ($XDG_CONFIG_HOME or
+// ~/.config on Linux), never the working directory (a checkout); "ddt-node"
+// only where the user has no such folder.
+func defaultNodeData() string {
+	if dir, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(dir, "ddt", "node")
+	}
+	return "ddt-node"
 }
 
 // registerName registers name for the -name flag, trying again while the

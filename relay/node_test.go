@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -49,5 +50,21 @@ func TestNameEndpointErrors(t *testing.T) {
 			strings.Contains(body.Error, "names:") || strings.Contains(body.Error, "node:") {
 			t.Errorf("%s %s: %d %+v (%v); want %d %s saying %q", tc.method, tc.path, resp.StatusCode, body, err, tc.status, tc.code, tc.says)
 		}
+	}
+}
+
+// A native node started without -data keeps its state in the user's
+// configuration folder, not in the working directory (a checkout, where
+// it would show up untracked).
+func TestNodeDataOutsideWorkingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	if got, want := defaultNodeData(), filepath.Join(dir, "ddt", "node"); got != want {
+		t.Fatalf("default -data %q, want %q", got, want)
+	}
+	t.Setenv("XDG_CONFIG_HOME", "")
+	t.Setenv("HOME", "")
+	if got := defaultNodeData(); got != "ddt-node" {
+		t.Fatalf("without a home folder the default is %q", got)
 	}
 }
