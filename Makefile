@@ -103,10 +103,12 @@ bench: deps build ## benchmarks, printed as tables
 	join $$tmp/n $$tmp/w | awk '{printf "| %s | %.1f | %.1f | %.1f |\n", $$1, $$2/1000, $$3/1000, $$3/$$2}'; \
 	rm -rf $$tmp
 
-fuzz: ## run each fuzz target for a while (FUZZTIME=30s; loopback namespace)
+fuzz: ## run each fuzz target for a while (FUZZTIME=30s; loopback namespace) and keep what it finds in testdata/fuzz
 	@for pkg in $$($(GO) list ./...); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "$$pkg $$f"; $(LOOPBACK) $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
+			$(GO) run ./scripts/corpus $$dir $$pkg $$f || exit 1; \
 		done; \
 	done
 

@@ -359,6 +359,9 @@ func (n *Node) dialFailed(addr id.Address, d *dial, err error) {
 	} else {
 		n.log.Info("connection attempt failed", "peer", addr.Short(), "err", err)
 	}
+	if !d.initiator {
+		return // the other side's attempt: it says so on its side
+	}
 	reason := "failed"
 	if err != nil {
 		reason = err.Error()
