@@ -6,6 +6,9 @@ WEB       := $(BUILD)/web
 WASM      := $(WEB)/ddt.wasm
 RELAY     := $(BUILD)/ddt-relay
 ADDR      ?= 127.0.0.1:8080
+# BASELINE is the commit make bench measures this build against, side by
+# side in the same run (the last one before the current issue's work).
+BASELINE  ?= b791bfb
 GOROOT    := $(shell $(GO) env GOROOT)
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 WASMBROWSERTEST := $(GOBIN)/wasmbrowsertest
@@ -15,7 +18,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 LOOPBACK  := unshare -n sh -c 'ip link set lo up && exec "$$@"' sh
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
-.PHONY: help build run node test deps vet unit wasm-test e2e bench fuzz clean
+.PHONY: help build run node test deps vet unit wasm-test e2e baseline bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -80,10 +83,19 @@ e2e: build ## end-to-end tests: relay, native node and real Chromium pages (loop
 
 test: deps build vet unit wasm-test e2e ## everything: vet and staticcheck, unit, fuzz seeds, wasm (node and Chromium), end to end
 
-bench: deps build ## benchmarks, printed as tables
+baseline: ## build the BASELINE commit into build/baseline, for make bench to run beside this build
+	@rev=$$(git rev-parse --short $(BASELINE)) || exit 1; \
+	if [ "$$(cat $(BUILD)/baseline/.rev 2>/dev/null)" != "$$rev" ]; then \
+		rm -rf $(BUILD)/baseline && mkdir -p $(BUILD)/baseline && \
+		git archive $$rev | tar -x -C $(BUILD)/baseline && echo $$rev > $(BUILD)/baseline/.rev; \
+	fi
+	$(MAKE) -C $(BUILD)/baseline build
+
+bench: deps build baseline ## benchmarks, printed as tables (join, throughput and wasm size beside the BASELINE build)
 	$(GO) test -c -o $(BUILD)/web.test ./web
 	$(GO) test -c -o $(BUILD)/transport.test ./shared/transport
-	$(LOOPBACK) env DDT_BUILD=$(BUILD) DDT_BENCH=1 $(BUILD)/web.test -test.run '^TestBench' -test.v -test.timeout=20m \
+	$(LOOPBACK) env DDT_BUILD=$(BUILD) DDT_BASELINE=$(CURDIR)/$(BUILD)/baseline/build DDT_BASELINE_REV=$$(cat $(BUILD)/baseline/.rev) DDT_BENCH=1 \
+		$(BUILD)/web.test -test.run '^TestBench' -test.v -test.timeout=30m \
 		| grep -v '^=== \|^--- \|^PASS\|^ok'
 	@echo; echo "native↔native data channel (pion, 64 MiB over loopback):"
 	@$(LOOPBACK) $(BUILD)/transport.test -test.run '^$$' -test.bench Throughput -test.benchtime 5x -test.count 1 | grep Benchmark

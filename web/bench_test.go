@@ -93,44 +93,96 @@ func onNewDocument(t *testing.T, p *page, src string) {
 	}
 }
 
+// build is one build under test: this one, or the baseline `make bench`
+// builds from an earlier commit (BASELINE) to run beside it.
+type build struct {
+	name  string
+	relay *relay
+}
+
+// builds starts a relay of this build and, if DDT_BASELINE names the
+// baseline's build folder, one of the baseline, each with args.
+func builds(t *testing.T, args ...string) []build {
+	t.Helper()
+	out := []build{{"this build", startRelay(t, args...)}}
+	if dir := os.Getenv("DDT_BASELINE"); dir != "" {
+		out = append(out, build{"baseline", startRelayIn(t, dir, args...)})
+	}
+	return out
+}
+
+// ratio formats this build's figure over the baseline's.
+func ratio(this, base float64) string {
+	if base == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", this/base)
+}
+
 func TestBenchJoin(t *testing.T) {
 	benchOnly(t)
-	r := startRelay(t, "-zone", "bench", "-log", "warn")
-	resident := newPage(t, "")
-	resident.open(r.url())
-	resident.ready()
+	bs := builds(t, "-zone", "bench", "-log", "warn")
+	for _, b := range bs {
+		resident := newPage(t, "")
+		resident.open(b.relay.url())
+		resident.ready()
+	}
 
 	const runs = 7
-	var ready, peer, warmReady, warmPeer []float64
-	var phases, warmPhases []joinTimes
-	for i := 0; i < runs; i++ {
-		// A first visit: a new browser profile, nothing cached.
-		p := newPage(t, "")
-		onNewDocument(t, p, markTimes)
-		p.open(r.url())
-		m := waitJoined(t, p)
-		phases = append(phases, m)
-		ready = append(ready, m.Ready)
-		peer = append(peer, m.Peer)
-		// A return visit: the same tab, after a few seconds of use, reloads
-		// with the browser's caches (V8 writes its compiled-code cache for
-		// the module a little after it starts, not at once).
-		time.Sleep(5 * time.Second)
-		if err := reload(p); err != nil {
-			t.Fatal(err)
-		}
-		m = waitJoined(t, p)
-		warmPhases = append(warmPhases, m)
-		warmReady = append(warmReady, m.Ready)
-		warmPeer = append(warmPeer, m.Peer)
-		p.close()
+	type series struct {
+		ready, peer, warmReady, warmPeer []float64
+		phases, warmPhases               []joinTimes
 	}
-	fmt.Printf("\n### Joining: navigation → admission → first data channel (loopback, %d runs)\n\n", runs)
-	fmt.Printf("| measure | median ms | runs (ms) | target |\n|---|---|---|---|\n")
-	fmt.Printf("| first visit: navigation → ddt.ready | %.0f | %s | |\n", median(ready), fmtList(ready))
-	fmt.Printf("| first visit: navigation → first open data channel | %.0f | %s | ≤ 700 |\n", median(peer), fmtList(peer))
-	fmt.Printf("| return visit: navigation → ddt.ready | %.0f | %s | |\n", median(warmReady), fmtList(warmReady))
-	fmt.Printf("| return visit: navigation → first open data channel | %.0f | %s | ≤ 700 |\n", median(warmPeer), fmtList(warmPeer))
+	got := make([]series, len(bs))
+	for i := 0; i < runs; i++ {
+		// The builds take turns, so both see the machine as it is.
+		for k, b := range bs {
+			s := &got[k]
+			// A first visit: a new browser profile, nothing cached.
+			p := newPage(t, "")
+			onNewDocument(t, p, markTimes)
+			p.open(b.relay.url())
+			m := waitJoined(t, p)
+			s.phases = append(s.phases, m)
+			s.ready = append(s.ready, m.Ready)
+			s.peer = append(s.peer, m.Peer)
+			// A return visit: the same tab, after a few seconds of use, reloads
+			// with the browser's caches (V8 writes its compiled-code cache for
+			// the module a little after it starts, not at once).
+			time.Sleep(5 * time.Second)
+			if err := reload(p); err != nil {
+				t.Fatal(err)
+			}
+			m = waitJoined(t, p)
+			s.warmPhases = append(s.warmPhases, m)
+			s.warmReady = append(s.warmReady, m.Ready)
+			s.warmPeer = append(s.warmPeer, m.Peer)
+			p.close()
+		}
+	}
+	fmt.Printf("\n### Joining: navigation → admission → first data channel (loopback, %d runs", runs)
+	if len(bs) > 1 {
+		fmt.Printf(", alternating with the baseline build of %s", os.Getenv("DDT_BASELINE_REV"))
+	}
+	fmt.Printf(")\n\n| measure | median ms | runs (ms) | baseline median ms | ratio | target |\n|---|---|---|---|---|---|\n")
+	for _, row := range []struct {
+		name   string
+		pick   func(series) []float64
+		target string
+	}{
+		{"first visit: navigation → ddt.ready", func(s series) []float64 { return s.ready }, ""},
+		{"first visit: navigation → first open data channel", func(s series) []float64 { return s.peer }, "≤ 700"},
+		{"return visit: navigation → ddt.ready", func(s series) []float64 { return s.warmReady }, ""},
+		{"return visit: navigation → first open data channel", func(s series) []float64 { return s.warmPeer }, "≤ 700"},
+	} {
+		this := row.pick(got[0])
+		base, r := "—", "—"
+		if len(bs) > 1 {
+			base = fmt.Sprintf("%.0f", median(row.pick(got[1])))
+			r = ratio(median(this), median(row.pick(got[1])))
+		}
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %s |\n", row.name, median(this), fmtList(this), base, r, row.target)
+	}
 	col := func(phases []joinTimes, f func(joinTimes) float64) string {
 		var xs []float64
 		for _, m := range phases {
@@ -138,19 +190,21 @@ func TestBenchJoin(t *testing.T) {
 		}
 		return fmt.Sprintf("%.0f", median(xs))
 	}
-	fmt.Printf("\n| visit | wasm downloaded | compiled | node running | admitted | first channel |\n|---|---|---|---|---|---|\n")
-	for _, v := range []struct {
-		name string
-		ph   []joinTimes
-	}{{"first", phases}, {"return", warmPhases}} {
-		fmt.Printf("| %s (median ms since navigation) | %s | %s | %s | %s | %s |\n", v.name,
-			col(v.ph, func(m joinTimes) float64 { return m.Wasm }), col(v.ph, func(m joinTimes) float64 { return m.Compiled }),
-			col(v.ph, func(m joinTimes) float64 { return m.Loaded }), col(v.ph, func(m joinTimes) float64 { return m.Ready }),
-			col(v.ph, func(m joinTimes) float64 { return m.Peer }))
+	fmt.Printf("\n| build, visit | wasm downloaded | compiled | node running | admitted | first channel |\n|---|---|---|---|---|---|\n")
+	for k, b := range bs {
+		for _, v := range []struct {
+			name string
+			ph   []joinTimes
+		}{{"first", got[k].phases}, {"return", got[k].warmPhases}} {
+			fmt.Printf("| %s, %s (median ms since navigation) | %s | %s | %s | %s | %s |\n", b.name, v.name,
+				col(v.ph, func(m joinTimes) float64 { return m.Wasm }), col(v.ph, func(m joinTimes) float64 { return m.Compiled }),
+				col(v.ph, func(m joinTimes) float64 { return m.Loaded }), col(v.ph, func(m joinTimes) float64 { return m.Ready }),
+				col(v.ph, func(m joinTimes) float64 { return m.Peer }))
+		}
 	}
 
-	fmt.Printf("\n### The wasm as served\n\n| encoding | bytes | MB | target |\n|---|---|---|---|\n")
-	for _, enc := range []string{"identity", "gzip", "br"} {
+	fmt.Printf("\n### The wasm as served\n\n| encoding | bytes | MB | baseline MB | ratio | target |\n|---|---|---|---|---|---|\n")
+	size := func(r *relay, enc string) (int, string) {
 		req, _ := http.NewRequest("GET", r.url()+"/ddt.wasm", nil)
 		req.Header.Set("Accept-Encoding", enc)
 		resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
@@ -159,11 +213,20 @@ func TestBenchJoin(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		return len(b), resp.Header.Get("Content-Encoding")
+	}
+	for _, enc := range []string{"identity", "gzip", "br"} {
+		n, got := size(bs[0].relay, enc)
 		target := ""
 		if enc == "br" {
 			target = "≤ 2 MB served"
 		}
-		fmt.Printf("| %s (%s) | %d | %.2f | %s |\n", enc, resp.Header.Get("Content-Encoding"), len(b), float64(len(b))/1e6, target)
+		base, r := "—", "—"
+		if len(bs) > 1 {
+			bn, _ := size(bs[1].relay, enc)
+			base, r = fmt.Sprintf("%.2f", float64(bn)/1e6), ratio(float64(n), float64(bn))
+		}
+		fmt.Printf("| %s (%s) | %d | %.2f | %s | %s | %s |\n", enc, got, n, float64(n)/1e6, base, r, target)
 	}
 }
 
@@ -213,37 +276,51 @@ const jsSend = `(async (total) => {
 
 func TestBenchThroughput(t *testing.T) {
 	benchOnly(t)
-	r := startRelay(t, "-zone", "bench", "-log", "warn")
-	a, b := newPage(t, ""), newPage(t, "")
-	a.open(r.url())
-	a.ready()
-	b.open(r.url())
-	addrB := b.ready()
-	wait.For(t, 30*time.Second, "peers", func() error {
-		ps, err := a.peers()
-		if err == nil && len(ps) != 1 {
-			err = fmt.Errorf("%d peers", len(ps))
-		}
-		return err
-	})
-	offer := mustEval[string](a, jsOffer)
-	answer := mustEval[string](b, jsAnswer+`(`+quote(offer)+`)`)
-	mustEval[bool](a, `__pc.setRemoteDescription(JSON.parse(`+quote(answer)+`)).then(() => __open).then(() => true)`)
-
 	const total = 64 << 20
 	const runs = 5
-	var ddt, plain []float64
+	type result struct{ ddt, plain []float64 }
+	bs := builds(t, "-zone", "bench", "-log", "warn")
+	type pair struct{ a, b *page }
+	pairs := make([]pair, len(bs))
+	addrs := make([]string, len(bs))
+	for k, bd := range bs {
+		a, b := newPage(t, ""), newPage(t, "")
+		a.open(bd.relay.url())
+		a.ready()
+		b.open(bd.relay.url())
+		addrs[k] = b.ready()
+		wait.For(t, 30*time.Second, "peers", func() error {
+			ps, err := a.peers()
+			if err == nil && len(ps) != 1 {
+				err = fmt.Errorf("%d peers", len(ps))
+			}
+			return err
+		})
+		offer := mustEval[string](a, jsOffer)
+		answer := mustEval[string](b, jsAnswer+`(`+quote(offer)+`)`)
+		mustEval[bool](a, `__pc.setRemoteDescription(JSON.parse(`+quote(answer)+`)).then(() => __open).then(() => true)`)
+		pairs[k] = pair{a, b}
+	}
+	res := make([]result, len(bs))
 	for i := 0; i < runs; i++ {
-		d := mustEval[struct{ MS float64 }](a, fmt.Sprintf(`ddt.throughput(%q, %d)`, addrB, total))
-		ddt = append(ddt, float64(total)/(1<<20)/(d.MS/1000))
-		ms := mustEval[float64](a, fmt.Sprintf(`(%s)(%d)`, jsSend, total))
-		plain = append(plain, float64(total)/(1<<20)/(ms/1000))
+		for k := range bs {
+			a := pairs[k].a
+			d := mustEval[struct{ MS float64 }](a, fmt.Sprintf(`ddt.throughput(%q, %d)`, addrs[k], total))
+			res[k].ddt = append(res[k].ddt, float64(total)/(1<<20)/(d.MS/1000))
+			ms := mustEval[float64](a, fmt.Sprintf(`(%s)(%d)`, jsSend, total))
+			res[k].plain = append(res[k].plain, float64(total)/(1<<20)/(ms/1000))
+		}
 	}
 	fmt.Printf("\n### Data-channel throughput, browser↔browser, 64 MiB, same two Chromium pages, alternating runs\n\n")
-	fmt.Printf("| path | median MiB/s | runs (MiB/s) |\n|---|---|---|\n")
-	fmt.Printf("| DDT node (Go wasm, ddt.throughput) | %.1f | %s |\n", median(ddt), fmtList(ddt))
-	fmt.Printf("| plain JavaScript RTCDataChannel | %.1f | %s |\n", median(plain), fmtList(plain))
-	fmt.Printf("| ratio DDT / plain (target ≥ 0.9) | %.2f | |\n", median(ddt)/median(plain))
+	fmt.Printf("| build | path | median MiB/s | runs (MiB/s) |\n|---|---|---|---|\n")
+	for k, bd := range bs {
+		fmt.Printf("| %s | DDT node (Go wasm, ddt.throughput) | %.1f | %s |\n", bd.name, median(res[k].ddt), fmtList(res[k].ddt))
+		fmt.Printf("| %s | plain JavaScript RTCDataChannel | %.1f | %s |\n", bd.name, median(res[k].plain), fmtList(res[k].plain))
+		fmt.Printf("| %s | ratio DDT / plain (target ≥ 0.9) | %.2f | |\n", bd.name, median(res[k].ddt)/median(res[k].plain))
+	}
+	if len(bs) > 1 {
+		fmt.Printf("| | DDT node, this build / baseline | %s | |\n", ratio(median(res[0].ddt), median(res[1].ddt)))
+	}
 }
 
 func quote(s string) string {

@@ -140,8 +140,22 @@ func startRelay(t testing.TB, args ...string) *relay {
 // it, so that relays can name each other before either runs.
 func newRelay(t testing.TB, args ...string) *relay {
 	t.Helper()
-	dir := buildDir(t)
+	return newRelayIn(t, buildDir(t), args...)
+}
+
+// newRelayIn is newRelay for the build in dir (another build's folder).
+func newRelayIn(t testing.TB, dir string, args ...string) *relay {
+	t.Helper()
 	return &relay{t: t, bin: filepath.Join(dir, "ddt-relay"), web: filepath.Join(dir, "web"), addr: freePort(t), data: t.TempDir(), args: args}
+}
+
+// startRelayIn starts a relay of the build in dir.
+func startRelayIn(t testing.TB, dir string, args ...string) *relay {
+	t.Helper()
+	buildDir(t) // the namespace check
+	r := newRelayIn(t, dir, args...)
+	r.start()
+	return r
 }
 
 func (r *relay) url() string { return "http://" + r.addr }
