@@ -259,21 +259,22 @@ func (l *Link) Serve(handle func(wire.Message) error) {
 		if m != nil {
 			err = handle(m)
 		}
+		if err == nil {
+			continue
+		}
+		// Counted before the answer is queued, so no answer overtakes it.
+		count(l.cfg.Dropped)
 		var refusal *Refusal
 		switch {
-		case err == nil:
-			continue
 		case errors.As(err, &refusal):
 			l.Reject(refusal.Code, refusal.Message)
 		case errors.Is(err, ErrViolation):
 		default:
-			count(l.cfg.Dropped)
 			l.log.Warn("closing the link", "err", err)
 			l.Reject(wire.CodeOf(err), err.Error())
 			l.Stop(err.Error())
 			return
 		}
-		count(l.cfg.Dropped)
 		if violations++; violations > MaxViolations {
 			l.log.Warn("too many refused frames; closing", "count", violations)
 			l.Stop("too many refused frames")

@@ -29,22 +29,22 @@ func TestAdmissionAndSignaling(t *testing.T) {
 	if len(admY.Peers) != 1 || admY.Peers[0].Address != admX.Lease.Address {
 		t.Fatalf("y's peers %+v", admY.Peers)
 	}
-	j := x.until("y joining", func(m wire.Message) bool { _, ok := m.(*wire.PeerJoined); return ok }).(*wire.PeerJoined)
+	j := x.Until("y joining", func(m wire.Message) bool { _, ok := m.(*wire.PeerJoined); return ok }).(*wire.PeerJoined)
 	if j.Lease.Address != admY.Lease.Address {
 		t.Fatalf("joined %+v", j)
 	}
-	x.send(&wire.Signal{Peer: admY.Lease.Address, Session: 3, Kind: wire.SignalOffer, Data: "v=0"})
-	got := y.until("the offer", isSignal).(*wire.Signal)
+	x.Send(&wire.Signal{Peer: admY.Lease.Address, Session: 3, Kind: wire.SignalOffer, Data: "v=0"})
+	got := y.Until("the offer", isSignal).(*wire.Signal)
 	if got.Peer != admX.Lease.Address || got.Session != 3 || got.Data != "v=0" {
 		t.Fatalf("y got %+v", got)
 	}
 	// A signal to oneself, or to nobody, is an unknown peer.
-	x.send(&wire.Signal{Peer: admX.Lease.Address, Kind: wire.SignalBye})
-	x.expectError(wire.CodeUnknownPeer)
-	x.send(&wire.Signal{Peer: id.Address{7}, Kind: wire.SignalBye})
-	x.expectError(wire.CodeUnknownPeer)
+	x.Send(&wire.Signal{Peer: admX.Lease.Address, Kind: wire.SignalBye})
+	x.ExpectError(wire.CodeUnknownPeer)
+	x.Send(&wire.Signal{Peer: id.Address{7}, Kind: wire.SignalBye})
+	x.ExpectError(wire.CodeUnknownPeer)
 	y.leave(z)
-	l := x.until("y leaving", func(m wire.Message) bool { _, ok := m.(*wire.PeerLeft); return ok }).(*wire.PeerLeft)
+	l := x.Until("y leaving", func(m wire.Message) bool { _, ok := m.(*wire.PeerLeft); return ok }).(*wire.PeerLeft)
 	if l.Address != admY.Lease.Address {
 		t.Fatalf("left %+v", l)
 	}
@@ -60,12 +60,10 @@ func TestUnknownTypesSkipped(t *testing.T) {
 	x, _ := admit(t, z, nil)
 	y, admY := admit(t, z, nil)
 	for _, f := range [][]byte{{wire.Version, 250, 1, 2, 3}, {wire.Version, 200}, {wire.Version, 239, 0xff}} {
-		if err := x.c.Send(f); err != nil {
-			t.Fatal(err)
-		}
+		x.SendRaw(f)
 	}
-	x.send(&wire.Signal{Peer: admY.Lease.Address, Session: 9, Kind: wire.SignalBye})
-	if got := y.until("the signal after the unknown frames", isSignal).(*wire.Signal); got.Session != 9 {
+	x.Send(&wire.Signal{Peer: admY.Lease.Address, Session: 9, Kind: wire.SignalBye})
+	if got := y.Until("the signal after the unknown frames", isSignal).(*wire.Signal); got.Session != 9 {
 		t.Fatalf("y got %+v", got)
 	}
 	if s := z.Stats(); s.Unknown != 3 || s.Dropped != 0 || s.Nodes != 2 {
@@ -79,16 +77,16 @@ func TestRefusedAndMalformed(t *testing.T) {
 	z := newTestZone(t, store.NewMemory(), Config{})
 	x, _ := admit(t, z, nil)
 	y, admY := admit(t, z, nil)
-	x.send(&wire.Hello{})
-	x.expectError(wire.CodeProtocol)
-	x.send(&wire.Signal{Peer: admY.Lease.Address, Session: 1, Kind: wire.SignalBye})
-	y.until("the signal", isSignal)
+	x.Send(&wire.Hello{})
+	x.ExpectError(wire.CodeProtocol)
+	x.Send(&wire.Signal{Peer: admY.Lease.Address, Session: 1, Kind: wire.SignalBye})
+	y.Until("the signal", isSignal)
 	if s := z.Stats(); s.Dropped != 1 {
 		t.Fatalf("dropped %d", s.Dropped)
 	}
-	x.c.Send([]byte{wire.Version, byte(wire.TypeSignal), 0xff})
-	x.expectError(wire.CodeMalformed)
-	x.expectClosed()
+	x.SendRaw([]byte{wire.Version, byte(wire.TypeSignal), 0xff})
+	x.ExpectError(wire.CodeMalformed)
+	x.ExpectClosed()
 	wait.Until(t, wait.Default, "x is gone", func() bool { return z.Stats().Nodes == 1 })
 }
 
@@ -97,13 +95,14 @@ func TestRefusedAndMalformed(t *testing.T) {
 func TestBadHellos(t *testing.T) {
 	z := newTestZone(t, store.NewMemory(), Config{})
 	r := dial(t, z)
-	r.c.Send([]byte{wire.Version, 250, 1})
-	r.expectError(wire.CodeMalformed)
-	r.expectClosed()
+	r.SendRaw([]byte{wire.Version, 250, 1})
+	r.ExpectError(wire.CodeMalformed)
+	r.ExpectClosed()
 	r = dial(t, z)
-	r.hello(false)
-	r.expectError(wire.CodeBadSignature)
-	r.expectClosed()
+	if _, m := r.Join(r.id, false); m.(*wire.Error).Code != wire.CodeBadSignature {
+		t.Fatalf("unsigned hello: %+v", m)
+	}
+	r.ExpectClosed()
 	if s := z.Stats(); s.Dropped != 2 || s.Admitted != 0 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -130,14 +129,14 @@ func TestHandlersAndFeatures(t *testing.T) {
 	if !slices.Equal(x.ch.Features, wire.Features{"echo"}) || !slices.Equal(z.Features(), x.ch.Features) {
 		t.Fatalf("challenge features %v", x.ch.Features)
 	}
-	x.send(&wire.Ping{ID: 5})
-	if p, ok := x.read().(*wire.Pong); !ok || p.ID != 5 {
+	x.Send(&wire.Ping{ID: 5})
+	if p, ok := x.Read().(*wire.Pong); !ok || p.ID != 5 {
 		t.Fatalf("echo %+v", p)
 	}
-	x.send(&wire.Ping{})
-	x.expectError(wire.CodeBadName)
-	x.c.Send([]byte{wire.Version, byte(wire.TypePing), 0xff, 0xff})
-	if p, ok := x.read().(*wire.Pong); !ok || p.ID != 999 {
+	x.Send(&wire.Ping{})
+	x.ExpectError(wire.CodeBadName)
+	x.SendRaw([]byte{wire.Version, byte(wire.TypePing), 0xff, 0xff})
+	if p, ok := x.Read().(*wire.Pong); !ok || p.ID != 999 {
 		t.Fatalf("salvage %+v", p)
 	}
 	if s := z.Stats(); s.Dropped != 2 || s.Nodes != 1 {
@@ -191,20 +190,20 @@ func TestDirectory(t *testing.T) {
 	if len(adm.Peers) != 1 || adm.Peers[0].Address != far.Address || !adm.Natives[0] || len(adm.Relays) != 2 {
 		t.Fatalf("admitted %+v", adm)
 	}
-	x.send(&wire.Signal{Peer: far.Address, Session: 1, Kind: wire.SignalOffer})
-	x.send(&wire.Signal{Peer: id.Address{9}, Kind: wire.SignalOffer})
-	x.expectError(wire.CodeUnknownPeer)
+	x.Send(&wire.Signal{Peer: far.Address, Session: 1, Kind: wire.SignalOffer})
+	x.Send(&wire.Signal{Peer: id.Address{9}, Kind: wire.SignalOffer})
+	x.ExpectError(wire.CodeUnknownPeer)
 	d.mu.Lock()
 	d.full = true
 	d.mu.Unlock()
-	x.send(&wire.Signal{Peer: far.Address, Session: 2, Kind: wire.SignalOffer})
-	x.expectError(wire.CodeRateLimited)
+	x.Send(&wire.Signal{Peer: far.Address, Session: 2, Kind: wire.SignalOffer})
+	x.ExpectError(wire.CodeRateLimited)
 	if s := z.Stats(); s.Signals != 1 || s.Dropped != 2 || len(d.signals) != 1 {
 		t.Fatalf("stats %+v, %d passed on", s, len(d.signals))
 	}
 	// Deliver takes signals coming back.
 	z.Deliver(z.Member(adm.Lease.Address), &wire.Signal{Peer: far.Address, Session: 1, Kind: wire.SignalAnswer})
-	if s := x.until("the answer", isSignal).(*wire.Signal); s.Peer != far.Address || s.Kind != wire.SignalAnswer {
+	if s := x.Until("the answer", isSignal).(*wire.Signal); s.Peer != far.Address || s.Kind != wire.SignalAnswer {
 		t.Fatalf("answer %+v", s)
 	}
 	// Snapshot sees the members; the watch saw the changes in order.
@@ -220,8 +219,8 @@ func TestDirectory(t *testing.T) {
 	}
 	// Full: the refusal names the directory's roomiest relay.
 	r := dial(t, z)
-	r.hello(true)
-	if ref, ok := r.read().(*wire.Refused); !ok || ref.Redirect != "http://roomy.example" || ref.Code != wire.CodeZoneFull {
+	_, m := r.Join(r.id, true)
+	if ref, ok := m.(*wire.Refused); !ok || ref.Redirect != "http://roomy.example" || ref.Code != wire.CodeZoneFull {
 		t.Fatalf("refusal %+v", ref)
 	}
 	y.leave(z)
