@@ -210,6 +210,7 @@ func (l *Link) Next() (wire.Message, bool) {
 			l.Stop("oversized frame")
 			return nil, false
 		case err != nil && errors.Is(err, wire.ErrMalformed): // a text frame
+			count(l.cfg.Dropped)
 			l.malformed(err)
 			return nil, false
 		case err != nil:
@@ -226,7 +227,11 @@ func (l *Link) Next() (wire.Message, bool) {
 			t, _ := wire.TypeOf(b)
 			l.log.Debug("skipping a frame of a type this relay does not know", "type", t)
 			continue
-		case l.cfg.Salvage != nil && l.cfg.Salvage(b):
+		}
+		// Counted before anything answers it, so no answer overtakes
+		// the count.
+		count(l.cfg.Dropped)
+		if l.cfg.Salvage != nil && l.cfg.Salvage(b) {
 			l.log.Debug("malformed message answered", "err", err)
 			return nil, true
 		}
@@ -235,8 +240,8 @@ func (l *Link) Next() (wire.Message, bool) {
 	}
 }
 
+// malformed answers a malformed frame (counted already) and stops.
 func (l *Link) malformed(err error) {
-	count(l.cfg.Dropped)
 	l.log.Warn("malformed message; closing", "err", err)
 	l.Reject(wire.CodeOf(err), err.Error())
 	l.Stop("malformed message")
@@ -255,32 +260,39 @@ func (l *Link) Serve(handle func(wire.Message) error) {
 		if !ok {
 			return
 		}
-		err := ErrViolation // a salvaged frame
 		if m != nil {
-			err = handle(m)
-		}
-		if err == nil {
-			continue
-		}
-		// Counted before the answer is queued, so no answer overtakes it.
-		count(l.cfg.Dropped)
-		var refusal *Refusal
-		switch {
-		case errors.As(err, &refusal):
-			l.Reject(refusal.Code, refusal.Message)
-		case errors.Is(err, ErrViolation):
-		default:
-			l.log.Warn("closing the link", "err", err)
-			l.Reject(wire.CodeOf(err), err.Error())
-			l.Stop(err.Error())
-			return
-		}
+			err := handle(m)
+			if err == nil {
+				continue
+			}
+			if !l.refused(err) {
+				return
+			}
+		} // else a frame Salvage answered, counted by Next
 		if violations++; violations > MaxViolations {
 			l.log.Warn("too many refused frames; closing", "count", violations)
 			l.Stop("too many refused frames")
 			return
 		}
 	}
+}
+
+// refused counts a frame a handler refused and answers it as err says;
+// it reports false when err ends the link.
+func (l *Link) refused(err error) bool {
+	count(l.cfg.Dropped) // before any answer is queued, so none overtakes the count
+	var r *Refusal
+	switch {
+	case errors.As(err, &r):
+		l.Reject(r.Code, r.Message)
+	case errors.Is(err, ErrViolation):
+	default:
+		l.log.Warn("closing the link", "err", err)
+		l.Reject(wire.CodeOf(err), err.Error())
+		l.Stop(err.Error())
+		return false
+	}
+	return true
 }
 
 func count(c *atomic.Int64) {
