@@ -352,5 +352,3 @@ func (f *Federation) Serve(ctx context.Context, conn transport.Conn, remote stri
 	defer f.wg.Done()
 	f.runLink(ctx, conn, nil, remote, f.ReleaseSlot)
 }
-
-// dialLoop keeps a link to one -peer relay: dial, run, and redial with

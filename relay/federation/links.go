@@ -20,6 +20,7 @@ import (
 	"ddt/shared/wire"
 )
 
+// dialLoop keeps a link to one -peer relay: dial, run, and redial with
 // backoff when it ends.
 func (f *Federation) dialLoop(d *dialTarget) {
 	defer f.wg.Done()
