@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"ddt/relay/federation"
+	"ddt/relay/zoneledger"
 	"ddt/shared/ledger"
 	"ddt/shared/names"
 )
@@ -121,7 +123,7 @@ func auditLedger(ctx context.Context, c *http.Client, base, zone, keyHex string)
 // parses, and counts them.
 func audit(ctx context.Context, c *http.Client, base, zone, keyHex string) (*auditResult, error) {
 	base = strings.TrimSuffix(base, "/")
-	var relays []RelayJSON
+	var relays []federation.RelayJSON
 	if err := getJSONCtx(ctx, c, base+"/relays", &relays); err != nil {
 		return nil, err
 	}
@@ -161,7 +163,7 @@ func audit(ctx context.Context, c *http.Client, base, zone, keyHex string) (*aud
 	}
 	entries := make([][]byte, 0, min(cp.Size, 1<<16))
 	for int64(len(entries)) < cp.Size {
-		var page EntriesJSON
+		var page zoneledger.EntriesJSON
 		if err := getJSONCtx(ctx, c, fmt.Sprintf("%s/entries?from=%d&to=%d", prefix, len(entries), cp.Size), &page); err != nil {
 			return nil, err
 		}

@@ -5,27 +5,26 @@
 // seen) live in a bbolt file under -data, so a relay restart changes no
 // one's address; a lease lapses 7 days after its node was last seen.
 //
-// Relays federate (federation.go): each dials its -peer relays, both sides
-// prove their keys, and they exchange their zones' signed memberships,
-// joins and leaves, and counts. A newcomer's peers come from every linked
-// zone, its signals to another zone's nodes cross the link, and a full
-// zone redirects to the linked relay with the most room.
+// The command wires the relay's engines, packages below it that serve a
+// transport.Conn and never see a socket (the HTTP layer in server.go turns
+// each WebSocket into a transport.WebSocket, with keepalive pings):
 //
-// Each relay keeps its zone's ledger (ledger.go), an append-only log of
-// public events signed with the relay key, in the same bbolt file, and
-// mirrors the ledgers of the relays it links to: checkpoints are announced
-// over the link, and a mirror that is behind fetches the entries and a
-// consistency proof and accepts them only if they verify. A fork is
-// refused, kept as evidence and counted.
+//   - relay/link: the plumbing of one connection, a node's or a relay's:
+//     its send queue and writer, its stop with a reason, the reading rules
+//     (frames of unknown types are counted and skipped), handler dispatch;
+//   - relay/zone: admission, leases, members and signaling; services
+//     register node message types with it;
+//   - relay/federation: the links to the -peer relays and to relays that
+//     dial in, membership, summaries, cross-zone signals; services
+//     register link message types with it, with the feature they belong
+//     to, and send only to relays that announced it;
+//   - relay/zoneledger: the zone's ledger, the mirrors of federated zones'
+//     ledgers and their sync over links, /ledger/…;
+//   - relay/registrar: usernames, decided at the name's home relay.
 //
-// Usernames (names.go): a node's NameClaim is decided by the name's home
-// relay (ddt/shared/names.Home over every federated relay this one knows),
-// here or — as a RelayNameClaim carrying the node's lease — over the link
-// to it; the home sequences the claim's entry in its ledger, keeps the
-// claim in its store under the name's hash, and answers a NameResult with
-// the record and its inclusion proof. Who holds a name is known from this
-// relay's ledger and from the first entry of each name in the mirrored
-// ledgers; lookups go by the name's hash only. Nothing is keyed by address.
+// Relay (relay.go) is that wiring: NewRelay builds the zone, its
+// federation, the ledger service and the username service on one store,
+// one key and one clock, in that order, and starts dialing.
 //
 // Usage:
 //

@@ -13,21 +13,22 @@ import (
 	"testing"
 	"time"
 
-	"ddt/shared/wait"
-
 	"github.com/coder/websocket"
 
+	"ddt/relay/federation"
+	"ddt/relay/zone"
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/names"
 	"ddt/shared/store"
+	"ddt/shared/wait"
 	"ddt/shared/wire"
 )
 
 // federation starts one relay per config, each naming all the others with
 // -peer (the first also as its fallback redirect, as main does), and waits
 // until every pair is linked.
-func federation(t testing.TB, cfgs ...HubConfig) []*testZone {
+func federate(t testing.TB, cfgs ...Config) []*testZone {
 	t.Helper()
 	lns := make([]string, len(cfgs))
 	listeners := make([]net.Listener, len(cfgs))
@@ -63,17 +64,13 @@ func federation(t testing.TB, cfgs ...HubConfig) []*testZone {
 // linked waits until z has n relay links up.
 func linked(t testing.TB, z *testZone, n int) {
 	t.Helper()
-	wait.Until(t, wait.Default, fmt.Sprintf("%s linked to %d relays", z.hub.cfg.Zone, n), func() bool { return z.hub.Stats().Federated.Links == n })
+	wait.Until(t, wait.Default, fmt.Sprintf("%s linked to %d relays", z.relay.cfg.Zone, n), func() bool { return z.relay.Stats().Federated.Links == n })
 }
 
 // knows reports whether h holds addr as a member of a federated zone.
-func knows(h *Hub, addr id.Address) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.remote[addr] != nil
-}
+func knows(r *Relay, addr id.Address) bool { return r.Federation.Knows(addr) }
 
-func remoteCount(h *Hub) int { return h.Stats().Federated.Members }
+func remoteCount(h *Relay) int { return h.Stats().Federated.Members }
 
 // admit joins a raw node (a fresh identity unless one is given) and
 // returns it with its admission.
@@ -123,27 +120,27 @@ func getJSON(t testing.TB, url string, v any) http.Header {
 }
 
 func TestFederatedMembership(t *testing.T) {
-	zs := federation(t, HubConfig{}, HubConfig{})
+	zs := federate(t, Config{}, Config{})
 	a, b := zs[0], zs[1]
 	xa, _ := admit(t, a, nil)
 	ya, _ := admit(t, a, nil)
 	xb, admB := admit(t, b, nil)
 	wait.Until(t, wait.Default, "each relay knows the other's members", func() bool {
-		return knows(a.hub, admB.Lease.Address) && remoteCount(a.hub) == 1 && remoteCount(b.hub) == 2
+		return knows(a.relay, admB.Lease.Address) && remoteCount(a.relay) == 1 && remoteCount(b.relay) == 2
 	})
 	_ = xa
 	_ = ya
 
 	// A member that leaves is forgotten by the other zone.
 	xb.c.Close(websocket.StatusNormalClosure, "")
-	wait.Until(t, wait.Default, "a leaving member is forgotten", func() bool { return remoteCount(a.hub) == 0 })
+	wait.Until(t, wait.Default, "a leaving member is forgotten", func() bool { return remoteCount(a.relay) == 0 })
 
-	var relays []RelayJSON
+	var relays []federation.RelayJSON
 	hdr := getJSON(t, a.url+"/relays", &relays)
 	if hdr.Get("Access-Control-Allow-Origin") != "*" {
 		t.Error("/relays lacks Access-Control-Allow-Origin: *")
 	}
-	bKey := b.hub.Key()
+	bKey := b.relay.Key()
 	if len(relays) != 2 || !relays[0].Self || relays[0].Zone != "zone-a" || relays[0].URL != a.url ||
 		relays[1].Zone != "zone-b" || relays[1].URL != b.url || relays[1].Key != hex.EncodeToString(bKey[:]) || !relays[1].Up || relays[1].MaxNodes != 16 {
 		t.Fatalf("/relays = %+v", relays)
@@ -169,7 +166,7 @@ func TestFederatedMembership(t *testing.T) {
 }
 
 func TestFederatedAdmission(t *testing.T) {
-	zs := federation(t, HubConfig{}, HubConfig{})
+	zs := federate(t, Config{}, Config{})
 	a, b := zs[0], zs[1]
 	var all []id.Address
 	for i := 0; i < 12; i++ {
@@ -180,15 +177,15 @@ func TestFederatedAdmission(t *testing.T) {
 		_, adm := admit(t, a, nil)
 		all = append(all, adm.Lease.Address)
 	}
-	wait.Until(t, wait.Default, "zone a knows zone b's members", func() bool { return remoteCount(a.hub) == 12 })
+	wait.Until(t, wait.Default, "zone a knows zone b's members", func() bool { return remoteCount(a.relay) == 12 })
 
 	_, adm := admit(t, a, nil)
-	aKey, bKey := a.hub.Key(), b.hub.Key()
+	aKey, bKey := a.relay.Key(), b.relay.Key()
 	if len(adm.Relays) != 2 || adm.Relays[0].Key != aKey || adm.Relays[0].Zone != "zone-a" || adm.Relays[0].URL != a.url ||
 		adm.Relays[1].Key != bKey || adm.Relays[1].Zone != "zone-b" || adm.Relays[1].URL != b.url || adm.Relays[1].MaxNodes != 16 {
 		t.Fatalf("Admitted.Relays = %+v", adm.Relays)
 	}
-	if len(adm.Peers) != closestPeers+randomPeers || len(adm.Natives) != len(adm.Peers) {
+	if len(adm.Peers) != zone.ClosestPeers+zone.RandomPeers || len(adm.Natives) != len(adm.Peers) {
 		t.Fatalf("%d peers, %d native flags", len(adm.Peers), len(adm.Natives))
 	}
 	trusted := map[[32]byte]string{}
@@ -216,20 +213,20 @@ func TestFederatedAdmission(t *testing.T) {
 	}
 	// The closest are the closest across both zones.
 	sort.Slice(all, func(i, j int) bool { return id.Closer(adm.Lease.Address, all[i], all[j]) })
-	for _, addr := range all[:closestPeers] {
+	for _, addr := range all[:zone.ClosestPeers] {
 		if !got[addr] {
-			t.Fatalf("one of the %d closest (%s) is missing", closestPeers, addr.Short())
+			t.Fatalf("one of the %d closest (%s) is missing", zone.ClosestPeers, addr.Short())
 		}
 	}
 }
 
 func TestCrossZoneSignal(t *testing.T) {
-	zs := federation(t, HubConfig{}, HubConfig{})
+	zs := federate(t, Config{}, Config{})
 	a, b := zs[0], zs[1]
 	x, admX := admit(t, a, nil)
 	y, admY := admit(t, b, nil)
 	wait.Until(t, wait.Default, "the zones know each other's member", func() bool {
-		return knows(a.hub, admY.Lease.Address) && knows(b.hub, admX.Lease.Address)
+		return knows(a.relay, admY.Lease.Address) && knows(b.relay, admX.Lease.Address)
 	})
 	isSignal := func(m wire.Message) bool { _, ok := m.(*wire.Signal); return ok }
 
@@ -243,7 +240,7 @@ func TestCrossZoneSignal(t *testing.T) {
 	if got.Peer != admY.Lease.Address || got.Kind != wire.SignalAnswer || got.Data != "v=0 answer" {
 		t.Fatalf("x got %+v", got)
 	}
-	sa, sb := a.hub.Stats(), b.hub.Stats()
+	sa, sb := a.relay.Stats(), b.relay.Stats()
 	if sa.Signals != 2 || sa.Federated.SignalsOut != 1 || sa.Federated.SignalsIn != 1 ||
 		sb.Signals != 2 || sb.Federated.SignalsOut != 1 || sb.Federated.SignalsIn != 1 {
 		t.Fatalf("counters a %+v, b %+v", sa, sb)
@@ -260,12 +257,12 @@ func TestCrossZoneSignal(t *testing.T) {
 }
 
 func TestFullZoneRedirects(t *testing.T) {
-	zs := federation(t, HubConfig{MaxNodes: 1}, HubConfig{MaxNodes: 1}, HubConfig{MaxNodes: 4})
+	zs := federate(t, Config{MaxNodes: 1}, Config{MaxNodes: 1}, Config{MaxNodes: 4})
 	a, b, c := zs[0], zs[1], zs[2]
 	admit(t, a, nil)
 	admit(t, b, nil)
 	wait.Until(t, wait.Default, "zone a hears zone b is full", func() bool {
-		for _, r := range a.hub.Relays() {
+		for _, r := range a.relay.Federation.Relays() {
 			if r.URL == b.url && r.Nodes == 1 {
 				return true
 			}
@@ -296,26 +293,26 @@ func TestFullZoneRedirects(t *testing.T) {
 func TestFederationHeals(t *testing.T) {
 	dir := t.TempDir()
 	bStore := openBolt(t, filepath.Join(dir, "relay.db"))
-	zs := federation(t, HubConfig{}, HubConfig{Store: bStore})
+	zs := federate(t, Config{}, Config{Store: bStore})
 	a, b := zs[0], zs[1]
 	nodeB, _ := identity.New()
 	x, admX := admit(t, a, nil)
 	y, admY := admit(t, b, nodeB)
-	wait.Until(t, wait.Default, "members known", func() bool { return knows(a.hub, admY.Lease.Address) && knows(b.hub, admX.Lease.Address) })
-	bKey := b.hub.Key()
+	wait.Until(t, wait.Default, "members known", func() bool { return knows(a.relay, admY.Lease.Address) && knows(b.relay, admX.Lease.Address) })
+	bKey := b.relay.Key()
 
 	// Relay b dies: a notices and forgets b's members.
 	b.stop()
 	bStore.Close()
 	y.expectClosed()
 	linked(t, a, 0)
-	wait.Until(t, wait.Default, "b's members forgotten", func() bool { return remoteCount(a.hub) == 0 })
+	wait.Until(t, wait.Default, "b's members forgotten", func() bool { return remoteCount(a.relay) == 0 })
 
 	// b comes back on its address with its data: the link heals by
 	// itself, and b's returning node has its address and is known to a.
 	bStore = openBolt(t, filepath.Join(dir, "relay.db"))
 	b2 := startZone(t, bStore, b.cfg, listen(t, b.addr))
-	if b2.hub.Key() != bKey {
+	if b2.relay.Key() != bKey {
 		t.Fatal("relay b's key changed across its restart")
 	}
 	linked(t, a, 1)
@@ -324,12 +321,12 @@ func TestFederationHeals(t *testing.T) {
 	if again.Lease.Address != admY.Lease.Address {
 		t.Fatalf("b's node came back at %s, was %s", again.Lease.Address.Short(), admY.Lease.Address.Short())
 	}
-	wait.Until(t, wait.Default, "membership healed", func() bool { return knows(a.hub, again.Lease.Address) && knows(b2.hub, admX.Lease.Address) })
+	wait.Until(t, wait.Default, "membership healed", func() bool { return knows(a.relay, again.Lease.Address) && knows(b2.relay, admX.Lease.Address) })
 
 	// Signals cross again.
 	x.send(&wire.Signal{Peer: again.Lease.Address, Session: 9, Kind: wire.SignalBye})
 	wait.Until(t, wait.Default, "the signal crosses", func() bool {
-		return a.hub.Stats().Federated.SignalsOut == 1 && b2.hub.Stats().Federated.SignalsIn == 1
+		return a.relay.Stats().Federated.SignalsOut == 1 && b2.relay.Stats().Federated.SignalsIn == 1
 	})
 }
 
@@ -352,8 +349,15 @@ func dialFed(t testing.TB, z *testZone) *rawClient {
 	return &rawClient{t: t, c: c}
 }
 
-// fedLink authenticates a fake relay with key ident to z, as the dialer.
+// fedLink authenticates a fake relay with key ident to z, as the dialer,
+// announcing the link services a relay runs (ledger, names).
 func fedLink(t testing.TB, z *testZone, ident *identity.Identity, zone string) *rawRelay {
+	t.Helper()
+	return fedLinkWith(t, z, ident, zone, wire.NewFeatures(wire.FeatureLedger, wire.FeatureNames))
+}
+
+// fedLinkWith is fedLink announcing features.
+func fedLinkWith(t testing.TB, z *testZone, ident *identity.Identity, zone string, features wire.Features) *rawRelay {
 	t.Helper()
 	r := &rawRelay{rawClient: dialFed(t, z), info: wire.RelayInfo{Zone: zone, URL: "http://127.0.0.1:1", Key: ident.SignKey(), MaxNodes: 8}}
 	r.id = ident
@@ -367,8 +371,8 @@ func fedLink(t testing.TB, z *testZone, ident *identity.Identity, zone string) *
 	if !ok || !identity.Verify(hello.Relay.Key, wire.RelayHelloSignedBytes(ours.Nonce, false, &hello.Relay), hello.Sig) {
 		t.Fatal("relay hello does not verify")
 	}
-	r.send(&wire.RelayHello{Relay: r.info, Sig: ident.Sign(wire.RelayHelloSignedBytes(theirs.Nonce, true, &r.info))})
-	// The hub's snapshot ends with Last, then its summary.
+	r.send(&wire.RelayHello{Relay: r.info, Sig: ident.Sign(wire.RelayHelloSignedBytes(theirs.Nonce, true, &r.info)), Features: features})
+	// The relay's snapshot ends with Last, then its summary.
 	r.until("snapshot", func(m wire.Message) bool { zm, ok := m.(*wire.ZoneMembers); return ok && zm.Last })
 	return r
 }
@@ -376,15 +380,15 @@ func fedLink(t testing.TB, z *testZone, ident *identity.Identity, zone string) *
 // lease signs a lease for a fresh node in the fake relay's zone.
 func (r *rawRelay) lease() wire.Lease {
 	n, _ := identity.New()
-	return r.id.IssueLease(n.SignKey(), n.AgreeKey(), [16]byte{9}, r.info.Zone, time.Now(), leaseTTL)
+	return r.id.IssueLease(n.SignKey(), n.AgreeKey(), [16]byte{9}, r.info.Zone, time.Now(), zone.LeaseTTL)
 }
 
 func TestFederationBadFrames(t *testing.T) {
-	zs := federation(t, HubConfig{}, HubConfig{})
+	zs := federate(t, Config{}, Config{})
 	a, b := zs[0], zs[1]
 	_, admB := admit(t, b, nil)
 	local, admA := admit(t, a, nil)
-	wait.Until(t, wait.Default, "members known", func() bool { return knows(a.hub, admB.Lease.Address) })
+	wait.Until(t, wait.Default, "members known", func() bool { return knows(a.relay, admB.Lease.Address) })
 
 	t.Run("garbage instead of a challenge", func(t *testing.T) {
 		r := dialFed(t, a)
@@ -422,7 +426,7 @@ func TestFederationBadFrames(t *testing.T) {
 		r.read()
 		r.send(&wire.RelayChallenge{})
 		r.read()
-		r.send(&wire.RelayHello{Relay: wire.RelayInfo{Zone: "evil", Key: b.hub.Key()}})
+		r.send(&wire.RelayHello{Relay: wire.RelayInfo{Zone: "evil", Key: b.relay.Key()}})
 		r.expectError(wire.CodeBadSignature)
 		r.expectClosed()
 	})
@@ -439,20 +443,20 @@ func TestFederationBadFrames(t *testing.T) {
 	})
 
 	// Each refusal above counts once, but a socket closed for an oversized
-	// frame can close before the hub counts it: wait for all six.
-	wait.Until(t, wait.Default, "the refused links are counted", func() bool { return a.hub.Stats().Federated.Dropped >= 6 })
+	// frame can close before the relay counts it: wait for all six.
+	wait.Until(t, wait.Default, "the refused links are counted", func() bool { return a.relay.Stats().Federated.Dropped >= 6 })
 
 	ident, _ := identity.New()
 	t.Run("authenticated, then misbehaving", func(t *testing.T) {
 		r := fedLink(t, a, ident, "zone-x")
-		wait.Until(t, wait.Default, "the fake relay is linked", func() bool { return a.hub.Stats().Federated.Links == 2 })
+		wait.Until(t, wait.Default, "the fake relay is linked", func() bool { return a.relay.Stats().Federated.Links == 2 })
 		// It hears of zone a's newcomers.
 		_, late := admit(t, a, nil)
 		r.until("the newcomer", func(m wire.Message) bool {
 			j, ok := m.(*wire.MemberJoined)
 			return ok && j.Lease.Address == late.Lease.Address
 		})
-		before := a.hub.Stats().Federated.Dropped
+		before := a.relay.Stats().Federated.Dropped
 		// A lease the fake relay did not sign, one for another zone: dropped.
 		forged := r.lease()
 		forged.Sig[0] ^= 1
@@ -461,8 +465,8 @@ func TestFederationBadFrames(t *testing.T) {
 		other.Sig = ident.Sign(other.SignedBytes())
 		good := r.lease()
 		r.send(&wire.ZoneMembers{Leases: []wire.Lease{forged, other, good}, Natives: []bool{true, false, true}, Last: true})
-		wait.Until(t, wait.Default, "the good member is known", func() bool { return knows(a.hub, good.Address) })
-		if knows(a.hub, forged.Address) || knows(a.hub, other.Address) {
+		wait.Until(t, wait.Default, "the good member is known", func() bool { return knows(a.relay, good.Address) })
+		if knows(a.relay, forged.Address) || knows(a.relay, other.Address) {
 			t.Fatal("a bad lease was accepted")
 		}
 		// A signal from a node not in its zone, and one for a node not here: dropped.
@@ -474,7 +478,7 @@ func TestFederationBadFrames(t *testing.T) {
 		if s.Peer != good.Address || s.Data != "hi" {
 			t.Fatalf("signal %+v", s)
 		}
-		if d := a.hub.Stats().Federated.Dropped - before; d != 4 {
+		if d := a.relay.Stats().Federated.Dropped - before; d != 4 {
 			t.Fatalf("%d frames dropped, want 4", d)
 		}
 		// A node message is refused, the link stays.
@@ -484,7 +488,7 @@ func TestFederationBadFrames(t *testing.T) {
 		r.write([]byte{wire.Version, byte(wire.TypeRelaySignal), 0xff})
 		r.expectError(wire.CodeMalformed)
 		r.expectClosed()
-		wait.Until(t, wait.Default, "its members forgotten", func() bool { return !knows(a.hub, good.Address) })
+		wait.Until(t, wait.Default, "its members forgotten", func() bool { return !knows(a.relay, good.Address) })
 	})
 	t.Run("oversized after authentication", func(t *testing.T) {
 		r := fedLink(t, a, ident, "zone-x")
@@ -494,26 +498,26 @@ func TestFederationBadFrames(t *testing.T) {
 
 	// Zone a still works: b's link and members are intact, nodes signal.
 	linked(t, a, 1)
-	if !knows(a.hub, admB.Lease.Address) {
+	if !knows(a.relay, admB.Lease.Address) {
 		t.Fatal("zone b's member was lost")
 	}
 	local.send(&wire.Signal{Peer: admB.Lease.Address, Kind: wire.SignalBye})
-	wait.Until(t, wait.Default, "a signal crosses", func() bool { return b.hub.Stats().Federated.SignalsIn == 1 })
+	wait.Until(t, wait.Default, "a signal crosses", func() bool { return b.relay.Stats().Federated.SignalsIn == 1 })
 }
 
 // FuzzFederationFrame sends one arbitrary frame from an authenticated
-// relay: the hub refuses it, applies it, or closes that one link, and
+// relay: the relay refuses it, applies it, or closes that one link, and
 // keeps serving its zone and its other links.
 func FuzzFederationFrame(f *testing.F) {
-	zs := federation(f, HubConfig{}, HubConfig{})
+	zs := federate(f, Config{}, Config{})
 	a, b := zs[0], zs[1]
 	member := b.join(store.NewMemory()).Address() // a real node: it answers the relay's pings for as long as fuzzing runs
-	wait.Until(f, wait.Default, "zone a knows zone b's node", func() bool { return knows(a.hub, member) })
+	wait.Until(f, wait.Default, "zone a knows zone b's node", func() bool { return knows(a.relay, member) })
 	ident, _ := identity.New()
 	fake := wire.RelayInfo{Zone: "zone-x", Key: ident.SignKey()}
-	l := ident.IssueLease([32]byte{1}, [32]byte{2}, [16]byte{3}, fake.Zone, time.Now(), leaseTTL)
+	l := ident.IssueLease([32]byte{1}, [32]byte{2}, [16]byte{3}, fake.Zone, time.Now(), zone.LeaseTTL)
 	claimant, _ := identity.New()
-	cl := ident.IssueLease(claimant.SignKey(), claimant.AgreeKey(), [16]byte{4}, fake.Zone, time.Now(), leaseTTL)
+	cl := ident.IssueLease(claimant.SignKey(), claimant.AgreeKey(), [16]byte{4}, fake.Zone, time.Now(), zone.LeaseTTL)
 	claim, _ := names.NewClaim(claimant, &cl, "alice", 1)
 	for _, m := range []wire.Message{
 		&wire.ZoneMembers{Leases: []wire.Lease{l}, Natives: []bool{true}, Last: true},
@@ -555,7 +559,7 @@ func FuzzFederationFrame(f *testing.F) {
 			}
 		}
 	})
-	if !knows(a.hub, member) || a.hub.Stats().Federated.Links < 1 {
+	if !knows(a.relay, member) || a.relay.Stats().Federated.Links < 1 {
 		f.Fatal("zone a lost zone b")
 	}
 }

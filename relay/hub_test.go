@@ -14,32 +14,32 @@ import (
 	"testing"
 	"time"
 
-	"ddt/shared/wait"
-
 	"github.com/coder/websocket"
 
+	"ddt/relay/zone"
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/names"
 	"ddt/shared/node"
 	"ddt/shared/store"
 	"ddt/shared/transport"
+	"ddt/shared/wait"
 	"ddt/shared/wire"
 )
 
-// testZone is a real hub behind a loopback HTTP server.
+// testZone is a real relay behind a loopback HTTP server.
 type testZone struct {
-	t    testing.TB
-	cfg  HubConfig // as started, without its store
-	hub  *Hub
-	srv  *httptest.Server
-	net  *transport.Network
-	url  string // http://127.0.0.1:port
-	addr string // 127.0.0.1:port
-	stop func() // closes the hub and the server (also at cleanup)
+	t     testing.TB
+	cfg   Config // as started, without its store
+	relay *Relay
+	srv   *httptest.Server
+	net   *transport.Network
+	url   string // http://127.0.0.1:port
+	addr  string // 127.0.0.1:port
+	stop  func() // closes the relay and the server (also at cleanup)
 }
 
-func newZone(t testing.TB, st store.Store, cfg HubConfig) *testZone {
+func newZone(t testing.TB, st store.Store, cfg Config) *testZone {
 	t.Helper()
 	return startZone(t, st, cfg, listen(t, "127.0.0.1:0"))
 }
@@ -69,9 +69,9 @@ func testLogger() *slog.Logger {
 	return newLogger(level)
 }
 
-// startZone runs a hub with the relay's real routes on ln. Federation
+// startZone runs a relay with the relay's real routes on ln. Federation
 // runs on short timers in tests.
-func startZone(t testing.TB, st store.Store, cfg HubConfig, ln net.Listener) *testZone {
+func startZone(t testing.TB, st store.Store, cfg Config, ln net.Listener) *testZone {
 	t.Helper()
 	if cfg.Zone == "" {
 		cfg.Zone = "test"
@@ -97,18 +97,18 @@ func startZone(t testing.TB, st store.Store, cfg HubConfig, ln net.Listener) *te
 	}
 	z.cfg = cfg
 	cfg.Store = st
-	hub, err := NewHub(cfg)
+	relay, err := NewRelay(cfg)
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	hubRoutes(mux, hub, hub.log)
-	z.hub = hub
+	relay.Routes(mux, relay.log)
+	z.relay = relay
 	z.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: mux}}
 	z.srv.Start()
 	z.stop = sync.OnceFunc(func() {
-		hub.Close()
+		relay.Close()
 		z.srv.Close()
 	})
 	t.Cleanup(z.stop)
@@ -139,7 +139,7 @@ func peerSet(n *node.Node) map[id.Address]bool {
 }
 
 func TestZoneMesh(t *testing.T) {
-	z := newZone(t, store.NewMemory(), HubConfig{})
+	z := newZone(t, store.NewMemory(), Config{})
 	var nodes []*node.Node
 	for i := 0; i < 4; i++ {
 		nodes = append(nodes, z.join(store.NewMemory()))
@@ -163,7 +163,7 @@ func TestZoneMesh(t *testing.T) {
 	if d, err := nodes[1].Throughput(context.Background(), nodes[2].Address(), 1<<20); err != nil || d <= 0 {
 		t.Fatalf("throughput: %v %v", d, err)
 	}
-	if s := z.hub.Stats(); s.Nodes != 4 || s.Signals == 0 {
+	if s := z.relay.Stats(); s.Nodes != 4 || s.Signals == 0 {
 		t.Fatalf("stats %+v", s)
 	}
 }
@@ -186,16 +186,16 @@ func TestAddressesSurviveRestarts(t *testing.T) {
 	relayDB := filepath.Join(dir, "relay.db")
 	rs := openBolt(t, relayDB)
 	nodeStore := store.NewMemory()
-	z := newZone(t, rs, HubConfig{})
+	z := newZone(t, rs, Config{})
 	first := z.join(nodeStore).Address()
-	key := z.hub.Key()
+	key := z.relay.Key()
 	z.stop()
 	rs.Close()
 
 	// The relay restarts from its data folder; the node comes back.
 	rs = openBolt(t, relayDB)
-	z2 := newZone(t, rs, HubConfig{})
-	if z2.hub.Key() != key {
+	z2 := newZone(t, rs, Config{})
+	if z2.relay.Key() != key {
 		t.Fatal("relay key changed across a restart")
 	}
 	if again := z2.join(nodeStore).Address(); again != first {
@@ -209,7 +209,7 @@ func TestAddressesSurviveRestarts(t *testing.T) {
 // The redirect names a loopback port nobody serves: the node follows it
 // and gets nowhere, without any traffic leaving the machine.
 func TestZoneFullRefuses(t *testing.T) {
-	z := newZone(t, store.NewMemory(), HubConfig{MaxNodes: 1, Redirect: "http://127.0.0.1:9/"})
+	z := newZone(t, store.NewMemory(), Config{MaxNodes: 1, Redirect: "http://127.0.0.1:9/"})
 	z.join(store.NewMemory())
 	n, err := node.New(node.Config{Relay: z.srv.URL, Store: store.NewMemory(), Transport: z.net.Transport()})
 	if err != nil {
@@ -247,7 +247,7 @@ func TestZoneFullRefuses(t *testing.T) {
 			t.Fatal("no refusal and redirect within 10 s")
 		}
 	}
-	if s := z.hub.Stats(); s.Refused != 1 || s.Nodes != 1 {
+	if s := z.relay.Stats(); s.Refused != 1 || s.Nodes != 1 {
 		t.Fatalf("stats %+v", s)
 	}
 }
@@ -352,7 +352,7 @@ func (r *rawClient) expectClosed() {
 }
 
 func TestBadClients(t *testing.T) {
-	z := newZone(t, store.NewMemory(), HubConfig{})
+	z := newZone(t, store.NewMemory(), Config{})
 	good1, good2 := z.join(store.NewMemory()), z.join(store.NewMemory())
 
 	t.Run("garbage instead of hello", func(t *testing.T) {
@@ -423,7 +423,7 @@ func TestBadClients(t *testing.T) {
 	if _, err := good1.Ping(context.Background(), good2.Address()); err != nil {
 		t.Fatalf("good nodes lost each other: %v", err)
 	}
-	if s := z.hub.Stats(); s.Dropped == 0 || s.Nodes < 2 {
+	if s := z.relay.Stats(); s.Dropped == 0 || s.Nodes < 2 {
 		t.Fatalf("stats %+v", s)
 	}
 	late := z.join(store.NewMemory())
@@ -434,10 +434,10 @@ func TestBadClients(t *testing.T) {
 // answers with an error, forwards it, or closes that one link, and keeps
 // serving everyone else.
 func FuzzRelayFrame(f *testing.F) {
-	z := newZone(f, store.NewMemory(), HubConfig{})
+	z := newZone(f, store.NewMemory(), Config{})
 	good := z.join(store.NewMemory())
 	someone, _ := identity.New()
-	lease := someone.IssueLease(someone.SignKey(), someone.AgreeKey(), [16]byte{1}, "test", time.Now(), leaseTTL)
+	lease := someone.IssueLease(someone.SignKey(), someone.AgreeKey(), [16]byte{1}, "test", time.Now(), zone.LeaseTTL)
 	claim, _ := names.NewClaim(someone, &lease, "alice", 1)
 	for _, m := range []wire.Message{
 		&wire.Signal{Peer: good.Address(), Session: 1, Kind: wire.SignalBye},
@@ -478,11 +478,11 @@ func FuzzRelayFrame(f *testing.F) {
 }
 
 func TestJoinFloodIsBounded(t *testing.T) {
-	z := newZone(t, store.NewMemory(), HubConfig{})
+	z := newZone(t, store.NewMemory(), Config{})
 	// Connections that upgrade and then never say hello hold join slots.
 	var held []*websocket.Conn
 	busy := false
-	for i := 0; i < maxJoining+10; i++ {
+	for i := 0; i < zone.MaxJoining+10; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		c, resp, err := websocket.Dial(ctx, strings.Replace(z.srv.URL, "http", "ws", 1)+"/ws", nil)
 		cancel()
@@ -502,7 +502,7 @@ func TestJoinFloodIsBounded(t *testing.T) {
 		c.CloseNow()
 	}
 	// Once they are gone, nodes join again.
-	wait.Until(t, wait.Default, "slots freed", func() bool { return len(z.hub.joining) == 0 })
+	wait.Until(t, wait.Default, "slots freed", func() bool { return z.relay.Zone.Joining() == 0 })
 	z.join(store.NewMemory())
 }
 

@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"ddt/shared/wait"
-
 	"golang.org/x/mod/sumdb/tlog"
 
+	"ddt/relay/zoneledger"
 	"ddt/shared/identity"
 	"ddt/shared/ledger"
 	"ddt/shared/store"
+	"ddt/shared/wait"
 	"ddt/shared/wire"
 )
 
@@ -35,13 +35,13 @@ func getText(t testing.TB, url string) (int, string, http.Header) {
 	return resp.StatusCode, string(b), resp.Header
 }
 
-func relayPub(h *Hub) ed25519.PublicKey {
+func relayPub(h *Relay) ed25519.PublicKey {
 	k := h.Key()
 	return ed25519.PublicKey(k[:])
 }
 
 // fetchCheckpoint reads and verifies a ledger checkpoint over HTTP.
-func fetchCheckpoint(t testing.TB, url, zone string, h *Hub) ledger.Checkpoint {
+func fetchCheckpoint(t testing.TB, url, zone string, h *Relay) ledger.Checkpoint {
 	t.Helper()
 	code, body, hdr := getText(t, url)
 	if code != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") || hdr.Get("Access-Control-Allow-Origin") != "*" {
@@ -59,7 +59,7 @@ func fetchEntries(t testing.TB, prefix string, n int64) [][]byte {
 	t.Helper()
 	var all [][]byte
 	for int64(len(all)) < n {
-		var page EntriesJSON
+		var page zoneledger.EntriesJSON
 		getJSON(t, fmt.Sprintf("%s/entries?from=%d&to=%d", prefix, len(all), n), &page)
 		if len(page.Entries) == 0 {
 			t.Fatalf("no entries from %d", len(all))
@@ -72,11 +72,11 @@ func fetchEntries(t testing.TB, prefix string, n int64) [][]byte {
 func entry(i int) []byte { return []byte(fmt.Sprintf("event %d", i)) }
 
 func TestLedgerHTTP(t *testing.T) {
-	z := newZone(t, store.NewMemory(), HubConfig{Zone: "zone-l"})
+	z := newZone(t, store.NewMemory(), Config{Zone: "zone-l"})
 	var old []byte
 	const n = 300 // more than one page
 	for i := 0; i < n; i++ {
-		idx, cp, err := z.hub.Sequence(entry(i))
+		idx, cp, err := z.relay.Sequence(entry(i))
 		if err != nil || idx != int64(i) {
 			t.Fatalf("sequence %d: %d %v", i, idx, err)
 		}
@@ -84,14 +84,14 @@ func TestLedgerHTTP(t *testing.T) {
 			old = cp
 		}
 	}
-	cp := fetchCheckpoint(t, z.url+"/ledger/checkpoint", "zone-l", z.hub)
+	cp := fetchCheckpoint(t, z.url+"/ledger/checkpoint", "zone-l", z.relay)
 	if cp.Size != n {
 		t.Fatalf("size %d", cp.Size)
 	}
-	if same := fetchCheckpoint(t, z.url+"/ledger/zone/zone-l/checkpoint", "zone-l", z.hub); same != cp {
+	if same := fetchCheckpoint(t, z.url+"/ledger/zone/zone-l/checkpoint", "zone-l", z.relay); same != cp {
 		t.Fatal("the own zone under /ledger/zone/ differs")
 	}
-	var page EntriesJSON
+	var page zoneledger.EntriesJSON
 	hdr := getJSON(t, z.url+"/ledger/entries?from=0", &page)
 	if hdr.Get("Access-Control-Allow-Origin") != "*" || len(page.Entries) != ledger.MaxBatch || page.Size != n {
 		t.Fatalf("first page: %d entries, size %d", len(page.Entries), page.Size)
@@ -101,17 +101,17 @@ func TestLedgerHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, i := range []int64{0, 7, n - 1} {
-		var p InclusionJSON
+		var p zoneledger.InclusionJSON
 		getJSON(t, fmt.Sprintf("%s/ledger/proof/inclusion?index=%d&size=%d", z.url, i, n), &p)
 		if err := ledger.VerifyInclusion(cp, i, entry(int(i)), toHashes(p.Hashes)); err != nil {
 			t.Fatalf("inclusion of %d: %v", i, err)
 		}
 	}
-	oldCP, err := ledger.OpenCheckpoint(old, ledger.ZoneOrigin("zone-l", z.hub.Key()), relayPub(z.hub))
+	oldCP, err := ledger.OpenCheckpoint(old, ledger.ZoneOrigin("zone-l", z.relay.Key()), relayPub(z.relay))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c ConsistencyJSON
+	var c zoneledger.ConsistencyJSON
 	getJSON(t, fmt.Sprintf("%s/ledger/proof/consistency?old=3&new=%d", z.url, n), &c)
 	if err := ledger.VerifyConsistency(oldCP, cp, toHashes(c.Hashes)); err != nil {
 		t.Fatalf("consistency: %v", err)
@@ -156,11 +156,11 @@ func toHashes(b [][]byte) []tlog.Hash {
 func TestLedgerSurvivesRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "relay.db")
 	st := openBolt(t, path)
-	z := newZone(t, st, HubConfig{Zone: "zone-p"})
+	z := newZone(t, st, Config{Zone: "zone-p"})
 	var last []byte
 	var err error
 	for i := 0; i < 40; i++ {
-		if _, last, err = z.hub.Sequence(entry(i)); err != nil {
+		if _, last, err = z.relay.Sequence(entry(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -168,16 +168,16 @@ func TestLedgerSurvivesRestart(t *testing.T) {
 	st.Close()
 
 	st = openBolt(t, path)
-	z = newZone(t, st, HubConfig{Zone: "zone-p"})
-	if note, _ := z.hub.ledger.Checkpoint(); string(note) != string(last) {
+	z = newZone(t, st, Config{Zone: "zone-p"})
+	if note, _ := z.relay.Ledger.Log().Checkpoint(); string(note) != string(last) {
 		t.Fatalf("checkpoint after restart:\n%s\nwas\n%s", note, last)
 	}
-	cp := fetchCheckpoint(t, z.url+"/ledger/checkpoint", "zone-p", z.hub)
+	cp := fetchCheckpoint(t, z.url+"/ledger/checkpoint", "zone-p", z.relay)
 	all := fetchEntries(t, z.url+"/ledger", cp.Size)
 	if cp.Size != 40 || string(all[39]) != string(entry(39)) {
 		t.Fatalf("size %d after restart", cp.Size)
 	}
-	if idx, _, err := z.hub.Sequence(entry(40)); err != nil || idx != 40 {
+	if idx, _, err := z.relay.Sequence(entry(40)); err != nil || idx != 40 {
 		t.Fatalf("sequence after restart: %d %v", idx, err)
 	}
 }
@@ -185,26 +185,26 @@ func TestLedgerSurvivesRestart(t *testing.T) {
 func TestLedgerMirrored(t *testing.T) {
 	dir := t.TempDir()
 	bStore := openBolt(t, filepath.Join(dir, "relay.db"))
-	zs := federation(t, HubConfig{}, HubConfig{Store: bStore})
+	zs := federate(t, Config{}, Config{Store: bStore})
 	a, b := zs[0], zs[1]
 	big := strings.Repeat("x", ledger.MaxEntry-10)
 	for i := 0; i < 40; i++ { // 160 KB: several LedgerEntries frames
-		if _, _, err := a.hub.Sequence([]byte(fmt.Sprintf("%08d%s", i, big))); err != nil {
+		if _, _, err := a.relay.Sequence([]byte(fmt.Sprintf("%08d%s", i, big))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b.hub.Sequence([]byte("b's own"))
-	mirrored := func(h *Hub, zone string, n int64) func() bool {
+	b.relay.Sequence([]byte("b's own"))
+	mirrored := func(h *Relay, zone string, n int64) func() bool {
 		return func() bool { return h.Stats().Ledger.Mirrors[zone] == n }
 	}
-	wait.Until(t, wait.Default, "b mirrors a's 40 entries", mirrored(b.hub, "zone-a", 40))
-	wait.Until(t, wait.Default, "a mirrors b's entry", mirrored(a.hub, "zone-b", 1))
-	cp := fetchCheckpoint(t, b.url+"/ledger/zone/zone-a/checkpoint", "zone-a", a.hub)
+	wait.Until(t, wait.Default, "b mirrors a's 40 entries", mirrored(b.relay, "zone-a", 40))
+	wait.Until(t, wait.Default, "a mirrors b's entry", mirrored(a.relay, "zone-b", 1))
+	cp := fetchCheckpoint(t, b.url+"/ledger/zone/zone-a/checkpoint", "zone-a", a.relay)
 	all := fetchEntries(t, b.url+"/ledger/zone/zone-a", cp.Size)
 	if err := ledger.Audit(all, cp); err != nil {
 		t.Fatal(err)
 	}
-	var p InclusionJSON
+	var p zoneledger.InclusionJSON
 	getJSON(t, fmt.Sprintf("%s/ledger/zone/zone-a/proof/inclusion?index=5&size=%d", b.url, cp.Size), &p)
 	if err := ledger.VerifyInclusion(cp, 5, all[5], toHashes(p.Hashes)); err != nil {
 		t.Fatal(err)
@@ -219,28 +219,28 @@ func TestLedgerMirrored(t *testing.T) {
 	bStore.Close()
 	linked(t, a, 0)
 	for i := 40; i < 45; i++ {
-		a.hub.Sequence(entry(i))
+		a.relay.Sequence(entry(i))
 	}
 	bStore = openBolt(t, filepath.Join(dir, "relay.db"))
 	b2 := startZone(t, bStore, b.cfg, listen(t, b.addr))
-	if n := b2.hub.Stats().Ledger.Mirrors["zone-a"]; n != 40 && n != 45 {
+	if n := b2.relay.Stats().Ledger.Mirrors["zone-a"]; n != 40 && n != 45 {
 		t.Fatalf("b's mirror after restart has %d entries", n)
 	}
 	linked(t, b2, 1)
-	wait.Until(t, wait.Default, "b catches up", mirrored(b2.hub, "zone-a", 45))
+	wait.Until(t, wait.Default, "b catches up", mirrored(b2.relay, "zone-a", 45))
 	if res, err := auditLedger(context.Background(), http.DefaultClient, b2.url, "zone-a", ""); err != nil || !strings.Contains(res, "45 entries") {
 		t.Fatalf("audit after catch-up: %q %v", res, err)
 	}
-	if b2.hub.Stats().Ledger.Forks != 0 || a.hub.Stats().Ledger.Forks != 0 {
+	if b2.relay.Stats().Ledger.Forks != 0 || a.relay.Stats().Ledger.Forks != 0 {
 		t.Fatal("a fork was counted")
 	}
 }
 
 func TestAuditCommand(t *testing.T) {
 	st := store.NewMemory()
-	z := newZone(t, st, HubConfig{Zone: "zone-q"})
+	z := newZone(t, st, Config{Zone: "zone-q"})
 	for i := 0; i < 20; i++ {
-		z.hub.Sequence(entry(i))
+		z.relay.Sequence(entry(i))
 	}
 	var out strings.Builder
 	if err := runAudit([]string{"-relay", z.url}, &out); err != nil || !strings.HasPrefix(out.String(), "ok: zone zone-q, 20 entries, root ") {
@@ -280,7 +280,7 @@ func TestAuditCommand(t *testing.T) {
 	}
 }
 
-// serveLedger answers the hub's ledger requests on a raw relay link from
+// serveLedger answers the relay's ledger requests on a raw relay link from
 // log until it has sent the proof and every entry up to log's size.
 func (r *rawRelay) serveLedger(log *ledger.Log) {
 	r.t.Helper()
@@ -315,7 +315,7 @@ func (r *rawRelay) announce(log *ledger.Log) {
 }
 
 func TestLedgerForkRefused(t *testing.T) {
-	zs := federation(t, HubConfig{}, HubConfig{})
+	zs := federate(t, Config{}, Config{})
 	a := zs[0]
 	ident, _ := identity.New()
 	origin := ledger.ZoneOrigin("zone-x", ident.SignKey())
@@ -327,10 +327,10 @@ func TestLedgerForkRefused(t *testing.T) {
 	r := fedLink(t, a, ident, "zone-x")
 	r.announce(honest)
 	r.serveLedger(honest)
-	wait.Until(t, wait.Default, "a mirrors zone x", func() bool { return a.hub.Stats().Ledger.Mirrors["zone-x"] == 2 })
+	wait.Until(t, wait.Default, "a mirrors zone x", func() bool { return a.relay.Stats().Ledger.Mirrors["zone-x"] == 2 })
 
 	// Misbehaviour short of a fork is refused and the link stays.
-	before := a.hub.Stats().Federated.Dropped
+	before := a.relay.Stats().Federated.Dropped
 	r.send(&wire.LedgerEntries{From: 2, Entries: [][]byte{[]byte("unasked")}})
 	r.expectError(wire.CodeProtocol)
 	r.send(&wire.LedgerProof{Old: 0, New: 2})
@@ -345,11 +345,11 @@ func TestLedgerForkRefused(t *testing.T) {
 	r.expectError(wire.CodeProtocol)
 	r.send(&wire.LedgerCheckpoint{Note: []byte("garbage")})
 	r.expectError(wire.CodeProtocol)
-	if d := a.hub.Stats().Federated.Dropped - before; d != 6 {
+	if d := a.relay.Stats().Federated.Dropped - before; d != 6 {
 		t.Fatalf("%d ledger frames refused, want 6", d)
 	}
 	// a serves a's own entries to an honest asker.
-	a.hub.Sequence([]byte("a0"))
+	a.relay.Sequence([]byte("a0"))
 	r.send(&wire.LedgerGetEntries{From: 0, To: 1})
 	got := r.until("entries", func(m wire.Message) bool { _, ok := m.(*wire.LedgerEntries); return ok }).(*wire.LedgerEntries)
 	if len(got.Entries) != 1 || string(got.Entries[0]) != "a0" {
@@ -363,12 +363,12 @@ func TestLedgerForkRefused(t *testing.T) {
 	}
 	split.Append([]byte("alice"), []byte("mallory"))
 	r.announce(split)
-	wait.Until(t, wait.Default, "the fork is counted", func() bool { return a.hub.Stats().Ledger.Forks == 1 })
-	if note, _ := a.hub.mirrorOf("zone-x").Checkpoint(); string(note) == func() string { n, _ := split.Checkpoint(); return string(n) }() {
+	wait.Until(t, wait.Default, "the fork is counted", func() bool { return a.relay.Stats().Ledger.Forks == 1 })
+	if note, _ := a.relay.Ledger.Mirror("zone-x").Checkpoint(); string(note) == func() string { n, _ := split.Checkpoint(); return string(n) }() {
 		t.Fatal("the forked checkpoint was accepted")
 	}
 	var evidence struct{ Held, Offered string }
-	ev, err := a.hub.cfg.Store.Get(storeForks + origin)
+	ev, err := a.relay.cfg.Store.Get(zoneledger.StoreForks + origin)
 	if err != nil || json.Unmarshal(ev, &evidence) != nil || evidence.Held == "" || evidence.Offered == "" || evidence.Held == evidence.Offered {
 		t.Fatalf("fork evidence %q %v", ev, err)
 	}
@@ -376,7 +376,7 @@ func TestLedgerForkRefused(t *testing.T) {
 	honest.Append([]byte("carol"))
 	r.announce(honest)
 	time.Sleep(200 * time.Millisecond)
-	if n := a.hub.Stats().Ledger.Mirrors["zone-x"]; n != 2 {
+	if n := a.relay.Stats().Ledger.Mirrors["zone-x"]; n != 2 {
 		t.Fatalf("mirror moved to %d after the fork", n)
 	}
 	linked(t, a, 2)

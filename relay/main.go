@@ -126,17 +126,17 @@ func runRelay(args []string) error {
 		*public = publicURL(ln.Addr().String(), *acmeHost, scheme)
 	}
 	*public = strings.TrimSuffix(*public, "/")
-	cfg := HubConfig{Zone: *zone, URL: *public, MaxNodes: *maxNodes, Peers: peers, ICEServers: ice, Store: st, Logger: log.With("zone", *zone)}
+	cfg := Config{Zone: *zone, URL: *public, MaxNodes: *maxNodes, Peers: peers, ICEServers: ice, Store: st, Logger: log.With("zone", *zone)}
 	if len(peers) > 0 {
 		cfg.Redirect = peers[0]
 	}
-	hub, err := NewHub(cfg)
+	relay, err := NewRelay(cfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	defer hub.Close()
-	mux, err := newMux(hub, *webDir, log)
+	defer relay.Close()
+	mux, err := newMux(relay, *webDir, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -154,7 +154,7 @@ func runRelay(args []string) error {
 		srv.Shutdown(sctx)
 		srv.Close()
 	}()
-	k := hub.Key()
+	k := relay.Key()
 	log.Info("relay up", "zone", *zone, "url", *public, "listen", ln.Addr().String(), "key", fmt.Sprintf("%x", k[:8]), "max-nodes", *maxNodes, "peers", len(peers))
 	fmt.Fprintf(os.Stderr, "\n  DDT relay for zone %q: open %s/ in a browser\n\n", *zone, *public)
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

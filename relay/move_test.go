@@ -5,10 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"ddt/shared/wait"
-
 	"ddt/shared/node"
 	"ddt/shared/store"
+	"ddt/shared/wait"
 )
 
 // TestNodeMovesWhenRelayGone: a node learns of the federated relays at
@@ -16,7 +15,7 @@ import (
 // the other one by itself (a new zone, so a new address); a later start
 // remembers both relays.
 func TestNodeMovesWhenRelayGone(t *testing.T) {
-	zs := federation(t, HubConfig{Zone: "north"}, HubConfig{Zone: "south"})
+	zs := federate(t, Config{Zone: "north"}, Config{Zone: "south"})
 	a, b := zs[0], zs[1]
 	st := store.NewMemory()
 	n := a.join(st)

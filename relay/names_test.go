@@ -13,12 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"ddt/shared/wait"
-
+	"ddt/relay/registrar"
+	"ddt/relay/zone"
 	"ddt/shared/identity"
 	"ddt/shared/ledger"
 	"ddt/shared/names"
 	"ddt/shared/store"
+	"ddt/shared/wait"
 	"ddt/shared/wire"
 )
 
@@ -71,7 +72,7 @@ func (n *nameNode) lookup(name string) *wire.NameResult {
 }
 
 // zonesOf knows the relays of hubs, as a node admitted to any of them would.
-func zonesOf(hubs ...*Hub) names.ZoneOf {
+func zonesOf(hubs ...*Relay) names.ZoneOf {
 	return func(k [32]byte) (string, bool) {
 		for _, h := range hubs {
 			if h.Key() == k {
@@ -103,13 +104,13 @@ func wantRefused(t testing.TB, res *wire.NameResult, code wire.Code, says string
 }
 
 func TestNameClaims(t *testing.T) {
-	z := newZone(t, store.NewMemory(), HubConfig{Zone: "zone-n"})
-	zoneOf := zonesOf(z.hub)
+	z := newZone(t, store.NewMemory(), Config{Zone: "zone-n"})
+	zoneOf := zonesOf(z.relay)
 	a, b := joinNamed(t, z), joinNamed(t, z)
 
 	first := a.claimOf("Alice", 1)
 	rec := wantRecord(t, a.claim(first), "alice", zoneOf)
-	if rec.Zone != "zone-n" || rec.RelayKey != z.hub.Key() || !names.Same(&rec.Claim, first) {
+	if rec.Zone != "zone-n" || rec.RelayKey != z.relay.Key() || !names.Same(&rec.Claim, first) {
 		t.Fatalf("record %+v", rec)
 	}
 	wantRefused(t, b.claim(b.claimOf("ALICE", 1)), wire.CodeNameTaken, `"alice" is taken`)
@@ -188,7 +189,7 @@ func TestNameClaims(t *testing.T) {
 		t.Fatalf("audit said %q, want it to end %q", out.String(), want)
 	}
 	// A username entry that does not parse fails the audit.
-	if _, _, err := z.hub.Sequence([]byte{names.KindUser, 1, 2}); err != nil {
+	if _, _, err := z.relay.Sequence([]byte{names.KindUser, 1, 2}); err != nil {
 		t.Fatal(err)
 	}
 	if err := runAudit([]string{"-relay", z.url}, io.Discard); err == nil || !strings.Contains(err.Error(), "entry 3: wire: malformed message: username entry of 3 bytes") {
@@ -197,10 +198,10 @@ func TestNameClaims(t *testing.T) {
 }
 
 func TestNameRateLimit(t *testing.T) {
-	z := newZone(t, store.NewMemory(), HubConfig{})
+	z := newZone(t, store.NewMemory(), Config{})
 	n := joinNamed(t, z)
 	c := n.claimOf("flood", 1)
-	frames := nameClaimBurst + 10
+	frames := registrar.ClaimBurst + 10
 	for i := 1; i <= frames; i++ {
 		n.send(&wire.NameClaim{ID: uint32(i), Claim: *c})
 	}
@@ -220,43 +221,43 @@ func TestNameRateLimit(t *testing.T) {
 			t.Fatalf("code %d", c)
 		}
 	}
-	if limited == 0 || limited > frames-nameClaimBurst+2 {
-		t.Fatalf("%d of %d claims rate limited, burst %d", limited, frames, nameClaimBurst)
+	if limited == 0 || limited > frames-registrar.ClaimBurst+2 {
+		t.Fatalf("%d of %d claims rate limited, burst %d", limited, frames, registrar.ClaimBurst)
 	}
 }
 
 func TestNamesSurviveRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "relay.db")
 	st := openBolt(t, path)
-	z := newZone(t, st, HubConfig{Zone: "zone-r"})
+	z := newZone(t, st, Config{Zone: "zone-r"})
 	a := joinNamed(t, z)
-	rec := wantRecord(t, a.claim(a.claimOf("alice", 1)), "alice", zonesOf(z.hub))
+	rec := wantRecord(t, a.claim(a.claimOf("alice", 1)), "alice", zonesOf(z.relay))
 	z.stop()
 	st.Close()
 
 	st = openBolt(t, path)
-	z = newZone(t, st, HubConfig{Zone: "zone-r"})
-	zoneOf := zonesOf(z.hub)
+	z = newZone(t, st, Config{Zone: "zone-r"})
+	zoneOf := zonesOf(z.relay)
 	b := joinNamed(t, z)
 	got := wantRecord(t, b.lookup("alice"), "alice", zoneOf)
 	if got.Index != rec.Index || !names.Same(&got.Claim, &rec.Claim) {
 		t.Fatalf("after restart the lookup found %+v", got)
 	}
 	wantRefused(t, b.claim(b.claimOf("alice", 1)), wire.CodeNameTaken, `"alice" is taken`)
-	if s := z.hub.Stats().Names; s.Sequenced != 1 {
+	if s := z.relay.Stats().Names; s.Sequenced != 1 {
 		t.Fatalf("names after restart %+v", s)
 	}
 }
 
-// homedAt returns names whose home among the hubs' keys is each hub, at
+// homedAt returns names whose home among the relays' keys is each relay, at
 // least per of each.
-func homedAt(t testing.TB, per int, hubs ...*Hub) map[*Hub][]string {
+func homedAt(t testing.TB, per int, hubs ...*Relay) map[*Relay][]string {
 	t.Helper()
 	keys := make([][32]byte, len(hubs))
 	for i, h := range hubs {
 		keys[i] = h.Key()
 	}
-	out := map[*Hub][]string{}
+	out := map[*Relay][]string{}
 	for i := 0; i < 1000; i++ {
 		name := fmt.Sprintf("race%d", i)
 		home, _ := names.Home(names.Hash(name), keys)
@@ -278,13 +279,13 @@ func homedAt(t testing.TB, per int, hubs ...*Hub) map[*Hub][]string {
 }
 
 func TestFederatedNameRace(t *testing.T) {
-	zs := federation(t, HubConfig{}, HubConfig{})
+	zs := federate(t, Config{}, Config{})
 	a, b := zs[0], zs[1]
-	zoneOf := zonesOf(a.hub, b.hub)
+	zoneOf := zonesOf(a.relay, b.relay)
 	x, y := joinNamed(t, a), joinNamed(t, b)
-	homes := homedAt(t, 3, a.hub, b.hub)
+	homes := homedAt(t, 3, a.relay, b.relay)
 	var all []string
-	for _, h := range []*Hub{a.hub, b.hub} {
+	for _, h := range []*Relay{a.relay, b.relay} {
 		all = append(all, homes[h]...)
 	}
 	wins := map[*nameNode]int{}
@@ -330,9 +331,9 @@ func TestFederatedNameRace(t *testing.T) {
 			t.Fatalf("%s: x got %d %q, y got %d %q; want exactly one record", name, rx.Code, rx.Message, ry.Code, ry.Message)
 		}
 		wins[winner]++
-		home := a.hub
-		if !contains(homes[a.hub], name) {
-			home = b.hub
+		home := a.relay
+		if !contains(homes[a.relay], name) {
+			home = b.relay
 		}
 		if rec.RelayKey != home.Key() {
 			t.Fatalf("%s was sequenced by zone %s, not its home", name, rec.Zone)
@@ -346,14 +347,14 @@ func TestFederatedNameRace(t *testing.T) {
 		}
 	}
 	t.Logf("wins: zone a's node %d, zone b's node %d", wins[x], wins[y])
-	sa, sb := a.hub.Stats().Names, b.hub.Stats().Names
+	sa, sb := a.relay.Stats().Names, b.relay.Stats().Names
 	if sa.Sequenced != 3 || sb.Sequenced != 3 {
 		t.Fatalf("sequenced: a %d, b %d; want 3 each", sa.Sequenced, sb.Sequenced)
 	}
 	// Once b mirrors a's ledger, b knows which of a's names are held
 	// without asking; the lookups still find them.
-	wait.Until(t, wait.Default, "b mirrors a's names", func() bool { return b.hub.Stats().Ledger.Mirrors["zone-a"] >= 3 })
-	for _, name := range homes[a.hub] {
+	wait.Until(t, wait.Default, "b mirrors a's names", func() bool { return b.relay.Stats().Ledger.Mirrors["zone-a"] >= 3 })
+	for _, name := range homes[a.relay] {
 		wantRecord(t, y.lookup(name), name, zoneOf)
 	}
 	wantRefused(t, y.lookup("nobody"), wire.CodeNotFound, "no such name")
@@ -369,19 +370,19 @@ func contains(s []string, x string) bool {
 }
 
 func TestNameHomeDown(t *testing.T) {
-	zs := federation(t, HubConfig{}, HubConfig{})
+	zs := federate(t, Config{}, Config{})
 	a, b := zs[0], zs[1]
-	homes := homedAt(t, 1, a.hub, b.hub)
+	homes := homedAt(t, 1, a.relay, b.relay)
 	x := joinNamed(t, a)
 	b.stop()
 	linked(t, a, 0)
-	atB := homes[b.hub][0]
+	atB := homes[b.relay][0]
 	wantRefused(t, x.claim(x.claimOf(atB, 1)), wire.CodeUnavailable, "the relay that decides this name (zone zone-b) is unreachable; try again")
 	wantRefused(t, x.lookup(atB), wire.CodeUnavailable, "(zone zone-b) is unreachable")
 	// Names a decides itself still work.
-	atA := homes[a.hub][0]
-	wantRecord(t, x.claim(x.claimOf(atA, 1)), atA, zonesOf(a.hub))
-	if n := a.hub.Stats().Names.Sequenced; n != 1 {
+	atA := homes[a.relay][0]
+	wantRecord(t, x.claim(x.claimOf(atA, 1)), atA, zonesOf(a.relay))
+	if n := a.relay.Stats().Names.Sequenced; n != 1 {
 		t.Fatalf("zone a sequenced %d names", n)
 	}
 }
@@ -391,7 +392,7 @@ func TestNameHomeDown(t *testing.T) {
 // linking to it first (fedLink's relay names http://127.0.0.1:1 as its
 // URL, where nothing listens).
 func TestNamesWhileJoining(t *testing.T) {
-	z := newZone(t, store.NewMemory(), HubConfig{Peers: []string{"http://127.0.0.1:1/"}})
+	z := newZone(t, store.NewMemory(), Config{Peers: []string{"http://127.0.0.1:1/"}})
 	n := joinNamed(t, z)
 	wantRefused(t, n.claim(n.claimOf("alice", 1)), wire.CodeUnavailable, "still joining the federation")
 	ident, _ := identity.New()
@@ -399,18 +400,18 @@ func TestNamesWhileJoining(t *testing.T) {
 	name := ""
 	for i := 0; name == ""; i++ {
 		c := fmt.Sprintf("j%d", i)
-		if home, _ := names.Home(names.Hash(c), [][32]byte{z.hub.Key(), ident.SignKey()}); home == z.hub.Key() {
+		if home, _ := names.Home(names.Hash(c), [][32]byte{z.relay.Key(), ident.SignKey()}); home == z.relay.Key() {
 			name = c
 		}
 	}
-	wantRecord(t, n.claim(n.claimOf(name, 1)), name, zonesOf(z.hub))
+	wantRecord(t, n.claim(n.claimOf(name, 1)), name, zonesOf(z.relay))
 }
 
 // fakeNode is a node of a fake relay's zone: an identity and a lease the
 // fake relay signed.
 func (r *rawRelay) fakeNode() (*identity.Identity, wire.Lease) {
 	n, _ := identity.New()
-	return n, r.id.IssueLease(n.SignKey(), n.AgreeKey(), [16]byte{9}, r.info.Zone, time.Now(), leaseTTL)
+	return n, r.id.IssueLease(n.SignKey(), n.AgreeKey(), [16]byte{9}, r.info.Zone, time.Now(), zone.LeaseTTL)
 }
 
 // nameResult reads until the NameResult for id on a relay link.
@@ -420,15 +421,15 @@ func (r *rawRelay) nameResult(id uint32) *wire.NameResult {
 }
 
 func TestRelayNameClaims(t *testing.T) {
-	z := newZone(t, store.NewMemory(), HubConfig{Zone: "zone-a"})
+	z := newZone(t, store.NewMemory(), Config{Zone: "zone-a"})
 	ident, _ := identity.New()
 	r := fedLink(t, z, ident, "zone-x")
-	zoneOf := zonesOf(z.hub)
+	zoneOf := zonesOf(z.relay)
 	homes := map[bool][]string{}
 	for i := 0; len(homes[true]) < 2 || len(homes[false]) < 1; i++ {
 		name := fmt.Sprintf("n%d", i)
-		home, _ := names.Home(names.Hash(name), [][32]byte{z.hub.Key(), ident.SignKey()})
-		homes[home == z.hub.Key()] = append(homes[home == z.hub.Key()], name)
+		home, _ := names.Home(names.Hash(name), [][32]byte{z.relay.Key(), ident.SignKey()})
+		homes[home == z.relay.Key()] = append(homes[home == z.relay.Key()], name)
 	}
 	atA, atX := homes[true][0], homes[false][0]
 
@@ -444,10 +445,10 @@ func TestRelayNameClaims(t *testing.T) {
 	r.send(&wire.NameLookup{ID: 3, Hash: names.Hash("nobody")})
 	wantRefused(t, r.nameResult(3), wire.CodeNotFound, "no such name")
 
-	before := z.hub.Stats().Federated.Dropped
+	before := z.relay.Stats().Federated.Dropped
 	// A lease the fake relay did not sign.
 	other, _ := identity.New()
-	stolen := other.IssueLease(me.SignKey(), me.AgreeKey(), [16]byte{9}, "zone-x", time.Now(), leaseTTL)
+	stolen := other.IssueLease(me.SignKey(), me.AgreeKey(), [16]byte{9}, "zone-x", time.Now(), zone.LeaseTTL)
 	c2, _ := names.NewClaim(me, &stolen, homes[true][1], 1)
 	r.send(&wire.RelayNameClaim{ID: 4, Lease: stolen, Claim: *c2})
 	wantRefused(t, r.nameResult(4), wire.CodeBadName, "lease does not verify")
@@ -470,20 +471,20 @@ func TestRelayNameClaims(t *testing.T) {
 	r.send(&wire.NameResult{ID: 12345, Code: wire.CodeNameTaken, Message: "boo"})
 	r.send(&wire.NameLookup{ID: 8, Hash: names.Hash(atA)})
 	wantRecord(t, r.nameResult(8), atA, zoneOf)
-	if d := z.hub.Stats().Federated.Dropped - before; d != 4 {
+	if d := z.relay.Stats().Federated.Dropped - before; d != 4 {
 		t.Fatalf("%d frames dropped, want 4", d)
 	}
 }
 
 // Claims forwarded to a home that stalls, lies, refuses or goes away.
 func TestNameForwarding(t *testing.T) {
-	z := newZone(t, store.NewMemory(), HubConfig{Zone: "zone-a", NameWait: 200 * time.Millisecond})
+	z := newZone(t, store.NewMemory(), Config{Zone: "zone-a", NameWait: 200 * time.Millisecond})
 	ident, _ := identity.New()
 	r := fedLink(t, z, ident, "zone-x")
 	var atX []string
 	for i := 0; len(atX) < 5; i++ {
 		name := fmt.Sprintf("n%d", i)
-		if home, _ := names.Home(names.Hash(name), [][32]byte{z.hub.Key(), ident.SignKey()}); home == ident.SignKey() {
+		if home, _ := names.Home(names.Hash(name), [][32]byte{z.relay.Key(), ident.SignKey()}); home == ident.SignKey() {
 			atX = append(atX, name)
 		}
 	}
@@ -501,7 +502,7 @@ func TestNameForwarding(t *testing.T) {
 	// The home never answers.
 	id, c := claim(atX[0])
 	fwd := forwarded()
-	if !names.Same(&fwd.Claim, c) || fwd.Lease != n.lease || identity.VerifyLease(&fwd.Lease, z.hub.Key(), time.Now()) != nil {
+	if !names.Same(&fwd.Claim, c) || fwd.Lease != n.lease || identity.VerifyLease(&fwd.Lease, z.relay.Key(), time.Now()) != nil {
 		t.Fatalf("forwarded %+v", fwd)
 	}
 	start := time.Now()
@@ -540,9 +541,7 @@ func TestNameForwarding(t *testing.T) {
 	r.c.CloseNow()
 	wantRefused(t, n.result(id), wire.CodeUnavailable, "(zone zone-x) is unreachable")
 	wait.Until(t, wait.Default, "nothing left waiting", func() bool {
-		z.hub.names.pendMu.Lock()
-		defer z.hub.names.pendMu.Unlock()
-		return len(z.hub.names.pending) == 0
+		return z.relay.Names.Pending() == 0
 	})
 }
 
@@ -587,9 +586,9 @@ func TestBenchNames(t *testing.T) {
 		t.Skip("set DDT_BENCH=1 to run the username benchmark")
 	}
 	st := openBolt(t, filepath.Join(t.TempDir(), "relay.db"))
-	z := newZone(t, st, HubConfig{Zone: "bench", MaxNodes: 64})
-	zoneOf := zonesOf(z.hub)
-	const rounds, perNode = 5, nameClaimBurst // each node stays within its burst
+	z := newZone(t, st, Config{Zone: "bench", MaxNodes: 64})
+	zoneOf := zonesOf(z.relay)
+	const rounds, perNode = 5, registrar.ClaimBurst // each node stays within its burst
 	seq := 0
 	// run has nodes claim perNode fresh names each, all of them at once
 	// or one node after another, and returns claims/s and the median
@@ -665,20 +664,20 @@ func TestBenchNames(t *testing.T) {
 		name := fmt.Sprintf("b%d", i)
 		wantRecord(t, n.lookup(name), name, zoneOf)
 	}
-	fmt.Fprintf(&b, "\n%d names in the relay's ledger.\n", z.hub.Stats().Names.Sequenced)
+	fmt.Fprintf(&b, "\n%d names in the relay's ledger.\n", z.relay.Stats().Names.Sequenced)
 	fmt.Print(b.String())
 }
 
 // A name another relay's ledger holds is taken even where it is homed
 // now (the federation changed since), and lookups go to that relay.
 func TestNameHeldInMirror(t *testing.T) {
-	z := newZone(t, store.NewMemory(), HubConfig{Zone: "zone-a"})
+	z := newZone(t, store.NewMemory(), Config{Zone: "zone-a"})
 	ident, _ := identity.New()
 	r := fedLink(t, z, ident, "zone-x")
 	name := ""
 	for i := 0; name == ""; i++ {
 		n := fmt.Sprintf("m%d", i)
-		if home, _ := names.Home(names.Hash(n), [][32]byte{z.hub.Key(), ident.SignKey()}); home == z.hub.Key() {
+		if home, _ := names.Home(names.Hash(n), [][32]byte{z.relay.Key(), ident.SignKey()}); home == z.relay.Key() {
 			name = n
 		}
 	}
@@ -695,7 +694,7 @@ func TestNameHeldInMirror(t *testing.T) {
 	}
 	r.announce(lg)
 	r.serveLedger(lg)
-	wait.Until(t, wait.Default, "zone a mirrors zone x", func() bool { return z.hub.Stats().Ledger.Mirrors["zone-x"] == 2 })
+	wait.Until(t, wait.Default, "zone a mirrors zone x", func() bool { return z.relay.Stats().Ledger.Mirrors["zone-x"] == 2 })
 
 	n := joinNamed(t, z)
 	wantRefused(t, n.claim(n.claimOf(name, 1)), wire.CodeNameTaken, fmt.Sprintf("%q is taken", name))
@@ -719,7 +718,7 @@ func TestNameHeldInMirror(t *testing.T) {
 		if k == ident.SignKey() {
 			return "zone-x", true
 		}
-		return zonesOf(z.hub)(k)
+		return zonesOf(z.relay)(k)
 	}
 	got := wantRecord(t, n.result(n.last), name, zoneOf)
 	if !names.Same(&got.Claim, c) {
@@ -729,7 +728,7 @@ func TestNameHeldInMirror(t *testing.T) {
 	// Its owner updates it at its home: the same key, so it is theirs.
 	c2, _ := names.NewClaim(owner, &lease, name, 2)
 	r.send(&wire.RelayNameClaim{ID: 1, Lease: lease, Claim: *c2})
-	if up := wantRecord(t, r.nameResult(1), name, zoneOf); up.RelayKey != z.hub.Key() || up.Claim.Version != 2 {
+	if up := wantRecord(t, r.nameResult(1), name, zoneOf); up.RelayKey != z.relay.Key() || up.Claim.Version != 2 {
 		t.Fatalf("the update is %+v", up)
 	}
 }

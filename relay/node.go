@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"ddt/shared/clock"
 	"ddt/shared/id"
 	"ddt/shared/node"
 	"ddt/shared/store"
@@ -126,9 +127,7 @@ func registerName(ctx context.Context, users *username.Client, name string) {
 		default:
 			return
 		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
+		if !clock.Sleep(clock.System, wait, ctx.Done()) {
 			return
 		}
 	}
@@ -196,13 +195,13 @@ func statusMux(n *node.Node, users *username.Client) *http.ServeMux {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()
-		t0 := time.Now()
+		t0 := clock.System.Now()
 		res, err := n.Lookup(ctx, addr)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		reply(w, node.ViewLookup(res, time.Since(t0)))
+		reply(w, node.ViewLookup(res, clock.Since(clock.System, t0)))
 	})
 	mux.HandleFunc("GET /dht", func(w http.ResponseWriter, r *http.Request) {
 		key, ok := addressParam(w, r, "key")

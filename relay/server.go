@@ -17,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"ddt/shared/transport"
 	"ddt/web"
 )
 
@@ -108,7 +109,7 @@ func (a *asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // newMux wires the relay's HTTP endpoints.
-func newMux(hub *Hub, webDir string, log *slog.Logger) (*http.ServeMux, error) {
+func newMux(r *Relay, webDir string, log *slog.Logger) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /", http.FileServerFS(web.Static()))
 	for _, f := range []struct{ name, ctype string }{
@@ -122,54 +123,55 @@ func newMux(hub *Hub, webDir string, log *slog.Logger) (*http.ServeMux, error) {
 		log.Info("serving", "file", f.name, "raw", len(a.raw), "gzip", len(a.gz), "brotli", len(a.br))
 		mux.Handle("GET /"+f.name, a)
 	}
-	hubRoutes(mux, hub, log)
+	r.Routes(mux, log)
 	return mux, nil
 }
 
-// hubRoutes adds the zone's endpoints: /healthz, /relays and the zone
+// Routes adds the relay's endpoints: /healthz, /relays and the zone
 // ledger's /ledger/… (open to any origin), /ws for nodes and /federate
-// for relays. Node sockets
-// are accepted from any Origin: admission is by signed challenge, and a
-// page served by one relay may join another.
-func hubRoutes(mux *http.ServeMux, hub *Hub, log *slog.Logger) {
+// for relays. A WebSocket becomes a transport.WebSocket (keepalive pings
+// every 15 s) and goes to its engine's Serve. Node sockets are accepted
+// from any Origin: admission is by signed challenge, and a page served by
+// one relay may join another.
+func (r *Relay) Routes(mux *http.ServeMux, log *slog.Logger) {
 	reply := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		json.NewEncoder(w).Encode(v)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { reply(w, hub.Stats()) })
-	mux.HandleFunc("GET /relays", func(w http.ResponseWriter, r *http.Request) { reply(w, hub.Relays()) })
-	ledgerRoutes(mux, hub, reply)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, req *http.Request) { reply(w, r.Stats()) })
+	mux.HandleFunc("GET /relays", func(w http.ResponseWriter, req *http.Request) { reply(w, r.Federation.Relays()) })
+	r.Ledger.Routes(mux)
 	accept := &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled, InsecureSkipVerify: true}
-	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
-		if !hub.JoinSlot() {
-			log.Warn("refusing a connection: too many joining at once", "remote", r.RemoteAddr)
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, req *http.Request) {
+		if !r.Zone.JoinSlot() {
+			log.Warn("refusing a connection: too many joining at once", "remote", req.RemoteAddr)
 			w.Header().Set("Retry-After", "2")
 			http.Error(w, "relay busy: too many nodes joining at once; retry shortly", http.StatusServiceUnavailable)
 			return
 		}
-		conn, err := websocket.Accept(w, r, accept)
+		conn, err := websocket.Accept(w, req, accept)
 		if err != nil {
-			hub.ReleaseSlot()
-			log.Info("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+			r.Zone.ReleaseSlot()
+			log.Info("websocket upgrade failed", "remote", req.RemoteAddr, "err", err)
 			return
 		}
-		hub.Serve(r.Context(), conn, r.RemoteAddr)
+		r.Zone.Serve(req.Context(), transport.NewWebSocket(conn, websockets), req.RemoteAddr)
 	})
-	mux.HandleFunc("GET /federate", func(w http.ResponseWriter, r *http.Request) {
-		if !hub.FedSlot() {
-			log.Warn("refusing a relay connection: too many authenticating at once", "remote", r.RemoteAddr)
+	mux.HandleFunc("GET /federate", func(w http.ResponseWriter, req *http.Request) {
+		if !r.Federation.Slot() {
+			log.Warn("refusing a relay connection: too many authenticating at once", "remote", req.RemoteAddr)
 			w.Header().Set("Retry-After", "2")
 			http.Error(w, "relay busy; retry shortly", http.StatusServiceUnavailable)
 			return
 		}
-		conn, err := websocket.Accept(w, r, accept)
+		conn, err := websocket.Accept(w, req, accept)
 		if err != nil {
-			hub.ReleaseFedSlot()
-			log.Info("federation upgrade failed", "remote", r.RemoteAddr, "err", err)
+			r.Federation.ReleaseSlot()
+			log.Info("federation upgrade failed", "remote", req.RemoteAddr, "err", err)
 			return
 		}
-		hub.ServeFederation(r.Context(), conn, r.RemoteAddr)
+		r.Federation.Serve(req.Context(), transport.NewWebSocket(conn, websockets), req.RemoteAddr)
 	})
 }

@@ -1,14 +1,10 @@
-package main
+package zone
 
 import (
 	"errors"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"ddt/shared/wait"
-
-	"github.com/coder/websocket"
 
 	"ddt/shared/clock"
 	"ddt/shared/id"
@@ -23,16 +19,20 @@ func newFakeClock() *clock.Virtual {
 
 const week = 7 * 24 * time.Hour
 
-// visit admits ident, checks its lease is issued on the hub's clock, and
+// onClock runs the zone on vc. The virtual clock also drives the zone's
+// sweep, which these tests call themselves: a sweep interval of a
+// hundred weeks keeps it from running on its own within them.
+func onClock(vc *clock.Virtual) Config { return Config{Clock: vc, SweepEvery: 100 * week} }
+
+// visit admits ident, checks its lease is issued on the zone's clock, and
 // leaves again; it returns the address the node had.
-func visit(t *testing.T, z *testZone, clock *clock.Virtual, ident *identity.Identity) id.Address {
+func visit(t *testing.T, z *Zone, clock *clock.Virtual, ident *identity.Identity) id.Address {
 	t.Helper()
 	r, adm := admit(t, z, ident)
-	if adm.Lease.Issued != clock.Now().Unix() || adm.Lease.Expires != clock.Now().Add(leaseTTL).Unix() {
+	if adm.Lease.Issued != clock.Now().Unix() || adm.Lease.Expires != clock.Now().Add(LeaseTTL).Unix() {
 		t.Fatalf("lease issued %d, expires %d; the clock says %d", adm.Lease.Issued, adm.Lease.Expires, clock.Now().Unix())
 	}
-	r.c.Close(websocket.StatusNormalClosure, "")
-	wait.Until(t, wait.Default, "the node left", func() bool { return z.hub.Stats().Nodes == 0 })
+	r.leave(z)
 	return adm.Lease.Address
 }
 
@@ -44,14 +44,14 @@ func TestLeaseLiveness(t *testing.T) {
 	}
 	clock := newFakeClock()
 	st := open()
-	z := newZone(t, st, HubConfig{Now: clock.Now})
+	z := newTestZone(t, st, onClock(clock))
 	ident, _ := identity.New()
 	first := visit(t, z, clock, ident)
 
 	// Back just within the lapse, after a relay restart: same address.
-	z.stop()
+	z.Close()
 	st.Close()
-	z = newZone(t, open(), HubConfig{Now: clock.Now})
+	z = newTestZone(t, open(), onClock(clock))
 	clock.Advance(week - time.Minute)
 	if again := visit(t, z, clock, ident); again != first {
 		t.Fatalf("back after 7 days - 1 minute at %s, was %s", again.Short(), first.Short())
@@ -72,7 +72,7 @@ func TestLeaseLiveness(t *testing.T) {
 func TestLeaseSweep(t *testing.T) {
 	clock := newFakeClock()
 	st := store.NewMemory()
-	z := newZone(t, st, HubConfig{Now: clock.Now})
+	z := newTestZone(t, st, onClock(clock))
 	idle, _ := identity.New()
 	stays, _ := identity.New()
 	idleAddr := visit(t, z, clock, idle)
@@ -80,16 +80,16 @@ func TestLeaseSweep(t *testing.T) {
 
 	// A record from before liveness was tracked: a bare lease, seen when issued.
 	legacy, _ := identity.New()
-	old := z.hub.key.IssueLease(legacy.SignKey(), legacy.AgreeKey(), [16]byte{5}, "test", clock.Now(), leaseTTL)
+	old := z.key.IssueLease(legacy.SignKey(), legacy.AgreeKey(), [16]byte{5}, "test", clock.Now(), LeaseTTL)
 	b, _ := wire.Marshal(&old)
 	st.Put(leaseKey(legacy.SignKey()), b)
 
 	clock.Advance(week - 2*time.Minute)
-	if n, err := z.hub.sweep(); n != 0 || err != nil {
+	if n, err := z.Sweep(); n != 0 || err != nil {
 		t.Fatalf("swept %d (%v) before any lease lapsed", n, err)
 	}
 	clock.Advance(3 * time.Minute) // idle: 7 days + 1 minute away
-	if n, err := z.hub.sweep(); n != 2 || err != nil {
+	if n, err := z.Sweep(); n != 2 || err != nil {
 		t.Fatalf("swept %d (%v), want the idle node's and the legacy record", n, err)
 	}
 	if _, err := st.Get(leaseKey(idle.SignKey())); !errors.Is(err, store.ErrNotFound) {
@@ -97,14 +97,13 @@ func TestLeaseSweep(t *testing.T) {
 	}
 	// The connected node is never swept, however long it stays.
 	clock.Advance(3 * week)
-	if n, _ := z.hub.sweep(); n != 0 {
+	if n, _ := z.Sweep(); n != 0 {
 		t.Fatalf("swept %d with only a connected node", n)
 	}
 	if _, err := st.Get(leaseKey(stays.SignKey())); err != nil {
 		t.Fatalf("the connected node's record: %v", err)
 	}
-	r.c.Close(websocket.StatusNormalClosure, "")
-	wait.Until(t, wait.Default, "the node left", func() bool { return z.hub.Stats().Nodes == 0 })
+	r.leave(z)
 	clock.Advance(time.Hour)
 	if again := visit(t, z, clock, stays); again != adm.Lease.Address {
 		t.Fatal("a node connected for weeks lost its address when it reconnected")
@@ -117,7 +116,7 @@ func TestLeaseSweep(t *testing.T) {
 func TestLeaseRecordFormat(t *testing.T) {
 	relay, _ := identity.New()
 	node, _ := identity.New()
-	l := relay.IssueLease(node.SignKey(), node.AgreeKey(), [16]byte{1}, "z", time.Unix(1_800_000_000, 0), leaseTTL)
+	l := relay.IssueLease(node.SignKey(), node.AgreeKey(), [16]byte{1}, "z", time.Unix(1_800_000_000, 0), LeaseTTL)
 	seen := time.UnixMilli(1_800_000_123_456)
 	b, err := (&leaseRecord{lease: l, seen: seen}).marshal()
 	if err != nil {

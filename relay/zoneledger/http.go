@@ -1,6 +1,7 @@
-package main
+package zoneledger
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -10,9 +11,8 @@ import (
 	"ddt/shared/ledger"
 )
 
-// ledgerView is what the HTTP endpoints serve: a ledger.Log or a
-// ledger.Mirror.
-type ledgerView interface {
+// view is what the HTTP endpoints serve: a ledger.Log or a ledger.Mirror.
+type view interface {
 	Checkpoint() ([]byte, ledger.Checkpoint)
 	Entries(from, to int64) ([][]byte, error)
 	InclusionProof(index, size int64) (tlog.RecordProof, error)
@@ -20,8 +20,8 @@ type ledgerView interface {
 }
 
 var (
-	_ ledgerView = (*ledger.Log)(nil)
-	_ ledgerView = (*ledger.Mirror)(nil)
+	_ view = (*ledger.Log)(nil)
+	_ view = (*ledger.Mirror)(nil)
 )
 
 // EntriesJSON is the reply of /ledger/entries: entries from From on
@@ -54,43 +54,56 @@ func hashesJSON(hs []tlog.Hash) [][]byte {
 	return out
 }
 
-// ledgerRoutes adds the ledger endpoints: /ledger/… for this zone's log
-// and /ledger/zone/<zone>/… for the mirrors of federated zones' logs.
-func ledgerRoutes(mux *http.ServeMux, hub *Hub, reply func(http.ResponseWriter, any)) {
-	fail := func(w http.ResponseWriter, code int, msg string) {
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		w.Header().Set("Cache-Control", "no-store")
-		http.Error(w, msg, code)
-	}
+// open marks a reply readable from any origin and never cached.
+func open(w http.ResponseWriter) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Cache-Control", "no-store")
+}
+
+func reply(w http.ResponseWriter, v any) {
+	open(w)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, code int, msg string) {
+	open(w)
+	http.Error(w, msg, code)
+}
+
+// Routes adds the ledger endpoints to mux: /ledger/… for this zone's log
+// and /ledger/zone/<zone>/… for it and the mirrors of federated zones'
+// logs. Bad parameters get 400, a range or size beyond the log 404.
+func (s *Service) Routes(mux *http.ServeMux) {
 	// param reads a non-negative integer; def < 0 means it is required.
 	param := func(w http.ResponseWriter, r *http.Request, name string, def int64) (int64, bool) {
-		s := r.URL.Query().Get(name)
-		if s == "" && def >= 0 {
+		v := r.URL.Query().Get(name)
+		if v == "" && def >= 0 {
 			return def, true
 		}
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || v < 0 {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
 			fail(w, http.StatusBadRequest, "parameter "+name+" must be a non-negative integer")
 			return 0, false
 		}
-		return v, true
+		return n, true
 	}
 	notFound := func(w http.ResponseWriter, err error) {
 		if errors.Is(err, ledger.ErrNotFound) {
 			fail(w, http.StatusNotFound, err.Error())
 		} else {
-			hub.log.Error("ledger", "err", err)
+			s.log.Error("ledger", "err", err)
 			fail(w, http.StatusInternalServerError, "ledger unavailable")
 		}
 	}
-	handle := func(path string, serve func(http.ResponseWriter, *http.Request, ledgerView)) {
-		mux.HandleFunc("GET /ledger/"+path, func(w http.ResponseWriter, r *http.Request) { serve(w, r, hub.ledger) })
+	handle := func(path string, serve func(http.ResponseWriter, *http.Request, view)) {
+		mux.HandleFunc("GET /ledger/"+path, func(w http.ResponseWriter, r *http.Request) { serve(w, r, s.own) })
 		mux.HandleFunc("GET /ledger/zone/{zone}/"+path, func(w http.ResponseWriter, r *http.Request) {
 			zone := r.PathValue("zone")
-			var v ledgerView
-			if zone == hub.cfg.Zone {
-				v = hub.ledger
-			} else if m := hub.mirrorOf(zone); m != nil {
+			var v view
+			if zone == s.cfg.Zone {
+				v = s.own
+			} else if m := s.Mirror(zone); m != nil {
 				v = m
 			} else {
 				fail(w, http.StatusNotFound, "this relay mirrors no ledger of zone "+strconv.Quote(zone))
@@ -99,18 +112,17 @@ func ledgerRoutes(mux *http.ServeMux, hub *Hub, reply func(http.ResponseWriter, 
 			serve(w, r, v)
 		})
 	}
-	handle("checkpoint", func(w http.ResponseWriter, r *http.Request, v ledgerView) {
+	handle("checkpoint", func(w http.ResponseWriter, r *http.Request, v view) {
 		note, _ := v.Checkpoint()
 		if note == nil {
 			fail(w, http.StatusNotFound, "no checkpoint of that ledger yet")
 			return
 		}
+		open(w)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Access-Control-Allow-Origin", "*")
 		w.Write(note)
 	})
-	handle("entries", func(w http.ResponseWriter, r *http.Request, v ledgerView) {
+	handle("entries", func(w http.ResponseWriter, r *http.Request, v view) {
 		_, cp := v.Checkpoint()
 		from, ok := param(w, r, "from", 0)
 		if !ok {
@@ -131,7 +143,7 @@ func ledgerRoutes(mux *http.ServeMux, hub *Hub, reply func(http.ResponseWriter, 
 		}
 		reply(w, EntriesJSON{From: from, Size: cp.Size, Entries: es})
 	})
-	handle("proof/inclusion", func(w http.ResponseWriter, r *http.Request, v ledgerView) {
+	handle("proof/inclusion", func(w http.ResponseWriter, r *http.Request, v view) {
 		index, ok := param(w, r, "index", -1)
 		if !ok {
 			return
@@ -147,7 +159,7 @@ func ledgerRoutes(mux *http.ServeMux, hub *Hub, reply func(http.ResponseWriter, 
 		}
 		reply(w, InclusionJSON{Index: index, Size: size, Hashes: hashesJSON(p)})
 	})
-	handle("proof/consistency", func(w http.ResponseWriter, r *http.Request, v ledgerView) {
+	handle("proof/consistency", func(w http.ResponseWriter, r *http.Request, v view) {
 		older, ok := param(w, r, "old", -1)
 		if !ok {
 			return

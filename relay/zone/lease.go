@@ -1,4 +1,4 @@
-package main
+package zone
 
 import (
 	"crypto/rand"
@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"time"
 
-	"ddt/shared/id"
 	"ddt/shared/store"
 	"ddt/shared/wire"
 )
@@ -17,7 +16,7 @@ import (
 // Lease records. For every key it admitted, the relay keeps the last
 // lease it issued and when that node was last seen: at admission, while
 // it stays connected (refreshed at every sweep) and when it leaves. A
-// node that comes back within leaseLapse gets the same nonce, so the same
+// node that comes back within LeaseLapse gets the same nonce, so the same
 // address, across relay restarts; after that its lease has lapsed, the
 // sweep deletes the record and the node gets a fresh address.
 //
@@ -75,8 +74,8 @@ func parseLeaseRecord(b []byte) (leaseRecord, error) {
 
 func leaseKey(signKey [32]byte) string { return storeLeasePrefix + hex.EncodeToString(signKey[:]) }
 
-func (h *Hub) loadLease(k string) (leaseRecord, error) {
-	b, err := h.cfg.Store.Get(k)
+func (z *Zone) loadLease(k string) (leaseRecord, error) {
+	b, err := z.cfg.Store.Get(k)
 	if err != nil {
 		return leaseRecord{}, err
 	}
@@ -87,37 +86,30 @@ func (h *Hub) loadLease(k string) (leaseRecord, error) {
 	return r, nil
 }
 
-func (h *Hub) saveLease(k string, r *leaseRecord) error {
+func (z *Zone) saveLease(k string, r *leaseRecord) error {
 	b, err := r.marshal()
 	if err != nil {
 		return err
 	}
-	return h.cfg.Store.Put(k, b)
+	return z.cfg.Store.Put(k, b)
 }
 
 // lapsed reports whether a node last seen at seen has lost its address by now.
-func lapsed(seen, now time.Time) bool { return !now.Before(seen.Add(leaseLapse)) }
-
-// connected reports whether a node holds addr in this zone right now.
-func (h *Hub) connected(addr id.Address) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.clients[addr] != nil
-}
+func lapsed(seen, now time.Time) bool { return !now.Before(seen.Add(LeaseLapse)) }
 
 // leaseFor issues a lease for a node's keys: at its old address unless it
-// has been away for leaseLapse or longer, at a fresh one otherwise.
-func (h *Hub) leaseFor(signKey, agreeKey [32]byte, log *slog.Logger) (wire.Lease, error) {
-	h.leaseMu.Lock()
-	defer h.leaseMu.Unlock()
-	now := h.now()
+// has been away for LeaseLapse or longer, at a fresh one otherwise.
+func (z *Zone) leaseFor(signKey, agreeKey [32]byte, log *slog.Logger) (wire.Lease, error) {
+	z.leaseMu.Lock()
+	defer z.leaseMu.Unlock()
+	now := z.clock.Now()
 	k := leaseKey(signKey)
 	var nonce [16]byte
-	r, err := h.loadLease(k)
+	r, err := z.loadLease(k)
 	switch {
-	case err == nil && lapsed(r.seen, now) && !h.connected(r.lease.Address):
+	case err == nil && lapsed(r.seen, now) && z.Member(r.lease.Address) == nil:
 		log.Info("lease lapsed: the node was away too long and gets a new address",
-			"old", r.lease.Address.Short(), "lastSeen", r.seen.UTC().Format(time.RFC3339), "lapse", leaseLapse)
+			"old", r.lease.Address.Short(), "lastSeen", r.seen.UTC().Format(time.RFC3339), "lapse", LeaseLapse)
 		rand.Read(nonce[:])
 	case err == nil:
 		nonce = r.lease.Nonce
@@ -126,57 +118,58 @@ func (h *Hub) leaseFor(signKey, agreeKey [32]byte, log *slog.Logger) (wire.Lease
 	default:
 		return wire.Lease{}, err
 	}
-	l := h.key.IssueLease(signKey, agreeKey, nonce, h.cfg.Zone, now, leaseTTL)
-	return l, h.saveLease(k, &leaseRecord{lease: l, seen: now})
+	l := z.key.IssueLease(signKey, agreeKey, nonce, z.cfg.Name, now, LeaseTTL)
+	return l, z.saveLease(k, &leaseRecord{lease: l, seen: now})
 }
 
 // touch records that the node holding l was seen now.
-func (h *Hub) touch(l *wire.Lease) error {
-	h.leaseMu.Lock()
-	defer h.leaseMu.Unlock()
+func (z *Zone) touch(l *wire.Lease) error {
+	z.leaseMu.Lock()
+	defer z.leaseMu.Unlock()
 	k := leaseKey(l.SignKey)
-	r, err := h.loadLease(k)
+	r, err := z.loadLease(k)
 	if err != nil || r.lease.Address != l.Address {
 		// Missing, corrupt, or replaced by a lease this link does not
 		// hold: the connected node's lease is the one that counts.
 		r.lease = *l
 	}
-	r.seen = h.now()
-	return h.saveLease(k, &r)
+	r.seen = z.clock.Now()
+	return z.saveLease(k, &r)
 }
 
-// sweep refreshes the records of connected nodes and deletes lapsed ones,
-// freeing their addresses. It returns how many it deleted.
-func (h *Hub) sweep() (int, error) {
-	h.mu.Lock()
-	live := make([]wire.Lease, 0, len(h.clients))
-	for _, c := range h.clients {
-		live = append(live, c.lease)
+// Sweep refreshes the records of connected nodes and deletes lapsed ones,
+// freeing their addresses; it returns how many it deleted. The zone
+// sweeps every Config.SweepEvery by itself.
+func (z *Zone) Sweep() (int, error) {
+	z.mu.Lock()
+	live := make([]wire.Lease, 0, len(z.members))
+	for _, m := range z.members {
+		live = append(live, m.lease)
 	}
-	h.mu.Unlock()
+	z.mu.Unlock()
 	for i := range live {
-		if err := h.touch(&live[i]); err != nil {
+		if err := z.touch(&live[i]); err != nil {
 			return 0, err
 		}
 	}
-	keys, err := h.cfg.Store.Keys(storeLeasePrefix)
+	keys, err := z.cfg.Store.Keys(storeLeasePrefix)
 	if err != nil {
 		return 0, err
 	}
 	deleted := 0
 	for _, k := range keys {
-		h.leaseMu.Lock()
-		r, err := h.loadLease(k)
-		now := h.now()
-		if err == nil && lapsed(r.seen, now) && !h.connected(r.lease.Address) {
-			if err = h.cfg.Store.Delete(k); err == nil {
+		z.leaseMu.Lock()
+		r, err := z.loadLease(k)
+		now := z.clock.Now()
+		if err == nil && lapsed(r.seen, now) && z.Member(r.lease.Address) == nil {
+			if err = z.cfg.Store.Delete(k); err == nil {
 				deleted++
-				h.log.Info("lease lapsed; address freed", "node", r.lease.Address.Short(), "lastSeen", r.seen.UTC().Format(time.RFC3339))
+				z.log.Info("lease lapsed; address freed", "node", r.lease.Address.Short(), "lastSeen", r.seen.UTC().Format(time.RFC3339))
 			}
 		}
-		h.leaseMu.Unlock()
+		z.leaseMu.Unlock()
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			h.log.Warn("lease sweep", "key", k, "err", err)
+			z.log.Warn("lease sweep", "key", k, "err", err)
 		}
 	}
 	return deleted, nil

@@ -1,0 +1,261 @@
+package federation
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"ddt/relay/link"
+	"ddt/relay/zone"
+	"ddt/shared/id"
+	"ddt/shared/wire"
+)
+
+// knownRelaysLocked lists this relay first, then linked relays by zone,
+// then known relays whose link is down.
+func (f *Federation) knownRelaysLocked() []wire.RelayInfo {
+	out := []wire.RelayInfo{f.zone.Info()}
+	var up, down []wire.RelayInfo
+	for _, rs := range f.relays {
+		if rs.link != nil {
+			up = append(up, rs.info)
+		} else {
+			down = append(down, rs.info)
+		}
+	}
+	byZone := func(s []wire.RelayInfo) {
+		sort.Slice(s, func(i, j int) bool {
+			if s[i].Zone != s[j].Zone {
+				return s[i].Zone < s[j].Zone
+			}
+			return s[i].URL < s[j].URL
+		})
+	}
+	byZone(up)
+	byZone(down)
+	return append(append(out, up...), down...)
+}
+
+// toLinksLocked queues m on every link, so deltas reach each link in the
+// order they happened, after its snapshot.
+func (f *Federation) toLinksLocked(m wire.Message) {
+	var b []byte
+	for _, rs := range f.relays {
+		if rs.link == nil {
+			continue
+		}
+		if b == nil {
+			var err error
+			if b, err = wire.Marshal(m); err != nil {
+				return
+			}
+		}
+		rs.link.Send(b)
+	}
+}
+
+// The zone's Directory.
+var _ zone.Directory = (*Federation)(nil)
+
+// PeersLocked lists the members of linked zones (zone.Directory).
+func (f *Federation) PeersLocked() []zone.Peer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]zone.Peer, 0, len(f.remote))
+	for _, m := range f.remote {
+		out = append(out, zone.Peer{Lease: &m.lease, Native: m.native})
+	}
+	return out
+}
+
+// RelaysLocked lists this relay and every relay it knows (zone.Directory).
+func (f *Federation) RelaysLocked() []wire.RelayInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.knownRelaysLocked()
+}
+
+// RoomiestLocked names the linked relay with the most room, or ""
+// (zone.Directory).
+func (f *Federation) RoomiestLocked() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	best, room := "", int64(0)
+	for _, rs := range f.relays {
+		if rs.link == nil || rs.info.URL == "" {
+			continue
+		}
+		if r := int64(rs.info.MaxNodes) - int64(rs.info.Nodes); r > room {
+			best, room = rs.info.URL, r
+		}
+	}
+	return best
+}
+
+// Signal passes a signal from a member of this zone to its target's
+// relay (zone.Directory).
+func (f *Federation) Signal(from *zone.Member, sig *wire.Signal) error {
+	f.mu.Lock()
+	var l *Link
+	if m := f.remote[sig.Peer]; m != nil {
+		l = m.relay.link
+	}
+	f.mu.Unlock()
+	if l == nil {
+		return wire.ErrUnknownPeer
+	}
+	rs := &wire.RelaySignal{From: from.Address(), To: sig.Peer, Session: sig.Session, Kind: sig.Kind, Data: sig.Data}
+	// Counted before it is queued, so no answer can overtake the count.
+	f.signalsOut.Add(1)
+	if b, err := wire.Marshal(rs); err != nil || !l.TrySend(b) {
+		f.signalsOut.Add(-1)
+		return link.Refuse(wire.CodeRateLimited, "the link to zone %s is congested", l.peer.Zone)
+	}
+	return nil
+}
+
+// Relay is a federated relay as this relay knows it.
+type Relay struct {
+	Info     wire.RelayInfo
+	Features wire.Features
+	Link     *Link // nil while down
+}
+
+// Known lists the relays this one knows, linked or not (itself not).
+func (f *Federation) Known() []Relay {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]Relay, 0, len(f.relays))
+	for _, rs := range f.relays {
+		out = append(out, Relay{Info: rs.info, Features: rs.features, Link: rs.link})
+	}
+	return out
+}
+
+// Lookup returns the relay with key, if known.
+func (f *Federation) Lookup(key [32]byte) (Relay, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rs := f.relays[key]
+	if rs == nil {
+		return Relay{}, false
+	}
+	return Relay{Info: rs.info, Features: rs.features, Link: rs.link}, true
+}
+
+// Links lists the links up whose other side announced feature (every
+// link up for "").
+func (f *Federation) Links(feature string) []*Link {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*Link
+	for _, rs := range f.relays {
+		if rs.link != nil && (feature == "" || rs.link.Has(feature)) {
+			out = append(out, rs.link)
+		}
+	}
+	return out
+}
+
+// Linked reports whether the relay with key is linked now.
+func (f *Federation) Linked(key [32]byte) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rs := f.relays[key]
+	return rs != nil && rs.link != nil
+}
+
+// Knows reports whether addr is a member of a linked zone.
+func (f *Federation) Knows(addr id.Address) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.remote[addr] != nil
+}
+
+// Joining reports whether this relay is still joining the federation: a
+// -peer it has never reached, whose key it does not know, and that no
+// linked relay names as its URL (it may have linked to us before our dial
+// got through; as in Relays, the URL is its claim).
+func (f *Federation) Joining() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range f.dialed {
+		if !d.known && !f.linkedAtLocked(d.url) {
+			return true
+		}
+	}
+	return false
+}
+
+// linkedAtLocked reports whether a relay that names url as its own is
+// linked.
+func (f *Federation) linkedAtLocked(url string) bool {
+	url = strings.TrimSuffix(url, "/")
+	for _, rs := range f.relays {
+		if rs.link != nil && strings.TrimSuffix(rs.info.URL, "/") == url {
+			return true
+		}
+	}
+	return false
+}
+
+// Stats counts the federation.
+type Stats struct {
+	Links      int   `json:"links"`      // relay links up
+	Relays     int   `json:"relays"`     // relays known, linked or not (this one excluded)
+	Members    int   `json:"members"`    // members of federated zones known
+	SignalsOut int64 `json:"signalsOut"` // signals sent to other zones
+	SignalsIn  int64 `json:"signalsIn"`  // signals from other zones delivered here
+	Dropped    int64 `json:"dropped"`    // relay-link frames refused or dropped
+	Unknown    int64 `json:"unknown"`    // relay-link frames of unknown types, skipped
+}
+
+// Stats returns the federation's counters.
+func (f *Federation) Stats() Stats {
+	f.mu.Lock()
+	s := Stats{Relays: len(f.relays), Members: len(f.remote)}
+	for _, rs := range f.relays {
+		if rs.link != nil {
+			s.Links++
+		}
+	}
+	f.mu.Unlock()
+	s.SignalsOut, s.SignalsIn, s.Dropped, s.Unknown = f.signalsOut.Load(), f.signalsIn.Load(), f.dropped.Load(), f.unknown.Load()
+	return s
+}
+
+// RelayJSON is one entry of /relays.
+type RelayJSON struct {
+	Zone     string `json:"zone"`
+	URL      string `json:"url"`
+	Key      string `json:"key"` // hex; empty for a -peer never reached
+	Nodes    uint32 `json:"nodes"`
+	MaxNodes uint32 `json:"maxNodes"`
+	Up       bool   `json:"up"`   // linked now (always true for this relay)
+	Self     bool   `json:"self"` // this relay
+}
+
+// Relays lists this relay, the relays it knows and the -peer relays it
+// has not reached yet.
+func (f *Federation) Relays() []RelayJSON {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []RelayJSON
+	listed := map[string]bool{}
+	for i, r := range f.knownRelaysLocked() {
+		up := i == 0
+		if rs := f.relays[r.Key]; rs != nil {
+			up = rs.link != nil
+		}
+		out = append(out, RelayJSON{Zone: r.Zone, URL: r.URL, Key: fmt.Sprintf("%x", r.Key), Nodes: r.Nodes, MaxNodes: r.MaxNodes, Up: up, Self: i == 0})
+		listed[strings.TrimSuffix(r.URL, "/")] = true
+	}
+	for _, d := range f.dialed {
+		// A -peer not reached yet, unless a relay at that URL linked to
+		// us first (the URL is its claim: for this listing only).
+		if !d.known && !listed[strings.TrimSuffix(d.url, "/")] {
+			out = append(out, RelayJSON{URL: d.url})
+		}
+	}
+	return out
+}

@@ -1,0 +1,170 @@
+package relaytest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"ddt/shared/identity"
+	"ddt/shared/transport"
+	"ddt/shared/wire"
+)
+
+// ReadLimit is how long a read waits before the test gives up on it.
+const ReadLimit = 5 * time.Second
+
+// End is the test's side of a pipe.
+type End struct {
+	T    testing.TB
+	Conn transport.Conn
+}
+
+// Serve runs serve on one side of a new pipe and returns the other; at
+// the end of the test it closes its side and waits for serve to return.
+func Serve(t testing.TB, serve func(transport.Conn)) *End {
+	t.Helper()
+	a, b := transport.Pipe()
+	done := make(chan struct{})
+	go func() { defer close(done); serve(a) }()
+	t.Cleanup(func() { b.Close(); <-done })
+	return &End{T: t, Conn: b}
+}
+
+// ErrTimeout is TryRead's error when nothing came within ReadLimit (the
+// conn is closed then).
+var ErrTimeout = errors.New("relaytest: nothing to read")
+
+// TryRead reads and decodes one frame.
+func (e *End) TryRead() (wire.Message, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ReadLimit)
+	defer cancel()
+	defer context.AfterFunc(ctx, func() { e.Conn.Close() })()
+	b, err := e.Conn.Recv()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ErrTimeout
+		}
+		return nil, err
+	}
+	return wire.Unmarshal(b)
+}
+
+// Read reads one frame or fails the test.
+func (e *End) Read() wire.Message {
+	e.T.Helper()
+	m, err := e.TryRead()
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return m
+}
+
+// Send encodes and sends m.
+func (e *End) Send(m wire.Message) {
+	e.T.Helper()
+	b, err := wire.Marshal(m)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	e.SendRaw(b)
+}
+
+// SendRaw sends one frame as it is.
+func (e *End) SendRaw(b []byte) {
+	e.T.Helper()
+	if err := e.Conn.Send(b); err != nil {
+		e.T.Fatal(err)
+	}
+}
+
+// Until reads until f accepts a message, and returns it.
+func (e *End) Until(what string, f func(wire.Message) bool) wire.Message {
+	e.T.Helper()
+	for {
+		m, err := e.TryRead()
+		if err != nil {
+			e.T.Fatalf("waiting for %s: %v", what, err)
+		}
+		if f(m) {
+			return m
+		}
+	}
+}
+
+// Next reads until a message of type T arrives, and returns it.
+func Next[T wire.Message](e *End, what string) T {
+	e.T.Helper()
+	return e.Until(what, func(m wire.Message) bool { _, ok := m.(T); return ok }).(T)
+}
+
+// ExpectError reads until an Error arrives and checks its code.
+func (e *End) ExpectError(code wire.Code) *wire.Error {
+	e.T.Helper()
+	err := Next[*wire.Error](e, "an error")
+	if err.Code != code {
+		e.T.Fatalf("error %v, want code %d", err.Err(), code)
+	}
+	return err
+}
+
+// ExpectClosed reads until the other side closes.
+func (e *End) ExpectClosed() {
+	e.T.Helper()
+	for {
+		if _, err := e.TryRead(); err != nil {
+			if errors.Is(err, ErrTimeout) {
+				e.T.Fatal("connection still open")
+			}
+			return
+		}
+	}
+}
+
+// Join answers the zone's challenge as node id (signed unless sign is
+// false) and returns the challenge and the answer (Admitted, Refused or
+// an Error).
+func (e *End) Join(id *identity.Identity, sign bool) (*wire.Challenge, wire.Message) {
+	e.T.Helper()
+	ch, ok := e.Read().(*wire.Challenge)
+	if !ok {
+		e.T.Fatal("no challenge")
+	}
+	h := &wire.Hello{SignKey: id.SignKey(), AgreeKey: id.AgreeKey()}
+	if sign {
+		h.Sig = id.Sign(wire.HelloSignedBytes(ch, h.SignKey, h.AgreeKey, false))
+	}
+	e.Send(h)
+	return ch, e.Read()
+}
+
+// Admit is Join that must be admitted.
+func (e *End) Admit(id *identity.Identity) (*wire.Challenge, *wire.Admitted) {
+	e.T.Helper()
+	ch, m := e.Join(id, true)
+	adm, ok := m.(*wire.Admitted)
+	if !ok {
+		e.T.Fatalf("not admitted: %T %+v", m, m)
+	}
+	return ch, adm
+}
+
+// Federate authenticates as the relay info with key id, as the dialer,
+// announcing features; it returns the other relay's hello once that
+// relay's snapshot has arrived.
+func (e *End) Federate(id *identity.Identity, info wire.RelayInfo, features wire.Features) *wire.RelayHello {
+	e.T.Helper()
+	theirs, ok := e.Read().(*wire.RelayChallenge)
+	if !ok {
+		e.T.Fatal("no relay challenge")
+	}
+	ours := &wire.RelayChallenge{Nonce: [32]byte{4, 5, 6}}
+	e.Send(ours)
+	hello, ok := e.Read().(*wire.RelayHello)
+	if !ok || !identity.Verify(hello.Relay.Key, wire.RelayHelloSignedBytes(ours.Nonce, false, &hello.Relay), hello.Sig) {
+		e.T.Fatal("relay hello does not verify")
+	}
+	e.Send(&wire.RelayHello{Relay: info, Sig: id.Sign(wire.RelayHelloSignedBytes(theirs.Nonce, true, &info)), Features: features})
+	e.Until("the snapshot", func(m wire.Message) bool { zm, ok := m.(*wire.ZoneMembers); return ok && zm.Last })
+	return hello
+}

@@ -1,0 +1,572 @@
+package registrar
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"ddt/relay/federation"
+	"ddt/relay/link"
+	"ddt/relay/zone"
+	"ddt/relay/zoneledger"
+	"ddt/shared/clock"
+	"ddt/shared/ledger"
+	"ddt/shared/names"
+	"ddt/shared/store"
+	"ddt/shared/wire"
+)
+
+// Limits and timings.
+const (
+	ClaimRate   = 5 // claims per second per node, sustained
+	ClaimBurst  = 20
+	LookupRate  = 20 // lookups per second per node
+	LookupBurst = 50
+	LinkRate    = 500 // claims and lookups per second one relay may send us
+	LinkBurst   = 1000
+	MaxWork     = 64 // claims being decided at once (each waits its turn on the disk)
+	MaxPending  = 4096
+	DefaultWait = 10 * time.Second // how long a forwarded claim or lookup waits for its answer
+
+	storeNamesPrefix = "relay/names/" // + hex of the name's hash: this relay's record of a name it sequenced
+	nameRecordTag    = 0xd3
+)
+
+// Config wires the username service.
+type Config struct {
+	Zone       *zone.Zone
+	Federation *federation.Federation // nil: a zone alone, every name homed here
+	Ledger     *zoneledger.Service
+	Store      store.Store
+	Logger     *slog.Logger
+	Clock      clock.Clock   // the forwarded requests' waits and lease checks; the zone's if nil
+	Wait       time.Duration // how long a request forwarded to another relay waits (DefaultWait)
+}
+
+// holding is the first entry of a name in one relay's ledger.
+type holding struct {
+	relay [32]byte // the key of the relay whose ledger it is
+	index uint64
+	owner [32]byte // names.Owner of the claimant
+}
+
+// Registrar is the username service.
+type Registrar struct {
+	cfg    Config
+	log    *slog.Logger
+	zone   *zone.Zone
+	fed    *federation.Federation
+	ledger *zoneledger.Service
+	clock  clock.Clock
+	self   [32]byte // this relay's key
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup // claims being decided
+
+	decideMu sync.Mutex // serialises deciding: check → Sequence → store
+
+	idxMu   sync.Mutex
+	held    map[[32]byte][]holding // name hash → its first entry in each ledger that holds it
+	scanned map[zoneledger.ID]int64
+	scanMu  sync.Mutex // serialises scans, so each ledger's entries are indexed once
+
+	work chan struct{} // a slot per claim being decided
+
+	pendMu  sync.Mutex
+	pending map[uint32]*pending
+	nextID  atomic.Uint32
+
+	limMu   sync.Mutex
+	members map[*zone.Member]*limits
+	links   map[*federation.Link]*rate.Limiter
+
+	sequenced atomic.Int64 // names this relay's store holds
+	claims    atomic.Int64 // claims answered, from nodes here and from relays
+	lookups   atomic.Int64 // lookups answered, likewise
+}
+
+// limits are one node's rate limits.
+type limits struct{ claims, lookups *rate.Limiter }
+
+// pending is a claim or lookup forwarded to another relay, waiting for
+// its NameResult.
+type pending struct {
+	link   *federation.Link
+	member *zone.Member
+	timer  clock.Timer
+	finish func(*wire.NameResult)
+}
+
+// New indexes this relay's ledger and its mirrors, counts its stored
+// names, and registers the service with the zone and the federation
+// (before either serves).
+func New(cfg Config) (*Registrar, error) {
+	if cfg.Zone == nil || cfg.Ledger == nil || cfg.Store == nil {
+		return nil, errors.New("registrar: a zone, a ledger and a store are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = cfg.Zone.Clock()
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = DefaultWait
+	}
+	r := &Registrar{cfg: cfg, log: cfg.Logger, zone: cfg.Zone, fed: cfg.Federation, ledger: cfg.Ledger, clock: cfg.Clock, self: cfg.Zone.Key(),
+		held: make(map[[32]byte][]holding), scanned: make(map[zoneledger.ID]int64), work: make(chan struct{}, MaxWork),
+		pending: make(map[uint32]*pending), members: make(map[*zone.Member]*limits), links: make(map[*federation.Link]*rate.Limiter)}
+	if err := r.open(); err != nil {
+		return nil, err
+	}
+	z := cfg.Zone
+	z.Handle(wire.TypeNameClaim, wire.FeatureNames, func(m *zone.Member, msg wire.Message) error { return r.onNameClaim(m, msg.(*wire.NameClaim)) })
+	z.Handle(wire.TypeNameLookup, wire.FeatureNames, func(m *zone.Member, msg wire.Message) error { return r.onNameLookup(m, msg.(*wire.NameLookup)) })
+	z.Salvage(wire.TypeNameClaim, r.salvageNameClaim)
+	z.OnGone(r.memberGone)
+	cfg.Ledger.OnMirrored(func(id zoneledger.ID, m *ledger.Mirror) {
+		if err := r.indexLedger(id, m.Size(), m.Entries); err != nil {
+			r.log.Error("cannot index the names of a relay's ledger", "zone", id.Zone, "err", err)
+		}
+	})
+	if f := r.fed; f != nil {
+		f.Handle(wire.TypeRelayNameClaim, wire.FeatureNames, func(l *federation.Link, msg wire.Message) error {
+			return r.onRelayClaim(l, msg.(*wire.RelayNameClaim))
+		})
+		f.Handle(wire.TypeNameLookup, wire.FeatureNames, func(l *federation.Link, msg wire.Message) error {
+			return r.onRelayLookup(l, msg.(*wire.NameLookup))
+		})
+		f.Handle(wire.TypeNameResult, wire.FeatureNames, func(l *federation.Link, msg wire.Message) error {
+			r.onNameResult(l, msg.(*wire.NameResult))
+			return nil
+		})
+		f.OnLinkDown(r.linkDown)
+	}
+	return r, nil
+}
+
+// Close waits for the claims being decided; the zone and the federation
+// close first, which answers every request waiting on them.
+func (r *Registrar) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.wg.Wait()
+	r.pendMu.Lock()
+	defer r.pendMu.Unlock()
+	for rid, p := range r.pending {
+		p.timer.Stop()
+		delete(r.pending, rid)
+	}
+}
+
+// Stats is the username part of /healthz.
+type Stats struct {
+	Sequenced int64 `json:"sequenced"` // names this relay's ledger holds, by its own decisions
+	Claims    int64 `json:"claims"`    // claims answered (from this zone's nodes and from relays)
+	Lookups   int64 `json:"lookups"`   // lookups answered
+}
+
+// Stats counts the service.
+func (r *Registrar) Stats() Stats {
+	return Stats{Sequenced: r.sequenced.Load(), Claims: r.claims.Load(), Lookups: r.lookups.Load()}
+}
+
+// Pending is how many forwarded requests wait for their answer.
+func (r *Registrar) Pending() int {
+	r.pendMu.Lock()
+	defer r.pendMu.Unlock()
+	return len(r.pending)
+}
+
+// nameRecord is what this relay stores of a name it sequenced:
+//
+//	nameRecordTag | first owner (32) | index (8, big-endian) | claim frame
+//
+// The claim and index are the latest the relay sequenced; the first owner
+// is the owner commitment of the claim that first took the name here.
+type nameRecord struct {
+	first [32]byte
+	index uint64
+	claim wire.UserClaim
+}
+
+func (rec *nameRecord) marshal() ([]byte, error) {
+	b, err := wire.Marshal(&rec.claim)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 41, 41+len(b))
+	out[0] = nameRecordTag
+	copy(out[1:33], rec.first[:])
+	binary.BigEndian.PutUint64(out[33:41], rec.index)
+	return append(out, b...), nil
+}
+
+func parseNameRecord(b []byte) (*nameRecord, error) {
+	if len(b) < 41 || b[0] != nameRecordTag {
+		return nil, fmt.Errorf("%w: name record of %d bytes", wire.ErrMalformed, len(b))
+	}
+	m, err := wire.Unmarshal(b[41:])
+	if err != nil {
+		return nil, err
+	}
+	c, ok := m.(*wire.UserClaim)
+	if !ok {
+		return nil, fmt.Errorf("%w: name record holds type %d", wire.ErrMalformed, m.Type())
+	}
+	rec := &nameRecord{index: binary.BigEndian.Uint64(b[33:41]), claim: *c}
+	copy(rec.first[:], b[1:33])
+	return rec, nil
+}
+
+func nameKey(hash [32]byte) string { return storeNamesPrefix + hex.EncodeToString(hash[:]) }
+
+// open indexes this relay's own ledger and its mirrors and counts its
+// stored names.
+func (r *Registrar) open() error {
+	keys, err := r.cfg.Store.Keys(storeNamesPrefix)
+	if err != nil {
+		return fmt.Errorf("names: %w", err)
+	}
+	r.sequenced.Store(int64(len(keys)))
+	own := r.ledger.Log()
+	if err := r.indexLedger(zoneledger.ID{Zone: r.zone.Name(), Key: r.self}, own.Size(), own.Entries); err != nil {
+		return fmt.Errorf("names: own ledger: %w", err)
+	}
+	for id, m := range r.ledger.Mirrors() {
+		if err := r.indexLedger(id, m.Size(), m.Entries); err != nil {
+			r.log.Error("cannot index the names of a mirrored ledger", "zone", id.Zone, "err", err)
+		}
+	}
+	// Records the ledger does not back, or that the ledger has moved past
+	// (a crash between Sequence and the store write), are logged: the
+	// ledger's first entry still decides who holds the name.
+	for _, k := range keys {
+		b, err := r.cfg.Store.Get(k)
+		if err != nil {
+			return fmt.Errorf("names: %w", err)
+		}
+		rec, err := parseNameRecord(b)
+		if err != nil {
+			r.log.Error("a stored name record does not parse", "key", k, "err", err)
+			continue
+		}
+		entry, _ := names.EntryFor(&rec.claim)
+		if got, err := own.Entry(int64(rec.index)); err != nil || string(got) != string(entry) {
+			r.log.Error("a stored name record disagrees with the ledger", "key", k, "index", rec.index, "err", err)
+		}
+	}
+	return nil
+}
+
+// indexLedger records the first entry of every name in ledger id's
+// entries from where the last scan stopped up to size.
+func (r *Registrar) indexLedger(id zoneledger.ID, size int64, entries func(from, to int64) ([][]byte, error)) error {
+	r.scanMu.Lock()
+	defer r.scanMu.Unlock()
+	r.idxMu.Lock()
+	from := r.scanned[id]
+	r.idxMu.Unlock()
+	for from < size {
+		es, err := entries(from, size)
+		if err != nil {
+			return err
+		}
+		if len(es) == 0 {
+			return fmt.Errorf("no entries from %d", from)
+		}
+		r.idxMu.Lock()
+		for i, b := range es {
+			e, err := names.ParseEntry(b)
+			switch {
+			case errors.Is(err, names.ErrNotUser):
+				continue
+			case err != nil:
+				r.log.Warn("a malformed username entry", "zone", id.Zone, "index", from+int64(i), "err", err)
+				continue
+			}
+			r.addHoldingLocked(e.Hash, holding{relay: id.Key, index: uint64(from + int64(i)), owner: e.Owner})
+		}
+		from += int64(len(es))
+		r.scanned[id] = from
+		r.idxMu.Unlock()
+	}
+	return nil
+}
+
+// addHoldingLocked records hs unless its ledger already holds the name
+// (an earlier entry comes first). r.idxMu is held.
+func (r *Registrar) addHoldingLocked(hash [32]byte, hs holding) {
+	for _, o := range r.held[hash] {
+		if o.relay == hs.relay {
+			return
+		}
+	}
+	r.held[hash] = append(r.held[hash], hs)
+}
+
+// holder returns the entry that holds the name with hash, first by
+// names.Before across every ledger this relay knows of, and the name's
+// holdings.
+func (r *Registrar) holder(hash [32]byte) (win holding, all []holding, ok bool) {
+	r.idxMu.Lock()
+	all = append([]holding(nil), r.held[hash]...)
+	r.idxMu.Unlock()
+	for i, hs := range all {
+		if i == 0 || names.Before(hash, hs.relay, hs.index, win.relay, win.index) {
+			win = hs
+		}
+	}
+	return win, all, len(all) > 0
+}
+
+// loadName returns this relay's record of the name with hash, or nil.
+func (r *Registrar) loadName(hash [32]byte) (*nameRecord, error) {
+	b, err := r.cfg.Store.Get(nameKey(hash))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseNameRecord(b)
+}
+
+// record proves claim c at index against the current checkpoint: the
+// note and the proof come from one view of the ledger.
+func (r *Registrar) record(c *wire.UserClaim, index uint64) (*wire.UserRecord, error) {
+	own := r.ledger.Log()
+	note, cp := own.Checkpoint()
+	p, err := own.InclusionProof(int64(index), cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	rec := &wire.UserRecord{Claim: *c, RelayKey: r.self, Zone: r.zone.Name(), Index: index, Checkpoint: note, Proof: make([][32]byte, len(p))}
+	for i, x := range p {
+		rec.Proof[i] = x
+	}
+	return rec, nil
+}
+
+func nameResult(code wire.Code, format string, args ...any) *wire.NameResult {
+	return &wire.NameResult{Code: code, Message: link.Truncate(fmt.Sprintf(format, args...), wire.MaxNameDetail)}
+}
+
+var errNameStore = nameResult(wire.CodeInternal, "the relay could not record the name; try again")
+
+// decide settles claim c (verified, for the lease it came with) at this
+// relay, the name's home: the record if c takes or updates the name, or
+// why not.
+func (r *Registrar) decide(c *wire.UserClaim) *wire.NameResult {
+	r.decideMu.Lock()
+	defer r.decideMu.Unlock()
+	hash := names.Hash(c.Name)
+	owner := names.Owner(c.Name, c.SignKey)
+	rec, err := r.loadName(hash)
+	if err != nil {
+		r.log.Error("names: store", "err", err)
+		return errNameStore
+	}
+	win, all, held := r.holder(hash)
+	if held && win.owner != owner {
+		for _, hs := range all {
+			if hs.relay == r.self && hs.owner != win.owner {
+				// Two ledgers hold the name for different keys: the
+				// federation changed while both relays were its home.
+				r.log.Warn("a name this relay sequenced is held first in another relay's ledger", "hash", hex.EncodeToString(hash[:8]),
+					"ours", hs.index, "theirs", hex.EncodeToString(win.relay[:6]), "at", win.index)
+			}
+		}
+		return nameResult(wire.CodeNameTaken, "%q is taken", c.Name)
+	}
+	if rec != nil && rec.claim.SignKey == c.SignKey {
+		if names.Same(&rec.claim, c) {
+			return r.answer(&rec.claim, rec.index)
+		}
+		if c.Version <= rec.claim.Version {
+			return nameResult(wire.CodeBadName, "version %d is not newer than %d", c.Version, rec.claim.Version)
+		}
+	}
+	entry, err := names.EntryFor(c)
+	if err != nil {
+		return nameResult(wire.CodeBadName, "%v", err)
+	}
+	index, _, err := r.ledger.Sequence(entry)
+	if err != nil {
+		r.log.Error("names: sequence", "err", err)
+		return nameResult(wire.CodeInternal, "the relay could not sequence the claim; try again")
+	}
+	r.idxMu.Lock()
+	r.addHoldingLocked(hash, holding{relay: r.self, index: uint64(index), owner: owner})
+	r.idxMu.Unlock()
+	stored := &nameRecord{first: owner, index: uint64(index), claim: *c}
+	if rec != nil {
+		stored.first = rec.first
+	}
+	if b, err := stored.marshal(); err != nil {
+		r.log.Error("names: record", "err", err)
+	} else if err := r.cfg.Store.Put(nameKey(hash), b); err != nil {
+		// The ledger holds the entry, so the name stays this owner's;
+		// only the claim's bytes are lost until the owner claims again.
+		r.log.Error("names: store", "err", err)
+	} else if rec == nil {
+		r.sequenced.Add(1)
+	}
+	return r.answer(c, uint64(index))
+}
+
+// answer is the NameResult carrying claim c's record at index.
+func (r *Registrar) answer(c *wire.UserClaim, index uint64) *wire.NameResult {
+	rec, err := r.record(c, index)
+	if err != nil {
+		r.log.Error("names: proof", "index", index, "err", err)
+		return errNameStore
+	}
+	return &wire.NameResult{Record: rec}
+}
+
+// ownRecord answers a lookup from this relay's own names, or returns nil.
+func (r *Registrar) ownRecord(hash [32]byte) *wire.NameResult {
+	rec, err := r.loadName(hash)
+	if err != nil {
+		r.log.Error("names: store", "err", err)
+		return errNameStore
+	}
+	if rec == nil {
+		return nil
+	}
+	return r.answer(&rec.claim, rec.index)
+}
+
+// checkClaim checks that c verifies and is for the lease it came with.
+func checkClaim(c *wire.UserClaim, l *wire.Lease) *wire.NameResult {
+	if err := names.VerifyClaim(c); err != nil {
+		return nameResult(wire.CodeBadName, "%s", claimProblem(err))
+	}
+	for _, f := range []struct {
+		what string
+		same bool
+	}{
+		{"sign key", c.SignKey == l.SignKey},
+		{"agree key", c.AgreeKey == l.AgreeKey},
+		{"address", c.Address == l.Address},
+		{"nonce", c.Nonce == l.Nonce},
+		{"zone", c.Zone == l.Zone},
+	} {
+		if !f.same {
+			return nameResult(wire.CodeBadName, "the claim's %s is not the one in your lease", f.what)
+		}
+	}
+	return nil
+}
+
+// claimProblem says what is wrong with a claim, without the package
+// prefixes of names' errors.
+func claimProblem(err error) string {
+	s := err.Error()
+	if errors.Is(err, names.ErrForged) {
+		return "the claim does not verify: " + strings.TrimPrefix(s, names.ErrForged.Error()+": ")
+	}
+	return strings.TrimPrefix(s, "names: ")
+}
+
+// homeOf returns the key of the name's home relay, the link to it if it
+// is another relay and linked, its zone, and whether this relay is still
+// joining the federation (a -peer it has never reached, whose key it
+// does not know, might be the home). Candidates are this relay and every
+// relay known to run the username service.
+func (r *Registrar) homeOf(hash [32]byte) (home [32]byte, l *federation.Link, zone string, joining bool) {
+	keys := [][32]byte{r.self}
+	var known []federation.Relay
+	if r.fed != nil {
+		known = r.fed.Known()
+		joining = r.fed.Joining()
+	}
+	for _, k := range known {
+		if k.Features.Has(wire.FeatureNames) {
+			keys = append(keys, k.Info.Key)
+		}
+	}
+	home, _ = names.Home(hash, keys)
+	zone = r.zone.Name()
+	for _, k := range known {
+		if k.Info.Key == home {
+			l, zone = k.Link, k.Info.Zone
+		}
+	}
+	return home, l, zone, joining
+}
+
+// linkTo returns the link to the relay with key, if it is up and the
+// relay runs the username service, and its zone.
+func (r *Registrar) linkTo(key [32]byte) (*federation.Link, string) {
+	if r.fed == nil {
+		return nil, "?"
+	}
+	k, ok := r.fed.Lookup(key)
+	if !ok {
+		return nil, "?"
+	}
+	if k.Link == nil || !k.Link.Has(wire.FeatureNames) {
+		return nil, k.Info.Zone
+	}
+	return k.Link, k.Info.Zone
+}
+
+// zoneOf is names.ZoneOf over the relays this relay knows.
+func (r *Registrar) zoneOf(key [32]byte) (string, bool) {
+	if key == r.self {
+		return r.zone.Name(), true
+	}
+	if r.fed == nil {
+		return "", false
+	}
+	if k, ok := r.fed.Lookup(key); ok && k.Info.Zone != "" {
+		return k.Info.Zone, true
+	}
+	return "", false
+}
+
+// nameWork runs f on a goroutine of its own, unless too many claims are
+// being decided or the service is closing.
+func (r *Registrar) nameWork(f func()) bool {
+	select {
+	case r.work <- struct{}{}:
+	default:
+		return false
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		<-r.work
+		return false
+	}
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		defer func() { <-r.work }()
+		f()
+	}()
+	return true
+}
+
+func unreachable(zone string) *wire.NameResult {
+	return nameResult(wire.CodeUnavailable, "the relay that decides this name (zone %s) is unreachable; try again", zone)
+}
+
+var (
+	errJoining  = nameResult(wire.CodeUnavailable, "this relay is still joining the federation; try again")
+	errNameBusy = nameResult(wire.CodeRateLimited, "the relay is busy with other names; try again")
+	errNoName   = nameResult(wire.CodeNotFound, "no such name")
+)

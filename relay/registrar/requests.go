@@ -1,0 +1,345 @@
+package registrar
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"golang.org/x/time/rate"
+
+	"ddt/relay/federation"
+	"ddt/relay/link"
+	"ddt/relay/zone"
+	"ddt/shared/identity"
+	"ddt/shared/names"
+	"ddt/shared/wire"
+)
+
+// limitsOf returns member m's rate limits.
+func (r *Registrar) limitsOf(m *zone.Member) *limits {
+	r.limMu.Lock()
+	defer r.limMu.Unlock()
+	lim := r.members[m]
+	if lim == nil {
+		lim = &limits{claims: rate.NewLimiter(ClaimRate, ClaimBurst), lookups: rate.NewLimiter(LookupRate, LookupBurst)}
+		r.members[m] = lim
+	}
+	return lim
+}
+
+// linkLimit returns the rate limit of the claims and lookups l sends us.
+func (r *Registrar) linkLimit(l *federation.Link) *rate.Limiter {
+	r.limMu.Lock()
+	defer r.limMu.Unlock()
+	lim := r.links[l]
+	if lim == nil {
+		lim = rate.NewLimiter(LinkRate, LinkBurst)
+		r.links[l] = lim
+	}
+	return lim
+}
+
+// answerNode sends a node the result for its request id.
+func answerNode(m *zone.Member, id uint32, res *wire.NameResult) {
+	out := *res
+	out.ID = id
+	m.SendMsg(&out)
+}
+
+// onNameClaim handles a node's claim; too fast, or a claim that does not
+// verify, counts against the node.
+func (r *Registrar) onNameClaim(m *zone.Member, msg *wire.NameClaim) error {
+	if !r.limitsOf(m).claims.Allow() {
+		answerNode(m, msg.ID, nameResult(wire.CodeRateLimited, "claiming names faster than allowed"))
+		return link.ErrViolation
+	}
+	r.claims.Add(1)
+	lease := m.Lease()
+	if bad := checkClaim(&msg.Claim, &lease); bad != nil {
+		answerNode(m, msg.ID, bad)
+		return link.ErrViolation
+	}
+	home, l, zone, joining := r.homeOf(names.Hash(msg.Claim.Name))
+	claim := msg.Claim
+	switch {
+	case home == r.self && joining:
+		answerNode(m, msg.ID, errJoining)
+	case home == r.self:
+		if !r.nameWork(func() { answerNode(m, msg.ID, r.decide(&claim)) }) {
+			answerNode(m, msg.ID, errNameBusy)
+		}
+	case l == nil:
+		answerNode(m, msg.ID, unreachable(zone))
+	default:
+		req := func(id uint32) wire.Message { return &wire.RelayNameClaim{ID: id, Lease: lease, Claim: claim} }
+		r.forward(l, m, req, func(res *wire.NameResult) {
+			answerNode(m, msg.ID, r.checkForwarded(res, l, zone, func(rec *wire.UserRecord) bool { return names.Same(&rec.Claim, &claim) }))
+		})
+	}
+	return nil
+}
+
+// onNameLookup handles a node's lookup; too fast counts against it.
+func (r *Registrar) onNameLookup(m *zone.Member, msg *wire.NameLookup) error {
+	if !r.limitsOf(m).lookups.Allow() {
+		answerNode(m, msg.ID, nameResult(wire.CodeRateLimited, "looking up names faster than allowed"))
+		return link.ErrViolation
+	}
+	r.lookups.Add(1)
+	hash := msg.Hash
+	found := func(rec *wire.UserRecord) bool { return names.Hash(rec.Claim.Name) == hash }
+	ask := func(l *federation.Link, zone string) {
+		req := func(id uint32) wire.Message { return &wire.NameLookup{ID: id, Hash: hash} }
+		r.forward(l, m, req, func(res *wire.NameResult) {
+			answerNode(m, msg.ID, r.checkForwarded(res, l, zone, found))
+		})
+	}
+	win, all, held := r.holder(hash)
+	if held && win.relay != r.self {
+		if l, zone := r.linkTo(win.relay); l != nil {
+			ask(l, zone)
+			return nil
+		}
+	}
+	if res := r.ownRecord(hash); res != nil {
+		answerNode(m, msg.ID, res)
+		return nil
+	}
+	if held {
+		zone := "?"
+		for _, hs := range all {
+			if hs.relay == r.self {
+				continue
+			}
+			var l *federation.Link
+			if l, zone = r.linkTo(hs.relay); l != nil {
+				ask(l, zone)
+				return nil
+			}
+		}
+		if win.relay == r.self {
+			answerNode(m, msg.ID, nameResult(wire.CodeInternal, "this relay has lost the record of this name; its owner must claim it again"))
+		} else {
+			answerNode(m, msg.ID, nameResult(wire.CodeUnavailable, "the relay that holds this name (zone %s) is unreachable; try again", zone))
+		}
+		return nil
+	}
+	home, l, zone, _ := r.homeOf(hash)
+	switch {
+	case home == r.self:
+		answerNode(m, msg.ID, errNoName)
+	case l == nil:
+		answerNode(m, msg.ID, unreachable(zone))
+	default:
+		ask(l, zone)
+	}
+	return nil
+}
+
+// checkForwarded passes on another relay's answer to a node only if a
+// record in it verifies and is the one asked for.
+func (r *Registrar) checkForwarded(res *wire.NameResult, l *federation.Link, zone string, wanted func(*wire.UserRecord) bool) *wire.NameResult {
+	if res.Code != wire.CodeNone {
+		return res
+	}
+	rec := res.Record
+	if rec == nil {
+		l.Log().Warn("names: an answer without a record")
+		return nameResult(wire.CodeUnavailable, "the relay of zone %s answered without a record; try again", zone)
+	}
+	if !wanted(rec) {
+		l.Log().Warn("names: an answer for another name or claim")
+		return nameResult(wire.CodeUnavailable, "the relay of zone %s answered for another name; try again", zone)
+	}
+	if _, err := names.Verify(rec, rec.Claim.Name, r.zoneOf); err != nil {
+		l.Log().Warn("names: a record that does not verify", "err", err)
+		return nameResult(wire.CodeUnavailable, "the relay of zone %s answered with a record that does not verify; try again", zone)
+	}
+	return res
+}
+
+// forward sends the request msg(id) over l, with a fresh request id, and
+// calls finish with the answer, or with CodeUnavailable once the link
+// ends or the wait runs out. Nothing is called if member m leaves first.
+func (r *Registrar) forward(l *federation.Link, m *zone.Member, msg func(id uint32) wire.Message, finish func(*wire.NameResult)) {
+	rid := r.nextID.Add(1)
+	b, err := wire.Marshal(msg(rid))
+	if err != nil {
+		r.log.Error("names: forward frame", "err", err)
+		finish(errNameStore)
+		return
+	}
+	p := &pending{link: l, member: m, finish: finish}
+	r.pendMu.Lock()
+	if len(r.pending) >= MaxPending {
+		r.pendMu.Unlock()
+		finish(errNameBusy)
+		return
+	}
+	r.pending[rid] = p
+	p.timer = r.clock.AfterFunc(r.cfg.Wait, func() {
+		if p := r.take(rid, nil); p != nil {
+			p.finish(unreachable(l.Peer().Zone))
+		}
+	})
+	r.pendMu.Unlock()
+	if !l.TrySend(b) {
+		if p := r.take(rid, nil); p != nil {
+			p.finish(nameResult(wire.CodeUnavailable, "the link to zone %s is congested; try again", l.Peer().Zone))
+		}
+	}
+}
+
+// take removes and returns the pending request rid, if it is waiting (on
+// link l, unless l is nil).
+func (r *Registrar) take(rid uint32, l *federation.Link) *pending {
+	r.pendMu.Lock()
+	defer r.pendMu.Unlock()
+	p := r.pending[rid]
+	if p == nil || l != nil && p.link != l {
+		return nil
+	}
+	delete(r.pending, rid)
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	return p
+}
+
+// linkDown answers every request waiting on l: it will not answer.
+func (r *Registrar) linkDown(l *federation.Link) {
+	r.limMu.Lock()
+	delete(r.links, l)
+	r.limMu.Unlock()
+	var gone []*pending
+	r.pendMu.Lock()
+	for rid, p := range r.pending {
+		if p.link == l {
+			delete(r.pending, rid)
+			if p.timer != nil {
+				p.timer.Stop()
+			}
+			gone = append(gone, p)
+		}
+	}
+	r.pendMu.Unlock()
+	for _, p := range gone {
+		p.finish(unreachable(l.Peer().Zone))
+	}
+}
+
+// memberGone forgets the limits and requests of a node that left.
+func (r *Registrar) memberGone(m *zone.Member) {
+	r.limMu.Lock()
+	delete(r.members, m)
+	r.limMu.Unlock()
+	r.pendMu.Lock()
+	defer r.pendMu.Unlock()
+	for rid, p := range r.pending {
+		if p.member == m {
+			delete(r.pending, rid)
+			if p.timer != nil {
+				p.timer.Stop()
+			}
+		}
+	}
+}
+
+// answerLink answers the other relay's request id over l. A full queue
+// drops the answer; the other relay's wait runs out.
+func answerLink(l *federation.Link, id uint32, res *wire.NameResult) {
+	out := *res
+	out.ID = id
+	b, err := wire.Marshal(&out)
+	if err != nil {
+		l.Log().Error("names: result frame", "err", err)
+		return
+	}
+	if !l.TrySend(b) {
+		l.Dropped()
+		l.Log().Debug("names: dropping an answer on a congested link")
+	}
+}
+
+// onRelayClaim decides a claim another relay forwarded for its member;
+// a relay that breaks a rule has it counted against its link.
+func (r *Registrar) onRelayClaim(l *federation.Link, m *wire.RelayNameClaim) error {
+	if !r.linkLimit(l).Allow() {
+		answerLink(l, m.ID, nameResult(wire.CodeRateLimited, "forwarding names faster than allowed"))
+		return link.ErrViolation
+	}
+	r.claims.Add(1)
+	peer := l.Peer()
+	err := identity.VerifyLease(&m.Lease, peer.Key, r.clock.Now())
+	if err == nil && m.Lease.Zone != peer.Zone {
+		err = fmt.Errorf("lease is for zone %q, not %q", m.Lease.Zone, peer.Zone)
+	}
+	if err != nil {
+		l.Log().Warn("names: refusing a claim whose lease does not verify", "err", err)
+		answerLink(l, m.ID, nameResult(wire.CodeBadName, "the claimant's lease does not verify: %v", err))
+		return link.ErrViolation
+	}
+	if bad := checkClaim(&m.Claim, &m.Lease); bad != nil {
+		answerLink(l, m.ID, bad)
+		return link.ErrViolation
+	}
+	home, _, _, joining := r.homeOf(names.Hash(m.Claim.Name))
+	switch {
+	case home != r.self:
+		answerLink(l, m.ID, nameResult(wire.CodeUnavailable, "not the home of this name"))
+	case joining:
+		answerLink(l, m.ID, errJoining)
+	default:
+		claim := m.Claim
+		if !r.nameWork(func() { answerLink(l, m.ID, r.decide(&claim)) }) {
+			answerLink(l, m.ID, errNameBusy)
+		}
+	}
+	return nil
+}
+
+// onRelayLookup answers another relay's lookup from this relay's own
+// names only, so lookups never travel further.
+func (r *Registrar) onRelayLookup(l *federation.Link, m *wire.NameLookup) error {
+	if !r.linkLimit(l).Allow() {
+		answerLink(l, m.ID, nameResult(wire.CodeRateLimited, "looking up names faster than allowed"))
+		return link.ErrViolation
+	}
+	r.lookups.Add(1)
+	res := r.ownRecord(m.Hash)
+	if res == nil {
+		res = errNoName
+	}
+	answerLink(l, m.ID, res)
+	return nil
+}
+
+// onNameResult passes on the answer to a request this relay forwarded
+// over l; an answer nobody waits for (late, or never asked) is dropped.
+func (r *Registrar) onNameResult(l *federation.Link, m *wire.NameResult) {
+	p := r.take(m.ID, l)
+	if p == nil {
+		l.Dropped()
+		l.Log().Debug("names: dropping an answer nobody waits for", "id", m.ID)
+		return
+	}
+	p.finish(m)
+}
+
+// salvageNameClaim answers a NameClaim frame that does not decode because
+// its name is longer than any username, which a node may send and should
+// hear about as a bad name. It reports whether b was such a frame.
+func (r *Registrar) salvageNameClaim(m *zone.Member, b []byte) bool {
+	if len(b) < 3 || b[0] != wire.Version || wire.Type(b[1]) != wire.TypeNameClaim {
+		return false
+	}
+	rid, n := binary.Uvarint(b[2:])
+	if n <= 0 || rid > 1<<32-1 {
+		return false
+	}
+	size, k := binary.Uvarint(b[2+n:])
+	if k <= 0 || size <= wire.MaxName {
+		return false
+	}
+	answerNode(m, uint32(rid), nameResult(wire.CodeBadName, "%s", claimProblem(fmt.Errorf("%w: %d characters, at most %d", names.ErrTooLong, size, names.MaxLen))))
+	return true
+}

@@ -1,0 +1,257 @@
+package zoneledger
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"ddt/relay/federation"
+	"ddt/relay/link"
+	"ddt/shared/ledger"
+	"ddt/shared/wire"
+)
+
+// syncState is one link's mirroring of the other relay's log. Only that
+// link's read loop touches it.
+type syncState struct {
+	s       *Service
+	l       *federation.Link
+	id      ID
+	mirror  *ledger.Mirror
+	stopped bool // a fork, or a relay too far ahead: no more sync on this link
+
+	round round // the round in flight, if busy
+}
+
+// round is one catch-up: from base to cp.
+type round struct {
+	busy      bool
+	note      []byte
+	cp        ledger.Checkpoint
+	base      int64
+	entries   [][]byte
+	bytes     int
+	proof     tlog.TreeProof
+	haveProof bool
+	next      []byte // the newest checkpoint announced during the round
+}
+
+// syncOf returns l's sync state.
+func (s *Service) syncOf(l *federation.Link) *syncState {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	y := s.syncs[l]
+	if y == nil {
+		p := l.Peer()
+		y = &syncState{s: s, l: l, id: ID{Zone: p.Zone, Key: p.Key}}
+		s.syncs[l] = y
+	}
+	return y
+}
+
+// handler adapts a sync step to a federation.Handler, logging refusals.
+func (s *Service) handler(step func(*syncState, wire.Message) error) federation.Handler {
+	return func(l *federation.Link, m wire.Message) error {
+		err := step(s.syncOf(l), m)
+		var r *link.Refusal
+		if errors.As(err, &r) {
+			l.Log().Warn("refusing a ledger frame", "err", err)
+		}
+		return err
+	}
+}
+
+// refusef refuses a ledger frame; the link stays.
+func refusef(format string, args ...any) error {
+	return link.Refuse(wire.CodeProtocol, "ledger frame refused: "+format, args...)
+}
+
+// onCheckpoint handles the other relay's announced checkpoint.
+func (y *syncState) onCheckpoint(note []byte) error {
+	if y.stopped {
+		return nil
+	}
+	if y.mirror == nil {
+		m, err := y.s.openMirror(y.id)
+		if err != nil {
+			y.l.Log().Error("cannot mirror the relay's ledger", "err", err)
+			y.stopped = true
+			return nil
+		}
+		y.mirror = m
+	}
+	cp, err := ledger.OpenCheckpoint(note, ledger.ZoneOrigin(y.id.Zone, y.id.Key), ed25519.PublicKey(y.id.Key[:]))
+	if err != nil {
+		return refusef("checkpoint: %v", err)
+	}
+	if y.round.busy {
+		if cp.Size > y.round.cp.Size {
+			y.round.next = note
+		}
+		return nil
+	}
+	held, _ := y.mirror.Checkpoint()
+	if bytes.Equal(held, note) {
+		return nil
+	}
+	if cp.Size <= y.mirror.Size() {
+		return y.apply(note, nil, nil)
+	}
+	return y.startRound(note, cp)
+}
+
+// startRound asks for what the mirror lacks to reach cp.
+func (y *syncState) startRound(note []byte, cp ledger.Checkpoint) error {
+	base := y.mirror.Size()
+	if cp.Size-base > MaxCatchUp {
+		y.l.Log().Error("not mirroring the relay's ledger: too far ahead for one catch-up", "mirror", base, "size", cp.Size, "limit", MaxCatchUp)
+		y.stopped = true
+		return nil
+	}
+	y.round = round{busy: true, note: note, cp: cp, base: base}
+	y.l.SendMsg(&wire.LedgerGetProof{Old: uint64(base), New: uint64(cp.Size)})
+	y.l.SendMsg(&wire.LedgerGetEntries{From: uint64(base), To: uint64(cp.Size)})
+	return nil
+}
+
+// onEntries takes a page of the round's entries.
+func (y *syncState) onEntries(m *wire.LedgerEntries) error {
+	r := &y.round
+	if !r.busy || y.stopped {
+		return refusef("ledger entries nobody asked for")
+	}
+	at := r.base + int64(len(r.entries))
+	if m.From != uint64(at) {
+		return y.abandon(refusef("ledger entries from %d; expected from %d", m.From, at))
+	}
+	if len(m.Entries) == 0 || int64(len(m.Entries)) > r.cp.Size-at {
+		return y.abandon(refusef("%d ledger entries from %d toward size %d", len(m.Entries), at, r.cp.Size))
+	}
+	for _, e := range m.Entries {
+		r.bytes += len(e)
+	}
+	if r.bytes > MaxCatchUpBytes {
+		y.l.Log().Error("not mirroring the relay's ledger: catch-up too large", "bytes", r.bytes)
+		y.stopped, r.busy = true, false
+		return nil
+	}
+	r.entries = append(r.entries, m.Entries...)
+	if at := r.base + int64(len(r.entries)); at < r.cp.Size {
+		y.l.SendMsg(&wire.LedgerGetEntries{From: uint64(at), To: uint64(r.cp.Size)})
+		return nil
+	}
+	return y.finishRound()
+}
+
+// onProof takes the round's consistency proof.
+func (y *syncState) onProof(m *wire.LedgerProof) error {
+	r := &y.round
+	if !r.busy || y.stopped || r.haveProof {
+		return refusef("a ledger proof nobody asked for")
+	}
+	if m.Old != uint64(r.base) || m.New != uint64(r.cp.Size) {
+		return y.abandon(refusef("ledger proof %d → %d; asked for %d → %d", m.Old, m.New, r.base, r.cp.Size))
+	}
+	r.proof = make(tlog.TreeProof, len(m.Hashes))
+	for i, hash := range m.Hashes {
+		r.proof[i] = tlog.Hash(hash)
+	}
+	r.haveProof = true
+	return y.finishRound()
+}
+
+// abandon drops the round in flight; the next announcement starts again.
+func (y *syncState) abandon(err error) error {
+	y.round = round{}
+	return err
+}
+
+// finishRound updates the mirror once every entry and the proof are in,
+// then starts on a newer checkpoint announced meanwhile.
+func (y *syncState) finishRound() error {
+	r := y.round
+	if !r.haveProof || r.base+int64(len(r.entries)) < r.cp.Size {
+		return nil
+	}
+	y.round = round{}
+	if err := y.apply(r.note, r.entries, r.proof); err != nil || y.stopped || r.next == nil {
+		return err
+	}
+	return y.onCheckpoint(r.next)
+}
+
+// apply offers the mirror a checkpoint with what leads to it.
+func (y *syncState) apply(note []byte, entries [][]byte, proof tlog.TreeProof) error {
+	err := y.mirror.Update(note, entries, proof)
+	switch {
+	case err == nil:
+		y.l.Log().Debug("ledger mirrored", "size", y.mirror.Size())
+		for _, fn := range y.s.mirrored {
+			fn(y.id, y.mirror)
+		}
+		return nil
+	case errors.Is(err, ledger.ErrFork):
+		y.s.forks.Add(1)
+		y.stopped = true
+		held, _ := y.mirror.Checkpoint()
+		y.l.Log().Error("the relay's ledger forked: refusing its checkpoint and ending ledger sync on this link",
+			"err", err, "held", string(held), "offered", string(note))
+		evidence, _ := json.Marshal(struct{ Held, Offered string }{string(held), string(note)})
+		if perr := y.s.cfg.Store.Put(StoreForks+ledger.ZoneOrigin(y.id.Zone, y.id.Key), evidence); perr != nil {
+			y.l.Log().Error("cannot keep the fork's checkpoints", "err", perr)
+		}
+		return nil
+	default:
+		return refusef("ledger update: %v", err)
+	}
+}
+
+// serveEntries answers the other relay's request for entries of our log.
+func (y *syncState) serveEntries(m *wire.LedgerGetEntries) error {
+	own := y.s.own
+	size := uint64(own.Size())
+	if m.To > size {
+		return refusef("entries [%d, %d) beyond the ledger's %d", m.From, m.To, size)
+	}
+	es, err := own.Entries(int64(m.From), int64(min(m.To, m.From+wire.MaxLedgerEntries)))
+	if err != nil {
+		y.l.Log().Error("ledger entries", "err", err)
+		return refusef("ledger entries unavailable")
+	}
+	total := 0
+	for i, e := range es {
+		if total += len(e); total > wire.MaxLedgerBytes {
+			es = es[:i]
+			break
+		}
+	}
+	if !y.l.SendMsg(&wire.LedgerEntries{From: m.From, Entries: es}) {
+		return refusef("ledger entries unavailable")
+	}
+	return nil
+}
+
+// serveProof answers the other relay's request for a consistency proof.
+func (y *syncState) serveProof(m *wire.LedgerGetProof) error {
+	own := y.s.own
+	size := uint64(own.Size())
+	if m.New > size {
+		return refusef("proof %d → %d beyond the ledger's %d", m.Old, m.New, size)
+	}
+	p, err := own.ConsistencyProof(int64(m.Old), int64(m.New))
+	if err != nil {
+		y.l.Log().Error("ledger proof", "err", err)
+		return refusef("ledger proof unavailable")
+	}
+	out := &wire.LedgerProof{Old: m.Old, New: m.New, Hashes: make([][32]byte, len(p))}
+	for i, hash := range p {
+		out.Hashes[i] = hash
+	}
+	if !y.l.SendMsg(out) {
+		return refusef("ledger proof: cannot encode")
+	}
+	return nil
+}
