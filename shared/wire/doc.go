@@ -25,8 +25,10 @@
 // federation link — while a known type that does not decode still closes
 // the link; and every hello (Challenge and Hello, PeerHello, RelayHello)
 // carries the sender's Features, so a capability's messages go only to a
-// side that announced the capability. A request of a type the receiver
-// has no handler for is answered with CodeUnsupported.
+// side that announced the capability. A peer's request (in an RPC) of a
+// type the receiver has no handler for is answered with CodeUnsupported;
+// a frame a relay does not take from nodes, or a service's frame from a
+// relay that did not announce the service, is refused.
 //
 // # Type ranges
 //
