@@ -3,6 +3,7 @@
 package transport
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -61,8 +62,9 @@ func onLocalCandidate(pc *webrtc.PeerConnection, f func(string)) {
 	})
 }
 
-// addCandidate adds a remote candidate given as JSON.
-func addCandidate(pc *webrtc.PeerConnection, data string) error {
+// addCandidate adds a remote candidate given as JSON. pion adds it at
+// once: there is nothing to wait for, so ctx is unused.
+func addCandidate(_ context.Context, pc *webrtc.PeerConnection, data string) error {
 	var c webrtc.ICECandidateInit
 	if err := json.Unmarshal([]byte(data), &c); err != nil {
 		return err
