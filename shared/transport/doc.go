@@ -37,4 +37,12 @@
 // with no in-band open handshake and no channel the peer could name for
 // us. In memory they are two queues; the bulk one holds at most 256 KiB and
 // blocks its sender beyond that.
+//
+// # Candidates
+//
+// A native transport offers host candidates of every interface (and the
+// relay's STUN/TURN servers). On a machine whose only interface up is
+// loopback — an offline laptop, a test namespace — it offers loopback
+// candidates by itself, so two nodes there still connect. Config's
+// LoopbackOnly restricts ICE to loopback whatever else is up (tests).
 package transport

@@ -19,7 +19,9 @@ type Config struct {
 	// ICEServers are STUN/TURN URLs. Empty means host candidates only.
 	ICEServers []string
 	// LoopbackOnly restricts native ICE to the loopback interface (tests).
-	// Browsers ignore it: their candidates are the browser's business.
+	// Without it a native transport offers loopback candidates only when
+	// no other interface is up (an offline machine). Browsers ignore it:
+	// their candidates are the browser's business.
 	LoopbackOnly bool
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger

@@ -24,6 +24,11 @@ func newAPI(c Config) (*webrtc.API, func() error, error) {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	} else if ifaces, err := net.Interfaces(); err == nil && onlyLoopback(ifaces, interfaceAddrs) {
+		// ICE leaves loopback out, so a machine with nothing else up
+		// would offer no candidate at all.
+		c.logger().Info("no network interface up but loopback: offering loopback candidates")
+		se.SetIncludeLoopbackCandidate(true)
 	}
 	conn, err := net.ListenUDP("udp4", listen)
 	if err != nil {
@@ -34,6 +39,29 @@ func newAPI(c Config) (*webrtc.API, func() error, error) {
 	mux := webrtc.NewICEUDPMux(nil, conn)
 	se.SetICEUDPMux(mux)
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se)), mux.Close, nil
+}
+
+func interfaceAddrs(i net.Interface) ([]net.Addr, error) { return i.Addrs() }
+
+// onlyLoopback reports whether ICE would find no candidate off loopback:
+// no interface other than loopback is up with an IPv4 address (the mux
+// listens on IPv4). addrs lists an interface's addresses.
+func onlyLoopback(ifaces []net.Interface, addrs func(net.Interface) ([]net.Addr, error)) bool {
+	for _, i := range ifaces {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		as, err := addrs(i)
+		if err != nil {
+			continue
+		}
+		for _, a := range as {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // attachReceive delivers messages in order: native pion calls OnMessage
