@@ -316,6 +316,34 @@ func TestChannelPriority(t *testing.T) {
 	}
 }
 
+// TestStrayChannel: a channel the peer opens in band (every channel is
+// negotiated) is closed, and the link carries on.
+func TestStrayChannel(t *testing.T) {
+	if testing.Short() || !webrtcAvailable(t) {
+		t.Skip("no WebRTC in this runtime")
+	}
+	pair := transports(t)["webrtc"]
+	sa, sb := connect(t, pair[0], pair[1])
+	stray, err := sa.(*rtcSession).pc.CreateDataChannel("stray", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	stray.OnClose(func() { close(closed) })
+	select {
+	case <-closed:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the stray channel is still %s", stray.ReadyState())
+	}
+	a, b := channel(t, sa, sb, Control)
+	if err := a.Send([]byte("still linked")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := b.Recv(); err != nil || string(m) != "still linked" {
+		t.Fatalf("%q %v", m, err)
+	}
+}
+
 func TestBadSignals(t *testing.T) {
 	if !webrtcAvailable(t) {
 		t.Skip("no WebRTC in this runtime")

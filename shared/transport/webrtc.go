@@ -147,6 +147,12 @@ func (w *WebRTC) NewSession(initiator bool, send SendFunc) (Session, error) {
 		}
 		s.chans[spec.name] = newDCConn(s, dc, spec)
 	}
+	// Every channel is negotiated: one the peer opens in band has no
+	// place here and is closed at once.
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		s.log.Debug("closing a channel the peer opened", "label", dc.Label())
+		dc.Close()
+	})
 	if initiator {
 		go s.offer()
 	}
