@@ -3,9 +3,11 @@
 package bridge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"syscall/js"
 )
 
@@ -97,8 +99,16 @@ func New(ctor js.Value, args ...any) (result js.Value, err error) {
 
 // Await waits for promise p (or any thenable; other values are returned
 // as they are) and returns what it resolved with, or its rejection as an
-// error. Never call it inside a js.FuncOf callback.
-func Await(p js.Value) (js.Value, error) {
+// error. Never call it inside a js.FuncOf callback. A promise that may
+// never settle needs AwaitContext.
+func Await(p js.Value) (js.Value, error) { return AwaitContext(context.Background(), p) }
+
+// AwaitContext is Await that gives up when ctx ends, with ctx's error. A
+// JavaScript promise cannot be cancelled: whatever it settles with later
+// is dropped. Some never settle at all — per the WebRTC specification,
+// the pending operations of an RTCPeerConnection that was closed — and
+// waiting on one of those with Await would hold its goroutine forever.
+func AwaitContext(ctx context.Context, p js.Value) (js.Value, error) {
 	if p.Type() != js.TypeObject || p.Get("then").Type() != js.TypeFunction {
 		return p, nil
 	}
@@ -107,29 +117,39 @@ func Await(p js.Value) (js.Value, error) {
 		err error
 	}
 	done := make(chan result, 1)
-	ok := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		v := js.Undefined()
+	var ok, fail js.Func
+	var once sync.Once
+	settle := func(r result) {
+		once.Do(func() {
+			ok.Release()
+			fail.Release()
+			done <- r
+		})
+	}
+	arg := func(args []js.Value) js.Value {
 		if len(args) > 0 {
-			v = args[0]
+			return args[0]
 		}
-		done <- result{v: v}
+		return js.Undefined()
+	}
+	ok = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		settle(result{v: arg(args)})
 		return nil
 	})
-	fail := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		v := js.Undefined()
-		if len(args) > 0 {
-			v = args[0]
-		}
-		done <- result{err: ErrorOf(v)}
+	fail = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		settle(result{err: ErrorOf(arg(args))})
 		return nil
 	})
-	defer ok.Release()
-	defer fail.Release()
 	if _, err := Call(p, "then", ok, fail); err != nil {
+		settle(result{})
 		return js.Undefined(), err
 	}
-	r := <-done
-	return r.v, r.err
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		return js.Undefined(), ctx.Err()
+	}
 }
 
 // Promise returns a JavaScript Promise settled by fn, which runs on a

@@ -3,6 +3,7 @@
 package bridge
 
 import (
+	"context"
 	"errors"
 	"syscall/js"
 	"testing"
@@ -25,6 +26,21 @@ func TestAwait(t *testing.T) {
 	}
 	if v, err := Await(js.ValueOf("plain")); err != nil || v.String() != "plain" {
 		t.Fatalf("a non-promise: %v %v", v, err)
+	}
+}
+
+func TestAwaitContext(t *testing.T) {
+	executor := js.FuncOf(func(js.Value, []js.Value) any { return nil })
+	defer executor.Release()
+	never := js.Global().Get("Promise").New(executor)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := AwaitContext(ctx, never); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a promise that never settles, with a cancelled context: %v", err)
+	}
+	v, err := AwaitContext(context.Background(), js.Global().Get("Promise").Call("resolve", 7))
+	if err != nil || v.Int() != 7 {
+		t.Fatalf("resolved: %v %v", v, err)
 	}
 }
 

@@ -28,8 +28,6 @@ const (
 	// itself (to a peer its relay named, or to cover a bucket) is tried
 	// again after it failed or stalled.
 	maxDialRetries = 2
-	// bulkChannel names a link's bulk channel (transport.Bulk).
-	bulkChannel = "bulk"
 )
 
 // stallTimeouts bound how long a self-made attempt may take to open its
@@ -40,12 +38,6 @@ var stallTimeouts = []time.Duration{5 * time.Second, 10 * time.Second, handshake
 
 // dialRetryPause is the wait before the first retry; it doubles after.
 var dialRetryPause = time.Second
-
-// channeler is a transport session with named channels beside its
-// control one.
-type channeler interface {
-	Channel(ctx context.Context, name string) (transport.Conn, error)
-}
 
 // dial is a connection attempt in progress.
 type dial struct {
@@ -301,13 +293,12 @@ func (n *Node) finishDial(addr id.Address, d *dial) {
 		err = context.Cause(ctx)
 	}
 	if err == nil {
-		ch, hasBulk := d.session.(channeler)
 		var theirs *wire.PeerHello
-		theirs, err = n.handshake(ctx, conn, addr, hasBulk)
+		theirs, err = n.handshake(ctx, conn, addr, true)
 		if err == nil {
 			bulk := conn
-			if hasBulk && theirs.Features.Has(wire.FeatureBulk) {
-				if bulk, err = ch.Channel(ctx, bulkChannel); err != nil {
+			if theirs.Features.Has(wire.FeatureBulk) {
+				if bulk, err = d.session.Channel(ctx, transport.Bulk); err != nil {
 					err = fmt.Errorf("bulk channel: %w", err)
 				}
 			}

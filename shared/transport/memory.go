@@ -10,8 +10,13 @@ import (
 	"ddt/shared/wire"
 )
 
-// Memory is an in-process Transport: an offer names a pipe in a registry
-// shared by every Memory made from the same Network.
+// Memory is an in-process Transport: an offer names a pair of links in a
+// registry shared by every Memory made from the same Network. Its control
+// channel never blocks a sender (a receiver that falls 64 MiB behind is
+// overrun, as on WebRTC); its bulk channel holds at most bulkHighWater
+// bytes and blocks the sender beyond that, as WebRTC's buffered amount
+// does. The two are independent queues, so a control message is delivered
+// at once while a bulk sender is blocked.
 type Memory struct{ net *Network }
 
 // Network is the registry in-memory sessions meet through.
@@ -35,8 +40,7 @@ func (m *Memory) NewSession(initiator bool, send SendFunc) (Session, error) {
 		var b [16]byte
 		rand.Read(b[:])
 		s.key = hex.EncodeToString(b[:])
-		a, b2 := Pipe()
-		s.conn, s.peerConn = a, b2
+		s.conns, s.peerConns = memLink()
 		m.net.mu.Lock()
 		m.net.pipes[s.key] = s
 		m.net.mu.Unlock()
@@ -48,16 +52,26 @@ func (m *Memory) NewSession(initiator bool, send SendFunc) (Session, error) {
 // Close does nothing: the memory transport holds no sockets.
 func (m *Memory) Close() error { return nil }
 
+// memLink returns both ends of one link: each side's channels by name,
+// closed together.
+func memLink() (a, b map[string]Conn) {
+	done := make(chan struct{})
+	once := new(sync.Once)
+	ca, cb := pipe(done, once, newQueue(recvCap), newQueue(recvCap))
+	ba, bb := pipe(done, once, newBlockingQueue(bulkHighWater), newBlockingQueue(bulkHighWater))
+	return map[string]Conn{Control: ca, Bulk: ba}, map[string]Conn{Control: cb, Bulk: bb}
+}
+
 type memSession struct {
-	net      *Network
-	send     SendFunc
-	key      string
-	conn     Conn
-	peerConn Conn
-	once     sync.Once
-	ready    chan struct{}
-	closed   chan struct{}
-	shut     sync.Once
+	net       *Network
+	send      SendFunc
+	key       string
+	conns     map[string]Conn // set before ready is closed
+	peerConns map[string]Conn // the responder's, handed over with the offer
+	once      sync.Once
+	ready     chan struct{}
+	closed    chan struct{}
+	shut      sync.Once
 }
 
 func (s *memSession) open() { s.once.Do(func() { close(s.ready) }) }
@@ -72,7 +86,7 @@ func (s *memSession) Handle(kind wire.SignalKind, data string) error {
 		if !ok {
 			return fmt.Errorf("%w: unknown in-memory offer", ErrBadSignal)
 		}
-		s.conn = init.peerConn
+		s.conns = init.peerConns
 		s.open()
 		go s.send(wire.SignalAnswer, data)
 	case wire.SignalAnswer:
@@ -86,10 +100,15 @@ func (s *memSession) Handle(kind wire.SignalKind, data string) error {
 	return nil
 }
 
-func (s *memSession) Conn(ctx context.Context) (Conn, error) {
+func (s *memSession) Conn(ctx context.Context) (Conn, error) { return s.Channel(ctx, Control) }
+
+func (s *memSession) Channel(ctx context.Context, name string) (Conn, error) {
+	if name != Control && name != Bulk {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownChannel, name)
+	}
 	select {
 	case <-s.ready:
-		return s.conn, nil
+		return s.conns[name], nil
 	case <-s.closed:
 		return nil, ErrClosed
 	case <-ctx.Done():
@@ -104,19 +123,25 @@ func (s *memSession) Close() error {
 		delete(s.net.pipes, s.key)
 		s.net.mu.Unlock()
 	}
-	if s.conn != nil {
-		s.conn.Close()
+	select {
+	case <-s.ready:
+		s.conns[Control].Close() // closes the whole link
+	default:
 	}
 	return nil
 }
 
-// Pipe returns two Conns connected to each other in memory.
+// Pipe returns two Conns connected to each other in memory; like a
+// control channel, a send never blocks.
 func Pipe() (Conn, Conn) {
-	done := make(chan struct{})
-	once := new(sync.Once)
-	a := &pipeConn{in: newQueue(64 << 20), done: done, once: once}
-	b := &pipeConn{in: newQueue(64 << 20), done: done, once: once}
-	a.out, b.out = b.in, a.in
+	return pipe(make(chan struct{}), new(sync.Once), newQueue(recvCap), newQueue(recvCap))
+}
+
+// pipe connects two Conns through queues ab (a to b) and ba. Closing
+// done, once, closes them and every other pipe sharing done.
+func pipe(done chan struct{}, once *sync.Once, ab, ba *queue) (Conn, Conn) {
+	a := &pipeConn{in: ba, out: ab, done: done, once: once}
+	b := &pipeConn{in: ab, out: ba, done: done, once: once}
 	return a, b
 }
 
@@ -124,6 +149,7 @@ type pipeConn struct {
 	in, out *queue
 	done    chan struct{}
 	once    *sync.Once
+	sent    sync.Mutex // one sender at a time waits for room
 }
 
 func (p *pipeConn) Send(msg []byte) error {
@@ -135,11 +161,13 @@ func (p *pipeConn) Send(msg []byte) error {
 		return ErrClosed
 	default:
 	}
-	if !p.out.push(append([]byte(nil), msg...)) {
+	p.sent.Lock()
+	defer p.sent.Unlock()
+	err := p.out.push(append([]byte(nil), msg...), p.done)
+	if err == ErrOverrun {
 		p.Close()
-		return ErrOverrun
 	}
-	return nil
+	return err
 }
 
 func (p *pipeConn) Recv() ([]byte, error) { return p.in.pop(p.done) }

@@ -3,11 +3,13 @@
 package transport
 
 import (
+	"context"
 	"errors"
-	"fmt"
 	"syscall/js"
 
 	"github.com/pion/webrtc/v4"
+
+	"ddt/shared/bridge"
 )
 
 // newAPI builds pion's js API, a thin layer over RTCPeerConnection.
@@ -20,7 +22,8 @@ var uint8Array = js.Global().Get("Uint8Array")
 // attachReceive sets the channel's onmessage directly: pion's js backend
 // hands each message to a new goroutine, which loses their order. Here the
 // callback copies the bytes synchronously (it must not block) and queues
-// them.
+// them. Its release, called once the link is closed, detaches every
+// handler of the channel.
 func attachReceive(dc *webrtc.DataChannel, push func([]byte)) (release func()) {
 	v := dc.JSValue()
 	v.Set("binaryType", "arraybuffer")
@@ -38,7 +41,12 @@ func attachReceive(dc *webrtc.DataChannel, push func([]byte)) (release func()) {
 	})
 	v.Set("onmessage", fn)
 	return func() {
-		v.Set("onmessage", js.Null())
+		// The link is closed: no event of this channel matters any more,
+		// and one that fired after the program ended would find no Go to
+		// run it.
+		for _, h := range []string{"onmessage", "onopen", "onclose", "onclosing", "onerror", "onbufferedamountlow"} {
+			v.Set(h, js.Null())
+		}
 		fn.Release()
 	}
 }
@@ -57,18 +65,11 @@ func newSender(dc *webrtc.DataChannel) sender {
 	return sender{ch: dc.JSValue(), buf: uint8Array.New(MaxMessage)}
 }
 
-func (s sender) send(b []byte) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
-		}
-	}()
+func (s sender) send(b []byte) error {
 	js.CopyBytesToJS(s.buf, b)
-	s.ch.Call("send", s.buf.Call("subarray", 0, len(b)))
-	return nil
+	_, err := bridge.Call(s.ch, "send", s.buf.Call("subarray", 0, len(b)))
+	return err
 }
-
-var jsJSON = js.Global().Get("JSON")
 
 // onLocalCandidate reports each gathered ICE candidate as the browser's own
 // JSON of it. pion's OnICECandidate parses every candidate into Go types
@@ -80,32 +81,25 @@ func onLocalCandidate(pc *webrtc.PeerConnection, f func(string)) {
 		if c.IsNull() || c.IsUndefined() {
 			return nil
 		}
-		s := jsJSON.Call("stringify", c).String()
-		go f(s)
+		go f(bridge.Stringify(c))
 		return nil
 	}))
 }
 
 // addCandidate hands a remote candidate (JSON of RTCIceCandidateInit) to
 // the browser as it is.
-func addCandidate(pc *webrtc.PeerConnection, data string) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
-		}
-	}()
-	init := jsJSON.Call("parse", data)
-	if init.Type() != js.TypeObject {
+func addCandidate(ctx context.Context, pc *webrtc.PeerConnection, data string) error {
+	init, err := bridge.Parse(data)
+	if err != nil {
+		return err
+	}
+	if init.Type() != js.TypeObject || init.IsNull() {
 		return errors.New("candidate is not an object")
 	}
-	done := make(chan error, 1)
-	ok := js.FuncOf(func(js.Value, []js.Value) any { done <- nil; return nil })
-	fail := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		done <- errors.New(args[0].Call("toString").String())
-		return nil
-	})
-	defer ok.Release()
-	defer fail.Release()
-	pc.JSValue().Call("addIceCandidate", init).Call("then", ok, fail)
-	return <-done
+	p, err := bridge.Call(pc.JSValue(), "addIceCandidate", init)
+	if err != nil {
+		return err
+	}
+	_, err = bridge.AwaitContext(ctx, p)
+	return err
 }

@@ -3,6 +3,7 @@
 package transport
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -23,6 +24,11 @@ func newAPI(c Config) (*webrtc.API, func() error, error) {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	} else if ifaces, err := net.Interfaces(); err == nil && onlyLoopback(ifaces, interfaceAddrs) {
+		// ICE leaves loopback out, so a machine with nothing else up
+		// would offer no candidate at all.
+		c.logger().Info("no network interface up but loopback: offering loopback candidates")
+		se.SetIncludeLoopbackCandidate(true)
 	}
 	conn, err := net.ListenUDP("udp4", listen)
 	if err != nil {
@@ -33,6 +39,29 @@ func newAPI(c Config) (*webrtc.API, func() error, error) {
 	mux := webrtc.NewICEUDPMux(nil, conn)
 	se.SetICEUDPMux(mux)
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se)), mux.Close, nil
+}
+
+func interfaceAddrs(i net.Interface) ([]net.Addr, error) { return i.Addrs() }
+
+// onlyLoopback reports whether ICE would find no candidate off loopback:
+// no interface other than loopback is up with an IPv4 address (the mux
+// listens on IPv4). addrs lists an interface's addresses.
+func onlyLoopback(ifaces []net.Interface, addrs func(net.Interface) ([]net.Addr, error)) bool {
+	for _, i := range ifaces {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		as, err := addrs(i)
+		if err != nil {
+			continue
+		}
+		for _, a := range as {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // attachReceive delivers messages in order: native pion calls OnMessage
@@ -61,8 +90,9 @@ func onLocalCandidate(pc *webrtc.PeerConnection, f func(string)) {
 	})
 }
 
-// addCandidate adds a remote candidate given as JSON.
-func addCandidate(pc *webrtc.PeerConnection, data string) error {
+// addCandidate adds a remote candidate given as JSON. pion adds it at
+// once: there is nothing to wait for, so ctx is unused.
+func addCandidate(_ context.Context, pc *webrtc.PeerConnection, data string) error {
 	var c webrtc.ICECandidateInit
 	if err := json.Unmarshal([]byte(data), &c); err != nil {
 		return err

@@ -7,6 +7,7 @@
 package nodetest
 
 import (
+	"context"
 	"sort"
 	"testing"
 	"time"
@@ -96,14 +97,53 @@ func New(t testing.TB, count int, opts Options) *Swarm {
 }
 
 // Link opens a control and a bulk channel between a and b, as a
-// signaled data channel would.
+// signaled data channel would: an in-memory session pair (its bulk
+// channel has back-pressure, as WebRTC's does), signaled directly.
 func (s *Swarm) Link(a, b *node.Node) {
 	s.t.Helper()
-	ca, cb := transport.Pipe()
-	ba, bb := transport.Pipe()
-	if err := node.Link(a, b, ca, cb, ba, bb); err != nil {
+	ca, cb, ba, bb, err := sessionPair()
+	if err == nil {
+		err = node.Link(a, b, ca, cb, ba, bb)
+	}
+	if err != nil {
 		s.t.Fatalf("link %s–%s: %v", a.Address().Short(), b.Address().Short(), err)
 	}
+}
+
+// sessionPair connects two in-memory sessions and returns their control
+// and bulk channels.
+func sessionPair() (ca, cb, ba, bb transport.Conn, err error) {
+	mem := transport.NewNetwork().Transport()
+	var sb transport.Session
+	ready := make(chan struct{})
+	deliver := func(to *transport.Session) transport.SendFunc {
+		return func(kind wire.SignalKind, data string) {
+			go func() {
+				<-ready
+				(*to).Handle(kind, data)
+			}()
+		}
+	}
+	var sa transport.Session
+	if sa, err = mem.NewSession(true, deliver(&sb)); err != nil {
+		return
+	}
+	if sb, err = mem.NewSession(false, deliver(&sa)); err != nil {
+		return
+	}
+	close(ready)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		s    transport.Session
+		name string
+		into *transport.Conn
+	}{{sa, transport.Control, &ca}, {sb, transport.Control, &cb}, {sa, transport.Bulk, &ba}, {sb, transport.Bulk, &bb}} {
+		if *c.into, err = c.s.Channel(ctx, c.name); err != nil {
+			return
+		}
+	}
+	return
 }
 
 // KademliaLinks links every node to the closest other node in each of
