@@ -41,7 +41,9 @@ func (s *stalledSession) Conn(ctx context.Context) (transport.Conn, error) {
 		return nil, transport.ErrClosed
 	}
 }
-func (s *stalledSession) Channel(ctx context.Context, _ string) (transport.Conn, error) { return s.Conn(ctx) }
+func (s *stalledSession) Channel(ctx context.Context, _ string) (transport.Conn, error) {
+	return s.Conn(ctx)
+}
 func (s *stalledSession) Close() error {
 	if s.once.CompareAndSwap(false, true) {
 		close(s.closed)
