@@ -102,7 +102,7 @@ async function load(wasmURL, wasmExecURL, onProgress) {
 async function instantiate(url, importObject, onProgress) {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`.trim());
-  const total = expectedLength(res.headers);
+  const total = expectedLength(res);
   let received = 0;
   let compiled = false;
   onProgress({ phase: 'download', received, total });
@@ -124,14 +124,16 @@ async function instantiate(url, importObject, onProgress) {
 
 /**
  * expectedLength is the number of bytes the body will have once decoded:
- * the server's X-Uncompressed-Length if given (a relay on another origin
- * exposes it to CORS), else Content-Length when the body is not
- * compressed, else 0 (unknown).
- * @param {Headers} headers
+ * the server's X-Uncompressed-Length if given (a relay exposes it to pages
+ * of other origins), else Content-Length when the body is not compressed,
+ * else 0 (unknown). Across origins an unexposed Content-Encoding reads as
+ * absent, so there a Content-Length says nothing.
+ * @param {Response} res
  */
-function expectedLength(headers) {
+function expectedLength({ headers, type }) {
   const raw = parseInt(headers.get('X-Uncompressed-Length') || '', 10);
   if (raw > 0) return raw;
+  if (type === 'cors') return 0;
   const encoding = (headers.get('Content-Encoding') || 'identity').trim().toLowerCase();
   const length = parseInt(headers.get('Content-Length') || '', 10);
   return encoding === 'identity' && length > 0 ? length : 0;
