@@ -6,6 +6,7 @@ import (
 	"go/token"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -52,35 +53,68 @@ func TestAPIDrift(t *testing.T) {
 	same(t, "members: README table vs Object.keys(window.ddt) on the DDT page", documented, live)
 }
 
-// TestPageModules: index.html modulepreloads every module of the page, so
-// that the browser fetches them all at once (not import by import, one
-// round trip each) while the wasm downloads; and it still preloads the wasm.
+// TestPageModules: index.html modulepreloads exactly the modules app.js
+// imports statically (the ones the wasm's compile waits for), so that the
+// browser fetches them at once rather than import by import; every other
+// module of the page is imported by one of them; and the page still
+// preloads the wasm.
 func TestPageModules(t *testing.T) {
 	static := web.Static()
 	html, err := fs.ReadFile(static, "index.html")
 	if err != nil {
 		t.Fatal(err)
 	}
-	preloaded := map[string]bool{}
+	var preloaded []string
 	for _, m := range regexp.MustCompile(`<link rel="modulepreload" href="([^"]+)">`).FindAllStringSubmatch(string(html), -1) {
-		preloaded[m[1]] = true
+		preloaded = append(preloaded, m[1])
 	}
-	var modules []string
-	fs.WalkDir(static, ".", func(path string, d fs.DirEntry, err error) error {
-		if err == nil && strings.HasSuffix(path, ".js") {
-			modules = append(modules, path)
+	staticImport := regexp.MustCompile(`(?m)^import\s(?:[^'";]*?\sfrom\s)?'(\.{1,2}/[^']+)'`)
+	dynamicImport := regexp.MustCompile(`\bimport\('(\.{1,2}/[^']+)'\)`)
+	imports := func(file string, re *regexp.Regexp) []string {
+		src, err := fs.ReadFile(static, file)
+		if err != nil {
+			t.Fatalf("%v (imported by the page)", err)
+		}
+		var out []string
+		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+			out = append(out, path.Join(path.Dir(file), m[1]))
+		}
+		return out
+	}
+	// The static closure of app.js, and everything reachable from it.
+	closure := map[string]bool{}
+	reached := map[string]bool{}
+	var walk func(file string, static bool)
+	walk = func(file string, isStatic bool) {
+		if isStatic {
+			if closure[file] {
+				return
+			}
+			closure[file] = true
+		} else if reached[file] {
+			return
+		}
+		reached[file] = true
+		for _, f := range imports(file, staticImport) {
+			walk(f, isStatic)
+		}
+		for _, f := range imports(file, dynamicImport) {
+			walk(f, false)
+		}
+	}
+	walk("app.js", true)
+	delete(closure, "app.js") // the page's script itself
+	var want []string
+	for f := range closure {
+		want = append(want, f)
+	}
+	same(t, "modules: index.html's modulepreloads vs app.js's static imports", preloaded, want)
+	fs.WalkDir(static, ".", func(file string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(file, ".js") && !reached[file] {
+			t.Errorf("%s is no module of the page: app.js does not reach it", file)
 		}
 		return err
 	})
-	for _, m := range modules {
-		if !preloaded[m] {
-			t.Errorf(`index.html lacks <link rel="modulepreload" href="%s">`, m)
-		}
-		delete(preloaded, m)
-	}
-	for m := range preloaded {
-		t.Errorf("index.html modulepreloads %s, which is not a module of the page", m)
-	}
 	for _, want := range []string{
 		`<link rel="preload" href="/ddt.wasm" as="fetch" type="application/wasm" crossorigin>`,
 		`<script type="module" src="app.js"></script>`,

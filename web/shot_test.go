@@ -1,19 +1,25 @@
 package web_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"ddt/shared/wait"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
 // TestScreenshots saves full-page PNGs of the DDT page in its main states
+// (booting, admitted with a peer, with a username and a found user,
+// retrying, no WebAssembly)
 // to the folder DDT_SHOTS names, for a person to look at (before and after
 // a change to the page, say). It asserts nothing about how the page looks.
 func TestScreenshots(t *testing.T) {
@@ -25,6 +31,33 @@ func TestScreenshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startRelay(t, "-zone", "shots")
+
+	// Booting: the wasm arrives at 400 kB/s, so the progress bar is caught
+	// part way.
+	b := newPage(t, "")
+	if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(1100, 900)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := chromedp.Run(b.ctx, chromedp.Action[network.EmulateNetworkConditionsByRuleResult](
+		func(ctx context.Context, tg *chromedp.Target) (network.EmulateNetworkConditionsByRuleResult, error) {
+			return cdp.Call(ctx, tg, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+				MatchedNetworkConditions: []*network.Conditions{{URLPattern: r.url() + "/ddt.wasm", DownloadThroughput: 400e3, UploadThroughput: -1}},
+			})
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEval[bool](b, `location.href = `+quote(r.url())+`, true`) // no waiting for the load event
+	wait.For(t, 30*time.Second, "the download part way", func() error {
+		s, err := eval[string](b, `document.querySelector('#boot-status')?.textContent || ''`)
+		if err == nil && !regexp.MustCompile(`\(([2-8]\d)%\)`).MatchString(s) {
+			err = fmt.Errorf("boot status reads %q", s)
+		}
+		return err
+	})
+	shot(t, b, filepath.Join(dir, "0-booting.png"))
+	b.close()
+
 	p := newPage(t, "")
 	if err := chromedp.Do(p.ctx, chromedp.EmulateViewport(1100, 900)); err != nil {
 		t.Fatal(err)

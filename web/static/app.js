@@ -2,7 +2,9 @@
 // any host uses), shows the download's progress, and hands the running node
 // to each view, which from then on reads only the public window.ddt API.
 // It holds no protocol logic. No framework, no build step: every file under
-// views/ is a native ES module that owns one part of the page.
+// views/ is a native ES module that owns one part of the page: boot (the
+// progress bar and the alert), identity (state badge, address), username,
+// finduser, peers, routing (with find-a-node) and log, with dom's helpers.
 //
 // The page honours three knobs, set before this script runs: window.DDT_RELAY
 // (the relay; default this page's origin), window.DDT_MAX_PEERS (the
@@ -11,17 +13,24 @@
 import { start } from './ddt.js';
 import * as boot from './views/boot.js';
 import { message } from './views/dom.js';
-import * as findUser from './views/finduser.js';
-import * as identity from './views/identity.js';
 import { log } from './views/log.js';
-import * as peers from './views/peers.js';
-import * as routing from './views/routing.js';
-import * as username from './views/username.js';
 
 /** @import {DDT, StartConfig, StartError} from './ddt.js' */
 
-/** Views in the order they attach; each returns its detach function. */
-const views = [identity, username, findUser, peers, routing];
+// The page's forms never navigate; each view handles its own, once loaded.
+document.addEventListener('submit', (ev) => ev.preventDefault(), { capture: true });
+
+// The cards that show the running node load beside the wasm rather than
+// before it, so that its download starts with the fewest requests in its
+// way (index.html modulepreloads only what the download waits for). They
+// attach in this order; each attach returns its detach function.
+const views = Promise.all([
+  import('./views/identity.js'),
+  import('./views/username.js'),
+  import('./views/finduser.js'),
+  import('./views/peers.js'),
+  import('./views/routing.js'),
+]);
 
 /** @type {(() => void)[]} */
 let detach = [];
@@ -37,18 +46,20 @@ function config() {
 }
 
 /** @param {DDT} ddt */
-function attach(ddt) {
+async function attach(ddt) {
+  const all = await views;
   running = true;
   boot.done();
   log('Node started in this tab.');
-  detach = views.map((v) => v.attach(ddt));
+  detach = all.map((v) => v.attach(ddt));
 }
 
 /**
  * stopped says the node has stopped, or exited before it started.
  * @param {string} why
  */
-function stopped(why) {
+async function stopped(why) {
+  const [identity] = await views;
   for (const off of detach) {
     try {
       off();
@@ -73,11 +84,25 @@ function exitWords(err) {
   return err.cause === undefined ? '' : message(err.cause);
 }
 
-start(config(), { onProgress: boot.progress, onExit: (err) => stopped(exitWords(err)) }).then(attach, (/** @type {StartError} */ err) => {
+/**
+ * failed says the node could not start.
+ * @param {StartError} err
+ */
+async function failed(err) {
   if (err.code === 'exited') return stopped(exitWords(err));
   if (err.code === 'start') return stopped(message(err));
+  const [identity] = await views;
   boot.done();
   identity.stopped('The node is not running.');
   boot.fail('DDT could not start.', message(err));
   log(message(err), 'err');
-});
+}
+
+start(config(), { onProgress: boot.progress, onExit: (err) => stopped(exitWords(err)) })
+  .then(attach, failed)
+  .catch((err) => {
+    // A view of the page did not load.
+    boot.done();
+    boot.fail('DDT could not start.', message(err));
+    log(message(err), 'err');
+  });
