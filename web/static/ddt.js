@@ -25,7 +25,7 @@ let runtime = null;
 
 /** @type {typeof import('./ddt.js').start} */
 export async function start(config = {}, { onProgress, onExit } = {}) {
-  const { wasmURL, wasmExecURL, ...rest } = config;
+  const { wasmURL, wasmExecURL, ...rest } = config || {};
   /** @type {DDTConfig} */
   const nodeConfig = { ...rest, relay: rest.relay || new URL(here).origin };
   if (!runtime) {
