@@ -60,7 +60,7 @@ deps: ## install what the tests need (Chromium, fonts, node, npm, iproute2, Type
 	fi
 	@[ -x $(WASMBROWSERTEST) ] || $(GO) install github.com/agnivade/wasmbrowsertest@v0.11.0
 	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
-	@$(MAKE) --no-print-directory $(TS_STAMP)
+	@$(MAKE) -s --no-print-directory $(TS_STAMP)
 
 $(TS_STAMP):
 	@mkdir -p $(TS_DIR)
