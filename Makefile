@@ -13,12 +13,18 @@ GOROOT    := $(shell $(GO) env GOROOT)
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 WASMBROWSERTEST := $(GOBIN)/wasmbrowsertest
 STATICCHECK := $(GOBIN)/staticcheck
+# TypeScript checks the page's modules and an example host page against
+# web/static/ddt.d.ts; it comes from the npm registry, pinned, into build/.
+TS_VERSION := 5.9.3
+TS_DIR    := $(BUILD)/tsc
+TSC       := $(TS_DIR)/node_modules/typescript/bin/tsc
+TS_STAMP  := $(TS_DIR)/typescript-$(TS_VERSION)
 # Everything that starts WebRTC runs in a network namespace whose only
 # interface is loopback: no test traffic can leave this machine.
 LOOPBACK  := unshare -n sh -c 'ip link set lo up && exec "$$@"' sh
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
-.PHONY: help build run node test deps vet unit wasm-test e2e baseline bench fuzz clean
+.PHONY: help build run node test deps vet types unit wasm-test e2e baseline bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,11 +51,12 @@ run: build ## build everything and start the relay with the web app on http://12
 node: $(RELAY) ## start a headless native node on the relay of `make run` (its state in build/node)
 	$(RELAY) node -relay http://$(ADDR) -data $(BUILD)/node -status 127.0.0.1:8081
 
-deps: ## install what the tests need (Chromium, fonts, node, iproute2) when missing
+deps: ## install what the tests need (Chromium, fonts, node, npm, iproute2, TypeScript) when missing
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	[ -e /usr/share/fonts/truetype/liberation ] || missing="$$missing fonts-liberation"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
 	if [ -n "$$missing" ]; then \
@@ -59,6 +66,12 @@ deps: ## install what the tests need (Chromium, fonts, node, iproute2) when miss
 	fi
 	@[ -x $(WASMBROWSERTEST) ] || $(GO) install github.com/agnivade/wasmbrowsertest@v0.11.0
 	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	@$(MAKE) -s --no-print-directory $(TS_STAMP)
+
+$(TS_STAMP):
+	@mkdir -p $(TS_DIR)
+	npm install --prefix $(TS_DIR) --no-audit --no-fund --loglevel=error --save-exact typescript@$(TS_VERSION)
+	@touch $@
 
 vet: ## go vet and staticcheck, native and js/wasm; gofmt
 	$(GO) vet ./...
@@ -66,6 +79,9 @@ vet: ## go vet and staticcheck, native and js/wasm; gofmt
 	$(STATICCHECK) ./...
 	GOOS=js GOARCH=wasm $(STATICCHECK) ./shared/... ./wasm/...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+types: $(TS_STAMP) ## type-check the page's modules and the example host page against web/static/ddt.d.ts (tsc)
+	node $(TSC) -p web/tsconfig.json
 
 unit: ## unit, fuzz-seed and native WebRTC tests (loopback namespace)
 	$(LOOPBACK) env GOPROXY=off $(GO) test -count=1 ./shared/... ./relay/...
@@ -81,7 +97,7 @@ e2e: build ## end-to-end tests: relay, native node and real Chromium pages (loop
 	$(GO) test -c -o $(BUILD)/web.test ./web
 	$(LOOPBACK) env DDT_BUILD=$(BUILD) $(BUILD)/web.test -test.count=1 -test.v -test.timeout=10m
 
-test: deps build vet unit wasm-test e2e ## everything: vet and staticcheck, unit, fuzz seeds, wasm (node and Chromium), end to end
+test: deps build vet types unit wasm-test e2e ## everything: vet and staticcheck, types, unit, fuzz seeds, wasm (node and Chromium), end to end
 
 baseline: ## build the BASELINE commit into build/baseline, for make bench to run beside this build
 	@rev=$$(git rev-parse --short $(BASELINE)) || exit 1; \

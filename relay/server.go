@@ -111,7 +111,7 @@ func (a *asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // newMux wires the relay's HTTP endpoints.
 func newMux(r *Relay, webDir string, log *slog.Logger) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	mux.Handle("GET /", http.FileServerFS(web.Static()))
+	mux.Handle("GET /", anyOrigin(http.FileServerFS(web.Static())))
 	for _, f := range []struct{ name, ctype string }{
 		{"ddt.wasm", "application/wasm"},
 		{"wasm_exec.js", "text/javascript; charset=utf-8"},
@@ -121,10 +121,22 @@ func newMux(r *Relay, webDir string, log *slog.Logger) (*http.ServeMux, error) {
 			return nil, fmt.Errorf("%w (build it with 'make build')", err)
 		}
 		log.Info("serving", "file", f.name, "raw", len(a.raw), "gzip", len(a.gz), "brotli", len(a.br))
-		mux.Handle("GET /"+f.name, a)
+		mux.Handle("GET /"+f.name, anyOrigin(a))
 	}
 	r.Routes(mux, log)
 	return mux, nil
+}
+
+// anyOrigin lets pages of any origin load what h serves (the page's files,
+// the loader ddt.js, ddt.wasm, wasm_exec.js), so that another site can run
+// a node from this relay; X-Uncompressed-Length is exposed for the
+// loader's progress.
+func anyOrigin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Access-Control-Expose-Headers", "X-Uncompressed-Length")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Routes adds the relay's endpoints: /healthz, /relays and the zone

@@ -1,11 +1,19 @@
-// Package web is DDT's front end: the page that hosts a browser node.
+// Package web is DDT's front end: the page that hosts a browser node, and
+// the loader any other page can host one with.
 //
-// The page (static/index.html, app.js, style.css) loads Go's /wasm_exec.js,
-// downloads /ddt.wasm with a progress bar and runs it. The running node
-// defines window.ddt and dispatches the "ddt:loaded" event; from then on the
-// page only reads that public API (ready, address, zone, relay, state,
-// peers, ping, on) to show the node's identity, its connection state, its
-// peers and an event log. The JavaScript holds no protocol logic.
+// static/ddt.js is the loader, a native ES module: start(config) loads Go's
+// wasm_exec.js (unless the host did), fetches ddt.wasm beside it with
+// progress reports, compiles it as it streams, runs it and calls the node's
+// ddtStart(config), resolving with the public API (window.ddt).
+// static/ddt.d.ts declares the loader, the config and the whole API.
+//
+// The page (static/index.html, app.js, style.css) is ES modules too, with no
+// build step: app.js starts the node with ddt.js and hands it to the views
+// in static/views/, each owning one card (boot progress, identity and state,
+// username, find a user, peers, routing table and find a node, event log),
+// which from then on only read the public API. The JavaScript holds no
+// protocol logic; `make types` type-checks it, and an example host page,
+// against ddt.d.ts with tsc.
 //
 // The relay serves [Static] at "/" and provides /ddt.wasm and /wasm_exec.js
 // beside it; neither is part of this package, so it builds without them.

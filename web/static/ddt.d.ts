@@ -1,0 +1,339 @@
+// Types of a DDT node as a page or an extension sees it: the loader
+// (ddt.js: start), the node's configuration (DDTConfig) and the public API
+// (DDT, window.ddt), with its events and its username records. The README's
+// "window.ddt — the public API" section is the reference; a test checks that
+// it, this file and the running node name the same members and events.
+
+/** A DDT address: 40 lowercase hex digits. */
+export type Address = string;
+
+/** The node's relay state, as `ddt.state` and the `state` event give it. */
+export type State = 'connecting' | 'admitted' | 'retrying' | 'refused';
+
+/** How a data channel was signaled: through the relay, or routed through other peers. */
+export type Via = 'relay' | 'overlay';
+
+/** What `ddt.ready` resolves with once the node is admitted to a zone. */
+export interface Admission {
+  /** This node's DDT address. */
+  address: Address;
+  /** The zone's name. */
+  zone: string;
+}
+
+/** A peer with an open data channel, as `ddt.peers()` and `ddt.connect()` give it. */
+export interface Peer {
+  address: Address;
+  /** The last keepalive round trip in ms (0 before the first). */
+  rttMs: number;
+  /** True for headless native nodes, false for browser tabs. */
+  native: boolean;
+  /** How the channel was signaled. */
+  via: Via;
+}
+
+/** What `ddt.throughput()` measured. */
+export interface Throughput {
+  /** Bytes of test data sent. */
+  bytes: number;
+  /** From the first byte sent to the peer's receipt, in ms. */
+  ms: number;
+  mibPerSec: number;
+}
+
+/** An iterative DHT lookup's outcome, as `ddt.lookup()` gives it. */
+export interface Lookup {
+  /** True when the node at the address itself answered. */
+  found: boolean;
+  /** The sequential query rounds until it was first reported. */
+  hops: number;
+  ms: number;
+  /** Requests sent. */
+  messages: number;
+  /** The closest live addresses found, closest first. */
+  closest: Address[];
+}
+
+/** One bucket of the routing table. */
+export interface Bucket {
+  /** Bits shared with this node's address. */
+  index: number;
+  /** Contacts in the bucket (at most 20). */
+  contacts: number;
+  /** Contacts with an open data channel. */
+  connected: number;
+}
+
+/** The routed-message counters. */
+export interface OverlayStats {
+  sent: number;
+  delivered: number;
+  forwarded: number;
+  dropped: number;
+  /** Frames of message types this node does not know (a newer peer's), skipped. */
+  unknown: number;
+}
+
+/** The routing table by bucket and the routed-message counters, as `ddt.routing()` gives them. */
+export interface Routing {
+  buckets: Bucket[];
+  /** Contacts in all buckets. */
+  contacts: number;
+  overlay: OverlayStats;
+}
+
+/**
+ * A verified username record, as `ddt.register()`, `ddt.resolve()` and the
+ * `username` event give it.
+ */
+export interface UserRecord {
+  /** The name, in lower case. */
+  name: string;
+  /** The owner's DDT address. */
+  address: Address;
+  /** The owner's zone. */
+  zone: string;
+  /** The owner's Ed25519 key, hex. */
+  signKey: string;
+  /** The owner's X25519 key, hex. */
+  agreeKey: string;
+  /** The claim's version: 1, and one more at every claim from a new address. */
+  version: number;
+  /** Where the claim was sequenced. */
+  ledger: {
+    /** The home relay's zone. */
+    zone: string;
+    /** The entry's index in that zone's ledger. */
+    index: number;
+    /** That relay's key, hex. */
+    relayKey: string;
+    /** The size of the checkpoint the inclusion proof is against. */
+    size: number;
+  };
+  /** `"<ledger zone>:<index>"`, e.g. `"b:5"`. */
+  seq: string;
+}
+
+/**
+ * Why `ddt.register()` or `ddt.resolve()` failed: `invalid` (empty, longer
+ * than 16, or other characters), `taken` (another key holds the name),
+ * `not-found` (nobody holds it), `already-registered` (this node holds another
+ * name), `unavailable` (the home relay is unreachable, or the relay is still
+ * joining), `rate-limited` (over 5 claims/s or 20 lookups/s per node),
+ * `not-admitted` (not in a zone yet), `timeout` (no answer in 15 s), `forged`
+ * (a record that does not verify), `error` (anything else).
+ */
+export type NameErrorCode =
+  | 'invalid'
+  | 'taken'
+  | 'not-found'
+  | 'already-registered'
+  | 'unavailable'
+  | 'rate-limited'
+  | 'not-admitted'
+  | 'timeout'
+  | 'forged'
+  | 'error';
+
+/** The Error `ddt.register()` and `ddt.resolve()` reject with; its message is meant for people. */
+export type NameError = Error & { code: NameErrorCode };
+
+/** The `peer` event: a data channel opened and the peer proved its lease. */
+export interface PeerEvent {
+  address: Address;
+  native: boolean;
+  via: Via;
+}
+
+/** The `peer-gone` event: that channel closed (tab closed, peer silent for 7 s, …). */
+export interface PeerGoneEvent {
+  address: Address;
+  /** Why, in words. */
+  reason: string;
+}
+
+/** The `state` event: the relay state changed. */
+export interface StateEvent {
+  state: State;
+  /** A readable sentence. */
+  detail: string;
+  /** The wait before the next attempt when retrying or refused, else 0. */
+  retryInMs: number;
+}
+
+/** The `dial-failed` event: an attempt of this node's to open a data channel failed or stalled. */
+export interface DialFailedEvent {
+  address: Address;
+  /** Why, in words (e.g. "no data channel after 5s"). */
+  reason: string;
+  /** When the node tries again by itself, in ms; 0 when it does not. */
+  retryInMs: number;
+}
+
+/** Every event of `ddt.on()`, by name, with its payload. */
+export interface DDTEvents {
+  /** A data channel opened and the peer proved its lease. */
+  peer: PeerEvent;
+  /** That channel closed (tab closed, peer silent for 7 s, …). */
+  'peer-gone': PeerGoneEvent;
+  /** The relay state changed. */
+  state: StateEvent;
+  /** An attempt to open a data channel failed or stalled; the node tries again by itself within seconds. */
+  'dial-failed': DialFailedEvent;
+  /** The record: this node registered a name, or claimed it again at a new address. */
+  username: UserRecord;
+}
+
+/** A running DDT node: `window.ddt`, and what `start()` resolves with. */
+export interface DDT {
+  /**
+   * Promise of `{address, zone}` once admitted to a zone. It rejects with an
+   * Error explaining a refusal (e.g. "zone local is full: it admits at most
+   * 1024 nodes; try https://…"); after a later admission it is replaced by a
+   * resolved promise.
+   */
+  readonly ready: Promise<Admission>;
+  /** This node's DDT address: 40 lowercase hex digits (`""` before admission). */
+  readonly address: Address;
+  /** The zone's name. */
+  readonly zone: string;
+  /** The URL of the relay in use (it changes when the node follows a redirect or moves to another relay). */
+  readonly relay: string;
+  /** `"connecting"`, `"admitted"`, `"retrying"` or `"refused"`. */
+  readonly state: State;
+  /**
+   * Peers with an open data channel; `rttMs` is the last keepalive round
+   * trip; `native` is true for headless native nodes; `via` is `"relay"` or
+   * `"overlay"`, how the channel was signaled.
+   */
+  peers(): Promise<Peer[]>;
+  /**
+   * The round-trip time in ms over the data channel; rejects if there is no
+   * open channel to that address.
+   */
+  ping(address: Address): Promise<number>;
+  /**
+   * Sends `bytes` (default 16 MiB) of test data to a connected peer over the
+   * link's bulk channel and waits for its receipt.
+   */
+  throughput(address: Address, bytes?: number): Promise<Throughput>;
+  /**
+   * An iterative DHT lookup. `found` is true when the node at `address` itself
+   * answered; `hops` counts the sequential query rounds until it was first
+   * reported; `closest` lists the closest live addresses found, closest first.
+   */
+  lookup(address: Address): Promise<Lookup>;
+  /**
+   * The peer (as in `peers()`) once a data channel to `address` is open;
+   * signaled through the overlay when any peer is connected, else (or if that
+   * fails) through the relay. The channel is kept open until `disconnect`.
+   */
+  connect(address: Address): Promise<Peer>;
+  /** Whether a channel was open; closes it. */
+  disconnect(address: Address): Promise<boolean>;
+  /**
+   * This node's verified username record once the name's home relay has
+   * sequenced the claim; rejects with a {@link NameError} whose `code` says why
+   * (`invalid`, `taken`, `already-registered`, `unavailable`, …). Registering
+   * the name the node already holds returns its record.
+   */
+  register(name: string): Promise<UserRecord>;
+  /**
+   * The verified record of `name` (any case); rejects with a
+   * {@link NameError}, code `not-found` (`no user named "bob"`) or `invalid`.
+   * Cached 5 minutes unless `fresh: true`. There is no call from an address
+   * to a name.
+   */
+  resolve(name: string, options?: { fresh?: boolean }): Promise<UserRecord>;
+  /** This node's username (`""` until registered; kept across visits). */
+  readonly username: string;
+  /**
+   * The routing table by bucket (index = bits shared with this node's
+   * address) and the routed-message counters.
+   */
+  routing(): Promise<Routing>;
+  /** Subscribes `fn` to `event`; returns an unsubscribe function. */
+  on<E extends keyof DDTEvents>(event: E, fn: (payload: DDTEvents[E]) => void): () => void;
+}
+
+/** What the node takes when it starts (the wasm's `ddtStart(config)`). */
+export interface DDTConfig {
+  /** The relay's base URL, http or https. Required by `ddtStart`; `start()` defaults it to the origin ddt.js was loaded from. */
+  relay: string;
+  /** The connection budget: data channels kept open (default 32). */
+  maxPeers?: number;
+  /** The lowest level logged to the console (default `"warn"`). */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * The IndexedDB database that keeps the node's identity (default `"ddt"`;
+   * tab slot n > 0 uses `"<storage>-<n>"`); `"memory"` keeps nothing, so the
+   * identity does not outlive the host.
+   */
+  storage?: string;
+  /** Names the host software in the relay's logs (default `"ddt-browser"`). */
+  agent?: string;
+}
+
+/** What `start()` takes: the node's configuration, and where to find its files. */
+export interface StartConfig extends Partial<DDTConfig> {
+  /** The node's WebAssembly (default: `ddt.wasm` beside ddt.js). */
+  wasmURL?: string | URL;
+  /** Go's `wasm_exec.js`, loaded if `globalThis.Go` is not defined (default: beside ddt.js). */
+  wasmExecURL?: string | URL;
+}
+
+/** A report of `start()`'s progress. */
+export interface Progress {
+  /** `"download"`: the wasm is arriving (and compiling as it streams); `"start"`: it is compiled and the node is starting. */
+  phase: 'download' | 'start';
+  /** Bytes of the wasm received so far, decoded. */
+  received: number;
+  /** Bytes it has in all (from `X-Uncompressed-Length`), 0 when unknown. */
+  total: number;
+}
+
+/** What `start()` also takes. */
+export interface StartOptions {
+  /** Called as the wasm downloads and once it is compiled. */
+  onProgress?: (progress: Progress) => void;
+  /** Called if the node exits after `start()` resolved (before, `start()` rejects). */
+  onExit?: (error: StartError) => void;
+}
+
+/**
+ * Why `start()` failed: `unsupported` (no WebAssembly in this browser),
+ * `wasm-exec` (Go's wasm_exec.js did not load or did not define `Go`),
+ * `download` (the wasm could not be fetched or compiled: an HTTP error, the
+ * network, a bad file), `start` (the node refused to start: a bad config, a
+ * node already running), `exited` (the node exited).
+ */
+export type StartErrorCode = 'unsupported' | 'wasm-exec' | 'download' | 'start' | 'exited';
+
+/** The Error `start()` rejects with (and `onExit` gets); its message is meant for people. */
+export type StartError = Error & {
+  code: StartErrorCode;
+  /** The node's exit code, when it exited with one. */
+  exitCode?: number;
+};
+
+/**
+ * Loads the node (wasm_exec.js if needed, then ddt.wasm, compiled as it
+ * downloads), runs it, and starts it with `config`: resolves with the API,
+ * which is also `window.ddt`, once the node has its identity (admission comes
+ * later: await `ready`). A page runs one node: a second call returns the
+ * running node's refusal.
+ */
+export function start(config?: StartConfig, options?: StartOptions): Promise<DDT>;
+
+declare global {
+  interface Window {
+    /** The page's node, once it runs (see {@link DDT}). */
+    ddt: DDT;
+  }
+  interface WindowEventMap {
+    /** Dispatched on `window` once `window.ddt` is defined. */
+    'ddt:loaded': Event;
+  }
+  /** Defined by ddt.wasm once it runs; `start()` calls it. */
+  var ddtStart: ((config: DDTConfig) => Promise<DDT>) | undefined;
+}
