@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -111,7 +112,11 @@ func (a *asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // newMux wires the relay's HTTP endpoints.
 func newMux(r *Relay, webDir string, log *slog.Logger) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	mux.Handle("GET /", anyOrigin(http.FileServerFS(web.Static())))
+	static, err := pageFiles(web.Static())
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("GET /", anyOrigin(static))
 	for _, f := range []struct{ name, ctype string }{
 		{"ddt.wasm", "application/wasm"},
 		{"wasm_exec.js", "text/javascript; charset=utf-8"},
@@ -125,6 +130,44 @@ func newMux(r *Relay, webDir string, log *slog.Logger) (*http.ServeMux, error) {
 	}
 	r.Routes(mux, log)
 	return mux, nil
+}
+
+// pageFiles serves the page's files with an ETag each (embedded files have
+// no modification time), so a returning browser revalidates them with a
+// 304 instead of downloading them again; TypeScript declarations are
+// served as text (the system's table may say Qt Linguist).
+func pageFiles(files fs.FS) (http.Handler, error) {
+	etags := map[string]string{}
+	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(files, p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		etags["/"+p] = `"` + hex.EncodeToString(sum[:8]) + `"`
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the page's files: %w", err)
+	}
+	server := http.FileServerFS(files)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if strings.HasSuffix(p, "/") {
+			p += "index.html"
+		}
+		if tag, ok := etags[p]; ok {
+			w.Header().Set("ETag", tag)
+			w.Header().Set("Cache-Control", "no-cache")
+		}
+		if strings.HasSuffix(p, ".ts") {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		}
+		server.ServeHTTP(w, r)
+	}), nil
 }
 
 // anyOrigin lets pages of any origin load what h serves (the page's files,

@@ -1,7 +1,9 @@
 // Package bridge is the one way DDT's Go code talks to JavaScript: every
-// syscall/js promise, callback and exception passes through it, in the
-// browser entry (wasm/), the browser WebRTC transport and the browser
-// store alike.
+// promise DDT's code awaits or makes, every exception it catches and every
+// shape it hands a page passes through it, in the browser entry (wasm/)
+// and the browser WebRTC transport alike. (Event handlers are plain
+// js.FuncOf callbacks that must not block; the IndexedDB store goes
+// through hack-pad/go-indexeddb, which has glue of its own.)
 //
 // It turns a JavaScript promise into a blocking call on an ordinary
 // goroutine (Await) and a Go function into a promise (Promise); it turns
