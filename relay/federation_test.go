@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"ddt/relay/federation"
+	"ddt/relay/internal/relaytest"
 	"ddt/relay/zone"
 	"ddt/shared/id"
 	"ddt/shared/identity"
@@ -292,7 +293,7 @@ func TestFullZoneRedirects(t *testing.T) {
 
 func TestFederationHeals(t *testing.T) {
 	dir := t.TempDir()
-	bStore := openBolt(t, filepath.Join(dir, "relay.db"))
+	bStore := relaytest.OpenBolt(t, filepath.Join(dir, "relay.db"))
 	zs := federate(t, Config{}, Config{Store: bStore})
 	a, b := zs[0], zs[1]
 	nodeB, _ := identity.New()
@@ -310,7 +311,7 @@ func TestFederationHeals(t *testing.T) {
 
 	// b comes back on its address with its data: the link heals by
 	// itself, and b's returning node has its address and is known to a.
-	bStore = openBolt(t, filepath.Join(dir, "relay.db"))
+	bStore = relaytest.OpenBolt(t, filepath.Join(dir, "relay.db"))
 	b2 := startZone(t, bStore, b.cfg, listen(t, b.addr))
 	if b2.relay.Key() != bKey {
 		t.Fatal("relay b's key changed across its restart")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"ddt/relay/internal/relaytest"
 	"ddt/relay/zone"
 	"ddt/shared/id"
 	"ddt/shared/identity"
@@ -168,23 +169,10 @@ func TestZoneMesh(t *testing.T) {
 	}
 }
 
-// openBolt opens the bbolt store at path and closes it when the test
-// ends, after the hubs that use it (cleanups run last-registered first).
-// Closing it earlier, to reopen it as a restarted relay would, is fine.
-func openBolt(t testing.TB, path string) *store.Bolt {
-	t.Helper()
-	st, err := store.OpenBolt(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 func TestAddressesSurviveRestarts(t *testing.T) {
 	dir := t.TempDir()
 	relayDB := filepath.Join(dir, "relay.db")
-	rs := openBolt(t, relayDB)
+	rs := relaytest.OpenBolt(t, relayDB)
 	nodeStore := store.NewMemory()
 	z := newZone(t, rs, Config{})
 	first := z.join(nodeStore).Address()
@@ -193,7 +181,7 @@ func TestAddressesSurviveRestarts(t *testing.T) {
 	rs.Close()
 
 	// The relay restarts from its data folder; the node comes back.
-	rs = openBolt(t, relayDB)
+	rs = relaytest.OpenBolt(t, relayDB)
 	z2 := newZone(t, rs, Config{})
 	if z2.relay.Key() != key {
 		t.Fatal("relay key changed across a restart")

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"ddt/relay/internal/relaytest"
 	"ddt/relay/zoneledger"
 	"ddt/shared/identity"
 	"ddt/shared/ledger"
@@ -155,7 +156,7 @@ func toHashes(b [][]byte) []tlog.Hash {
 
 func TestLedgerSurvivesRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "relay.db")
-	st := openBolt(t, path)
+	st := relaytest.OpenBolt(t, path)
 	z := newZone(t, st, Config{Zone: "zone-p"})
 	var last []byte
 	var err error
@@ -167,7 +168,7 @@ func TestLedgerSurvivesRestart(t *testing.T) {
 	z.stop()
 	st.Close()
 
-	st = openBolt(t, path)
+	st = relaytest.OpenBolt(t, path)
 	z = newZone(t, st, Config{Zone: "zone-p"})
 	if note, _ := z.relay.Ledger.Log().Checkpoint(); string(note) != string(last) {
 		t.Fatalf("checkpoint after restart:\n%s\nwas\n%s", note, last)
@@ -184,7 +185,7 @@ func TestLedgerSurvivesRestart(t *testing.T) {
 
 func TestLedgerMirrored(t *testing.T) {
 	dir := t.TempDir()
-	bStore := openBolt(t, filepath.Join(dir, "relay.db"))
+	bStore := relaytest.OpenBolt(t, filepath.Join(dir, "relay.db"))
 	zs := federate(t, Config{}, Config{Store: bStore})
 	a, b := zs[0], zs[1]
 	big := strings.Repeat("x", ledger.MaxEntry-10)
@@ -221,7 +222,7 @@ func TestLedgerMirrored(t *testing.T) {
 	for i := 40; i < 45; i++ {
 		a.relay.Sequence(entry(i))
 	}
-	bStore = openBolt(t, filepath.Join(dir, "relay.db"))
+	bStore = relaytest.OpenBolt(t, filepath.Join(dir, "relay.db"))
 	b2 := startZone(t, bStore, b.cfg, listen(t, b.addr))
 	if n := b2.relay.Stats().Ledger.Mirrors["zone-a"]; n != 40 && n != 45 {
 		t.Fatalf("b's mirror after restart has %d entries", n)

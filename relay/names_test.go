@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"ddt/relay/internal/relaytest"
 	"ddt/relay/registrar"
 	"ddt/relay/zone"
 	"ddt/shared/identity"
@@ -228,14 +229,14 @@ func TestNameRateLimit(t *testing.T) {
 
 func TestNamesSurviveRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "relay.db")
-	st := openBolt(t, path)
+	st := relaytest.OpenBolt(t, path)
 	z := newZone(t, st, Config{Zone: "zone-r"})
 	a := joinNamed(t, z)
 	rec := wantRecord(t, a.claim(a.claimOf("alice", 1)), "alice", zonesOf(z.relay))
 	z.stop()
 	st.Close()
 
-	st = openBolt(t, path)
+	st = relaytest.OpenBolt(t, path)
 	z = newZone(t, st, Config{Zone: "zone-r"})
 	zoneOf := zonesOf(z.relay)
 	b := joinNamed(t, z)
@@ -585,7 +586,7 @@ func TestBenchNames(t *testing.T) {
 	if os.Getenv("DDT_BENCH") == "" {
 		t.Skip("set DDT_BENCH=1 to run the username benchmark")
 	}
-	st := openBolt(t, filepath.Join(t.TempDir(), "relay.db"))
+	st := relaytest.OpenBolt(t, filepath.Join(t.TempDir(), "relay.db"))
 	z := newZone(t, st, Config{Zone: "bench", MaxNodes: 64})
 	zoneOf := zonesOf(z.relay)
 	const rounds, perNode = 5, registrar.ClaimBurst // each node stays within its burst

@@ -150,9 +150,7 @@ func TestBenchJoin(t *testing.T) {
 			// with the browser's caches (V8 writes its compiled-code cache for
 			// the module a little after it starts, not at once).
 			time.Sleep(5 * time.Second)
-			if err := reload(p); err != nil {
-				t.Fatal(err)
-			}
+			reload(t, p)
 			m = waitJoined(t, p)
 			s.warmPhases = append(s.warmPhases, m)
 			s.warmReady = append(s.warmReady, m.Ready)

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -77,9 +78,7 @@ func TestMesh(t *testing.T) {
 	}
 
 	// A reloaded tab keeps its address and rejoins everyone.
-	if err := reload(pages[2]); err != nil {
-		t.Fatal(err)
-	}
+	reload(t, pages[2])
 	if again := pages[2].ready(); again != addrs[2] {
 		t.Fatalf("address after reload %s, before %s", again, addrs[2])
 	}
@@ -206,21 +205,18 @@ func TestZoneFull(t *testing.T) {
 
 // reload reloads the tab and returns once the old document is gone, so
 // that what the caller reads next comes from the new one.
-func reload(p *page) error {
+func reload(t testing.TB, p *page) {
+	t.Helper()
 	if _, err := eval[bool](p, `window.__beforeReload = true; location.reload(); true`); err != nil {
-		return err
+		t.Fatalf("reload: %v", err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	wait.For(t, 30*time.Second, "the page to reload", func() error {
 		old, err := eval[bool](p, `window.__beforeReload === true`)
-		if err == nil && !old {
-			return nil
+		if err == nil && old {
+			err = errors.New("the old document is still there")
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the page did not reload: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 func without(list []string, drop string) []string {
@@ -263,9 +259,7 @@ func TestTabsOfOneProfile(t *testing.T) {
 		p    *page
 		want string
 	}{{second, b}, {first, a}} {
-		if err := reload(tc.p); err != nil {
-			t.Fatal(err)
-		}
+		reload(t, tc.p)
 		if got := tc.p.ready(); got != tc.want {
 			t.Fatalf("after reload a tab has %s, had %s", got, tc.want)
 		}

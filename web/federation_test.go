@@ -7,17 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/node"
 	"ddt/shared/wait"
 )
 
 // lookupResult is what ddt.lookup resolves to.
-type lookupResult struct {
-	Found    bool
-	Hops     int
-	Messages int
-	MS       float64
-	Closest  []string
-}
+type lookupResult = node.LookupView
 
 // federatedPair starts two relays that name each other and waits until
 // their link is up.

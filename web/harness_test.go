@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/node"
 	"ddt/shared/wait"
 
 	"github.com/chromedp/cdproto/browser"
@@ -212,12 +213,9 @@ type nativeNode struct {
 	status string
 }
 
-type peerInfo struct {
-	Address string  `json:"address"`
-	RTTMs   float64 `json:"rttMs"`
-	Native  bool    `json:"native"`
-	Via     string  `json:"via"`
-}
+// peerInfo is a peer as ddt.peers() and the native node's /peers give
+// it: the node's one definition of that shape.
+type peerInfo = node.PeerView
 
 // startNative runs a native node on r; args come after the defaults and
 // override them (e.g. "-log", "warn").

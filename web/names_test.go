@@ -11,26 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/username"
 	"ddt/shared/wait"
 )
 
 // userRecord is a verified username record as ddt.register and
 // ddt.resolve give it.
-type userRecord struct {
-	Name     string
-	Address  string
-	Zone     string
-	SignKey  string
-	AgreeKey string
-	Version  int
-	Seq      string
-	Ledger   struct {
-		Zone     string
-		Index    int
-		RelayKey string
-		Size     int
-	}
-}
+type userRecord = username.View
 
 // outcome is a settled ddt.register or ddt.resolve: the record, or the
 // error's code and message.
@@ -235,9 +222,7 @@ func TestNames(t *testing.T) {
 		t.Errorf("claiming alice after the restart: %+v; want taken", o)
 	}
 	// The winner's tab, reloaded, is still alice and is not asked again.
-	if err := reload(winner); err != nil {
-		t.Fatal(err)
-	}
+	reload(t, winner)
 	winner.ready()
 	wait.For(t, 15*time.Second, "username after reload", func() error {
 		u, err := eval[string](winner, `ddt.username`)

@@ -9,11 +9,11 @@ import (
 
 	"ddt/relay/federation"
 	"ddt/relay/internal/relaytest"
+	"ddt/relay/internal/stack"
 	"ddt/relay/zone"
 	"ddt/relay/zoneledger"
 	"ddt/shared/identity"
 	"ddt/shared/names"
-	"ddt/shared/store"
 	"ddt/shared/transport"
 	"ddt/shared/wait"
 	"ddt/shared/wire"
@@ -29,27 +29,18 @@ type testRelay struct {
 
 func newTestRelay(t testing.TB) *testRelay {
 	t.Helper()
-	key, _ := identity.New()
-	st := store.NewMemory()
-	z, err := zone.New(zone.Config{Name: "zone-a", URL: "http://a.example", MaxNodes: 8, Key: key, Store: st})
+	r := stack.New(t)
+	lg, err := zoneledger.New(zoneledger.Config{Zone: "zone-a", Key: r.Key, Store: r.Store, Federation: r.Fed})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := federation.New(federation.Config{Zone: z, Key: key, SummaryEvery: 20 * time.Millisecond})
+	reg, err := New(Config{Zone: r.Zone, Federation: r.Fed, Ledger: lg, Store: r.Store, Wait: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg, err := zoneledger.New(zoneledger.Config{Zone: "zone-a", Key: key, Store: st, Federation: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := New(Config{Zone: z, Federation: f, Ledger: lg, Store: st, Wait: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Start()
-	t.Cleanup(func() { z.Close(); f.Close(); reg.Close() })
-	return &testRelay{t: t, zone: z, fed: f, reg: reg}
+	r.Start()
+	t.Cleanup(reg.Close)
+	return &testRelay{t: t, zone: r.Zone, fed: r.Fed, reg: reg}
 }
 
 // node is a raw node of the relay's zone.

@@ -35,18 +35,6 @@ func newTestZone(t testing.TB, st store.Store, cfg Config) *Zone {
 	return z
 }
 
-// openBolt opens the bbolt store at path and closes it when the test
-// ends, after the zones that use it.
-func openBolt(t testing.TB, path string) *store.Bolt {
-	t.Helper()
-	st, err := store.OpenBolt(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 // rawNode is a node played by hand over a pipe, to misbehave.
 type rawNode struct {
 	*relaytest.End

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"ddt/relay/internal/relaytest"
 	"ddt/shared/clock"
 	"ddt/shared/id"
 	"ddt/shared/identity"
@@ -39,7 +40,7 @@ func visit(t *testing.T, z *Zone, clock *clock.Virtual, ident *identity.Identity
 func TestLeaseLiveness(t *testing.T) {
 	dir := t.TempDir()
 	open := func() store.Store {
-		st := openBolt(t, filepath.Join(dir, "relay.db"))
+		st := relaytest.OpenBolt(t, filepath.Join(dir, "relay.db"))
 		return st
 	}
 	clock := newFakeClock()

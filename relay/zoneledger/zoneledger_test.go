@@ -5,11 +5,10 @@ import (
 	"crypto/ed25519"
 	"sync"
 	"testing"
-	"time"
 
 	"ddt/relay/federation"
 	"ddt/relay/internal/relaytest"
-	"ddt/relay/zone"
+	"ddt/relay/internal/stack"
 	"ddt/shared/identity"
 	"ddt/shared/ledger"
 	"ddt/shared/store"
@@ -27,26 +26,16 @@ type testRelay struct {
 
 func newTestRelay(t testing.TB, onMirrored func(ID, *ledger.Mirror)) *testRelay {
 	t.Helper()
-	key, _ := identity.New()
-	st := store.NewMemory()
-	z, err := zone.New(zone.Config{Name: "zone-a", URL: "http://a.example", MaxNodes: 8, Key: key, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := federation.New(federation.Config{Zone: z, Key: key, SummaryEvery: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := New(Config{Zone: "zone-a", Key: key, Store: st, Federation: f})
+	r := stack.New(t)
+	svc, err := New(Config{Zone: "zone-a", Key: r.Key, Store: r.Store, Federation: r.Fed})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if onMirrored != nil {
 		svc.OnMirrored(onMirrored)
 	}
-	f.Start()
-	t.Cleanup(func() { z.Close(); f.Close() })
-	return &testRelay{t: t, fed: f, svc: svc}
+	r.Start()
+	return &testRelay{t: t, fed: r.Fed, svc: svc}
 }
 
 // link authenticates a fake relay of zone name, announcing features.

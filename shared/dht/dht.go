@@ -207,7 +207,7 @@ func (d *DHT) Handle(from id.Address, req wire.Message) (wire.Message, error) {
 	case *wire.FindNode:
 		return &wire.Nodes{Contacts: d.table.closest(m.Target, d.cfg.K, from)}, nil
 	case *wire.FindValue:
-		return &wire.Value{Records: d.recordsFor(m.Key), Contacts: d.table.closest(m.Key, d.cfg.K, from)}, nil
+		return &wire.Value{Records: d.recordsForLocked(m.Key), Contacts: d.table.closest(m.Key, d.cfg.K, from)}, nil
 	default:
 		err := fmt.Errorf("%w: %T", ErrUnexpected, req)
 		d.log.Debug("request refused", "from", from.Short(), "err", err)
@@ -235,9 +235,9 @@ func (d *DHT) keep(raw []byte, now time.Time) error {
 	return d.store.put(r, raw, now)
 }
 
-// recordsFor returns the encoded records under key: those kept for others
+// recordsForLocked returns the encoded records under key: those kept for others
 // and this node's own, the newest per signer. d.mu is held.
-func (d *DHT) recordsFor(key id.Address) [][]byte {
+func (d *DHT) recordsForLocked(key id.Address) [][]byte {
 	best := map[[32]byte]*Record{}
 	raws := map[[32]byte][]byte{}
 	for _, h := range d.store.get(key) {

@@ -133,7 +133,7 @@ func TestStoreSignerLimit(t *testing.T) {
 		t.Fatalf("update by a held signer: %v", err)
 	}
 	// Every record fits in one reply.
-	if _, err := wire.Marshal(&wire.Value{Records: d.recordsFor(key)}); err != nil {
+	if _, err := wire.Marshal(&wire.Value{Records: d.recordsForLocked(key)}); err != nil {
 		t.Fatal(err)
 	}
 }

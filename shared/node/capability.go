@@ -178,61 +178,39 @@ func (h *Host) fail(err error) {
 // HandlePeer registers fn for frames of type t that peers send on their
 // channels. Call it in Attach.
 func (h *Host) HandlePeer(t wire.Type, fn PeerHandler) {
-	if !h.registering("peer handler") {
-		return
-	}
-	hs := &h.n.handlers
-	_, taken := hs.peer[t]
-	if err := hs.claim("peer", t, h.feature, taken); err != nil {
-		h.fail(err)
-		return
-	}
-	hs.peer[t] = func(p *peer, m wire.Message) { fn(p.info(), m) }
+	register(h, "peer", h.n.handlers.peer, t, func(p *peer, m wire.Message) { fn(p.info(), m) })
 }
 
 // HandleRouted registers fn for frames of type t routed to this node.
 // Call it in Attach.
 func (h *Host) HandleRouted(t wire.Type, fn RoutedHandler) {
-	if !h.registering("routed handler") {
-		return
-	}
-	hs := &h.n.handlers
-	_, taken := hs.routed[t]
-	if err := hs.claim("routed", t, h.feature, taken); err != nil {
-		h.fail(err)
-		return
-	}
-	hs.routed[t] = fn
+	register(h, "routed", h.n.handlers.routed, t, fn)
 }
 
 // HandleRequest registers fn to answer requests of type t. Call it in
 // Attach.
 func (h *Host) HandleRequest(t wire.Type, fn RequestHandler) {
-	if !h.registering("request handler") {
-		return
-	}
-	hs := &h.n.handlers
-	_, taken := hs.request[t]
-	if err := hs.claim("request", t, h.feature, taken); err != nil {
-		h.fail(err)
-		return
-	}
-	hs.request[t] = fn
+	register(h, "request", h.n.handlers.request, t, fn)
 }
 
 // HandleRelay registers fn for frames of type t from the relay. Call it
 // in Attach.
 func (h *Host) HandleRelay(t wire.Type, fn RelayHandler) {
-	if !h.registering("relay handler") {
+	register(h, "relay", h.n.handlers.relay, t, fn)
+}
+
+// register puts fn in table under t for h's capability, unless t is
+// already there (or not a type at all): then New fails with why.
+func register[F any](h *Host, kind string, table map[wire.Type]F, t wire.Type, fn F) {
+	if !h.registering(kind + " handler") {
 		return
 	}
-	hs := &h.n.handlers
-	_, taken := hs.relay[t]
-	if err := hs.claim("relay", t, h.feature, taken); err != nil {
+	_, taken := table[t]
+	if err := h.n.handlers.claim(kind, t, h.feature, taken); err != nil {
 		h.fail(err)
 		return
 	}
-	hs.relay[t] = fn
+	table[t] = fn
 }
 
 // Peers lists the peers with an open data channel.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/wait"
+
 	"github.com/coder/websocket"
 )
 
@@ -27,12 +29,10 @@ func TestEarlyDialer(t *testing.T) {
 	defer srv.Close()
 	dial := EarlyDialer(srv.URL)
 	wsURL, _ := WebSocketURL(srv.URL)
-	deadline := time.Now().Add(5 * time.Second)
-	for accepted.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond) // the dial starts before anyone asks
-	}
+	// The dial starts before anyone asks.
+	wait.Until(t, 5*time.Second, "EarlyDialer to dial ahead", func() bool { return accepted.Load() > 0 })
 	if accepted.Load() != 1 {
-		t.Fatal("EarlyDialer did not dial ahead")
+		t.Fatal("EarlyDialer dialed more than once")
 	}
 	ctx := context.Background()
 	c1, err := dial(ctx, wsURL)
@@ -50,9 +50,7 @@ func TestEarlyDialer(t *testing.T) {
 	defer c2.CloseNow()
 	// The server counts a connection once its handler runs, which may be
 	// just after the client's dial returns.
-	for accepted.Load() < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.Until(t, 5*time.Second, "the second connection", func() bool { return accepted.Load() >= 2 })
 	if c2 == c1 || accepted.Load() != 2 {
 		t.Fatal("a later call reused the early connection")
 	}

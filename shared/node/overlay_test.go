@@ -17,7 +17,7 @@ import (
 
 // swarm makes admitted nodes on one in-memory network, with no relay: all
 // signaling must go through the overlay.
-func swarm(t *testing.T, count int, cfg Config) []*Node {
+func swarm(t testing.TB, count int, cfg Config) []*Node {
 	t.Helper()
 	relay, _ := identity.New()
 	net := transport.NewNetwork()

@@ -175,9 +175,9 @@ func (s *Sim) randomAddress() id.Address {
 	return id.Derive(pub[:], nonce[:])
 }
 
-// admit makes n live at its address with a fresh DHT and returns its
+// admitLocked makes n live at its address with a fresh DHT and returns its
 // bootstrap contacts, as a relay would hand them out. s.mu is held.
-func (s *Sim) admit(n *Node) []id.Address {
+func (s *Sim) admitLocked(n *Node) []id.Address {
 	cfg := s.cfg.DHT
 	cfg.Self = n.Addr
 	cfg.Network = s.Net.Endpoint(n.Addr)
@@ -217,7 +217,7 @@ func (s *Sim) Join(count int) []*Node {
 	s.each(count, func(ctx context.Context, i int) {
 		s.mu.Lock()
 		n := &Node{Addr: s.randomAddress()}
-		contacts := s.admit(n)
+		contacts := s.admitLocked(n)
 		s.mu.Unlock()
 		s.bootstrap(ctx, n, contacts)
 		out[i] = n
@@ -232,7 +232,7 @@ func (s *Sim) Leave(count int) []*Node {
 	var out []*Node
 	for range min(count, len(s.live)) {
 		n := s.live[s.rng.IntN(len(s.live))]
-		s.leave(n)
+		s.leaveLocked(n)
 		out = append(out, n)
 	}
 	return out
@@ -243,12 +243,12 @@ func (s *Sim) LeaveNode(n *Node) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n.Live {
-		s.leave(n)
+		s.leaveLocked(n)
 	}
 }
 
-// leave detaches n. s.mu is held.
-func (s *Sim) leave(n *Node) {
+// leaveLocked detaches n. s.mu is held.
+func (s *Sim) leaveLocked(n *Node) {
 	s.Net.Detach(n.Addr)
 	last := s.live[len(s.live)-1]
 	s.live[n.index], last.index = last, n.index
@@ -293,7 +293,7 @@ func (s *Sim) rejoin(ctx context.Context, n *Node) {
 	if s.Clock.Now().Sub(n.Left) >= s.cfg.Lease {
 		n.Addr = s.randomAddress() // the lease lapsed; the relay issues a new one
 	}
-	contacts := s.admit(n)
+	contacts := s.admitLocked(n)
 	s.mu.Unlock()
 	s.bootstrap(ctx, n, contacts)
 }

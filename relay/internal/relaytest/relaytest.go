@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ddt/shared/identity"
+	"ddt/shared/store"
 	"ddt/shared/transport"
 	"ddt/shared/wire"
 )
@@ -167,4 +168,18 @@ func (e *End) Federate(id *identity.Identity, info wire.RelayInfo, features wire
 	e.Send(&wire.RelayHello{Relay: info, Sig: id.Sign(wire.RelayHelloSignedBytes(theirs.Nonce, true, &info)), Features: features})
 	e.Until("the snapshot", func(m wire.Message) bool { zm, ok := m.(*wire.ZoneMembers); return ok && zm.Last })
 	return hello
+}
+
+// OpenBolt opens the bbolt store at path and closes it when the test
+// ends, after the engines that use it (cleanups run last-registered
+// first). Closing it earlier, to reopen it as a restarted relay would, is
+// fine.
+func OpenBolt(t testing.TB, path string) *store.Bolt {
+	t.Helper()
+	st, err := store.OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

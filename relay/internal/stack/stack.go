@@ -1,0 +1,48 @@
+// Package stack builds the engines of one relay in memory for the tests
+// of the services that sit on them (the zone ledger, the registrar): a
+// zone and its federation sharing a key and a store, closed when the
+// test ends.
+package stack
+
+import (
+	"testing"
+	"time"
+
+	"ddt/relay/federation"
+	"ddt/relay/zone"
+	"ddt/shared/identity"
+	"ddt/shared/store"
+)
+
+// Relay is a zone and its federation.
+type Relay struct {
+	Key   *identity.Identity
+	Store store.Store
+	Zone  *zone.Zone
+	Fed   *federation.Federation
+}
+
+// New makes the zone "zone-a" (at most 8 nodes) and its federation, with
+// summaries every 20 ms. Services are made on it before Start.
+func New(t testing.TB) *Relay {
+	t.Helper()
+	key, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.NewMemory()
+	z, err := zone.New(zone.Config{Name: "zone-a", URL: "http://a.example", MaxNodes: 8, Key: key, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := federation.New(federation.Config{Zone: z, Key: key, SummaryEvery: 20 * time.Millisecond})
+	if err != nil {
+		z.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { z.Close(); f.Close() })
+	return &Relay{Key: key, Store: st, Zone: z, Fed: f}
+}
+
+// Start starts the federation, once the services are registered.
+func (r *Relay) Start() { r.Fed.Start() }
