@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +89,9 @@ func (a *asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", a.ctype)
 	h.Set("Vary", "Accept-Encoding")
-	h.Set("Cache-Control", "no-cache")
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "no-cache")
+	}
 	h.Set("ETag", a.etag)
 	h.Set("X-Uncompressed-Length", strconv.Itoa(len(a.raw)))
 	if r.Header.Get("If-None-Match") == a.etag {
@@ -112,32 +116,78 @@ func (a *asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // newMux wires the relay's HTTP endpoints.
 func newMux(r *Relay, webDir string, log *slog.Logger) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	static, err := pageFiles(web.Static())
-	if err != nil {
+	if err := pageRoutes(mux, webDir, log); err != nil {
 		return nil, err
 	}
-	mux.Handle("GET /", anyOrigin(static))
+	r.Routes(mux, log)
+	return mux, nil
+}
+
+// pageRoutes serves the page, its files, ddt.wasm and wasm_exec.js (from
+// webDir).
+func pageRoutes(mux *http.ServeMux, webDir string, log *slog.Logger) error {
+	static, err := pageFiles(web.Static())
+	if err != nil {
+		return err
+	}
+	files := map[string]http.Handler{}
+	hash := sha256.New()
 	for _, f := range []struct{ name, ctype string }{
 		{"ddt.wasm", "application/wasm"},
 		{"wasm_exec.js", "text/javascript; charset=utf-8"},
 	} {
 		a, err := loadAsset(filepath.Join(webDir, f.name), f.ctype)
 		if err != nil {
-			return nil, fmt.Errorf("%w (build it with 'make build')", err)
+			return fmt.Errorf("%w (build it with 'make build')", err)
 		}
 		log.Info("serving", "file", f.name, "raw", len(a.raw), "gzip", len(a.gz), "brotli", len(a.br))
 		mux.Handle("GET /"+f.name, anyOrigin(a))
+		files[f.name] = a
+		hash.Write([]byte(a.etag))
 	}
-	r.Routes(mux, log)
-	return mux, nil
+	hash.Write([]byte(static.version))
+	version := hex.EncodeToString(hash.Sum(nil)[:6])
+	page, err := static.page(version)
+	if err != nil {
+		return err
+	}
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET /index.html", page)
+	mux.Handle("GET /", anyOrigin(static))
+	// The page's own copies of its files, under its version: cached for
+	// good, so a returning browser asks for none of them again (on HTTP/1.1
+	// a dozen revalidations cost a return visit a tenth of its time); a new
+	// build is a new version, which index.html (never cached) names.
+	mux.HandleFunc("GET /v/{version}/{path...}", func(w http.ResponseWriter, req *http.Request) {
+		if req.PathValue("version") == version {
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		}
+		name := req.PathValue("path")
+		req.URL.Path = "/" + name
+		if h := files[name]; h != nil {
+			anyOrigin(h).ServeHTTP(w, req)
+			return
+		}
+		anyOrigin(static).ServeHTTP(w, req)
+	})
+	log.Info("serving the page", "version", version)
+	return nil
 }
 
-// pageFiles serves the page's files with an ETag each (embedded files have
-// no modification time), so a returning browser revalidates them with a
-// 304 instead of downloading them again; TypeScript declarations are
-// served as text (the system's table may say Qt Linguist).
-func pageFiles(files fs.FS) (http.Handler, error) {
-	etags := map[string]string{}
+// staticFiles serves the page's files with an ETag each (embedded files
+// have no modification time), so a browser revalidates them with a 304
+// instead of downloading them again; TypeScript declarations are served
+// as text (the system's table may say Qt Linguist).
+type staticFiles struct {
+	files   fs.FS
+	etags   map[string]string
+	version string // a hash of every file
+	server  http.Handler
+}
+
+func pageFiles(files fs.FS) (*staticFiles, error) {
+	sf := &staticFiles{files: files, etags: map[string]string{}, server: http.FileServerFS(files)}
+	all := sha256.New()
 	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -147,26 +197,64 @@ func pageFiles(files fs.FS) (http.Handler, error) {
 			return err
 		}
 		sum := sha256.Sum256(b)
-		etags["/"+p] = `"` + hex.EncodeToString(sum[:8]) + `"`
+		sf.etags["/"+p] = `"` + hex.EncodeToString(sum[:8]) + `"`
+		all.Write([]byte(p))
+		all.Write(sum[:])
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("the page's files: %w", err)
 	}
-	server := http.FileServerFS(files)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Path
-		if strings.HasSuffix(p, "/") {
-			p += "index.html"
-		}
-		if tag, ok := etags[p]; ok {
-			w.Header().Set("ETag", tag)
+	sf.version = hex.EncodeToString(all.Sum(nil)[:8])
+	return sf, nil
+}
+
+func (sf *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if strings.HasSuffix(p, "/") {
+		p += "index.html"
+	}
+	if tag, ok := sf.etags[p]; ok {
+		w.Header().Set("ETag", tag)
+		if w.Header().Get("Cache-Control") == "" {
 			w.Header().Set("Cache-Control", "no-cache")
 		}
-		if strings.HasSuffix(p, ".ts") {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	if strings.HasSuffix(p, ".ts") {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	sf.server.ServeHTTP(w, r)
+}
+
+// page serves index.html with its files under /v/<version>/: a <base>
+// right after <head> makes every relative URL of the page (its styles,
+// modules, ddt.wasm, wasm_exec.js) the version's. index.html itself is
+// revalidated on every visit.
+func (sf *staticFiles) page(version string) (http.Handler, error) {
+	b, err := fs.ReadFile(sf.files, "index.html")
+	if err != nil {
+		return nil, err
+	}
+	const head = "<head>"
+	i := bytes.Index(b, []byte(head))
+	if i < 0 {
+		return nil, errors.New("the page's index.html has no <head>")
+	}
+	html := slices.Concat(b[:i+len(head)], []byte("\n<base href=\"/v/"+version+"/\">"), b[i+len(head):])
+	sum := sha256.Sum256(html)
+	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
 		}
-		server.ServeHTTP(w, r)
+		w.Header().Set("Content-Length", strconv.Itoa(len(html)))
+		if r.Method != http.MethodHead {
+			w.Write(html)
+		}
 	}), nil
 }
 

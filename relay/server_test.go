@@ -1,8 +1,13 @@
 package main
 
 import (
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -48,5 +53,51 @@ func TestPageFiles(t *testing.T) {
 	}
 	if resp := get("/app.js", ""); !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
 		t.Errorf("app.js served as %q", resp.Header.Get("Content-Type"))
+	}
+}
+
+// The page names its files under its version: a <base> in index.html,
+// which is revalidated every visit, while the files under the version are
+// cached for good; another version's path is served but not cached.
+func TestPageVersion(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{"ddt.wasm": "\x00asm", "wasm_exec.js": "// go"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mux := http.NewServeMux()
+	if err := pageRoutes(mux, dir, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	get := func(path string) (*http.Response, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	resp, html := get("/")
+	m := regexp.MustCompile(`<base href="(/v/[0-9a-f]+/)">`).FindStringSubmatch(html)
+	if resp.StatusCode != http.StatusOK || m == nil || resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("ETag") == "" {
+		t.Fatalf("index.html: %s, Cache-Control %q, base %v", resp.Status, resp.Header.Get("Cache-Control"), m)
+	}
+	base := m[1]
+	for _, path := range []string{"app.js", "views/peers.js", "style.css", "ddt.wasm", "wasm_exec.js"} {
+		resp, _ := get(base + path)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") {
+			t.Errorf("%s%s: %s, Cache-Control %q", base, path, resp.Status, resp.Header.Get("Cache-Control"))
+		}
+	}
+	if resp, _ := get("/v/0123456789ab/app.js"); resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Errorf("another version's app.js: %s, Cache-Control %q", resp.Status, resp.Header.Get("Cache-Control"))
+	}
+	if resp, _ := get("/ddt.js"); resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("/ddt.js for other hosts: %v", resp.Header)
 	}
 }

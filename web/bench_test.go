@@ -56,7 +56,7 @@ func fmtList(xs []float64) string {
 const markTimes = `window.__bench = {};
 addEventListener('ddt:loaded', () => {
   __bench.loaded = performance.now();
-  const w = performance.getEntriesByName(location.origin + '/ddt.wasm')[0];
+  const w = performance.getEntriesByType('resource').find((e) => e.name.endsWith('/ddt.wasm'));
   if (w) __bench.wasm = w.responseEnd;
   const c = performance.getEntriesByName('ddt:compiled')[0];
   if (c) __bench.compiled = c.startTime;
@@ -128,7 +128,7 @@ func TestBenchJoin(t *testing.T) {
 		resident.ready()
 	}
 
-	const runs = 7
+	const runs = 11
 	type series struct {
 		ready, peer, warmReady, warmPeer []float64
 		phases, warmPhases               []joinTimes

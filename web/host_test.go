@@ -133,34 +133,54 @@ func TestHostPage(t *testing.T) {
 	})
 }
 
-// TestPageLoad: the DDT page, started by the loader, downloads the wasm
-// once (its preload is the loader's fetch, so no second request and no
-// wait for the module graph), and its every module came from the relay.
+// TestPageLoad: the DDT page downloads the wasm once (its preload is the
+// early compile's fetch, so no second request and no wait for the module
+// graph), its every module came from the relay under the page's version,
+// and a return visit asks the relay for none of them again.
 func TestPageLoad(t *testing.T) {
 	r := startRelay(t, "-zone", "load")
 	p := newPage(t, "")
 	p.open(r.url())
 	p.ready()
-	got := mustEval[struct {
+	type loaded struct {
+		Base    string
 		Wasm    []string
 		Modules []string
-	}](p, `(() => {
+		Sizes   []float64 // bytes over the network, per module
+	}
+	resources := `(() => {
 		const res = performance.getEntriesByType('resource');
+		const base = new URL(document.baseURI).pathname;
 		return {
-			wasm: res.filter((e) => e.name === location.origin + '/ddt.wasm').map((e) => e.initiatorType),
-			modules: res.filter((e) => e.name.endsWith('.js')).map((e) => e.name.slice(location.origin.length)),
+			base,
+			wasm: res.filter((e) => e.name.endsWith('/ddt.wasm')).map((e) => e.initiatorType),
+			modules: res.filter((e) => e.name.endsWith('.js')).map((e) => new URL(e.name).pathname),
+			sizes: res.filter((e) => e.name.endsWith('.js')).map((e) => e.transferSize),
 		};
-	})()`)
+	})()`
+	got := mustEval[loaded](p, resources)
+	if !strings.HasPrefix(got.Base, "/v/") {
+		t.Fatalf("the page's base is %q, not its version's", got.Base)
+	}
 	if len(got.Wasm) != 1 {
 		t.Errorf("ddt.wasm fetched %d times (initiators %v); want once, the preload", len(got.Wasm), got.Wasm)
 	}
-	for _, m := range []string{"/wasm_exec.js", "/app.js", "/ddt.js", "/views/peers.js"} {
+	for _, m := range []string{"wasm_exec.js", "app.js", "ddt.js", "views/peers.js"} {
 		found := false
 		for _, g := range got.Modules {
-			found = found || g == m
+			found = found || g == got.Base+m
 		}
 		if !found {
-			t.Errorf("the page did not load %s: %v", m, got.Modules)
+			t.Errorf("the page did not load %s%s: %v", got.Base, m, got.Modules)
+		}
+	}
+	// A return visit takes the page's modules from the browser's cache.
+	reload(t, p)
+	p.ready()
+	again := mustEval[loaded](p, resources)
+	for i, m := range again.Modules {
+		if again.Sizes[i] != 0 {
+			t.Errorf("on a return visit %s came over the network (%v bytes)", m, again.Sizes[i])
 		}
 	}
 }

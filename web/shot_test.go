@@ -41,7 +41,7 @@ func TestScreenshots(t *testing.T) {
 	_, err := chromedp.Run(b.ctx, chromedp.Action[network.EmulateNetworkConditionsByRuleResult](
 		func(ctx context.Context, tg *chromedp.Target) (network.EmulateNetworkConditionsByRuleResult, error) {
 			return cdp.Call(ctx, tg, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
-				MatchedNetworkConditions: []*network.Conditions{{URLPattern: r.url() + "/ddt.wasm", DownloadThroughput: 400e3, UploadThroughput: -1}},
+				MatchedNetworkConditions: []*network.Conditions{{URLPattern: r.url() + "/v/*/ddt.wasm", DownloadThroughput: 400e3, UploadThroughput: -1}},
 			})
 		}))
 	if err != nil {

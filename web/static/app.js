@@ -9,28 +9,54 @@
 // The page honours three knobs, set before this script runs: window.DDT_RELAY
 // (the relay; default this page's origin), window.DDT_MAX_PEERS (the
 // connection budget) and localStorage 'ddt-log' (the console's log level).
+//
+// index.html starts compiling the node in an inline script (window.ddtEarly:
+// the wasm's response is read only as fast as it is compiled, and a module
+// runs after the first paint), and runs this module async and
+// render-blocking, so it starts the node as soon as it and the loader are
+// in; the views, which find their elements when they load, load once the
+// document is parsed.
 
 import { start } from './ddt.js';
-import * as boot from './views/boot.js';
 import { message } from './views/dom.js';
-import { log } from './views/log.js';
 
-/** @import {DDT, StartConfig, StartError} from './ddt.js' */
+/** @import {DDT, Progress, StartConfig, StartError} from './ddt.js' */
 
 // The page's forms never navigate; each view handles its own, once loaded.
 document.addEventListener('submit', (ev) => ev.preventDefault(), { capture: true });
 
-// The cards that show the running node load beside the wasm rather than
-// before it, so that its download starts with the fewest requests in its
-// way (index.html modulepreloads only what the download waits for). They
-// attach in this order; each attach returns its detach function.
-const views = Promise.all([
-  import('./views/identity.js'),
-  import('./views/username.js'),
-  import('./views/finduser.js'),
-  import('./views/peers.js'),
-  import('./views/routing.js'),
-]);
+const parsed = document.readyState === 'loading'
+  ? new Promise((resolve) => document.addEventListener('DOMContentLoaded', resolve, { once: true }))
+  : Promise.resolve();
+
+// The cards load beside the wasm, once the document is parsed. They attach
+// in this order; each attach returns its detach function.
+const ui = parsed.then(() => Promise.all([
+  import('./views/boot.js'),
+  import('./views/log.js'),
+  Promise.all([
+    import('./views/identity.js'),
+    import('./views/username.js'),
+    import('./views/finduser.js'),
+    import('./views/peers.js'),
+    import('./views/routing.js'),
+  ]),
+]).then(([boot, log, views]) => ({ boot, log: log.log, views })));
+
+/** @type {typeof import('./views/boot.js') | null} */
+let bootCard = null;
+/** @type {Progress | null} */
+let lastProgress = null;
+ui.then(({ boot }) => {
+  bootCard = boot;
+  if (lastProgress) boot.progress(lastProgress);
+}, () => {});
+
+/** progress shows the download's progress (the latest, once the boot card is in). @param {Progress} p */
+function progress(p) {
+  lastProgress = p;
+  bootCard?.progress(p);
+}
 
 /** @type {(() => void)[]} */
 let detach = [];
@@ -42,16 +68,17 @@ function config() {
   const c = { logLevel: /** @type {StartConfig['logLevel']} */ (localStorage.getItem('ddt-log') || 'warn') };
   if (window.DDT_RELAY) c.relay = window.DDT_RELAY;
   if (typeof window.DDT_MAX_PEERS === 'number') c.maxPeers = window.DDT_MAX_PEERS;
+  if (window.ddtEarly) c.wasm = window.ddtEarly; // index.html's compile, under way
   return c;
 }
 
 /** @param {DDT} ddt */
 async function attach(ddt) {
-  const all = await views;
+  const { boot, log, views } = await ui;
   running = true;
   boot.done();
   log('Node started in this tab.');
-  detach = all.map((v) => v.attach(ddt));
+  detach = views.map((v) => v.attach(ddt));
 }
 
 /**
@@ -59,7 +86,8 @@ async function attach(ddt) {
  * @param {string} why
  */
 async function stopped(why) {
-  const [identity] = await views;
+  const { boot, log, views } = await ui;
+  const [identity] = views;
   for (const off of detach) {
     try {
       off();
@@ -89,19 +117,22 @@ function exitWords(err) {
  * @param {StartError} err
  */
 async function failed(err) {
+  const { boot, log, views } = await ui;
   if (err.code === 'exited') return stopped(exitWords(err));
   if (err.code === 'start') return stopped(message(err));
-  const [identity] = await views;
+  const [identity] = views;
   boot.done();
   identity.stopped('The node is not running.');
   boot.fail('DDT could not start.', message(err));
   log(message(err), 'err');
 }
 
-start(config(), { onProgress: boot.progress, onExit: (err) => stopped(exitWords(err)) })
+start(config(), { onProgress: progress, onExit: (err) => stopped(exitWords(err)) })
   .then(attach, failed)
-  .catch((err) => {
+  .catch(async (err) => {
     // A view of the page did not load.
+    console.error('ddt: the page could not start:', err);
+    const { boot, log } = await ui;
     boot.done();
     boot.fail('DDT could not start.', message(err));
     log(message(err), 'err');

@@ -274,8 +274,27 @@ export interface DDTConfig {
   agent?: string;
 }
 
+/**
+ * A compile of ddt.wasm that the host started itself, before the loader could
+ * run: a preloaded response is read only as fast as it is compiled, and a
+ * module script runs after the page's first paint, so a page that starts the
+ * compile in an inline script (as the DDT page does) saves that time.
+ */
+export interface EarlyWasm {
+  /** `WebAssembly.compileStreaming` of the response. */
+  module: Promise<WebAssembly.Module>;
+  /**
+   * Subscribes to the download's progress (read from a clone of the response
+   * from the first moment, so that the compile never waits on the page): `fn`
+   * gets the latest report at once, and every later one.
+   */
+  progress?: (fn: (p: Progress) => void) => void;
+}
+
 /** What `start()` takes: the node's configuration, and where to find its files. */
 export interface StartConfig extends Partial<DDTConfig> {
+  /** A compile of the node the host already started (then `wasmURL` is not fetched). */
+  wasm?: EarlyWasm;
   /** The node's WebAssembly (default: `ddt.wasm` beside ddt.js). */
   wasmURL?: string | URL;
   /** Go's `wasm_exec.js`, loaded if `globalThis.Go` is not defined (default: beside ddt.js). */
@@ -336,4 +355,6 @@ declare global {
   }
   /** Defined by ddt.wasm once it runs; `start()` calls it. */
   var ddtStart: ((config: DDTConfig) => Promise<DDT>) | undefined;
+  /** The DDT page's compile of its node, started by an inline script in its head. */
+  var ddtEarly: EarlyWasm | undefined;
 }

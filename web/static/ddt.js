@@ -5,13 +5,14 @@
 //   const ddt = await start({relay: 'https://relay.example'});
 //
 // It finds ddt.wasm and Go's wasm_exec.js beside itself (config.wasmURL and
-// config.wasmExecURL say otherwise), loads wasm_exec.js unless globalThis.Go
-// is defined, fetches the wasm and compiles it as it streams in, runs it, and
+// config.wasmExecURL say otherwise), starts compiling the wasm as it streams
+// in (or takes over config.wasm, a compile the host started earlier), loads
+// wasm_exec.js meanwhile unless globalThis.Go is defined, runs it, and
 // hands the rest of config to the node's globalThis.ddtStart, whose promise
 // of the API (window.ddt) it returns. The relay defaults to the origin this
 // file came from. It holds no protocol logic. Types: ddt.d.ts.
 
-/** @import {DDTConfig, Progress, StartError, StartErrorCode} from './ddt.js' */
+/** @import {DDTConfig, EarlyWasm, Progress, StartError, StartErrorCode} from './ddt.js' */
 
 const here = import.meta.url;
 
@@ -25,11 +26,11 @@ let runtime = null;
 
 /** @type {typeof import('./ddt.js').start} */
 export async function start(config = {}, { onProgress, onExit } = {}) {
-  const { wasmURL, wasmExecURL, ...rest } = config || {};
+  const { wasmURL, wasmExecURL, wasm, ...rest } = config || {};
   /** @type {DDTConfig} */
   const nodeConfig = { ...rest, relay: rest.relay || new URL(here).origin };
   if (!runtime) {
-    runtime = load(new URL(wasmURL || 'ddt.wasm', here), new URL(wasmExecURL || 'wasm_exec.js', here), onProgress);
+    runtime = load(new URL(wasmURL || 'ddt.wasm', here), new URL(wasmExecURL || 'wasm_exec.js', here), onProgress, wasm);
     runtime.catch(() => {
       runtime = null;
     });
@@ -51,12 +52,18 @@ export async function start(config = {}, { onProgress, onExit } = {}) {
  * @param {URL} wasmURL
  * @param {URL} wasmExecURL
  * @param {((p: Progress) => void) | undefined} onProgress
+ * @param {EarlyWasm | undefined} early a compile the host started itself
  * @returns {Promise<{exited: Promise<StartError>}>}
  */
-async function load(wasmURL, wasmExecURL, onProgress) {
-  if (typeof WebAssembly !== 'object' || typeof WebAssembly.instantiateStreaming !== 'function') {
+async function load(wasmURL, wasmExecURL, onProgress, early) {
+  if (typeof WebAssembly !== 'object' || typeof WebAssembly.compileStreaming !== 'function') {
     throw failure('unsupported', 'This browser cannot run WebAssembly, which the DDT node needs.');
   }
+  // The compile starts before anything else: a preloaded response is not
+  // read until someone consumes it, so every moment before this one would
+  // add to the download. It needs no imports; Go's come next.
+  const compiling = early ? adopt(early, onProgress || (() => {})) : compile(wasmURL, onProgress || (() => {}));
+  compiling.catch(() => {}); // awaited below
   if (typeof globalThis.Go !== 'function') {
     try {
       await import(wasmExecURL.href);
@@ -77,7 +84,7 @@ async function load(wasmURL, wasmExecURL, onProgress) {
   };
   let instance;
   try {
-    ({ instance } = await instantiate(wasmURL, go.importObject, onProgress || (() => {})));
+    instance = await WebAssembly.instantiate(await compiling, go.importObject);
     performance.mark('ddt:compiled');
   } catch (err) {
     throw failure('download', `Could not download and start the node (${wasmURL}): ${message(err)}`, err);
@@ -92,34 +99,66 @@ async function load(wasmURL, wasmExecURL, onProgress) {
 }
 
 /**
- * instantiate fetches the wasm and compiles it while it streams in. The
+ * compile fetches the wasm and compiles it while it streams in. The
  * response goes to the compiler untouched, so the browser can cache the
- * compiled code for the next visit; a clone of it feeds onProgress.
+ * compiled code for the next visit; a clone of it, read at once, feeds the
+ * progress reports.
  * @param {URL} url
- * @param {WebAssembly.Imports} importObject
+ * @param {(p: Progress) => void} onProgress
+ * @returns {Promise<WebAssembly.Module>}
+ */
+function compile(url, onProgress) {
+  /** @type {((p: Progress) => void)[]} */
+  const listeners = [];
+  const response = fetch(url);
+  response.then((res) => count(res, (p) => listeners.forEach((fn) => fn(p)))).catch(() => {});
+  const module = response.then((res) => {
+    if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`.trim());
+    return WebAssembly.compileStreaming(res);
+  });
+  return adopt({ module, progress: (fn) => listeners.push(fn) }, onProgress);
+}
+
+/**
+ * count reports the download's progress from a clone of res until its end.
+ * @param {Response} res
  * @param {(p: Progress) => void} onProgress
  */
-async function instantiate(url, importObject, onProgress) {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`.trim());
+async function count(res, onProgress) {
+  if (!res.ok || !res.body) return;
   const total = expectedLength(res);
+  const reader = res.clone().body?.getReader();
   let received = 0;
-  let compiled = false;
   onProgress({ phase: 'download', received, total });
-  const counter = res.clone().body?.getReader();
-  (async () => {
-    for (;;) {
-      const chunk = await counter?.read();
-      if (!chunk || chunk.done || compiled) return;
-      received += chunk.value.byteLength;
-      onProgress({ phase: 'download', received, total });
-    }
-  })().catch(() => {});
-  const result = await WebAssembly.instantiateStreaming(res, importObject);
-  compiled = true;
-  counter?.cancel().catch(() => {});
-  onProgress({ phase: 'start', received: Math.max(received, total), total });
-  return result;
+  for (let chunk = await reader?.read(); chunk && !chunk.done; chunk = await reader?.read()) {
+    received += chunk.value.byteLength;
+    onProgress({ phase: 'download', received, total });
+  }
+}
+
+/**
+ * adopt waits for a compile under way, passing on its progress reports
+ * (if it gives them) until the module is compiled, then says so.
+ * @param {EarlyWasm} early
+ * @param {(p: Progress) => void} onProgress
+ * @returns {Promise<WebAssembly.Module>}
+ */
+async function adopt({ module, progress }, onProgress) {
+  let compiled = false;
+  /** @type {Progress} */
+  let last = { phase: 'download', received: 0, total: 0 };
+  progress?.((p) => {
+    last = p;
+    if (!compiled) onProgress(p);
+  });
+  let done;
+  try {
+    done = await module;
+  } finally {
+    compiled = true;
+  }
+  onProgress({ phase: 'start', received: Math.max(last.received, last.total), total: last.total });
+  return done;
 }
 
 /**

@@ -70,7 +70,8 @@ function paint({ buckets: list = [], contacts = 0, overlay }) {
   buckets.replaceChildren(...items);
   if (overlay) {
     overlayStats.textContent = `Routed messages — sent ${overlay.sent}, delivered here ${overlay.delivered}, ` +
-      `forwarded ${overlay.forwarded}, dropped ${overlay.dropped}.`;
+      `forwarded ${overlay.forwarded}, dropped ${overlay.dropped}.` +
+      (overlay.unknown ? ` Skipped ${overlay.unknown} of message types this node does not know (from newer peers).` : '');
   }
 }
 
