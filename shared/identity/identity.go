@@ -126,20 +126,27 @@ func VerifyLease(l *wire.Lease, relayKey [32]byte, now time.Time) error {
 // LoadOrCreate reads the identity saved under key in st, or makes one and
 // saves it there on first use.
 func LoadOrCreate(st store.Store, key string) (*Identity, error) {
+	id, _, err := Open(st, key)
+	return id, err
+}
+
+// Open is LoadOrCreate that also says whether it made the identity now
+// (so nothing of an earlier run can be in st).
+func Open(st store.Store, key string) (id *Identity, created bool, err error) {
 	b, err := st.Get(key)
 	switch {
 	case err == nil:
-		return Unmarshal(b)
+		id, err = Unmarshal(b)
+		return id, false, err
 	case errors.Is(err, store.ErrNotFound):
-		id, err := New()
-		if err != nil {
-			return nil, err
+		if id, err = New(); err != nil {
+			return nil, false, err
 		}
 		if err := st.Put(key, id.Marshal()); err != nil {
-			return nil, fmt.Errorf("identity: save: %w", err)
+			return nil, false, fmt.Errorf("identity: save: %w", err)
 		}
-		return id, nil
+		return id, true, nil
 	default:
-		return nil, fmt.Errorf("identity: load: %w", err)
+		return nil, false, fmt.Errorf("identity: load: %w", err)
 	}
 }

@@ -99,6 +99,11 @@ func (h *Host) Feature() string { return h.feature }
 // Identity is the node's keys.
 func (h *Host) Identity() *identity.Identity { return h.n.id }
 
+// Fresh reports whether the node made its identity just now (a first
+// visit): then nothing of an earlier run is in its store, and a capability
+// need not look for it.
+func (h *Host) Fresh() bool { return h.n.fresh }
+
 // Lease is the node's current lease (zero before its first admission).
 func (h *Host) Lease() wire.Lease {
 	h.n.mu.Lock()

@@ -111,6 +111,7 @@ type Node struct {
 	cfg   Config
 	log   *slog.Logger
 	id    *identity.Identity
+	fresh bool // the identity was made by New: the store holds nothing older
 	clock clock.Clock
 
 	// Fixed by New: what the node announces and who handles what.
@@ -224,7 +225,7 @@ func New(cfg Config) (*Node, error) {
 		relayCalls: make(map[uint32]chan wire.Reply),
 	}
 	var err error
-	if n.id, err = identity.LoadOrCreate(cfg.Store, keyIdentity); err != nil {
+	if n.id, n.fresh, err = identity.Open(cfg.Store, keyIdentity); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.life, n.endLife = context.WithCancel(context.Background())

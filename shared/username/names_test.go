@@ -407,3 +407,54 @@ func TestViewOf(t *testing.T) {
 		t.Errorf("view %+v", v)
 	}
 }
+
+// A name an earlier version saved outside the namespace ("username") is
+// moved into it and kept; a node made fresh has no name to look for.
+func TestLegacyRecordAdopted(t *testing.T) {
+	home := newTestLedger(t, "y")
+	st := store.NewMemory()
+	first := New()
+	_, err := node.New(node.Config{Relay: "http://127.0.0.1:1", Store: st, Transport: transport.NewNetwork().Transport(), Capabilities: []node.Capability{first}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.h.Fresh() {
+		t.Fatal("a node made on an empty store is not fresh")
+	}
+	// The record as an earlier version kept it: its claim signed by this
+	// identity, at the root of the store.
+	id := first.h.Identity()
+	lease := nodetestLease(t, id)
+	claim, err := names.NewClaim(id, &lease, "olga", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := home.sequence(t, claim)
+	b, _ := wire.Marshal(rec)
+	if err := st.Put(legacyRecord, b); err != nil {
+		t.Fatal(err)
+	}
+	again := New()
+	if _, err := node.New(node.Config{Relay: "http://127.0.0.1:1", Store: st, Transport: transport.NewNetwork().Transport(), Capabilities: []node.Capability{again}}); err != nil {
+		t.Fatal(err)
+	}
+	if again.h.Fresh() || again.Name() != "olga" {
+		t.Fatalf("after the upgrade: fresh %v, name %q", again.h.Fresh(), again.Name())
+	}
+	if _, err := st.Get(legacyRecord); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the legacy record is still there: %v", err)
+	}
+	if _, err := st.Get(keyRecordIn); err != nil {
+		t.Errorf("the record is not in the namespace: %v", err)
+	}
+}
+
+// nodetestLease is a lease for id from some relay, enough to sign a claim.
+func nodetestLease(t *testing.T, id *identity.Identity) wire.Lease {
+	t.Helper()
+	relay, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return relay.IssueLease(id.SignKey(), id.AgreeKey(), [16]byte{1}, "z", time.Now(), time.Hour)
+}

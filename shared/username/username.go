@@ -91,11 +91,14 @@ func (c *Client) Feature() string { return wire.FeatureNames }
 // if any, and claims or publishes it at every admission.
 func (c *Client) Attach(h *node.Host) error {
 	c.h = h
+	h.OnAdmitted(c.atAdmission)
+	if h.Fresh() {
+		return nil // a new identity has no name saved: two reads saved on a first visit
+	}
 	if err := h.Adopt(legacyRecord, keyRecord); err != nil {
 		h.Logger().Warn("could not move the saved username into its namespace", "err", err)
 	}
 	c.load()
-	h.OnAdmitted(c.atAdmission)
 	return nil
 }
 

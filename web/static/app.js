@@ -29,9 +29,17 @@ const parsed = document.readyState === 'loading'
   ? new Promise((resolve) => document.addEventListener('DOMContentLoaded', resolve, { once: true }))
   : Promise.resolve();
 
-// The cards load beside the wasm, once the document is parsed. They attach
-// in this order; each attach returns its detach function.
-const ui = parsed.then(() => Promise.all([
+// The cards load once the document is parsed and the wasm compiled: on a
+// first visit compiling is the CPU's main work, and parsing the cards
+// beside it would slow it; the node's start (its storage, its relay) then
+// leaves the page room. They attach in this order; each attach returns its
+// detach function.
+/** @type {() => void} */
+let compiled = () => {};
+const compiledAt = new Promise((resolve) => {
+  compiled = () => resolve(undefined);
+});
+const ui = Promise.all([parsed, compiledAt]).then(() => Promise.all([
   import('./views/boot.js'),
   import('./views/log.js'),
   Promise.all([
@@ -56,6 +64,7 @@ ui.then(({ boot }) => {
 function progress(p) {
   lastProgress = p;
   bootCard?.progress(p);
+  if (p.phase === 'start') compiled();
 }
 
 /** @type {(() => void)[]} */
@@ -128,6 +137,7 @@ async function failed(err) {
 }
 
 start(config(), { onProgress: progress, onExit: (err) => stopped(exitWords(err)) })
+  .finally(compiled) // a node that failed to load shows that too
   .then(attach, failed)
   .catch(async (err) => {
     // A view of the page did not load.

@@ -30,7 +30,9 @@ let polling = false;
 export function attach(node) {
   ddt = node;
   const offs = [node.on('peer', onPeer), node.on('peer-gone', onPeerGone), node.on('dial-failed', onDialFailed)];
-  refresh();
+  // No channel opens before the node is admitted (the peer events say
+  // when one does): the first poll waits for that.
+  Promise.resolve(node.ready).then(refresh, refresh);
   const timer = setInterval(refresh, REFRESH_MS);
   return () => {
     clearInterval(timer);

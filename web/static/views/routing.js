@@ -31,7 +31,9 @@ let busy = false;
  */
 export function attach(node) {
   ddt = node;
-  refresh();
+  // The table is empty until the node is admitted: the first look waits
+  // for that, and stays out of the admission's way.
+  Promise.resolve(node.ready).then(refresh, refresh);
   const timer = setInterval(refresh, REFRESH_MS);
   return () => clearInterval(timer);
 }
