@@ -35,7 +35,7 @@
 // streams 0 (control) and 1 (bulk), which both sides create as the
 // session starts — so both open the moment the SCTP association is up,
 // with no in-band open handshake and no channel the peer could name for
-// us. In memory they are two queues; the bulk one holds at most 256 KiB and
+// us. In memory they are two queues; the bulk one holds at most 1 MiB and
 // blocks its sender beyond that.
 //
 // # Candidates

@@ -31,21 +31,24 @@ type Config struct {
 // mark is buffered (queued in the SCTP stack, sent or not, until the peer
 // acknowledges it) and resumes when the buffer drains below its low-water
 // mark. The control channel keeps the marks the single channel had: its
-// messages are small and it rarely fills. The bulk channel's are lower,
-// because both channels share one SCTP association and pion queues its
-// chunks in one FIFO across streams, so a control message waits behind
-// everything bulk has buffered. Measured on loopback (64 MiB, pings every
-// 10 ms on control meanwhile): natively the median ping took 12–15 ms
-// behind a 4 MiB mark, 11 ms behind 1 MiB, 4 ms behind 256 KiB and 2 ms
-// behind 128 KiB, with throughput the same down to 256 KiB; in Chromium
-// 17–128 ms behind 4 MiB and 14–16 ms behind 256 KiB, its floor under
-// load. What stays buffered is also the most a transfer keeps in flight:
-// 256 KiB fills 100 Mbit/s at 20 ms of round trip, 20 Mbit/s at 100 ms.
+// messages are small and it rarely fills. The bulk channel's are lower:
+// both channels share one SCTP association, and the more bulk has
+// buffered, the longer a control message may wait behind it. Measured on loopback (64 MiB in 60 KiB
+// messages, a ping every 10 ms on control meanwhile; make bench's
+// transport table): natively the median ping took 60 ms on a single
+// channel behind a 4 MiB mark, and behind bulk 10 ms at 4 or 2 MiB, 9 ms
+// at 1 MiB, 5 ms at 512 KiB and 3.5 ms at 256 KiB, while throughput fell
+// by about a tenth at 256 KiB and held from 1 MiB up. In Chromium
+// (dcsctp takes the streams in turn) the ping took 14–20 ms behind bulk
+// at any mark from 256 KiB to 4 MiB, 150 ms on a single channel, and
+// throughput did not move. What stays buffered is also the most a
+// transfer keeps in flight: 1 MiB fills 400 Mbit/s at 20 ms of round
+// trip, 80 Mbit/s at 100 ms.
 const (
 	controlHighWater = 4 << 20
 	controlLowWater  = 1 << 20
-	bulkHighWater    = 256 << 10
-	bulkLowWater     = 128 << 10
+	bulkHighWater    = 1 << 20
+	bulkLowWater     = 512 << 10
 	// recvCap bounds what a receiver may hold unread on one channel
 	// before the link is considered overrun and closed. Receiving never
 	// blocks: a stalled stream would fill SCTP's receive window, which

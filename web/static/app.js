@@ -13,14 +13,17 @@
 // index.html starts compiling the node in an inline script (window.ddtEarly:
 // the wasm's response is read only as fast as it is compiled, and a module
 // runs after the first paint), and runs this module async and
-// render-blocking, so it starts the node as soon as it and the loader are
-// in; the views, which find their elements when they load, load once the
-// document is parsed.
+// render-blocking, so it starts the node as soon as it, the loader and the
+// boot card are in. The other views, which find their elements when they
+// load, load once the node has started (or failed to): the node's start
+// runs on this page's thread (Go in wasm has no other), and its storage and
+// its relay wait for the page's tasks, so the cards would slow it there.
 
 import { start } from './ddt.js';
+import * as boot from './views/boot.js';
 import { message } from './views/dom.js';
 
-/** @import {DDT, Progress, StartConfig, StartError} from './ddt.js' */
+/** @import {DDT, StartConfig, StartError} from './ddt.js' */
 
 // The page's forms never navigate; each view handles its own, once loaded.
 document.addEventListener('submit', (ev) => ev.preventDefault(), { capture: true });
@@ -29,18 +32,15 @@ const parsed = document.readyState === 'loading'
   ? new Promise((resolve) => document.addEventListener('DOMContentLoaded', resolve, { once: true }))
   : Promise.resolve();
 
-// The cards load once the document is parsed and the wasm compiled: on a
-// first visit compiling is the CPU's main work, and parsing the cards
-// beside it would slow it; the node's start (its storage, its relay) then
-// leaves the page room. They attach in this order; each attach returns its
-// detach function.
 /** @type {() => void} */
-let compiled = () => {};
-const compiledAt = new Promise((resolve) => {
-  compiled = () => resolve(undefined);
+let settled = () => {};
+const startedAt = new Promise((resolve) => {
+  settled = () => resolve(undefined);
 });
-const ui = Promise.all([parsed, compiledAt]).then(() => Promise.all([
-  import('./views/boot.js'),
+
+// The cards, in the order they attach; each attach returns its detach
+// function.
+const ui = Promise.all([parsed, startedAt]).then(() => Promise.all([
   import('./views/log.js'),
   Promise.all([
     import('./views/identity.js'),
@@ -49,23 +49,7 @@ const ui = Promise.all([parsed, compiledAt]).then(() => Promise.all([
     import('./views/peers.js'),
     import('./views/routing.js'),
   ]),
-]).then(([boot, log, views]) => ({ boot, log: log.log, views })));
-
-/** @type {typeof import('./views/boot.js') | null} */
-let bootCard = null;
-/** @type {Progress | null} */
-let lastProgress = null;
-ui.then(({ boot }) => {
-  bootCard = boot;
-  if (lastProgress) boot.progress(lastProgress);
-}, () => {});
-
-/** progress shows the download's progress (the latest, once the boot card is in). @param {Progress} p */
-function progress(p) {
-  lastProgress = p;
-  bootCard?.progress(p);
-  if (p.phase === 'start') compiled();
-}
+]).then(([log, views]) => ({ log: log.log, views })));
 
 /** @type {(() => void)[]} */
 let detach = [];
@@ -83,7 +67,7 @@ function config() {
 
 /** @param {DDT} ddt */
 async function attach(ddt) {
-  const { boot, log, views } = await ui;
+  const { log, views } = await ui;
   running = true;
   boot.done();
   log('Node started in this tab.');
@@ -95,7 +79,7 @@ async function attach(ddt) {
  * @param {string} why
  */
 async function stopped(why) {
-  const { boot, log, views } = await ui;
+  const { log, views } = await ui;
   const [identity] = views;
   for (const off of detach) {
     try {
@@ -126,7 +110,7 @@ function exitWords(err) {
  * @param {StartError} err
  */
 async function failed(err) {
-  const { boot, log, views } = await ui;
+  const { log, views } = await ui;
   if (err.code === 'exited') return stopped(exitWords(err));
   if (err.code === 'start') return stopped(message(err));
   const [identity] = views;
@@ -136,14 +120,14 @@ async function failed(err) {
   log(message(err), 'err');
 }
 
-start(config(), { onProgress: progress, onExit: (err) => stopped(exitWords(err)) })
-  .finally(compiled) // a node that failed to load shows that too
+start(config(), { onProgress: boot.progress, onExit: (err) => stopped(exitWords(err)) })
+  .finally(settled) // a node that failed to load shows that too
   .then(attach, failed)
   .catch(async (err) => {
     // A view of the page did not load.
     console.error('ddt: the page could not start:', err);
-    const { boot, log } = await ui;
+    await parsed;
     boot.done();
     boot.fail('DDT could not start.', message(err));
-    log(message(err), 'err');
+    ui.then(({ log }) => log(message(err), 'err'), () => {});
   });
