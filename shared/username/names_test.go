@@ -24,6 +24,9 @@ import (
 	"ddt/shared/wire"
 )
 
+// keyRecordIn is where the client keeps its record in the node's store.
+const keyRecordIn = wire.FeatureNames + "/" + keyRecord
+
 // testLedger is a zone ledger that sequences username claims, as a name's
 // home relay does.
 type testLedger struct {

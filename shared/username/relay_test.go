@@ -294,9 +294,6 @@ func (f *fakeRelay) runNode(t *testing.T, st store.Store, net *transport.Network
 	return n, c, stop
 }
 
-// keyRecordIn is where the client keeps its record in the node's store.
-const keyRecordIn = wire.FeatureNames + "/" + keyRecord
-
 func TestRegister(t *testing.T) {
 	f := newFakeRelay(t)
 	st := store.NewMemory()
