@@ -84,13 +84,7 @@ func (n *node) result(id uint32) *wire.NameResult {
 // fake links a fake relay of zone name, announcing features.
 func (r *testRelay) fake(name string, features wire.Features) (*relaytest.End, *identity.Identity) {
 	r.t.Helper()
-	if !r.fed.Slot() {
-		r.t.Fatal("no slot")
-	}
-	id, _ := identity.New()
-	e := relaytest.Serve(r.t, func(c transport.Conn) { r.fed.Serve(context.Background(), c, "pipe") })
-	e.Federate(id, wire.RelayInfo{Zone: name, URL: "http://" + name + ".example", Key: id.SignKey(), MaxNodes: 8}, features)
-	return e, id
+	return relaytest.FakeRelay(r.t, r.fed, name, features)
 }
 
 func (r *testRelay) zoneOf(k [32]byte) (string, bool) {

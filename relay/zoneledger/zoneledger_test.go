@@ -1,7 +1,6 @@
 package zoneledger
 
 import (
-	"context"
 	"crypto/ed25519"
 	"sync"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"ddt/shared/identity"
 	"ddt/shared/ledger"
 	"ddt/shared/store"
-	"ddt/shared/transport"
 	"ddt/shared/wait"
 	"ddt/shared/wire"
 )
@@ -41,13 +39,7 @@ func newTestRelay(t testing.TB, onMirrored func(ID, *ledger.Mirror)) *testRelay 
 // link authenticates a fake relay of zone name, announcing features.
 func (r *testRelay) link(name string, features wire.Features) (*relaytest.End, *identity.Identity) {
 	r.t.Helper()
-	if !r.fed.Slot() {
-		r.t.Fatal("no slot")
-	}
-	id, _ := identity.New()
-	e := relaytest.Serve(r.t, func(c transport.Conn) { r.fed.Serve(context.Background(), c, "pipe") })
-	e.Federate(id, wire.RelayInfo{Zone: name, URL: "http://" + name + ".example", Key: id.SignKey(), MaxNodes: 8}, features)
-	return e, id
+	return relaytest.FakeRelay(r.t, r.fed, name, features)
 }
 
 // Ledger frames go only to relays that announced the ledger service: at

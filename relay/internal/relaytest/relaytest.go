@@ -170,6 +170,28 @@ func (e *End) Federate(id *identity.Identity, info wire.RelayInfo, features wire
 	return hello
 }
 
+// Federation is what FakeRelay links to: relay/federation's engine.
+type Federation interface {
+	Slot() bool
+	Serve(ctx context.Context, conn transport.Conn, remote string)
+}
+
+// FakeRelay links a relay of zone name, with a new key, to fed, announcing
+// features; it returns the fake relay's end of the link and its key.
+func FakeRelay(t testing.TB, fed Federation, name string, features wire.Features) (*End, *identity.Identity) {
+	t.Helper()
+	if !fed.Slot() {
+		t.Fatal("the federation has no slot for another link")
+	}
+	id, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := Serve(t, func(c transport.Conn) { fed.Serve(context.Background(), c, "pipe") })
+	e.Federate(id, wire.RelayInfo{Zone: name, URL: "http://" + name + ".example", Key: id.SignKey(), MaxNodes: 8}, features)
+	return e, id
+}
+
 // OpenBolt opens the bbolt store at path and closes it when the test
 // ends, after the engines that use it (cleanups run last-registered
 // first). Closing it earlier, to reopen it as a restarted relay would, is
