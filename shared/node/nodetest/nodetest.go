@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/clock"
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/node"
@@ -77,10 +78,11 @@ func New(t testing.TB, count int, opts Options) *Swarm {
 		}
 		var nonce [16]byte
 		nonce[0], nonce[1] = byte(i), byte(i>>8)
-		now := time.Now()
-		if c.Clock != nil {
-			now = c.Clock.Now()
+		clk := c.Clock
+		if clk == nil {
+			clk = clock.System
 		}
+		now := clk.Now()
 		sign, agree := n.Keys()
 		lease := relay.IssueLease(sign, agree, nonce, Zone, now, 7*24*time.Hour)
 		if err := n.AdmitLocal(lease, relays, s.RelayFeatures); err != nil {
