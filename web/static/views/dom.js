@@ -43,8 +43,8 @@ export function formatMs(ms) {
 
 /** @param {number} n */
 export function formatBytes(n) {
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
-  return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+  if (n < 1e6) return `${(n / 1e3).toFixed(0)} kB`;
+  return `${(n / 1e6).toFixed(1)} MB`;
 }
 
 /**
