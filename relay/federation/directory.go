@@ -13,27 +13,39 @@ import (
 
 // knownRelaysLocked lists this relay first, then linked relays by zone,
 // then known relays whose link is down.
-func (f *Federation) knownRelaysLocked() []wire.RelayInfo {
-	out := []wire.RelayInfo{f.zone.Info()}
-	var up, down []wire.RelayInfo
+func (f *Federation) knownRelaysLocked() []*relayState {
+	var up, down []*relayState
 	for _, rs := range f.relays {
 		if rs.link != nil {
-			up = append(up, rs.info)
+			up = append(up, rs)
 		} else {
-			down = append(down, rs.info)
+			down = append(down, rs)
 		}
 	}
-	byZone := func(s []wire.RelayInfo) {
+	byZone := func(s []*relayState) {
 		sort.Slice(s, func(i, j int) bool {
-			if s[i].Zone != s[j].Zone {
-				return s[i].Zone < s[j].Zone
+			if s[i].info.Zone != s[j].info.Zone {
+				return s[i].info.Zone < s[j].info.Zone
 			}
-			return s[i].URL < s[j].URL
+			return s[i].info.URL < s[j].info.URL
 		})
 	}
 	byZone(up)
 	byZone(down)
-	return append(append(out, up...), down...)
+	self := &relayState{info: f.zone.Info(), trusted: true}
+	return append(append([]*relayState{self}, up...), down...)
+}
+
+// flags is what this relay vouches for about rs in an admission.
+func (rs *relayState) flags() wire.RelayFlags {
+	var fl wire.RelayFlags
+	if rs.trusted {
+		fl |= wire.RelayTrusted
+	}
+	if rs.features.Has(wire.FeatureNames) {
+		fl |= wire.RelayNames
+	}
+	return fl
 }
 
 // toLinksLocked queues m on every link, so deltas reach each link in the
@@ -68,11 +80,18 @@ func (f *Federation) PeersLocked() []zone.Peer {
 	return out
 }
 
-// RelaysLocked lists this relay and every relay it knows (zone.Directory).
-func (f *Federation) RelaysLocked() []wire.RelayInfo {
+// RelaysLocked lists this relay and every relay it knows, with their
+// flags (zone.Directory).
+func (f *Federation) RelaysLocked() ([]wire.RelayInfo, []wire.RelayFlags) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.knownRelaysLocked()
+	known := f.knownRelaysLocked()
+	infos, flags := make([]wire.RelayInfo, len(known)), make([]wire.RelayFlags, len(known))
+	for i, rs := range known {
+		infos[i], flags[i] = rs.info, rs.flags()
+	}
+	flags[0] = f.zone.SelfFlags()
+	return infos, flags
 }
 
 // RoomiestLocked names the linked relay with the most room, or ""
@@ -119,6 +138,10 @@ type Relay struct {
 	Info     wire.RelayInfo
 	Features wire.Features
 	Link     *Link // nil while down
+	// Trusted: this relay's operator named it by key (or it was pinned at
+	// first contact). Only trusted relays sequence names, are homes, are
+	// redirected to and have their members' leases trusted for names.
+	Trusted bool
 }
 
 // Known lists the relays this one knows, linked or not (itself not).
@@ -127,7 +150,7 @@ func (f *Federation) Known() []Relay {
 	defer f.mu.Unlock()
 	out := make([]Relay, 0, len(f.relays))
 	for _, rs := range f.relays {
-		out = append(out, Relay{Info: rs.info, Features: rs.features, Link: rs.link})
+		out = append(out, Relay{Info: rs.info, Features: rs.features, Link: rs.link, Trusted: rs.trusted})
 	}
 	return out
 }
@@ -140,7 +163,7 @@ func (f *Federation) Lookup(key [32]byte) (Relay, bool) {
 	if rs == nil {
 		return Relay{}, false
 	}
-	return Relay{Info: rs.info, Features: rs.features, Link: rs.link}, true
+	return Relay{Info: rs.info, Features: rs.features, Link: rs.link, Trusted: rs.trusted}, true
 }
 
 // Links lists the links up whose other side announced feature (every
@@ -242,7 +265,8 @@ func (f *Federation) Relays() []RelayJSON {
 	defer f.mu.Unlock()
 	var out []RelayJSON
 	listed := map[string]bool{}
-	for i, r := range f.knownRelaysLocked() {
+	for i, rs := range f.knownRelaysLocked() {
+		r := rs.info
 		up := i == 0
 		if rs := f.relays[r.Key]; rs != nil {
 			up = rs.link != nil

@@ -104,6 +104,7 @@ type relayState struct {
 	features   wire.Features  // as its hello lists them
 	link       *Link          // nil while down
 	configured bool           // a -peer of ours: kept (as down) when its link ends
+	trusted    bool           // named by this relay's operator (see Relay.Trusted)
 	members    map[id.Address]*member
 }
 

@@ -256,7 +256,9 @@ func (f *Federation) linkUpLocked(l *Link, conn transport.Conn, members []*zone.
 		if links >= MaxLinks || len(f.relays) >= 4*MaxLinks {
 			return ErrTooMany
 		}
-		rs = &relayState{members: make(map[id.Address]*member), configured: l.dialed}
+		// Every relay that proves a key is trusted until federation by
+		// explicit trust lands.
+		rs = &relayState{members: make(map[id.Address]*member), configured: l.dialed, trusted: true}
 		f.relays[key] = rs
 	}
 	rs.info, rs.features, rs.link = l.peer, l.features, l

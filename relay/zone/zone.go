@@ -93,8 +93,9 @@ type Directory interface {
 	// PeersLocked lists the members of linked zones.
 	PeersLocked() []Peer
 	// RelaysLocked lists the relays a newcomer may trust leases from,
-	// this one first.
-	RelaysLocked() []wire.RelayInfo
+	// this one first, and what this relay vouches for about each (flags
+	// parallel to the list; this relay's own are SelfFlags).
+	RelaysLocked() ([]wire.RelayInfo, []wire.RelayFlags)
 	// RoomiestLocked names a linked relay with room for a newcomer this
 	// zone refuses, or "".
 	RoomiestLocked() string
@@ -431,9 +432,10 @@ func (z *Zone) admit(m *Member, conn transport.Conn) (adm *wire.Admitted, old *M
 	m.link = link.New(conn, link.Config{Queue: OutQueue, Logger: m.log, Dropped: &z.dropped, Unknown: &z.unknown, Salvage: m.salvage})
 	z.members[m.lease.Address] = m
 	z.nodes.Store(int64(len(z.members)))
-	adm = &wire.Admitted{Lease: m.lease, ICEServers: z.cfg.ICEServers, Relays: z.relaysLocked()}
+	adm = &wire.Admitted{Lease: m.lease, ICEServers: z.cfg.ICEServers}
+	adm.Relays, adm.Flags = z.relaysLocked()
 	if len(adm.Relays) > wire.MaxRelays {
-		adm.Relays = adm.Relays[:wire.MaxRelays]
+		adm.Relays, adm.Flags = adm.Relays[:wire.MaxRelays], adm.Flags[:wire.MaxRelays]
 	}
 	for _, p := range z.pickPeersLocked(&m.lease) {
 		adm.Peers = append(adm.Peers, *p.Lease)
@@ -446,12 +448,23 @@ func (z *Zone) admit(m *Member, conn transport.Conn) (adm *wire.Admitted, old *M
 	return adm, old, "", true
 }
 
-// relaysLocked lists the relays a newcomer may trust, this one first.
-func (z *Zone) relaysLocked() []wire.RelayInfo {
+// relaysLocked lists the relays a newcomer may trust, this one first,
+// with their flags.
+func (z *Zone) relaysLocked() ([]wire.RelayInfo, []wire.RelayFlags) {
 	if z.dir == nil {
-		return []wire.RelayInfo{z.Info()}
+		return []wire.RelayInfo{z.Info()}, []wire.RelayFlags{z.SelfFlags()}
 	}
 	return z.dir.RelaysLocked()
+}
+
+// SelfFlags is what this relay vouches for about itself in an
+// admission: always trusted, and whether it runs the username service.
+func (z *Zone) SelfFlags() wire.RelayFlags {
+	f := wire.RelayTrusted
+	if z.features.Has(wire.FeatureNames) {
+		f |= wire.RelayNames
+	}
+	return f
 }
 
 // redirectLocked names the relay a refused newcomer should try.

@@ -161,9 +161,11 @@ type fakeDirectory struct {
 	snap    map[id.Address]bool // from Snapshot
 }
 
-func (d *fakeDirectory) PeersLocked() []Peer            { return []Peer{d.far} }
-func (d *fakeDirectory) RelaysLocked() []wire.RelayInfo { return d.relays }
-func (d *fakeDirectory) RoomiestLocked() string         { return "http://roomy.example" }
+func (d *fakeDirectory) PeersLocked() []Peer { return []Peer{d.far} }
+func (d *fakeDirectory) RelaysLocked() ([]wire.RelayInfo, []wire.RelayFlags) {
+	return d.relays, make([]wire.RelayFlags, len(d.relays))
+}
+func (d *fakeDirectory) RoomiestLocked() string { return "http://roomy.example" }
 func (d *fakeDirectory) Signal(from *Member, sig *wire.Signal) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"ddt/shared/clock"
 	"ddt/shared/dht"
@@ -115,6 +116,15 @@ func (h *Host) Lease() wire.Lease {
 // its own relay or one its relay federates with (for checking records a
 // relay signed).
 func (h *Host) ZoneOf(key [32]byte) (string, bool) { return h.n.zoneOf(key) }
+
+// Relays lists the relays the node's last admission named, the admitting
+// one first, with what it vouches for about each (wire.RelayTrusted,
+// wire.RelayNames); nil before the first admission.
+func (h *Host) Relays() []KnownRelay {
+	h.n.mu.Lock()
+	defer h.n.mu.Unlock()
+	return slices.Clone(h.n.relays)
+}
 
 // Clock is the node's clock: every timer a capability sets comes from it.
 func (h *Host) Clock() clock.Clock { return h.n.clock }

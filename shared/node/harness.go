@@ -22,8 +22,10 @@ import (
 // relay had admitted it, but with no relay connection: the DHT is made
 // for the lease's address and the capabilities' admission hooks run
 // until the node is closed. relayFeatures are what the relay would have
-// announced.
-func (n *Node) AdmitLocal(lease wire.Lease, relays []wire.RelayInfo, relayFeatures wire.Features) error {
+// announced; flags, parallel to relays, what the admission would vouch
+// for about each (nil: every relay trusted, and running the username
+// service when relayFeatures lists it).
+func (n *Node) AdmitLocal(lease wire.Lease, relays []wire.RelayInfo, flags []wire.RelayFlags, relayFeatures wire.Features) error {
 	var own bool
 	for _, r := range relays {
 		own = own || r.Key == lease.RelayKey
@@ -34,7 +36,17 @@ func (n *Node) AdmitLocal(lease wire.Lease, relays []wire.RelayInfo, relayFeatur
 	n.mu.Lock()
 	n.lease, n.relayKey, n.relayFeatures = lease, lease.RelayKey, relayFeatures
 	n.mu.Unlock()
-	n.federate(relays)
+	if flags == nil {
+		all := wire.RelayTrusted
+		if relayFeatures.Has(wire.FeatureNames) {
+			all |= wire.RelayNames
+		}
+		flags = make([]wire.RelayFlags, len(relays))
+		for i := range flags {
+			flags[i] = all
+		}
+	}
+	n.federate(relays, flags)
 	if err := n.verifyLease(&lease); err != nil {
 		return fmt.Errorf("node: AdmitLocal: %w", err)
 	}

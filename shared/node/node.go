@@ -136,6 +136,7 @@ type Node struct {
 	stopped  bool                     // Run has ended: no new channels
 	relay    string                   // the relay in use or being tried
 	zoneKeys map[[32]byte]string      // federated relays' keys → zone
+	relays   []KnownRelay             // as the last admission listed them
 	dht      *dht.DHT                 // nil before admission
 	dhtSelf  id.Address               // the address dht was made for
 	locked   map[id.Address]bool      // opened by Connect: never trimmed

@@ -321,7 +321,7 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 		"challengeMs", tDial.Milliseconds(), "admittedMs", tAdm.Milliseconds(), "totalMs", clock.Since(n.clock, t0).Milliseconds(), "features", ch.Features)
 	// The routing table holds the relay's peers before anyone hears of the
 	// admission, so a lookup right after ddt.ready has contacts to ask.
-	n.federate(adm.Relays)
+	n.federate(adm.Relays, adm.Flags)
 	d := n.joinedAs(adm.Lease.Address)
 	var dial []id.Address
 	for i := range adm.Peers {

@@ -63,14 +63,26 @@ func (n *Node) addRelays(urls ...string) {
 	}
 }
 
-// federate records the relays an admission names: their keys vouch for
-// leases from their zones, and their URLs are where to go if this relay
-// is lost.
-func (n *Node) federate(relays []wire.RelayInfo) {
+// KnownRelay is a relay as the node's last admission listed it: what it
+// is, and what the admitting relay vouches for about it.
+type KnownRelay struct {
+	Info  wire.RelayInfo
+	Flags wire.RelayFlags
+}
+
+// federate records the relays an admission names, with their flags
+// (parallel; missing flags count as none): their keys vouch for leases
+// from their zones, and their URLs are where to go if this relay is lost.
+func (n *Node) federate(relays []wire.RelayInfo, flags []wire.RelayFlags) {
 	keys := make(map[[32]byte]string, len(relays))
+	known := make([]KnownRelay, len(relays))
 	var urls []string
-	for _, r := range relays {
+	for i, r := range relays {
 		keys[r.Key] = r.Zone
+		known[i].Info = r
+		if i < len(flags) {
+			known[i].Flags = flags[i]
+		}
 		if r.URL != "" {
 			urls = append(urls, r.URL)
 		}
@@ -79,6 +91,7 @@ func (n *Node) federate(relays []wire.RelayInfo) {
 	for k, z := range keys {
 		n.zoneKeys[k] = z // kept: channels to other zones stay valid after a move
 	}
+	n.relays = known
 	n.mu.Unlock()
 	n.addRelays(urls...)
 }

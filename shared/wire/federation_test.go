@@ -63,8 +63,20 @@ func TestFederationRejects(t *testing.T) {
 	if _, err := Unmarshal([]byte{Version, byte(TypeZoneMembers), 0xff, 0x0f}); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("too many members: %v", err)
 	}
-	if _, err := Marshal(&Admitted{Relays: make([]RelayInfo, MaxRelays+1)}); !errors.Is(err, ErrTooLarge) {
+	if _, err := Marshal(&Admitted{Relays: make([]RelayInfo, MaxRelays+1), Flags: make([]RelayFlags, MaxRelays+1)}); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("too many relays: %v", err)
+	}
+	if _, err := Marshal(&Admitted{Relays: make([]RelayInfo, 2), Flags: make([]RelayFlags, 1)}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("flags not parallel to relays: %v", err)
+	}
+	// An admission whose flags do not match its relays does not decode.
+	b, err := Marshal(&Admitted{Relays: make([]RelayInfo, 1), Flags: []RelayFlags{RelayTrusted}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b[:len(b)-2], 2, byte(RelayTrusted), byte(RelayTrusted))
+	if _, err := Unmarshal(b); !errors.Is(err, ErrMalformed) {
+		t.Errorf("two flags for one relay: %v", err)
 	}
 }
 

@@ -297,14 +297,38 @@ func HelloSignedBytes(c *Challenge, signKey, agreeKey [32]byte, native bool) []b
 // peer's lease is signed by the relay in Relays whose Key equals the
 // lease's RelayKey, and a node checks it against that key.
 //
-// Layout: Lease | count | (Lease, native)* | count | url* | count | RelayInfo*
+// Flags, parallel to Relays, say what the admitting relay vouches for
+// about each: RelayTrusted for relays its operator named (only they
+// sequence names and are homes), RelayNames for those that run the
+// username service.
+//
+// Layout: Lease | count | (Lease, native)* | count | url* | count | RelayInfo* | count | flags (1 byte)*
 type Admitted struct {
 	Lease      Lease
-	Peers      []Lease     // at most MaxPeers
-	Natives    []bool      // parallel to Peers: which are native nodes
-	ICEServers []string    // STUN/TURN URLs, at most MaxICEServers
-	Relays     []RelayInfo // at most MaxRelays; the admitting relay first
+	Peers      []Lease      // at most MaxPeers
+	Natives    []bool       // parallel to Peers: which are native nodes
+	ICEServers []string     // STUN/TURN URLs, at most MaxICEServers
+	Relays     []RelayInfo  // at most MaxRelays; the admitting relay first
+	Flags      []RelayFlags // parallel to Relays
 }
+
+// RelayFlags is what an admitting relay vouches for about a relay it
+// lists.
+type RelayFlags uint8
+
+const (
+	// RelayTrusted marks a relay the admitting relay's operator named by
+	// key (or pinned at first contact): its ledger may sequence names and
+	// it may be a name's home. The admitting relay is always trusted. A
+	// relay linked only by open federation is not: its members' leases are
+	// good for peering, never for names.
+	RelayTrusted RelayFlags = 1 << iota
+	// RelayNames marks a relay that runs the username service.
+	RelayNames
+)
+
+// Has reports whether every flag of g is set in f.
+func (f RelayFlags) Has(g RelayFlags) bool { return f&g == g }
 
 func (*Admitted) Type() Type { return TypeAdmitted }
 func (a *Admitted) encode(e *encoder) {
@@ -321,6 +345,13 @@ func (a *Admitted) encode(e *encoder) {
 	e.count(len(a.Relays), MaxRelays, "relays")
 	for i := range a.Relays {
 		a.Relays[i].encode(e)
+	}
+	if len(a.Flags) != len(a.Relays) && e.err == nil {
+		e.err = fmt.Errorf("%w: %d relay flags for %d relays", ErrMalformed, len(a.Flags), len(a.Relays))
+	}
+	e.count(len(a.Flags), MaxRelays, "relay flags")
+	for _, f := range a.Flags {
+		e.u8(uint8(f))
 	}
 }
 func (a *Admitted) decode(d *decoder) {
@@ -344,6 +375,16 @@ func (a *Admitted) decode(d *decoder) {
 	}
 	for i := 0; i < n && d.err == nil; i++ {
 		a.Relays[i].decode(d)
+	}
+	n = d.count(MaxRelays, 1, "relay flags")
+	if n != len(a.Relays) && d.err == nil {
+		d.fail("%d relay flags for %d relays", n, len(a.Relays))
+	}
+	if n > 0 && d.err == nil {
+		a.Flags = make([]RelayFlags, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		a.Flags[i] = RelayFlags(d.u8())
 	}
 }
 

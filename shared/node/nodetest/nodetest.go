@@ -85,7 +85,7 @@ func New(t testing.TB, count int, opts Options) *Swarm {
 		now := clk.Now()
 		sign, agree := n.Keys()
 		lease := relay.IssueLease(sign, agree, nonce, Zone, now, 7*24*time.Hour)
-		if err := n.AdmitLocal(lease, relays, s.RelayFeatures); err != nil {
+		if err := n.AdmitLocal(lease, relays, nil, s.RelayFeatures); err != nil {
 			t.Fatal(err)
 		}
 		s.Nodes = append(s.Nodes, n)
