@@ -149,13 +149,13 @@ func (a *api) on(args []js.Value) any {
 
 // peers() → Promise of [PeerView].
 func (a *api) peers([]js.Value) any {
-	return bridge.Promise(func() (any, error) { return bridge.Value(node.PeerViews(a.n.Peers())) })
+	return promise(func() (any, error) { return bridge.Value(node.PeerViews(a.n.Peers())) })
 }
 
 // lookup(address) → Promise of LookupView.
 func (a *api) lookup(args []js.Value) any {
 	addr, err := addressArg(args)
-	return bridge.Promise(func() (any, error) {
+	return promise(func() (any, error) {
 		if err != nil {
 			return nil, err
 		}
@@ -173,7 +173,7 @@ func (a *api) lookup(args []js.Value) any {
 // connect(address) → Promise of the PeerView, once a data channel is open.
 func (a *api) connect(args []js.Value) any {
 	addr, err := addressArg(args)
-	return bridge.Promise(func() (any, error) {
+	return promise(func() (any, error) {
 		if err != nil {
 			return nil, err
 		}
@@ -190,7 +190,7 @@ func (a *api) connect(args []js.Value) any {
 // disconnect(address) → Promise of whether a channel was open.
 func (a *api) disconnect(args []js.Value) any {
 	addr, err := addressArg(args)
-	return bridge.Promise(func() (any, error) {
+	return promise(func() (any, error) {
 		if err != nil {
 			return nil, err
 		}
@@ -200,20 +200,33 @@ func (a *api) disconnect(args []js.Value) any {
 
 // routing() → Promise of RoutingView.
 func (a *api) routing([]js.Value) any {
-	return bridge.Promise(func() (any, error) { return bridge.Value(a.n.RoutingView()) })
+	return promise(func() (any, error) { return bridge.Value(a.n.RoutingView()) })
+}
+
+// promise is bridge.Promise with every rejection coded (node.Coded), so
+// a caller can switch on err.code whichever call failed.
+func promise(fn func() (any, error)) js.Value {
+	return bridge.Promise(func() (any, error) {
+		v, err := fn()
+		return v, node.Coded(err)
+	})
 }
 
 func addressArg(args []js.Value) (id.Address, error) {
 	if len(args) < 1 || args[0].Type() != js.TypeString {
-		return id.Address{}, errors.New("address must be a string of 40 hex digits")
+		return id.Address{}, node.Errorf(node.CodeInvalid, nil, "an address must be a string of 40 hex digits")
 	}
-	return id.Parse(args[0].String())
+	a, err := id.Parse(args[0].String())
+	if err != nil {
+		return id.Address{}, node.Errorf(node.CodeInvalid, []error{err}, "%v", err)
+	}
+	return a, nil
 }
 
 // ping(address) → Promise of the round trip in ms.
 func (a *api) ping(args []js.Value) any {
 	addr, err := addressArg(args)
-	return bridge.Promise(func() (any, error) {
+	return promise(func() (any, error) {
 		if err != nil {
 			return nil, err
 		}
@@ -235,12 +248,12 @@ func (a *api) throughput(args []js.Value) any {
 	if len(args) > 1 && args[1].Type() == js.TypeNumber {
 		total = args[1].Int()
 	}
-	return bridge.Promise(func() (any, error) {
+	return promise(func() (any, error) {
 		if err != nil {
 			return nil, err
 		}
 		if total <= 0 || total > 1<<30 {
-			return nil, errors.New("bytes must be between 1 and 1 GiB")
+			return nil, node.Errorf(node.CodeInvalid, nil, "bytes must be between 1 and 1 GiB, not %d", total)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -258,7 +271,7 @@ func (a *api) throughput(args []js.Value) any {
 // "taken", "unavailable", …).
 func (a *api) register(args []js.Value) any {
 	name, err := nameArg(args)
-	return bridge.Promise(func() (any, error) {
+	return promise(func() (any, error) {
 		if err != nil {
 			return nil, err
 		}
@@ -276,7 +289,7 @@ func (a *api) register(args []js.Value) any {
 func (a *api) resolve(args []js.Value) any {
 	name, err := nameArg(args)
 	fresh := len(args) > 1 && args[1].Type() == js.TypeObject && args[1].Get("fresh").Truthy()
-	return bridge.Promise(func() (any, error) {
+	return promise(func() (any, error) {
 		if err != nil {
 			return nil, err
 		}

@@ -77,6 +77,23 @@ func TestMesh(t *testing.T) {
 		t.Error("ping to an unconnected address succeeded")
 	}
 
+	// Every rejection carries a code a program can switch on, bad
+	// arguments included.
+	codes := mustEval[map[string]string](pages[0], `(async () => {
+		const code = p => p.then(() => "resolved", e => e.code + ": " + e.message);
+		return {
+			ping: await code(ddt.ping("`+strings.Repeat("0", 40)+`")),
+			connect: await code(ddt.connect("zz")),
+			lookup: await code(ddt.lookup(42)),
+			throughput: await code(ddt.throughput("`+addrs[1]+`", -5)),
+		};
+	})()`)
+	for call, want := range map[string]string{"ping": "not-connected: ", "connect": "invalid: ", "lookup": "invalid: ", "throughput": "invalid: "} {
+		if !strings.HasPrefix(codes[call], want) {
+			t.Errorf("ddt.%s rejected with %q, want code %q", call, codes[call], strings.TrimSuffix(want, ": "))
+		}
+	}
+
 	// A reloaded tab keeps its address and rejoins everyone.
 	reload(t, pages[2])
 	if again := pages[2].ready(); again != addrs[2] {

@@ -30,7 +30,8 @@ const (
 	CodeRateLimited  = "rate-limited"
 	CodeTimeout      = "timeout"
 	CodeUnsupported  = "unsupported"
-	CodeError        = "error" // anything else
+	CodeInvalid      = "invalid" // a bad argument: an address that is not 40 hex digits, a byte count out of range
+	CodeError        = "error"   // anything else
 )
 
 // Error is a failure worded for people, with a code programs switch on.
@@ -82,4 +83,19 @@ func Explain(err error) ErrorView {
 		code = CodeUnsupported
 	}
 	return ErrorView{Error: err.Error(), Code: code}
+}
+
+// Coded returns err as an *Error with the code and message Explain gives
+// it (err itself if it is one), so every failure a caller sees carries a
+// code; nil stays nil.
+func Coded(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	v := Explain(err)
+	return &Error{Code: v.Code, Message: v.Error, Causes: []error{err}}
 }

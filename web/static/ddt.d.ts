@@ -138,6 +138,18 @@ export type NameErrorCode =
 /** The Error `ddt.register()` and `ddt.resolve()` reject with; its message is meant for people. */
 export type NameError = Error & { code: NameErrorCode };
 
+/**
+ * Why any other call of `window.ddt` rejected: `invalid` (a bad argument: an
+ * address that is not 40 hex digits, a byte count out of range),
+ * `not-admitted` (not in a zone yet), `not-connected` (no open data channel
+ * to that address), `timeout` (no answer in time), `unsupported` (the peer
+ * or relay does not run that service), `error` (anything else).
+ */
+export type ErrorCode = 'invalid' | 'not-admitted' | 'not-connected' | 'timeout' | 'unsupported' | 'error';
+
+/** The Error the other calls of `window.ddt` reject with; its message is meant for people. */
+export type DDTError = Error & { code: ErrorCode };
+
 /** The `peer` event: a data channel opened and the peer proved its lease. */
 export interface PeerEvent {
   address: Address;
@@ -208,8 +220,9 @@ export interface DDT {
    */
   peers(): Promise<Peer[]>;
   /**
-   * The round-trip time in ms over the data channel; rejects if there is no
-   * open channel to that address.
+   * The round-trip time in ms over the data channel; rejects with a
+   * {@link DDTError}, code `not-connected`, if there is no open channel to
+   * that address.
    */
   ping(address: Address): Promise<number>;
   /**
