@@ -23,7 +23,7 @@
 // error decides what happens: nil, taken; a Refusal, the other side hears
 // why and the frame counts against the link; ErrViolation, it counts
 // (the handler has answered); any other error ends the link. A link with
-// more than MaxViolations refused frames is cut.
+// MaxViolations refused frames is cut at the last of them.
 //
 // The engines (relay/zone, relay/federation) build on Link and never see
 // a socket: their tests run over transport.Pipe.
