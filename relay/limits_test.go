@@ -111,3 +111,60 @@ func TestFrameLimitExact(t *testing.T) {
 		t.Fatalf("/healthz limits %+v, want 1 oversized", l)
 	}
 }
+
+// Signals that a node cannot take now are dropped, and their sender
+// told so: flooding a slow node with signals fills no queue past its
+// bound, and never gets that node cut for being slow.
+func TestSignalsCannotCutASlowNode(t *testing.T) {
+	z := newZone(t, store.NewMemory(), Config{})
+	victim := dialRaw(t, z) // admitted, then reads nothing more
+	victim.hello(true)
+	adm, ok := victim.read().(*wire.Admitted)
+	if !ok {
+		t.Fatal("not admitted")
+	}
+	big := strings.Repeat("x", wire.MaxSignal)
+	var senders []*rawClient
+	for range 3 {
+		r := dialRaw(t, z)
+		r.hello(true)
+		r.read()
+		senders = append(senders, r)
+	}
+	// 3 × 300 signals of 16 KiB, within every sender's burst: 14 MiB,
+	// more than loopback's socket buffers and the victim's queue hold.
+	for i, r := range senders {
+		go func() {
+			for k := range 300 {
+				b, _ := wire.Marshal(&wire.Signal{Peer: adm.Lease.Address, Session: uint64(i*1000 + k), Kind: wire.SignalCandidate, Data: big})
+				if r.write(b) != nil {
+					return
+				}
+			}
+			r.send(&wire.Hello{}) // refused: the last frame, after every signal
+		}()
+	}
+	congested := 0
+	for _, r := range senders {
+		for done := false; !done; {
+			m := r.read()
+			if e, ok := m.(*wire.Error); ok {
+				switch e.Code {
+				case wire.CodeRateLimited:
+					congested++
+				case wire.CodeProtocol:
+					done = true
+				default:
+					t.Fatalf("sender heard %v", e.Err())
+				}
+			}
+		}
+	}
+	s := z.relay.Stats()
+	if z.relay.Zone.Member(adm.Lease.Address) == nil || s.Limits.Stuck != 0 {
+		t.Fatalf("the slow node was cut by others' signals: limits %+v", s.Limits)
+	}
+	if congested == 0 || s.Limits.Congested != int64(congested) || s.Limits.QueuedBytes > zone.OutQueueBytes {
+		t.Fatalf("senders heard %d refusals; limits %+v", congested, s.Limits)
+	}
+}

@@ -165,6 +165,7 @@ type Zone struct {
 	rateLimited   atomic.Int64 // signals refused: over SignalRate/SignalBurst
 	offersLimited atomic.Int64 // offers refused: over OfferRate/OfferBurst
 	evicted       atomic.Int64 // lease records evicted at MaxLeases
+	congested     atomic.Int64 // signals dropped: their target's queue was half full
 }
 
 // Member is an admitted node.
@@ -347,6 +348,7 @@ type Limits struct {
 	LeaseRecords  int64 `json:"leaseRecords"`  // lease records in the store now
 	MaxLeases     int   `json:"maxLeases"`     // the most it keeps
 	LeasesEvicted int64 `json:"leasesEvicted"` // records evicted at MaxLeases, seen longest ago first
+	Congested     int64 `json:"congested"`     // signals dropped: their target's send queue was half full
 }
 
 // Stats returns the zone's counters.
@@ -362,7 +364,8 @@ func (z *Zone) Stats() Stats {
 		Admitted: z.admitted.Load(), Refused: z.refused.Load(), Signals: z.signals.Load(), Dropped: z.dropped.Load(), Unknown: z.unknown.Load(),
 		Limits: Limits{Joining: z.Joining(), Busy: z.busy.Load(), HelloTimeouts: z.helloTimeouts.Load(), RateLimited: z.rateLimited.Load(),
 			OffersLimited: z.offersLimited.Load(), Cut: z.links.Cut.Load(), Oversized: z.links.Oversized.Load(), Stuck: z.links.Overflow.Load(),
-			QueuedBytes: queued, LeaseRecords: z.leases.Load(), MaxLeases: z.cfg.MaxLeases, LeasesEvicted: z.evicted.Load()}}
+			QueuedBytes: queued, LeaseRecords: z.leases.Load(), MaxLeases: z.cfg.MaxLeases, LeasesEvicted: z.evicted.Load(),
+			Congested: z.congested.Load()}}
 }
 
 // JoinSlot reserves room for one more connection to go through admission;
@@ -692,14 +695,19 @@ func (z *Zone) announce(m *Member, msg wire.Message) {
 }
 
 // Deliver queues sig, a signal from a node of a linked zone, to member
-// to; it counts among the signals forwarded.
+// to; it counts among the signals forwarded. A member whose queue is
+// half full does not get it (counted as congested): signals from others
+// never get a node cut for being slow.
 func (z *Zone) Deliver(to *Member, sig *wire.Signal) {
 	b, err := wire.Marshal(sig)
 	if err != nil {
 		return
 	}
+	if !to.link.TrySend(b) {
+		z.congested.Add(1)
+		return
+	}
 	z.signals.Add(1)
-	to.link.Send(b)
 }
 
 // handle serves one frame from m with the handler for its type.
@@ -737,9 +745,17 @@ func onSignal(m *Member, msg wire.Message) error {
 	case to != nil && to != m:
 		fwd := *sig
 		fwd.Peer = m.lease.Address
-		if b, err := wire.Marshal(&fwd); err == nil {
+		b, err := wire.Marshal(&fwd)
+		switch {
+		case err != nil:
+		case to.link.TrySend(b):
 			z.signals.Add(1)
-			to.link.Send(b)
+		default:
+			// The target is slow: it keeps its link, the signal is
+			// dropped, and the sender hears it without it counting
+			// against them, as for a congested relay link.
+			z.congested.Add(1)
+			m.Reject(wire.CodeRateLimited, fmt.Sprintf("node %s is not taking signals now; try again shortly", sig.Peer.Short()))
 		}
 		return nil
 	case to == nil && z.dir != nil:
