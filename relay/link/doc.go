@@ -1,8 +1,9 @@
 // Package link is the plumbing a relay's connections share, a node's and
 // another relay's alike: a Link over a transport.Conn.
 //
-// Frames going out wait in a bounded queue that one writer goroutine
-// drains; a link whose queue overflows is too slow and is stopped. Stop
+// Frames going out wait in a bounded queue (in frames, and in bytes if
+// Config.QueueBytes says) that one writer goroutine drains; a link whose
+// queue overflows is too slow and is stopped. Stop
 // records why and lets the writer send what is still queued (typically an
 // Error saying why) for a moment before it closes the conn, with a
 // WebSocket status and the reason where the conn can carry them
