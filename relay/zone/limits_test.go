@@ -206,3 +206,45 @@ func TestLeaseStoreBounded(t *testing.T) {
 		t.Fatal("the node seen longest ago kept its address: its record was not the one evicted")
 	}
 }
+
+// Reconnecting does not refill a node's signaling budget: the burst
+// spent on one link is spent on the next, whether the new link replaces
+// the old or comes after it has gone.
+func TestReconnectKeepsSignalBudget(t *testing.T) {
+	vc := newFakeClock()
+	z := newTestZone(t, store.NewMemory(), onClock(vc))
+	ident, _ := identity.New()
+	x, _ := admit(t, z, ident)
+	y, admY := admit(t, z, nil)
+	to := admY.Lease.Address
+	pass(t, x, y, to, wire.SignalCandidate, 1, SignalBurst)
+	// A new link while the old one is up replaces it, budget and all.
+	x2, _ := admit(t, z, ident)
+	x2.Send(&wire.Signal{Peer: to, Session: 500, Kind: wire.SignalBye})
+	x2.ExpectError(wire.CodeRateLimited)
+	// Gone and back: still spent.
+	x2.leave(z)
+	x3, _ := admit(t, z, ident)
+	x3.Send(&wire.Signal{Peer: to, Session: 501, Kind: wire.SignalBye})
+	x3.ExpectError(wire.CodeRateLimited)
+	if l := z.Stats().Limits; l.BudgetsKept != 0 {
+		t.Fatalf("limits %+v: a budget kept for a node that is back", l)
+	}
+	// Time refills it, as for a node that stayed.
+	vc.Advance(time.Second / SignalRate)
+	x3.Send(&wire.Signal{Peer: to, Session: 502, Kind: wire.SignalBye})
+	if got := nextSession(y); got != 502 {
+		t.Fatalf("signal %d, want 502", got)
+	}
+	// Away longer than the refill time, a node is not remembered at all.
+	x3.leave(z)
+	vc.Advance(refillTime)
+	_, adm := admit(t, z, nil) // a departure that prunes the table
+	z.Member(adm.Lease.Address).link.Stop("test")
+	wait.Until(t, wait.Default, "pruned", func() bool {
+		z.mu.Lock()
+		defer z.mu.Unlock()
+		_, kept := z.recent[ident.SignKey()]
+		return !kept
+	})
+}

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"ddt/relay/link"
 	"ddt/shared/clock"
 	"ddt/shared/id"
@@ -146,8 +144,12 @@ type Zone struct {
 	mu      sync.Mutex
 	closed  bool
 	members map[id.Address]*Member
-	nodes   atomic.Int64  // len(members), readable without mu
-	joining chan struct{} // a slot per connection not yet admitted
+	nodes   atomic.Int64 // len(members), readable without mu
+	// The signaling budgets of nodes that left, so that reconnecting
+	// does not refill one (limits.go).
+	recent     map[[32]byte]kept
+	departures []departure
+	joining    chan struct{} // a slot per connection not yet admitted
 
 	leaseMu sync.Mutex   // serializes read-modify-write of lease records, and admissions
 	leases  atomic.Int64 // lease records in the store
@@ -177,8 +179,7 @@ type Member struct {
 	agent    string
 	features wire.Features
 	log      *slog.Logger
-	lim      *rate.Limiter // signals
-	offers   *rate.Limiter // offers, which also count as signals
+	budget   *budget // signals and offers, kept across the node's reconnections
 }
 
 // New makes a zone and starts its lease sweep; Close stops it.
@@ -205,7 +206,7 @@ func New(cfg Config) (*Zone, error) {
 	}
 	z := &Zone{cfg: cfg, log: cfg.Logger, key: cfg.Key, clock: cfg.Clock,
 		handlers: make(map[wire.Type]Handler), salvagers: make(map[wire.Type]Salvager),
-		members: make(map[id.Address]*Member), joining: make(chan struct{}, MaxJoining)}
+		members: make(map[id.Address]*Member), joining: make(chan struct{}, MaxJoining), recent: make(map[[32]byte]kept)}
 	z.leases.Store(int64(len(keys)))
 	z.ctx, z.cancel = context.WithCancel(context.Background())
 	z.Handle(wire.TypeSignal, "", onSignal)
@@ -349,6 +350,7 @@ type Limits struct {
 	MaxLeases     int   `json:"maxLeases"`     // the most it keeps
 	LeasesEvicted int64 `json:"leasesEvicted"` // records evicted at MaxLeases, seen longest ago first
 	Congested     int64 `json:"congested"`     // signals dropped: their target's send queue was half full
+	BudgetsKept   int   `json:"budgetsKept"`   // departed nodes' signaling budgets remembered now (at most RecentLimiters)
 }
 
 // Stats returns the zone's counters.
@@ -359,13 +361,14 @@ func (z *Zone) Stats() Stats {
 	for _, m := range z.members {
 		queued += m.link.Queued()
 	}
+	kept := len(z.recent)
 	z.mu.Unlock()
 	return Stats{Zone: z.cfg.Name, URL: z.cfg.URL, RelayKey: hex.EncodeToString(k[:]), Nodes: int(z.nodes.Load()), MaxNodes: z.cfg.MaxNodes,
 		Admitted: z.admitted.Load(), Refused: z.refused.Load(), Signals: z.signals.Load(), Dropped: z.dropped.Load(), Unknown: z.unknown.Load(),
 		Limits: Limits{Joining: z.Joining(), Busy: z.busy.Load(), HelloTimeouts: z.helloTimeouts.Load(), RateLimited: z.rateLimited.Load(),
 			OffersLimited: z.offersLimited.Load(), Cut: z.links.Cut.Load(), Oversized: z.links.Oversized.Load(), Stuck: z.links.Overflow.Load(),
 			QueuedBytes: queued, LeaseRecords: z.leases.Load(), MaxLeases: z.cfg.MaxLeases, LeasesEvicted: z.evicted.Load(),
-			Congested: z.congested.Load()}}
+			Congested: z.congested.Load(), BudgetsKept: kept}}
 }
 
 // JoinSlot reserves room for one more connection to go through admission;
@@ -436,8 +439,7 @@ func (z *Zone) Serve(ctx context.Context, conn transport.Conn, remote string) {
 		link.Close(conn, link.StatusPolicyViolation, "bad signature")
 		return
 	}
-	m := &Member{zone: z, native: hello.Native, agent: hello.Agent, features: hello.Features,
-		lim: rate.NewLimiter(SignalRate, SignalBurst), offers: rate.NewLimiter(OfferRate, OfferBurst)}
+	m := &Member{zone: z, native: hello.Native, agent: hello.Agent, features: hello.Features}
 	adm, old, redirect, err := z.enroll(m, hello, conn, inTime, log)
 	switch {
 	case errors.Is(err, errLate):
@@ -549,6 +551,7 @@ func (z *Zone) admit(m *Member, conn transport.Conn) (adm *wire.Admitted, old *M
 	if old == nil && len(z.members) >= z.cfg.MaxNodes {
 		return nil, nil, z.redirectLocked(), false
 	}
+	m.budget = z.budgetForLocked(m.lease.SignKey, old)
 	m.link = link.New(conn, link.Config{Queue: OutQueue, QueueBytes: OutQueueBytes, Logger: m.log, Dropped: &z.dropped, Unknown: &z.unknown,
 		Salvage: m.salvage, Counts: &z.links})
 	z.members[m.lease.Address] = m
@@ -650,6 +653,7 @@ func (z *Zone) leave(m *Member) bool {
 	}
 	delete(z.members, m.lease.Address)
 	z.nodes.Store(int64(len(z.members)))
+	z.keepBudgetLocked(m)
 	for _, w := range z.watches {
 		w.LeftLocked(m)
 	}
@@ -732,11 +736,11 @@ func onSignal(m *Member, msg wire.Message) error {
 	z := m.zone
 	// The zone's clock, not the limiter's own, so tests can step it.
 	now := z.clock.Now()
-	if !m.lim.AllowN(now, 1) {
+	if !m.budget.signals.AllowN(now, 1) {
 		z.rateLimited.Add(1)
 		return link.Refuse(wire.CodeRateLimited, "signaling faster than allowed: at most %d signals a second, in bursts of %d", SignalRate, SignalBurst)
 	}
-	if sig.Kind == wire.SignalOffer && !m.offers.AllowN(now, 1) {
+	if sig.Kind == wire.SignalOffer && !m.budget.offers.AllowN(now, 1) {
 		z.offersLimited.Add(1)
 		return link.Refuse(wire.CodeRateLimited, "offering connections faster than allowed: at most %d offers a second, in bursts of %d", OfferRate, OfferBurst)
 	}
