@@ -107,7 +107,7 @@ baseline: ## build the BASELINE commit into build/baseline, for make bench to ru
 	fi
 	$(MAKE) -C $(BUILD)/baseline build
 
-bench: deps build baseline ## benchmarks, printed as tables (join, throughput and wasm size beside the BASELINE build)
+bench: deps build baseline ## benchmarks, printed as tables (join, throughput and wasm size beside the BASELINE build; the relay under a flood)
 	$(GO) test -c -o $(BUILD)/web.test ./web
 	$(GO) test -c -o $(BUILD)/transport.test ./shared/transport
 	$(LOOPBACK) env DDT_BUILD=$(BUILD) DDT_BASELINE=$(CURDIR)/$(BUILD)/baseline/build DDT_BASELINE_REV=$$(cat $(BUILD)/baseline/.rev) DDT_BENCH=1 \
@@ -118,6 +118,8 @@ bench: deps build baseline ## benchmarks, printed as tables (join, throughput an
 	@echo; DDT_BENCH=1 GOPROXY=off $(GO) test -count=1 -run '^TestBenchSim$$' -v -timeout 20m ./shared/sim \
 		| grep -v '^=== \|^--- \|^PASS\|^ok'
 	@echo; DDT_BENCH=1 GOPROXY=off $(GO) test -count=1 -run '^TestBenchNames$$' -v -timeout 10m ./relay \
+		| grep -v '^=== \|^--- \|^PASS\|^ok'
+	@echo; DDT_BENCH=1 GOPROXY=off $(GO) test -count=1 -run '^TestBenchFlood$$' -v -timeout 10m ./relay \
 		| grep -v '^=== \|^--- \|^PASS\|^ok'
 	@echo; DDT_BENCH=1 GOPROXY=off $(GO) test -count=1 -run '^TestBenchLedger$$' -v -timeout 20m ./shared/ledger \
 		| grep -v '^=== \|^--- \|^PASS\|^ok'

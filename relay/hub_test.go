@@ -465,35 +465,6 @@ func FuzzRelayFrame(f *testing.F) {
 	wait.Until(f, wait.Default, "a newcomer still meets the zone", func() bool { return peerSet(late)[good.Address()] })
 }
 
-func TestJoinFloodIsBounded(t *testing.T) {
-	z := newZone(t, store.NewMemory(), Config{})
-	// Connections that upgrade and then never say hello hold join slots.
-	var held []*websocket.Conn
-	busy := false
-	for i := 0; i < zone.MaxJoining+10; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c, resp, err := websocket.Dial(ctx, strings.Replace(z.srv.URL, "http", "ws", 1)+"/ws", nil)
-		cancel()
-		if err != nil {
-			if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
-				t.Fatalf("connection %d: %v", i, err)
-			}
-			busy = true
-			break
-		}
-		held = append(held, c)
-	}
-	if !busy {
-		t.Fatal("a flood of silent connections was never refused")
-	}
-	for _, c := range held {
-		c.CloseNow()
-	}
-	// Once they are gone, nodes join again.
-	wait.Until(t, wait.Default, "slots freed", func() bool { return z.relay.Zone.Joining() == 0 })
-	z.join(store.NewMemory())
-}
-
 func TestAcceptsEncoding(t *testing.T) {
 	for _, c := range []struct {
 		header, enc string

@@ -135,6 +135,7 @@ type Stats struct {
 	Signals   int64            `json:"signals"` // forwarded: within the zone, to relay links and from them
 	Dropped   int64            `json:"dropped"`
 	Unknown   int64            `json:"unknown"` // node frames of types this relay does not know, skipped
+	Limits    zone.Limits      `json:"limits"`  // what the zone holds for nodes and what its bounds refused
 	Federated federation.Stats `json:"federated"`
 	Ledger    zoneledger.Stats `json:"ledger"`
 	Names     registrar.Stats  `json:"names"`
@@ -144,7 +145,7 @@ type Stats struct {
 func (r *Relay) Stats() Stats {
 	z := r.Zone.Stats()
 	return Stats{Zone: z.Zone, URL: z.URL, RelayKey: z.RelayKey, Nodes: z.Nodes, MaxNodes: z.MaxNodes, Admitted: z.Admitted,
-		Refused: z.Refused, Signals: z.Signals, Dropped: z.Dropped, Unknown: z.Unknown,
+		Refused: z.Refused, Signals: z.Signals, Dropped: z.Dropped, Unknown: z.Unknown, Limits: z.Limits,
 		Federated: r.Federation.Stats(), Ledger: r.Ledger.Stats(), Names: r.Names.Stats()}
 }
 

@@ -1,8 +1,9 @@
 // Package link is the plumbing a relay's connections share, a node's and
 // another relay's alike: a Link over a transport.Conn.
 //
-// Frames going out wait in a bounded queue that one writer goroutine
-// drains; a link whose queue overflows is too slow and is stopped. Stop
+// Frames going out wait in a bounded queue (in frames, and in bytes if
+// Config.QueueBytes says) that one writer goroutine drains; a link whose
+// queue overflows is too slow and is stopped. Stop
 // records why and lets the writer send what is still queued (typically an
 // Error saying why) for a moment before it closes the conn, with a
 // WebSocket status and the reason where the conn can carry them
@@ -23,7 +24,7 @@
 // error decides what happens: nil, taken; a Refusal, the other side hears
 // why and the frame counts against the link; ErrViolation, it counts
 // (the handler has answered); any other error ends the link. A link with
-// more than MaxViolations refused frames is cut.
+// MaxViolations refused frames is cut at the last of them.
 //
 // The engines (relay/zone, relay/federation) build on Link and never see
 // a socket: their tests run over transport.Pipe.

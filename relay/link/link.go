@@ -21,8 +21,8 @@ const (
 	// FlushWait is how long a stopped link's writer goes on sending what
 	// is queued before it closes the conn.
 	FlushWait = 250 * time.Millisecond
-	// MaxViolations is how many refused frames one link may send before
-	// Serve cuts it.
+	// MaxViolations refused frames cut a link: Serve answers each of the
+	// first MaxViolations-1 and stops the link at the last.
 	MaxViolations = 50
 	// maxCloseReason is what a close reason is cut to (a WebSocket close
 	// frame holds 123 bytes).
@@ -58,6 +58,20 @@ type Config struct {
 	// decode; when it has answered the frame itself it returns true, and
 	// the link stays.
 	Salvage func(frame []byte) bool
+	// QueueBytes, if above 0, also bounds the bytes waiting to go out: a
+	// frame that would take the queue past it counts as an overflow, as a
+	// full queue does.
+	QueueBytes int
+	// Counts, if set, counts why links ended at a limit (shared by the
+	// links of one engine).
+	Counts *Counts
+}
+
+// Counts count the links that hit a limit, for an engine's /healthz.
+type Counts struct {
+	Oversized atomic.Int64 // closed for a frame over wire.MaxFrame
+	Cut       atomic.Int64 // cut at MaxViolations refused frames
+	Overflow  atomic.Int64 // stopped because their send queue was full (frames or bytes)
 }
 
 // Link is one connection of the relay's, to a node or to another relay.
@@ -71,6 +85,7 @@ type Link struct {
 	once    sync.Once
 	why     string
 	flushBy context.Context // set by Stop: the writer's time to flush
+	queued  atomic.Int64    // bytes in out
 }
 
 // New runs a Link over conn, which it owns from now on: its writer starts
@@ -90,25 +105,58 @@ func New(conn transport.Conn, cfg Config) *Link {
 // Send queues a frame; a link whose queue is full is too slow and is
 // stopped.
 func (l *Link) Send(frame []byte) {
+	if !l.reserve(len(frame), l.cfg.QueueBytes) {
+		l.overflow()
+		return
+	}
 	select {
 	case l.out <- frame:
 	case <-l.done:
+		l.queued.Add(-int64(len(frame)))
 	default:
-		l.Stop("send queue overflow")
+		l.queued.Add(-int64(len(frame)))
+		l.overflow()
 	}
 }
+
+// reserve counts n more bytes queued unless that takes the queue past
+// limit (no limit if 0).
+func (l *Link) reserve(n, limit int) bool {
+	if q := l.queued.Add(int64(n)); limit > 0 && q > int64(limit) {
+		l.queued.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+// overflow stops a link too slow to take what is sent to it.
+func (l *Link) overflow() {
+	select {
+	case <-l.done:
+		return
+	default:
+	}
+	if l.cfg.Counts != nil {
+		l.cfg.Counts.Overflow.Add(1)
+	}
+	l.Stop("send queue overflow")
+}
+
+// Queued is how many bytes wait to go out.
+func (l *Link) Queued() int64 { return l.queued.Load() }
 
 // TrySend queues a frame unless the queue is more than half full; it
 // reports whether it did. For frames that may be dropped (signals) on a
 // link that must not be cut for them.
 func (l *Link) TrySend(frame []byte) bool {
-	if len(l.out) > cap(l.out)/2 {
+	if len(l.out) > cap(l.out)/2 || !l.reserve(len(frame), l.cfg.QueueBytes/2) {
 		return false
 	}
 	select {
 	case l.out <- frame:
 		return true
 	default:
+		l.queued.Add(-int64(len(frame)))
 		return false
 	}
 }
@@ -169,6 +217,7 @@ func (l *Link) writeLoop() {
 	for {
 		select {
 		case b := <-l.out:
+			l.queued.Add(-int64(len(b)))
 			if err := l.conn.Send(b); err != nil {
 				l.Stop("write failed")
 				l.conn.Close()
@@ -189,7 +238,9 @@ func (l *Link) writeLoop() {
 // flush sends what is queued until Stop's deadline.
 func (l *Link) flush() {
 	for len(l.out) > 0 && l.flushBy.Err() == nil {
-		if l.conn.Send(<-l.out) != nil {
+		b := <-l.out
+		l.queued.Add(-int64(len(b)))
+		if l.conn.Send(b) != nil {
 			return
 		}
 	}
@@ -207,6 +258,9 @@ func (l *Link) Next() (wire.Message, bool) {
 		case err != nil && errors.Is(err, wire.ErrTooLarge):
 			l.log.Warn("oversized frame; closing", "err", err)
 			count(l.cfg.Dropped)
+			if l.cfg.Counts != nil {
+				l.cfg.Counts.Oversized.Add(1)
+			}
 			l.Stop("oversized frame")
 			return nil, false
 		case err != nil && errors.Is(err, wire.ErrMalformed): // a text frame
@@ -251,8 +305,8 @@ func (l *Link) malformed(err error) {
 // handle's error decides: nil, the frame was taken; a Refusal, the other
 // side hears why and the frame counts against the link; ErrViolation,
 // it counts (handle answered it); anything else ends the link, telling
-// the other side why. A frame Salvage answered counts too. More than
-// MaxViolations counted frames end the link.
+// the other side why. A frame Salvage answered counts too. The
+// MaxViolations-th counted frame ends the link.
 func (l *Link) Serve(handle func(wire.Message) error) {
 	violations := 0
 	for {
@@ -269,8 +323,11 @@ func (l *Link) Serve(handle func(wire.Message) error) {
 				return
 			}
 		} // else a frame Salvage answered, counted by Next
-		if violations++; violations > MaxViolations {
+		if violations++; violations >= MaxViolations {
 			l.log.Warn("too many refused frames; closing", "count", violations)
+			if l.cfg.Counts != nil {
+				l.cfg.Counts.Cut.Add(1)
+			}
 			l.Stop("too many refused frames")
 			return
 		}

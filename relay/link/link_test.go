@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ddt/shared/transport"
+	"ddt/shared/wait"
 	"ddt/shared/wire"
 )
 
@@ -285,5 +286,40 @@ func TestTruncate(t *testing.T) {
 	}
 	if !errors.Is(fmt.Errorf("x: %w", ErrViolation), ErrViolation) {
 		t.Fatal("ErrViolation does not wrap")
+	}
+}
+
+// A peer that stops reading is cut once what waits for it passes
+// QueueBytes, long before the queue's frame count would stop it: a few
+// big frames cannot pin megabytes per link.
+func TestSendQueueBytesBounded(t *testing.T) {
+	var counts Counts
+	a, b := transport.Pipe()
+	c := &closer{Conn: a, hold: make(chan struct{})}
+	l := New(c, Config{Queue: 512, QueueBytes: 64 << 10, Counts: &counts})
+	t.Cleanup(func() { l.Stop(WhyGone); close(c.hold); l.Wait(); b.Close() })
+	big := make([]byte, 16<<10)
+	for range 4 {
+		l.Send(big)
+	}
+	// The writer takes one and is stuck sending it; three wait.
+	wait.Until(t, wait.Default, "the writer took a frame", func() bool { return l.Queued() == 48<<10 })
+	l.Send(big) // 64 KiB waiting: at the limit, not past it
+	select {
+	case <-l.Stopped():
+		t.Fatalf("stopped at %d bytes queued, limit %d", l.Queued(), 64<<10)
+	default:
+	}
+	l.Send(big)
+	select {
+	case <-l.Stopped():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a link holding more than QueueBytes was not stopped")
+	}
+	if l.Why() != "send queue overflow" || counts.Overflow.Load() != 1 {
+		t.Fatalf("why %q, overflows %d", l.Why(), counts.Overflow.Load())
+	}
+	if l.TrySend(big) {
+		t.Fatal("TrySend queued on a stopped, full link")
 	}
 }

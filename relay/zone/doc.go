@@ -32,6 +32,16 @@
 // supplies the members and relays of linked zones and routes signals to
 // them; Deliver takes signals coming back.
 //
+// Everything a node can make the zone hold has a bound, and Stats.Limits
+// counts what each refused: connections joining (MaxJoining, HelloTimeout),
+// members (Config.MaxNodes; a newcomer to a full zone is refused before
+// its lease record is written), each member's send queue (OutQueue frames,
+// OutQueueBytes; signals from others are dropped rather than queued past
+// half of it, so they never get a slow node cut), signals and offers per
+// node (SignalRate/SignalBurst, OfferRate/OfferBurst, on the zone's clock)
+// and lease records (Config.MaxLeases, evicting those seen longest ago).
+// The zone keeps no state per signaling session.
+//
 // Lock order: Zone.leaseMu before Zone.mu before anything a Watch or the
 // Directory locks. Functions named …Locked run with Zone.mu held.
 package zone

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"time"
 
 	"ddt/shared/store"
@@ -86,23 +87,70 @@ func (z *Zone) loadLease(k string) (leaseRecord, error) {
 	return r, nil
 }
 
-func (z *Zone) saveLease(k string, r *leaseRecord) error {
+// saveLeaseLocked writes r under k; fresh says k has no record yet, and
+// makes room for one at MaxLeases first. z.leaseMu is held.
+func (z *Zone) saveLeaseLocked(k string, r *leaseRecord, fresh bool) error {
 	b, err := r.marshal()
 	if err != nil {
 		return err
 	}
-	return z.cfg.Store.Put(k, b)
+	if fresh && z.leases.Load() >= int64(z.cfg.MaxLeases) {
+		z.evictLocked()
+	}
+	if err := z.cfg.Store.Put(k, b); err != nil {
+		return err
+	}
+	if fresh {
+		z.leases.Add(1)
+	}
+	return nil
+}
+
+// evictLocked deletes the records of the nodes seen longest ago, a
+// 1/evictShare of MaxLeases of them, lapsed or not but never a member's:
+// the lease store stays bounded whatever number of keys join, and the
+// nodes evicted get a fresh address when they return, as after a lapse.
+// z.leaseMu is held.
+func (z *Zone) evictLocked() {
+	keys, err := z.cfg.Store.Keys(storeLeasePrefix)
+	if err != nil {
+		z.log.Warn("lease eviction", "err", err)
+		return
+	}
+	z.leases.Store(int64(len(keys)))
+	type aged struct {
+		key  string
+		seen time.Time
+	}
+	var old []aged
+	for _, k := range keys {
+		r, err := z.loadLease(k)
+		if err == nil && z.Member(r.lease.Address) != nil {
+			continue
+		}
+		old = append(old, aged{k, r.seen}) // a corrupt record sorts first
+	}
+	sort.Slice(old, func(i, j int) bool { return old[i].seen.Before(old[j].seen) })
+	n := min(len(old), max(1, z.cfg.MaxLeases/evictShare))
+	for _, a := range old[:n] {
+		if err := z.cfg.Store.Delete(a.key); err != nil {
+			z.log.Warn("lease eviction", "key", a.key, "err", err)
+			continue
+		}
+		z.leases.Add(-1)
+		z.evicted.Add(1)
+	}
+	z.log.Warn("lease store full: evicted the records of the nodes seen longest ago", "evicted", n, "limit", z.cfg.MaxLeases)
 }
 
 // lapsed reports whether a node last seen at seen has lost its address by now.
 func lapsed(seen, now time.Time) bool { return !now.Before(seen.Add(LeaseLapse)) }
 
-// leaseFor issues a lease for a node's keys: at its old address unless it
-// has been away for LeaseLapse or longer, at a fresh one otherwise.
-func (z *Zone) leaseFor(signKey, agreeKey [32]byte, log *slog.Logger) (wire.Lease, error) {
-	z.leaseMu.Lock()
-	defer z.leaseMu.Unlock()
-	now := z.clock.Now()
+// issueLeaseLocked picks the lease for a node's keys, at its old address
+// unless it has been away for LeaseLapse or longer, at a fresh one
+// otherwise; fresh says the key has no record yet. It records nothing:
+// the caller saves the record once it admits the node. z.leaseMu is held.
+func (z *Zone) issueLeaseLocked(signKey, agreeKey [32]byte, now time.Time, log *slog.Logger) (l wire.Lease, fresh bool, err error) {
 	k := leaseKey(signKey)
 	var nonce [16]byte
 	r, err := z.loadLease(k)
@@ -115,11 +163,11 @@ func (z *Zone) leaseFor(signKey, agreeKey [32]byte, log *slog.Logger) (wire.Leas
 		nonce = r.lease.Nonce
 	case errors.Is(err, store.ErrNotFound):
 		rand.Read(nonce[:])
+		fresh = true
 	default:
-		return wire.Lease{}, err
+		return wire.Lease{}, false, err
 	}
-	l := z.key.IssueLease(signKey, agreeKey, nonce, z.cfg.Name, now, LeaseTTL)
-	return l, z.saveLease(k, &leaseRecord{lease: l, seen: now})
+	return z.key.IssueLease(signKey, agreeKey, nonce, z.cfg.Name, now, LeaseTTL), fresh, nil
 }
 
 // touch records that the node holding l was seen now.
@@ -134,7 +182,7 @@ func (z *Zone) touch(l *wire.Lease) error {
 		r.lease = *l
 	}
 	r.seen = z.clock.Now()
-	return z.saveLease(k, &r)
+	return z.saveLeaseLocked(k, &r, errors.Is(err, store.ErrNotFound))
 }
 
 // Sweep refreshes the records of connected nodes and deletes lapsed ones,
@@ -164,6 +212,7 @@ func (z *Zone) Sweep() (int, error) {
 		if err == nil && lapsed(r.seen, now) && z.Member(r.lease.Address) == nil {
 			if err = z.cfg.Store.Delete(k); err == nil {
 				deleted++
+				z.leases.Add(-1)
 				z.log.Info("lease lapsed; address freed", "node", r.lease.Address.Short(), "lastSeen", r.seen.UTC().Format(time.RFC3339))
 			}
 		}

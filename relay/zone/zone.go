@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"ddt/relay/link"
 	"ddt/shared/clock"
 	"ddt/shared/id"
@@ -30,12 +28,26 @@ const (
 	LeaseLapse    = 7 * 24 * time.Hour // an inactive node's address is kept this long
 	HelloTimeout  = 10 * time.Second   // from the connection to the node's Hello
 	OutQueue      = 512                // frames queued to one node before it counts as stuck
+	OutQueueBytes = 1 << 20            // bytes queued to one node before it counts as stuck
 	ClosestPeers  = 8                  // in a newcomer's peer list: the closest addresses...
 	RandomPeers   = 8                  // ...plus this many random others
 	SignalRate    = 100                // signals per second per node, sustained
 	SignalBurst   = 400
+	// Offers are signals too, and also count against their own, lower
+	// rate: each one makes its target spend a connection attempt, so one
+	// node must not make hundreds of others dial it at once.
+	OfferRate     = 4 // offers per second per node, sustained
+	OfferBurst    = 64
 	MaxJoining    = 256 // connections between upgrade and admission at once
 	RefuseRetryMs = 30_000
+	// MaxLeaseRecords is how many lease records the store keeps unless
+	// Config.MaxLeases says otherwise. A new key past it evicts the
+	// records of the nodes seen longest ago (never a member's), which get
+	// a fresh address when they return.
+	MaxLeaseRecords = 1 << 18
+	// evictShare is the share of MaxLeases one eviction frees (1/16), so
+	// that the scan it needs is paid once per many new keys.
+	evictShare = 16
 
 	DefaultSweepEvery = time.Hour
 )
@@ -55,6 +67,7 @@ type Config struct {
 	// clock.System if nil.
 	Clock      clock.Clock
 	SweepEvery time.Duration // how often lapsed leases are deleted (DefaultSweepEvery)
+	MaxLeases  int           // most lease records kept (MaxLeaseRecords; never below MaxNodes)
 }
 
 // Handler serves one node frame from m. Its error decides what happens
@@ -131,16 +144,30 @@ type Zone struct {
 	mu      sync.Mutex
 	closed  bool
 	members map[id.Address]*Member
-	nodes   atomic.Int64  // len(members), readable without mu
-	joining chan struct{} // a slot per connection not yet admitted
+	nodes   atomic.Int64 // len(members), readable without mu
+	// The signaling budgets of nodes that left, so that reconnecting
+	// does not refill one (limits.go).
+	recent     map[[32]byte]kept
+	departures []departure
+	joining    chan struct{} // a slot per connection not yet admitted
 
-	leaseMu sync.Mutex // serializes read-modify-write of lease records
+	leaseMu sync.Mutex   // serializes read-modify-write of lease records, and admissions
+	leases  atomic.Int64 // lease records in the store
 
 	admitted atomic.Int64 // admissions since start
 	refused  atomic.Int64
 	signals  atomic.Int64 // signals forwarded: within the zone, to a link, from a link
 	dropped  atomic.Int64 // frames refused (malformed, misdirected, rate-limited) and connections refused
 	unknown  atomic.Int64 // frames of types this relay does not know, skipped
+
+	// What the limits refused, by limit.
+	links         link.Counts  // oversized frames, cuts for refusals, full send queues
+	busy          atomic.Int64 // connections refused: MaxJoining were joining
+	helloTimeouts atomic.Int64 // connections closed: no Hello within HelloTimeout
+	rateLimited   atomic.Int64 // signals refused: over SignalRate/SignalBurst
+	offersLimited atomic.Int64 // offers refused: over OfferRate/OfferBurst
+	evicted       atomic.Int64 // lease records evicted at MaxLeases
+	congested     atomic.Int64 // signals dropped: their target's queue was half full
 }
 
 // Member is an admitted node.
@@ -152,7 +179,7 @@ type Member struct {
 	agent    string
 	features wire.Features
 	log      *slog.Logger
-	lim      *rate.Limiter // signals
+	budget   *budget // signals and offers, kept across the node's reconnections
 }
 
 // New makes a zone and starts its lease sweep; Close stops it.
@@ -169,9 +196,18 @@ func New(cfg Config) (*Zone, error) {
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = DefaultSweepEvery
 	}
+	if cfg.MaxLeases <= 0 {
+		cfg.MaxLeases = MaxLeaseRecords
+	}
+	cfg.MaxLeases = max(cfg.MaxLeases, cfg.MaxNodes)
+	keys, err := cfg.Store.Keys(storeLeasePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("zone: the lease records: %w", err)
+	}
 	z := &Zone{cfg: cfg, log: cfg.Logger, key: cfg.Key, clock: cfg.Clock,
 		handlers: make(map[wire.Type]Handler), salvagers: make(map[wire.Type]Salvager),
-		members: make(map[id.Address]*Member), joining: make(chan struct{}, MaxJoining)}
+		members: make(map[id.Address]*Member), joining: make(chan struct{}, MaxJoining), recent: make(map[[32]byte]kept)}
+	z.leases.Store(int64(len(keys)))
 	z.ctx, z.cancel = context.WithCancel(context.Background())
 	z.Handle(wire.TypeSignal, "", onSignal)
 	z.wg.Add(1)
@@ -295,13 +331,44 @@ type Stats struct {
 	Signals  int64 // forwarded: within the zone, to relay links and from them
 	Dropped  int64 // frames and connections refused
 	Unknown  int64 // frames of unknown types, skipped
+	Limits   Limits
+}
+
+// Limits is what the zone holds for nodes, against its bounds, and what
+// each bound refused since start (/healthz "limits").
+type Limits struct {
+	Joining       int   `json:"joining"`       // connections between upgrade and admission now (at most MaxJoining)
+	Busy          int64 `json:"busy"`          // connections refused with HTTP 503: MaxJoining were joining
+	HelloTimeouts int64 `json:"helloTimeouts"` // connections closed without a Hello within HelloTimeout
+	RateLimited   int64 `json:"rateLimited"`   // signals refused: faster than SignalRate, bursts of SignalBurst
+	OffersLimited int64 `json:"offersLimited"` // offers refused: faster than OfferRate, bursts of OfferBurst
+	Cut           int64 `json:"cut"`           // node links cut at link.MaxViolations refused frames
+	Oversized     int64 `json:"oversized"`     // node links closed for a frame over wire.MaxFrame
+	Stuck         int64 `json:"stuck"`         // node links cut because their send queue held OutQueue frames or OutQueueBytes
+	QueuedBytes   int64 `json:"queuedBytes"`   // bytes waiting in members' send queues now
+	LeaseRecords  int64 `json:"leaseRecords"`  // lease records in the store now
+	MaxLeases     int   `json:"maxLeases"`     // the most it keeps
+	LeasesEvicted int64 `json:"leasesEvicted"` // records evicted at MaxLeases, seen longest ago first
+	Congested     int64 `json:"congested"`     // signals dropped: their target's send queue was half full
+	BudgetsKept   int   `json:"budgetsKept"`   // departed nodes' signaling budgets remembered now (at most RecentLimiters)
 }
 
 // Stats returns the zone's counters.
 func (z *Zone) Stats() Stats {
 	k := z.Key()
+	var queued int64
+	z.mu.Lock()
+	for _, m := range z.members {
+		queued += m.link.Queued()
+	}
+	kept := len(z.recent)
+	z.mu.Unlock()
 	return Stats{Zone: z.cfg.Name, URL: z.cfg.URL, RelayKey: hex.EncodeToString(k[:]), Nodes: int(z.nodes.Load()), MaxNodes: z.cfg.MaxNodes,
-		Admitted: z.admitted.Load(), Refused: z.refused.Load(), Signals: z.signals.Load(), Dropped: z.dropped.Load(), Unknown: z.unknown.Load()}
+		Admitted: z.admitted.Load(), Refused: z.refused.Load(), Signals: z.signals.Load(), Dropped: z.dropped.Load(), Unknown: z.unknown.Load(),
+		Limits: Limits{Joining: z.Joining(), Busy: z.busy.Load(), HelloTimeouts: z.helloTimeouts.Load(), RateLimited: z.rateLimited.Load(),
+			OffersLimited: z.offersLimited.Load(), Cut: z.links.Cut.Load(), Oversized: z.links.Oversized.Load(), Stuck: z.links.Overflow.Load(),
+			QueuedBytes: queued, LeaseRecords: z.leases.Load(), MaxLeases: z.cfg.MaxLeases, LeasesEvicted: z.evicted.Load(),
+			Congested: z.congested.Load(), BudgetsKept: kept}}
 }
 
 // JoinSlot reserves room for one more connection to go through admission;
@@ -313,6 +380,7 @@ func (z *Zone) JoinSlot() bool {
 		return true
 	default:
 		z.dropped.Add(1)
+		z.busy.Add(1)
 		return false
 	}
 }
@@ -351,6 +419,12 @@ func (z *Zone) Serve(ctx context.Context, conn transport.Conn, remote string) {
 		return
 	}
 	hello, err := readHello(conn)
+	if err != nil && hctx.Err() != nil && ctx.Err() == nil {
+		log.Info("admission failed: no hello in time", "timeout", HelloTimeout)
+		z.dropped.Add(1)
+		z.helloTimeouts.Add(1)
+		return
+	}
 	if err != nil {
 		log.Info("admission failed", "err", err)
 		z.dropped.Add(1)
@@ -365,20 +439,19 @@ func (z *Zone) Serve(ctx context.Context, conn transport.Conn, remote string) {
 		link.Close(conn, link.StatusPolicyViolation, "bad signature")
 		return
 	}
-	lease, err := z.leaseFor(hello.SignKey, hello.AgreeKey, log)
-	if err != nil {
+	m := &Member{zone: z, native: hello.Native, agent: hello.Agent, features: hello.Features}
+	adm, old, redirect, err := z.enroll(m, hello, conn, inTime, log)
+	switch {
+	case errors.Is(err, errLate):
+		return // the deadline closed the connection
+	case err != nil && !errors.Is(err, errFull):
 		log.Error("lease store", "err", err)
 		link.Write(conn, &wire.Error{Code: wire.CodeInternal, Message: "relay storage failed"})
 		return
 	}
-	if !inTime() {
-		return // the deadline closed the connection
-	}
-	log = log.With("node", lease.Address.Short())
-	m := &Member{zone: z, lease: lease, native: hello.Native, agent: hello.Agent, features: hello.Features, log: log,
-		lim: rate.NewLimiter(SignalRate, SignalBurst)}
-	adm, old, redirect, ok := z.admit(m, conn)
-	if !ok {
+	log = m.log
+	lease := m.lease
+	if err != nil {
 		z.refused.Add(1)
 		reason := fmt.Sprintf("zone %s is full: it admits at most %d %s", z.cfg.Name, z.cfg.MaxNodes, plural(z.cfg.MaxNodes, "node", "nodes"))
 		log.Info("admission refused: zone full", "nodes", z.cfg.MaxNodes, "redirect", redirect)
@@ -418,6 +491,55 @@ func readHello(conn transport.Conn) (*wire.Hello, error) {
 	return hello, nil
 }
 
+var (
+	errFull = errors.New("zone full")
+	errLate = errors.New("admission past its deadline")
+)
+
+// enroll issues m's lease for hello's keys and admits it over conn. It
+// holds z.leaseMu throughout, so that no other admission takes the room
+// between the check and the admission, and writes the lease record only
+// once the node is sure to be admitted: a flood of fresh keys at a full
+// zone leaves nothing in the store. It returns errFull with the relay to
+// redirect to, errLate if inTime says the hello deadline closed conn, or
+// the store's error.
+func (z *Zone) enroll(m *Member, hello *wire.Hello, conn transport.Conn, inTime func() bool, log *slog.Logger) (adm *wire.Admitted, old *Member, redirect string, err error) {
+	z.leaseMu.Lock()
+	defer z.leaseMu.Unlock()
+	now := z.clock.Now()
+	lease, fresh, err := z.issueLeaseLocked(hello.SignKey, hello.AgreeKey, now, log)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	m.lease = lease
+	m.log = log.With("node", lease.Address.Short())
+	if r, ok := z.roomFor(lease.Address); !ok {
+		return nil, nil, r, errFull
+	}
+	if !inTime() {
+		return nil, nil, "", errLate
+	}
+	if err := z.saveLeaseLocked(leaseKey(lease.SignKey), &leaseRecord{lease: lease, seen: now}, fresh); err != nil {
+		return nil, nil, "", err
+	}
+	adm, old, redirect, ok := z.admit(m, conn)
+	if !ok {
+		return nil, nil, redirect, errFull
+	}
+	return adm, old, "", nil
+}
+
+// roomFor reports whether the node at addr may be admitted now (a member
+// reconnecting always may), and else the relay to redirect it to.
+func (z *Zone) roomFor(addr id.Address) (redirect string, ok bool) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.members[addr] == nil && len(z.members) >= z.cfg.MaxNodes {
+		return z.redirectLocked(), false
+	}
+	return "", true
+}
+
 // admit makes m a member over conn unless the zone is full; a node that
 // reconnects replaces its old link, which is returned. Its Admitted is
 // the first frame queued to it, so nothing overtakes it. Refused, it
@@ -429,7 +551,9 @@ func (z *Zone) admit(m *Member, conn transport.Conn) (adm *wire.Admitted, old *M
 	if old == nil && len(z.members) >= z.cfg.MaxNodes {
 		return nil, nil, z.redirectLocked(), false
 	}
-	m.link = link.New(conn, link.Config{Queue: OutQueue, Logger: m.log, Dropped: &z.dropped, Unknown: &z.unknown, Salvage: m.salvage})
+	m.budget = z.budgetForLocked(m.lease.SignKey, old)
+	m.link = link.New(conn, link.Config{Queue: OutQueue, QueueBytes: OutQueueBytes, Logger: m.log, Dropped: &z.dropped, Unknown: &z.unknown,
+		Salvage: m.salvage, Counts: &z.links})
 	z.members[m.lease.Address] = m
 	z.nodes.Store(int64(len(z.members)))
 	adm = &wire.Admitted{Lease: m.lease, ICEServers: z.cfg.ICEServers}
@@ -529,6 +653,7 @@ func (z *Zone) leave(m *Member) bool {
 	}
 	delete(z.members, m.lease.Address)
 	z.nodes.Store(int64(len(z.members)))
+	z.keepBudgetLocked(m)
 	for _, w := range z.watches {
 		w.LeftLocked(m)
 	}
@@ -574,14 +699,19 @@ func (z *Zone) announce(m *Member, msg wire.Message) {
 }
 
 // Deliver queues sig, a signal from a node of a linked zone, to member
-// to; it counts among the signals forwarded.
+// to; it counts among the signals forwarded. A member whose queue is
+// half full does not get it (counted as congested): signals from others
+// never get a node cut for being slow.
 func (z *Zone) Deliver(to *Member, sig *wire.Signal) {
 	b, err := wire.Marshal(sig)
 	if err != nil {
 		return
 	}
+	if !to.link.TrySend(b) {
+		z.congested.Add(1)
+		return
+	}
 	z.signals.Add(1)
-	to.link.Send(b)
 }
 
 // handle serves one frame from m with the handler for its type.
@@ -604,17 +734,32 @@ func (m *Member) salvage(frame []byte) bool {
 func onSignal(m *Member, msg wire.Message) error {
 	sig := msg.(*wire.Signal)
 	z := m.zone
-	if !m.lim.Allow() {
-		return link.Refuse(wire.CodeRateLimited, "signaling faster than allowed")
+	// The zone's clock, not the limiter's own, so tests can step it.
+	now := z.clock.Now()
+	if !m.budget.signals.AllowN(now, 1) {
+		z.rateLimited.Add(1)
+		return link.Refuse(wire.CodeRateLimited, "signaling faster than allowed: at most %d signals a second, in bursts of %d", SignalRate, SignalBurst)
+	}
+	if sig.Kind == wire.SignalOffer && !m.budget.offers.AllowN(now, 1) {
+		z.offersLimited.Add(1)
+		return link.Refuse(wire.CodeRateLimited, "offering connections faster than allowed: at most %d offers a second, in bursts of %d", OfferRate, OfferBurst)
 	}
 	to := z.Member(sig.Peer)
 	switch {
 	case to != nil && to != m:
 		fwd := *sig
 		fwd.Peer = m.lease.Address
-		if b, err := wire.Marshal(&fwd); err == nil {
+		b, err := wire.Marshal(&fwd)
+		switch {
+		case err != nil:
+		case to.link.TrySend(b):
 			z.signals.Add(1)
-			to.link.Send(b)
+		default:
+			// The target is slow: it keeps its link, the signal is
+			// dropped, and the sender hears it without it counting
+			// against them, as for a congested relay link.
+			z.congested.Add(1)
+			m.Reject(wire.CodeRateLimited, fmt.Sprintf("node %s is not taking signals now; try again shortly", sig.Peer.Short()))
 		}
 		return nil
 	case to == nil && z.dir != nil:
