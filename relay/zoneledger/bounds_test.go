@@ -2,7 +2,6 @@ package zoneledger
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
-
 	"ddt/relay/internal/relaytest"
 	"ddt/shared/clock"
 	"ddt/shared/identity"
@@ -25,40 +21,6 @@ import (
 	"ddt/shared/wait"
 	"ddt/shared/wire"
 )
-
-// noteSigner signs checkpoint notes with a relay's key, for checkpoints
-// of trees that do not exist: what a hostile relay can sign.
-type noteSigner struct {
-	name string
-	hash uint32
-	key  ed25519.PrivateKey
-}
-
-func (s *noteSigner) Name() string                    { return s.name }
-func (s *noteSigner) KeyHash() uint32                 { return s.hash }
-func (s *noteSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key, msg), nil }
-
-// fakeCheckpoint is a checkpoint of zone's log at size, signed by id,
-// over a root no entries make.
-func fakeCheckpoint(t testing.TB, id *identity.Identity, zone string, size int64) []byte {
-	t.Helper()
-	key := id.SignKey()
-	origin := ledger.ZoneOrigin(zone, key)
-	vkey, err := ledger.VerifierKey(origin, ed25519.PublicKey(key[:]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp := ledger.Checkpoint{Origin: origin, Size: size, Hash: tlog.Hash{0xba, 0xd}}
-	b, err := note.Sign(&note.Note{Text: cp.String()}, &noteSigner{name: origin, hash: v.KeyHash(), key: id.SigningKey()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // openLog is zone's log under id, in memory.
 func openLog(t testing.TB, id *identity.Identity, zone string) *ledger.Log {
@@ -166,7 +128,7 @@ func TestLedgerWithheldProofBounded(t *testing.T) {
 	const bound = 3*MaxRoundBytes + 16<<20
 	base := liveHeap()
 	var peak int64
-	w.Send(&wire.LedgerCheckpoint{Note: fakeCheckpoint(t, wid, "zone-w", 3+ahead)})
+	w.Send(&wire.LedgerCheckpoint{Note: relaytest.FakeCheckpoint(t, wid, "zone-w", 3+ahead)})
 	pages, sent := 0, 0
 	for r.svc.Stats().Abandoned == 0 {
 		switch m := w.Read().(type) {
@@ -200,7 +162,7 @@ func TestLedgerWithheldProofBounded(t *testing.T) {
 		t.Fatalf("after the abandoned round: linked %v, mirror %d", r.linkedTo("zone-w"), r.mirrorSize("zone-w"))
 	}
 	// The same size is not tried again on this link: a log only grows.
-	w.Send(&wire.LedgerCheckpoint{Note: fakeCheckpoint(t, wid, "zone-w", 3+ahead)})
+	w.Send(&wire.LedgerCheckpoint{Note: relaytest.FakeCheckpoint(t, wid, "zone-w", 3+ahead)})
 	summaries := 0
 	w.Until("two summaries", func(m wire.Message) bool {
 		switch m.(type) {
@@ -311,7 +273,7 @@ func TestLedgerTooFarAheadExactly(t *testing.T) {
 	serveLog(t, w, honest)
 	wait.Until(t, 6*wait.Default, "65,536 entries mirrored", func() bool { return r.mirrorSize("zone-w") == MaxCatchUp })
 
-	w.Send(&wire.LedgerCheckpoint{Note: fakeCheckpoint(t, wid, "zone-w", 2*MaxCatchUp+1)})
+	w.Send(&wire.LedgerCheckpoint{Note: relaytest.FakeCheckpoint(t, wid, "zone-w", 2*MaxCatchUp+1)})
 	wait.Until(t, wait.Default, "the round is refused", func() bool { return r.svc.Stats().Abandoned == 1 })
 	summaries := 0
 	w.Until("two summaries", func(m wire.Message) bool {
