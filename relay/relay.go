@@ -119,6 +119,7 @@ func NewRelay(cfg Config) (*Relay, error) {
 func (r *Relay) Close() {
 	r.Zone.Close()
 	r.Federation.Close()
+	r.Ledger.Close()
 	r.Names.Close()
 }
 

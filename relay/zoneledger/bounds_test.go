@@ -452,6 +452,7 @@ func TestLedgerPruneUntrusted(t *testing.T) {
 
 	// Down: y is distrusted meanwhile; at start its mirror is deleted.
 	r.fed.Close()
+	r.svc.Close()
 	st.Close()
 	st = relaytest.OpenBolt(t, path)
 	mu.Lock()

@@ -116,6 +116,9 @@ func (y *syncState) onCheckpoint(note []byte) error {
 	y.distrusts = false
 	if y.mirror == nil || y.mirror.gone.Load() {
 		m, err := y.s.openMirror(y.id)
+		if errors.Is(err, errDeleting) {
+			return nil // a later announcement, once it is gone
+		}
 		if err != nil {
 			y.l.Log().Error("cannot mirror the relay's ledger", "err", err)
 			y.stopped = true

@@ -42,6 +42,10 @@ const (
 	StoreForks = "relay/forks/"
 )
 
+// errDeleting: the mirror asked for is still being deleted (its relay
+// was distrusted, and is trusted again).
+var errDeleting = errors.New("zone ledger: that mirror is being deleted")
+
 // ID names a log: its relay's zone and key.
 type ID struct {
 	Zone string
@@ -76,12 +80,15 @@ type Service struct {
 
 	seqMu sync.Mutex // serializes Sequence, so each returns its own checkpoint
 
-	mu      sync.Mutex
-	mirrors map[ID]*mirror
-	capped  map[[32]byte]bool // keys mirrored up to the byte cap, no further
-	openMu  sync.Mutex        // serializes opening and pruning mirrors
-	syncMu  sync.Mutex
-	syncs   map[*federation.Link]*syncState
+	mu       sync.Mutex
+	mirrors  map[ID]*mirror
+	capped   map[[32]byte]bool // keys mirrored up to the byte cap, no further
+	deleting map[ID]bool       // mirrors pruned whose records are being deleted
+	closed   bool
+	wg       sync.WaitGroup // the deletions
+	openMu   sync.Mutex     // serializes opening and pruning mirrors
+	syncMu   sync.Mutex
+	syncs    map[*federation.Link]*syncState
 
 	mirrored []func(ID, *ledger.Mirror)
 	pruned   []func(ID)
@@ -118,7 +125,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxMirrorBytes <= 0 {
 		cfg.MaxMirrorBytes = MaxMirrorBytes
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, fed: cfg.Federation, mirrors: make(map[ID]*mirror), capped: make(map[[32]byte]bool),
+	s := &Service{cfg: cfg, log: cfg.Logger, fed: cfg.Federation, mirrors: make(map[ID]*mirror), capped: make(map[[32]byte]bool), deleting: make(map[ID]bool),
 		syncs: make(map[*federation.Link]*syncState)}
 	var err error
 	if s.own, err = ledger.Open(cfg.Store, ledger.ZoneOrigin(cfg.Zone, cfg.Key.SignKey()), cfg.Key.SigningKey()); err != nil {
@@ -137,7 +144,7 @@ func New(cfg Config) (*Service, error) {
 		}
 		id := ID{Zone: zone, Key: [32]byte(b)}
 		if !cfg.Trusted(id.Key) {
-			s.pruneRecords(id, nil)
+			s.deleteMirror(id)
 			continue
 		}
 		if _, err := s.openMirror(id); err != nil {
@@ -189,15 +196,19 @@ func (s *Service) Key() [32]byte { return s.cfg.Key.SignKey() }
 // of the link it came over. Call before the federation starts.
 func (s *Service) OnMirrored(fn func(ID, *ledger.Mirror)) { s.mirrored = append(s.mirrored, fn) }
 
-// OnPruned calls fn after a mirror of a relay no longer trusted is
-// deleted (not for those deleted by New), after every OnMirrored call of
-// that mirror. Call before the federation starts.
+// OnPruned calls fn once a mirror of a relay no longer trusted is
+// taken out of service (before its records are deleted; not for those
+// deleted by New), after every OnMirrored call of that mirror. Call
+// before the federation starts.
 func (s *Service) OnPruned(fn func(ID)) { s.pruned = append(s.pruned, fn) }
 
-// Prune deletes the mirrors of every relay Config.Trusted no longer
-// trusts, from the store and from what this relay serves, and returns
-// how many it deleted. The summary round calls it; call it too when the
-// trusted relays change.
+// Prune takes the mirrors of every relay Config.Trusted no longer trusts
+// out of service at once — they are no longer served, mirrored or
+// counted toward a cap — and deletes their records from the store in
+// the background (it takes one store write per record); it returns how
+// many it took out. The summary round calls it; call it too when the
+// trusted relays change. After Close it still takes mirrors out of
+// service, and the next start deletes them.
 func (s *Service) Prune() int {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
@@ -210,35 +221,54 @@ func (s *Service) Prune() int {
 			ms = append(ms, m)
 			delete(s.mirrors, id)
 			delete(s.capped, id.Key)
+			s.deleting[id] = true
 		}
 	}
+	closed := s.closed
+	if len(gone) > 0 && !closed {
+		s.wg.Add(1)
+	}
 	s.mu.Unlock()
+	if len(gone) == 0 {
+		return 0
+	}
 	for i, id := range gone {
 		m := ms[i]
-		m.mu.Lock()
+		m.mu.Lock() // after the update in flight, if any
 		m.gone.Store(true)
-		s.pruneRecords(id, m.Mirror)
 		m.mu.Unlock()
 		for _, fn := range s.pruned {
 			fn(id)
 		}
 	}
+	if !closed {
+		go func() {
+			defer s.wg.Done()
+			for _, id := range gone {
+				s.deleteMirror(id)
+				s.mu.Lock()
+				delete(s.deleting, id)
+				s.mu.Unlock()
+			}
+		}()
+	}
 	return len(gone)
 }
 
-// pruneRecords deletes the mirror of id's log (m, or the one in the
-// store) and its record, and counts it.
-func (s *Service) pruneRecords(id ID, m *ledger.Mirror) {
+// Close waits for the deletions Prune started. Call it after the
+// federation closes and before the store does.
+func (s *Service) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// deleteMirror deletes the records of the mirror of id's log and counts
+// it.
+func (s *Service) deleteMirror(id ID) {
 	log := s.log.With("zone", id.Zone, "relay", hex.EncodeToString(id.Key[:]))
-	if m == nil {
-		var err error
-		if m, err = ledger.OpenMirror(s.cfg.Store, ledger.ZoneOrigin(id.Zone, id.Key), ed25519.PublicKey(id.Key[:])); err != nil {
-			log.Error("cannot open the ledger mirror of a relay no longer trusted to delete it", "err", err)
-			return
-		}
-	}
-	size := m.Size()
-	if err := m.Delete(); err != nil {
+	if err := ledger.DeleteMirror(s.cfg.Store, ledger.ZoneOrigin(id.Zone, id.Key)); err != nil {
 		log.Error("cannot delete the ledger mirror of a relay no longer trusted", "err", err)
 		return
 	}
@@ -247,7 +277,7 @@ func (s *Service) pruneRecords(id ID, m *ledger.Mirror) {
 		return
 	}
 	s.prunedN.Add(1)
-	log.Warn("deleted the ledger mirror of a relay no longer trusted", "entries", size)
+	log.Warn("deleted the ledger mirror of a relay no longer trusted")
 }
 
 // keyBytesLocked is the entry bytes mirrored of the relay with key.
@@ -292,9 +322,13 @@ func (s *Service) openMirror(id ID) (*mirror, error) {
 	defer s.openMu.Unlock()
 	s.mu.Lock()
 	m = s.mirrors[id]
+	deleting := s.deleting[id]
 	s.mu.Unlock()
 	if m != nil {
 		return m, nil
+	}
+	if deleting {
+		return nil, errDeleting
 	}
 	lm, err := ledger.OpenMirror(s.cfg.Store, ledger.ZoneOrigin(id.Zone, id.Key), ed25519.PublicKey(id.Key[:]))
 	if err != nil {

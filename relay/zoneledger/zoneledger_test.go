@@ -43,6 +43,7 @@ func newTestRelayWith(t testing.TB, onMirrored func(ID, *ledger.Mirror), with fu
 	if onMirrored != nil {
 		svc.OnMirrored(onMirrored)
 	}
+	t.Cleanup(svc.Close) // before the federation closes: Prune starts no deletion after
 	r.Start()
 	return &testRelay{t: t, fed: r.Fed, svc: svc}
 }

@@ -100,19 +100,27 @@ func (m *Mirror) Delete() error {
 	defer m.mu.Unlock()
 	m.cur.Store(&head{cp: Checkpoint{Origin: m.origin, Hash: emptyRoot}})
 	m.bytes.Store(0)
-	keys, err := m.st.Keys(m.prefix)
+	return DeleteMirror(m.st, m.origin)
+}
+
+// DeleteMirror removes every record of the mirror of the log named
+// origin from st, without opening it (so a mirror whose records are
+// corrupt can be deleted too). No Mirror of origin may be in use.
+func DeleteMirror(st store.Store, origin string) error {
+	t := newTree(st, "ledger/mirror/", origin)
+	keys, err := st.Keys(t.prefix)
 	if err != nil {
-		return fmt.Errorf("ledger: %s: delete: %w", m.origin, err)
+		return fmt.Errorf("ledger: %s: delete: %w", origin, err)
 	}
 	// The checkpoint first: if a delete fails halfway, what remains is
 	// uncommitted data, which the next open ignores and the next growth
 	// overwrites.
-	if err := m.st.Delete(m.checkpointKey()); err != nil {
-		return fmt.Errorf("ledger: %s: delete: %w", m.origin, err)
+	if err := st.Delete(t.checkpointKey()); err != nil {
+		return fmt.Errorf("ledger: %s: delete: %w", origin, err)
 	}
 	for _, k := range keys {
-		if err := m.st.Delete(k); err != nil {
-			return fmt.Errorf("ledger: %s: delete: %w", m.origin, err)
+		if err := st.Delete(k); err != nil {
+			return fmt.Errorf("ledger: %s: delete: %w", origin, err)
 		}
 	}
 	return nil

@@ -316,3 +316,21 @@ func TestMirrorDelete(t *testing.T) {
 	}
 	sameState(t, openMirror(t, st, g), g, 20)
 }
+
+// DeleteMirror deletes a mirror whose records no longer verify.
+func TestDeleteCorruptMirror(t *testing.T) {
+	g := grow(t, "corrupt", 40)
+	st := store.NewMemory()
+	update(t, openMirror(t, st, g), g, 40)
+	st.Put("ledger/mirror/"+g.origin+"/checkpoint", []byte("garbage"))
+	if _, err := OpenMirror(st, g.origin, g.pub); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("opening the corrupt mirror: %v", err)
+	}
+	if err := DeleteMirror(st, g.origin); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := st.Keys("ledger/mirror/"); len(keys) != 0 {
+		t.Fatalf("records left: %q", keys)
+	}
+	sameState(t, openMirror(t, st, g), g, 0)
+}
