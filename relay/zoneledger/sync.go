@@ -174,20 +174,29 @@ func (y *syncState) expire(gen int) {
 		return
 	}
 	r := &y.round
-	y.abandonLocked("past its deadline", "deadline", RoundTimeout, "entries", len(r.entries), "of", r.cp.Size-r.base, "proof", r.haveProof)
+	// Until every entry is in, a request for the next page is out.
+	pageInFlight := r.base+int64(len(r.entries)) < r.cp.Size
+	y.abandonLocked(pageInFlight, "past its deadline", "deadline", RoundTimeout, "entries", len(r.entries), "of", r.cp.Size-r.base, "proof", r.haveProof)
 }
 
 // abandonLocked drops the round in flight, counted and logged; answers
-// to it still on their way are dropped quietly. The next announcement
-// starts again.
-func (y *syncState) abandonLocked(why string, args ...any) {
+// to it still on their way are dropped quietly (pageInFlight: a page of
+// entries is among them). The next announcement starts again.
+func (y *syncState) abandonLocked(pageInFlight bool, why string, args ...any) {
 	r := y.round
 	y.s.abandoned.Add(1)
 	y.l.Log().Error("abandoning a ledger catch-up round: "+why, append([]any{"from", r.base, "to", r.cp.Size}, args...)...)
+	y.leaveLocked(pageInFlight)
+}
+
+// leaveLocked drops the round in flight, expecting its answers still on
+// their way.
+func (y *syncState) leaveLocked(pageInFlight bool) {
+	r := y.round
 	y.dropRoundLocked()
 	y.late = late{proof: !r.haveProof, old: uint64(r.base), new: uint64(r.cp.Size)}
-	if at := r.base + int64(len(r.entries)); at < r.cp.Size {
-		y.late = late{entries: true, from: uint64(at), proof: y.late.proof, old: y.late.old, new: y.late.new}
+	if pageInFlight {
+		y.late.entries, y.late.from = true, uint64(r.base+int64(len(r.entries)))
 	}
 }
 
@@ -221,11 +230,11 @@ func (y *syncState) onEntries(m *wire.LedgerEntries) error {
 	}
 	if r.bytes > MaxRoundBytes {
 		y.beyond = r.cp.Size
-		y.abandonLocked("too many bytes", "bytes", r.bytes, "limit", MaxRoundBytes)
+		y.abandonLocked(false, "too many bytes", "bytes", r.bytes, "limit", MaxRoundBytes)
 		return nil
 	}
 	if y.s.overCap(y.id.Key, r.bytes) {
-		y.dropRoundLocked()
+		y.leaveLocked(false)
 		return nil
 	}
 	r.entries = append(r.entries, m.Entries...)

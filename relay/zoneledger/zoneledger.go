@@ -210,19 +210,22 @@ func (s *Service) OnPruned(fn func(ID)) { s.pruned = append(s.pruned, fn) }
 // trusted relays change. After Close it still takes mirrors out of
 // service, and the next start deletes them.
 func (s *Service) Prune() int {
-	s.openMu.Lock()
+	s.openMu.Lock() // no mirror opens meanwhile
 	defer s.openMu.Unlock()
-	s.mu.Lock()
+	// Trusted may take the federation's lock: not under s.mu.
 	var gone []ID
 	var ms []*mirror
-	for id, m := range s.mirrors {
+	for id := range s.Mirrors() {
 		if !s.cfg.Trusted(id.Key) {
 			gone = append(gone, id)
-			ms = append(ms, m)
-			delete(s.mirrors, id)
-			delete(s.capped, id.Key)
-			s.deleting[id] = true
 		}
+	}
+	s.mu.Lock()
+	for _, id := range gone {
+		ms = append(ms, s.mirrors[id])
+		delete(s.mirrors, id)
+		delete(s.capped, id.Key)
+		s.deleting[id] = true
 	}
 	closed := s.closed
 	if len(gone) > 0 && !closed {
