@@ -382,3 +382,39 @@ func TestLedgerForkRefused(t *testing.T) {
 	}
 	linked(t, a, 2)
 }
+
+// /healthz counts the ledger's bounds: a relay announcing a ledger more
+// than zoneledger.MaxCatchUp entries ahead is not mirrored, and its round
+// is counted as abandoned; capped and pruned mirrors are counted beside.
+func TestLedgerHealthzBounds(t *testing.T) {
+	zs := federate(t, Config{})
+	a := zs[0]
+	ident, _ := identity.New()
+	honest, err := ledger.Open(store.NewMemory(), ledger.ZoneOrigin("zone-x", ident.SignKey()), ident.SigningKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	honest.Append([]byte("alice"), []byte("bob"))
+	r := fedLink(t, a, ident, "zone-x")
+	r.announce(honest)
+	r.serveLedger(honest)
+	wait.Until(t, wait.Default, "a mirrors zone x", func() bool { return a.relay.Stats().Ledger.Mirrors["zone-x"] == 2 })
+
+	r.send(&wire.LedgerCheckpoint{Note: relaytest.FakeCheckpoint(t, ident, "zone-x", 2+zoneledger.MaxCatchUp+1)})
+	var health struct {
+		Ledger map[string]json.RawMessage `json:"ledger"`
+	}
+	wait.Until(t, wait.Default, "/healthz counts the abandoned round", func() bool {
+		getJSON(t, a.url+"/healthz", &health)
+		return string(health.Ledger["abandoned"]) == "1"
+	})
+	for _, k := range []string{"capped", "pruned"} {
+		if string(health.Ledger[k]) != "0" {
+			t.Fatalf("/healthz ledger.%s = %s", k, health.Ledger[k])
+		}
+	}
+	if a.relay.Stats().Ledger.Mirrors["zone-x"] != 2 {
+		t.Fatal("the mirror moved")
+	}
+	linked(t, a, 1)
+}

@@ -95,7 +95,13 @@ func NewRelay(cfg Config) (*Relay, error) {
 	if err != nil {
 		return fail(err)
 	}
-	r.Ledger, err = zoneledger.New(zoneledger.Config{Zone: cfg.Zone, Key: r.key, Store: cfg.Store, Federation: r.Federation, Logger: cfg.Logger})
+	fed := r.Federation
+	r.Ledger, err = zoneledger.New(zoneledger.Config{Zone: cfg.Zone, Key: r.key, Store: cfg.Store, Federation: fed, Logger: cfg.Logger, Clock: cfg.Clock,
+		// TODO(h19-trust): f.Trusts. Until then every relay that proves
+		// a key is trusted; a key the federation has not met (none at
+		// start) is not distrusted, or every start would delete the
+		// mirrors.
+		Trusted: func(key [32]byte) bool { rs, ok := fed.Lookup(key); return !ok || rs.Trusted }})
 	if err != nil {
 		return fail(err)
 	}
@@ -113,6 +119,7 @@ func NewRelay(cfg Config) (*Relay, error) {
 func (r *Relay) Close() {
 	r.Zone.Close()
 	r.Federation.Close()
+	r.Ledger.Close()
 	r.Names.Close()
 }
 

@@ -19,7 +19,14 @@
 // that link's read loop alone. A fork — a checkpoint the mirror's tree
 // contradicts — is logged with both signed notes, kept in the store
 // under StoreForks as evidence, counted, and ends ledger sync on that
-// link; nothing of the forked view is accepted. Mirrors are recorded in
+// link; nothing of the forked view is accepted.
+//
+// Mirroring is bounded against a hostile linked relay: a round fetches
+// at most MaxCatchUp entries and MaxRoundBytes of them, and is abandoned,
+// holding nothing, past either or past RoundTimeout on Config.Clock; one
+// relay key is mirrored up to Config.MaxMirrorBytes and no further; only
+// relays Config.Trusted trusts are mirrored, and the mirrors of others
+// are deleted (at New, every summary round, Prune). Mirrors are recorded in
 // the store and reopened at start; OnMirrored hooks see every update
 // (relay/registrar indexes the names a mirror holds).
 //

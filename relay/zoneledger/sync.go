@@ -5,23 +5,33 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
 
 	"ddt/relay/federation"
 	"ddt/relay/link"
+	"ddt/shared/clock"
 	"ddt/shared/ledger"
 	"ddt/shared/wire"
 )
 
-// syncState is one link's mirroring of the other relay's log. Only that
-// link's read loop touches it.
+// syncState is one link's mirroring of the other relay's log: state of
+// that link's read loop, and of the round's deadline timer, under mu.
 type syncState struct {
 	s       *Service
 	l       *federation.Link
 	id      ID
-	mirror  *ledger.Mirror
-	stopped bool // a fork, or a relay too far ahead: no more sync on this link
+	mu      sync.Mutex
+	mirror  *mirror
+	stopped bool // a fork: no more sync on this link
+	// beyond is a size no round is tried toward again on this link, nor
+	// any larger one: a round toward it was too far ahead or too large,
+	// and a log only grows (0: none).
+	beyond    int64
+	distrusts bool // logged that the relay is not trusted
+	gen       int  // rounds started, to tell a deadline's round
+	late      late // answers still in flight to the round abandoned last, dropped quietly
 
 	round round // the round in flight, if busy
 }
@@ -29,14 +39,26 @@ type syncState struct {
 // round is one catch-up: from base to cp.
 type round struct {
 	busy      bool
+	gen       int
+	timer     clock.Timer
 	note      []byte
 	cp        ledger.Checkpoint
 	base      int64
 	entries   [][]byte
-	bytes     int
+	bytes     int64
 	proof     tlog.TreeProof
 	haveProof bool
 	next      []byte // the newest checkpoint announced during the round
+}
+
+// late is what a round abandoned had asked for and not yet received: at
+// most one page of entries and the proof.
+type late struct {
+	entries bool
+	from    uint64 // of the page asked for
+	proof   bool
+	old     uint64 // of the proof asked for
+	new     uint64
 }
 
 // syncOf returns l's sync state.
@@ -55,7 +77,10 @@ func (s *Service) syncOf(l *federation.Link) *syncState {
 // handler adapts a sync step to a federation.Handler, logging refusals.
 func (s *Service) handler(step func(*syncState, wire.Message) error) federation.Handler {
 	return func(l *federation.Link, m wire.Message) error {
-		err := step(s.syncOf(l), m)
+		y := s.syncOf(l)
+		y.mu.Lock()
+		err := step(y, m)
+		y.mu.Unlock()
 		var r *link.Refusal
 		if errors.As(err, &r) {
 			l.Log().Warn("refusing a ledger frame", "err", err)
@@ -74,18 +99,32 @@ func (y *syncState) onCheckpoint(note []byte) error {
 	if y.stopped {
 		return nil
 	}
-	if y.mirror == nil {
+	cp, err := ledger.OpenCheckpoint(note, ledger.ZoneOrigin(y.id.Zone, y.id.Key), ed25519.PublicKey(y.id.Key[:]))
+	if err != nil {
+		return refusef("checkpoint: %v", err)
+	}
+	if !y.s.cfg.Trusted(y.id.Key) {
+		if !y.distrusts {
+			y.distrusts = true
+			y.l.Log().Info("not mirroring the ledger of a relay this one does not trust")
+		}
+		y.dropRoundLocked()
+		y.mirror = nil
+		y.s.Prune()
+		return nil
+	}
+	y.distrusts = false
+	if y.mirror == nil || y.mirror.gone.Load() {
 		m, err := y.s.openMirror(y.id)
+		if errors.Is(err, errDeleting) {
+			return nil // a later announcement, once it is gone
+		}
 		if err != nil {
 			y.l.Log().Error("cannot mirror the relay's ledger", "err", err)
 			y.stopped = true
 			return nil
 		}
 		y.mirror = m
-	}
-	cp, err := ledger.OpenCheckpoint(note, ledger.ZoneOrigin(y.id.Zone, y.id.Key), ed25519.PublicKey(y.id.Key[:]))
-	if err != nil {
-		return refusef("checkpoint: %v", err)
 	}
 	if y.round.busy {
 		if cp.Size > y.round.cp.Size {
@@ -106,24 +145,80 @@ func (y *syncState) onCheckpoint(note []byte) error {
 // startRound asks for what the mirror lacks to reach cp.
 func (y *syncState) startRound(note []byte, cp ledger.Checkpoint) error {
 	base := y.mirror.Size()
-	if cp.Size-base > MaxCatchUp {
-		y.l.Log().Error("not mirroring the relay's ledger: too far ahead for one catch-up", "mirror", base, "size", cp.Size, "limit", MaxCatchUp)
-		y.stopped = true
+	if y.beyond > 0 && cp.Size >= y.beyond {
 		return nil
 	}
-	y.round = round{busy: true, note: note, cp: cp, base: base}
+	if y.s.overCap(y.id.Key, 0) {
+		return nil
+	}
+	if cp.Size-base > MaxCatchUp {
+		y.beyond = cp.Size
+		y.s.abandoned.Add(1)
+		y.l.Log().Error("not mirroring the relay's ledger: too far ahead for one catch-up", "mirror", base, "size", cp.Size, "limit", MaxCatchUp)
+		return nil
+	}
+	y.gen++
+	gen := y.gen
+	y.round = round{busy: true, gen: gen, note: note, cp: cp, base: base}
+	y.round.timer = y.s.cfg.Clock.AfterFunc(RoundTimeout, func() { y.expire(gen) })
 	y.l.SendMsg(&wire.LedgerGetProof{Old: uint64(base), New: uint64(cp.Size)})
 	y.l.SendMsg(&wire.LedgerGetEntries{From: uint64(base), To: uint64(cp.Size)})
 	return nil
 }
 
+// expire abandons round gen if it is still in flight at its deadline.
+func (y *syncState) expire(gen int) {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	if !y.round.busy || y.round.gen != gen {
+		return
+	}
+	r := &y.round
+	// Until every entry is in, a request for the next page is out.
+	pageInFlight := r.base+int64(len(r.entries)) < r.cp.Size
+	y.abandonLocked(pageInFlight, "past its deadline", "deadline", RoundTimeout, "entries", len(r.entries), "of", r.cp.Size-r.base, "proof", r.haveProof)
+}
+
+// abandonLocked drops the round in flight, counted and logged; answers
+// to it still on their way are dropped quietly (pageInFlight: a page of
+// entries is among them). The next announcement starts again.
+func (y *syncState) abandonLocked(pageInFlight bool, why string, args ...any) {
+	r := y.round
+	y.s.abandoned.Add(1)
+	y.l.Log().Error("abandoning a ledger catch-up round: "+why, append([]any{"from", r.base, "to", r.cp.Size}, args...)...)
+	y.leaveLocked(pageInFlight)
+}
+
+// leaveLocked drops the round in flight, expecting its answers still on
+// their way.
+func (y *syncState) leaveLocked(pageInFlight bool) {
+	r := y.round
+	y.dropRoundLocked()
+	y.late = late{proof: !r.haveProof, old: uint64(r.base), new: uint64(r.cp.Size)}
+	if pageInFlight {
+		y.late.entries, y.late.from = true, uint64(r.base+int64(len(r.entries)))
+	}
+}
+
+// dropRoundLocked ends the round in flight, holding nothing of it.
+func (y *syncState) dropRoundLocked() {
+	if y.round.timer != nil {
+		y.round.timer.Stop()
+	}
+	y.round = round{}
+}
+
 // onEntries takes a page of the round's entries.
 func (y *syncState) onEntries(m *wire.LedgerEntries) error {
 	r := &y.round
+	at := r.base + int64(len(r.entries))
+	if y.late.entries && m.From == y.late.from && !(r.busy && m.From == uint64(at)) {
+		y.late.entries = false
+		return nil
+	}
 	if !r.busy || y.stopped {
 		return refusef("ledger entries nobody asked for")
 	}
-	at := r.base + int64(len(r.entries))
 	if m.From != uint64(at) {
 		return y.abandon(refusef("ledger entries from %d; expected from %d", m.From, at))
 	}
@@ -131,11 +226,15 @@ func (y *syncState) onEntries(m *wire.LedgerEntries) error {
 		return y.abandon(refusef("%d ledger entries from %d toward size %d", len(m.Entries), at, r.cp.Size))
 	}
 	for _, e := range m.Entries {
-		r.bytes += len(e)
+		r.bytes += int64(len(e))
 	}
-	if r.bytes > MaxCatchUpBytes {
-		y.l.Log().Error("not mirroring the relay's ledger: catch-up too large", "bytes", r.bytes)
-		y.stopped, r.busy = true, false
+	if r.bytes > MaxRoundBytes {
+		y.beyond = r.cp.Size
+		y.abandonLocked(false, "too many bytes", "bytes", r.bytes, "limit", MaxRoundBytes)
+		return nil
+	}
+	if y.s.overCap(y.id.Key, r.bytes) {
+		y.leaveLocked(false)
 		return nil
 	}
 	r.entries = append(r.entries, m.Entries...)
@@ -149,6 +248,10 @@ func (y *syncState) onEntries(m *wire.LedgerEntries) error {
 // onProof takes the round's consistency proof.
 func (y *syncState) onProof(m *wire.LedgerProof) error {
 	r := &y.round
+	if y.late.proof && m.Old == y.late.old && m.New == y.late.new && !(r.busy && m.Old == uint64(r.base) && m.New == uint64(r.cp.Size)) {
+		y.late.proof = false
+		return nil
+	}
 	if !r.busy || y.stopped || r.haveProof {
 		return refusef("a ledger proof nobody asked for")
 	}
@@ -163,9 +266,10 @@ func (y *syncState) onProof(m *wire.LedgerProof) error {
 	return y.finishRound()
 }
 
-// abandon drops the round in flight; the next announcement starts again.
+// abandon drops the round in flight for a refused frame; the next
+// announcement starts again.
 func (y *syncState) abandon(err error) error {
-	y.round = round{}
+	y.dropRoundLocked()
 	return err
 }
 
@@ -176,27 +280,35 @@ func (y *syncState) finishRound() error {
 	if !r.haveProof || r.base+int64(len(r.entries)) < r.cp.Size {
 		return nil
 	}
-	y.round = round{}
+	y.dropRoundLocked()
 	if err := y.apply(r.note, r.entries, r.proof); err != nil || y.stopped || r.next == nil {
 		return err
 	}
 	return y.onCheckpoint(r.next)
 }
 
-// apply offers the mirror a checkpoint with what leads to it.
+// apply offers the mirror a checkpoint with what leads to it, unless the
+// mirror was pruned meanwhile.
 func (y *syncState) apply(note []byte, entries [][]byte, proof tlog.TreeProof) error {
-	err := y.mirror.Update(note, entries, proof)
+	m := y.mirror
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gone.Load() {
+		y.mirror = nil
+		return nil
+	}
+	err := m.Update(note, entries, proof)
 	switch {
 	case err == nil:
-		y.l.Log().Debug("ledger mirrored", "size", y.mirror.Size())
+		y.l.Log().Debug("ledger mirrored", "size", m.Size())
 		for _, fn := range y.s.mirrored {
-			fn(y.id, y.mirror)
+			fn(y.id, m.Mirror)
 		}
 		return nil
 	case errors.Is(err, ledger.ErrFork):
 		y.s.forks.Add(1)
 		y.stopped = true
-		held, _ := y.mirror.Checkpoint()
+		held, _ := m.Checkpoint()
 		y.l.Log().Error("the relay's ledger forked: refusing its checkpoint and ending ledger sync on this link",
 			"err", err, "held", string(held), "offered", string(note))
 		evidence, _ := json.Marshal(struct{ Held, Offered string }{string(held), string(note)})

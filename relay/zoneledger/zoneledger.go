@@ -9,8 +9,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"ddt/relay/federation"
+	"ddt/shared/clock"
 	"ddt/shared/identity"
 	"ddt/shared/ledger"
 	"ddt/shared/store"
@@ -19,19 +21,30 @@ import (
 
 // Limits and store layout.
 const (
-	// MaxCatchUp is the most entries one catch-up round holds in memory
-	// before Mirror.Update; a relay further ahead than this is not
-	// mirrored (the log keeps a checkpoint only for its latest size, so
-	// a round cannot stop halfway).
-	MaxCatchUp = 1 << 18
-	// MaxCatchUpBytes bounds the entry bytes of one round likewise.
-	MaxCatchUpBytes = 256 << 20
+	// MaxCatchUp is the most entries one catch-up round fetches: a relay
+	// further ahead of its mirror than this is not mirrored (the log
+	// keeps a checkpoint only for its latest size, so a round cannot stop
+	// halfway). 65,536 username entries are 6.1 MiB, within MaxRoundBytes.
+	MaxCatchUp = 1 << 16
+	// MaxRoundBytes bounds the entry bytes one round holds in memory
+	// before Mirror.Update; a round that would hold more is abandoned.
+	MaxRoundBytes = 8 << 20
+	// RoundTimeout is how long a round may take from its requests to
+	// its last entry and proof; one still open then is abandoned.
+	RoundTimeout = 2 * time.Minute
+	// MaxMirrorBytes is the default of Config.MaxMirrorBytes: the entry
+	// bytes mirrored of one relay key, over every zone it served.
+	MaxMirrorBytes = 256 << 20
 
 	storeMirrors = "relay/mirrors/" // + key hex + "/" + zone: a mirror to reopen at start
 	// StoreForks is where a fork's evidence is kept: + the log's origin,
 	// both checkpoints as JSON {"Held": …, "Offered": …}.
 	StoreForks = "relay/forks/"
 )
+
+// errDeleting: the mirror asked for is still being deleted (its relay
+// was distrusted, and is trusted again).
+var errDeleting = errors.New("zone ledger: that mirror is being deleted")
 
 // ID names a log: its relay's zone and key.
 type ID struct {
@@ -46,6 +59,16 @@ type Config struct {
 	Store      store.Store        // the log, the mirrors, the evidence of forks
 	Federation *federation.Federation
 	Logger     *slog.Logger
+	Clock      clock.Clock // the deadlines of catch-up rounds; clock.System if nil
+	// Trusted says whether the relay with a key is trusted now; only
+	// trusted relays are mirrored, and the mirrors of any other are
+	// deleted at New, at every summary round and at Prune. Every key is
+	// trusted if nil.
+	Trusted func(key [32]byte) bool
+	// MaxMirrorBytes caps the entry bytes mirrored of one relay key
+	// (MaxMirrorBytes if 0): a relay whose ledger outgrows it is
+	// mirrored no further than the last checkpoint that fit.
+	MaxMirrorBytes int64
 }
 
 // Service is the zone ledger service.
@@ -58,12 +81,30 @@ type Service struct {
 	seqMu sync.Mutex // serializes Sequence, so each returns its own checkpoint
 
 	mu       sync.Mutex
-	mirrors  map[ID]*ledger.Mirror
-	openMu   sync.Mutex // serializes opening mirrors
-	forks    atomic.Int64
+	mirrors  map[ID]*mirror
+	capped   map[[32]byte]bool // keys mirrored up to the byte cap, no further
+	deleting map[ID]bool       // mirrors pruned whose records are being deleted
+	closed   bool
+	wg       sync.WaitGroup // the deletions
+	openMu   sync.Mutex     // serializes opening and pruning mirrors
 	syncMu   sync.Mutex
 	syncs    map[*federation.Link]*syncState
+
 	mirrored []func(ID, *ledger.Mirror)
+	pruned   []func(ID)
+
+	forks     atomic.Int64
+	abandoned atomic.Int64
+	cappedN   atomic.Int64
+	prunedN   atomic.Int64
+}
+
+// mirror is a mirrored log and the lock that orders its growth before
+// its deletion.
+type mirror struct {
+	*ledger.Mirror
+	mu   sync.Mutex // held by the update and the hooks after it, and by the prune
+	gone atomic.Bool
 }
 
 // New opens the zone's log and the mirrors kept, and registers the
@@ -75,7 +116,17 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, fed: cfg.Federation, mirrors: make(map[ID]*ledger.Mirror), syncs: make(map[*federation.Link]*syncState)}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System
+	}
+	if cfg.Trusted == nil {
+		cfg.Trusted = func([32]byte) bool { return true }
+	}
+	if cfg.MaxMirrorBytes <= 0 {
+		cfg.MaxMirrorBytes = MaxMirrorBytes
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, fed: cfg.Federation, mirrors: make(map[ID]*mirror), capped: make(map[[32]byte]bool), deleting: make(map[ID]bool),
+		syncs: make(map[*federation.Link]*syncState)}
 	var err error
 	if s.own, err = ledger.Open(cfg.Store, ledger.ZoneOrigin(cfg.Zone, cfg.Key.SignKey()), cfg.Key.SigningKey()); err != nil {
 		return nil, fmt.Errorf("zone ledger: %w", err)
@@ -91,7 +142,12 @@ func New(cfg Config) (*Service, error) {
 			s.log.Warn("ignoring a malformed mirror record", "key", k)
 			continue
 		}
-		if _, err := s.openMirror(ID{Zone: zone, Key: [32]byte(b)}); err != nil {
+		id := ID{Zone: zone, Key: [32]byte(b)}
+		if !cfg.Trusted(id.Key) {
+			s.deleteMirror(id)
+			continue
+		}
+		if _, err := s.openMirror(id); err != nil {
 			s.log.Error("cannot reopen a ledger mirror", "zone", zone, "err", err)
 		}
 	}
@@ -108,11 +164,21 @@ func New(cfg Config) (*Service, error) {
 		})
 		f.OnLinkDown(func(l *federation.Link) {
 			s.syncMu.Lock()
+			y := s.syncs[l]
 			delete(s.syncs, l)
 			s.syncMu.Unlock()
+			if y != nil {
+				y.mu.Lock()
+				y.dropRoundLocked()
+				y.mu.Unlock()
+			}
 		})
-		// Again with the summaries, in case an announcement was dropped.
-		f.Periodic(wire.FeatureLedger, s.checkpointFrame)
+		// Again with the summaries, in case an announcement was dropped;
+		// and the summary round is when a change of trust is noticed.
+		f.Periodic(wire.FeatureLedger, func() []byte {
+			s.Prune()
+			return s.checkpointFrame()
+		})
 	}
 	return s, nil
 }
@@ -130,9 +196,125 @@ func (s *Service) Key() [32]byte { return s.cfg.Key.SignKey() }
 // of the link it came over. Call before the federation starts.
 func (s *Service) OnMirrored(fn func(ID, *ledger.Mirror)) { s.mirrored = append(s.mirrored, fn) }
 
+// OnPruned calls fn once a mirror of a relay no longer trusted is
+// taken out of service (before its records are deleted; not for those
+// deleted by New), after every OnMirrored call of that mirror. Call
+// before the federation starts.
+func (s *Service) OnPruned(fn func(ID)) { s.pruned = append(s.pruned, fn) }
+
+// Prune takes the mirrors of every relay Config.Trusted no longer trusts
+// out of service at once — they are no longer served, mirrored or
+// counted toward a cap — and deletes their records from the store in
+// the background (it takes one store write per record); it returns how
+// many it took out. The summary round calls it; call it too when the
+// trusted relays change. After Close it still takes mirrors out of
+// service, and the next start deletes them.
+func (s *Service) Prune() int {
+	s.openMu.Lock() // no mirror opens meanwhile
+	defer s.openMu.Unlock()
+	// Trusted may take the federation's lock: not under s.mu.
+	var gone []ID
+	var ms []*mirror
+	for id := range s.Mirrors() {
+		if !s.cfg.Trusted(id.Key) {
+			gone = append(gone, id)
+		}
+	}
+	s.mu.Lock()
+	for _, id := range gone {
+		ms = append(ms, s.mirrors[id])
+		delete(s.mirrors, id)
+		delete(s.capped, id.Key)
+		s.deleting[id] = true
+	}
+	closed := s.closed
+	if len(gone) > 0 && !closed {
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if len(gone) == 0 {
+		return 0
+	}
+	for i, id := range gone {
+		m := ms[i]
+		m.mu.Lock() // after the update in flight, if any
+		m.gone.Store(true)
+		m.mu.Unlock()
+		for _, fn := range s.pruned {
+			fn(id)
+		}
+	}
+	if !closed {
+		go func() {
+			defer s.wg.Done()
+			for _, id := range gone {
+				s.deleteMirror(id)
+				s.mu.Lock()
+				delete(s.deleting, id)
+				s.mu.Unlock()
+			}
+		}()
+	}
+	return len(gone)
+}
+
+// Close waits for the deletions Prune started. Call it after the
+// federation closes and before the store does.
+func (s *Service) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// deleteMirror deletes the records of the mirror of id's log and counts
+// it.
+func (s *Service) deleteMirror(id ID) {
+	log := s.log.With("zone", id.Zone, "relay", hex.EncodeToString(id.Key[:]))
+	if err := ledger.DeleteMirror(s.cfg.Store, ledger.ZoneOrigin(id.Zone, id.Key)); err != nil {
+		log.Error("cannot delete the ledger mirror of a relay no longer trusted", "err", err)
+		return
+	}
+	if err := s.cfg.Store.Delete(storeMirrors + hex.EncodeToString(id.Key[:]) + "/" + id.Zone); err != nil {
+		log.Error("cannot delete the record of a pruned ledger mirror", "err", err)
+		return
+	}
+	s.prunedN.Add(1)
+	log.Warn("deleted the ledger mirror of a relay no longer trusted")
+}
+
+// keyBytesLocked is the entry bytes mirrored of the relay with key.
+func (s *Service) keyBytesLocked(key [32]byte) int64 {
+	var n int64
+	for id, m := range s.mirrors {
+		if id.Key == key {
+			n += m.Bytes()
+		}
+	}
+	return n
+}
+
+// overCap reports whether the relay with key has reached the byte cap:
+// already, or with add more bytes (then it is logged and counted, once).
+func (s *Service) overCap(key [32]byte, add int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.capped[key] {
+		return true
+	}
+	held := s.keyBytesLocked(key)
+	if held+add <= s.cfg.MaxMirrorBytes {
+		return false
+	}
+	s.capped[key] = true
+	s.cappedN.Add(1)
+	s.log.Error("not mirroring the relay's ledger any further: it outgrew the bytes mirrored of one relay", "relay", hex.EncodeToString(key[:]), "held", held, "adding", add, "limit", s.cfg.MaxMirrorBytes)
+	return true
+}
+
 // openMirror opens (once) the mirror of id's log and records it for the
 // next start.
-func (s *Service) openMirror(id ID) (*ledger.Mirror, error) {
+func (s *Service) openMirror(id ID) (*mirror, error) {
 	s.mu.Lock()
 	m := s.mirrors[id]
 	s.mu.Unlock()
@@ -143,17 +325,22 @@ func (s *Service) openMirror(id ID) (*ledger.Mirror, error) {
 	defer s.openMu.Unlock()
 	s.mu.Lock()
 	m = s.mirrors[id]
+	deleting := s.deleting[id]
 	s.mu.Unlock()
 	if m != nil {
 		return m, nil
 	}
-	m, err := ledger.OpenMirror(s.cfg.Store, ledger.ZoneOrigin(id.Zone, id.Key), ed25519.PublicKey(id.Key[:]))
+	if deleting {
+		return nil, errDeleting
+	}
+	lm, err := ledger.OpenMirror(s.cfg.Store, ledger.ZoneOrigin(id.Zone, id.Key), ed25519.PublicKey(id.Key[:]))
 	if err != nil {
 		return nil, err
 	}
 	if err := s.cfg.Store.Put(storeMirrors+hex.EncodeToString(id.Key[:])+"/"+id.Zone, nil); err != nil {
 		return nil, err
 	}
+	m = &mirror{Mirror: lm}
 	s.mu.Lock()
 	s.mirrors[id] = m
 	s.mu.Unlock()
@@ -166,7 +353,7 @@ func (s *Service) Mirrors() map[ID]*ledger.Mirror {
 	defer s.mu.Unlock()
 	out := make(map[ID]*ledger.Mirror, len(s.mirrors))
 	for id, m := range s.mirrors {
-		out[id] = m
+		out[id] = m.Mirror
 	}
 	return out
 }
@@ -177,7 +364,7 @@ func (s *Service) Mirrors() map[ID]*ledger.Mirror {
 func (s *Service) Mirror(zone string) *ledger.Mirror {
 	var best *ledger.Mirror
 	for id, m := range s.Mirrors() {
-		if id.Zone != zone {
+		if id.Zone != zone || !s.cfg.Trusted(id.Key) {
 			continue
 		}
 		if s.fed != nil && s.fed.Linked(id.Key) {
@@ -227,14 +414,18 @@ func (s *Service) checkpointFrame() []byte {
 
 // Stats is the ledger part of /healthz.
 type Stats struct {
-	Size    int64            `json:"size"`    // entries in this zone's ledger
-	Mirrors map[string]int64 `json:"mirrors"` // entries mirrored, by zone
-	Forks   int64            `json:"forks"`   // forked checkpoints refused
+	Size      int64            `json:"size"`      // entries in this zone's ledger
+	Mirrors   map[string]int64 `json:"mirrors"`   // entries mirrored, by zone
+	Forks     int64            `json:"forks"`     // forked checkpoints refused
+	Abandoned int64            `json:"abandoned"` // catch-up rounds abandoned: too far ahead, too many bytes, past the deadline
+	Capped    int64            `json:"capped"`    // relay keys no longer mirrored: their ledgers outgrew the byte cap
+	Pruned    int64            `json:"pruned"`    // mirrors deleted: their relays are no longer trusted
 }
 
 // Stats counts the ledgers.
 func (s *Service) Stats() Stats {
-	st := Stats{Size: s.own.Size(), Mirrors: map[string]int64{}, Forks: s.forks.Load()}
+	st := Stats{Size: s.own.Size(), Mirrors: map[string]int64{}, Forks: s.forks.Load(),
+		Abandoned: s.abandoned.Load(), Capped: s.cappedN.Load(), Pruned: s.prunedN.Load()}
 	for id, m := range s.Mirrors() {
 		st.Mirrors[id.Zone] = max(st.Mirrors[id.Zone], m.Size())
 	}

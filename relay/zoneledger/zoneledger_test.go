@@ -24,14 +24,26 @@ type testRelay struct {
 
 func newTestRelay(t testing.TB, onMirrored func(ID, *ledger.Mirror)) *testRelay {
 	t.Helper()
+	return newTestRelayWith(t, onMirrored, nil)
+}
+
+// newTestRelayWith is newTestRelay with the service's config changed by
+// with before New.
+func newTestRelayWith(t testing.TB, onMirrored func(ID, *ledger.Mirror), with func(*Config)) *testRelay {
+	t.Helper()
 	r := stack.New(t)
-	svc, err := New(Config{Zone: "zone-a", Key: r.Key, Store: r.Store, Federation: r.Fed})
+	cfg := Config{Zone: "zone-a", Key: r.Key, Store: r.Store, Federation: r.Fed}
+	if with != nil {
+		with(&cfg)
+	}
+	svc, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if onMirrored != nil {
 		svc.OnMirrored(onMirrored)
 	}
+	t.Cleanup(svc.Close) // before the federation closes: Prune starts no deletion after
 	r.Start()
 	return &testRelay{t: t, fed: r.Fed, svc: svc}
 }

@@ -20,6 +20,8 @@
 //   - [Mirror], a verified copy of another relay's log, grown only by
 //     Update with a newer checkpoint, the entries since, and a consistency
 //     proof; it refuses a fork and serves what it holds like a Log.
+//     Bytes says how many entry bytes it holds (for callers that cap
+//     it), and Delete or DeleteMirror removes it from the store.
 //
 // # Checkpoints
 //

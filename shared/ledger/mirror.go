@@ -3,9 +3,11 @@ package ledger
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -20,11 +22,16 @@ import (
 //
 // A Mirror keeps its records under "ledger/mirror/<origin>/" in the store,
 // so one store can hold a relay's own log and mirrors of others; as with
-// Log, open each origin once.
+// Log, open each origin once. Besides the tree's records it keeps
+// "bytes": the committed size and the entry bytes up to it (16 bytes,
+// big-endian), so Bytes needs no scan of the entries at open. That record
+// is written after the checkpoint; one that names another size (a crash
+// between the two writes) is recomputed from the entries.
 type Mirror struct {
 	*tree
-	pub ed25519.PublicKey
-	mu  sync.Mutex // serialises Update
+	pub   ed25519.PublicKey
+	mu    sync.Mutex // serialises Update and Delete
+	bytes atomic.Int64
 }
 
 // OpenMirror opens the mirror of the log named origin whose key is pub,
@@ -37,7 +44,86 @@ func OpenMirror(st store.Store, origin string, pub ed25519.PublicKey) (*Mirror, 
 	if err := m.load(m.open); err != nil {
 		return nil, err
 	}
+	if err := m.loadBytes(); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+func (m *Mirror) bytesKey() string { return m.prefix + "bytes" }
+
+// loadBytes reads the byte count of the committed tree, or counts the
+// entries when the record is missing or names another size.
+func (m *Mirror) loadBytes() error {
+	size := m.Size()
+	b, err := m.st.Get(m.bytesKey())
+	if err == nil && len(b) == 16 && int64(binary.BigEndian.Uint64(b)) == size {
+		m.bytes.Store(int64(binary.BigEndian.Uint64(b[8:])))
+		return nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("ledger: %s: load byte count: %w", m.origin, err)
+	}
+	var total int64
+	for i := int64(0); i < size; {
+		es, err := m.Entries(i, size)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			total += int64(len(e))
+		}
+		i += int64(len(es))
+	}
+	m.bytes.Store(total)
+	if size == 0 {
+		return nil
+	}
+	return m.putBytes(size, total)
+}
+
+func (m *Mirror) putBytes(size, total int64) error {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(size))
+	return m.put(m.bytesKey(), binary.BigEndian.AppendUint64(b, uint64(total)))
+}
+
+// Bytes returns the total length of the committed entries: what the
+// mirror holds of its log, for callers that bound it.
+func (m *Mirror) Bytes() int64 { return m.bytes.Load() }
+
+// Delete removes every record of the mirror from its store and leaves it
+// empty, as OpenMirror finds a store that holds none; a later Update
+// starts from size 0. Readers that race with it may see ErrCorrupt. On
+// an error some records may remain; Delete again to finish.
+func (m *Mirror) Delete() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cur.Store(&head{cp: Checkpoint{Origin: m.origin, Hash: emptyRoot}})
+	m.bytes.Store(0)
+	return DeleteMirror(m.st, m.origin)
+}
+
+// DeleteMirror removes every record of the mirror of the log named
+// origin from st, without opening it (so a mirror whose records are
+// corrupt can be deleted too). No Mirror of origin may be in use.
+func DeleteMirror(st store.Store, origin string) error {
+	t := newTree(st, "ledger/mirror/", origin)
+	keys, err := st.Keys(t.prefix)
+	if err != nil {
+		return fmt.Errorf("ledger: %s: delete: %w", origin, err)
+	}
+	// The checkpoint first: if a delete fails halfway, what remains is
+	// uncommitted data, which the next open ignores and the next growth
+	// overwrites.
+	if err := st.Delete(t.checkpointKey()); err != nil {
+		return fmt.Errorf("ledger: %s: delete: %w", origin, err)
+	}
+	for _, k := range keys {
+		if err := st.Delete(k); err != nil {
+			return fmt.Errorf("ledger: %s: delete: %w", origin, err)
+		}
+	}
+	return nil
 }
 
 func (m *Mirror) open(signed []byte) (Checkpoint, error) {
@@ -103,5 +189,15 @@ func (m *Mirror) Update(signed []byte, entries [][]byte, proof tlog.TreeProof) e
 	if root != cp.Hash {
 		return fmt.Errorf("%w: %s: entries %d … %d give root %v, checkpoint says %v", ErrBadProof, m.origin, h.cp.Size, cp.Size-1, root, cp.Hash)
 	}
-	return m.commit(&head{cp: cp, signed: bytes.Clone(signed)})
+	total := m.bytes.Load()
+	for _, e := range entries {
+		total += int64(len(e))
+	}
+	if err := m.commit(&head{cp: cp, signed: bytes.Clone(signed)}); err != nil {
+		return err
+	}
+	m.bytes.Store(total)
+	// A failure here costs a count of the entries at the next open.
+	m.putBytes(cp.Size, total)
+	return nil
 }

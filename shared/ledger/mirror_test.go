@@ -239,3 +239,98 @@ func mustKey(name string) []byte {
 	key, _ := testKey(name)
 	return key
 }
+
+// sumBytes is the length of g's first n entries.
+func sumBytes(g *grown, n int64) int64 {
+	var total int64
+	for _, e := range g.entries[:n] {
+		total += int64(len(e))
+	}
+	return total
+}
+
+// Bytes counts what the mirror holds, across updates and reopening, and
+// recounts when its record names another size (a crash between the
+// checkpoint and the count).
+func TestMirrorBytes(t *testing.T) {
+	g := grow(t, "bytes", 70)
+	st := store.NewMemory()
+	m := openMirror(t, st, g)
+	if m.Bytes() != 0 {
+		t.Fatalf("empty mirror holds %d bytes", m.Bytes())
+	}
+	for _, n := range []int64{1, 17, 40} {
+		if err := update(t, m, g, n); err != nil {
+			t.Fatal(err)
+		}
+		if m.Bytes() != sumBytes(g, n) {
+			t.Fatalf("at %d: %d bytes, want %d", n, m.Bytes(), sumBytes(g, n))
+		}
+	}
+	// A refused update changes nothing.
+	if err := m.Update(g.signed[60], g.entries[40:59], nil); err == nil {
+		t.Fatal("a bad update was accepted")
+	}
+	if m.Bytes() != sumBytes(g, 40) {
+		t.Fatalf("after a refused update: %d bytes", m.Bytes())
+	}
+	if got := openMirror(t, st, g).Bytes(); got != sumBytes(g, 40) {
+		t.Fatalf("reopened: %d bytes, want %d", got, sumBytes(g, 40))
+	}
+	// The checkpoint moved on but the count did not: recounted.
+	stale, err := st.Get("ledger/mirror/" + g.origin + "/bytes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	update(t, m, g, 70)
+	st.Put("ledger/mirror/"+g.origin+"/bytes", stale)
+	if got := openMirror(t, st, g).Bytes(); got != sumBytes(g, 70) {
+		t.Fatalf("reopened over a stale count: %d bytes, want %d", got, sumBytes(g, 70))
+	}
+}
+
+// Delete leaves nothing of the mirror in the store, and an empty mirror
+// that can grow again from size 0.
+func TestMirrorDelete(t *testing.T) {
+	g := grow(t, "delete", 50)
+	other := grow(t, "kept", 5)
+	st := store.NewMemory()
+	m := openMirror(t, st, g)
+	kept := openMirror(t, st, other)
+	update(t, m, g, 50)
+	update(t, kept, other, 5)
+	if err := m.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := st.Keys("ledger/mirror/" + g.origin + "/"); len(keys) != 0 {
+		t.Fatalf("records left: %q", keys)
+	}
+	sameState(t, m, g, 0)
+	sameState(t, openMirror(t, st, g), g, 0)
+	sameState(t, openMirror(t, st, other), other, 5)
+	if m.Bytes() != 0 {
+		t.Fatalf("deleted mirror holds %d bytes", m.Bytes())
+	}
+	if err := update(t, m, g, 20); err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, openMirror(t, st, g), g, 20)
+}
+
+// DeleteMirror deletes a mirror whose records no longer verify.
+func TestDeleteCorruptMirror(t *testing.T) {
+	g := grow(t, "corrupt", 40)
+	st := store.NewMemory()
+	update(t, openMirror(t, st, g), g, 40)
+	st.Put("ledger/mirror/"+g.origin+"/checkpoint", []byte("garbage"))
+	if _, err := OpenMirror(st, g.origin, g.pub); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("opening the corrupt mirror: %v", err)
+	}
+	if err := DeleteMirror(st, g.origin); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := st.Keys("ledger/mirror/"); len(keys) != 0 {
+		t.Fatalf("records left: %q", keys)
+	}
+	sameState(t, openMirror(t, st, g), g, 0)
+}

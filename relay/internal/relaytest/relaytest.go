@@ -2,11 +2,16 @@ package relaytest
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
 	"ddt/shared/identity"
+	"ddt/shared/ledger"
 	"ddt/shared/store"
 	"ddt/shared/transport"
 	"ddt/shared/wire"
@@ -204,4 +209,38 @@ func OpenBolt(t testing.TB, path string) *store.Bolt {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+// noteSigner signs checkpoint notes with a relay's key.
+type noteSigner struct {
+	name string
+	hash uint32
+	key  ed25519.PrivateKey
+}
+
+func (s *noteSigner) Name() string                    { return s.name }
+func (s *noteSigner) KeyHash() uint32                 { return s.hash }
+func (s *noteSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key, msg), nil }
+
+// FakeCheckpoint is a checkpoint of zone's log at size, signed by id, over
+// a root no entries make: what a hostile relay can announce without
+// holding a log of that size.
+func FakeCheckpoint(t testing.TB, id *identity.Identity, zone string, size int64) []byte {
+	t.Helper()
+	key := id.SignKey()
+	origin := ledger.ZoneOrigin(zone, key)
+	vkey, err := ledger.VerifierKey(origin, ed25519.PublicKey(key[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := ledger.Checkpoint{Origin: origin, Size: size, Hash: tlog.Hash{0xba, 0xd}}
+	b, err := note.Sign(&note.Note{Text: cp.String()}, &noteSigner{name: origin, hash: v.KeyHash(), key: id.SigningKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
