@@ -266,7 +266,7 @@ func (c *Client) registerLocked(ctx context.Context, name string) (*wire.UserRec
 	if err != nil {
 		return nil, err
 	}
-	if err := h.Store().Put(keyRecord, b); err != nil {
+	if err := store.PutDurable(h.Store(), keyRecord, b); err != nil { // a lost record is a lost name
 		return nil, node.Errorf(node.CodeError, []error{err}, "could not save the username: %v", err)
 	}
 	c.mu.Lock()
