@@ -89,7 +89,7 @@ func runNode(args []string) error {
 		}
 	})
 	if *status != "" {
-		srv, ln, err := serveStatus(*status, *statusPublic, n, users)
+		srv, ln, err := serveStatus(*status, *statusPublic, n, users, log)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -28,7 +29,7 @@ const (
 // serveStatus serves the native node's HTTP API (statusMux) on addr behind
 // the guard. An address that is not loopback is refused unless public is
 // set: anyone who can reach the port could drive the node.
-func serveStatus(addr string, public bool, n *node.Node, users *username.Client) (*http.Server, net.Listener, error) {
+func serveStatus(addr string, public bool, n *node.Node, users *username.Client, log *slog.Logger) (*http.Server, net.Listener, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-status %q is not host:port: %v", addr, err)
@@ -41,7 +42,7 @@ func serveStatus(addr string, public bool, n *node.Node, users *username.Client)
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := &http.Server{Handler: guard(ln.Addr(), statusMux(n, users)), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: guard(ln.Addr(), log, statusMux(n, users)), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return srv, ln, nil
 }
@@ -61,23 +62,29 @@ func isLoopbackHost(host string) bool {
 // whose Sec-Fetch-Site is anything but same-origin or none (a drive-by
 // fetch or form from any page), and a request whose Host is not the
 // address bound (a page whose name was rebound to it). Clients that are
-// not browsers (curl, the tests) send neither header and pass.
-func guard(bound net.Addr, h http.Handler) http.Handler {
+// not browsers (curl, the tests) send neither header and pass. Each
+// refusal is logged: a web page tried to drive the node.
+func guard(bound net.Addr, log *slog.Logger, h http.Handler) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	tcp, _ := bound.(*net.TCPAddr)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		no := func(code, msg string) {
+			log.Warn("HTTP API request refused", "method", r.Method, "path", r.URL.Path, "host", r.Host,
+				"origin", r.Header.Get("Origin"), "fetchSite", r.Header.Get("Sec-Fetch-Site"), "code", code)
+			refuse(w, http.StatusForbidden, code, msg)
+		}
 		if tcp == nil || !allowedHost(tcp, r.Host) {
-			refuse(w, http.StatusForbidden, CodeBadHost,
-				fmt.Sprintf("refused: Host %q is not this node's address (%s); a page whose name points here (DNS rebinding) may not drive the node", r.Host, bound))
+			no(CodeBadHost, fmt.Sprintf("refused: Host %q is not this node's address (%s); a page whose name points here (DNS rebinding) may not drive the node", r.Host, bound))
 			return
 		}
 		if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host {
-			refuse(w, http.StatusForbidden, CodeCrossSite,
-				fmt.Sprintf("refused: a request from another origin (%s) may not drive this node", o))
+			no(CodeCrossSite, fmt.Sprintf("refused: a request from another origin (%s) may not drive this node", o))
 			return
 		}
 		if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
-			refuse(w, http.StatusForbidden, CodeCrossSite,
-				fmt.Sprintf("refused: a %s request from a web page may not drive this node", s))
+			no(CodeCrossSite, fmt.Sprintf("refused: a %s request from a web page may not drive this node", s))
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -41,7 +41,7 @@ func startAPINode(t *testing.T, z *testZone) *apiNode {
 	go func() { n.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	wait.Until(t, wait.Default, "admission", func() bool { s, _ := n.State(); return s == node.StateAdmitted })
-	srv, ln, err := serveStatus("127.0.0.1:0", false, n, users)
+	srv, ln, err := serveStatus("127.0.0.1:0", false, n, users, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestNodeAPILoopbackOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:8081"} {
-		srv, _, err := serveStatus(addr, false, n, users)
+		srv, _, err := serveStatus(addr, false, n, users, testLogger())
 		if err == nil {
 			srv.Close()
 			t.Errorf("-status %s served without -status-public", addr)
@@ -170,7 +170,7 @@ func TestNodeAPILoopbackOnly(t *testing.T) {
 		}
 	}
 	for _, addr := range []string{"127.0.0.1:0", "localhost:0"} {
-		srv, ln, err := serveStatus(addr, false, n, users)
+		srv, ln, err := serveStatus(addr, false, n, users, testLogger())
 		if err != nil {
 			t.Errorf("-status %s: %v", addr, err)
 			continue
@@ -180,7 +180,7 @@ func TestNodeAPILoopbackOnly(t *testing.T) {
 		}
 		srv.Close()
 	}
-	srv, _, err := serveStatus("0.0.0.0:0", true, n, users)
+	srv, _, err := serveStatus("0.0.0.0:0", true, n, users, testLogger())
 	if err != nil {
 		t.Fatalf("-status 0.0.0.0:0 -status-public: %v", err)
 	}
