@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -30,7 +30,8 @@ func runNode(args []string) error {
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	relayURL := fs.String("relay", "http://127.0.0.1:8080", "relay base URL")
 	data := fs.String("data", defaultNodeData(), "folder for the node's identity, lease and usernames (bbolt)")
-	status := fs.String("status", "", "serve /status, /peers, /ping, /lookup, /dht, /connect, /disconnect, /routing, /register and /resolve on this address (e.g. 127.0.0.1:8081)")
+	status := fs.String("status", "", "serve /status, /peers, /ping, /lookup, /dht, /connect, /disconnect, /routing, /register and /resolve on this loopback address (e.g. 127.0.0.1:8081)")
+	statusPublic := fs.Bool("status-public", false, "allow -status on an address that is not loopback: anyone who can reach it can drive the node")
 	name := fs.String("name", "", "register this username once admitted (prints \"registered NAME\")")
 	loopback := fs.Bool("loopback", false, "restrict WebRTC to the loopback interface (tests)")
 	maxPeers := fs.Int("max-peers", node.DefaultMaxPeers, "connection budget: data channels kept open")
@@ -88,12 +89,10 @@ func runNode(args []string) error {
 		}
 	})
 	if *status != "" {
-		ln, err := net.Listen("tcp", *status)
+		srv, ln, err := serveStatus(*status, *statusPublic, n, users, log)
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: statusMux(n, users), ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
 		defer srv.Close()
 		log.Info("status endpoint", "url", "http://"+ln.Addr().String()+"/status")
 	}
@@ -157,11 +156,12 @@ func errorStatus(code string) int {
 
 func statusMux(n *node.Node, users *username.Client) *http.ServeMux {
 	mux := http.NewServeMux()
+	handle := func(pattern string, h http.HandlerFunc) { handleOnly(mux, pattern, h) }
 	reply := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(v)
 	}
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		state, detail := n.State()
 		addr := ""
 		if a := n.Address(); !a.IsZero() {
@@ -169,8 +169,8 @@ func statusMux(n *node.Node, users *username.Client) *http.ServeMux {
 		}
 		reply(w, map[string]any{"address": addr, "zone": n.Zone(), "state": state, "detail": detail, "relay": n.Relay(), "username": users.Name()})
 	})
-	mux.HandleFunc("GET /peers", func(w http.ResponseWriter, r *http.Request) { reply(w, node.PeerViews(n.Peers())) })
-	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /peers", func(w http.ResponseWriter, r *http.Request) { reply(w, node.PeerViews(n.Peers())) })
+	handle("GET /ping", func(w http.ResponseWriter, r *http.Request) {
 		addr, ok := addressParam(w, r, "address")
 		if !ok {
 			return
@@ -188,7 +188,7 @@ func statusMux(n *node.Node, users *username.Client) *http.ServeMux {
 		}
 		reply(w, map[string]float64{"ms": float64(rtt.Microseconds()) / 1000})
 	})
-	mux.HandleFunc("GET /lookup", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /lookup", func(w http.ResponseWriter, r *http.Request) {
 		addr, ok := addressParam(w, r, "address")
 		if !ok {
 			return
@@ -203,7 +203,7 @@ func statusMux(n *node.Node, users *username.Client) *http.ServeMux {
 		}
 		reply(w, node.ViewLookup(res, clock.Since(clock.System, t0)))
 	})
-	mux.HandleFunc("GET /dht", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /dht", func(w http.ResponseWriter, r *http.Request) {
 		key, ok := addressParam(w, r, "key")
 		if !ok {
 			return
@@ -215,13 +215,22 @@ func statusMux(n *node.Node, users *username.Client) *http.ServeMux {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		// values, and the same records with their signers: what any node
+		// that asks, or stores them, sees.
+		type record struct {
+			Signer string `json:"signer"` // hex Ed25519 key
+			Seq    uint64 `json:"seq"`
+			Value  []byte `json:"value"`
+		}
 		values := make([][]byte, len(recs))
+		records := make([]record, len(recs))
 		for i, rec := range recs {
 			values[i] = rec.Value
+			records[i] = record{Signer: hex.EncodeToString(rec.Signer[:]), Seq: rec.Seq, Value: rec.Value}
 		}
-		reply(w, map[string]any{"values": values})
+		reply(w, map[string]any{"values": values, "records": records})
 	})
-	mux.HandleFunc("POST /connect", func(w http.ResponseWriter, r *http.Request) {
+	handle("POST /connect", func(w http.ResponseWriter, r *http.Request) {
 		addr, ok := addressParam(w, r, "address")
 		if !ok {
 			return
@@ -235,7 +244,7 @@ func statusMux(n *node.Node, users *username.Client) *http.ServeMux {
 		}
 		reply(w, p.View())
 	})
-	mux.HandleFunc("POST /disconnect", func(w http.ResponseWriter, r *http.Request) {
+	handle("POST /disconnect", func(w http.ResponseWriter, r *http.Request) {
 		addr, ok := addressParam(w, r, "address")
 		if !ok {
 			return
@@ -254,17 +263,17 @@ func statusMux(n *node.Node, users *username.Client) *http.ServeMux {
 		}
 		reply(w, username.ViewOf(rec))
 	}
-	mux.HandleFunc("POST /register", func(w http.ResponseWriter, r *http.Request) {
+	handle("POST /register", func(w http.ResponseWriter, r *http.Request) {
 		rec, err := users.Register(r.Context(), r.URL.Query().Get("name"))
 		nameReply(w, rec, err)
 	})
-	mux.HandleFunc("GET /resolve", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /resolve", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		fresh := q.Get("fresh") == "1" || q.Get("fresh") == "true"
 		rec, err := users.Resolve(r.Context(), q.Get("name"), fresh)
 		nameReply(w, rec, err)
 	})
-	mux.HandleFunc("GET /routing", func(w http.ResponseWriter, r *http.Request) { reply(w, n.RoutingView()) })
+	handle("GET /routing", func(w http.ResponseWriter, r *http.Request) { reply(w, n.RoutingView()) })
 	return mux
 }
 

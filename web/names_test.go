@@ -293,6 +293,28 @@ func noReverseLookup(t *testing.T, p *page, nat *nativeNode, addr, name string, 
 			t.Errorf("the stored DHT value shows the name or address: %q", v)
 		}
 	}
+	// Nor does its signer: it is not the owner's key, nor anything taken
+	// from the address; only the name's key ties it to anything.
+	owner := mustEval[outcome](p, settle(`ddt.resolve(`+quote(name)+`)`))
+	if owner.Record == nil {
+		t.Fatalf("resolve %q: %+v", name, owner)
+	}
+	recs, err := dhtRecords(nat, h([]byte("user/"+name)))
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("no DHT record under the name's key: %v %v", recs, err)
+	}
+	full := func(s []byte) string { x := sha256.Sum256(s); return hex.EncodeToString(x[:]) }
+	signKey, _ := hex.DecodeString(owner.Record.SignKey)
+	derived := map[string]bool{full(raw): true, full([]byte(addr)): true, full([]byte("user/" + addr)): true,
+		full(append([]byte("user/"), raw...)): true, full(signKey): true}
+	for _, r := range recs {
+		switch {
+		case r.Signer == owner.Record.SignKey:
+			t.Errorf("the DHT value under %q's key is signed by the owner's key %s", name, r.Signer)
+		case strings.Contains(r.Signer, addr) || derived[r.Signer]:
+			t.Errorf("the DHT value under %q's key is signed by %s, derived from the owner's address or key", name, r.Signer)
+		}
+	}
 
 	// The relays' public ledgers: entries hold hashes, not names or addresses.
 	total := 0
@@ -318,4 +340,19 @@ func noReverseLookup(t *testing.T, p *page, nat *nativeNode, addr, name string, 
 	if total == 0 {
 		t.Error("neither relay's ledger holds an entry: the names were not sequenced")
 	}
+}
+
+// dhtRecord is a value the DHT holds, with its signer (hex), as the
+// native node's /dht gives it.
+type dhtRecord struct {
+	Signer string
+	Seq    uint64
+	Value  []byte
+}
+
+// dhtRecords asks the native node for the records the DHT holds under key,
+// with their signers, as any node that asks or stores them sees them.
+func dhtRecords(n *nativeNode, key string) ([]dhtRecord, error) {
+	var r struct{ Records []dhtRecord }
+	return r.Records, getJSON("http://"+n.status+"/dht?key="+key, &r)
 }

@@ -142,7 +142,9 @@ func Open(st store.Store, key string) (id *Identity, created bool, err error) {
 		if id, err = New(); err != nil {
 			return nil, false, err
 		}
-		if err := st.Put(key, id.Marshal()); err != nil {
+		// Durably: a tab closed or crashed right after its first visit
+		// must not come back as someone else.
+		if err := store.PutDurable(st, key, id.Marshal()); err != nil {
 			return nil, false, fmt.Errorf("identity: save: %w", err)
 		}
 		return id, true, nil

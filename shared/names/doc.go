@@ -17,12 +17,19 @@
 // federation while it changed).
 //
 // The owner stores its record in the DHT under [Key] (the first 20 bytes
-// of SHA-256("user/" ‖ name)), sealed with a key derived from the name
-// ([Seal]). Anyone resolving the name opens it and runs [Verify]: the
-// claim's signature and address, the checkpoint's signature by a relay the
-// node knows, and the inclusion proof.
+// of SHA-256("user/" ‖ name)), sealed with a key derived from the name and
+// signed by a key derived for the name from the owner's private key
+// ([Seal], [RecordSigner]), never by the owner's identity key: the nodes
+// that store it see a signer linked to nothing but the name's key, the
+// same one at every version (so a new version replaces the old, and only
+// the owner can make one). Anyone resolving the name opens it ([Open]:
+// the DHT signature, the seal, and the owner's signature, inside the seal,
+// vouching for that signer) and runs [Verify]: the claim's signature and
+// address, the checkpoint's signature by a relay the node knows, and the
+// inclusion proof.
 //
 // There is no reverse lookup. A ledger entry holds only hashes that need
-// the name to be read, a DHT value is sealed with the name, lookups go by
+// the name to be read, a DHT value is sealed with the name and signed by
+// a key only its owner can link to itself, lookups go by
 // the name's hash, and nothing anywhere is keyed or searchable by address.
 package names

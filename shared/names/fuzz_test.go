@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"ddt/shared/dht"
 	"ddt/shared/wire"
 )
 
@@ -26,22 +27,32 @@ func FuzzEntry(f *testing.F) {
 	})
 }
 
-// FuzzOpenRecord: a DHT value from anyone either opens and verifies as
-// the record of the name, or is refused with an error; never a panic,
-// never a record for another name.
+// FuzzOpenRecord: a DHT value from anyone, signed by any key (the owner's
+// DHT signer here), either opens and verifies as the record of the name,
+// or is refused with an error; never a panic, never a record for another
+// name.
 func FuzzOpenRecord(f *testing.F) {
 	al := aliceRecord(f, 5)
 	z, me, rec := al.z, al.me, al.rec
-	sealed, err := Seal("alice", rec)
+	sealed, err := Seal(me, rec)
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(sealed)
+	f.Add(sealed.Value)
 	plain, _ := wire.Marshal(rec)
 	f.Add(plain)
 	f.Add([]byte{1})
+	f.Add([]byte{sealVersion})
+	signer := RecordSigner(me, "alice")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := Open("alice", b)
+		if len(b) > dht.MaxValue {
+			return
+		}
+		d := dht.Record{Key: Key("alice"), Seq: 1, Value: b}
+		if err := d.Sign(signer); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open("alice", &d)
 		if err != nil {
 			return
 		}

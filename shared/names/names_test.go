@@ -2,10 +2,12 @@ package names
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"strings"
 	"testing"
 
+	"ddt/shared/dht"
 	"ddt/shared/identity"
 	"ddt/shared/ledger"
 	"ddt/shared/store"
@@ -286,36 +288,79 @@ func TestVerifyRecord(t *testing.T) {
 func TestSeal(t *testing.T) {
 	// A big ledger: the proof is long, and the sealed record still fits a DHT value.
 	al := aliceRecord(t, 3000)
-	z, lease, rec := al.z, al.lease, al.rec
-	sealed, err := Seal("alice", rec)
+	z, me, lease, rec := al.z, al.me, al.lease, al.rec
+	r, err := Seal(me, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _ := Seal("alice", rec)
-	if !bytes.Equal(sealed, again) {
+	if r.Key != Key("alice") || r.Seq != 1 || r.Verify() != nil {
+		t.Fatalf("sealed record under %s at seq %d (verify: %v)", r.Key.Short(), r.Seq, r.Verify())
+	}
+	again, _ := Seal(me, rec)
+	if !bytes.Equal(r.Value, again.Value) || r.Signer != again.Signer {
 		t.Error("sealing one record twice gives different bytes")
 	}
+	// What the storing nodes see links to nothing of the owner's.
+	seen, _ := r.Marshal()
 	for what, secret := range map[string][]byte{"name": []byte("alice"), "address": lease.Address[:], "sign key": lease.SignKey[:]} {
-		if bytes.Contains(sealed, secret) {
+		if bytes.Contains(seen, secret) {
 			t.Errorf("the sealed record shows the %s", what)
 		}
 	}
-	got, err := Open("alice", sealed)
+	// The next version is signed by the same key, so it replaces this one.
+	c2, _ := NewClaim(me, &lease, "alice", 2)
+	r2, err := Seal(me, z.sequence(t, c2, 0))
+	if err != nil || r2.Signer != r.Signer || r2.Seq != 2 {
+		t.Errorf("version 2 sealed by %x at seq %d (%v); want %x at 2", r2.Signer[:4], r2.Seq, err, r.Signer[:4])
+	}
+	got, err := Open("alice", &r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Verify(got, "alice", z.zoneOf()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open("alicf", sealed); !errors.Is(err, ErrForged) {
+
+	other, _ := node(t, z.key, "a")
+	if _, err := Seal(other, rec); err == nil {
+		t.Error("sealed another key's record")
+	}
+	if RecordSigner(other, "alice").Equal(RecordSigner(me, "alice")) || RecordSigner(me, "bob").Equal(RecordSigner(me, "alice")) {
+		t.Error("two owners, or two names, derive one DHT signer")
+	}
+	resign := func(r *dht.Record, k ed25519.PrivateKey) {
+		if err := r.Sign(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, tc := range map[string]struct {
+		mutate func(r *dht.Record)
+		want   error
+	}{
+		"another name's key":       {func(r *dht.Record) { r.Key = Key("alicf"); resign(r, RecordSigner(me, "alice")) }, ErrForged},
+		"bad signature":            {func(r *dht.Record) { r.Sig[0] ^= 1 }, ErrForged},
+		"tampered value":           {func(r *dht.Record) { r.Value[40] ^= 1; resign(r, RecordSigner(me, "alice")) }, ErrForged},
+		"copied by another signer": {func(r *dht.Record) { resign(r, RecordSigner(other, "alice")) }, ErrForged},
+		"another sequence number":  {func(r *dht.Record) { r.Seq = 7; resign(r, RecordSigner(me, "alice")) }, ErrForged},
+		"two bytes":                {func(r *dht.Record) { r.Value = []byte{2, 1}; resign(r, RecordSigner(me, "alice")) }, wire.ErrMalformed},
+		"format 1, by the owner's key": {func(r *dht.Record) {
+			r.Value = append([]byte{1}, r.Value[1:]...)
+			resign(r, me.SigningKey())
+		}, wire.ErrMalformed},
+	} {
+		c := r
+		c.Value = bytes.Clone(r.Value)
+		tc.mutate(&c)
+		if _, err := Open("alice", &c); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+	// The owner's value put under another name's key does not open as that name.
+	c := r
+	c.Key = Key("alicf")
+	resign(&c, RecordSigner(me, "alice"))
+	if _, err := Open("alicf", &c); !errors.Is(err, ErrForged) {
 		t.Errorf("opened with another name: %v", err)
-	}
-	sealed[40] ^= 1
-	if _, err := Open("alice", sealed); !errors.Is(err, ErrForged) {
-		t.Errorf("opened a tampered record: %v", err)
-	}
-	if _, err := Open("alice", []byte{1, 2}); !errors.Is(err, wire.ErrMalformed) {
-		t.Errorf("opened two bytes: %v", err)
 	}
 }
 

@@ -1,6 +1,8 @@
 package names
 
 import (
+	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -8,6 +10,8 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"ddt/shared/dht"
+	"ddt/shared/identity"
 	"ddt/shared/ledger"
 	"ddt/shared/wire"
 )
@@ -113,25 +117,83 @@ func Verify(rec *wire.UserRecord, name string, zoneOf ZoneOf) (ledger.Checkpoint
 	return cp, nil
 }
 
-// A record in the DHT is sealed with a key only the name gives, so the
-// nodes that store it (and anyone who asks for the key's value) learn
-// neither the name nor whose it is unless they already know the name:
+// A record in the DHT is sealed with a key only the name gives, and
+// signed by a key derived for that name from the owner's identity
+// (RecordSigner), so the nodes that store it (and anyone who asks for the
+// key's value) learn neither the name nor whose it is unless they already
+// know the name; the signer they see is the same for every version the
+// owner publishes, and is linked to nothing but the name's key:
 //
-//	version (1) = 1 | nonce (24) | XChaCha20-Poly1305(key = SHA-256("userkey/" ‖ name), record)
+//	version (1) = 2 | nonce (24) | XChaCha20-Poly1305(key = SHA-256("userkey/" ‖ name), binding (64) | record)
 //
-// The nonce is derived from the record, so sealing one record twice gives
-// the same bytes (the DHT keeps one value per sequence number).
-const sealVersion = 1
+// binding is the owner's identity signature over bindingContext ‖ name ‖
+// 0 ‖ signer: inside the seal, the owner vouches for the key that signs
+// the DHT value, so a value copied under another signer does not open as
+// the owner's. The nonce is derived from the plaintext (Ed25519 signatures
+// are deterministic), so sealing one record twice gives the same bytes
+// (the DHT keeps one value per sequence number). Version 1 values (signed
+// by the owner's identity key) are refused.
+const sealVersion = 2
 
 // MaxSealed is the largest sealed record, which fits a DHT value.
 const MaxSealed = 2048
 
-// Seal encrypts rec for the DHT under name (normalized).
-func Seal(name string, rec *wire.UserRecord) ([]byte, error) {
-	plain, err := wire.Marshal(rec)
+// Contexts of the DHT signer's derivation and of the binding signature,
+// apart from every other key and signature a DDT identity makes.
+const (
+	signerContext  = "ddt/name-record/v1\x00"
+	bindingContext = "ddt/name-record/binding/v1\x00"
+)
+
+// bindingSize is the binding signature before the record in a sealed value.
+const bindingSize = 64
+
+// RecordSigner returns the Ed25519 key that signs me's record of name
+// (normalized) in the DHT: HKDF-SHA256 of me's private seed, with
+// "ddt/name-record/v1" ‖ 0 ‖ name as info. Only me can compute it, it is
+// the same for every version, and without me's private key its public
+// half is unlinkable to me's key or address.
+func RecordSigner(me *identity.Identity, name string) ed25519.PrivateKey {
+	seed, err := hkdf.Key(sha256.New, me.SigningKey().Seed(), nil, signerContext+name, ed25519.SeedSize)
+	if err != nil {
+		panic("names: HKDF of 32 bytes failed: " + err.Error()) // only for lengths over 255 hashes
+	}
+	return ed25519.NewKeyFromSeed(seed)
+}
+
+func bindingBytes(name string, signer []byte) []byte {
+	b := make([]byte, 0, len(bindingContext)+len(name)+1+len(signer))
+	return append(append(append(append(b, bindingContext...), name...), 0), signer...)
+}
+
+// Seal returns me's record rec ready for the DHT: sealed under its name,
+// under the name's Key, at sequence number rec.Claim.Version, signed by
+// RecordSigner(me, name). rec must be me's.
+func Seal(me *identity.Identity, rec *wire.UserRecord) (dht.Record, error) {
+	name := rec.Claim.Name
+	if rec.Claim.SignKey != me.SignKey() {
+		return dht.Record{}, fmt.Errorf("names: sealing a record of %q claimed by another key", name)
+	}
+	signer := RecordSigner(me, name)
+	binding := me.Sign(bindingBytes(name, signer.Public().(ed25519.PublicKey)))
+	value, err := seal(name, binding, rec)
+	if err != nil {
+		return dht.Record{}, err
+	}
+	r := dht.Record{Key: Key(name), Seq: rec.Claim.Version, Value: value}
+	if err := r.Sign(signer); err != nil {
+		return dht.Record{}, err
+	}
+	return r, nil
+}
+
+// seal encrypts binding ‖ rec under name.
+func seal(name string, binding [64]byte, rec *wire.UserRecord) ([]byte, error) {
+	enc, err := wire.Marshal(rec)
 	if err != nil {
 		return nil, err
 	}
+	plain := append(binding[:], enc...)
 	aead, err := chacha20poly1305.NewX(sealKey(name))
 	if err != nil {
 		return nil, err
@@ -147,11 +209,20 @@ func Seal(name string, rec *wire.UserRecord) ([]byte, error) {
 	return out, nil
 }
 
-// Open decrypts a sealed record of name. It does not verify the record:
-// call Verify.
-func Open(name string, sealed []byte) (*wire.UserRecord, error) {
+// Open opens r, a DHT record found under the Key of name (normalized): it
+// checks r's signature, decrypts the value, and checks that the claim's
+// key vouched for r's signer and that r's sequence number is the claim's
+// version. It does not verify the record itself: call Verify.
+func Open(name string, r *dht.Record) (*wire.UserRecord, error) {
+	if r.Key != Key(name) {
+		return nil, fmt.Errorf("%w: a value under key %s, not the name's", ErrForged, r.Key.Short())
+	}
+	if err := r.Verify(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrForged, err)
+	}
+	sealed := r.Value
 	if len(sealed) < 1+chacha20poly1305.NonceSizeX || sealed[0] != sealVersion {
-		return nil, fmt.Errorf("%w: not a sealed username record", wire.ErrMalformed)
+		return nil, fmt.Errorf("%w: not a sealed username record of format %d", wire.ErrMalformed, sealVersion)
 	}
 	aead, err := chacha20poly1305.NewX(sealKey(name))
 	if err != nil {
@@ -162,13 +233,24 @@ func Open(name string, sealed []byte) (*wire.UserRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: sealed record does not open with this name", ErrForged)
 	}
-	m, err := wire.Unmarshal(plain)
+	if len(plain) < bindingSize {
+		return nil, fmt.Errorf("%w: a sealed username record of %d bytes", wire.ErrMalformed, len(plain))
+	}
+	var binding [64]byte
+	copy(binding[:], plain)
+	m, err := wire.Unmarshal(plain[bindingSize:])
 	if err != nil {
 		return nil, err
 	}
 	rec, ok := m.(*wire.UserRecord)
 	if !ok {
 		return nil, fmt.Errorf("%w: sealed a message of type %d, not a username record", wire.ErrMalformed, m.Type())
+	}
+	if !identity.Verify(rec.Claim.SignKey, bindingBytes(name, r.Signer[:]), binding) {
+		return nil, fmt.Errorf("%w: the claim's key did not vouch for the DHT signer %x", ErrForged, r.Signer[:4])
+	}
+	if r.Seq != rec.Claim.Version {
+		return nil, fmt.Errorf("%w: stored at sequence number %d, the claim is version %d", ErrForged, r.Seq, rec.Claim.Version)
 	}
 	return rec, nil
 }

@@ -152,7 +152,7 @@ func (h *Host) Adopt(legacy, key string) error {
 		return err
 	}
 	if _, err := h.Store().Get(key); errors.Is(err, store.ErrNotFound) {
-		if err := h.Store().Put(key, b); err != nil {
+		if err := store.PutDurable(h.Store(), key, b); err != nil {
 			return err
 		}
 	} else if err != nil {

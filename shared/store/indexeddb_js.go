@@ -14,7 +14,7 @@ import (
 	"github.com/hack-pad/go-indexeddb/idb"
 )
 
-var _ Store = (*IndexedDB)(nil)
+var _ Durable = (*IndexedDB)(nil)
 
 // idbObjectStore is the one object store, inside the database, that holds
 // every record: keys are strings, values Uint8Arrays.
@@ -98,14 +98,25 @@ func (s *IndexedDB) Get(key string) ([]byte, error) {
 	return b, nil
 }
 
-// Put implements Store.
+// Put implements Store, with the browser's default durability.
 func (s *IndexedDB) Put(key string, value []byte) error {
+	return s.put(key, value, idb.DurabilityDefault)
+}
+
+// PutDurable implements Durable: the transaction asks for strict
+// durability, so it completes only once the browser has flushed it to
+// disk (the default may report success before, and lose it to a crash).
+func (s *IndexedDB) PutDurable(key string, value []byte) error {
+	return s.put(key, value, idb.DurabilityStrict)
+}
+
+func (s *IndexedDB) put(key string, value []byte, durability idb.TransactionDurability) error {
 	if err := checkPut(key, value); err != nil {
 		return err
 	}
 	arr := js.Global().Get("Uint8Array").New(len(value))
 	js.CopyBytesToJS(arr, value)
-	err := s.txn(idb.TransactionReadWrite, func(txn *idb.Transaction, kv *idb.ObjectStore) error {
+	err := s.txnWith(idb.TransactionOptions{Mode: idb.TransactionReadWrite, Durability: durability}, func(txn *idb.Transaction, kv *idb.ObjectStore) error {
 		_, err := kv.PutKey(js.ValueOf(key), arr)
 		return err
 	})
@@ -184,12 +195,18 @@ func (s *IndexedDB) Close() error {
 // transaction commits under it; a read may then await its one request. A
 // write's fn must not wait: txn commits it and waits for it to complete.
 func (s *IndexedDB) txn(mode idb.TransactionMode, fn func(*idb.Transaction, *idb.ObjectStore) error) error {
+	return s.txnWith(idb.TransactionOptions{Mode: mode}, fn)
+}
+
+// txnWith is txn with the transaction's options (its durability).
+func (s *IndexedDB) txnWith(opts idb.TransactionOptions, fn func(*idb.Transaction, *idb.ObjectStore) error) error {
+	mode := opts.Mode
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.db == nil {
 		return ErrClosed
 	}
-	txn, err := s.db.Transaction(mode, idbObjectStore)
+	txn, err := s.db.TransactionWithOptions(opts, idbObjectStore)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ type Namespace struct {
 	closed atomic.Bool
 }
 
-var _ Store = (*Namespace)(nil)
+var _ Durable = (*Namespace)(nil)
 
 // NewNamespace returns the view of parent under prefix (non-empty, valid
 // UTF-8, shorter than MaxKeySize).
@@ -62,6 +62,18 @@ func (s *Namespace) Put(key string, value []byte) error {
 		return err
 	}
 	return s.parent.Put(k, value)
+}
+
+// PutDurable implements Durable, durably where the parent can.
+func (s *Namespace) PutDurable(key string, value []byte) error {
+	k, err := s.key(key)
+	if err != nil {
+		return err
+	}
+	if err := checkPut(key, value); err != nil {
+		return err
+	}
+	return PutDurable(s.parent, k, value)
 }
 
 // Delete implements Store.

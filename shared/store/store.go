@@ -33,6 +33,27 @@ type Store interface {
 	Close() error
 }
 
+// Durable is a Store that can commit a write to persistent storage before
+// it returns, where its plain Put may trade that for speed (IndexedDB's
+// default, or "relaxed", durability may lose the last writes to a crash or
+// power loss).
+type Durable interface {
+	Store
+	// PutDurable is Put, committed to persistent storage before it returns.
+	PutDurable(key string, value []byte) error
+}
+
+// PutDurable writes value under key with s.PutDurable if s is Durable,
+// else with s.Put (the bbolt store syncs every write; the memory store
+// keeps nothing). It is for records whose loss a user would notice: the
+// node's identity, its username. Bulk data (chunks) keeps Put.
+func PutDurable(s Store, key string, value []byte) error {
+	if d, ok := s.(Durable); ok {
+		return d.PutDurable(key, value)
+	}
+	return s.Put(key, value)
+}
+
 // checkKey reports why key cannot name a record, if it cannot.
 func checkKey(key string) error {
 	switch {

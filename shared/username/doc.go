@@ -13,7 +13,8 @@
 // inclusion proof, against the relays the node trusts: Host.ZoneOf),
 // saves it in its namespace of the node's store (Host.Store), emits the
 // "username" event (Host.Emit) and publishes the record in the DHT
-// (Host.Put) under names.Key, sealed with the name. At each admission
+// (Host.Put) under names.Key, sealed with the name and signed by the key
+// derived for the name (names.Seal), not the node's own. At each admission
 // (Host.OnAdmitted) the saved record is published again, or claimed again
 // at the next version if the node came back at another address.
 //

@@ -107,21 +107,37 @@ func claimAs(t testing.TB, c *Client, name string, version uint64) *wire.UserCla
 	return claim
 }
 
-// publishAs stores value under name's key in the DHT, signed by c's node.
-func publishAs(t testing.TB, c *Client, name string, seq uint64, rec *wire.UserRecord) {
+// publishAs stores c's record rec in the DHT, sealed and signed as the
+// client publishes it.
+func publishAs(t testing.TB, c *Client, rec *wire.UserRecord) {
 	t.Helper()
-	sealed, err := names.Seal(name, rec)
+	r, err := names.Seal(c.h.Identity(), rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := dht.Record{Key: names.Key(name), Seq: seq, Value: sealed}
+	put(t, c, r)
+}
+
+// copyAs stores owner's record rec in the DHT re-signed by c, as a node
+// that copies another's value would.
+func copyAs(t testing.TB, c, owner *Client, rec *wire.UserRecord) {
+	t.Helper()
+	r, err := names.Seal(owner.h.Identity(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := r.Sign(c.h.Identity().SigningKey()); err != nil {
 		t.Fatal(err)
 	}
+	put(t, c, r)
+}
+
+func put(t testing.TB, c *Client, r dht.Record) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if stored, err := c.h.Put(ctx, r); err != nil || stored == 0 {
-		t.Fatalf("publishing a record of %q: stored at %d nodes, %v", name, stored, err)
+		t.Fatalf("publishing a record under %s: stored at %d nodes, %v", r.Key.Short(), stored, err)
 	}
 }
 
@@ -219,10 +235,10 @@ func TestResolveThroughDHT(t *testing.T) {
 	// by another key. The first two do not verify; the third loses.
 	forged := home.sequence(t, claimAs(t, ns[3], "alice", 1))
 	forged.Proof[0][0] ^= 1
-	publishAs(t, ns[3], "alice", 1, forged)
-	publishAs(t, ns[4], "alice", 1, rec)
+	publishAs(t, ns[3], forged)
+	copyAs(t, ns[4], owner, rec)
 	later := home.sequence(t, claimAs(t, ns[5], "alice", 1))
-	publishAs(t, ns[5], "alice", 1, later)
+	publishAs(t, ns[5], later)
 	const dropped = "dropped a username record"
 	before := strings.Count(logs.String(), dropped)
 	got, err = asker.Resolve(ctx, "alice", true)

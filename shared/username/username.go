@@ -266,7 +266,7 @@ func (c *Client) registerLocked(ctx context.Context, name string) (*wire.UserRec
 	if err != nil {
 		return nil, err
 	}
-	if err := h.Store().Put(keyRecord, b); err != nil {
+	if err := store.PutDurable(h.Store(), keyRecord, b); err != nil { // a lost record is a lost name
 		return nil, node.Errorf(node.CodeError, []error{err}, "could not save the username: %v", err)
 	}
 	c.mu.Lock()
@@ -315,19 +315,16 @@ func (c *Client) atAdmission(ctx context.Context, lease wire.Lease) {
 }
 
 // publish stores the node's record, sealed, in the DHT under the name's
-// key; the DHT republishes it from then on. A publication nobody stored
+// key, signed by the key derived for the name (names.Seal), never by the
+// node's own: the nodes that keep it cannot tell whose it is. The DHT
+// republishes it from then on. A publication nobody stored
 // is tried again a few times. It logs failures and returns.
 func (c *Client) publish(ctx context.Context, rec *wire.UserRecord) {
 	h, log := c.h, c.h.Logger()
 	name := rec.Claim.Name
-	sealed, err := names.Seal(name, rec)
+	r, err := names.Seal(h.Identity(), rec)
 	if err != nil {
 		log.Warn("could not seal the username record", "name", name, "err", err)
-		return
-	}
-	r := dht.Record{Key: names.Key(name), Seq: rec.Claim.Version, Value: sealed}
-	if err := r.Sign(h.Identity().SigningKey()); err != nil {
-		log.Warn("could not sign the username record", "err", err)
 		return
 	}
 	for i := 0; ; i++ {
@@ -394,10 +391,7 @@ func (c *Client) Resolve(ctx context.Context, name string, fresh bool) (*wire.Us
 		h.Logger().Debug("DHT lookup of a username failed", "err", err)
 	}
 	for _, r := range recs {
-		rec, err := names.Open(name, r.Value)
-		if err == nil && rec.Claim.SignKey != r.Signer {
-			err = fmt.Errorf("%w: stored by %x, claimed by %x", names.ErrForged, r.Signer[:4], rec.Claim.SignKey[:4])
-		}
+		rec, err := names.Open(name, &r)
 		if err == nil {
 			_, err = names.Verify(rec, name, h.ZoneOf)
 		}

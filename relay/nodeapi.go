@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"ddt/shared/node"
+	"ddt/shared/username"
+)
+
+// Codes of the native node's HTTP API refusals, in {error, code} answers.
+const (
+	// CodeCrossSite: the request came from a web page of another origin
+	// (its Origin or Sec-Fetch-Site header says so).
+	CodeCrossSite = "cross-site"
+	// CodeBadHost: the request's Host is not the address the API is bound
+	// to, as when a page's name was rebound to it (DNS rebinding).
+	CodeBadHost = "bad-host"
+	// CodeMethod: a state-changing call other than by POST, or a query by
+	// anything but GET.
+	CodeMethod = "method-not-allowed"
+)
+
+// serveStatus serves the native node's HTTP API (statusMux) on addr behind
+// the guard. An address that is not loopback is refused unless public is
+// set: anyone who can reach the port could drive the node.
+func serveStatus(addr string, public bool, n *node.Node, users *username.Client, log *slog.Logger) (*http.Server, net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-status %q is not host:port: %v", addr, err)
+	}
+	if !public && !isLoopbackHost(host) {
+		return nil, nil, fmt.Errorf("-status %s is not a loopback address: anyone who can reach it could drive this node (register names, connect, disconnect); "+
+			"use 127.0.0.1:PORT, or add -status-public to serve it on %s anyway", addr, addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := &http.Server{Handler: guard(ln.Addr(), log, statusMux(n, users)), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return srv, ln, nil
+}
+
+// isLoopbackHost reports whether host (from host:port) names only the
+// loopback interface. An empty host means every interface.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// guard refuses, with 403 and {error, code}, what a web page could make a
+// browser send to the API: a request whose Origin is not the API's own or
+// whose Sec-Fetch-Site is anything but same-origin or none (a drive-by
+// fetch or form from any page), and a request whose Host is not the
+// address bound (a page whose name was rebound to it). Clients that are
+// not browsers (curl, the tests) send neither header and pass. Each
+// refusal is logged: a web page tried to drive the node.
+func guard(bound net.Addr, log *slog.Logger, h http.Handler) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tcp, _ := bound.(*net.TCPAddr)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		no := func(code, msg string) {
+			log.Warn("HTTP API request refused", "method", r.Method, "path", r.URL.Path, "host", r.Host,
+				"origin", r.Header.Get("Origin"), "fetchSite", r.Header.Get("Sec-Fetch-Site"), "code", code)
+			refuse(w, http.StatusForbidden, code, msg)
+		}
+		if tcp == nil || !allowedHost(tcp, r.Host) {
+			no(CodeBadHost, fmt.Sprintf("refused: Host %q is not this node's address (%s); a page whose name points here (DNS rebinding) may not drive the node", r.Host, bound))
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host {
+			no(CodeCrossSite, fmt.Sprintf("refused: a request from another origin (%s) may not drive this node", o))
+			return
+		}
+		if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
+			no(CodeCrossSite, fmt.Sprintf("refused: a %s request from a web page may not drive this node", s))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// allowedHost reports whether a request's Host names the bound address:
+// its IP (any IP if bound to every interface) or localhost for a loopback
+// bind, at its port. A DNS name other than localhost never passes, so a
+// rebound name cannot reach the API.
+func allowedHost(bound *net.TCPAddr, host string) bool {
+	h, port, err := net.SplitHostPort(host)
+	if err != nil || port != fmt.Sprint(bound.Port) {
+		return false
+	}
+	if strings.EqualFold(h, "localhost") {
+		return bound.IP.IsLoopback() || bound.IP.IsUnspecified()
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && (ip.Equal(bound.IP) || bound.IP.IsUnspecified())
+}
+
+// refuse answers {error, code} with status.
+func refuse(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(node.ErrorView{Error: msg, Code: code})
+}
+
+// handleOnly registers h for pattern ("METHOD /path"), and for every
+// other method on that path a 405 with {error, code}: state-changing
+// calls are POST only, queries GET only.
+func handleOnly(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
+	method, path, _ := strings.Cut(pattern, " ")
+	mux.HandleFunc(pattern, h)
+	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", method)
+		refuse(w, http.StatusMethodNotAllowed, CodeMethod, fmt.Sprintf("%s %s is not allowed: use %s", r.Method, r.URL.Path, method))
+	})
+}
