@@ -253,7 +253,7 @@ func (h *Host) Send(addr id.Address, m wire.Message) error {
 		return err
 	}
 	p.touch()
-	return p.sendControl(m)
+	return p.send(h.n.life, m)
 }
 
 // SendBulk is Send on the peer's bulk channel (its control channel if
@@ -271,7 +271,7 @@ func (h *Host) SendBulk(addr id.Address, m wire.Message) error {
 // SendRouted signs m and sends it toward dest through the overlay (the
 // destination gets it if it has a RoutedHandler for m's type).
 func (h *Host) SendRouted(dest id.Address, m wire.Message) error {
-	return h.n.sendRouted(dest, m)
+	return h.n.sendRouted(h.n.life, dest, m)
 }
 
 // Request sends req to the node at to — over its data channel if one is

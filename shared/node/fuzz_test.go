@@ -64,8 +64,8 @@ func FuzzRoutedInner(f *testing.F) {
 			return
 		}
 		nonce++
-		r := &wire.Routed{Dest: b.Address(), TTL: wire.MaxTTL, Nonce: nonce, Origin: a.lease, Frame: inner}
-		r.Sig = a.id.Sign(wire.RoutedSignedBytes(r.Dest, r.Nonce, a.Address(), inner))
+		r := &wire.Routed{Dest: b.Address(), TTL: wire.MaxTTL, Nonce: nonce, Time: time.Now().UnixMilli(), Origin: a.lease, Frame: inner}
+		r.Sig = a.id.Sign(wire.RoutedSignedBytes(r.Dest, r.Nonce, r.Time, a.Address(), inner))
 		b.onRouted(b.peer(a.Address()), r)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -119,8 +119,8 @@ func TestConnectWithoutRoute(t *testing.T) {
 // routedFrom builds a routed Ping RPC from origin to dest, signed by signer.
 func routedFrom(origin *Node, signer *Node, dest id.Address, nonce uint64) *wire.Routed {
 	inner, _ := wire.Marshal(&wire.RPC{Nonce: 1, Frame: mustMarshal(&wire.Ping{ID: 5})})
-	r := &wire.Routed{Dest: dest, TTL: wire.MaxTTL, Nonce: nonce, Origin: origin.lease, Frame: inner}
-	r.Sig = signer.id.Sign(wire.RoutedSignedBytes(dest, nonce, origin.Address(), inner))
+	r := &wire.Routed{Dest: dest, TTL: wire.MaxTTL, Nonce: nonce, Time: origin.clock.Now().UnixMilli(), Origin: origin.lease, Frame: inner}
+	r.Sig = signer.id.Sign(wire.RoutedSignedBytes(dest, nonce, r.Time, origin.Address(), inner))
 	return r
 }
 
@@ -168,7 +168,7 @@ func TestRoutedRefusals(t *testing.T) {
 	stranger, _ := identity.New()
 	x := routedFrom(a, a, b.Address(), 5)
 	x.Origin = stranger.IssueLease(a.id.SignKey(), a.id.AgreeKey(), a.lease.Nonce, "elsewhere", time.Now(), time.Hour)
-	x.Sig = a.id.Sign(wire.RoutedSignedBytes(x.Dest, x.Nonce, x.Origin.Address, x.Frame))
+	x.Sig = a.id.Sign(wire.RoutedSignedBytes(x.Dest, x.Nonce, x.Time, x.Origin.Address, x.Frame))
 	b.onRouted(from, x)
 	if s := b.OverlayStats(); s.Delivered != 1 || s.Dropped != 5 {
 		t.Errorf("foreign lease: %+v", s)
