@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -361,5 +362,107 @@ func TestCallSurvivesClosingChannel(t *testing.T) {
 	}
 	if a.OverlayStats().Sent == 0 {
 		t.Error("the answer did not come through the overlay")
+	}
+}
+
+// A routed message replayed after the replay filter had to forget it —
+// ReplayCapacity messages later, all within the time window — with a
+// forged path is dropped, and the way back to its origin stays the one
+// the message really took. (Before, the filter held at most 8,192
+// messages and forgot the oldest first; the replay was delivered and its
+// forged path became the route for every later answer.)
+func TestReplayWithForgedPath(t *testing.T) {
+	if ReplayCapacity > 8192 {
+		t.Fatalf("ReplayCapacity is %d: the test floods 8,192 messages, past its capacity", ReplayCapacity)
+	}
+	clk := clock.NewVirtual(time.Now())
+	// Keepalives stay out of the way of the clock the test drives.
+	ns := swarm(t, 4, Config{Clock: clk, KeepAlive: time.Hour, PeerTimeout: 2 * time.Hour})
+	b, origin, hop, x := ns[0], ns[1], ns[2], ns[3]
+	link(hop, b)
+	link(x, b)
+	fromHop, fromX := b.peer(hop.Address()), b.peer(x.Address())
+
+	m := routedFrom(origin, origin, b.Address(), 1)
+	m.Path = []id.Address{hop.Address()} // it came through hop
+	b.onRouted(fromHop, m)
+	if s := b.OverlayStats(); s.Delivered != 1 {
+		t.Fatalf("the original was not delivered: %+v", s)
+	}
+	want := []id.Address{hop.Address()}
+	if got := b.routes.back(origin.Address()); !slices.Equal(got, want) {
+		t.Fatalf("way back after the original: %v, want %v", got, want)
+	}
+
+	// x floods b with messages of its own, at the rate b lets a link
+	// hand it (200/s): 8,192 of them, 41 s of its clock, well within
+	// RoutedWindow.
+	const flood = 8192
+	for i := 0; i < flood; i++ {
+		clk.Advance(time.Second / routedRate)
+		b.onRouted(fromX, routedFrom(x, x, b.Address(), uint64(100+i)))
+	}
+	if s := b.OverlayStats(); s.Delivered != 1+flood {
+		t.Fatalf("the flood was not all delivered: %+v", s)
+	}
+	if got := b.replay.size(); got > ReplayCapacity || got < flood/2 {
+		t.Fatalf("the replay filter holds %d messages (capacity %d)", got, ReplayCapacity)
+	}
+
+	// x replays the original, claiming it came through x.
+	replay := *m
+	replay.Path = []id.Address{x.Address()}
+	before := b.OverlayStats()
+	b.onRouted(fromX, &replay)
+	s := b.OverlayStats()
+	if s.Delivered != before.Delivered || s.Replayed != before.Replayed+1 {
+		t.Errorf("the replay with a forged path was taken: before %+v, after %+v", before, s)
+	}
+	if got := b.routes.back(origin.Address()); !slices.Equal(got, want) {
+		t.Errorf("the replay redirected the way back to the origin: %v, want %v", got, want)
+	}
+}
+
+// A routed message whose signed time is outside RoutedWindow is dropped,
+// however new it is to the replay filter, and teaches no way back.
+func TestRoutedTimeWindow(t *testing.T) {
+	clk := clock.NewVirtual(time.Now())
+	ns := swarm(t, 3, Config{Clock: clk, KeepAlive: time.Hour, PeerTimeout: 2 * time.Hour})
+	b, origin, hop := ns[0], ns[1], ns[2]
+	link(hop, b)
+	from := b.peer(hop.Address())
+	signedAt := func(nonce uint64, at time.Time) *wire.Routed {
+		r := routedFrom(origin, origin, b.Address(), nonce)
+		r.Time = at.UnixMilli()
+		r.Sig = origin.id.Sign(wire.RoutedSignedBytes(r.Dest, r.Nonce, r.Time, origin.Address(), r.Frame))
+		r.Path = []id.Address{hop.Address()}
+		return r
+	}
+	now := clk.Now()
+	for _, at := range []time.Time{now.Add(-RoutedWindow - time.Second), now.Add(RoutedWindow + time.Second)} {
+		b.onRouted(from, signedAt(uint64(at.UnixNano()), at))
+	}
+	if s := b.OverlayStats(); s.Delivered != 0 || s.Stale != 2 || s.Dropped != 2 {
+		t.Errorf("messages signed %s before and after now: %+v", RoutedWindow+time.Second, s)
+	}
+	if got := b.routes.back(origin.Address()); got != nil {
+		t.Errorf("a stale message taught the way back: %v", got)
+	}
+	// Inside the window it is taken; once the window has passed, its
+	// replay is dropped as stale.
+	m := signedAt(1, now.Add(-RoutedWindow+time.Second))
+	b.onRouted(from, m)
+	if s := b.OverlayStats(); s.Delivered != 1 {
+		t.Fatalf("a message just inside the window was not delivered: %+v", s)
+	}
+	clk.Advance(2 * time.Second)
+	b.onRouted(from, m)
+	if s := b.OverlayStats(); s.Delivered != 1 || s.Stale != 3 {
+		t.Errorf("a replay once the window passed: %+v", s)
+	}
+	// The filter forgets what the window refuses (when it next takes one).
+	b.onRouted(from, signedAt(2, clk.Now()))
+	if got := b.replay.size(); got != 1 {
+		t.Errorf("the replay filter holds %d messages, want only the one still in the window", got)
 	}
 }
