@@ -17,7 +17,10 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
+	"ddt/shared/clock"
+	"ddt/shared/id"
 	"ddt/shared/transport"
+	"ddt/shared/wait"
 	"ddt/shared/wire"
 )
 
@@ -78,6 +81,22 @@ func pionLink(t testing.TB, a, b *Node) {
 	}
 }
 
+// rawPeerConnection is a pion peer connection outside the node's
+// transport, restricted to loopback: a hostile peer's.
+func rawPeerConnection(t testing.TB) *webrtc.PeerConnection {
+	t.Helper()
+	var se webrtc.SettingEngine
+	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pc
+}
+
 // stubborn is a hostile peer on raw pion: it passes the handshake as the
 // node as would, then never reads again (its data channel's read loop is
 // stuck, so the SCTP receive window closes and whatever is sent to it
@@ -95,15 +114,7 @@ type stubborn struct {
 // handshake; hub adds it as a peer.
 func newStubborn(t *testing.T, hub, as *Node) *stubborn {
 	t.Helper()
-	var se webrtc.SettingEngine
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := rawPeerConnection(t)
 	s := &stubborn{pc: pc, in: make(chan []byte, 16), release: make(chan struct{})}
 	t.Cleanup(func() { close(s.release); pc.Close() })
 	ordered, negotiated := true, true
@@ -362,4 +373,70 @@ func TestStubbornPeer(t *testing.T) {
 		t.Errorf("hub's overlay counters: %+v, want stalled 1 and queueFull > 0", v)
 	}
 	t.Logf("pings sent %d, goroutines %d → peak %d, hub %+v", s.pings.Load(), base, peak, hub.OverlayStats())
+}
+
+// Fake offers — real WebRTC offers, through the relay, from addresses
+// that will never complete them — hold at most MaxOffersPerSignaler
+// sessions and none of the connection budget: the node still dials a
+// peer of its own, and the fake sessions end at their deadline. (Before,
+// they were answered until the budget and its slack were full, 11 here,
+// and the node could open no channel of its own until they timed out.)
+func TestFakeOffersAreBounded(t *testing.T) {
+	clk := clock.NewVirtual(time.Now())
+	ns := swarm(t, 3, Config{MaxPeers: 4, Clock: clk, KeepAlive: time.Hour, PeerTimeout: 2 * time.Hour})
+	h, c, d := ns[0], ns[1], ns[2]
+	h.cfg.Transport, d.cfg.Transport = pionTransport(t), pionTransport(t)
+	link(h, c)
+	link(c, d) // h reaches d only through c
+
+	// One offer, sent again and again as if from many addresses: each
+	// copy makes the node start a session for it.
+	pc := rawPeerConnection(t)
+	defer pc.Close()
+	if _, err := pc.CreateDataChannel("x", nil); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	const fakes = 100
+	for i := 0; i < fakes; i++ {
+		var from id.Address
+		rand.Read(from[:])
+		h.onSignal(&wire.Signal{Peer: from, Session: randomSID(), Kind: wire.SignalOffer, Data: pc.LocalDescription().SDP}, ViaRelay)
+	}
+	pending := func() int {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		k := 0
+		for _, d := range h.dials {
+			if !d.initiator {
+				k++
+			}
+		}
+		return k
+	}
+	if got := pending(); got == 0 || got > MaxOffersPerSignaler {
+		t.Errorf("%d fake offers through the relay pending, want 1–%d", got, MaxOffersPerSignaler)
+	}
+	if s := h.OverlayStats(); s.OffersRefused != int64(fakes-pending()) {
+		t.Errorf("offers refused %d, want %d", s.OffersRefused, fakes-pending())
+	}
+
+	// The node's own dial, by the budget (not a locked Connect), still
+	// has room, and opens.
+	if h.connectTo(d.Address(), ViaOverlay, false, true) == nil {
+		t.Fatal("no room left for the node's own dial")
+	}
+	wait.Until(t, 20*time.Second, "the node's own channel to d", func() bool { return h.peer(d.Address()) != nil })
+
+	// The fake sessions end at their deadline.
+	clk.Advance(handshakeTimeout + time.Second)
+	wait.Until(t, 20*time.Second, "the fake sessions to end", func() bool { return pending() == 0 })
 }
