@@ -244,9 +244,10 @@ func (h *Host) peerFor(addr id.Address) (*peer, error) {
 	return p, nil
 }
 
-// Send sends m to the connected peer at addr on its control channel.
-// It fails with ErrNotConnected, or ErrUnsupported if the peer did not
-// announce the capability.
+// Send queues m for the connected peer at addr on its control channel.
+// It fails with ErrNotConnected, ErrUnsupported if the peer did not
+// announce the capability, or ErrQueueFull if the peer's send queue
+// (MaxQueuedBytes) stayed full for the peer timeout.
 func (h *Host) Send(addr id.Address, m wire.Message) error {
 	p, err := h.peerFor(addr)
 	if err != nil {

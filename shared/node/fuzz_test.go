@@ -22,6 +22,7 @@ func seedFrames(f *testing.F) {
 		&wire.RPC{Nonce: 9, Frame: mustMarshal(&wire.Store{Record: raw})},
 		&wire.RPC{Nonce: 9, Reply: true, Frame: mustMarshal(&wire.Nodes{})},
 		&wire.Signal{Kind: wire.SignalCandidate, Data: "{}"},
+		&wire.Routed{Dest: [20]byte{2}, TTL: 3, Nonce: 1, Time: 1_800_000_000_000, Frame: mustMarshal(&wire.Ping{ID: 1})},
 	} {
 		f.Add(mustMarshal(m))
 	}

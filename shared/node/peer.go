@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -125,6 +126,7 @@ type peer struct {
 	routed   *rate.Limiter  // routed messages it may hand us
 	rpcs     chan struct{}  // a slot per request of its being answered
 	out      outbox         // control frames waiting for the writer
+	checking atomic.Bool    // a liveness check the relay asked for is running
 
 	mu       sync.Mutex
 	rtt      time.Duration
