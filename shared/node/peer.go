@@ -60,8 +60,10 @@ const (
 	// MaxQueuedBytes bounds what may wait in one peer's send queue. A
 	// frame that does not fit is dropped (forwarded routed messages,
 	// answers to pings) or waits for room at most the peer timeout (the
-	// node's own requests and capabilities' sends).
-	MaxQueuedBytes = 1 << 20
+	// node's own requests and capabilities' sends). The queue only fills
+	// once the channel's own buffer (4 MiB) is full: a peer that reads
+	// keeps it near empty.
+	MaxQueuedBytes = 512 << 10
 	// MaxQueuedFrames bounds the frames waiting there.
 	MaxQueuedFrames = 1024
 )
