@@ -19,6 +19,7 @@ import (
 
 	"ddt/shared/clock"
 	"ddt/shared/id"
+	"ddt/shared/identity"
 	"ddt/shared/transport"
 	"ddt/shared/wait"
 	"ddt/shared/wire"
@@ -383,7 +384,7 @@ func TestStubbornPeer(t *testing.T) {
 // and the node could open no channel of its own until they timed out.)
 func TestFakeOffersAreBounded(t *testing.T) {
 	clk := clock.NewVirtual(time.Now())
-	ns := swarm(t, 3, Config{MaxPeers: 4, Clock: clk, KeepAlive: time.Hour, PeerTimeout: 2 * time.Hour})
+	ns, relay := swarmOf(t, 3, Config{MaxPeers: 4, Clock: clk, KeepAlive: time.Hour, PeerTimeout: 2 * time.Hour})
 	h, c, d := ns[0], ns[1], ns[2]
 	h.cfg.Transport, d.cfg.Transport = pionTransport(t), pionTransport(t)
 	link(h, c)
@@ -427,6 +428,27 @@ func TestFakeOffersAreBounded(t *testing.T) {
 	}
 	if s := h.OverlayStats(); s.OffersRefused != int64(fakes-pending()) {
 		t.Errorf("offers refused %d, want %d", s.OffersRefused, fakes-pending())
+	}
+
+	// More offers routed through c, each from an origin of its own (a
+	// routed offer must be signed by the address it offers from; many
+	// origins are many admitted keys): they add up to MaxPendingOffers
+	// in all.
+	for i := 0; i < 2*MaxPendingOffers; i++ {
+		who, _ := identity.New()
+		var nonce [16]byte
+		rand.Read(nonce[:])
+		lease := relay.IssueLease(who.SignKey(), who.AgreeKey(), nonce, "z", clk.Now(), time.Hour)
+		frame := mustMarshal(&wire.Signal{Peer: lease.Address, Session: randomSID(), Kind: wire.SignalOffer, Data: pc.LocalDescription().SDP})
+		r := &wire.Routed{Dest: h.Address(), TTL: wire.MaxTTL, Nonce: randomSID(), Time: clk.Now().UnixMilli(), Origin: lease, Frame: frame}
+		r.Sig = who.Sign(wire.RoutedSignedBytes(r.Dest, r.Nonce, r.Time, lease.Address, frame))
+		h.onRouted(h.peer(c.Address()), r)
+	}
+	if s := h.OverlayStats(); s.Delivered != 2*MaxPendingOffers {
+		t.Fatalf("the routed offers were not all delivered: %+v", s)
+	}
+	if got := pending(); got != MaxPendingOffers {
+		t.Errorf("%d offers pending after routed ones from %d origins, want %d", got, 2*MaxPendingOffers, MaxPendingOffers)
 	}
 
 	// The node's own dial, by the budget (not a locked Connect), still

@@ -13,12 +13,21 @@ import (
 	"ddt/shared/identity"
 	"ddt/shared/store"
 	"ddt/shared/transport"
+	"ddt/shared/wait"
 	"ddt/shared/wire"
 )
 
 // swarm makes admitted nodes on one in-memory network, with no relay: all
 // signaling must go through the overlay.
 func swarm(t testing.TB, count int, cfg Config) []*Node {
+	t.Helper()
+	nodes, _ := swarmOf(t, count, cfg)
+	return nodes
+}
+
+// swarmOf is swarm that also returns the relay identity that signed the
+// nodes' leases (to sign more, a stranger's).
+func swarmOf(t testing.TB, count int, cfg Config) ([]*Node, *identity.Identity) {
 	t.Helper()
 	relay, _ := identity.New()
 	net := transport.NewNetwork()
@@ -45,7 +54,7 @@ func swarm(t testing.TB, count int, cfg Config) []*Node {
 			n.closePeers()
 		}
 	})
-	return nodes
+	return nodes, relay
 }
 
 // link opens a channel between a and b as if the relay had signaled it.
@@ -465,4 +474,76 @@ func TestRoutedTimeWindow(t *testing.T) {
 	if got := b.replay.size(); got != 1 {
 		t.Errorf("the replay filter holds %d messages, want only the one still in the window", got)
 	}
+}
+
+// stuckConn is a link whose sends never complete, as a data channel's
+// do once the peer stops reading and the channel's buffer is full.
+type stuckConn struct{ transport.Conn }
+
+func (c stuckConn) Send([]byte) error {
+	<-c.Done()
+	return transport.ErrClosed
+}
+
+// A send to a peer whose channel takes nothing returns when its context
+// ends, or at the latest after the peer timeout, and at once when the
+// peer is closed; a frame sent from a read loop is dropped instead.
+func TestSendToStuckPeer(t *testing.T) {
+	clk := clock.NewVirtual(time.Now())
+	ns := swarm(t, 2, Config{Clock: clk})
+	a, b := ns[0], ns[1]
+	b.cfg.KeepAlive = time.Hour // b stays quiet: only a's clock matters
+	ca, cb := transport.Pipe()
+	a.addPeer(b.Address(), false, nil, stuckConn{ca}, stuckConn{ca}, ViaRelay)
+	b.addPeer(a.Address(), false, nil, cb, cb, ViaRelay)
+	p := a.peer(b.Address())
+
+	// The writer takes one frame into its endless send; then the queue
+	// holds what fits, and refuses the next frame at once.
+	if err := p.trySend(&wire.Ping{ID: 9}); err != nil {
+		t.Fatal(err)
+	}
+	wait.Until(t, wait.Default, "the writer to be stuck", func() bool {
+		p.out.mu.Lock()
+		defer p.out.mu.Unlock()
+		return !p.out.since.IsZero()
+	})
+	for _, m := range []wire.Message{&wire.RPC{Frame: make([]byte, 60000)}, &wire.Ping{ID: 9}} {
+		for i := 0; p.trySend(m) == nil; i++ {
+			if i > MaxQueuedFrames {
+				t.Fatal("the send queue took more frames than it holds")
+			}
+		}
+	}
+	p.out.mu.Lock()
+	held, frames := p.out.bytes, len(p.out.frames)
+	p.out.mu.Unlock()
+	if q := a.OverlayStats().QueueFull; q != 2 || held > MaxQueuedBytes || frames > MaxQueuedFrames {
+		t.Fatalf("the queue holds %d bytes in %d frames; queueFull %d", held, frames, q)
+	}
+
+	errc := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { errc <- p.send(ctx, &wire.Ping{ID: 1}) }()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("send with a cancelled context: %v", err)
+	}
+
+	timers := clk.Pending()
+	go func() { errc <- p.send(context.Background(), &wire.Ping{ID: 2}) }()
+	wait.Until(t, wait.Default, "the send to wait for room", func() bool { return clk.Pending() > timers })
+	clk.Advance(a.cfg.PeerTimeout)
+	if err := <-errc; !errors.Is(err, ErrQueueFull) {
+		t.Errorf("send after waiting the peer timeout: %v", err)
+	}
+
+	timers = clk.Pending()
+	go func() { errc <- p.send(context.Background(), &wire.Ping{ID: 3}) }()
+	wait.Until(t, wait.Default, "the send to wait for room", func() bool { return clk.Pending() > timers })
+	a.Disconnect(b.Address())
+	if err := <-errc; !errors.Is(err, ErrNotConnected) {
+		t.Errorf("send to a peer closed meanwhile: %v", err)
+	}
+	clk.Advance(time.Second) // the goodbye's own limit: the link closes
 }
