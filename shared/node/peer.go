@@ -130,17 +130,21 @@ type peer struct {
 	out      outbox         // control frames waiting for the writer
 	checking atomic.Bool    // a liveness check the relay asked for is running
 
-	mu       sync.Mutex
-	rtt      time.Duration
-	lastIn   time.Time
-	lastPong time.Time // last answer to one of our pings: it still reads
-	lastUsed time.Time // last request or routed message either way: keepalives do not count
-	pings    map[uint64]chan struct{}
-	benchIn  uint64        // bench bytes received since the last BenchEnd
-	ack      chan uint64   // BenchAck values for the running throughput test
-	bench    sync.Mutex    // one throughput test at a time
-	gone     chan struct{} // closed when the peer is removed
-	reason   string
+	mu     sync.Mutex
+	rtt    time.Duration
+	lastIn time.Time
+	// unanswered is when the oldest of our pings since the last answer
+	// went out; zero when none waits. Measured from the ping, not from
+	// the last answer, so a throttled tab that pings rarely is not
+	// taken for a peer that stopped reading.
+	unanswered time.Time
+	lastUsed   time.Time // last request or routed message either way: keepalives do not count
+	pings      map[uint64]chan struct{}
+	benchIn    uint64        // bench bytes received since the last BenchEnd
+	ack        chan uint64   // BenchAck values for the running throughput test
+	bench      sync.Mutex    // one throughput test at a time
+	gone       chan struct{} // closed when the peer is removed
+	reason     string
 }
 
 func (p *peer) info() PeerInfo {
@@ -645,7 +649,7 @@ func recv(c transport.Conn) (wire.Message, error) {
 
 func (n *Node) addPeer(addr id.Address, native bool, features wire.Features, conn, bulk transport.Conn, via string) {
 	now := n.clock.Now()
-	p := &peer{n: n, addr: addr, native: native, via: via, since: now, features: features, conn: conn, bulk: bulk, lastIn: now, lastPong: now,
+	p := &peer{n: n, addr: addr, native: native, via: via, since: now, features: features, conn: conn, bulk: bulk, lastIn: now,
 		routed: rate.NewLimiter(routedRate, routedBurst), rpcs: make(chan struct{}, maxRPCInFlight),
 		out: outbox{wake: make(chan struct{}, 1)}, pings: make(map[uint64]chan struct{}), gone: make(chan struct{})}
 	n.mu.Lock()
@@ -855,7 +859,7 @@ func (p *peer) pong(pid uint64) {
 	ch := p.pings[pid]
 	delete(p.pings, pid)
 	if ch != nil {
-		p.lastPong = p.n.clock.Now()
+		p.unanswered = time.Time{}
 	}
 	p.mu.Unlock()
 	if ch != nil {
@@ -879,15 +883,18 @@ func (p *peer) benchAck(received uint64) {
 func (p *peer) ping(ctx context.Context) (time.Duration, error) {
 	ch := make(chan struct{})
 	pid := randomSID()
+	start := p.n.clock.Now()
 	p.mu.Lock()
 	p.pings[pid] = ch
+	if p.unanswered.IsZero() {
+		p.unanswered = start
+	}
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
 		delete(p.pings, pid)
 		p.mu.Unlock()
 	}()
-	start := p.n.clock.Now()
 	if err := p.send(ctx, &wire.Ping{ID: pid}); err != nil {
 		return 0, err
 	}
@@ -906,7 +913,7 @@ func (p *peer) ping(ctx context.Context) (time.Duration, error) {
 }
 
 // keepAlive pings every KeepAlive and drops a peer silent for
-// PeerTimeout, or one that has not answered a ping for that long, or
+// PeerTimeout, or one that has left a ping unanswered for that long, or
 // whose channel has taken nothing for that long: a peer that stops
 // reading (while it may still send) is closed within the timeout.
 func (p *peer) keepAlive() {
@@ -921,7 +928,10 @@ func (p *peer) keepAlive() {
 		}
 		now := p.n.clock.Now()
 		p.mu.Lock()
-		silent, deaf := now.Sub(p.lastIn), now.Sub(p.lastPong)
+		silent, deaf := now.Sub(p.lastIn), time.Duration(0)
+		if !p.unanswered.IsZero() {
+			deaf = now.Sub(p.unanswered)
+		}
 		p.mu.Unlock()
 		if silent > cfg.PeerTimeout {
 			p.close(fmt.Sprintf("no answer for %s", silent.Round(time.Second)), true)
@@ -929,7 +939,7 @@ func (p *peer) keepAlive() {
 		}
 		if stuck := p.out.stuck(now); deaf > cfg.PeerTimeout || stuck > cfg.PeerTimeout {
 			p.n.overlay.stalled.Add(1)
-			p.close(fmt.Sprintf("stopped reading: no answer to keepalives for %s", max(deaf, stuck).Round(time.Second)), true)
+			p.close(fmt.Sprintf("stopped reading: no answer to a keepalive for %s", max(deaf, stuck).Round(time.Second)), true)
 			return
 		}
 		go func() {
