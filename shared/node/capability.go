@@ -244,16 +244,17 @@ func (h *Host) peerFor(addr id.Address) (*peer, error) {
 	return p, nil
 }
 
-// Send sends m to the connected peer at addr on its control channel.
-// It fails with ErrNotConnected, or ErrUnsupported if the peer did not
-// announce the capability.
+// Send queues m for the connected peer at addr on its control channel.
+// It fails with ErrNotConnected, ErrUnsupported if the peer did not
+// announce the capability, or ErrQueueFull if the peer's send queue
+// (MaxQueuedBytes) stayed full for the peer timeout.
 func (h *Host) Send(addr id.Address, m wire.Message) error {
 	p, err := h.peerFor(addr)
 	if err != nil {
 		return err
 	}
 	p.touch()
-	return p.sendControl(m)
+	return p.send(h.n.life, m)
 }
 
 // SendBulk is Send on the peer's bulk channel (its control channel if
@@ -271,7 +272,7 @@ func (h *Host) SendBulk(addr id.Address, m wire.Message) error {
 // SendRouted signs m and sends it toward dest through the overlay (the
 // destination gets it if it has a RoutedHandler for m's type).
 func (h *Host) SendRouted(dest id.Address, m wire.Message) error {
-	return h.n.sendRouted(dest, m)
+	return h.n.sendRouted(h.n.life, dest, m)
 }
 
 // Request sends req to the node at to — over its data channel if one is

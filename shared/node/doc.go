@@ -27,6 +27,12 @@
 // RoutingView's overlay.unknown) and skipped on every link; a malformed
 // frame of a known type still closes the link. A request of a type the
 // receiver has no handler for is answered with wire.CodeUnsupported.
+// Handlers run on the link's read loop and never wait on a link: every
+// control frame goes out through the peer's bounded send queue, drained
+// by one writer per link (what a read loop sends — a forwarded routed
+// message, an answer to a ping — is dropped and counted if the queue is
+// full), requests are answered on a bounded number of goroutines, and a
+// peer that stops answering keepalives is closed within PeerTimeout.
 // Everything a user would see comes out as Events to subscribers; the
 // shapes the page and the native node's HTTP API show are this package's
 // views (PeerView, LookupView, RoutingView, ErrorView, Event.Payload).

@@ -15,6 +15,9 @@ var (
 	ErrNotAdmitted  = errors.New("node: not admitted to a zone yet")
 	ErrNoRoute      = fmt.Errorf("node: no connected peer is closer to that address (%w)", dht.ErrNoPath)
 	ErrTimeout      = errors.New("node: no answer in time")
+	// ErrQueueFull: the peer takes messages more slowly than they come;
+	// its send queue stayed full.
+	ErrQueueFull = errors.New("node: the peer's send queue is full")
 	// ErrUnsupported: the peer or relay did not announce the feature
 	// whose message this was (it also matches wire.ErrUnsupported).
 	ErrUnsupported = fmt.Errorf("node: %w", wire.ErrUnsupported)
@@ -77,6 +80,8 @@ func Explain(err error) ErrorView {
 		code = CodeNotAdmitted
 	case errors.Is(err, ErrNotConnected):
 		code = CodeNotConnected
+	case errors.Is(err, ErrQueueFull):
+		code = CodeUnavailable
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		code = CodeTimeout
 	case errors.Is(err, wire.ErrUnsupported):

@@ -22,6 +22,7 @@ func seedFrames(f *testing.F) {
 		&wire.RPC{Nonce: 9, Frame: mustMarshal(&wire.Store{Record: raw})},
 		&wire.RPC{Nonce: 9, Reply: true, Frame: mustMarshal(&wire.Nodes{})},
 		&wire.Signal{Kind: wire.SignalCandidate, Data: "{}"},
+		&wire.Routed{Dest: [20]byte{2}, TTL: 3, Nonce: 1, Time: 1_800_000_000_000, Frame: mustMarshal(&wire.Ping{ID: 1})},
 	} {
 		f.Add(mustMarshal(m))
 	}
@@ -64,8 +65,8 @@ func FuzzRoutedInner(f *testing.F) {
 			return
 		}
 		nonce++
-		r := &wire.Routed{Dest: b.Address(), TTL: wire.MaxTTL, Nonce: nonce, Origin: a.lease, Frame: inner}
-		r.Sig = a.id.Sign(wire.RoutedSignedBytes(r.Dest, r.Nonce, a.Address(), inner))
+		r := &wire.Routed{Dest: b.Address(), TTL: wire.MaxTTL, Nonce: nonce, Time: time.Now().UnixMilli(), Origin: a.lease, Frame: inner}
+		r.Sig = a.id.Sign(wire.RoutedSignedBytes(r.Dest, r.Nonce, r.Time, a.Address(), inner))
 		b.onRouted(b.peer(a.Address()), r)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

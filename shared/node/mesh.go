@@ -227,10 +227,19 @@ func (n *Node) Disconnect(addr id.Address) bool {
 }
 
 // roomForLocked reports whether another channel fits: outgoing attempts
-// keep to the budget, incoming offers may use the slack. n.mu is held.
-func (n *Node) roomForLocked(incoming bool) bool {
-	used := len(n.peers) + len(n.dials)
-	if incoming {
+// keep to the budget; incoming offers, and attempts that cover an empty
+// bucket, may use the slack. Offers still pending are not counted (their
+// own limits, MaxPendingOffers and MaxOffersPerSignaler, bound them), so
+// offers that never open cannot keep the node from its own dials; the
+// ones that do open count from then on, and trim closes any excess.
+func (n *Node) roomForLocked(slack bool) bool {
+	used := len(n.peers)
+	for _, d := range n.dials {
+		if d.initiator {
+			used++
+		}
+	}
+	if slack {
 		return used < n.cfg.MaxPeers+budgetSlack
 	}
 	return used < n.cfg.MaxPeers

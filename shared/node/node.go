@@ -147,6 +147,8 @@ type Node struct {
 	overlay  overlayCounters
 	replay   replays
 	routes   routes
+	// routedSlots holds a slot per routed request being answered.
+	routedSlots chan struct{}
 
 	// Requests to the relay awaiting their replies, by ID.
 	relayCalls  map[uint32]chan wire.Reply
@@ -217,13 +219,15 @@ func New(cfg Config) (*Node, error) {
 		known: make(map[id.Address]known),
 		subs:  make(map[int]func(Event)),
 
-		zoneKeys:   make(map[[32]byte]string),
-		locked:     make(map[id.Address]bool),
-		closedAt:   make(map[id.Address]time.Time),
-		retries:    make(map[id.Address]int),
-		settle:     settleTime,
-		calls:      make(map[uint64]pendingCall),
-		relayCalls: make(map[uint32]chan wire.Reply),
+		zoneKeys: make(map[[32]byte]string),
+		locked:   make(map[id.Address]bool),
+		closedAt: make(map[id.Address]time.Time),
+		retries:  make(map[id.Address]int),
+		settle:   settleTime,
+		calls:    make(map[uint64]pendingCall),
+
+		routedSlots: make(chan struct{}, maxRoutedInFlight),
+		relayCalls:  make(map[uint32]chan wire.Reply),
 	}
 	var err error
 	if n.id, n.fresh, err = identity.Open(cfg.Store, keyIdentity); err != nil {

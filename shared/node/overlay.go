@@ -1,7 +1,9 @@
 package node
 
 import (
+	"container/heap"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -24,83 +26,174 @@ const (
 	routedRate     = 200  // routed messages a peer may hand us per second...
 	routedBurst    = 400  // ...with bursts of this many
 	maxRPCInFlight = 32   // requests from one peer being answered at once
-	replayWindow   = 4096 // routed messages remembered against replay, per generation
+	routesKept     = 4096 // ways back remembered, per generation
+	// maxRoutedInFlight bounds the routed requests this node answers at
+	// once, from all origins: the rest are dropped (and counted busy),
+	// never answered on a peer's read loop.
+	maxRoutedInFlight = 64
 	// answerTimeout bounds a RequestHandler's work on one request.
 	answerTimeout = 30 * time.Second
 )
 
-// OverlayStats counts routed traffic at this node.
+// Routed messages' time window and replay filter.
+const (
+	// RoutedWindow is how far a routed message's signed time may be from
+	// this node's clock, either way, for the node to take it: one outside
+	// is dropped whatever the replay filter holds, so a replay is refused
+	// however long ago the filter forgot its original.
+	RoutedWindow = 2 * time.Minute
+	// ReplayCapacity is how many routed messages for this node the replay
+	// filter remembers. A message is forgotten once its time leaves the
+	// window; if more arrive within the window, the oldest is forgotten
+	// early, and from then on a message not newer than it is dropped as
+	// a possible replay: the filter may refuse, never readmit.
+	ReplayCapacity = 8192
+)
+
+// OverlayStats counts routed traffic at this node, and what peers could
+// not get from it: ddt.routing().overlay, the native node's /routing.
 type OverlayStats struct {
 	Sent      int64 `json:"sent"`      // routed messages this node originated
 	Delivered int64 `json:"delivered"` // routed messages that reached this node and verified
 	Forwarded int64 `json:"forwarded"` // routed messages passed on toward their destination
-	Dropped   int64 `json:"dropped"`   // routed messages refused: no route, hop limit, flood, bad origin, replay
+	Dropped   int64 `json:"dropped"`   // routed messages refused: no route, hop limit, flood, bad origin, replay, stale, full queue
 	Unknown   int64 `json:"unknown"`   // frames of types this node does not know (from peers, routed or not), skipped
+	// Stale: routed messages for this node whose signed time was outside
+	// RoutedWindow (counted in dropped too).
+	Stale int64 `json:"stale"`
+	// Replayed: routed messages for this node already seen, or older than
+	// what the replay filter still remembers (counted in dropped too).
+	Replayed int64 `json:"replayed"`
+	// QueueFull: frames not sent because the peer's send queue was full
+	// (a peer that reads slowly or not at all): forwarded routed messages
+	// (counted in dropped too), answers to its pings, and the like.
+	QueueFull int64 `json:"queueFull"`
+	// Stalled: peers closed because they stopped reading.
+	Stalled int64 `json:"stalled"`
+	// Busy: requests refused because too many were being answered (per
+	// peer, or routed ones in all).
+	Busy int64 `json:"busy"`
+	// OffersRefused: WebRTC offers refused: the connection budget, or the
+	// pending offers of their signaler or in all, were full.
+	OffersRefused int64 `json:"offersRefused"`
 }
 
 type overlayCounters struct {
 	sent, delivered, forwarded, dropped atomic.Int64
+	stale, replayed, queueFull, stalled atomic.Int64
+	busy, offersRefused                 atomic.Int64
 }
 
-// replays remembers recent routed messages by origin and nonce in two
-// generations, so memory stays bounded however many arrive.
+// replays remembers the routed messages that reached this node, by a
+// digest of what their origin signed (so a copy with another path is the
+// same message), until their time leaves RoutedWindow; at most
+// ReplayCapacity of them.
 type replays struct {
-	mu        sync.Mutex
-	cur, prev map[replayKey]struct{}
+	mu    sync.Mutex
+	byKey map[[32]byte]struct{}
+	order replayHeap // oldest time first
+	floor int64      // newest time forgotten early; nothing at or before it is taken
 }
 
-type replayKey struct {
-	origin id.Address
-	nonce  uint64
+type replayEntry struct {
+	key [32]byte
+	at  int64 // the message's time, Unix ms
 }
 
-// seen records k and reports whether it was already there.
-func (r *replays) seen(k replayKey) bool {
+type replayHeap []replayEntry
+
+func (h replayHeap) Len() int           { return len(h) }
+func (h replayHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h replayHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *replayHeap) Push(x any)        { *h = append(*h, x.(replayEntry)) }
+func (h *replayHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// admit records the message with digest key and time at (both signed)
+// and reports whether it is new; now is this node's clock. It does not
+// check the window: the caller has.
+func (r *replays) admit(key [32]byte, at int64, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.cur[k]; ok {
-		return true
+	if r.byKey == nil {
+		r.byKey = make(map[[32]byte]struct{})
 	}
-	if _, ok := r.prev[k]; ok {
-		return true
+	// What left the window is refused by the window: forget it.
+	for oldest := now.Add(-RoutedWindow).UnixMilli(); len(r.order) > 0 && r.order[0].at < oldest; {
+		delete(r.byKey, heap.Pop(&r.order).(replayEntry).key)
 	}
-	if r.cur == nil || len(r.cur) >= replayWindow {
-		r.prev, r.cur = r.cur, make(map[replayKey]struct{}, replayWindow)
+	if _, ok := r.byKey[key]; ok || at <= r.floor {
+		return false
 	}
-	r.cur[k] = struct{}{}
-	return false
+	if len(r.order) >= ReplayCapacity {
+		e := heap.Pop(&r.order).(replayEntry)
+		delete(r.byKey, e.key)
+		r.floor = max(r.floor, e.at)
+	}
+	heap.Push(&r.order, replayEntry{key, at})
+	r.byKey[key] = struct{}{}
+	return true
+}
+
+// size is how many messages the filter remembers.
+func (r *replays) size() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.order)
 }
 
 // routes remembers, per origin of routed traffic that reached this node,
-// the way back: the hops it took, reversed. Replies and signaling answers
-// follow it, since greedy routing toward a node with few channels may find
-// no peer closer. It is a whole list, so following it cannot loop. Two
-// generations bound it.
+// the way back: the hops it took, reversed, as the newest message from
+// that origin (by its signed time) recorded them. Replies and signaling
+// answers follow it, since greedy routing toward a node with few channels
+// may find no peer closer. It is a whole list, so following it cannot
+// loop. Two generations bound it.
 type routes struct {
 	mu        sync.Mutex
-	cur, prev map[id.Address][]id.Address
+	cur, prev map[id.Address]route
 }
 
-func (r *routes) note(origin id.Address, path []id.Address) {
+type route struct {
+	back []id.Address
+	at   int64 // the signed time of the message it came with
+}
+
+// note records path, the Path of a message from origin sent at at, unless
+// a message from origin sent later already gave the way back: a delayed
+// message, or a replay, never replaces a newer way.
+func (r *routes) note(origin id.Address, path []id.Address, at int64) {
 	back := make([]id.Address, len(path))
 	for i, a := range path {
 		back[len(path)-1-i] = a
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cur == nil || len(r.cur) >= replayWindow {
-		r.prev, r.cur = r.cur, make(map[id.Address][]id.Address, replayWindow)
+	if old, ok := r.getLocked(origin); ok && old.at > at {
+		return
 	}
-	r.cur[origin] = back
+	if r.cur == nil || len(r.cur) >= routesKept {
+		r.prev, r.cur = r.cur, make(map[id.Address]route, routesKept)
+	}
+	r.cur[origin] = route{back, at}
+}
+
+func (r *routes) getLocked(origin id.Address) (route, bool) {
+	if v, ok := r.cur[origin]; ok {
+		return v, true
+	}
+	v, ok := r.prev[origin]
+	return v, ok
 }
 
 func (r *routes) back(origin id.Address) []id.Address {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if v, ok := r.cur[origin]; ok {
-		return v
-	}
-	return r.prev[origin]
+	v, _ := r.getLocked(origin)
+	return v.back
 }
 
 // zoneOf returns the zone of the relay with key, if this node trusts it:
@@ -156,14 +249,23 @@ func (n *Node) nextHop(dest, not id.Address, originate bool) *peer {
 	return best
 }
 
-// sendRouted signs inner and sends it toward dest through the overlay.
-func (n *Node) sendRouted(dest id.Address, inner wire.Message) error {
-	return n.sendRoutedAvoiding(dest, inner, id.Address{})
+// sendRouted signs inner and sends it toward dest through the overlay,
+// waiting for room in the first hop's send queue while ctx lasts (and at
+// most the peer timeout).
+func (n *Node) sendRouted(ctx context.Context, dest id.Address, inner wire.Message) error {
+	return n.routeOut(ctx, dest, inner, id.Address{}, true)
 }
 
-// sendRoutedAvoiding is sendRouted without handing the message to the
-// peer at avoid (a channel that just failed).
-func (n *Node) sendRoutedAvoiding(dest id.Address, inner wire.Message, avoid id.Address) error {
+// trySendRouted is sendRouted that never waits: if the first hop's queue
+// is full, the message is dropped (and the error says so).
+func (n *Node) trySendRouted(dest id.Address, inner wire.Message) error {
+	return n.routeOut(context.Background(), dest, inner, id.Address{}, false)
+}
+
+// routeOut is sendRouted without handing the message to the peer at
+// avoid (a channel that just failed); wait says whether to wait for room
+// in the first hop's send queue.
+func (n *Node) routeOut(ctx context.Context, dest id.Address, inner wire.Message, avoid id.Address, wait bool) error {
 	frame, err := wire.Marshal(inner)
 	if err != nil {
 		return err
@@ -190,15 +292,19 @@ func (n *Node) sendRoutedAvoiding(dest id.Address, inner wire.Message, avoid id.
 		if p == nil {
 			return fmt.Errorf("%w: %s", ErrNoRoute, dest.Short())
 		}
-		r := &wire.Routed{Dest: dest, TTL: wire.MaxTTL, Nonce: randomSID(), Origin: lease, Route: route, Frame: frame}
-		r.Sig = n.id.Sign(wire.RoutedSignedBytes(dest, r.Nonce, lease.Address, frame))
+		r := &wire.Routed{Dest: dest, TTL: wire.MaxTTL, Nonce: randomSID(), Time: n.clock.Now().UnixMilli(), Origin: lease, Route: route, Frame: frame}
+		r.Sig = n.id.Sign(wire.RoutedSignedBytes(dest, r.Nonce, r.Time, lease.Address, frame))
 		p.touch()
-		err := p.sendControl(r)
+		if wait {
+			err = p.send(ctx, r)
+		} else {
+			err = p.trySend(r)
+		}
 		if err == nil {
 			n.overlay.sent.Add(1)
 			return nil
 		}
-		if try == 1 {
+		if try == 1 || ctx.Err() != nil {
 			return err
 		}
 		avoid = p.addr
@@ -206,13 +312,17 @@ func (n *Node) sendRoutedAvoiding(dest id.Address, inner wire.Message, avoid id.
 }
 
 // onRouted forwards a routed message or, if it is for this node, checks
-// its origin and delivers it.
+// its origin, its time and the replay filter, and delivers it. It runs on
+// the read loop of the peer it came from, so nothing here waits on
+// another peer: a forward to a full send queue is dropped, and a request
+// is answered on a goroutine of its own (at most maxRoutedInFlight).
 func (n *Node) onRouted(from *peer, r *wire.Routed) {
 	drop := func(why string, args ...any) {
 		n.overlay.dropped.Add(1)
 		n.log.Debug("routed message dropped: "+why, append([]any{"from", from.addr.Short(), "dest", r.Dest.Short()}, args...)...)
 	}
-	if !from.routed.AllowN(n.clock.Now(), 1) {
+	now := n.clock.Now()
+	if !from.routed.AllowN(now, 1) {
 		drop("the peer floods")
 		return
 	}
@@ -233,11 +343,18 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 		r.TTL--
 		r.Path = append(r.Path, self)
 		p.touch()
-		if err := p.sendControl(r); err != nil {
+		if err := p.trySend(r); err != nil {
 			drop("next hop failed", "err", err)
 			return
 		}
 		n.overlay.forwarded.Add(1)
+		return
+	}
+	// The window first: it costs nothing, and a message outside it is
+	// refused whatever the replay filter still remembers.
+	if skew := now.Sub(time.UnixMilli(r.Time)); skew > RoutedWindow || skew < -RoutedWindow {
+		n.overlay.stale.Add(1)
+		drop("outside the time window", "skew", skew.Round(time.Second))
 		return
 	}
 	origin := r.Origin.Address
@@ -245,15 +362,20 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 		drop("origin's lease", "err", err)
 		return
 	}
-	if !identity.Verify(r.Origin.SignKey, wire.RoutedSignedBytes(r.Dest, r.Nonce, origin, r.Frame), r.Sig) {
+	signed := wire.RoutedSignedBytes(r.Dest, r.Nonce, r.Time, origin, r.Frame)
+	if !identity.Verify(r.Origin.SignKey, signed, r.Sig) {
 		drop("bad origin signature")
 		return
 	}
-	if n.replay.seen(replayKey{origin, r.Nonce}) {
-		drop("replayed")
+	// Keyed on what the origin signed, so a copy with another path is the
+	// same message; only a message that passed the window and the filter
+	// may teach the way back.
+	if !n.replay.admit(sha256.Sum256(signed), r.Time, now) {
+		n.overlay.replayed.Add(1)
+		drop("replayed, or older than the replay filter remembers")
 		return
 	}
-	n.routes.note(origin, r.Path)
+	n.routes.note(origin, r.Path, r.Time)
 	m, err := wire.Unmarshal(r.Frame)
 	if errors.Is(err, wire.ErrUnknownType) {
 		n.unknownPeer.Add(1)
@@ -271,7 +393,16 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 			n.onReply(origin, m)
 			return
 		}
-		n.answer(origin, m, func(reply wire.Message) error { return n.sendRouted(origin, reply) })
+		select {
+		case n.routedSlots <- struct{}{}:
+			go func() {
+				defer func() { <-n.routedSlots }()
+				n.answer(origin, m, func(reply wire.Message) error { return n.sendRouted(n.life, origin, reply) })
+			}()
+		default:
+			n.overlay.busy.Add(1)
+			n.log.Debug("routed request dropped: too many in flight", "from", origin.Short())
+		}
 	case *wire.Signal:
 		if m.Peer != origin {
 			drop("signal names another sender")
@@ -337,11 +468,11 @@ func (n *Node) call(ctx context.Context, to id.Address, req wire.Message) (wire.
 	if p != nil {
 		p.touch()
 		gone = p.gone
-		err = p.sendControl(rpc)
+		err = p.send(ctx, rpc)
 	}
 	if p == nil || err != nil {
 		gone = nil
-		err = n.sendRoutedAvoiding(to, rpc, to)
+		err = n.routeOut(ctx, to, rpc, to, true)
 	}
 	if err != nil {
 		return nil, err
@@ -357,7 +488,7 @@ func (n *Node) call(ctx context.Context, to id.Address, req wire.Message) (wire.
 			// The channel closed under the request (trimmed, say): the
 			// node may well be alive, so ask again through the overlay.
 			gone = nil
-			if err := n.sendRoutedAvoiding(to, rpc, to); err != nil {
+			if err := n.routeOut(ctx, to, rpc, to, true); err != nil {
 				return nil, err
 			}
 		case <-ctx.Done():
@@ -445,6 +576,9 @@ func (w network) Call(ctx context.Context, to id.Address, req wire.Message) (wir
 
 // OverlayStats returns this node's routed-traffic counters.
 func (n *Node) OverlayStats() OverlayStats {
-	return OverlayStats{Sent: n.overlay.sent.Load(), Delivered: n.overlay.delivered.Load(),
-		Forwarded: n.overlay.forwarded.Load(), Dropped: n.overlay.dropped.Load(), Unknown: n.unknownPeer.Load()}
+	o := &n.overlay
+	return OverlayStats{Sent: o.sent.Load(), Delivered: o.delivered.Load(),
+		Forwarded: o.forwarded.Load(), Dropped: o.dropped.Load(), Unknown: n.unknownPeer.Load(),
+		Stale: o.stale.Load(), Replayed: o.replayed.Load(), QueueFull: o.queueFull.Load(), Stalled: o.stalled.Load(),
+		Busy: o.busy.Load(), OffersRefused: o.offersRefused.Load()}
 }

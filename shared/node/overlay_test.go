@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -12,12 +13,21 @@ import (
 	"ddt/shared/identity"
 	"ddt/shared/store"
 	"ddt/shared/transport"
+	"ddt/shared/wait"
 	"ddt/shared/wire"
 )
 
 // swarm makes admitted nodes on one in-memory network, with no relay: all
 // signaling must go through the overlay.
 func swarm(t testing.TB, count int, cfg Config) []*Node {
+	t.Helper()
+	nodes, _ := swarmOf(t, count, cfg)
+	return nodes
+}
+
+// swarmOf is swarm that also returns the relay identity that signed the
+// nodes' leases (to sign more, a stranger's).
+func swarmOf(t testing.TB, count int, cfg Config) ([]*Node, *identity.Identity) {
 	t.Helper()
 	relay, _ := identity.New()
 	net := transport.NewNetwork()
@@ -44,7 +54,7 @@ func swarm(t testing.TB, count int, cfg Config) []*Node {
 			n.closePeers()
 		}
 	})
-	return nodes
+	return nodes, relay
 }
 
 // link opens a channel between a and b as if the relay had signaled it.
@@ -119,8 +129,8 @@ func TestConnectWithoutRoute(t *testing.T) {
 // routedFrom builds a routed Ping RPC from origin to dest, signed by signer.
 func routedFrom(origin *Node, signer *Node, dest id.Address, nonce uint64) *wire.Routed {
 	inner, _ := wire.Marshal(&wire.RPC{Nonce: 1, Frame: mustMarshal(&wire.Ping{ID: 5})})
-	r := &wire.Routed{Dest: dest, TTL: wire.MaxTTL, Nonce: nonce, Origin: origin.lease, Frame: inner}
-	r.Sig = signer.id.Sign(wire.RoutedSignedBytes(dest, nonce, origin.Address(), inner))
+	r := &wire.Routed{Dest: dest, TTL: wire.MaxTTL, Nonce: nonce, Time: origin.clock.Now().UnixMilli(), Origin: origin.lease, Frame: inner}
+	r.Sig = signer.id.Sign(wire.RoutedSignedBytes(dest, nonce, r.Time, origin.Address(), inner))
 	return r
 }
 
@@ -168,7 +178,7 @@ func TestRoutedRefusals(t *testing.T) {
 	stranger, _ := identity.New()
 	x := routedFrom(a, a, b.Address(), 5)
 	x.Origin = stranger.IssueLease(a.id.SignKey(), a.id.AgreeKey(), a.lease.Nonce, "elsewhere", time.Now(), time.Hour)
-	x.Sig = a.id.Sign(wire.RoutedSignedBytes(x.Dest, x.Nonce, x.Origin.Address, x.Frame))
+	x.Sig = a.id.Sign(wire.RoutedSignedBytes(x.Dest, x.Nonce, x.Time, x.Origin.Address, x.Frame))
 	b.onRouted(from, x)
 	if s := b.OverlayStats(); s.Delivered != 1 || s.Dropped != 5 {
 		t.Errorf("foreign lease: %+v", s)
@@ -362,4 +372,178 @@ func TestCallSurvivesClosingChannel(t *testing.T) {
 	if a.OverlayStats().Sent == 0 {
 		t.Error("the answer did not come through the overlay")
 	}
+}
+
+// A routed message replayed after the replay filter had to forget it —
+// ReplayCapacity messages later, all within the time window — with a
+// forged path is dropped, and the way back to its origin stays the one
+// the message really took. (Before, the filter held at most 8,192
+// messages and forgot the oldest first; the replay was delivered and its
+// forged path became the route for every later answer.)
+func TestReplayWithForgedPath(t *testing.T) {
+	if ReplayCapacity > 8192 {
+		t.Fatalf("ReplayCapacity is %d: the test floods 8,192 messages, past its capacity", ReplayCapacity)
+	}
+	clk := clock.NewVirtual(time.Now())
+	// Keepalives stay out of the way of the clock the test drives.
+	ns := swarm(t, 4, Config{Clock: clk, KeepAlive: time.Hour, PeerTimeout: 2 * time.Hour})
+	b, origin, hop, x := ns[0], ns[1], ns[2], ns[3]
+	link(hop, b)
+	link(x, b)
+	fromHop, fromX := b.peer(hop.Address()), b.peer(x.Address())
+
+	m := routedFrom(origin, origin, b.Address(), 1)
+	m.Path = []id.Address{hop.Address()} // it came through hop
+	b.onRouted(fromHop, m)
+	if s := b.OverlayStats(); s.Delivered != 1 {
+		t.Fatalf("the original was not delivered: %+v", s)
+	}
+	want := []id.Address{hop.Address()}
+	if got := b.routes.back(origin.Address()); !slices.Equal(got, want) {
+		t.Fatalf("way back after the original: %v, want %v", got, want)
+	}
+
+	// x floods b with messages of its own, at the rate b lets a link
+	// hand it (200/s): 8,192 of them, 41 s of its clock, well within
+	// RoutedWindow.
+	const flood = 8192
+	for i := 0; i < flood; i++ {
+		clk.Advance(time.Second / routedRate)
+		b.onRouted(fromX, routedFrom(x, x, b.Address(), uint64(100+i)))
+	}
+	if s := b.OverlayStats(); s.Delivered != 1+flood {
+		t.Fatalf("the flood was not all delivered: %+v", s)
+	}
+	if got := b.replay.size(); got > ReplayCapacity || got < flood/2 {
+		t.Fatalf("the replay filter holds %d messages (capacity %d)", got, ReplayCapacity)
+	}
+
+	// x replays the original, claiming it came through x.
+	replay := *m
+	replay.Path = []id.Address{x.Address()}
+	before := b.OverlayStats()
+	b.onRouted(fromX, &replay)
+	s := b.OverlayStats()
+	if s.Delivered != before.Delivered || s.Replayed != before.Replayed+1 {
+		t.Errorf("the replay with a forged path was taken: before %+v, after %+v", before, s)
+	}
+	if got := b.routes.back(origin.Address()); !slices.Equal(got, want) {
+		t.Errorf("the replay redirected the way back to the origin: %v, want %v", got, want)
+	}
+}
+
+// A routed message whose signed time is outside RoutedWindow is dropped,
+// however new it is to the replay filter, and teaches no way back.
+func TestRoutedTimeWindow(t *testing.T) {
+	clk := clock.NewVirtual(time.Now())
+	ns := swarm(t, 3, Config{Clock: clk, KeepAlive: time.Hour, PeerTimeout: 2 * time.Hour})
+	b, origin, hop := ns[0], ns[1], ns[2]
+	link(hop, b)
+	from := b.peer(hop.Address())
+	signedAt := func(nonce uint64, at time.Time) *wire.Routed {
+		r := routedFrom(origin, origin, b.Address(), nonce)
+		r.Time = at.UnixMilli()
+		r.Sig = origin.id.Sign(wire.RoutedSignedBytes(r.Dest, r.Nonce, r.Time, origin.Address(), r.Frame))
+		r.Path = []id.Address{hop.Address()}
+		return r
+	}
+	now := clk.Now()
+	for _, at := range []time.Time{now.Add(-RoutedWindow - time.Second), now.Add(RoutedWindow + time.Second)} {
+		b.onRouted(from, signedAt(uint64(at.UnixNano()), at))
+	}
+	if s := b.OverlayStats(); s.Delivered != 0 || s.Stale != 2 || s.Dropped != 2 {
+		t.Errorf("messages signed %s before and after now: %+v", RoutedWindow+time.Second, s)
+	}
+	if got := b.routes.back(origin.Address()); got != nil {
+		t.Errorf("a stale message taught the way back: %v", got)
+	}
+	// Inside the window it is taken; once the window has passed, its
+	// replay is dropped as stale.
+	m := signedAt(1, now.Add(-RoutedWindow+time.Second))
+	b.onRouted(from, m)
+	if s := b.OverlayStats(); s.Delivered != 1 {
+		t.Fatalf("a message just inside the window was not delivered: %+v", s)
+	}
+	clk.Advance(2 * time.Second)
+	b.onRouted(from, m)
+	if s := b.OverlayStats(); s.Delivered != 1 || s.Stale != 3 {
+		t.Errorf("a replay once the window passed: %+v", s)
+	}
+	// The filter forgets what the window refuses (when it next takes one).
+	b.onRouted(from, signedAt(2, clk.Now()))
+	if got := b.replay.size(); got != 1 {
+		t.Errorf("the replay filter holds %d messages, want only the one still in the window", got)
+	}
+}
+
+// stuckConn is a link whose sends never complete, as a data channel's
+// do once the peer stops reading and the channel's buffer is full.
+type stuckConn struct{ transport.Conn }
+
+func (c stuckConn) Send([]byte) error {
+	<-c.Done()
+	return transport.ErrClosed
+}
+
+// A send to a peer whose channel takes nothing returns when its context
+// ends, or at the latest after the peer timeout, and at once when the
+// peer is closed; a frame sent from a read loop is dropped instead.
+func TestSendToStuckPeer(t *testing.T) {
+	clk := clock.NewVirtual(time.Now())
+	ns := swarm(t, 2, Config{Clock: clk})
+	a, b := ns[0], ns[1]
+	b.cfg.KeepAlive = time.Hour // b stays quiet: only a's clock matters
+	ca, cb := transport.Pipe()
+	a.addPeer(b.Address(), false, nil, stuckConn{ca}, stuckConn{ca}, ViaRelay)
+	b.addPeer(a.Address(), false, nil, cb, cb, ViaRelay)
+	p := a.peer(b.Address())
+
+	// The writer takes one frame into its endless send; then the queue
+	// holds what fits, and refuses the next frame at once.
+	if err := p.trySend(&wire.Ping{ID: 9}); err != nil {
+		t.Fatal(err)
+	}
+	wait.Until(t, wait.Default, "the writer to be stuck", func() bool {
+		p.out.mu.Lock()
+		defer p.out.mu.Unlock()
+		return !p.out.since.IsZero()
+	})
+	for _, m := range []wire.Message{&wire.RPC{Frame: make([]byte, 60000)}, &wire.Ping{ID: 9}} {
+		for i := 0; p.trySend(m) == nil; i++ {
+			if i > MaxQueuedFrames {
+				t.Fatal("the send queue took more frames than it holds")
+			}
+		}
+	}
+	p.out.mu.Lock()
+	held, frames := p.out.bytes, len(p.out.frames)
+	p.out.mu.Unlock()
+	if q := a.OverlayStats().QueueFull; q != 2 || held > MaxQueuedBytes || frames > MaxQueuedFrames {
+		t.Fatalf("the queue holds %d bytes in %d frames; queueFull %d", held, frames, q)
+	}
+
+	errc := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { errc <- p.send(ctx, &wire.Ping{ID: 1}) }()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("send with a cancelled context: %v", err)
+	}
+
+	timers := clk.Pending()
+	go func() { errc <- p.send(context.Background(), &wire.Ping{ID: 2}) }()
+	wait.Until(t, wait.Default, "the send to wait for room", func() bool { return clk.Pending() > timers })
+	clk.Advance(a.cfg.PeerTimeout)
+	if err := <-errc; !errors.Is(err, ErrQueueFull) {
+		t.Errorf("send after waiting the peer timeout: %v", err)
+	}
+
+	timers = clk.Pending()
+	go func() { errc <- p.send(context.Background(), &wire.Ping{ID: 3}) }()
+	wait.Until(t, wait.Default, "the send to wait for room", func() bool { return clk.Pending() > timers })
+	a.Disconnect(b.Address())
+	if err := <-errc; !errors.Is(err, ErrNotConnected) {
+		t.Errorf("send to a peer closed meanwhile: %v", err)
+	}
+	clk.Advance(time.Second) // the goodbye's own limit: the link closes
 }

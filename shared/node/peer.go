@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -38,6 +39,34 @@ var stallTimeouts = []time.Duration{5 * time.Second, 10 * time.Second, handshake
 
 // dialRetryPause is the wait before the first retry; it doubles after.
 var dialRetryPause = time.Second
+
+// Offers: an offer this node answers holds a WebRTC session until its
+// channel opens or handshakeTimeout passes. Whoever signals it (the
+// relay, or a routed origin) could send offers for sessions that never
+// open; these bound what that costs. Pending offers do not count against
+// the connection budget, so they cannot keep the node from its own dials.
+const (
+	// MaxOffersPerSignaler is how many offers from one signaler may be
+	// pending at once: through the relay, or routed from one origin
+	// (which is one address, so one offer).
+	MaxOffersPerSignaler = 8
+	// MaxPendingOffers is how many may be pending in all.
+	MaxPendingOffers = 16
+)
+
+// Sending to a peer: every control frame goes through the peer's send
+// queue, drained by one writer, so no sender waits on the channel itself.
+const (
+	// MaxQueuedBytes bounds what may wait in one peer's send queue. A
+	// frame that does not fit is dropped (forwarded routed messages,
+	// answers to pings) or waits for room at most the peer timeout (the
+	// node's own requests and capabilities' sends). The queue only fills
+	// once the channel's own buffer (4 MiB) is full: a peer that reads
+	// keeps it near empty.
+	MaxQueuedBytes = 512 << 10
+	// MaxQueuedFrames bounds the frames waiting there.
+	MaxQueuedFrames = 1024
+)
 
 // dial is a connection attempt in progress.
 type dial struct {
@@ -98,18 +127,24 @@ type peer struct {
 	bulk     transport.Conn // bulk, or conn
 	routed   *rate.Limiter  // routed messages it may hand us
 	rpcs     chan struct{}  // a slot per request of its being answered
+	out      outbox         // control frames waiting for the writer
+	checking atomic.Bool    // a liveness check the relay asked for is running
 
-	mu       sync.Mutex
-	rtt      time.Duration
-	lastIn   time.Time
-	lastUsed time.Time // last request or routed message either way: keepalives do not count
-	pings    map[uint64]chan struct{}
-	nextID   uint64
-	benchIn  uint64        // bench bytes received since the last BenchEnd
-	ack      chan uint64   // BenchAck values for the running throughput test
-	bench    sync.Mutex    // one throughput test at a time
-	gone     chan struct{} // closed when the peer is removed
-	reason   string
+	mu     sync.Mutex
+	rtt    time.Duration
+	lastIn time.Time
+	// unanswered is when the oldest of our pings since the last answer
+	// went out; zero when none waits. Measured from the ping, not from
+	// the last answer, so a throttled tab that pings rarely is not
+	// taken for a peer that stopped reading.
+	unanswered time.Time
+	lastUsed   time.Time // last request or routed message either way: keepalives do not count
+	pings      map[uint64]chan struct{}
+	benchIn    uint64        // bench bytes received since the last BenchEnd
+	ack        chan uint64   // BenchAck values for the running throughput test
+	bench      sync.Mutex    // one throughput test at a time
+	gone       chan struct{} // closed when the peer is removed
+	reason     string
 }
 
 func (p *peer) info() PeerInfo {
@@ -132,8 +167,158 @@ func (p *peer) used() time.Time {
 	return p.lastUsed
 }
 
-func (p *peer) sendControl(m wire.Message) error { return send(p.conn, m) }
-func (p *peer) sendBulk(m wire.Message) error    { return send(p.bulk, m) }
+// outbox is a peer's send queue for its control channel.
+type outbox struct {
+	mu     sync.Mutex
+	frames [][]byte
+	bytes  int
+	room   chan struct{} // closed when a frame leaves, if senders wait for room
+	wake   chan struct{} // one slot: frames were queued
+	since  time.Time     // when the writer's send in progress began; zero if idle
+}
+
+// put queues b if it fits.
+func (o *outbox) put(b []byte) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.frames) >= MaxQueuedFrames || (len(o.frames) > 0 && o.bytes+len(b) > MaxQueuedBytes) {
+		return false
+	}
+	o.frames = append(o.frames, b)
+	o.bytes += len(b)
+	signal(o.wake)
+	return true
+}
+
+// roomLocked returns a channel closed when a frame leaves the queue.
+func (o *outbox) roomLocked() <-chan struct{} {
+	if o.room == nil {
+		o.room = make(chan struct{})
+	}
+	return o.room
+}
+
+// stuck is how long the writer has been in one send, as of now.
+func (o *outbox) stuck(now time.Time) time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.since.IsZero() {
+		return 0
+	}
+	return now.Sub(o.since)
+}
+
+// signal wakes the one waiter on c, if any, without blocking.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// trySend queues m on p's control channel, or drops it (and counts it)
+// if the queue is full: for frames sent on a read loop, which must never
+// wait on another peer, nor on this one.
+func (p *peer) trySend(m wire.Message) error {
+	b, err := wire.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := p.goneErr(); err != nil {
+		return err
+	}
+	if !p.out.put(b) {
+		p.n.overlay.queueFull.Add(1)
+		return fmt.Errorf("%w (%s)", ErrQueueFull, p.addr.Short())
+	}
+	return nil
+}
+
+// send queues m on p's control channel, waiting for room while ctx lasts
+// and at most the peer timeout: a peer that takes nothing for that long
+// is closed for it anyway.
+func (p *peer) send(ctx context.Context, m wire.Message) error {
+	b, err := wire.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var deadline clock.Timer
+	for {
+		if err := p.goneErr(); err != nil {
+			return err
+		}
+		if p.out.put(b) {
+			return nil
+		}
+		p.out.mu.Lock()
+		room := p.out.roomLocked()
+		p.out.mu.Unlock()
+		if deadline == nil {
+			deadline = p.n.clock.NewTimer(p.n.cfg.PeerTimeout)
+			defer deadline.Stop()
+		}
+		select {
+		case <-room:
+		case <-p.gone:
+		case <-deadline.C():
+			p.n.overlay.queueFull.Add(1)
+			return fmt.Errorf("%w (%s) for %s", ErrQueueFull, p.addr.Short(), p.n.cfg.PeerTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// goneErr is ErrNotConnected, with the reason, once p is closed.
+func (p *peer) goneErr() error {
+	select {
+	case <-p.gone:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrNotConnected, p.reason)
+	default:
+		return nil
+	}
+}
+
+// writeLoop sends what the queue holds, in order, until p is closed. A
+// send that never returns (the peer stopped reading and the channel's
+// buffer is full) is ended by keepAlive closing the link.
+func (p *peer) writeLoop() {
+	o := &p.out
+	for {
+		o.mu.Lock()
+		for len(o.frames) == 0 {
+			o.mu.Unlock()
+			select {
+			case <-o.wake:
+			case <-p.gone:
+				return
+			}
+			o.mu.Lock()
+		}
+		b := o.frames[0]
+		o.frames[0] = nil
+		o.frames = o.frames[1:]
+		o.bytes -= len(b)
+		if o.room != nil {
+			close(o.room)
+			o.room = nil
+		}
+		o.since = p.n.clock.Now()
+		o.mu.Unlock()
+		err := p.conn.Send(b)
+		o.mu.Lock()
+		o.since = time.Time{}
+		o.mu.Unlock()
+		if err != nil {
+			p.close("connection closed", true)
+			return
+		}
+	}
+}
+
+func (p *peer) sendBulk(m wire.Message) error { return send(p.bulk, m) }
 
 func randomSID() uint64 {
 	var b [8]byte
@@ -182,10 +367,23 @@ func (n *Node) accept(from id.Address, sid uint64, offer string, via string) {
 		n.mu.Unlock()
 		return
 	}
-	if n.dials[from] == nil && n.peers[from] == nil && !n.locked[from] && !n.roomForLocked(true) {
-		n.mu.Unlock()
-		n.log.Info("refused an offer: connection budget full", "peer", from.Short(), "via", via)
-		return
+	if n.dials[from] == nil && n.peers[from] == nil && !n.locked[from] {
+		why := ""
+		fromRelay, pending := n.pendingOffersLocked()
+		switch {
+		case !n.roomForLocked(true):
+			why = "connection budget full"
+		case pending >= MaxPendingOffers:
+			why = "too many offers pending"
+		case via == ViaRelay && fromRelay >= MaxOffersPerSignaler:
+			why = "too many offers from the relay pending"
+		}
+		if why != "" {
+			n.mu.Unlock()
+			n.overlay.offersRefused.Add(1)
+			n.log.Debug("refused an offer: "+why, "peer", from.Short(), "via", via)
+			return
+		}
 	}
 	if old := n.dials[from]; old != nil {
 		if old.sid == sid {
@@ -217,6 +415,20 @@ func (n *Node) accept(from id.Address, sid uint64, offer string, via string) {
 		return
 	}
 	go n.finishDial(from, d)
+}
+
+// pendingOffersLocked counts the offers this node answered whose channel
+// has not opened yet: those signaled through the relay, and all.
+func (n *Node) pendingOffersLocked() (fromRelay, all int) {
+	for _, d := range n.dials {
+		if !d.initiator {
+			all++
+			if d.via == ViaRelay {
+				fromRelay++
+			}
+		}
+	}
+	return fromRelay, all
 }
 
 // onSignal routes answers and candidates to their attempt; via says how
@@ -253,7 +465,9 @@ func (n *Node) onSignal(s *wire.Signal, via string) {
 func (n *Node) signaler(to id.Address, d *dial) transport.SendFunc {
 	return func(kind wire.SignalKind, data string) {
 		if d.via == ViaOverlay {
-			err := n.sendRouted(to, &wire.Signal{Peer: n.Address(), Session: d.sid, Kind: kind, Data: data})
+			// Never waits: this runs on a read loop (answering an offer)
+			// or in the transport's callbacks.
+			err := n.trySendRouted(to, &wire.Signal{Peer: n.Address(), Session: d.sid, Kind: kind, Data: data})
 			if err != nil {
 				n.log.Info("overlay signaling failed", "peer", to.Short(), "err", err)
 			}
@@ -373,11 +587,13 @@ func (n *Node) handshake(ctx context.Context, conn transport.Conn, want id.Addre
 	}
 	hello := &wire.PeerHello{Lease: lease, Native: n.cfg.Native, Features: feats}
 	rand.Read(hello.Nonce[:])
+	// ctx bounds every step, sends included: a peer that stops reading
+	// mid-handshake must not hold the attempt.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	if err := send(conn, hello); err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
 
 	m, err := recv(conn)
 	if err != nil {
@@ -435,7 +651,7 @@ func (n *Node) addPeer(addr id.Address, native bool, features wire.Features, con
 	now := n.clock.Now()
 	p := &peer{n: n, addr: addr, native: native, via: via, since: now, features: features, conn: conn, bulk: bulk, lastIn: now,
 		routed: rate.NewLimiter(routedRate, routedBurst), rpcs: make(chan struct{}, maxRPCInFlight),
-		pings: make(map[uint64]chan struct{}), gone: make(chan struct{})}
+		out: outbox{wake: make(chan struct{}, 1)}, pings: make(map[uint64]chan struct{}), gone: make(chan struct{})}
 	n.mu.Lock()
 	old := n.peers[addr]
 	n.peers[addr] = p
@@ -451,6 +667,7 @@ func (n *Node) addPeer(addr id.Address, native bool, features wire.Features, con
 		n.log.Info("peer up", "peer", addr.Short(), "native", native, "via", via, "features", features)
 		n.emit(Event{Kind: EventPeer, Peer: p.info()})
 	}
+	go p.writeLoop()
 	go p.readLoop(p.conn)
 	if p.bulk != p.conn {
 		go p.readLoop(p.bulk)
@@ -575,15 +792,17 @@ func (n *Node) registerCore() {
 		hs.peer[t] = fn
 		hs.owner[t] = "node"
 	}
+	// Answers go through the send queue and are dropped if it is full:
+	// a read loop never waits, and never starts a goroutine per frame.
 	onPeer(wire.TypePing, func(p *peer, m wire.Message) {
-		go p.sendControl(&wire.Pong{ID: m.(*wire.Ping).ID})
+		p.trySend(&wire.Pong{ID: m.(*wire.Ping).ID})
 	})
 	onPeer(wire.TypePong, func(p *peer, m wire.Message) { p.pong(m.(*wire.Pong).ID) })
 	onPeer(wire.TypeBenchData, func(p *peer, m wire.Message) { p.benchIn += uint64(len(m.(*wire.BenchData).Data)) })
 	onPeer(wire.TypeBenchEnd, func(p *peer, m wire.Message) {
 		got := p.benchIn
 		p.benchIn = 0
-		go p.sendBulk(&wire.BenchAck{Received: got})
+		p.trySend(&wire.BenchAck{Received: got})
 	})
 	onPeer(wire.TypeBenchAck, func(p *peer, m wire.Message) { p.benchAck(m.(*wire.BenchAck).Received) })
 	onPeer(wire.TypeRPC, func(p *peer, m wire.Message) { p.onRPC(m.(*wire.RPC)) })
@@ -619,22 +838,29 @@ func (p *peer) onRPC(m *wire.RPC) {
 		n.onReply(p.addr, m)
 		return
 	}
+	// A goroutine per request in flight, at most maxRPCInFlight of them.
 	select {
 	case p.rpcs <- struct{}{}:
 		p.touch()
 		go func() {
 			defer func() { <-p.rpcs }()
-			n.answer(p.addr, m, func(reply wire.Message) error { return p.sendControl(reply) })
+			n.answer(p.addr, m, func(reply wire.Message) error { return p.send(n.life, reply) })
 		}()
 	default:
+		n.overlay.busy.Add(1)
 		n.log.Debug("request dropped: too many in flight", "peer", p.addr.Short())
 	}
 }
 
+// pong takes the answer to one of our pings: proof that p reads what we
+// send. Ping IDs are random, so a peer that does not read cannot answer.
 func (p *peer) pong(pid uint64) {
 	p.mu.Lock()
 	ch := p.pings[pid]
 	delete(p.pings, pid)
+	if ch != nil {
+		p.unanswered = time.Time{}
+	}
 	p.mu.Unlock()
 	if ch != nil {
 		close(ch)
@@ -656,18 +882,20 @@ func (p *peer) benchAck(received uint64) {
 // ping sends one Ping and waits for its Pong.
 func (p *peer) ping(ctx context.Context) (time.Duration, error) {
 	ch := make(chan struct{})
+	pid := randomSID()
+	start := p.n.clock.Now()
 	p.mu.Lock()
-	p.nextID++
-	pid := p.nextID
 	p.pings[pid] = ch
+	if p.unanswered.IsZero() {
+		p.unanswered = start
+	}
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
 		delete(p.pings, pid)
 		p.mu.Unlock()
 	}()
-	start := p.n.clock.Now()
-	if err := p.sendControl(&wire.Ping{ID: pid}); err != nil {
+	if err := p.send(ctx, &wire.Ping{ID: pid}); err != nil {
 		return 0, err
 	}
 	select {
@@ -684,7 +912,10 @@ func (p *peer) ping(ctx context.Context) (time.Duration, error) {
 	}
 }
 
-// keepAlive pings every KeepAlive and drops a peer silent for PeerTimeout.
+// keepAlive pings every KeepAlive and drops a peer silent for
+// PeerTimeout, or one that has left a ping unanswered for that long, or
+// whose channel has taken nothing for that long: a peer that stops
+// reading (while it may still send) is closed within the timeout.
 func (p *peer) keepAlive() {
 	cfg := p.n.cfg
 	t := p.n.clock.NewTicker(cfg.KeepAlive)
@@ -695,11 +926,20 @@ func (p *peer) keepAlive() {
 			return
 		case <-t.C():
 		}
+		now := p.n.clock.Now()
 		p.mu.Lock()
-		silent := clock.Since(p.n.clock, p.lastIn)
+		silent, deaf := now.Sub(p.lastIn), time.Duration(0)
+		if !p.unanswered.IsZero() {
+			deaf = now.Sub(p.unanswered)
+		}
 		p.mu.Unlock()
 		if silent > cfg.PeerTimeout {
 			p.close(fmt.Sprintf("no answer for %s", silent.Round(time.Second)), true)
+			return
+		}
+		if stuck := p.out.stuck(now); deaf > cfg.PeerTimeout || stuck > cfg.PeerTimeout {
+			p.n.overlay.stalled.Add(1)
+			p.close(fmt.Sprintf("stopped reading: no answer to a keepalive for %s", max(deaf, stuck).Round(time.Second)), true)
 			return
 		}
 		go func() {

@@ -406,10 +406,11 @@ func (n *Node) onPeerLeft(addr id.Address) {
 	delete(n.known, addr)
 	p := n.peers[addr]
 	n.mu.Unlock()
-	if p == nil {
-		return
+	if p == nil || !p.checking.CompareAndSwap(false, true) {
+		return // one check at a time, however often the relay says so
 	}
 	go func() {
+		defer p.checking.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		if _, err := p.ping(ctx); err != nil {

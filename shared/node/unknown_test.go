@@ -87,7 +87,7 @@ func TestRoutedUnknownType(t *testing.T) {
 	rawLink(a, b)
 	r := routedFrom(a, a, b.Address(), 7)
 	r.Frame = []byte{wire.Version, 252, 4}
-	r.Sig = a.id.Sign(wire.RoutedSignedBytes(r.Dest, r.Nonce, r.Origin.Address, r.Frame))
+	r.Sig = a.id.Sign(wire.RoutedSignedBytes(r.Dest, r.Nonce, r.Time, r.Origin.Address, r.Frame))
 	b.onRouted(b.peer(a.Address()), r)
 	if s := b.Stats(); s.UnknownPeer != 1 || s.Overlay.Dropped != 1 {
 		t.Fatalf("stats after an unknown routed frame: %+v", s)

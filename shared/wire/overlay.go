@@ -55,13 +55,16 @@ func (r *RPC) decode(d *decoder) {
 // without Route, hands it to its connected peer closest to Dest by XOR,
 // and only to one strictly closer than itself. Each hop appends itself to
 // Path, so the destination learns the way back. TTL bounds it all. The
-// origin proves itself
-// with its lease and a signature over RoutedSignedBytes, which the
-// destination checks before it trusts anything inside; Nonce makes each
-// message unique so a replay is recognised. Frame is an RPC or a Signal
-// (overlay signaling: Signal.Peer is the origin).
+// origin proves itself with its lease and a signature over
+// RoutedSignedBytes, which the destination checks before it trusts
+// anything inside; Nonce makes each message unique so a replay is
+// recognised, and Time (the origin's clock when it sent the message, Unix
+// milliseconds) lets the destination refuse one too old or too far ahead
+// to be remembered. Route and Path are not signed: hops write them.
+// Frame is an RPC or a Signal (overlay signaling: Signal.Peer is the
+// origin).
 //
-//	[20]dest | u8 ttl | uvarint nonce | lease origin | [64]sig |
+//	[20]dest | u8 ttl | uvarint nonce | varint time | lease origin | [64]sig |
 //	count route, [20] each | count path, [20] each | bytes frame
 //
 // Route and Path hold at most MaxTTL addresses each.
@@ -69,6 +72,7 @@ type Routed struct {
 	Dest   id.Address
 	TTL    uint8
 	Nonce  uint64
+	Time   int64 // Unix milliseconds at the origin; signed
 	Origin Lease
 	Sig    [64]byte
 	Route  []id.Address
@@ -99,6 +103,7 @@ func (r *Routed) encode(e *encoder) {
 	e.fixed(r.Dest[:])
 	e.u8(r.TTL)
 	e.uvarint(r.Nonce)
+	e.varint(r.Time)
 	r.Origin.encode(e)
 	e.fixed(r.Sig[:])
 	encodeAddrs(e, r.Route, "route")
@@ -112,6 +117,7 @@ func (r *Routed) decode(d *decoder) {
 		d.fail("ttl %d above %d", r.TTL, MaxTTL)
 	}
 	r.Nonce = d.uvarint()
+	r.Time = d.varint()
 	r.Origin.decode(d)
 	d.fixed(r.Sig[:])
 	r.Route = decodeAddrs(d, "route")
@@ -120,12 +126,13 @@ func (r *Routed) decode(d *decoder) {
 }
 
 // RoutedSignedBytes is what the origin of a routed message signs: all but
-// the TTL, Route and Path, which hops change.
-func RoutedSignedBytes(dest id.Address, nonce uint64, origin id.Address, frame []byte) []byte {
-	e := encoder{b: make([]byte, 0, 64+len(frame))}
-	e.fixed([]byte("ddt/routed/v1\x00"))
+// the TTL, Route and Path, which hops change. sent is Routed.Time.
+func RoutedSignedBytes(dest id.Address, nonce uint64, sent int64, origin id.Address, frame []byte) []byte {
+	e := encoder{b: make([]byte, 0, 80+len(frame))}
+	e.fixed([]byte("ddt/routed/v2\x00"))
 	e.fixed(dest[:])
 	e.uvarint(nonce)
+	e.varint(sent)
 	e.fixed(origin[:])
 	e.fixed(frame)
 	return e.b

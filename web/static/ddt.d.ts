@@ -72,6 +72,18 @@ export interface OverlayStats {
   dropped: number;
   /** Frames of message types this node does not know (a newer peer's), skipped. */
   unknown: number;
+  /** Routed messages for this node whose signed time was more than 2 minutes off (also in `dropped`). */
+  stale: number;
+  /** Routed messages for this node already seen, or older than the replay filter remembers (also in `dropped`). */
+  replayed: number;
+  /** Frames dropped because a peer's send queue was full (it reads slowly or not at all). */
+  queueFull: number;
+  /** Peers closed because they stopped reading. */
+  stalled: number;
+  /** Requests refused because too many were being answered. */
+  busy: number;
+  /** WebRTC offers refused: the budget, or the pending offers of their signaler or in all, were full. */
+  offersRefused: number;
 }
 
 /** The routing table by bucket and the routed-message counters, as `ddt.routing()` gives them. */
