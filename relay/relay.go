@@ -37,7 +37,7 @@ type Config struct {
 	Peers      []federation.Peer // relays to federate with, by base URL and key; dialed, and redialed when lost
 	Trusted    [][32]byte        // more relay keys to federate with when they link here (a trust file's lines without a URL)
 	Open       bool              // -federation=open: also link untrusted relays, with their restrictions
-	ICEServers []string // handed to admitted nodes
+	ICEServers []string          // handed to admitted nodes
 	Store      store.Store
 	Logger     *slog.Logger
 	// Clock drives every lease decision and every timer and ticker of

@@ -29,11 +29,11 @@ const (
 	MaxRemoteMembers    = 1 << 14            // members one federated zone may claim
 	MaxFederatedMembers = 1 << 15            // members of all federated zones together
 	MaxOpenMembers      = 1 << 12            // members of all untrusted zones together (-federation=open)
-	LinkQueue        = 1024               // frames queued to a relay beyond its snapshot
-	LinkSignalRate   = 2000               // signals per second one relay may send us
-	LinkSignalBurst  = 4000
-	HelloTimeout     = 10 * time.Second
-	MinBackoff       = 250 * time.Millisecond
+	LinkQueue           = 1024               // frames queued to a relay beyond its snapshot
+	LinkSignalRate      = 2000               // signals per second one relay may send us
+	LinkSignalBurst     = 4000
+	HelloTimeout        = 10 * time.Second
+	MinBackoff          = 250 * time.Millisecond
 
 	DefaultSummaryEvery = 10 * time.Second
 	DefaultMaxBackoff   = 30 * time.Second
@@ -131,11 +131,11 @@ type Federation struct {
 
 // relayState is what the federation knows of a relay.
 type relayState struct {
-	info       wire.RelayInfo // as its hello and summaries tell it
-	features   wire.Features  // as its hello lists them
-	link       *Link          // nil while down
-	configured bool           // a -peer of ours: kept (as down) when its link ends
-	trusted    bool           // named by this relay's operator or pinned (see Relay.Trusted), as of its link
+	info       wire.RelayInfo         // as its hello and summaries tell it
+	features   wire.Features          // as its hello lists them
+	link       *Link                  // nil while down
+	configured bool                   // a -peer of ours: kept (as down) when its link ends
+	trusted    bool                   // named by this relay's operator or pinned (see Relay.Trusted), as of its link
 	members    map[id.Address]*member // every member it claims, whether or not it holds the address
 }
 

@@ -44,7 +44,7 @@ func baseSamples() []Message {
 		&Hello{SignKey: [32]byte{4}, AgreeKey: [32]byte{5}, Native: true, Agent: "ddt-test/1", Sig: [64]byte{6}, Features: Features{"names", "x-2"}},
 		&Admitted{Lease: l, Peers: []Lease{sampleLease(2), sampleLease(3)}, Natives: []bool{true, false}, ICEServers: []string{"stun:127.0.0.1:3478"},
 			Relays: []RelayInfo{{Zone: "zone-a", URL: "https://a.example", Key: [32]byte{1}, Nodes: 2, MaxNodes: 1024}, {Zone: "zone-b", URL: "http://127.0.0.1:8081", Key: [32]byte{2}}},
-			Flags: []RelayFlags{RelayTrusted | RelayNames, 0}},
+			Flags:  []RelayFlags{RelayTrusted | RelayNames, 0}},
 		&Refused{Code: CodeZoneFull, Reason: "zone full (2 nodes)", Redirect: "https://b.example", RetryAfterMs: 30000},
 		&Signal{Peer: l.Address, Session: 1 << 40, Kind: SignalCandidate, Data: `{"candidate":"x"}`},
 		&PeerJoined{Lease: l, Native: true},
