@@ -49,6 +49,15 @@ func newRelay(t testing.TB, name string, cfg Config, setup func(*Federation)) *r
 	return &relay{t: t, key: key, zone: z, fed: f}
 }
 
+func newIdentity(t testing.TB) *identity.Identity {
+	t.Helper()
+	id, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // node admits a raw node to r's zone.
 func (r *relay) node() (*relaytest.End, wire.Lease) {
 	r.t.Helper()

@@ -453,10 +453,9 @@ func (l *Link) handle(m wire.Message) error {
 // aside (counted as contested) and takes over only once the holder's
 // claim is gone, so a relay cannot capture the signals of another zone's
 // member by announcing a lease of its own for that member's key and
-// nonce. Only a trusted relay's claim displaces an untrusted relay's.
-// (Honest relays never claim one address twice: an address hashes the
-// nonce its relay picked.) A relay's own members are reached before any
-// claim (see zone.Zone).
+// nonce; nor of this zone's own members. Only a trusted relay's claim
+// displaces an untrusted relay's. (Honest relays never claim one address
+// twice: an address hashes the nonce its relay picked.)
 func (l *Link) addMembers(leases []wire.Lease, natives []bool, last bool) error {
 	f := l.f
 	now := f.clock.Now()
@@ -472,6 +471,12 @@ func (l *Link) addMembers(leases []wire.Lease, natives []bool, last bool) error 
 			continue
 		}
 		good = append(good, member{lease: leases[i], native: i < len(natives) && natives[i]})
+	}
+	// Members of this zone, looked up before f.mu (the zone's lock
+	// comes first).
+	ours := make([]bool, len(good))
+	for i := range good {
+		ours[i] = f.zone.Member(good[i].lease.Address) != nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -508,18 +513,21 @@ func (l *Link) addMembers(leases []wire.Lease, natives []bool, last bool) error 
 		if !rs.trusted {
 			f.open++
 		}
-		switch holder := f.remote[a]; {
-		case holder == nil, rs.trusted && !holder.relay.trusted:
+		holder := f.remote[a]
+		if !ours[i] && (holder == nil || rs.trusted && !holder.relay.trusted) {
 			f.remote[a] = m
-		default:
-			f.contested.Add(1)
-			lv := slog.LevelDebug
-			if !l.warnedContested {
-				l.warnedContested, lv = true, slog.LevelWarn
-			}
-			l.log.Log(context.Background(), lv, "a member claim for an address another zone holds: kept aside, the holder keeps it",
-				"member", a.Short(), "holderZone", holder.relay.info.Zone)
+			continue
 		}
+		f.contested.Add(1)
+		lv, held := slog.LevelDebug, f.zone.Name()
+		if !l.warnedContested {
+			l.warnedContested, lv = true, slog.LevelWarn
+		}
+		if holder != nil {
+			held = holder.relay.info.Zone
+		}
+		l.log.Log(context.Background(), lv, "a member claim for an address another zone holds: kept aside, the holder keeps it",
+			"member", a.Short(), "holderZone", held)
 	}
 	if last && !l.synced {
 		l.synced = true

@@ -160,12 +160,11 @@ func (e *End) Federate(id *identity.Identity, info wire.RelayInfo, features wire
 	if err != nil {
 		e.T.Fatal(err)
 	}
-	e.Until("the snapshot", func(m wire.Message) bool { zm, ok := m.(*wire.ZoneMembers); return ok && zm.Last })
 	return hello
 }
 
-// TryFederate runs the handshake of Federate and returns the other
-// relay's hello, or the error it refused the link with.
+// TryFederate is Federate that returns the error the other relay refused
+// the link with, in its handshake or right after it (too many links).
 func (e *End) TryFederate(id *identity.Identity, info wire.RelayInfo, features wire.Features) (*wire.RelayHello, error) {
 	e.T.Helper()
 	theirs, ok := e.Read().(*wire.RelayChallenge)
@@ -184,7 +183,18 @@ func (e *End) TryFederate(id *identity.Identity, info wire.RelayInfo, features w
 		if m.Relay.Key != theirs.Key || !identity.Verify(m.Relay.Key, wire.RelayHelloSignedBytes(false, theirs.Nonce, ours.Nonce, &m.Relay, id.SignKey()), m.Sig) {
 			e.T.Fatal("relay hello does not verify")
 		}
-		return m, nil
+		var refused error
+		e.Until("the snapshot", func(x wire.Message) bool {
+			switch x := x.(type) {
+			case *wire.Error:
+				refused = x.Err()
+				return true
+			case *wire.ZoneMembers:
+				return x.Last
+			}
+			return false
+		})
+		return m, refused
 	case *wire.Error:
 		return nil, m.Err()
 	default:
