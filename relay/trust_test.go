@@ -142,4 +142,3 @@ func TestFederationJoiningLimit(t *testing.T) {
 		return err
 	})
 }
-
