@@ -27,8 +27,8 @@ const (
 	MaxOpenLinks        = 8                  // untrusted relays linked at once (-federation=open only), apart from MaxLinks
 	MaxJoining          = 16                 // relay connections not yet authenticated
 	MaxRemoteMembers    = 1 << 14            // members one federated zone may claim
-	MaxFederatedMembers = 1 << 15            // members of all federated zones together
-	MaxOpenMembers      = 1 << 12            // members of all untrusted zones together (-federation=open)
+	MaxFederatedMembers = 1 << 15            // members of all trusted federated zones together
+	MaxOpenMembers      = 1 << 12            // members of all untrusted zones together (-federation=open), apart
 	LinkQueue           = 1024               // frames queued to a relay beyond its snapshot
 	LinkSignalRate      = 2000               // signals per second one relay may send us
 	LinkSignalBurst     = 4000
@@ -111,8 +111,8 @@ type Federation struct {
 	closed  bool
 	relays  map[[32]byte]*relayState // federated relays, by key
 	remote  map[id.Address]*member   // the member each address reaches: its first claimant's (see addMembers)
-	claims  int                      // members held by all relays (sum of len(rs.members))
-	open    int                      // ...by untrusted relays
+	claims  int                      // member claims of all relays (sum of len(rs.members))
+	open    int                      // ...of untrusted relays
 	trust   map[[32]byte]string      // trusted relay keys, and why ("-peer", "-trust", "pinned", ...)
 	dialed  []*dialTarget            // the -peer relays
 	joining chan struct{}            // a slot per relay connection not yet authenticated

@@ -499,12 +499,12 @@ func (l *Link) addMembers(leases []wire.Lease, natives []bool, last bool) error 
 		if len(rs.members) >= MaxRemoteMembers {
 			return fmt.Errorf("%w: zone %s claims over %d members", wire.ErrTooLarge, l.peer.Zone, MaxRemoteMembers)
 		}
-		if f.claims >= MaxFederatedMembers || !rs.trusted && f.open >= MaxOpenMembers {
+		if rs.trusted && f.claims-f.open >= MaxFederatedMembers || !rs.trusted && f.open >= MaxOpenMembers {
 			f.membersFull.Add(1)
 			if !l.warnedFull {
 				l.warnedFull = true
 				l.log.Warn("dropping members of this zone: this relay holds as many federated members as it keeps",
-					"members", f.claims, "limit", MaxFederatedMembers, "untrusted", f.open, "untrustedLimit", MaxOpenMembers, "trusted", rs.trusted)
+					"trustedMembers", f.claims-f.open, "limit", MaxFederatedMembers, "untrustedMembers", f.open, "untrustedLimit", MaxOpenMembers, "trusted", rs.trusted)
 			}
 			continue
 		}

@@ -99,10 +99,10 @@ func (f *fake) announce(leases []wire.Lease) {
 	}
 }
 
-// The members of all federated zones together are bounded: past
+// The members of all trusted federated zones together are bounded: past
 // MaxFederatedMembers a claim is dropped and counted, the link stays, and
 // once room is made a new claim is kept again. Untrusted zones together
-// hold at most MaxOpenMembers.
+// hold at most MaxOpenMembers, apart from the trusted zones' room.
 func TestFederatedMembersBounded(t *testing.T) {
 	a := newRelay(t, "zone-a", Config{Open: true}, nil)
 	per := MaxRemoteMembers
@@ -126,16 +126,23 @@ func TestFederatedMembersBounded(t *testing.T) {
 	late.Send(&wire.MemberJoined{Lease: one[1]})
 	wait.Until(t, wait.Default, "the new claim kept", func() bool { return a.fed.Knows(one[1].Address) })
 
-	// A link that ends gives its room back; untrusted zones then hold up
-	// to MaxOpenMembers between them.
-	links[1].Conn.Close()
-	wait.Until(t, wait.Default, "the zone's members forgotten", func() bool { return a.fed.Stats().Members == MaxFederatedMembers-per })
+	// Untrusted zones hold up to MaxOpenMembers between them, apart: the
+	// trusted zones' room is full, theirs is not.
 	u := a.dial("zone-open")
 	u.Federate(u.id, u.info, nil)
 	before := a.fed.Stats().MembersFull
 	u.announce(u.leases(MaxOpenMembers+1, 0))
-	wait.Until(t, 2*wait.Default, "the untrusted claims beyond the bound dropped", func() bool { return a.fed.Stats().MembersFull == before+1 })
-	if s := a.fed.Stats(); s.Members != MaxFederatedMembers-per+MaxOpenMembers || !a.fed.Linked(u.id.SignKey()) {
+	wait.Until(t, wait.Default, "the untrusted claims beyond their bound dropped", func() bool { return a.fed.Stats().MembersFull == before+1 })
+	if s := a.fed.Stats(); s.Members != MaxFederatedMembers+MaxOpenMembers || !a.fed.Linked(u.id.SignKey()) {
+		t.Fatalf("stats %+v", s)
+	}
+	// A link that ends gives its room back.
+	links[1].Conn.Close()
+	wait.Until(t, wait.Default, "the zone's members forgotten", func() bool { return a.fed.Stats().Members == MaxFederatedMembers+MaxOpenMembers-per })
+	full := a.fed.Stats().MembersFull
+	late.announce(late.leases(per-1, 2)) // late holds one already: it is at MaxRemoteMembers now
+	wait.Until(t, 2*wait.Default, "the room taken again", func() bool { return a.fed.Stats().Members == MaxFederatedMembers+MaxOpenMembers-1 })
+	if s := a.fed.Stats(); s.MembersFull != full || !a.fed.Linked(late.id.SignKey()) {
 		t.Fatalf("stats %+v", s)
 	}
 }
