@@ -226,13 +226,13 @@ func (f *Federation) handshake(ctx context.Context, conn transport.Conn, target 
 		want, known := target.key, target.known
 		f.mu.Unlock()
 		if known && theirs.Key != want {
-			return peer, nil, false, fmt.Errorf("%w: %w: the relay at %s presents key %x, but this relay is configured to link there only to key %x",
-				ErrKeyMismatch, wire.ErrNotAdmitted, target.url, theirs.Key, want)
+			return peer, nil, false, refusal(ErrKeyMismatch, "the relay at %s presents key %x, but this relay links there only to key %x (its -peer)",
+				target.url, theirs.Key, want)
 		}
 		trusted = true // named, pinned, or pinned now
 	} else if trusted = f.Trusts(theirs.Key); !trusted && !f.cfg.Open && theirs.Key != self.Key {
-		return peer, nil, false, fmt.Errorf("%w: %w: relay key %x is not trusted here, and this relay federates only with relays its operator names (-peer URL#KEY or a -trust file line)",
-			ErrUntrusted, wire.ErrNotAdmitted, theirs.Key)
+		return peer, nil, false, refusal(ErrUntrusted, "relay key %x is not trusted here: this relay federates only with relays its operator names (-peer URL#KEY or a -trust file line)",
+			theirs.Key)
 	}
 	hello := &wire.RelayHello{Relay: self, Sig: f.key.Sign(wire.RelayHelloSignedBytes(dialed, ours.Nonce, theirs.Nonce, &self, theirs.Key)), Features: f.features}
 	if err := link.Write(conn, hello); err != nil {
@@ -255,6 +255,20 @@ func (f *Federation) handshake(ctx context.Context, conn transport.Conn, target 
 		return peer, nil, false, fmt.Errorf("%w: relay names no zone", wire.ErrProtocol)
 	}
 	return h.Relay, h.Features, trusted, nil
+}
+
+// refusedError is a link refused for a reason this relay names (Is
+// sentinel) and that the other relay hears as wire.ErrNotAdmitted.
+type refusedError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *refusedError) Error() string   { return e.msg }
+func (e *refusedError) Unwrap() []error { return []error{e.sentinel, wire.ErrNotAdmitted} }
+
+func refusal(sentinel error, format string, args ...any) error {
+	return &refusedError{sentinel, fmt.Sprintf(format, args...)}
 }
 
 // unexpected is the error for a frame other than the one the handshake
