@@ -144,6 +144,7 @@ func (f *Federation) runLink(ctx context.Context, conn transport.Conn, target *d
 		return [32]byte{}, false, err
 	default:
 		f.dropped.Add(1)
+		code := wire.CodeOf(err)
 		switch {
 		case errors.Is(err, ErrKeyMismatch):
 			f.mismatched.Add(1)
@@ -151,10 +152,14 @@ func (f *Federation) runLink(ctx context.Context, conn transport.Conn, target *d
 		case errors.Is(err, ErrUntrusted):
 			f.untrusted.Add(1)
 			log.Warn("relay link refused", "err", err)
+		case errors.Is(err, ErrTooMany):
+			f.linksFull.Add(1)
+			code = wire.CodeUnavailable
+			log.Warn("relay link refused", "err", err)
 		default:
 			log.Info("relay link refused", "err", err)
 		}
-		f.refuse(ctx, conn, wire.CodeOf(err), err.Error())
+		f.refuse(ctx, conn, code, err.Error())
 		return [32]byte{}, false, err
 	}
 	log = f.log.With("peerZone", peer.Zone, "peerURL", peer.URL, "peerKey", fmt.Sprintf("%x", peer.Key[:6]), "dialed", dialed, "trusted", trusted)
@@ -233,6 +238,20 @@ func (f *Federation) handshake(ctx context.Context, conn transport.Conn, target 
 	} else if trusted = f.Trusts(theirs.Key); !trusted && !f.cfg.Open && theirs.Key != self.Key {
 		return peer, nil, false, refusal(ErrUntrusted, "relay key %x is not trusted here: this relay federates only with relays its operator names (-peer URL#KEY or a -trust file line)",
 			theirs.Key)
+	}
+	if theirs.Key != self.Key {
+		// A link that could not come up is refused now, before any
+		// signing, so its dialer backs off (linkUp checks again).
+		f.mu.Lock()
+		rs := f.relays[theirs.Key]
+		var room error
+		if rs == nil || rs.link == nil {
+			room = f.roomLocked(trusted, rs == nil)
+		}
+		f.mu.Unlock()
+		if room != nil {
+			return peer, nil, false, room
+		}
 	}
 	hello := &wire.RelayHello{Relay: self, Sig: f.key.Sign(wire.RelayHelloSignedBytes(dialed, ours.Nonce, theirs.Nonce, &self, theirs.Key)), Features: f.features}
 	if err := link.Write(conn, hello); err != nil {

@@ -157,3 +157,50 @@ func firstAddress(a *relay, x *fake) (addr id.Address) {
 	a.t.Fatal("the zone holds nothing")
 	return
 }
+
+// In open federation an untrusted relay's claim never takes an address
+// from a trusted relay, and a trusted relay's claim takes one from an
+// untrusted relay: signals go to the trusted zone either way.
+func TestTrustedClaimOutranksUntrusted(t *testing.T) {
+	a := newRelay(t, "zone-a", Config{Open: true}, nil)
+	local, own := a.node()
+	u := a.dial("zone-u")
+	u.Federate(u.id, u.info, nil)
+	x := a.link("zone-x", nil)
+	// The untrusted relay claims first; the trusted one's claim wins.
+	n := newIdentity(t)
+	first := u.id.IssueLease(n.SignKey(), n.AgreeKey(), [16]byte{1}, u.info.Zone, time.Now(), zone.LeaseTTL)
+	u.Send(&wire.MemberJoined{Lease: first})
+	wait.Until(t, wait.Default, "the untrusted claim held", func() bool { return a.fed.Knows(first.Address) })
+	x.Send(&wire.MemberJoined{Lease: x.id.IssueLease(n.SignKey(), n.AgreeKey(), [16]byte{1}, x.info.Zone, time.Now(), zone.LeaseTTL)})
+	wait.Until(t, wait.Default, "the trusted claim taken over", func() bool { return holder(a, first.Address) == "zone-x" })
+	// The trusted relay claims first; the untrusted one's claim is kept aside.
+	m := newIdentity(t)
+	second := x.id.IssueLease(m.SignKey(), m.AgreeKey(), [16]byte{2}, x.info.Zone, time.Now(), zone.LeaseTTL)
+	x.Send(&wire.MemberJoined{Lease: second})
+	wait.Until(t, wait.Default, "the trusted claim held", func() bool { return a.fed.Knows(second.Address) })
+	u.Send(&wire.MemberJoined{Lease: u.id.IssueLease(m.SignKey(), m.AgreeKey(), [16]byte{2}, u.info.Zone, time.Now(), zone.LeaseTTL)})
+	wait.Until(t, wait.Default, "the untrusted claim counted", func() bool { return a.fed.Stats().Contested == 1 })
+	if h := holder(a, second.Address); h != "zone-x" {
+		t.Fatalf("the address went to %s", h)
+	}
+	for i, addr := range []id.Address{first.Address, second.Address} {
+		local.Send(&wire.Signal{Peer: addr, Session: uint64(i), Kind: wire.SignalOffer})
+		if s := relaytest.Next[*wire.RelaySignal](x.End, "the offer in the trusted zone"); s.To != addr || s.From != own.Address {
+			t.Fatalf("zone x got %+v", s)
+		}
+	}
+	if s := a.fed.Stats(); s.SignalsOut != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// holder is the zone of the relay whose claim of addr a follows.
+func holder(a *relay, addr id.Address) string {
+	a.fed.mu.Lock()
+	defer a.fed.mu.Unlock()
+	if m := a.fed.remote[addr]; m != nil {
+		return m.relay.info.Zone
+	}
+	return ""
+}
