@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -197,7 +198,16 @@ func New(cfg Config) (*Federation, error) {
 	for _, k := range cfg.Trusted {
 		f.trust[k] = "-trust"
 	}
+	named := map[string][32]byte{}
 	for _, p := range cfg.Peers {
+		u := strings.TrimSuffix(p.URL, "/")
+		if k, dup := named[u]; dup {
+			if k != p.Key {
+				return nil, fmt.Errorf("federation: relay %s is named twice, with different keys", p.URL)
+			}
+			continue // named twice (-peer and -trust, say): dialed once
+		}
+		named[u] = p.Key
 		d := &dialTarget{url: p.URL, key: p.Key, known: p.Key != [32]byte{}}
 		if !d.known {
 			k, ok, err := f.loadPin(p.URL)

@@ -313,3 +313,20 @@ func TestParsePeerAndTrust(t *testing.T) {
 		}
 	}
 }
+
+// A relay named twice is dialed once; named twice with two keys, the
+// configuration is refused.
+func TestPeerNamedTwice(t *testing.T) {
+	b := newRelay(t, "zone-b", Config{}, nil)
+	dial := pipeTo(func() *relay { return b })
+	a := newRelay(t, "zone-a", Config{Peers: []Peer{{URL: "pipe://b", Key: b.key.SignKey()}, {URL: "pipe://b/", Key: b.key.SignKey()}}, Dial: dial}, nil)
+	b.fed.Trust(a.key.SignKey())
+	wait.Until(t, wait.Default, "linked", func() bool { return a.fed.Linked(b.key.SignKey()) })
+	if len(a.fed.Relays()) != 2 {
+		t.Fatalf("/relays %+v", a.fed.Relays())
+	}
+	_, err := New(Config{Zone: a.zone, Key: a.key, Peers: []Peer{{URL: "pipe://b", Key: b.key.SignKey()}, {URL: "pipe://b", Key: a.key.SignKey()}}, Dial: dial})
+	if err == nil || !strings.Contains(err.Error(), "named twice") {
+		t.Fatalf("New: %v", err)
+	}
+}
