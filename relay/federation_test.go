@@ -26,16 +26,26 @@ import (
 	"ddt/shared/wire"
 )
 
-// federation starts one relay per config, each naming all the others with
-// -peer (the first also as its fallback redirect, as main does), and waits
-// until every pair is linked.
+// federate starts one relay per config, each naming all the others with
+// -peer URL#KEY (the first also as its fallback redirect, as main does),
+// and waits until every pair is linked. The keys are made first, in each
+// relay's store, as `ddt-relay key` makes them.
 func federate(t testing.TB, cfgs ...Config) []*testZone {
 	t.Helper()
 	lns := make([]string, len(cfgs))
 	listeners := make([]net.Listener, len(cfgs))
+	stores := make([]store.Store, len(cfgs))
+	keys := make([][32]byte, len(cfgs))
 	for i := range cfgs {
 		listeners[i] = listen(t, "127.0.0.1:0")
 		lns[i] = "http://" + listeners[i].Addr().String()
+		if stores[i] = cfgs[i].Store; stores[i] == nil {
+			stores[i] = store.NewMemory()
+		}
+		var err error
+		if keys[i], err = LoadKey(stores[i]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	zs := make([]*testZone, len(cfgs))
 	for i := range cfgs {
@@ -44,17 +54,13 @@ func federate(t testing.TB, cfgs ...Config) []*testZone {
 		}
 		for j := range cfgs {
 			if i != j {
-				cfgs[i].Peers = append(cfgs[i].Peers, lns[j])
+				cfgs[i].Peers = append(cfgs[i].Peers, federation.Peer{URL: lns[j], Key: keys[j]})
 			}
 		}
 		if len(cfgs[i].Peers) > 0 {
-			cfgs[i].Redirect = cfgs[i].Peers[0]
+			cfgs[i].Redirect = cfgs[i].Peers[0].URL
 		}
-		st := cfgs[i].Store
-		if st == nil {
-			st = store.NewMemory()
-		}
-		zs[i] = startZone(t, st, cfgs[i], listeners[i])
+		zs[i] = startZone(t, stores[i], cfgs[i], listeners[i])
 	}
 	for _, z := range zs {
 		linked(t, z, len(zs)-1)
@@ -357,22 +363,23 @@ func fedLink(t testing.TB, z *testZone, ident *identity.Identity, zone string) *
 	return fedLinkWith(t, z, ident, zone, wire.NewFeatures(wire.FeatureLedger, wire.FeatureNames))
 }
 
-// fedLinkWith is fedLink announcing features.
+// fedLinkWith is fedLink announcing features. z trusts ident from now on.
 func fedLinkWith(t testing.TB, z *testZone, ident *identity.Identity, zone string, features wire.Features) *rawRelay {
 	t.Helper()
+	z.relay.Federation.Trust(ident.SignKey())
 	r := &rawRelay{rawClient: dialFed(t, z), info: wire.RelayInfo{Zone: zone, URL: "http://127.0.0.1:1", Key: ident.SignKey(), MaxNodes: 8}}
 	r.id = ident
 	theirs, ok := r.read().(*wire.RelayChallenge)
 	if !ok {
 		t.Fatal("no relay challenge")
 	}
-	ours := &wire.RelayChallenge{Nonce: [32]byte{1, 2, 3}}
+	ours := &wire.RelayChallenge{Nonce: [32]byte{1, 2, 3}, Key: ident.SignKey()}
 	r.send(ours)
 	hello, ok := r.read().(*wire.RelayHello)
-	if !ok || !identity.Verify(hello.Relay.Key, wire.RelayHelloSignedBytes(ours.Nonce, false, &hello.Relay), hello.Sig) {
+	if !ok || !identity.Verify(hello.Relay.Key, wire.RelayHelloSignedBytes(false, theirs.Nonce, ours.Nonce, &hello.Relay, ident.SignKey()), hello.Sig) {
 		t.Fatal("relay hello does not verify")
 	}
-	r.send(&wire.RelayHello{Relay: r.info, Sig: ident.Sign(wire.RelayHelloSignedBytes(theirs.Nonce, true, &r.info)), Features: features})
+	r.send(&wire.RelayHello{Relay: r.info, Sig: ident.Sign(wire.RelayHelloSignedBytes(true, ours.Nonce, theirs.Nonce, &r.info, theirs.Key)), Features: features})
 	// The relay's snapshot ends with Last, then its summary.
 	r.until("snapshot", func(m wire.Message) bool { zm, ok := m.(*wire.ZoneMembers); return ok && zm.Last })
 	return r
@@ -413,10 +420,18 @@ func TestFederationBadFrames(t *testing.T) {
 		r.write(make([]byte, wire.MaxFrame+1))
 		r.expectClosed()
 	})
+	t.Run("untrusted relay", func(t *testing.T) {
+		stranger, _ := identity.New()
+		r := dialFed(t, a)
+		r.read()
+		r.send(&wire.RelayChallenge{Key: stranger.SignKey()})
+		r.expectError(wire.CodeNotAdmitted)
+		r.expectClosed()
+	})
 	t.Run("node hello on the federation endpoint", func(t *testing.T) {
 		r := dialFed(t, a)
 		r.read()
-		r.send(&wire.RelayChallenge{})
+		r.send(&wire.RelayChallenge{Key: b.relay.Key()})
 		r.read() // its hello
 		r.send(&wire.Hello{})
 		r.expectError(wire.CodeProtocol)
@@ -425,7 +440,7 @@ func TestFederationBadFrames(t *testing.T) {
 	t.Run("unsigned hello", func(t *testing.T) {
 		r := dialFed(t, a)
 		r.read()
-		r.send(&wire.RelayChallenge{})
+		r.send(&wire.RelayChallenge{Key: b.relay.Key()})
 		r.read()
 		r.send(&wire.RelayHello{Relay: wire.RelayInfo{Zone: "evil", Key: b.relay.Key()}})
 		r.expectError(wire.CodeBadSignature)
@@ -433,19 +448,23 @@ func TestFederationBadFrames(t *testing.T) {
 	})
 	t.Run("a hello signed for another challenge", func(t *testing.T) {
 		ident, _ := identity.New()
+		a.relay.Federation.Trust(ident.SignKey())
 		r := dialFed(t, a)
-		r.read()
-		r.send(&wire.RelayChallenge{})
+		theirs := r.read().(*wire.RelayChallenge)
+		r.send(&wire.RelayChallenge{Key: ident.SignKey()})
 		r.read()
 		info := wire.RelayInfo{Zone: "evil", Key: ident.SignKey()}
-		r.send(&wire.RelayHello{Relay: info, Sig: ident.Sign(wire.RelayHelloSignedBytes([32]byte{1}, true, &info))})
+		r.send(&wire.RelayHello{Relay: info, Sig: ident.Sign(wire.RelayHelloSignedBytes(true, [32]byte{}, [32]byte{1}, &info, theirs.Key))})
 		r.expectError(wire.CodeBadSignature)
 		r.expectClosed()
 	})
 
 	// Each refusal above counts once, but a socket closed for an oversized
-	// frame can close before the relay counts it: wait for all six.
-	wait.Until(t, wait.Default, "the refused links are counted", func() bool { return a.relay.Stats().Federated.Dropped >= 6 })
+	// frame can close before the relay counts it: wait for all seven.
+	wait.Until(t, wait.Default, "the refused links are counted", func() bool { return a.relay.Stats().Federated.Dropped >= 7 })
+	if s := a.relay.Stats().Federated; s.Untrusted != 1 {
+		t.Fatalf("%d untrusted links counted", s.Untrusted)
+	}
 
 	ident, _ := identity.New()
 	t.Run("authenticated, then misbehaving", func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	"golang.org/x/crypto/acme/autocert"
 
+	"ddt/relay/federation"
 	"ddt/shared/store"
 )
 
@@ -25,6 +27,13 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "node" {
 		if err := runNode(os.Args[2:]); err != nil && !errors.Is(err, context.Canceled) {
 			fmt.Fprintln(os.Stderr, "node:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "key" {
+		if err := runKey(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "key:", err)
 			os.Exit(1)
 		}
 		return
@@ -77,6 +86,64 @@ func newLogger(level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 }
 
+// runKey is "ddt-relay key": it prints the relay's public key in hex
+// (creating the key if the relay has none yet), for other relays'
+// operators to name it with -peer URL#KEY or in a trust file.
+func runKey(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("key", flag.ContinueOnError)
+	data := fs.String("data", "ddt-data", "the relay's -data folder")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, err := store.OpenBolt(filepath.Join(*data, "relay.db"))
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w (the relay is running: its log says its key at startup, and /healthz has it as relayKey)", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	k, err := LoadKey(st)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "%x\n", k)
+	return err
+}
+
+// federationConfig turns the -peer, -trust and -federation flags into
+// the relay's federation settings.
+func federationConfig(cfg *Config, peers []string, trustFile, mode string) error {
+	switch mode {
+	case "trusted":
+	case "open":
+		cfg.Open = true
+	default:
+		return fmt.Errorf("-federation %q: want trusted or open", mode)
+	}
+	for _, s := range peers {
+		p, err := federation.ParsePeer(s)
+		if err != nil {
+			return err
+		}
+		cfg.Peers = append(cfg.Peers, p)
+	}
+	if trustFile != "" {
+		f, err := os.Open(trustFile)
+		if err != nil {
+			return fmt.Errorf("-trust: %w", err)
+		}
+		defer f.Close()
+		ps, keys, err := federation.ParseTrust(f)
+		if err != nil {
+			return fmt.Errorf("-trust %s: %w", trustFile, err)
+		}
+		cfg.Peers = append(cfg.Peers, ps...)
+		cfg.Trusted = append(cfg.Trusted, keys...)
+	}
+	return nil
+}
+
 func runRelay(args []string) error {
 	fs := flag.NewFlagSet("relay", flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
@@ -90,7 +157,9 @@ func runRelay(args []string) error {
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
 	var ice, peers listFlag
 	fs.Var(&ice, "ice", "STUN/TURN URL handed to nodes (repeatable; none by default)")
-	fs.Var(&peers, "peer", "base URL of another relay to federate with; the first is also the fallback redirect when this zone is full (repeatable)")
+	fs.Var(&peers, "peer", "another relay to federate with, URL#KEYHEX (its `ddt-relay key`; a URL alone pins the key it first proves); the first is also the fallback redirect when this zone is full (repeatable)")
+	trustFile := fs.String("trust", "", "file of relays to federate with, one a line: KEYHEX [URL] (a URL is dialed as -peer); # starts a comment")
+	fedMode := fs.String("federation", "trusted", "trusted: link only relays named by -peer or -trust; open: also link other relays, untrusted (never redirected to, never homes of names)")
 	public := fs.String("url", "", "this relay's public base URL, told to other relays and nodes (default: from -addr, an unspecified host as 127.0.0.1)")
 	fs.Parse(args)
 	log := newLogger(*logLevel)
@@ -126,9 +195,13 @@ func runRelay(args []string) error {
 		*public = publicURL(ln.Addr().String(), *acmeHost, scheme)
 	}
 	*public = strings.TrimSuffix(*public, "/")
-	cfg := Config{Zone: *zone, URL: *public, MaxNodes: *maxNodes, Peers: peers, ICEServers: ice, Store: st, Logger: log.With("zone", *zone)}
-	if len(peers) > 0 {
-		cfg.Redirect = peers[0]
+	cfg := Config{Zone: *zone, URL: *public, MaxNodes: *maxNodes, ICEServers: ice, Store: st, Logger: log.With("zone", *zone)}
+	if err := federationConfig(&cfg, peers, *trustFile, *fedMode); err != nil {
+		ln.Close()
+		return err
+	}
+	if len(cfg.Peers) > 0 {
+		cfg.Redirect = cfg.Peers[0].URL
 	}
 	relay, err := NewRelay(cfg)
 	if err != nil {
@@ -155,7 +228,9 @@ func runRelay(args []string) error {
 		srv.Close()
 	}()
 	k := relay.Key()
-	log.Info("relay up", "zone", *zone, "url", *public, "listen", ln.Addr().String(), "key", fmt.Sprintf("%x", k[:8]), "max-nodes", *maxNodes, "peers", len(peers))
+	log.Info("relay up", "zone", *zone, "url", *public, "listen", ln.Addr().String(), "key", fmt.Sprintf("%x", k), "max-nodes", *maxNodes,
+		"peers", len(cfg.Peers), "trusted", len(cfg.Trusted), "federation", *fedMode,
+		"nameMe", fmt.Sprintf("-peer %s#%x", *public, k))
 	fmt.Fprintf(os.Stderr, "\n  DDT relay for zone %q: open %s/ in a browser\n\n", *zone, *public)
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

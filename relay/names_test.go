@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"ddt/relay/federation"
 	"ddt/relay/internal/relaytest"
 	"ddt/relay/registrar"
 	"ddt/relay/zone"
@@ -393,7 +394,7 @@ func TestNameHomeDown(t *testing.T) {
 // linking to it first (fedLink's relay names http://127.0.0.1:1 as its
 // URL, where nothing listens).
 func TestNamesWhileJoining(t *testing.T) {
-	z := newZone(t, store.NewMemory(), Config{Peers: []string{"http://127.0.0.1:1/"}})
+	z := newZone(t, store.NewMemory(), Config{Peers: []federation.Peer{{URL: "http://127.0.0.1:1"}}})
 	n := joinNamed(t, z)
 	wantRefused(t, n.claim(n.claimOf("alice", 1)), wire.CodeUnavailable, "still joining the federation")
 	ident, _ := identity.New()

@@ -33,9 +33,11 @@ type Config struct {
 	Zone       string
 	URL        string // this relay's public base URL, told to other relays and to nodes
 	MaxNodes   int
-	Redirect   string   // a relay to name when the zone is full and no federated relay has room
-	Peers      []string // base URLs of relays to federate with; dialed, and redialed when lost
-	ICEServers []string // handed to admitted nodes
+	Redirect   string            // a relay to name when the zone is full and no federated relay has room
+	Peers      []federation.Peer // relays to federate with, by base URL and key; dialed, and redialed when lost
+	Trusted    [][32]byte        // more relay keys to federate with when they link here (a trust file's lines without a URL)
+	Open       bool              // -federation=open: also link untrusted relays, with their restrictions
+	ICEServers []string          // handed to admitted nodes
 	Store      store.Store
 	Logger     *slog.Logger
 	// Clock drives every lease decision and every timer and ticker of
@@ -90,18 +92,16 @@ func NewRelay(cfg Config) (*Relay, error) {
 		r.Zone.Close()
 		return nil, err
 	}
-	r.Federation, err = federation.New(federation.Config{Zone: r.Zone, Key: r.key, Peers: cfg.Peers, Logger: cfg.Logger, Clock: cfg.Clock,
-		Dial: cfg.Dial, SummaryEvery: cfg.SummaryEvery, MaxBackoff: cfg.MaxBackoff})
+	r.Federation, err = federation.New(federation.Config{Zone: r.Zone, Key: r.key, Peers: cfg.Peers, Trusted: cfg.Trusted, Open: cfg.Open,
+		Store: cfg.Store, Logger: cfg.Logger, Clock: cfg.Clock, Dial: cfg.Dial, SummaryEvery: cfg.SummaryEvery, MaxBackoff: cfg.MaxBackoff})
 	if err != nil {
 		return fail(err)
 	}
 	fed := r.Federation
 	r.Ledger, err = zoneledger.New(zoneledger.Config{Zone: cfg.Zone, Key: r.key, Store: cfg.Store, Federation: fed, Logger: cfg.Logger, Clock: cfg.Clock,
-		// TODO(h19-trust): f.Trusts. Until then every relay that proves
-		// a key is trusted; a key the federation has not met (none at
-		// start) is not distrusted, or every start would delete the
-		// mirrors.
-		Trusted: func(key [32]byte) bool { rs, ok := fed.Lookup(key); return !ok || rs.Trusted }})
+		// Named by key, in the trust file or pinned (all known at start,
+		// so a restart keeps their mirrors).
+		Trusted: fed.Trusts})
 	if err != nil {
 		return fail(err)
 	}
@@ -125,6 +125,16 @@ func (r *Relay) Close() {
 
 // Key returns the relay's public signing key.
 func (r *Relay) Key() [32]byte { return r.key.SignKey() }
+
+// LoadKey returns the public key of the relay whose store is st,
+// creating the key if st has none yet (as `ddt-relay key` does).
+func LoadKey(st store.Store) ([32]byte, error) {
+	id, err := identity.LoadOrCreate(st, storeKeyRelay)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("relay key: %w", err)
+	}
+	return id.SignKey(), nil
+}
 
 // Sequence appends one public event to the zone's ledger (see
 // zoneledger.Service.Sequence).

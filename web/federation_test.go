@@ -3,6 +3,7 @@ package web_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -14,19 +15,30 @@ import (
 // lookupResult is what ddt.lookup resolves to.
 type lookupResult = node.LookupView
 
-// federatedPair starts two relays that name each other and waits until
-// their link is up.
+// federatedPair starts two relays that name each other, by URL and key
+// (each key made first with `ddt-relay key`, as the README's example
+// does), and waits until their link is up.
 func federatedPair(t *testing.T, argsA, argsB []string) (a, b *relay) {
 	t.Helper()
 	a = newRelay(t, append([]string{"-zone", "a"}, argsA...)...)
 	b = newRelay(t, append([]string{"-zone", "b"}, argsB...)...)
-	a.args = append(a.args, "-peer", b.url(), "-url", a.url())
-	b.args = append(b.args, "-peer", a.url(), "-url", b.url())
+	a.args = append(a.args, "-peer", b.url()+"#"+b.key(), "-url", a.url())
+	b.args = append(b.args, "-peer", a.url()+"#"+a.key(), "-url", b.url())
 	a.start()
 	b.start()
 	waitLinked(t, a)
 	waitLinked(t, b)
 	return a, b
+}
+
+// key runs `ddt-relay key` on r's data folder: r's key in hex.
+func (r *relay) key() string {
+	r.t.Helper()
+	out, err := exec.Command(r.bin, "key", "-data", r.data).Output()
+	if err != nil {
+		r.t.Fatalf("ddt-relay key: %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func (r *relay) zone() string {

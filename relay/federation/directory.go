@@ -11,15 +11,20 @@ import (
 	"ddt/shared/wire"
 )
 
-// knownRelaysLocked lists this relay first, then linked relays by zone,
-// then known relays whose link is down.
+// knownRelaysLocked lists this relay first, then linked trusted relays
+// by zone, then linked untrusted ones, then known relays whose link is
+// down: an admission, which names at most wire.MaxRelays, keeps the
+// trusted ones.
 func (f *Federation) knownRelaysLocked() []*relayState {
-	var up, down []*relayState
+	var up, open, down []*relayState
 	for _, rs := range f.relays {
-		if rs.link != nil {
-			up = append(up, rs)
-		} else {
+		switch {
+		case rs.link == nil:
 			down = append(down, rs)
+		case rs.trusted:
+			up = append(up, rs)
+		default:
+			open = append(open, rs)
 		}
 	}
 	byZone := func(s []*relayState) {
@@ -31,9 +36,10 @@ func (f *Federation) knownRelaysLocked() []*relayState {
 		})
 	}
 	byZone(up)
+	byZone(open)
 	byZone(down)
 	self := &relayState{info: f.zone.Info(), trusted: true}
-	return append(append([]*relayState{self}, up...), down...)
+	return append(append(append([]*relayState{self}, up...), open...), down...)
 }
 
 // flags is what this relay vouches for about rs in an admission.
@@ -69,15 +75,14 @@ func (f *Federation) toLinksLocked(m wire.Message) {
 // The zone's Directory.
 var _ zone.Directory = (*Federation)(nil)
 
-// PeersLocked lists the members of linked zones (zone.Directory).
-func (f *Federation) PeersLocked() []zone.Peer {
+// EachPeerLocked calls fn with every member of a linked zone, each
+// address once, as its holder claims it (zone.Directory).
+func (f *Federation) EachPeerLocked(fn func(zone.Peer)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]zone.Peer, 0, len(f.remote))
 	for _, m := range f.remote {
-		out = append(out, zone.Peer{Lease: &m.lease, Native: m.native})
+		fn(zone.Peer{Lease: &m.lease, Native: m.native})
 	}
-	return out
 }
 
 // RelaysLocked lists this relay and every relay it knows, with their
@@ -94,14 +99,14 @@ func (f *Federation) RelaysLocked() ([]wire.RelayInfo, []wire.RelayFlags) {
 	return infos, flags
 }
 
-// RoomiestLocked names the linked relay with the most room, or ""
-// (zone.Directory).
+// RoomiestLocked names the linked trusted relay with the most room, or
+// "" (zone.Directory): newcomers are never sent to a relay nobody named.
 func (f *Federation) RoomiestLocked() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	best, room := "", int64(0)
 	for _, rs := range f.relays {
-		if rs.link == nil || rs.info.URL == "" {
+		if rs.link == nil || !rs.trusted || rs.info.URL == "" {
 			continue
 		}
 		if r := int64(rs.info.MaxNodes) - int64(rs.info.Nodes); r > room {
@@ -196,14 +201,14 @@ func (f *Federation) Knows(addr id.Address) bool {
 }
 
 // Joining reports whether this relay is still joining the federation: a
-// -peer it has never reached, whose key it does not know, and that no
-// linked relay names as its URL (it may have linked to us before our dial
+// -peer it has never reached, that is not linked (it may have dialed us
+// first) and that no linked relay names as its URL (it may have linked to us before our dial
 // got through; as in Relays, the URL is its claim).
 func (f *Federation) Joining() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, d := range f.dialed {
-		if !d.known && !f.linkedAtLocked(d.url) {
+		if !d.reached && !f.linkedAtLocked(d.url) && !(d.known && f.relays[d.key] != nil && f.relays[d.key].link != nil) {
 			return true
 		}
 	}
@@ -224,13 +229,20 @@ func (f *Federation) linkedAtLocked(url string) bool {
 
 // Stats counts the federation.
 type Stats struct {
-	Links      int   `json:"links"`      // relay links up
-	Relays     int   `json:"relays"`     // relays known, linked or not (this one excluded)
-	Members    int   `json:"members"`    // members of federated zones known
-	SignalsOut int64 `json:"signalsOut"` // signals sent to other zones
-	SignalsIn  int64 `json:"signalsIn"`  // signals from other zones delivered here
-	Dropped    int64 `json:"dropped"`    // relay-link frames refused or dropped
-	Unknown    int64 `json:"unknown"`    // relay-link frames of unknown types, skipped
+	Links       int   `json:"links"`       // relay links up
+	OpenLinks   int   `json:"openLinks"`   // ...of them, to untrusted relays (open federation)
+	Relays      int   `json:"relays"`      // relays known, linked or not (this one excluded)
+	Members     int   `json:"members"`     // members of federated zones known (addresses reached)
+	SignalsOut  int64 `json:"signalsOut"`  // signals sent to other zones
+	SignalsIn   int64 `json:"signalsIn"`   // signals from other zones delivered here
+	Dropped     int64 `json:"dropped"`     // relay-link frames refused or dropped, links refused
+	Unknown     int64 `json:"unknown"`     // relay-link frames of unknown types, skipped
+	Untrusted   int64 `json:"untrusted"`   // links refused: the relay's key is not trusted
+	KeyMismatch int64 `json:"keyMismatch"` // dialed relays refused: they proved another key than the one named or pinned
+	LinksFull   int64 `json:"linksFull"`   // links refused: MaxLinks (or MaxOpenLinks) linked already
+	JoiningFull int64 `json:"joiningFull"` // relay connections refused: MaxJoining authenticating already
+	Contested   int64 `json:"contested"`   // member claims of an address another zone holds, kept aside
+	MembersFull int64 `json:"membersFull"` // member claims dropped: MaxFederatedMembers (or MaxOpenMembers) held already
 }
 
 // Stats returns the federation's counters.
@@ -240,10 +252,15 @@ func (f *Federation) Stats() Stats {
 	for _, rs := range f.relays {
 		if rs.link != nil {
 			s.Links++
+			if !rs.trusted {
+				s.OpenLinks++
+			}
 		}
 	}
 	f.mu.Unlock()
 	s.SignalsOut, s.SignalsIn, s.Dropped, s.Unknown = f.signalsOut.Load(), f.signalsIn.Load(), f.dropped.Load(), f.unknown.Load()
+	s.Untrusted, s.KeyMismatch, s.LinksFull, s.JoiningFull = f.untrusted.Load(), f.mismatched.Load(), f.linksFull.Load(), f.joiningFull.Load()
+	s.Contested, s.MembersFull = f.contested.Load(), f.membersFull.Load()
 	return s
 }
 
@@ -251,11 +268,12 @@ func (f *Federation) Stats() Stats {
 type RelayJSON struct {
 	Zone     string `json:"zone"`
 	URL      string `json:"url"`
-	Key      string `json:"key"` // hex; empty for a -peer never reached
+	Key      string `json:"key"` // hex; empty for a -peer never reached and named without a key
 	Nodes    uint32 `json:"nodes"`
 	MaxNodes uint32 `json:"maxNodes"`
-	Up       bool   `json:"up"`   // linked now (always true for this relay)
-	Self     bool   `json:"self"` // this relay
+	Up       bool   `json:"up"`      // linked now (always true for this relay)
+	Self     bool   `json:"self"`    // this relay
+	Trusted  bool   `json:"trusted"` // named by this relay's operator or pinned (always true for this relay)
 }
 
 // Relays lists this relay, the relays it knows and the -peer relays it
@@ -264,22 +282,28 @@ func (f *Federation) Relays() []RelayJSON {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []RelayJSON
-	listed := map[string]bool{}
+	listed, keys := map[string]bool{}, map[[32]byte]bool{}
 	for i, rs := range f.knownRelaysLocked() {
 		r := rs.info
 		up := i == 0
 		if rs := f.relays[r.Key]; rs != nil {
 			up = rs.link != nil
 		}
-		out = append(out, RelayJSON{Zone: r.Zone, URL: r.URL, Key: fmt.Sprintf("%x", r.Key), Nodes: r.Nodes, MaxNodes: r.MaxNodes, Up: up, Self: i == 0})
+		out = append(out, RelayJSON{Zone: r.Zone, URL: r.URL, Key: fmt.Sprintf("%x", r.Key), Nodes: r.Nodes, MaxNodes: r.MaxNodes, Up: up, Self: i == 0, Trusted: rs.trusted})
 		listed[strings.TrimSuffix(r.URL, "/")] = true
+		keys[r.Key] = true
 	}
 	for _, d := range f.dialed {
 		// A -peer not reached yet, unless a relay at that URL linked to
 		// us first (the URL is its claim: for this listing only).
-		if !d.known && !listed[strings.TrimSuffix(d.url, "/")] {
-			out = append(out, RelayJSON{URL: d.url})
+		if d.reached || listed[strings.TrimSuffix(d.url, "/")] || d.known && keys[d.key] {
+			continue
 		}
+		r := RelayJSON{URL: d.url, Trusted: d.known}
+		if d.known {
+			r.Key = fmt.Sprintf("%x", d.key)
+		}
+		out = append(out, r)
 	}
 	return out
 }

@@ -14,6 +14,13 @@ var (
 	ErrTooMany = errors.New("too many federated relays")
 	// ErrShuttingDown: the relay is closing.
 	ErrShuttingDown = errors.New("relay shutting down")
+	// ErrUntrusted: a relay whose key this relay does not trust tried to
+	// link, and this relay is not in open federation. It is refused.
+	ErrUntrusted = errors.New("relay not trusted")
+	// ErrKeyMismatch: the relay at a -peer URL proved another key than
+	// the one named or pinned for it. It is refused, and dialed again
+	// with backoff.
+	ErrKeyMismatch = errors.New("relay key mismatch")
 	// ErrBadPeer is what Config.Dial returns, wrapped, for a -peer it can
 	// never dial (an unusable URL): its dialer gives up.
 	ErrBadPeer = errors.New("unusable relay URL")

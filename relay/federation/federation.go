@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,30 +17,52 @@ import (
 	"ddt/shared/clock"
 	"ddt/shared/id"
 	"ddt/shared/identity"
+	"ddt/shared/store"
 	"ddt/shared/transport"
 	"ddt/shared/wire"
 )
 
 // Limits and timings.
 const (
-	MaxLinks         = wire.MaxRelays - 1 // relays linked at once
-	MaxJoining       = 16                 // relay connections not yet authenticated
-	MaxRemoteMembers = 1 << 14            // members one federated zone may claim
-	LinkQueue        = 1024               // frames queued to a relay beyond its snapshot
-	LinkSignalRate   = 2000               // signals per second one relay may send us
-	LinkSignalBurst  = 4000
-	HelloTimeout     = 10 * time.Second
-	MinBackoff       = 250 * time.Millisecond
+	MaxLinks            = wire.MaxRelays - 1 // trusted relays linked at once
+	MaxOpenLinks        = 8                  // untrusted relays linked at once (-federation=open only), apart from MaxLinks
+	MaxJoining          = 16                 // relay connections not yet authenticated
+	MaxRemoteMembers    = 1 << 14            // members one federated zone may claim
+	MaxFederatedMembers = 1 << 15            // members of all trusted federated zones together
+	MaxOpenMembers      = 1 << 12            // members of all untrusted zones together (-federation=open), apart
+	LinkQueue           = 1024               // frames queued to a relay beyond its snapshot
+	LinkSignalRate      = 2000               // signals per second one relay may send us
+	LinkSignalBurst     = 4000
+	HelloTimeout        = 10 * time.Second
+	MinBackoff          = 250 * time.Millisecond
 
 	DefaultSummaryEvery = 10 * time.Second
 	DefaultMaxBackoff   = 30 * time.Second
 )
 
+// Peer is a relay to federate with: dialed at URL, and redialed when
+// lost. Key is the relay key it must prove; a zero Key is pinned to the
+// key the relay first proves (kept in Config.Store, so a restart keeps
+// it).
+type Peer struct {
+	URL string
+	Key [32]byte
+}
+
 // Config configures a relay's federation.
 type Config struct {
-	Zone   *zone.Zone         // the zone this relay serves
-	Key    *identity.Identity // the relay's key (the zone's)
-	Peers  []string           // base URLs of relays to federate with; dialed, and redialed when lost
+	Zone  *zone.Zone         // the zone this relay serves
+	Key   *identity.Identity // the relay's key (the zone's)
+	Peers []Peer             // relays to federate with (trusted): dialed, and redialed when lost
+	// Trusted are more relay keys this relay federates with when they
+	// link to it (a trust file's lines without a URL).
+	Trusted [][32]byte
+	// Open also accepts links from relays nobody named, as untrusted:
+	// they are never redirected to, never marked trusted to nodes and
+	// have links and members of their own, smaller, limits
+	// (MaxOpenLinks, MaxOpenMembers). Off, such a link is refused.
+	Open   bool
+	Store  store.Store // keeps the keys pinned for Peers named without one; in memory only if nil
 	Logger *slog.Logger
 	Clock  clock.Clock // summaries, backoff, lease checks; the zone's if nil
 	// Dial opens a link to the relay at a -peer base URL. An error
@@ -88,24 +111,33 @@ type Federation struct {
 	mu      sync.Mutex
 	closed  bool
 	relays  map[[32]byte]*relayState // federated relays, by key
-	remote  map[id.Address]*member   // members of federated zones whose link is up
+	remote  map[id.Address]*member   // the member each address reaches: its first claimant's (see addMembers)
+	claims  int                      // member claims of all relays (sum of len(rs.members))
+	open    int                      // ...of untrusted relays
+	trust   map[[32]byte]string      // trusted relay keys, and why ("-peer", "-trust", "pinned", ...)
 	dialed  []*dialTarget            // the -peer relays
 	joining chan struct{}            // a slot per relay connection not yet authenticated
 
-	signalsOut atomic.Int64 // signals sent over links
-	signalsIn  atomic.Int64 // signals delivered from links
-	dropped    atomic.Int64 // link frames refused or dropped, links refused
-	unknown    atomic.Int64 // link frames of types this relay does not know, skipped
+	signalsOut  atomic.Int64 // signals sent over links
+	signalsIn   atomic.Int64 // signals delivered from links
+	dropped     atomic.Int64 // link frames refused or dropped, links refused
+	unknown     atomic.Int64 // link frames of types this relay does not know, skipped
+	untrusted   atomic.Int64 // links refused: the relay's key is not trusted
+	mismatched  atomic.Int64 // dialed relays that proved another key than the one named or pinned
+	linksFull   atomic.Int64 // links refused: MaxLinks or MaxOpenLinks reached
+	joiningFull atomic.Int64 // relay connections refused: MaxJoining reached
+	contested   atomic.Int64 // member claims of an address another relay holds, kept aside
+	membersFull atomic.Int64 // member claims dropped: MaxFederatedMembers or MaxOpenMembers reached
 }
 
 // relayState is what the federation knows of a relay.
 type relayState struct {
-	info       wire.RelayInfo // as its hello and summaries tell it
-	features   wire.Features  // as its hello lists them
-	link       *Link          // nil while down
-	configured bool           // a -peer of ours: kept (as down) when its link ends
-	trusted    bool           // named by this relay's operator (see Relay.Trusted)
-	members    map[id.Address]*member
+	info       wire.RelayInfo         // as its hello and summaries tell it
+	features   wire.Features          // as its hello lists them
+	link       *Link                  // nil while down
+	configured bool                   // a -peer of ours: kept (as down) when its link ends
+	trusted    bool                   // named by this relay's operator or pinned (see Relay.Trusted), as of its link
+	members    map[id.Address]*member // every member it claims, whether or not it holds the address
 }
 
 // member is a node of a federated zone.
@@ -115,11 +147,13 @@ type member struct {
 	relay  *relayState
 }
 
-// dialTarget is a -peer relay and, once reached, its key.
+// dialTarget is a -peer relay and the key it must prove. Fields are
+// under mu.
 type dialTarget struct {
-	url   string
-	key   [32]byte
-	known bool // key is set (under mu)
+	url     string
+	key     [32]byte
+	known   bool // key is set: named, pinned earlier, or pinned at first sight
+	reached bool // a link to it came up (or it turned out to be this relay)
 }
 
 // Link is an authenticated link to another relay.
@@ -127,11 +161,14 @@ type Link struct {
 	f        *Federation
 	link     *link.Link
 	dialed   bool           // we opened it
+	trusted  bool           // its key is trusted here (else it came in open mode)
 	peer     wire.RelayInfo // the other relay, from its hello
 	features wire.Features  // the link services it runs
 	log      *slog.Logger
 	lim      *rate.Limiter // signals it sends us
 	synced   bool          // its snapshot has arrived (mu)
+
+	warnedFull, warnedContested bool // logged once at warn (mu)
 }
 
 // New makes the federation of cfg.Zone: it becomes the zone's Directory
@@ -157,11 +194,39 @@ func New(cfg Config) (*Federation, error) {
 	}
 	f := &Federation{cfg: cfg, log: cfg.Logger, key: cfg.Key, zone: cfg.Zone, clock: cfg.Clock,
 		handlers: make(map[wire.Type]handler), relays: make(map[[32]byte]*relayState), remote: make(map[id.Address]*member),
-		joining: make(chan struct{}, MaxJoining)}
-	f.ctx, f.cancel = context.WithCancel(context.Background())
-	for _, u := range cfg.Peers {
-		f.dialed = append(f.dialed, &dialTarget{url: u})
+		trust: make(map[[32]byte]string), joining: make(chan struct{}, MaxJoining)}
+	for _, k := range cfg.Trusted {
+		f.trust[k] = "-trust"
 	}
+	named := map[string][32]byte{}
+	for _, p := range cfg.Peers {
+		u := strings.TrimSuffix(p.URL, "/")
+		if k, dup := named[u]; dup {
+			if k != p.Key {
+				return nil, fmt.Errorf("federation: relay %s is named twice, with different keys", p.URL)
+			}
+			continue // named twice (-peer and -trust, say): dialed once
+		}
+		named[u] = p.Key
+		d := &dialTarget{url: p.URL, key: p.Key, known: p.Key != [32]byte{}}
+		if !d.known {
+			k, ok, err := f.loadPin(p.URL)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				d.key, d.known = k, true
+				f.log.Info("using the key pinned at first contact for a -peer named without one", "peer", p.URL, "key", fmt.Sprintf("%x", k))
+				f.trust[k] = "pinned"
+			} else {
+				f.log.Warn("a -peer named without its key: the key it first proves will be pinned and trusted", "peer", p.URL)
+			}
+		} else {
+			f.trust[d.key] = "-peer"
+		}
+		f.dialed = append(f.dialed, d)
+	}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.Handle(wire.TypeZoneMembers, "", func(l *Link, m wire.Message) error {
 		zm := m.(*wire.ZoneMembers)
 		return l.addMembers(zm.Leases, zm.Natives, zm.Last)
@@ -326,13 +391,14 @@ func (f *Federation) sendSummaries() {
 }
 
 // Slot reserves room for one more relay connection to authenticate;
-// false means too many are at it. Serve releases the slot.
+// false means MaxJoining are at it. Serve releases the slot.
 func (f *Federation) Slot() bool {
 	select {
 	case f.joining <- struct{}{}:
 		return true
 	default:
 		f.dropped.Add(1)
+		f.joiningFull.Add(1)
 		return false
 	}
 }
@@ -352,4 +418,27 @@ func (f *Federation) Serve(ctx context.Context, conn transport.Conn, remote stri
 	}
 	defer f.wg.Done()
 	f.runLink(ctx, conn, nil, remote, f.ReleaseSlot)
+}
+
+// Trusts reports whether this relay trusts the relay with key: its
+// operator named the key (-peer URL#KEY, a trust file, Config.Trusted),
+// it was pinned for a -peer named without one, or Trust added it. Only
+// trusted relays sequence names, are redirected to and are marked
+// trusted to nodes.
+func (f *Federation) Trusts(key [32]byte) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.trust[key]
+	return ok
+}
+
+// Trust adds key to the relays this one trusts, as a trust file's line
+// does, until the relay stops. A relay linked with it untrusted (open
+// mode) stays untrusted until it links again.
+func (f *Federation) Trust(key [32]byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.trust[key]; !ok {
+		f.trust[key] = "added"
+	}
 }

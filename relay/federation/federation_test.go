@@ -115,7 +115,7 @@ func TestFeatureGating(t *testing.T) {
 func TestRelaysOverPipes(t *testing.T) {
 	b := newRelay(t, "zone-b", Config{}, nil)
 	dials := make(chan transport.Conn, 8)
-	a := newRelay(t, "zone-a", Config{Peers: []string{"pipe://b"}, Dial: func(ctx context.Context, peer string) (transport.Conn, error) {
+	a := newRelay(t, "zone-a", Config{Peers: []Peer{{URL: "pipe://b", Key: b.key.SignKey()}}, Dial: func(ctx context.Context, peer string) (transport.Conn, error) {
 		x, y := transport.Pipe()
 		if !b.fed.Slot() {
 			return nil, ErrTooMany
@@ -124,6 +124,7 @@ func TestRelaysOverPipes(t *testing.T) {
 		dials <- x
 		return x, nil
 	}}, nil)
+	b.fed.Trust(a.key.SignKey())
 	linked := func(n int) {
 		t.Helper()
 		wait.Until(t, wait.Default, "linked", func() bool { return a.fed.Stats().Links == n && b.fed.Stats().Links == n })

@@ -49,6 +49,15 @@ func newRelay(t testing.TB, name string, cfg Config, setup func(*Federation)) *r
 	return &relay{t: t, key: key, zone: z, fed: f}
 }
 
+func newIdentity(t testing.TB) *identity.Identity {
+	t.Helper()
+	id, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // node admits a raw node to r's zone.
 func (r *relay) node() (*relaytest.End, wire.Lease) {
 	r.t.Helper()
@@ -69,18 +78,40 @@ type fake struct {
 	hello *wire.RelayHello // r's
 }
 
-// link authenticates a fake relay of zone name to r, as the dialer,
-// announcing features, and reads r's snapshot.
+// link authenticates a fake relay of zone name, with a key r trusts, to
+// r, as the dialer, announcing features, and reads r's snapshot.
 func (r *relay) link(name string, features wire.Features) *fake {
+	r.t.Helper()
+	f := r.dial(name)
+	r.fed.Trust(f.id.SignKey())
+	f.hello = f.Federate(f.id, f.info, features)
+	return f
+}
+
+// dial opens a connection to r's federation for a fake relay of zone
+// name, with a fresh key, and leaves the handshake to the test.
+func (r *relay) dial(name string) *fake {
 	r.t.Helper()
 	if !r.fed.Slot() {
 		r.t.Fatal("no slot")
 	}
 	id, _ := identity.New()
-	f := &fake{End: relaytest.Serve(r.t, func(c transport.Conn) { r.fed.Serve(context.Background(), c, "pipe") }), id: id,
+	return &fake{End: relaytest.Serve(r.t, func(c transport.Conn) { r.fed.Serve(context.Background(), c, "pipe") }), id: id,
 		info: wire.RelayInfo{Zone: name, URL: "http://" + name + ".example", Key: id.SignKey(), MaxNodes: 8}}
-	f.hello = f.Federate(id, f.info, features)
-	return f
+}
+
+// pipeTo is a Config.Dial that links to whichever relay to() names at
+// the time of the dial, through a pipe.
+func pipeTo(to func() *relay) func(ctx context.Context, peer string) (transport.Conn, error) {
+	return func(ctx context.Context, peer string) (transport.Conn, error) {
+		r := to()
+		if !r.fed.Slot() {
+			return nil, ErrTooMany
+		}
+		x, y := transport.Pipe()
+		go r.fed.Serve(context.Background(), y, "pipe")
+		return x, nil
+	}
 }
 
 // member signs a lease for a fresh node of the fake relay's zone.

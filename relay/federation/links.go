@@ -21,7 +21,9 @@ import (
 )
 
 // dialLoop keeps a link to one -peer relay: dial, run, and redial with
-// backoff when it ends.
+// backoff when it ends. A relay that proves another key than the one
+// named or pinned for the URL is refused, and dialed again with backoff,
+// so a corrected configuration on either side heals by itself.
 func (f *Federation) dialLoop(d *dialTarget) {
 	defer f.wg.Done()
 	log := f.log.With("peer", d.url)
@@ -42,17 +44,13 @@ func (f *Federation) dialLoop(d *dialTarget) {
 		cancel()
 		if err == nil {
 			var up bool
-			key, up, err = f.runLink(f.ctx, conn, d, d.url, nil)
-			if key != ([32]byte{}) {
-				f.mu.Lock()
-				d.key, d.known = key, true
-				f.mu.Unlock()
-			}
+			_, up, err = f.runLink(f.ctx, conn, d, d.url, nil)
 			if up {
 				wait.Reset()
 				failures = 0
 			}
 		}
+		var remote *wire.RemoteError
 		switch {
 		case f.ctx.Err() != nil:
 			return
@@ -64,6 +62,16 @@ func (f *Federation) dialLoop(d *dialTarget) {
 			return
 		case errors.Is(err, ErrDuplicate):
 			continue // wait for the kept link to end
+		case errors.Is(err, ErrKeyMismatch):
+			failures++
+			log.Error("refusing the relay at this -peer: it proved another key than the one named; redialing with backoff", "err", err, "failures", failures)
+		case errors.As(err, &remote):
+			failures++
+			if failures == 1 {
+				log.Warn("the relay at this -peer refused the link; redialing with backoff", "err", err)
+			} else {
+				log.Debug("the relay at this -peer refused the link", "err", err, "failures", failures)
+			}
 		case err != nil:
 			failures++
 			if failures == 1 {
@@ -102,8 +110,8 @@ func (f *Federation) waitLinkDown(key [32]byte) {
 // runLink authenticates a relay link and serves it until it ends. It
 // returns the other relay's key once proven, whether the link came up,
 // and why it ended. target is the -peer dialed (nil for a link another
-// relay opened); it learns the key as soon as the key is proven. release,
-// if set, is called once authentication is decided.
+// relay opened); a target named without a key is pinned to the key
+// proven. release, if set, is called once authentication is decided.
 func (f *Federation) runLink(ctx context.Context, conn transport.Conn, target *dialTarget, remote string, release func()) (key [32]byte, up bool, err error) {
 	dialed := target != nil
 	defer conn.Close()
@@ -113,33 +121,57 @@ func (f *Federation) runLink(ctx context.Context, conn transport.Conn, target *d
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	log := f.log.With("remote", remote, "dialed", dialed)
 
-	peer, features, err := f.handshake(ctx, conn, dialed)
+	peer, features, trusted, err := f.handshake(ctx, conn, target)
 	if release != nil {
 		release()
 	}
 	if target != nil && (err == nil || errors.Is(err, ErrSelfLink)) {
 		f.mu.Lock()
-		target.key, target.known = peer.Key, true
+		target.reached = true
 		f.mu.Unlock()
-	}
-	if err != nil {
-		if errors.Is(err, ErrSelfLink) {
-			link.Close(conn, link.StatusNormal, "link to self")
-			return peer.Key, false, err
+		if err == nil {
+			f.pin(target, peer.Key)
 		}
+	}
+	var theirs *wire.RemoteError
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrSelfLink):
+		link.Close(conn, link.StatusNormal, "link to self")
+		return peer.Key, false, err
+	case errors.As(err, &theirs):
+		// The other relay refused us and closes: nothing to answer.
+		return [32]byte{}, false, err
+	default:
 		f.dropped.Add(1)
-		log.Info("relay link refused", "err", err)
-		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		inTime := link.Deadline(wctx, conn)
-		link.Write(conn, &wire.Error{Code: wire.CodeOf(err), Message: link.Truncate(err.Error(), wire.MaxReason)})
-		inTime()
-		cancel()
-		link.Close(conn, link.StatusPolicyViolation, "federation refused")
+		code := wire.CodeOf(err)
+		switch {
+		case errors.Is(err, ErrKeyMismatch):
+			f.mismatched.Add(1)
+			log.Error("relay link refused", "err", err)
+		case errors.Is(err, ErrUntrusted):
+			f.untrusted.Add(1)
+			log.Warn("relay link refused", "err", err)
+		case errors.Is(err, ErrTooMany):
+			f.linksFull.Add(1)
+			code = wire.CodeUnavailable
+			log.Warn("relay link refused", "err", err)
+		default:
+			log.Info("relay link refused", "err", err)
+		}
+		f.refuse(ctx, conn, code, err.Error())
 		return [32]byte{}, false, err
 	}
-	log = f.log.With("peerZone", peer.Zone, "peerURL", peer.URL, "peerKey", fmt.Sprintf("%x", peer.Key[:6]), "dialed", dialed)
-	l := &Link{f: f, dialed: dialed, peer: peer, features: features, log: log, lim: rate.NewLimiter(LinkSignalRate, LinkSignalBurst)}
+	log = f.log.With("peerZone", peer.Zone, "peerURL", peer.URL, "peerKey", fmt.Sprintf("%x", peer.Key[:6]), "dialed", dialed, "trusted", trusted)
+	l := &Link{f: f, dialed: dialed, trusted: trusted, peer: peer, features: features, log: log, lim: rate.NewLimiter(LinkSignalRate, LinkSignalBurst)}
 	if err := f.linkUp(l, conn); err != nil {
+		if errors.Is(err, ErrTooMany) {
+			f.linksFull.Add(1)
+			f.dropped.Add(1)
+			log.Warn("relay link refused", "err", err)
+			f.refuse(ctx, conn, wire.CodeUnavailable, err.Error())
+			return peer.Key, false, err
+		}
 		log.Info("relay link closed", "why", err)
 		link.Close(conn, link.StatusNormal, err.Error())
 		return peer.Key, false, err
@@ -159,44 +191,112 @@ func (f *Federation) runLink(ctx context.Context, conn transport.Conn, target *d
 	return peer.Key, true, nil
 }
 
+// refuse tells the other relay why its link is refused, and closes it.
+func (f *Federation) refuse(ctx context.Context, conn transport.Conn, code wire.Code, why string) {
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	inTime := link.Deadline(wctx, conn)
+	link.Write(conn, &wire.Error{Code: code, Message: link.Truncate(why, wire.MaxReason)})
+	inTime()
+	link.Close(conn, link.StatusPolicyViolation, "federation refused")
+}
+
 // handshake proves our key to the other relay and checks its proof.
-func (f *Federation) handshake(ctx context.Context, conn transport.Conn, dialed bool) (wire.RelayInfo, wire.Features, error) {
+// target is the -peer dialed (nil for a link another relay opened): the
+// key it must prove, unless it is to be pinned. The other relay's
+// challenge names its key, so a key this relay will not link to is
+// refused before it signs anything; trusted says whether it is trusted
+// (a link that is not comes only in open mode).
+func (f *Federation) handshake(ctx context.Context, conn transport.Conn, target *dialTarget) (peer wire.RelayInfo, features wire.Features, trusted bool, err error) {
+	dialed := target != nil
 	hctx, cancel := context.WithTimeout(ctx, HelloTimeout)
 	defer cancel()
 	defer link.Deadline(hctx, conn)()
-	ours := &wire.RelayChallenge{}
+	self := f.zone.Info()
+	ours := &wire.RelayChallenge{Key: self.Key}
 	rand.Read(ours.Nonce[:])
 	if err := link.Write(conn, ours); err != nil {
-		return wire.RelayInfo{}, nil, err
+		return peer, nil, false, err
 	}
 	m, err := link.Read(conn)
 	if err != nil {
-		return wire.RelayInfo{}, nil, err
+		return peer, nil, false, err
 	}
 	theirs, ok := m.(*wire.RelayChallenge)
 	if !ok {
-		return wire.RelayInfo{}, nil, fmt.Errorf("%w: expected RelayChallenge, got type %d", wire.ErrProtocol, m.Type())
+		return peer, nil, false, unexpected("RelayChallenge", m)
 	}
-	self := f.zone.Info()
-	hello := &wire.RelayHello{Relay: self, Sig: f.key.Sign(wire.RelayHelloSignedBytes(theirs.Nonce, dialed, &self)), Features: f.features}
+	if dialed {
+		f.mu.Lock()
+		want, known := target.key, target.known
+		f.mu.Unlock()
+		if known && theirs.Key != want {
+			return peer, nil, false, refusal(ErrKeyMismatch, "the relay at %s presents key %x, but this relay links there only to key %x (its -peer)",
+				target.url, theirs.Key, want)
+		}
+		trusted = true // named, pinned, or pinned now
+	} else if trusted = f.Trusts(theirs.Key); !trusted && !f.cfg.Open && theirs.Key != self.Key {
+		return peer, nil, false, refusal(ErrUntrusted, "relay key %x is not trusted here: this relay federates only with relays its operator names (-peer URL#KEY or a -trust file line)",
+			theirs.Key)
+	}
+	if theirs.Key != self.Key {
+		// A link that could not come up is refused now, before any
+		// signing, so its dialer backs off (linkUp checks again).
+		f.mu.Lock()
+		rs := f.relays[theirs.Key]
+		var room error
+		if rs == nil || rs.link == nil {
+			room = f.roomLocked(trusted, rs == nil)
+		}
+		f.mu.Unlock()
+		if room != nil {
+			return peer, nil, false, room
+		}
+	}
+	hello := &wire.RelayHello{Relay: self, Sig: f.key.Sign(wire.RelayHelloSignedBytes(dialed, ours.Nonce, theirs.Nonce, &self, theirs.Key)), Features: f.features}
 	if err := link.Write(conn, hello); err != nil {
-		return wire.RelayInfo{}, nil, err
+		return peer, nil, false, err
 	}
 	if m, err = link.Read(conn); err != nil {
-		return wire.RelayInfo{}, nil, err
+		return peer, nil, false, err
 	}
-	peer, ok := m.(*wire.RelayHello)
+	h, ok := m.(*wire.RelayHello)
 	switch {
 	case !ok:
-		return wire.RelayInfo{}, nil, fmt.Errorf("%w: expected RelayHello, got type %d", wire.ErrProtocol, m.Type())
-	case !identity.Verify(peer.Relay.Key, wire.RelayHelloSignedBytes(ours.Nonce, !dialed, &peer.Relay), peer.Sig):
-		return wire.RelayInfo{}, nil, fmt.Errorf("%w: relay hello does not verify", wire.ErrBadSignature)
-	case peer.Relay.Key == self.Key:
-		return peer.Relay, nil, ErrSelfLink
-	case peer.Relay.Zone == "":
-		return wire.RelayInfo{}, nil, fmt.Errorf("%w: relay names no zone", wire.ErrProtocol)
+		return peer, nil, false, unexpected("RelayHello", m)
+	case h.Relay.Key != theirs.Key:
+		return peer, nil, false, fmt.Errorf("%w: the relay hello names key %x, its challenge %x", wire.ErrProtocol, h.Relay.Key[:8], theirs.Key[:8])
+	case !identity.Verify(h.Relay.Key, wire.RelayHelloSignedBytes(!dialed, theirs.Nonce, ours.Nonce, &h.Relay, self.Key), h.Sig):
+		return peer, nil, false, fmt.Errorf("%w: relay hello does not verify for this link (both nonces and both keys)", wire.ErrBadSignature)
+	case h.Relay.Key == self.Key:
+		return h.Relay, nil, false, ErrSelfLink
+	case h.Relay.Zone == "":
+		return peer, nil, false, fmt.Errorf("%w: relay names no zone", wire.ErrProtocol)
 	}
-	return peer.Relay, peer.Features, nil
+	return h.Relay, h.Features, trusted, nil
+}
+
+// refusedError is a link refused for a reason this relay names (Is
+// sentinel) and that the other relay hears as wire.ErrNotAdmitted.
+type refusedError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *refusedError) Error() string   { return e.msg }
+func (e *refusedError) Unwrap() []error { return []error{e.sentinel, wire.ErrNotAdmitted} }
+
+func refusal(sentinel error, format string, args ...any) error {
+	return &refusedError{sentinel, fmt.Sprintf(format, args...)}
+}
+
+// unexpected is the error for a frame other than the one the handshake
+// waits for; an Error from the other relay is its refusal.
+func unexpected(want string, m wire.Message) error {
+	if e, ok := m.(*wire.Error); ok {
+		return fmt.Errorf("the other relay refused the link: %w", e.Err())
+	}
+	return fmt.Errorf("%w: expected %s, got type %d", wire.ErrProtocol, want, m.Type())
 }
 
 // dialerKey is the key of the relay that opened l.
@@ -245,22 +345,14 @@ func (f *Federation) linkUpLocked(l *Link, conn transport.Conn, members []*zone.
 		rs.link.link.Stop("replaced by a newer link")
 		f.dropMembersLocked(rs)
 		rs.link = nil
+	} else if err := f.roomLocked(l.trusted, rs == nil); err != nil {
+		return err
 	}
 	if rs == nil {
-		links := 0
-		for _, o := range f.relays {
-			if o.link != nil {
-				links++
-			}
-		}
-		if links >= MaxLinks || len(f.relays) >= 4*MaxLinks {
-			return ErrTooMany
-		}
-		// Every relay that proves a key is trusted until federation by
-		// explicit trust lands.
-		rs = &relayState{members: make(map[id.Address]*member), configured: l.dialed, trusted: true}
+		rs = &relayState{members: make(map[id.Address]*member), configured: l.dialed}
 		f.relays[key] = rs
 	}
+	rs.trusted = l.trusted // its members are gone, so the open count stays right
 	rs.info, rs.features, rs.link = l.peer, l.features, l
 
 	// Our snapshot, then our counts; deltas follow in order.
@@ -292,6 +384,35 @@ func (f *Federation) linkUpLocked(l *Link, conn transport.Conn, members []*zone.
 	return nil
 }
 
+// roomLocked reports whether another link fits: trusted relays up to
+// MaxLinks, untrusted ones up to MaxOpenLinks apart, so strangers in open
+// mode never take a trusted relay's place. known is false for a relay not
+// yet known, which also needs room among the relays kept.
+func (f *Federation) roomLocked(trusted, unknown bool) error {
+	up, open := 0, 0
+	for _, o := range f.relays {
+		switch {
+		case o.link == nil:
+		case o.trusted:
+			up++
+		default:
+			open++
+		}
+	}
+	switch {
+	case trusted && up >= MaxLinks:
+		return fmt.Errorf("%w: %d trusted relays are linked, the most a relay links", ErrTooMany, MaxLinks)
+	case !trusted && open >= MaxOpenLinks:
+		return fmt.Errorf("%w: %d untrusted relays are linked, the most a relay in open federation links", ErrTooMany, MaxOpenLinks)
+	case unknown && len(f.relays) >= maxKnown:
+		return fmt.Errorf("%w: %d relays are known, the most a relay keeps", ErrTooMany, maxKnown)
+	}
+	return nil
+}
+
+// maxKnown bounds the relays kept: every link up and the -peer relays down.
+const maxKnown = 4*MaxLinks + MaxOpenLinks
+
 // linkDown forgets what came over l once it has ended.
 func (f *Federation) linkDown(l *Link) {
 	f.mu.Lock()
@@ -307,12 +428,43 @@ func (f *Federation) linkDown(l *Link) {
 	}
 }
 
-// dropMembersLocked forgets a relay's members.
+// dropMembersLocked forgets a relay's members; an address it held goes
+// to another linked relay that claims it, if any.
 func (f *Federation) dropMembersLocked(rs *relayState) {
 	for a := range rs.members {
-		delete(f.remote, a)
+		f.removeMemberLocked(rs, a)
 	}
 	rs.members = make(map[id.Address]*member)
+}
+
+// removeMemberLocked forgets rs's claim of a.
+func (f *Federation) removeMemberLocked(rs *relayState, a id.Address) {
+	m := rs.members[a]
+	if m == nil {
+		return
+	}
+	delete(rs.members, a)
+	f.claims--
+	if !rs.trusted {
+		f.open--
+	}
+	if f.remote[a] != m {
+		return
+	}
+	delete(f.remote, a)
+	// Another relay's claim, kept aside, takes over: a trusted one first.
+	var next *member
+	for _, o := range f.relays {
+		if o == rs || o.link == nil {
+			continue
+		}
+		if c := o.members[a]; c != nil && (next == nil || o.trusted && !next.relay.trusted) {
+			next = c
+		}
+	}
+	if next != nil {
+		f.remote[a] = next
+	}
 }
 
 // handle serves one frame with the handler for its type.
@@ -329,6 +481,14 @@ func (l *Link) handle(m wire.Message) error {
 
 // addMembers records members of the other zone whose leases that relay
 // signed; a lease that does not verify is dropped and logged.
+//
+// An address another relay holds is not taken from it: the claim is kept
+// aside (counted as contested) and takes over only once the holder's
+// claim is gone, so a relay cannot capture the signals of another zone's
+// member by announcing a lease of its own for that member's key and
+// nonce; nor of this zone's own members. Only a trusted relay's claim
+// displaces an untrusted relay's. (Honest relays never claim one address
+// twice: an address hashes the nonce its relay picked.)
 func (l *Link) addMembers(leases []wire.Lease, natives []bool, last bool) error {
 	f := l.f
 	now := f.clock.Now()
@@ -345,6 +505,12 @@ func (l *Link) addMembers(leases []wire.Lease, natives []bool, last bool) error 
 		}
 		good = append(good, member{lease: leases[i], native: i < len(natives) && natives[i]})
 	}
+	// Members of this zone, looked up before f.mu (the zone's lock
+	// comes first).
+	ours := make([]bool, len(good))
+	for i := range good {
+		ours[i] = f.zone.Member(good[i].lease.Address) != nil
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	rs := f.relays[l.peer.Key]
@@ -353,16 +519,48 @@ func (l *Link) addMembers(leases []wire.Lease, natives []bool, last bool) error 
 	}
 	for i := range good {
 		m := &good[i]
+		m.relay = rs
 		a := m.lease.Address
-		if rs.members[a] == nil && len(rs.members) >= MaxRemoteMembers {
+		if old := rs.members[a]; old != nil {
+			// A renewed lease of its own member.
+			rs.members[a] = m
+			if f.remote[a] == old {
+				f.remote[a] = m
+			}
+			continue
+		}
+		if len(rs.members) >= MaxRemoteMembers {
 			return fmt.Errorf("%w: zone %s claims over %d members", wire.ErrTooLarge, l.peer.Zone, MaxRemoteMembers)
 		}
-		if old := f.remote[a]; old != nil && old.relay != rs {
-			delete(old.relay.members, a) // it moved zones
+		if rs.trusted && f.claims-f.open >= MaxFederatedMembers || !rs.trusted && f.open >= MaxOpenMembers {
+			f.membersFull.Add(1)
+			if !l.warnedFull {
+				l.warnedFull = true
+				l.log.Warn("dropping members of this zone: this relay holds as many federated members as it keeps",
+					"trustedMembers", f.claims-f.open, "limit", MaxFederatedMembers, "untrustedMembers", f.open, "untrustedLimit", MaxOpenMembers, "trusted", rs.trusted)
+			}
+			continue
 		}
-		m.relay = rs
 		rs.members[a] = m
-		f.remote[a] = m
+		f.claims++
+		if !rs.trusted {
+			f.open++
+		}
+		holder := f.remote[a]
+		if !ours[i] && (holder == nil || rs.trusted && !holder.relay.trusted) {
+			f.remote[a] = m
+			continue
+		}
+		f.contested.Add(1)
+		lv, held := slog.LevelDebug, f.zone.Name()
+		if !l.warnedContested {
+			l.warnedContested, lv = true, slog.LevelWarn
+		}
+		if holder != nil {
+			held = holder.relay.info.Zone
+		}
+		l.log.Log(context.Background(), lv, "a member claim for an address another zone holds: kept aside, the holder keeps it",
+			"member", a.Short(), "holderZone", held)
 	}
 	if last && !l.synced {
 		l.synced = true
@@ -375,12 +573,9 @@ func (l *Link) removeMember(a id.Address) {
 	f := l.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	rs := f.relays[l.peer.Key]
-	if rs == nil || rs.link != l || rs.members[a] == nil {
-		return
+	if rs := f.relays[l.peer.Key]; rs != nil && rs.link == l {
+		f.removeMemberLocked(rs, a)
 	}
-	delete(rs.members, a)
-	delete(f.remote, a)
 }
 
 func (l *Link) onSummary(m *wire.ZoneSummary) {
@@ -416,6 +611,10 @@ func (l *Link) deliver(s *wire.RelaySignal) {
 	f.signalsIn.Add(1)
 	f.zone.Deliver(to, &wire.Signal{Peer: s.From, Session: s.Session, Kind: s.Kind, Data: s.Data})
 }
+
+// Trusted reports whether the relay at the other end was trusted when
+// the link came up (see Relay.Trusted).
+func (l *Link) Trusted() bool { return l.trusted }
 
 // Peer is the relay at the other end, as its hello and summaries tell it.
 func (l *Link) Peer() wire.RelayInfo { return l.peer }

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
+	mathrand "math/rand/v2"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -103,8 +103,10 @@ type Peer struct {
 // picks peers and lists relays in the instant it adds the newcomer), so
 // they must not call into the zone.
 type Directory interface {
-	// PeersLocked lists the members of linked zones.
-	PeersLocked() []Peer
+	// EachPeerLocked calls fn with every member of a linked zone, each
+	// address once. The leases are never modified (a renewed lease is a
+	// new one), so fn may keep them.
+	EachPeerLocked(fn func(Peer))
 	// RelaysLocked lists the relays a newcomer may trust leases from,
 	// this one first, and what this relay vouches for about each (flags
 	// parallel to the list; this relay's own are SelfFlags).
@@ -603,38 +605,88 @@ func (z *Zone) redirectLocked() string {
 
 // pickPeersLocked returns the members closest to l's address plus random
 // others, drawn from this zone and every linked zone alike, so the
-// overlay is one network.
+// overlay is one network. It looks at each candidate once and keeps only
+// ClosestPeers+RandomPeers of them at a time: the ClosestPeers closest
+// (a sorted list, insertion), and a uniform sample of
+// ClosestPeers+RandomPeers (reservoir sampling), from which the random
+// others are those not among the closest. Its work is linear in the
+// candidates, which the federation bounds (MaxFederatedMembers), and its
+// memory constant, so an admission stays cheap however many members
+// linked zones claim.
 func (z *Zone) pickPeersLocked(l *wire.Lease) []Peer {
-	var remote []Peer
-	if z.dir != nil {
-		remote = z.dir.PeersLocked()
+	const sample = ClosestPeers + RandomPeers
+	var (
+		closest []Peer // sorted, closest first
+		pool    []Peer // the reservoir
+		seen    int64
+	)
+	addr := l.Address
+	consider := func(p Peer) {
+		seen++
+		if len(pool) < sample {
+			pool = append(pool, p)
+		} else if j := randN(seen); j < sample {
+			pool[j] = p
+		}
+		if len(closest) == ClosestPeers && !id.Closer(addr, p.Lease.Address, closest[ClosestPeers-1].Lease.Address) {
+			return
+		}
+		i := sort.Search(len(closest), func(i int) bool { return id.Closer(addr, p.Lease.Address, closest[i].Lease.Address) })
+		if len(closest) < ClosestPeers {
+			closest = append(closest, Peer{})
+		}
+		copy(closest[i+1:], closest[i:])
+		closest[i] = p
 	}
-	all := make([]Peer, 0, len(z.members)+len(remote))
 	for a, m := range z.members {
 		if a != l.Address && m.lease.SignKey != l.SignKey {
-			all = append(all, Peer{&m.lease, m.native})
+			consider(Peer{&m.lease, m.native})
 		}
 	}
-	for _, p := range remote {
-		if a := p.Lease.Address; a != l.Address && p.Lease.SignKey != l.SignKey && z.members[a] == nil {
-			all = append(all, p)
-		}
+	if z.dir != nil {
+		z.dir.EachPeerLocked(func(p Peer) {
+			if a := p.Lease.Address; a != l.Address && p.Lease.SignKey != l.SignKey && z.members[a] == nil {
+				consider(p)
+			}
+		})
 	}
-	addr := l.Address
-	sort.Slice(all, func(i, j int) bool { return id.Closer(addr, all[i].Lease.Address, all[j].Lease.Address) })
-	if len(all) <= ClosestPeers+RandomPeers {
-		return all
+	if seen <= sample {
+		// Every candidate is in the pool: the closest first, then the rest.
+		return append(closest, others(pool, closest)...)
 	}
-	picked := all[:ClosestPeers:ClosestPeers]
-	rest := all[ClosestPeers:]
-	for i := 0; i < RandomPeers; i++ {
-		j, _ := rand.Int(rand.Reader, big.NewInt(int64(len(rest)-i)))
-		k := i + int(j.Int64())
-		rest[i], rest[k] = rest[k], rest[i]
-		picked = append(picked, rest[i])
+	rest := others(pool, closest)
+	for i := range rest {
+		j := i + int(randN(int64(len(rest)-i)))
+		rest[i], rest[j] = rest[j], rest[i]
 	}
-	return picked
+	if len(rest) > RandomPeers {
+		rest = rest[:RandomPeers]
+	}
+	return append(closest, rest...)
 }
+
+// others returns the peers of pool not in picked.
+func others(pool, picked []Peer) []Peer {
+	var out []Peer
+	for _, p := range pool {
+		in := false
+		for _, q := range picked {
+			if q.Lease.Address == p.Lease.Address {
+				in = true
+				break
+			}
+		}
+		if !in {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// randN returns a uniform random integer in [0, n). It is math/rand's
+// ChaCha8, seeded per process: unpredictable to a remote party, and cheap
+// enough to draw once per candidate.
+func randN(n int64) int64 { return mathrand.Int64N(n) }
 
 // leave removes m if it is still the member for its address, tells the
 // watches, and records when the node was last seen.

@@ -161,7 +161,7 @@ type fakeDirectory struct {
 	snap    map[id.Address]bool // from Snapshot
 }
 
-func (d *fakeDirectory) PeersLocked() []Peer { return []Peer{d.far} }
+func (d *fakeDirectory) EachPeerLocked(fn func(Peer)) { fn(d.far) }
 func (d *fakeDirectory) RelaysLocked() ([]wire.RelayInfo, []wire.RelayFlags) {
 	return d.relays, make([]wire.RelayFlags, len(d.relays))
 }

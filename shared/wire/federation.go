@@ -10,8 +10,8 @@ import (
 // at /federate; every message flows both ways, each side speaking for its
 // own zone. In order:
 //
-//	RelayChallenge  the first frame from each side: a fresh nonce
-//	RelayHello      the second: who the sender is, signed over the other's nonce
+//	RelayChallenge  the first frame from each side: a fresh nonce and the sender's key
+//	RelayHello      the second: who the sender is, signed over both nonces and both keys
 //	ZoneMembers     the sender's members in batches; Last ends the snapshot
 //	MemberJoined    then, as they happen: a member joined the sender's zone
 //	MemberLeft      ...or left it
@@ -80,23 +80,34 @@ func init() {
 }
 
 // RelayChallenge (relay ↔ relay) opens a federation link: each side sends
-// one at once, and the other proves its relay key by signing Nonce.
+// one at once, with a fresh nonce and the relay key it will prove. A relay
+// decides from Key whether it links at all (is the key the one named for
+// the URL it dialed, is it trusted) before it signs anything.
 //
-// Layout: nonce (32)
+// Layout: nonce (32) | key (32)
 type RelayChallenge struct {
 	Nonce [32]byte
+	Key   [32]byte // the sender's relay key
 }
 
-func (*RelayChallenge) Type() Type          { return TypeRelayChallenge }
-func (c *RelayChallenge) encode(e *encoder) { e.fixed(c.Nonce[:]) }
-func (c *RelayChallenge) decode(d *decoder) { d.fixed(c.Nonce[:]) }
+func (*RelayChallenge) Type() Type { return TypeRelayChallenge }
+func (c *RelayChallenge) encode(e *encoder) {
+	e.fixed(c.Nonce[:])
+	e.fixed(c.Key[:])
+}
+func (c *RelayChallenge) decode(d *decoder) {
+	d.fixed(c.Nonce[:])
+	d.fixed(c.Key[:])
+}
 
 // RelayHello (relay ↔ relay) answers the other side's RelayChallenge: the
 // sender's zone, public URL, key and counts, and its signature by
 // Relay.Key over RelayHelloSignedBytes. A relay accepts the link only if
-// the signature verifies and the key is not its own. Features are the
-// services the sender runs over links (FeatureLedger, FeatureNames, …): a
-// relay sends a service's frames only over links whose other side lists it.
+// Relay.Key is the key of the sender's challenge, the signature verifies
+// over both nonces and both keys as this link saw them, and the key is
+// not its own. Features are the services the sender runs over links
+// (FeatureLedger, FeatureNames, …): a relay sends a service's frames only
+// over links whose other side lists it.
 //
 // Layout: RelayInfo | sig (64) | features
 type RelayHello struct {
@@ -117,14 +128,23 @@ func (h *RelayHello) decode(d *decoder) {
 	h.Features = decodeFeatures(d)
 }
 
-// RelayHelloSignedBytes is what a relay signs to answer peerNonce. dialer
-// says whether the signer opened the link, so a hello cannot be reflected
-// back on the link it came from.
-func RelayHelloSignedBytes(peerNonce [32]byte, dialer bool, r *RelayInfo) []byte {
-	e := encoder{b: []byte("ddt/relay-hello/v1\x00")}
-	e.fixed(peerNonce[:])
+// RelayHelloSignedBytes is what a relay signs in its hello: its role
+// (dialer: it opened the link, so a hello cannot be reflected back on the
+// link it came from), the nonce it sent, the nonce it received, who it is
+// (self, whose Key signs) and the key of the relay it believes it talks
+// to. Binding both nonces and both keys means a hello is good for one
+// link between two given relays only: a relay in the middle that hands
+// one relay's hello to another (so that it would believe itself linked to
+// the first) is caught, as the hello names the middle relay's key as its
+// receiver.
+func RelayHelloSignedBytes(dialer bool, ownNonce, peerNonce [32]byte, self *RelayInfo, peerKey [32]byte) []byte {
+	e := encoder{b: []byte("ddt/relay-hello/v2\x00")}
 	e.bool(dialer)
-	r.encode(&e)
+	e.fixed(ownNonce[:])
+	e.fixed(peerNonce[:])
+	e.fixed(self.Key[:])
+	self.encode(&e)
+	e.fixed(peerKey[:])
 	return e.b
 }
 

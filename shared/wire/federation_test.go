@@ -10,7 +10,7 @@ func init() {
 	moreSamples = append(moreSamples, func() []Message {
 		l := sampleLease(4)
 		return []Message{
-			&RelayChallenge{Nonce: [32]byte{1, 2, 3}},
+			&RelayChallenge{Nonce: [32]byte{1, 2, 3}, Key: [32]byte{8, 9}},
 			&RelayHello{Relay: RelayInfo{Zone: "zone-b", URL: "https://b.example", Key: [32]byte{7}, Nodes: 3, MaxNodes: 1024}, Sig: [64]byte{5}, Features: Features{FeatureLedger, FeatureNames}},
 			&ZoneMembers{Leases: []Lease{l, sampleLease(5)}, Natives: []bool{false, true}, Last: true},
 			&MemberJoined{Lease: l, Native: true},
@@ -80,19 +80,28 @@ func TestFederationRejects(t *testing.T) {
 	}
 }
 
+// The hello's signature covers the role, both nonces, the signer's info
+// (its key among it) and the receiver's key: change any and it differs.
 func TestRelayHelloSignedBytes(t *testing.T) {
 	r := RelayInfo{Zone: "a", URL: "http://127.0.0.1:1", Key: [32]byte{1}, Nodes: 1, MaxNodes: 2}
-	a := string(RelayHelloSignedBytes([32]byte{1}, true, &r))
-	if a == string(RelayHelloSignedBytes([32]byte{1}, false, &r)) {
-		t.Error("the dialer flag is not covered")
-	}
-	if a == string(RelayHelloSignedBytes([32]byte{2}, true, &r)) {
-		t.Error("the nonce is not covered")
-	}
+	own, peer, peerKey := [32]byte{1}, [32]byte{2}, [32]byte{3}
+	a := string(RelayHelloSignedBytes(true, own, peer, &r, peerKey))
 	r2 := r
 	r2.URL = "http://evil"
-	if a == string(RelayHelloSignedBytes([32]byte{1}, true, &r2)) {
-		t.Error("the url is not covered")
+	r3 := r
+	r3.Key = [32]byte{4}
+	for what, b := range map[string][]byte{
+		"the dialer flag":      RelayHelloSignedBytes(false, own, peer, &r, peerKey),
+		"the signer's nonce":   RelayHelloSignedBytes(true, [32]byte{9}, peer, &r, peerKey),
+		"the receiver's nonce": RelayHelloSignedBytes(true, own, [32]byte{9}, &r, peerKey),
+		"the nonces' order":    RelayHelloSignedBytes(true, peer, own, &r, peerKey),
+		"the url":              RelayHelloSignedBytes(true, own, peer, &r2, peerKey),
+		"the signer's key":     RelayHelloSignedBytes(true, own, peer, &r3, peerKey),
+		"the receiver's key":   RelayHelloSignedBytes(true, own, peer, &r, [32]byte{9}),
+	} {
+		if a == string(b) {
+			t.Errorf("%s is not covered", what)
+		}
 	}
 }
 

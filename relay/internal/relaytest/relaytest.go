@@ -157,44 +157,88 @@ func (e *End) Admit(id *identity.Identity) (*wire.Challenge, *wire.Admitted) {
 
 // Federate authenticates as the relay info with key id, as the dialer,
 // announcing features; it returns the other relay's hello once that
-// relay's snapshot has arrived.
+// relay's snapshot has arrived. The other relay must trust id (see
+// FakeRelay).
 func (e *End) Federate(id *identity.Identity, info wire.RelayInfo, features wire.Features) *wire.RelayHello {
+	e.T.Helper()
+	hello, err := e.TryFederate(id, info, features)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return hello
+}
+
+// TryFederate is Federate that returns the error the other relay refused
+// the link with, in its handshake or right after it (too many links).
+func (e *End) TryFederate(id *identity.Identity, info wire.RelayInfo, features wire.Features) (*wire.RelayHello, error) {
 	e.T.Helper()
 	theirs, ok := e.Read().(*wire.RelayChallenge)
 	if !ok {
 		e.T.Fatal("no relay challenge")
 	}
-	ours := &wire.RelayChallenge{Nonce: [32]byte{4, 5, 6}}
+	ours := &wire.RelayChallenge{Nonce: [32]byte{4, 5, 6}, Key: id.SignKey()}
 	e.Send(ours)
-	hello, ok := e.Read().(*wire.RelayHello)
-	if !ok || !identity.Verify(hello.Relay.Key, wire.RelayHelloSignedBytes(ours.Nonce, false, &hello.Relay), hello.Sig) {
-		e.T.Fatal("relay hello does not verify")
+	b, err := wire.Marshal(&wire.RelayHello{Relay: info, Sig: id.Sign(wire.RelayHelloSignedBytes(true, ours.Nonce, theirs.Nonce, &info, theirs.Key)), Features: features})
+	if err != nil {
+		e.T.Fatal(err)
 	}
-	e.Send(&wire.RelayHello{Relay: info, Sig: id.Sign(wire.RelayHelloSignedBytes(theirs.Nonce, true, &info)), Features: features})
-	e.Until("the snapshot", func(m wire.Message) bool { zm, ok := m.(*wire.ZoneMembers); return ok && zm.Last })
-	return hello
+	e.Conn.Send(b) // a relay that refuses us may have closed already: its Error is still there to read
+	switch m := e.Read().(type) {
+	case *wire.RelayHello:
+		if m.Relay.Key != theirs.Key || !identity.Verify(m.Relay.Key, wire.RelayHelloSignedBytes(false, theirs.Nonce, ours.Nonce, &m.Relay, id.SignKey()), m.Sig) {
+			e.T.Fatal("relay hello does not verify")
+		}
+		var refused error
+		e.Until("the snapshot", func(x wire.Message) bool {
+			switch x := x.(type) {
+			case *wire.Error:
+				refused = x.Err()
+				return true
+			case *wire.ZoneMembers:
+				return x.Last
+			}
+			return false
+		})
+		return m, refused
+	case *wire.Error:
+		return nil, m.Err()
+	default:
+		e.T.Fatalf("expected a relay hello, got %T", m)
+		return nil, nil
+	}
 }
 
 // Federation is what FakeRelay links to: relay/federation's engine.
 type Federation interface {
 	Slot() bool
 	Serve(ctx context.Context, conn transport.Conn, remote string)
+	Trust(key [32]byte)
 }
 
-// FakeRelay links a relay of zone name, with a new key, to fed, announcing
-// features; it returns the fake relay's end of the link and its key.
+// FakeRelay links a relay of zone name, with a new key that fed trusts,
+// to fed, announcing features; it returns the fake relay's end of the
+// link and its key.
 func FakeRelay(t testing.TB, fed Federation, name string, features wire.Features) (*End, *identity.Identity) {
 	t.Helper()
-	if !fed.Slot() {
-		t.Fatal("the federation has no slot for another link")
-	}
 	id, err := identity.New()
 	if err != nil {
 		t.Fatal(err)
 	}
+	fed.Trust(id.SignKey())
+	return LinkAs(t, fed, id, name, features), id
+}
+
+// LinkAs links a relay of zone name with key id to fed, announcing
+// features, as FakeRelay does but without making fed trust id: fed links
+// it only if it trusts id already, or as untrusted in open federation.
+func LinkAs(t testing.TB, fed Federation, id *identity.Identity, name string, features wire.Features) *End {
+	t.Helper()
+	if !fed.Slot() {
+		t.Fatal("the federation has no slot for another link")
+	}
 	e := Serve(t, func(c transport.Conn) { fed.Serve(context.Background(), c, "pipe") })
 	e.Federate(id, wire.RelayInfo{Zone: name, URL: "http://" + name + ".example", Key: id.SignKey(), MaxNodes: 8}, features)
-	return e, id
+	return e
 }
 
 // OpenBolt opens the bbolt store at path and closes it when the test
