@@ -200,7 +200,7 @@ func TestZoneFull(t *testing.T) {
 		return err
 	})
 	msg := mustEval[string](second, `ddt.ready.then(() => "admitted", e => e.message)`)
-	if !strings.Contains(msg, "full") || !strings.Contains(msg, "http://127.0.0.1:1/") {
+	if !strings.Contains(msg, "full") || !strings.Contains(msg, "http://127.0.0.1:1") {
 		t.Errorf("refusal reads %q; want it to say the zone is full and name the other relay", msg)
 	}
 	// The page says so; then it follows the redirect, which here leads
