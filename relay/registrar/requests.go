@@ -165,15 +165,11 @@ func (r *Registrar) lookupHeld(hash [32]byte, from *federation.Link, ask func(*f
 	return nameResult(wire.CodeUnavailable, "the relay that holds this name (zone %s) is unreachable; try again", zone), false
 }
 
-// checkForwarded passes on another relay's answer to a node only if it
-// comes from a relay this one trusts and a record in it verifies, was
-// sequenced by a trusted relay, and is the one asked for.
+// checkForwarded passes on another relay's answer to a node only if a
+// record in it verifies, was sequenced by a relay this one trusts, and is
+// the one asked for (onNameResult has dropped answers from relays this
+// one does not trust).
 func (r *Registrar) checkForwarded(res *wire.NameResult, l *federation.Link, zone string, wanted func(*wire.UserRecord) bool) *wire.NameResult {
-	if !r.trusted(l.Peer().Key) {
-		r.untrusted.Add(1)
-		l.Log().Warn("names: dropping an answer from a relay this one does not trust")
-		return nameResult(wire.CodeUnavailable, "the relay of zone %s is not trusted for names; try again", zone)
-	}
 	if res.Code != wire.CodeNone {
 		return res
 	}
@@ -409,6 +405,14 @@ func (r *Registrar) onNameResult(l *federation.Link, m *wire.NameResult) {
 	if p == nil {
 		l.Dropped()
 		l.Log().Debug("names: dropping an answer nobody waits for", "id", m.ID)
+		return
+	}
+	if !r.trusted(l.Peer().Key) {
+		// Asked while it was trusted, answering after: its word,
+		// refusal or record, reaches nobody.
+		r.untrusted.Add(1)
+		l.Log().Warn("names: dropping an answer from a relay this one does not trust")
+		p.finish(nameResult(wire.CodeUnavailable, "the relay of zone %s is not trusted for names; try again", l.Peer().Zone))
 		return
 	}
 	p.finish(m)
