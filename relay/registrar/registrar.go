@@ -484,7 +484,6 @@ func (r *Registrar) knownUntrusted(key [32]byte) bool {
 	return ok && !k.Trusted
 }
 
-
 // loadName returns this relay's record of the name with hash, or nil.
 func (r *Registrar) loadName(hash [32]byte) (*nameRecord, error) {
 	b, err := r.cfg.Store.Get(nameKey(hash))
