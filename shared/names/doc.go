@@ -7,9 +7,8 @@
 // claims one with a [wire.UserClaim] signed by its key, binding the name to
 // its address and public keys. Its relay passes the claim to the name's
 // home relay ([Home]: of the trusted federated relays that run the
-// service, the one whose key hashes
-// closest to the name's hash), which refuses it if another key holds the
-// name and otherwise appends an [Entry] to its zone ledger. The answer is
+// service, the one whose key hashes closest to the name's hash), which
+// refuses it if another key holds the name and otherwise appends an [Entry] to its zone ledger. The answer is
 // a [wire.UserRecord]: the claim plus the relay's signed checkpoint and an
 // inclusion proof for the entry. Because every claim of one name meets in
 // one ledger, "first" is that ledger's order, and every relay decides a
