@@ -144,12 +144,25 @@ func newSkewed() *skewed { return &skewed{Clock: clock.System} }
 func (s *skewed) Now() time.Time { return s.Clock.Now().Add(time.Duration(s.skew.Load())) }
 
 // swarm makes count nodes with a username client each, trusting the
-// relays of extra too; it returns the clients, by node.
+// relays of extra too, which run the username service (the swarm's own
+// relay is trusted and does not); it returns the clients, by node.
 func swarm(t *testing.T, count int, clk clock.Clock, logger *slog.Logger, extra ...wire.RelayInfo) (*nodetest.Swarm, []*Client) {
+	t.Helper()
+	flags := []wire.RelayFlags{wire.RelayTrusted}
+	for range extra {
+		flags = append(flags, wire.RelayTrusted|wire.RelayNames)
+	}
+	return swarmFlags(t, count, clk, logger, extra, flags)
+}
+
+// swarmFlags is swarm with the flags the admission gives the swarm's
+// relay and then each of extra.
+func swarmFlags(t *testing.T, count int, clk clock.Clock, logger *slog.Logger, extra []wire.RelayInfo, flags []wire.RelayFlags) (*nodetest.Swarm, []*Client) {
 	t.Helper()
 	clients := make([]*Client, count)
 	s := nodetest.New(t, count, nodetest.Options{
 		Trusted: extra,
+		Flags:   flags,
 		Config: func(i int, c *node.Config) {
 			clients[i] = New()
 			c.Capabilities = []node.Capability{clients[i]}

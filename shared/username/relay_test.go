@@ -141,7 +141,7 @@ func (f *fakeRelay) serve(w http.ResponseWriter, r *http.Request) {
 	adm := &wire.Admitted{Lease: lease, Relays: []wire.RelayInfo{
 		{Zone: f.zone, Key: f.key.SignKey()},
 		{Zone: f.home.zone, Key: f.home.key.SignKey()},
-	}, Flags: []wire.RelayFlags{wire.RelayTrusted | wire.RelayNames, wire.RelayTrusted | wire.RelayNames}}
+	}, Flags: []wire.RelayFlags{wire.RelayTrusted, wire.RelayTrusted | wire.RelayNames}} // b sequences every name
 	for a, l := range f.leases {
 		if a != lease.Address {
 			adm.Peers = append(adm.Peers, l)
