@@ -732,6 +732,20 @@ func TestNameHeldInMirror(t *testing.T) {
 		t.Fatal("the lookup found another claim")
 	}
 
+	// Another relay asks zone a (say, the name's home since the
+	// federation grew): zone a asks the relay whose ledger holds it, once,
+	// and passes its record on.
+	qid, _ := identity.New()
+	q := fedLink(t, z, qid, "zone-q")
+	q.send(&wire.NameLookup{ID: 9, Hash: names.Hash(name)})
+	lk = r.until("the lookup passed on", func(m wire.Message) bool { _, ok := m.(*wire.NameLookup); return ok }).(*wire.NameLookup)
+	r.send(&wire.NameResult{ID: lk.ID, Record: rec})
+	if got := wantRecord(t, q.nameResult(9), name, zoneOf); !names.Same(&got.Claim, c) {
+		t.Fatal("the relay's lookup found another claim")
+	}
+	q.c.CloseNow()
+	linked(t, z, 1)
+
 	// Its owner updates it at its home: the same key, so it is theirs.
 	c2, _ := names.NewClaim(owner, &lease, name, 2)
 	r.send(&wire.RelayNameClaim{ID: 1, Lease: lease, Claim: *c2})
