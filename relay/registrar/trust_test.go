@@ -36,12 +36,11 @@ func newClockRelay(t testing.TB) (*testRelay, *clock.Virtual) {
 	return &testRelay{t: t, zone: r.Zone, fed: r.Fed, reg: reg}, clk
 }
 
-// homedAt returns n names whose home among keys is at, none of them in
-// avoid.
-func homedAt(n int, at [32]byte, keys ...[32]byte) []string {
+// homedAt returns n names starting with prefix whose home among keys is at.
+func homedAt(n int, prefix string, at [32]byte, keys ...[32]byte) []string {
 	var out []string
 	for i := 0; len(out) < n; i++ {
-		name := fmt.Sprintf("t%d", i)
+		name := fmt.Sprintf("%s%d", prefix, i)
 		if home, _ := names.Home(names.Hash(name), keys); home == at {
 			out = append(out, name)
 		}
@@ -72,7 +71,7 @@ func TestUntrustedRelayDecidesNoName(t *testing.T) {
 	u, uid := r.fake("zone-u", wire.Features{wire.FeatureNames})
 	r.reg.Distrust(uid.SignKey())
 	a, uk := r.zone.Key(), uid.SignKey()
-	atU := homedAt(2, uk, a, uk) // by key, u would be their home
+	atU := homedAt(2, "u", uk, a, uk) // by key, u would be their home
 
 	n := r.node()
 	res := n.claim(atU[0])
@@ -87,7 +86,7 @@ func TestUntrustedRelayDecidesNoName(t *testing.T) {
 	// forwarded nothing.
 	member, _ := identity.New()
 	lease := uid.IssueLease(member.SignKey(), member.AgreeKey(), [16]byte{7}, "zone-u", time.Now(), zone.LeaseTTL)
-	atA := homedAt(1, a, a, uk)[0]
+	atA := homedAt(1, "a", a, a, uk)[0]
 	c, _ := names.NewClaim(member, &lease, atA, 1)
 	u.Send(&wire.RelayNameClaim{ID: 1, Lease: lease, Claim: *c})
 	u.Send(&wire.NameLookup{ID: 2, Hash: names.Hash(atU[0])})
@@ -111,7 +110,7 @@ func TestUntrustedRelayDecidesNoName(t *testing.T) {
 	// A trusted relay is asked; by the time it answers it is trusted no
 	// longer: its answer reaches nobody.
 	v, vid := r.fake("zone-v", wire.Features{wire.FeatureNames})
-	atV := homedAt(1, vid.SignKey(), a, vid.SignKey())[0]
+	atV := homedAt(1, "v", vid.SignKey(), a, vid.SignKey())[0]
 	other := r.node()
 	c2, _ := names.NewClaim(other.id, &other.lease, atV, 1)
 	other.last++
@@ -149,16 +148,16 @@ func TestOneNamePerKey(t *testing.T) {
 	// A member of a federated zone, through its relay.
 	y, yid := r.fake("zone-y", wire.Features{wire.FeatureNames})
 	a := r.zone.Key()
-	atA := homedAt(3, a, a, yid.SignKey())
+	atA := homedAt(2, "m", a, a, yid.SignKey())
 	member, _ := identity.New()
 	lease := yid.IssueLease(member.SignKey(), member.AgreeKey(), [16]byte{3}, "zone-y", time.Now(), zone.LeaseTTL)
-	for i, name := range atA[:2] {
-		c, _ := names.NewClaim(member, &lease, name, 1)
-		y.Send(&wire.RelayNameClaim{ID: uint32(10 + i), Lease: lease, Claim: *c})
-	}
+	c1, _ := names.NewClaim(member, &lease, atA[0], 1)
+	y.Send(&wire.RelayNameClaim{ID: 10, Lease: lease, Claim: *c1})
 	if res := linkResult(y, 10); res.Record == nil {
 		t.Fatalf("the member's first name: %v", res.Err())
 	}
+	c2, _ := names.NewClaim(member, &lease, atA[1], 1)
+	y.Send(&wire.RelayNameClaim{ID: 11, Lease: lease, Claim: *c2})
 	wantCode(t, linkResult(y, 11), wire.CodeAlreadyRegistered, fmt.Sprintf("already registered as %q", atA[0]))
 	if s := r.reg.Stats(); s.SecondNames != 2 || s.Sequenced != 3 {
 		t.Fatalf("names stats %+v", s)
@@ -172,7 +171,7 @@ func TestPendingPerNode(t *testing.T) {
 	r, _ := newClockRelay(t)
 	y, yid := r.fake("zone-y", wire.Features{wire.FeatureNames})
 	a := r.zone.Key()
-	atY := homedAt(MaxPendingPerNode+6, yid.SignKey(), a, yid.SignKey())
+	atY := homedAt(MaxPendingPerNode+6, "p", yid.SignKey(), a, yid.SignKey())
 	n := r.node()
 	for _, name := range atY[:MaxPendingPerNode+5] {
 		n.last++
