@@ -537,7 +537,6 @@ func (c *Client) check(rec *wire.UserRecord, name string, relays trustedRelays) 
 	return err
 }
 
-
 // cache keeps verified records by name for resolveTTL, at most
 // resolveCacheSize of them (the oldest goes first).
 type cache struct {
