@@ -371,6 +371,7 @@ func TestNameErrors(t *testing.T) {
 		{refusal("bob", &wire.RemoteError{Code: wire.CodeNotFound}), wire.ErrNotFound, CodeNotFound, `no user named "bob"`},
 		{refusal("bob", &wire.RemoteError{Code: wire.CodeUnavailable}), wire.ErrUnavailable, node.CodeUnavailable, "try again"},
 		{refusal("bob", &wire.RemoteError{Code: wire.CodeRateLimited, Message: "slow down"}), wire.ErrRateLimited, node.CodeRateLimited, "slow down"},
+		{refusal("bob", &wire.RemoteError{Code: wire.CodeAlreadyRegistered, Message: `this node is already registered as "alice"`}), wire.ErrAlreadyRegistered, CodeAlreadyRegistered, `already registered as "alice"`},
 		{forged(names.ErrForged), names.ErrForged, CodeForged, "the relay's record does not verify: record does not verify"},
 	} {
 		e := node.Explain(tc.err)

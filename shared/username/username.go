@@ -179,6 +179,8 @@ func refusal(name string, re *wire.RemoteError) error {
 		}
 	case wire.CodeBadName:
 		code = CodeInvalid
+	case wire.CodeAlreadyRegistered:
+		code = CodeAlreadyRegistered // the home knows this key by another name
 	case wire.CodeUnavailable:
 		code = node.CodeUnavailable
 		if msg == "" {
