@@ -38,6 +38,9 @@ const (
 	// wait at once for another relay's answer, so that no node can fill
 	// the MaxPending table for the others.
 	MaxPendingPerNode = 16
+	// MaxPendingPerLink is how many lookups one relay may have this one
+	// pass on, waiting at once (a home asking a name's holder).
+	MaxPendingPerLink = 256
 	DefaultWait       = 10 * time.Second // how long a forwarded claim or lookup waits for its answer
 
 	storeNamesPrefix = "relay/names/"       // + hex of the name's hash: this relay's record of a name it sequenced
@@ -97,7 +100,8 @@ type Registrar struct {
 
 	pendMu  sync.Mutex
 	pending map[uint32]*pending
-	perNode map[*zone.Member]int // pending requests by the node that asked
+	perNode map[*zone.Member]int     // pending requests by the node that asked
+	perLink map[*federation.Link]int // pending requests by the relay that asked
 	nextID  atomic.Uint32
 
 	limMu   sync.Mutex
@@ -120,7 +124,8 @@ type limits struct{ claims, lookups *rate.Limiter }
 // its NameResult.
 type pending struct {
 	link   *federation.Link
-	member *zone.Member
+	member *zone.Member     // the node that asked, or nil
+	asker  *federation.Link // the relay that asked, or nil
 	timer  clock.Timer
 	finish func(*wire.NameResult)
 }
@@ -143,7 +148,7 @@ func New(cfg Config) (*Registrar, error) {
 	}
 	r := &Registrar{cfg: cfg, log: cfg.Logger, zone: cfg.Zone, fed: cfg.Federation, ledger: cfg.Ledger, clock: cfg.Clock, self: cfg.Zone.Key(),
 		held: make(map[[32]byte][]holding), first: make(map[[32]byte][32]byte), scanned: make(map[zoneledger.ID]int64), work: make(chan struct{}, MaxWork),
-		byKey: make(map[[32]byte][32]byte), pending: make(map[uint32]*pending), perNode: make(map[*zone.Member]int),
+		byKey: make(map[[32]byte][32]byte), pending: make(map[uint32]*pending), perNode: make(map[*zone.Member]int), perLink: make(map[*federation.Link]int),
 		members: make(map[*zone.Member]*limits), links: make(map[*federation.Link]*rate.Limiter)}
 	if err := r.open(); err != nil {
 		return nil, err
@@ -360,9 +365,10 @@ func (r *Registrar) indexLedger(id zoneledger.ID, size int64, entries func(from,
 }
 
 // addHoldingLocked records hs unless its ledger already holds the name
-// (an earlier entry comes first), after the ledgers known to hold it
-// already. It reports whether another ledger holds the name for another
-// key. r.idxMu is held.
+// (an earlier entry comes first): this relay's own ledger before every
+// mirror (as at start, when it is indexed first), mirrors in the order
+// this relay learns of them. It reports whether another ledger holds the
+// name for another key. r.idxMu is held.
 func (r *Registrar) addHoldingLocked(hash [32]byte, hs holding) (conflict bool) {
 	for _, o := range r.held[hash] {
 		if o.relay == hs.relay {
@@ -370,7 +376,11 @@ func (r *Registrar) addHoldingLocked(hash [32]byte, hs holding) (conflict bool) 
 		}
 		conflict = conflict || o.owner != hs.owner
 	}
-	r.held[hash] = append(r.held[hash], hs)
+	if hs.relay == r.self {
+		r.held[hash] = append([]holding{hs}, r.held[hash]...)
+	} else {
+		r.held[hash] = append(r.held[hash], hs)
+	}
 	return conflict
 }
 
@@ -559,9 +569,15 @@ func (r *Registrar) decide(c *wire.UserClaim) *wire.NameResult {
 		r.log.Error("names: sequence", "err", err)
 		return nameResult(wire.CodeInternal, "the relay could not sequence the claim; try again")
 	}
+	ours := holding{relay: r.self, index: uint64(index), owner: owner}
 	r.idxMu.Lock()
-	r.addHoldingLocked(hash, holding{relay: r.self, index: uint64(index), owner: owner})
+	conflict := r.addHoldingLocked(hash, ours)
 	r.idxMu.Unlock()
+	if conflict {
+		// A mirror learnt of while this claim was decided holds the name
+		// for another key.
+		r.pinFirst(hash, ours)
+	}
 	r.byKey[c.SignKey] = hash
 	stored := &nameRecord{first: owner, index: uint64(index), claim: *c}
 	if rec != nil {

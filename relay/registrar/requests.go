@@ -87,7 +87,7 @@ func (r *Registrar) onNameClaim(m *zone.Member, msg *wire.NameClaim) error {
 		answerNode(m, msg.ID, unreachable(zone))
 	default:
 		req := func(id uint32) wire.Message { return &wire.RelayNameClaim{ID: id, Lease: lease, Claim: claim} }
-		r.forward(l, m, req, func(res *wire.NameResult) {
+		r.forward(l, m, nil, req, func(res *wire.NameResult) {
 			answerNode(m, msg.ID, r.checkForwarded(res, l, zone, func(rec *wire.UserRecord) bool { return names.Same(&rec.Claim, &claim) }))
 		})
 	}
@@ -105,7 +105,7 @@ func (r *Registrar) onNameLookup(m *zone.Member, msg *wire.NameLookup) error {
 	found := func(rec *wire.UserRecord) bool { return names.Hash(rec.Claim.Name) == hash }
 	ask := func(l *federation.Link, zone string) {
 		req := func(id uint32) wire.Message { return &wire.NameLookup{ID: id, Hash: hash} }
-		r.forward(l, m, req, func(res *wire.NameResult) {
+		r.forward(l, m, nil, req, func(res *wire.NameResult) {
 			answerNode(m, msg.ID, r.checkForwarded(res, l, zone, found))
 		})
 	}
@@ -191,10 +191,11 @@ func (r *Registrar) checkForwarded(res *wire.NameResult, l *federation.Link, zon
 
 // forward sends the request msg(id) over l, with a fresh request id, and
 // calls finish with the answer, or with CodeUnavailable once the link
-// ends or the wait runs out. Nothing is called if member m leaves first.
-// m is nil for a request another relay asked of this one. A node with
-// MaxPendingPerNode requests waiting, or a full table, is told to wait.
-func (r *Registrar) forward(l *federation.Link, m *zone.Member, msg func(id uint32) wire.Message, finish func(*wire.NameResult)) {
+// ends or the wait runs out. The request is node m's, or the relay's at
+// the end of asker's; nothing is called if m leaves or asker's link ends
+// first. A node with MaxPendingPerNode requests waiting, a relay with
+// MaxPendingPerLink, or a full table, is told to try again.
+func (r *Registrar) forward(l *federation.Link, m *zone.Member, asker *federation.Link, msg func(id uint32) wire.Message, finish func(*wire.NameResult)) {
 	rid := r.nextID.Add(1)
 	b, err := wire.Marshal(msg(rid))
 	if err != nil {
@@ -202,9 +203,10 @@ func (r *Registrar) forward(l *federation.Link, m *zone.Member, msg func(id uint
 		finish(errNameStore)
 		return
 	}
-	p := &pending{link: l, member: m, finish: finish}
+	p := &pending{link: l, member: m, asker: asker, finish: finish}
 	r.pendMu.Lock()
-	if mine := m != nil && r.perNode[m] >= MaxPendingPerNode; mine || len(r.pending) >= MaxPending {
+	mine := m != nil && r.perNode[m] >= MaxPendingPerNode || asker != nil && r.perLink[asker] >= MaxPendingPerLink
+	if mine || len(r.pending) >= MaxPending {
 		r.pendMu.Unlock()
 		r.pendingRefused.Add(1)
 		if mine {
@@ -217,6 +219,9 @@ func (r *Registrar) forward(l *federation.Link, m *zone.Member, msg func(id uint
 	r.pending[rid] = p
 	if m != nil {
 		r.perNode[m]++
+	}
+	if asker != nil {
+		r.perLink[asker]++
 	}
 	p.timer = r.clock.AfterFunc(r.cfg.Wait, func() {
 		if p := r.take(rid, nil); p != nil {
@@ -242,6 +247,11 @@ func (r *Registrar) dropLocked(rid uint32, p *pending) {
 			delete(r.perNode, p.member)
 		}
 	}
+	if p.asker != nil {
+		if r.perLink[p.asker]--; r.perLink[p.asker] <= 0 {
+			delete(r.perLink, p.asker)
+		}
+	}
 }
 
 // take removes and returns the pending request rid, if it is waiting (on
@@ -265,9 +275,12 @@ func (r *Registrar) linkDown(l *federation.Link) {
 	var gone []*pending
 	r.pendMu.Lock()
 	for rid, p := range r.pending {
-		if p.link == l {
+		switch {
+		case p.link == l:
 			r.dropLocked(rid, p)
 			gone = append(gone, p)
+		case p.asker == l:
+			r.dropLocked(rid, p) // nobody to answer
 		}
 	}
 	r.pendMu.Unlock()
@@ -383,7 +396,7 @@ func (r *Registrar) onRelayLookup(l *federation.Link, m *wire.NameLookup) error 
 	}
 	ask := func(to *federation.Link, zone string) {
 		req := func(id uint32) wire.Message { return &wire.NameLookup{ID: id, Hash: hash} }
-		r.forward(to, nil, req, func(res *wire.NameResult) {
+		r.forward(to, nil, l, req, func(res *wire.NameResult) {
 			answerLink(l, m.ID, r.checkForwarded(res, to, zone, func(rec *wire.UserRecord) bool { return names.Hash(rec.Claim.Name) == hash }))
 		})
 	}
