@@ -819,3 +819,58 @@ func TestGroundKeyRelayCannotTakeAHeldName(t *testing.T) {
 		t.Fatalf("/healthz names %+v, want 1 conflict", stats.Names)
 	}
 }
+
+// Another relay cannot fill the table of requests waiting for answers by
+// asking for names a third relay's ledger holds: past MaxPendingPerLink
+// it is told to try again, and a node's lookups still go out.
+func TestPendingPerLink(t *testing.T) {
+	z := newZone(t, store.NewMemory(), Config{Zone: "zone-a"})
+	ident, _ := identity.New()
+	x := fedLink(t, z, ident, "zone-x")
+	lg, err := ledger.Open(store.NewMemory(), ledger.ZoneOrigin("zone-x", ident.SignKey()), ident.SigningKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const count = registrar.MaxPendingPerLink + 2
+	var held []string
+	for i := 0; len(held) < count+1; i++ {
+		name := fmt.Sprintf("p%d", i)
+		owner, lease := x.fakeNode()
+		c, _ := names.NewClaim(owner, &lease, name, 1)
+		entry, _ := names.EntryFor(c)
+		if _, err := lg.Append(entry); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, name)
+	}
+	x.announce(lg)
+	x.serveLedger(lg)
+	wait.Until(t, wait.Default, "zone a mirrors zone x", func() bool { return z.relay.Stats().Ledger.Mirrors["zone-x"] == int64(count+1) })
+
+	qid, _ := identity.New()
+	q := fedLink(t, z, qid, "zone-q")
+	for i, name := range held[:count] {
+		q.send(&wire.NameLookup{ID: uint32(i + 1), Hash: names.Hash(name)})
+	}
+	for range count - registrar.MaxPendingPerLink {
+		res := q.until("a refusal", func(m wire.Message) bool { _, ok := m.(*wire.NameResult); return ok }).(*wire.NameResult)
+		wantRefused(t, res, wire.CodeRateLimited, "already wait for another relay")
+	}
+	seen := 0
+	x.until("the lookups passed on", func(m wire.Message) bool {
+		if _, ok := m.(*wire.NameLookup); ok {
+			seen++
+		}
+		return seen == registrar.MaxPendingPerLink
+	})
+	n := joinNamed(t, z)
+	n.last++
+	n.send(&wire.NameLookup{ID: n.last, Hash: names.Hash(held[count])})
+	x.until("the node's lookup", func(m wire.Message) bool { lk, ok := m.(*wire.NameLookup); return ok && lk.Hash == names.Hash(held[count]) })
+	if s := z.relay.Stats().Names; s.PendingRefused != count-registrar.MaxPendingPerLink || z.relay.Names.Pending() != registrar.MaxPendingPerLink+1 {
+		t.Fatalf("names %+v, %d pending", s, z.relay.Names.Pending())
+	}
+	// The asking relay goes: its requests are forgotten.
+	q.c.CloseNow()
+	wait.Until(t, wait.Default, "q's requests forgotten", func() bool { return z.relay.Names.Pending() == 1 })
+}
