@@ -680,3 +680,56 @@ func TestOldNameAfterTheFederationGrew(t *testing.T) {
 		}
 	}
 }
+
+// A relay that joined the federation with a key ground to be alice's
+// home sequenced alice for a thief, whose record sits in the DHT beside
+// the original owner's: a node picks the original, because two ledgers'
+// records of two keys settle nothing alone and its relay vouches for the
+// ledger that held the name first.
+func TestNodesPickTheOriginal(t *testing.T) {
+	f := newFakeRelay(t)
+	net := transport.NewNetwork()
+	an, owner, _ := f.runNode(t, store.NewMemory(), net, nil)
+	tn, thief, _ := f.runNode(t, store.NewMemory(), net, nil)
+	wait.Until(t, wait.Default, "a data channel", func() bool {
+		for _, p := range tn.Peers() {
+			if p.Address == an.Address() {
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	orig, err := owner.Register(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait.Until(t, wait.Default, "the original in the DHT", func() bool {
+		owner.mu.Lock()
+		defer owner.mu.Unlock()
+		return owner.published.version == orig.Claim.Version
+	})
+	var ground *testLedger
+	for ground == nil {
+		l := newTestLedger(t, "g")
+		if h, _ := names.Home(names.Hash("alice"), [][32]byte{f.home.key.SignKey(), l.key.SignKey()}); h == l.key.SignKey() {
+			ground = l
+		}
+	}
+	f.set(func() { f.grown = ground })
+	publishAs(t, thief, "alice", 1, ground.sequence(t, claimAs(t, thief, "alice", 1)))
+
+	_, asker, _ := f.runNode(t, store.NewMemory(), net, nil)
+	before := f.lookups.Load()
+	got, err := asker.Resolve(ctx, "alice", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Claim.SignKey != orig.Claim.SignKey || got.RelayKey != f.home.key.SignKey() {
+		t.Fatalf("resolved the claim of key %x sequenced by zone %s, not the original", got.Claim.SignKey[:4], got.Zone)
+	}
+	if f.lookups.Load() != before+1 {
+		t.Fatal("the node settled the conflict without its relay")
+	}
+}
