@@ -866,7 +866,10 @@ func TestPendingPerLink(t *testing.T) {
 	n := joinNamed(t, z)
 	n.last++
 	n.send(&wire.NameLookup{ID: n.last, Hash: names.Hash(held[count])})
-	x.until("the node's lookup", func(m wire.Message) bool { lk, ok := m.(*wire.NameLookup); return ok && lk.Hash == names.Hash(held[count]) })
+	x.until("the node's lookup", func(m wire.Message) bool {
+		lk, ok := m.(*wire.NameLookup)
+		return ok && lk.Hash == names.Hash(held[count])
+	})
 	if s := z.relay.Stats().Names; s.PendingRefused != count-registrar.MaxPendingPerLink || z.relay.Names.Pending() != registrar.MaxPendingPerLink+1 {
 		t.Fatalf("names %+v, %d pending", s, z.relay.Names.Pending())
 	}
