@@ -284,14 +284,15 @@ func TestFederatedNameRace(t *testing.T) {
 	zs := federate(t, Config{}, Config{})
 	a, b := zs[0], zs[1]
 	zoneOf := zonesOf(a.relay, b.relay)
-	x, y := joinNamed(t, a), joinNamed(t, b)
 	homes := homedAt(t, 3, a.relay, b.relay)
 	var all []string
 	for _, h := range []*Relay{a.relay, b.relay} {
 		all = append(all, homes[h]...)
 	}
-	wins := map[*nameNode]int{}
+	wins := map[int]int{}
 	for _, name := range all {
+		// A key holds one name: each race has its own two nodes.
+		x, y := joinNamed(t, a), joinNamed(t, b)
 		// Both claims are on the wire before either relay decides.
 		cx, cy := x.claimOf(name, 1), y.claimOf(name, 1)
 		x.last++
@@ -332,7 +333,11 @@ func TestFederatedNameRace(t *testing.T) {
 		default:
 			t.Fatalf("%s: x got %d %q, y got %d %q; want exactly one record", name, rx.Code, rx.Message, ry.Code, ry.Message)
 		}
-		wins[winner]++
+		if winner == x {
+			wins[0]++
+		} else {
+			wins[1]++
+		}
 		home := a.relay
 		if !contains(homes[a.relay], name) {
 			home = b.relay
@@ -348,7 +353,8 @@ func TestFederatedNameRace(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("wins: zone a's node %d, zone b's node %d", wins[x], wins[y])
+	t.Logf("wins: zone a's node %d, zone b's node %d", wins[0], wins[1])
+	y := joinNamed(t, b)
 	sa, sb := a.relay.Stats().Names, b.relay.Stats().Names
 	if sa.Sequenced != 3 || sb.Sequenced != 3 {
 		t.Fatalf("sequenced: a %d, b %d; want 3 each", sa.Sequenced, sb.Sequenced)
@@ -727,10 +733,153 @@ func TestNameHeldInMirror(t *testing.T) {
 		t.Fatal("the lookup found another claim")
 	}
 
+	// Another relay asks zone a (say, the name's home since the
+	// federation grew): zone a asks the relay whose ledger holds it, once,
+	// and passes its record on.
+	qid, _ := identity.New()
+	q := fedLink(t, z, qid, "zone-q")
+	q.send(&wire.NameLookup{ID: 9, Hash: names.Hash(name)})
+	lk = r.until("the lookup passed on", func(m wire.Message) bool { _, ok := m.(*wire.NameLookup); return ok }).(*wire.NameLookup)
+	r.send(&wire.NameResult{ID: lk.ID, Record: rec})
+	if got := wantRecord(t, q.nameResult(9), name, zoneOf); !names.Same(&got.Claim, c) {
+		t.Fatal("the relay's lookup found another claim")
+	}
+	q.c.CloseNow()
+	linked(t, z, 1)
+
 	// Its owner updates it at its home: the same key, so it is theirs.
 	c2, _ := names.NewClaim(owner, &lease, name, 2)
 	r.send(&wire.RelayNameClaim{ID: 1, Lease: lease, Claim: *c2})
 	if up := wantRecord(t, r.nameResult(1), name, zoneOf); up.RelayKey != z.relay.Key() || up.Claim.Version != 2 {
 		t.Fatalf("the update is %+v", up)
 	}
+}
+
+// A relay whose key was ground to be the home of "alice" links with a
+// federation in which alice is already held, its ledger holding a claim
+// of alice by another key (its own member's, decided while it was
+// alone). The mirrored claim displaces nothing: the original owner still
+// resolves, can update its name where it is held, keeps it against other
+// claims, and the relay counts the conflict as evidence.
+func TestGroundKeyRelayCannotTakeAHeldName(t *testing.T) {
+	a := newZone(t, store.NewMemory(), Config{Zone: "zone-a"})
+	zoneA := zonesOf(a.relay)
+	owner := joinNamed(t, a)
+	orig := wantRecord(t, owner.claim(owner.claimOf("alice", 1)), "alice", zoneA)
+
+	// Grind a key that is alice's home between the two relays.
+	gst := relaytest.OpenBolt(t, filepath.Join(t.TempDir(), "g.db"))
+	for {
+		k, err := identity.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if home, _ := names.Home(names.Hash("alice"), [][32]byte{a.relay.Key(), k.SignKey()}); home == k.SignKey() {
+			if err := gst.Put(storeKeyRelay, k.Marshal()); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	// Alone, the ground-key relay sequences alice for its own member.
+	g := newZone(t, gst, Config{Zone: "zone-g"})
+	thief := joinNamed(t, g)
+	stolen := wantRecord(t, thief.claim(thief.claimOf("alice", 1)), "alice", zonesOf(g.relay))
+	g.stop()
+	// Then it joins the federation; each relay mirrors the other's ledger.
+	gkey, err := identity.LoadOrCreate(gst, storeKeyRelay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.relay.Federation.Trust(gkey.SignKey()) // its operator names it: a trusted relay with a ground key
+	g = newZone(t, gst, Config{Zone: "zone-g", Peers: []federation.Peer{{URL: a.url, Key: a.relay.Key()}}})
+	linked(t, a, 1)
+	wait.Until(t, wait.Default, "zone a mirrors zone g's ledger", func() bool {
+		return a.relay.Stats().Ledger.Mirrors["zone-g"] >= int64(stolen.Index)+1
+	})
+	wait.Until(t, wait.Default, "zone a counts the conflict", func() bool { return a.relay.Stats().Names.Conflicts == 1 })
+	both := zonesOf(a.relay, g.relay)
+
+	// The original owner and anyone in its zone still find the original.
+	for _, n := range []*nameNode{owner, joinNamed(t, a)} {
+		got := wantRecord(t, n.lookup("alice"), "alice", both)
+		if !names.Same(&got.Claim, &orig.Claim) || got.RelayKey != a.relay.Key() {
+			t.Fatalf("a lookup in zone a found %x's claim sequenced by zone %s, not the original", got.Claim.SignKey[:4], got.Zone)
+		}
+	}
+	// Its owner updates it where it is held.
+	v2 := wantRecord(t, owner.claim(owner.claimOf("alice", 2)), "alice", both)
+	if v2.RelayKey != a.relay.Key() || v2.Claim.Version != 2 || v2.Claim.SignKey != orig.Claim.SignKey {
+		t.Fatalf("the owner's update: version %d by zone %s", v2.Claim.Version, v2.Zone)
+	}
+	got := wantRecord(t, joinNamed(t, a).lookup("alice"), "alice", both)
+	if got.Claim.Version != 2 || got.Claim.SignKey != orig.Claim.SignKey {
+		t.Fatalf("after the update a lookup found version %d of key %x", got.Claim.Version, got.Claim.SignKey[:4])
+	}
+	// Nobody else takes it in zone a, the thief's relay notwithstanding.
+	other := joinNamed(t, a)
+	wantRefused(t, other.claim(other.claimOf("alice", 1)), wire.CodeNameTaken, `"alice" is taken`)
+	var stats Stats
+	getJSON(t, a.url+"/healthz", &stats)
+	if stats.Names.Conflicts != 1 {
+		t.Fatalf("/healthz names %+v, want 1 conflict", stats.Names)
+	}
+}
+
+// Another relay cannot fill the table of requests waiting for answers by
+// asking for names a third relay's ledger holds: past MaxPendingPerLink
+// it is told to try again, and a node's lookups still go out.
+func TestPendingPerLink(t *testing.T) {
+	z := newZone(t, store.NewMemory(), Config{Zone: "zone-a"})
+	ident, _ := identity.New()
+	x := fedLink(t, z, ident, "zone-x")
+	lg, err := ledger.Open(store.NewMemory(), ledger.ZoneOrigin("zone-x", ident.SignKey()), ident.SigningKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const count = registrar.MaxPendingPerLink + 2
+	var held []string
+	for i := 0; len(held) < count+1; i++ {
+		name := fmt.Sprintf("p%d", i)
+		owner, lease := x.fakeNode()
+		c, _ := names.NewClaim(owner, &lease, name, 1)
+		entry, _ := names.EntryFor(c)
+		if _, err := lg.Append(entry); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, name)
+	}
+	x.announce(lg)
+	x.serveLedger(lg)
+	wait.Until(t, wait.Default, "zone a mirrors zone x", func() bool { return z.relay.Stats().Ledger.Mirrors["zone-x"] == int64(count+1) })
+
+	qid, _ := identity.New()
+	q := fedLink(t, z, qid, "zone-q")
+	for i, name := range held[:count] {
+		q.send(&wire.NameLookup{ID: uint32(i + 1), Hash: names.Hash(name)})
+	}
+	for range count - registrar.MaxPendingPerLink {
+		res := q.until("a refusal", func(m wire.Message) bool { _, ok := m.(*wire.NameResult); return ok }).(*wire.NameResult)
+		wantRefused(t, res, wire.CodeRateLimited, "already wait for another relay")
+	}
+	seen := 0
+	x.until("the lookups passed on", func(m wire.Message) bool {
+		if _, ok := m.(*wire.NameLookup); ok {
+			seen++
+		}
+		return seen == registrar.MaxPendingPerLink
+	})
+	n := joinNamed(t, z)
+	n.last++
+	n.send(&wire.NameLookup{ID: n.last, Hash: names.Hash(held[count])})
+	x.until("the node's lookup", func(m wire.Message) bool {
+		lk, ok := m.(*wire.NameLookup)
+		return ok && lk.Hash == names.Hash(held[count])
+	})
+	if s := z.relay.Stats().Names; s.PendingRefused != count-registrar.MaxPendingPerLink || z.relay.Names.Pending() != registrar.MaxPendingPerLink+1 {
+		t.Fatalf("names %+v, %d pending", s, z.relay.Names.Pending())
+	}
+	// The asking relay goes: its requests are forgotten.
+	q.c.CloseNow()
+	wait.Until(t, wait.Default, "q's requests forgotten", func() bool { return z.relay.Names.Pending() == 1 })
 }

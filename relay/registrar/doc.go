@@ -3,8 +3,9 @@
 //
 // A node claims a name with a NameClaim (a zone.Handler registered here);
 // its relay finds the name's home — names.Home over its own key and the
-// keys of the federated relays it knows, linked or not, that announced
-// FeatureNames (a relay without the service cannot decide names, and
+// keys of the trusted federated relays it knows (federation.Relay.Trusted),
+// linked or not, that announced FeatureNames (a relay without the service
+// cannot decide names, a relay that merely proved a key decides none, and
 // every relay of one federation sees the same announcements) — and either
 // decides the claim itself or forwards it to the home as a RelayNameClaim
 // carrying the node's lease (a federation.Handler at the home), and hands
@@ -23,14 +24,26 @@
 //     each name in each mirror, from names.ParseEntry, scanned at start and
 //     after every mirror update (zoneledger.OnMirrored), kept in memory.
 //
-// Across ledgers the holder is the first entry by names.Before; a claim by
-// any other key is refused as taken. Lookups go by hash: answered from
-// this relay's own names, or forwarded once to the relay whose ledger
-// holds the name, or to its home. Requests and answers go only over links
-// whose other side announced FeatureNames. Nothing here is keyed by
-// address or key, and nothing lists names.
+// The holder of a name is the first ledger this relay learnt holds it:
+// its own ledger is indexed first, mirrors as they arrive, and once two
+// ledgers hold the name for different keys the first holder is pinned in
+// the store (relay/names-first/<hash hex>), so no ledger learnt later —
+// of a relay that became the name's home, or chose its key to be —
+// displaces it; the later entry is logged and counted (Stats.Conflicts).
+// A claim by any other key is refused as taken; the holder's own claims
+// are decided where the name is held. Holdings in the ledgers of relays
+// known to be untrusted count for nothing. Lookups go by hash: answered
+// from this relay's own names, or forwarded once to the relay whose
+// ledger holds the name, or to its home, which in turn asks the holder
+// once. Requests and answers go only over links whose other side
+// announced FeatureNames; requests from untrusted relays are refused and
+// their answers dropped. Nothing here is keyed by address, and nothing
+// lists names; the one map keyed by a sign key (to the hash of the name
+// it holds here, built from the stored claims) refuses a key a second
+// name and answers nothing.
 //
-// Forwarded requests wait on the relay's clock (Config.Wait); a link that
-// goes down answers its waiting requests at once (federation.OnLinkDown),
-// and a node that leaves is forgotten (zone.OnGone).
+// Forwarded requests wait on the relay's clock (Config.Wait), at most
+// MaxPendingPerNode of one node's at once; a link that goes down answers
+// its waiting requests at once (federation.OnLinkDown), and a node that
+// leaves is forgotten (zone.OnGone). Rate limits run on the same clock.
 package registrar

@@ -34,9 +34,17 @@ const (
 	LinkBurst   = 1000
 	MaxWork     = 64 // claims being decided at once (each waits its turn on the disk)
 	MaxPending  = 4096
-	DefaultWait = 10 * time.Second // how long a forwarded claim or lookup waits for its answer
+	// MaxPendingPerNode is how many of one node's claims and lookups may
+	// wait at once for another relay's answer, so that no node can fill
+	// the MaxPending table for the others.
+	MaxPendingPerNode = 16
+	// MaxPendingPerLink is how many lookups one relay may have this one
+	// pass on, waiting at once (a home asking a name's holder).
+	MaxPendingPerLink = 256
+	DefaultWait       = 10 * time.Second // how long a forwarded claim or lookup waits for its answer
 
-	storeNamesPrefix = "relay/names/" // + hex of the name's hash: this relay's record of a name it sequenced
+	storeNamesPrefix = "relay/names/"       // + hex of the name's hash: this relay's record of a name it sequenced
+	storeFirstPrefix = "relay/names-first/" // + hex of the name's hash: the relay whose ledger held it first, once two disagree
 	nameRecordTag    = 0xd3
 )
 
@@ -75,23 +83,38 @@ type Registrar struct {
 	decideMu sync.Mutex // serialises deciding: check → Sequence → store
 
 	idxMu   sync.Mutex
-	held    map[[32]byte][]holding // name hash → its first entry in each ledger that holds it
+	held    map[[32]byte][]holding // name hash → its first entry in each ledger that holds it, in the order this relay learnt them
+	first   map[[32]byte][32]byte  // name hash → the relay whose ledger held it first, for names two ledgers hold for different keys
 	scanned map[zoneledger.ID]int64
 	scanMu  sync.Mutex // serialises scans, so each ledger's entries are indexed once
+
+	// byKey maps a sign key to the hash of the name it holds here (under
+	// decideMu), to refuse it a second name: the one map keyed by key,
+	// built from the claims this relay stores anyway, never answered.
+	byKey map[[32]byte][32]byte
+
+	trustMu   sync.Mutex
+	distrusts map[[32]byte]bool // tests: relays to treat as untrusted whatever the federation says
 
 	work chan struct{} // a slot per claim being decided
 
 	pendMu  sync.Mutex
 	pending map[uint32]*pending
+	perNode map[*zone.Member]int     // pending requests by the node that asked
+	perLink map[*federation.Link]int // pending requests by the relay that asked
 	nextID  atomic.Uint32
 
 	limMu   sync.Mutex
 	members map[*zone.Member]*limits
 	links   map[*federation.Link]*rate.Limiter
 
-	sequenced atomic.Int64 // names this relay's store holds
-	claims    atomic.Int64 // claims answered, from nodes here and from relays
-	lookups   atomic.Int64 // lookups answered, likewise
+	sequenced      atomic.Int64 // names this relay's store holds
+	claims         atomic.Int64 // claims answered, from nodes here and from relays
+	lookups        atomic.Int64 // lookups answered, likewise
+	untrusted      atomic.Int64 // claims, lookups and answers from relays this one does not trust, refused
+	conflicts      atomic.Int64 // names a later ledger holds for another key (evidence; never a displacement)
+	pendingRefused atomic.Int64 // forwarded requests refused: the node had MaxPendingPerNode waiting, or the table was full
+	secondNames    atomic.Int64 // claims refused because the key holds another name here
 }
 
 // limits are one node's rate limits.
@@ -101,7 +124,8 @@ type limits struct{ claims, lookups *rate.Limiter }
 // its NameResult.
 type pending struct {
 	link   *federation.Link
-	member *zone.Member
+	member *zone.Member     // the node that asked, or nil
+	asker  *federation.Link // the relay that asked, or nil
 	timer  clock.Timer
 	finish func(*wire.NameResult)
 }
@@ -123,8 +147,9 @@ func New(cfg Config) (*Registrar, error) {
 		cfg.Wait = DefaultWait
 	}
 	r := &Registrar{cfg: cfg, log: cfg.Logger, zone: cfg.Zone, fed: cfg.Federation, ledger: cfg.Ledger, clock: cfg.Clock, self: cfg.Zone.Key(),
-		held: make(map[[32]byte][]holding), scanned: make(map[zoneledger.ID]int64), work: make(chan struct{}, MaxWork),
-		pending: make(map[uint32]*pending), members: make(map[*zone.Member]*limits), links: make(map[*federation.Link]*rate.Limiter)}
+		held: make(map[[32]byte][]holding), first: make(map[[32]byte][32]byte), scanned: make(map[zoneledger.ID]int64), work: make(chan struct{}, MaxWork),
+		byKey: make(map[[32]byte][32]byte), pending: make(map[uint32]*pending), perNode: make(map[*zone.Member]int), perLink: make(map[*federation.Link]int),
+		members: make(map[*zone.Member]*limits), links: make(map[*federation.Link]*rate.Limiter)}
 	if err := r.open(); err != nil {
 		return nil, err
 	}
@@ -164,8 +189,7 @@ func (r *Registrar) Close() {
 	r.pendMu.Lock()
 	defer r.pendMu.Unlock()
 	for rid, p := range r.pending {
-		p.timer.Stop()
-		delete(r.pending, rid)
+		r.dropLocked(rid, p)
 	}
 }
 
@@ -174,11 +198,24 @@ type Stats struct {
 	Sequenced int64 `json:"sequenced"` // names this relay's ledger holds, by its own decisions
 	Claims    int64 `json:"claims"`    // claims answered (from this zone's nodes and from relays)
 	Lookups   int64 `json:"lookups"`   // lookups answered
+	// Untrusted: claims and lookups forwarded by relays this one does not
+	// trust, and answers from them, refused.
+	Untrusted int64 `json:"untrusted"`
+	// Conflicts: names that a ledger learnt later holds for another key
+	// than the one that held them first (evidence of a relay that
+	// sequenced a held name; it displaces nothing).
+	Conflicts int64 `json:"conflicts"`
+	// PendingRefused: claims and lookups not forwarded because their node
+	// had MaxPendingPerNode waiting already, or MaxPending wait in all.
+	PendingRefused int64 `json:"pendingRefused"`
+	// SecondNames: claims refused because their key holds another name.
+	SecondNames int64 `json:"secondNames"`
 }
 
 // Stats counts the service.
 func (r *Registrar) Stats() Stats {
-	return Stats{Sequenced: r.sequenced.Load(), Claims: r.claims.Load(), Lookups: r.lookups.Load()}
+	return Stats{Sequenced: r.sequenced.Load(), Claims: r.claims.Load(), Lookups: r.lookups.Load(), Untrusted: r.untrusted.Load(),
+		Conflicts: r.conflicts.Load(), PendingRefused: r.pendingRefused.Load(), SecondNames: r.secondNames.Load()}
 }
 
 // Pending is how many forwarded requests wait for their answer.
@@ -239,6 +276,21 @@ func (r *Registrar) open() error {
 		return fmt.Errorf("names: %w", err)
 	}
 	r.sequenced.Store(int64(len(keys)))
+	firsts, err := r.cfg.Store.Keys(storeFirstPrefix)
+	if err != nil {
+		return fmt.Errorf("names: %w", err)
+	}
+	for _, k := range firsts {
+		h, err := hex.DecodeString(strings.TrimPrefix(k, storeFirstPrefix))
+		b, gerr := r.cfg.Store.Get(k)
+		if err != nil || gerr != nil || len(h) != 32 || len(b) != 32 {
+			r.log.Error("a stored first holder of a name does not parse", "key", k, "err", errors.Join(err, gerr))
+			continue
+		}
+		r.first[[32]byte(h)] = [32]byte(b)
+	}
+	// This relay's own ledger is indexed first: a name it holds is never
+	// displaced by a mirror it learns of later, restart or not.
 	own := r.ledger.Log()
 	if err := r.indexLedger(zoneledger.ID{Zone: r.zone.Name(), Key: r.self}, own.Size(), own.Entries); err != nil {
 		return fmt.Errorf("names: own ledger: %w", err)
@@ -265,6 +317,7 @@ func (r *Registrar) open() error {
 		if got, err := own.Entry(int64(rec.index)); err != nil || string(got) != string(entry) {
 			r.log.Error("a stored name record disagrees with the ledger", "key", k, "index", rec.index, "err", err)
 		}
+		r.byKey[rec.claim.SignKey] = names.Hash(rec.claim.Name)
 	}
 	return nil
 }
@@ -285,6 +338,7 @@ func (r *Registrar) indexLedger(id zoneledger.ID, size int64, entries func(from,
 		if len(es) == 0 {
 			return fmt.Errorf("no entries from %d", from)
 		}
+		var conflicts []conflict
 		r.idxMu.Lock()
 		for i, b := range es {
 			e, err := names.ParseEntry(b)
@@ -295,39 +349,150 @@ func (r *Registrar) indexLedger(id zoneledger.ID, size int64, entries func(from,
 				r.log.Warn("a malformed username entry", "zone", id.Zone, "index", from+int64(i), "err", err)
 				continue
 			}
-			r.addHoldingLocked(e.Hash, holding{relay: id.Key, index: uint64(from + int64(i)), owner: e.Owner})
+			hs := holding{relay: id.Key, index: uint64(from + int64(i)), owner: e.Owner}
+			if r.addHoldingLocked(e.Hash, hs) {
+				conflicts = append(conflicts, conflict{e.Hash, hs})
+			}
 		}
 		from += int64(len(es))
 		r.scanned[id] = from
 		r.idxMu.Unlock()
+		for _, c := range conflicts {
+			r.pinFirst(c.hash, c.later)
+		}
 	}
 	return nil
 }
 
 // addHoldingLocked records hs unless its ledger already holds the name
-// (an earlier entry comes first). r.idxMu is held.
-func (r *Registrar) addHoldingLocked(hash [32]byte, hs holding) {
+// (an earlier entry comes first): this relay's own ledger before every
+// mirror (as at start, when it is indexed first), mirrors in the order
+// this relay learns of them. It reports whether another ledger holds the
+// name for another key. r.idxMu is held.
+func (r *Registrar) addHoldingLocked(hash [32]byte, hs holding) (conflict bool) {
 	for _, o := range r.held[hash] {
 		if o.relay == hs.relay {
-			return
+			return false
 		}
+		conflict = conflict || o.owner != hs.owner
 	}
-	r.held[hash] = append(r.held[hash], hs)
+	if hs.relay == r.self {
+		r.held[hash] = append([]holding{hs}, r.held[hash]...)
+	} else {
+		r.held[hash] = append(r.held[hash], hs)
+	}
+	return conflict
 }
 
-// holder returns the entry that holds the name with hash, first by
-// names.Before across every ledger this relay knows of, and the name's
-// holdings.
+// conflict is a ledger's entry for a name that another ledger holds for
+// another key.
+type conflict struct {
+	hash  [32]byte
+	later holding
+}
+
+// pinFirst records, once and on disk, which ledger held the name with
+// hash first, now that a ledger learnt later holds it for another key
+// (later): the first holder keeps the name, restart or not, whatever
+// the relay of the later ledger's key. The later entry is evidence of a
+// relay that sequenced a held name: logged and counted.
+func (r *Registrar) pinFirst(hash [32]byte, later holding) {
+	win, _, _ := r.holder(hash)
+	r.conflicts.Add(1)
+	r.log.Warn("a relay's ledger holds a name another ledger held first, for another key; the first holder keeps it",
+		"hash", hex.EncodeToString(hash[:8]), "later", hex.EncodeToString(later.relay[:6]), "at", later.index,
+		"first", hex.EncodeToString(win.relay[:6]), "firstAt", win.index)
+	r.idxMu.Lock()
+	_, pinned := r.first[hash]
+	if !pinned {
+		r.first[hash] = win.relay
+	}
+	r.idxMu.Unlock()
+	if pinned {
+		return
+	}
+	if err := r.cfg.Store.Put(storeFirstPrefix+hex.EncodeToString(hash[:]), win.relay[:]); err != nil {
+		r.log.Error("names: cannot record a name's first holder", "err", err)
+	}
+}
+
+// holder returns the entry that holds the name with hash and the name's
+// holdings, both among the ledgers of this relay and of relays it does
+// not know to be untrusted (a relay whose link is down still holds its
+// names). The holder is the first this relay learnt of (its own ledger is
+// indexed first), or the one pinned when two ledgers disagreed: a ledger
+// learnt later never displaces a name already held.
 func (r *Registrar) holder(hash [32]byte) (win holding, all []holding, ok bool) {
 	r.idxMu.Lock()
-	all = append([]holding(nil), r.held[hash]...)
+	hs := append([]holding(nil), r.held[hash]...)
+	first, pinned := r.first[hash]
 	r.idxMu.Unlock()
-	for i, hs := range all {
-		if i == 0 || names.Before(hash, hs.relay, hs.index, win.relay, win.index) {
-			win = hs
+	for _, h := range hs {
+		if h.relay == r.self || !r.knownUntrusted(h.relay) {
+			all = append(all, h)
 		}
 	}
-	return win, all, len(all) > 0
+	if len(all) == 0 {
+		return holding{}, nil, false
+	}
+	win = all[0]
+	for _, h := range all {
+		if pinned && h.relay == first {
+			win = h
+		}
+	}
+	return win, all, true
+}
+
+// Distrust makes the registrar treat the relay with key as untrusted,
+// whatever the federation says (tests: the federation marks every linked
+// relay trusted until the operator names them).
+func (r *Registrar) Distrust(key [32]byte) {
+	r.trustMu.Lock()
+	defer r.trustMu.Unlock()
+	if r.distrusts == nil {
+		r.distrusts = make(map[[32]byte]bool)
+	}
+	r.distrusts[key] = true
+}
+
+func (r *Registrar) distrusted(key [32]byte) bool {
+	r.trustMu.Lock()
+	defer r.trustMu.Unlock()
+	return r.distrusts[key]
+}
+
+// trusted reports whether the relay with key is this one or a relay its
+// operator trusts (federation.Relay.Trusted): only those are homes, have
+// their answers passed on, and have the leases they sign trusted for
+// names.
+func (r *Registrar) trusted(key [32]byte) bool {
+	if key == r.self {
+		return true
+	}
+	if r.fed == nil || r.distrusted(key) {
+		return false
+	}
+	k, ok := r.fed.Lookup(key)
+	return ok && k.Trusted
+}
+
+// knownUntrusted reports whether the relay with key is one this relay's
+// operator does not trust (federation.Trusts: not named, in no trust
+// file, not pinned). Trust is known from the start, linked or not, so a
+// trusted relay's mirrored ledger holds its names across a restart, and
+// the names of a mirror pruned for losing trust stop counting at once.
+func (r *Registrar) knownUntrusted(key [32]byte) bool {
+	if key == r.self {
+		return false
+	}
+	if r.distrusted(key) {
+		return true
+	}
+	if r.fed == nil {
+		return false
+	}
+	return !r.fed.Trusts(key)
 }
 
 // loadName returns this relay's record of the name with hash, or nil.
@@ -377,17 +542,16 @@ func (r *Registrar) decide(c *wire.UserClaim) *wire.NameResult {
 		r.log.Error("names: store", "err", err)
 		return errNameStore
 	}
-	win, all, held := r.holder(hash)
-	if held && win.owner != owner {
-		for _, hs := range all {
-			if hs.relay == r.self && hs.owner != win.owner {
-				// Two ledgers hold the name for different keys: the
-				// federation changed while both relays were its home.
-				r.log.Warn("a name this relay sequenced is held first in another relay's ledger", "hash", hex.EncodeToString(hash[:8]),
-					"ours", hs.index, "theirs", hex.EncodeToString(win.relay[:6]), "at", win.index)
-			}
-		}
+	if win, _, held := r.holder(hash); held && win.owner != owner {
 		return nameResult(wire.CodeNameTaken, "%q is taken", c.Name)
+	}
+	if other, ok := r.byKey[c.SignKey]; ok && other != hash {
+		r.secondNames.Add(1)
+		held := "another name"
+		if o, err := r.loadName(other); err == nil && o != nil {
+			held = fmt.Sprintf("%q", o.claim.Name)
+		}
+		return nameResult(wire.CodeAlreadyRegistered, "this node is already registered as %s", held)
 	}
 	if rec != nil && rec.claim.SignKey == c.SignKey {
 		if names.Same(&rec.claim, c) {
@@ -406,9 +570,16 @@ func (r *Registrar) decide(c *wire.UserClaim) *wire.NameResult {
 		r.log.Error("names: sequence", "err", err)
 		return nameResult(wire.CodeInternal, "the relay could not sequence the claim; try again")
 	}
+	ours := holding{relay: r.self, index: uint64(index), owner: owner}
 	r.idxMu.Lock()
-	r.addHoldingLocked(hash, holding{relay: r.self, index: uint64(index), owner: owner})
+	conflict := r.addHoldingLocked(hash, ours)
 	r.idxMu.Unlock()
+	if conflict {
+		// A mirror learnt of while this claim was decided holds the name
+		// for another key.
+		r.pinFirst(hash, ours)
+	}
+	r.byKey[c.SignKey] = hash
 	stored := &nameRecord{first: owner, index: uint64(index), claim: *c}
 	if rec != nil {
 		stored.first = rec.first
@@ -484,7 +655,8 @@ func claimProblem(err error) string {
 // is another relay and linked, its zone, and whether this relay is still
 // joining the federation (a -peer it has never reached, whose key it
 // does not know, might be the home). Candidates are this relay and every
-// relay known to run the username service.
+// trusted relay known to run the username service: a relay that merely
+// proved a key is never a home, however its key was chosen.
 func (r *Registrar) homeOf(hash [32]byte) (home [32]byte, l *federation.Link, zone string, joining bool) {
 	keys := [][32]byte{r.self}
 	var known []federation.Relay
@@ -493,7 +665,7 @@ func (r *Registrar) homeOf(hash [32]byte) (home [32]byte, l *federation.Link, zo
 		joining = r.fed.Joining()
 	}
 	for _, k := range known {
-		if k.Features.Has(wire.FeatureNames) {
+		if k.Features.Has(wire.FeatureNames) && k.Trusted && !r.distrusted(k.Info.Key) {
 			keys = append(keys, k.Info.Key)
 		}
 	}
@@ -507,8 +679,8 @@ func (r *Registrar) homeOf(hash [32]byte) (home [32]byte, l *federation.Link, zo
 	return home, l, zone, joining
 }
 
-// linkTo returns the link to the relay with key, if it is up and the
-// relay runs the username service, and its zone.
+// linkTo returns the link to the relay with key, if it is up, trusted and
+// runs the username service, and its zone.
 func (r *Registrar) linkTo(key [32]byte) (*federation.Link, string) {
 	if r.fed == nil {
 		return nil, "?"
@@ -517,18 +689,19 @@ func (r *Registrar) linkTo(key [32]byte) (*federation.Link, string) {
 	if !ok {
 		return nil, "?"
 	}
-	if k.Link == nil || !k.Link.Has(wire.FeatureNames) {
+	if k.Link == nil || !k.Link.Has(wire.FeatureNames) || !r.trusted(key) {
 		return nil, k.Info.Zone
 	}
 	return k.Link, k.Info.Zone
 }
 
-// zoneOf is names.ZoneOf over the relays this relay knows.
+// zoneOf is names.ZoneOf over the relays this relay trusts: a record
+// another relay sequenced is passed on only if that relay is trusted.
 func (r *Registrar) zoneOf(key [32]byte) (string, bool) {
 	if key == r.self {
 		return r.zone.Name(), true
 	}
-	if r.fed == nil {
+	if r.fed == nil || !r.trusted(key) {
 		return "", false
 	}
 	if k, ok := r.fed.Lookup(key); ok && k.Info.Zone != "" {
@@ -569,4 +742,6 @@ var (
 	errJoining  = nameResult(wire.CodeUnavailable, "this relay is still joining the federation; try again")
 	errNameBusy = nameResult(wire.CodeRateLimited, "the relay is busy with other names; try again")
 	errNoName   = nameResult(wire.CodeNotFound, "no such name")
+
+	errTooManyWaiting = nameResult(wire.CodeRateLimited, "%d of your name requests already wait for another relay; try again", MaxPendingPerNode)
 )

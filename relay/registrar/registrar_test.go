@@ -126,10 +126,12 @@ func TestHomeAmongRelaysWithTheService(t *testing.T) {
 	r := newTestRelay(t)
 	x, xid := r.fake("zone-x", wire.Features{wire.FeatureLedger})
 	a, xk := r.zone.Key(), xid.SignKey()
+	used := map[string]bool{}
 	homedAt := func(at [32]byte, keys ...[32]byte) string {
 		for i := 0; ; i++ {
 			name := fmt.Sprintf("h%d", i)
-			if home, _ := names.Home(names.Hash(name), keys); home == at {
+			if home, _ := names.Home(names.Hash(name), keys); home == at && !used[name] {
+				used[name] = true
 				return name
 			}
 		}

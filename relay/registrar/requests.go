@@ -46,9 +46,11 @@ func answerNode(m *zone.Member, id uint32, res *wire.NameResult) {
 }
 
 // onNameClaim handles a node's claim; too fast, or a claim that does not
-// verify, counts against the node.
+// verify, counts against the node. A name some ledger holds is decided
+// by the relay that holds it (the first holder keeps it, and its updates
+// go where it is held); a name nobody holds, by its home.
 func (r *Registrar) onNameClaim(m *zone.Member, msg *wire.NameClaim) error {
-	if !r.limitsOf(m).claims.Allow() {
+	if !r.limitsOf(m).claims.AllowN(r.clock.Now(), 1) {
 		answerNode(m, msg.ID, nameResult(wire.CodeRateLimited, "claiming names faster than allowed"))
 		return link.ErrViolation
 	}
@@ -58,20 +60,34 @@ func (r *Registrar) onNameClaim(m *zone.Member, msg *wire.NameClaim) error {
 		answerNode(m, msg.ID, bad)
 		return link.ErrViolation
 	}
-	home, l, zone, joining := r.homeOf(names.Hash(msg.Claim.Name))
 	claim := msg.Claim
+	hash := names.Hash(claim.Name)
+	decideHere := func() {
+		if !r.nameWork(func() { answerNode(m, msg.ID, r.decide(&claim)) }) {
+			answerNode(m, msg.ID, errNameBusy)
+		}
+	}
+	if win, _, held := r.holder(hash); held {
+		switch {
+		case win.owner != names.Owner(claim.Name, claim.SignKey):
+			answerNode(m, msg.ID, nameResult(wire.CodeNameTaken, "%q is taken", claim.Name))
+			return nil
+		case win.relay == r.self:
+			decideHere()
+			return nil
+		}
+	}
+	home, l, zone, joining := r.homeOf(hash)
 	switch {
 	case home == r.self && joining:
 		answerNode(m, msg.ID, errJoining)
 	case home == r.self:
-		if !r.nameWork(func() { answerNode(m, msg.ID, r.decide(&claim)) }) {
-			answerNode(m, msg.ID, errNameBusy)
-		}
+		decideHere()
 	case l == nil:
 		answerNode(m, msg.ID, unreachable(zone))
 	default:
 		req := func(id uint32) wire.Message { return &wire.RelayNameClaim{ID: id, Lease: lease, Claim: claim} }
-		r.forward(l, m, req, func(res *wire.NameResult) {
+		r.forward(l, m, nil, req, func(res *wire.NameResult) {
 			answerNode(m, msg.ID, r.checkForwarded(res, l, zone, func(rec *wire.UserRecord) bool { return names.Same(&rec.Claim, &claim) }))
 		})
 	}
@@ -80,7 +96,7 @@ func (r *Registrar) onNameClaim(m *zone.Member, msg *wire.NameClaim) error {
 
 // onNameLookup handles a node's lookup; too fast counts against it.
 func (r *Registrar) onNameLookup(m *zone.Member, msg *wire.NameLookup) error {
-	if !r.limitsOf(m).lookups.Allow() {
+	if !r.limitsOf(m).lookups.AllowN(r.clock.Now(), 1) {
 		answerNode(m, msg.ID, nameResult(wire.CodeRateLimited, "looking up names faster than allowed"))
 		return link.ErrViolation
 	}
@@ -89,38 +105,18 @@ func (r *Registrar) onNameLookup(m *zone.Member, msg *wire.NameLookup) error {
 	found := func(rec *wire.UserRecord) bool { return names.Hash(rec.Claim.Name) == hash }
 	ask := func(l *federation.Link, zone string) {
 		req := func(id uint32) wire.Message { return &wire.NameLookup{ID: id, Hash: hash} }
-		r.forward(l, m, req, func(res *wire.NameResult) {
+		r.forward(l, m, nil, req, func(res *wire.NameResult) {
 			answerNode(m, msg.ID, r.checkForwarded(res, l, zone, found))
 		})
 	}
-	win, all, held := r.holder(hash)
-	if held && win.relay != r.self {
-		if l, zone := r.linkTo(win.relay); l != nil {
-			ask(l, zone)
-			return nil
-		}
+	if res, asked := r.lookupHeld(hash, nil, ask); res != nil {
+		answerNode(m, msg.ID, res)
+		return nil
+	} else if asked {
+		return nil
 	}
 	if res := r.ownRecord(hash); res != nil {
 		answerNode(m, msg.ID, res)
-		return nil
-	}
-	if held {
-		zone := "?"
-		for _, hs := range all {
-			if hs.relay == r.self {
-				continue
-			}
-			var l *federation.Link
-			if l, zone = r.linkTo(hs.relay); l != nil {
-				ask(l, zone)
-				return nil
-			}
-		}
-		if win.relay == r.self {
-			answerNode(m, msg.ID, nameResult(wire.CodeInternal, "this relay has lost the record of this name; its owner must claim it again"))
-		} else {
-			answerNode(m, msg.ID, nameResult(wire.CodeUnavailable, "the relay that holds this name (zone %s) is unreachable; try again", zone))
-		}
 		return nil
 	}
 	home, l, zone, _ := r.homeOf(hash)
@@ -135,8 +131,44 @@ func (r *Registrar) onNameLookup(m *zone.Member, msg *wire.NameLookup) error {
 	return nil
 }
 
+// lookupHeld answers a lookup of a name some ledger holds: from this
+// relay's own record if it is the holder's, or by asking (ask) a relay
+// whose ledger holds it for the holder's key, never the relay from (the
+// one that asked us). It returns the answer, or whether it asked; both
+// zero if no ledger is known to hold the name.
+func (r *Registrar) lookupHeld(hash [32]byte, from *federation.Link, ask func(*federation.Link, string)) (*wire.NameResult, bool) {
+	win, all, held := r.holder(hash)
+	if !held {
+		return nil, false
+	}
+	for _, hs := range all {
+		if hs.relay == r.self && hs.owner == win.owner {
+			if res := r.ownRecord(hash); res != nil {
+				return res, false
+			}
+		}
+	}
+	zone := "?"
+	for _, hs := range append([]holding{win}, all...) {
+		if hs.relay == r.self || hs.owner != win.owner {
+			continue
+		}
+		var l *federation.Link
+		if l, zone = r.linkTo(hs.relay); l != nil && l != from {
+			ask(l, zone)
+			return nil, true
+		}
+	}
+	if win.relay == r.self {
+		return nameResult(wire.CodeInternal, "this relay has lost the record of this name; its owner must claim it again"), false
+	}
+	return nameResult(wire.CodeUnavailable, "the relay that holds this name (zone %s) is unreachable; try again", zone), false
+}
+
 // checkForwarded passes on another relay's answer to a node only if a
-// record in it verifies and is the one asked for.
+// record in it verifies, was sequenced by a relay this one trusts, and is
+// the one asked for (onNameResult has dropped answers from relays this
+// one does not trust).
 func (r *Registrar) checkForwarded(res *wire.NameResult, l *federation.Link, zone string, wanted func(*wire.UserRecord) bool) *wire.NameResult {
 	if res.Code != wire.CodeNone {
 		return res
@@ -159,8 +191,11 @@ func (r *Registrar) checkForwarded(res *wire.NameResult, l *federation.Link, zon
 
 // forward sends the request msg(id) over l, with a fresh request id, and
 // calls finish with the answer, or with CodeUnavailable once the link
-// ends or the wait runs out. Nothing is called if member m leaves first.
-func (r *Registrar) forward(l *federation.Link, m *zone.Member, msg func(id uint32) wire.Message, finish func(*wire.NameResult)) {
+// ends or the wait runs out. The request is node m's, or the relay's at
+// the end of asker's; nothing is called if m leaves or asker's link ends
+// first. A node with MaxPendingPerNode requests waiting, a relay with
+// MaxPendingPerLink, or a full table, is told to try again.
+func (r *Registrar) forward(l *federation.Link, m *zone.Member, asker *federation.Link, msg func(id uint32) wire.Message, finish func(*wire.NameResult)) {
 	rid := r.nextID.Add(1)
 	b, err := wire.Marshal(msg(rid))
 	if err != nil {
@@ -168,14 +203,26 @@ func (r *Registrar) forward(l *federation.Link, m *zone.Member, msg func(id uint
 		finish(errNameStore)
 		return
 	}
-	p := &pending{link: l, member: m, finish: finish}
+	p := &pending{link: l, member: m, asker: asker, finish: finish}
 	r.pendMu.Lock()
-	if len(r.pending) >= MaxPending {
+	mine := m != nil && r.perNode[m] >= MaxPendingPerNode || asker != nil && r.perLink[asker] >= MaxPendingPerLink
+	if mine || len(r.pending) >= MaxPending {
 		r.pendMu.Unlock()
-		finish(errNameBusy)
+		r.pendingRefused.Add(1)
+		if mine {
+			finish(errTooManyWaiting)
+		} else {
+			finish(errNameBusy)
+		}
 		return
 	}
 	r.pending[rid] = p
+	if m != nil {
+		r.perNode[m]++
+	}
+	if asker != nil {
+		r.perLink[asker]++
+	}
 	p.timer = r.clock.AfterFunc(r.cfg.Wait, func() {
 		if p := r.take(rid, nil); p != nil {
 			p.finish(unreachable(l.Peer().Zone))
@@ -189,6 +236,24 @@ func (r *Registrar) forward(l *federation.Link, m *zone.Member, msg func(id uint
 	}
 }
 
+// dropLocked forgets the pending request rid; r.pendMu is held.
+func (r *Registrar) dropLocked(rid uint32, p *pending) {
+	delete(r.pending, rid)
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	if p.member != nil {
+		if r.perNode[p.member]--; r.perNode[p.member] <= 0 {
+			delete(r.perNode, p.member)
+		}
+	}
+	if p.asker != nil {
+		if r.perLink[p.asker]--; r.perLink[p.asker] <= 0 {
+			delete(r.perLink, p.asker)
+		}
+	}
+}
+
 // take removes and returns the pending request rid, if it is waiting (on
 // link l, unless l is nil).
 func (r *Registrar) take(rid uint32, l *federation.Link) *pending {
@@ -198,10 +263,7 @@ func (r *Registrar) take(rid uint32, l *federation.Link) *pending {
 	if p == nil || l != nil && p.link != l {
 		return nil
 	}
-	delete(r.pending, rid)
-	if p.timer != nil {
-		p.timer.Stop()
-	}
+	r.dropLocked(rid, p)
 	return p
 }
 
@@ -213,12 +275,12 @@ func (r *Registrar) linkDown(l *federation.Link) {
 	var gone []*pending
 	r.pendMu.Lock()
 	for rid, p := range r.pending {
-		if p.link == l {
-			delete(r.pending, rid)
-			if p.timer != nil {
-				p.timer.Stop()
-			}
+		switch {
+		case p.link == l:
+			r.dropLocked(rid, p)
 			gone = append(gone, p)
+		case p.asker == l:
+			r.dropLocked(rid, p) // nobody to answer
 		}
 	}
 	r.pendMu.Unlock()
@@ -236,10 +298,7 @@ func (r *Registrar) memberGone(m *zone.Member) {
 	defer r.pendMu.Unlock()
 	for rid, p := range r.pending {
 		if p.member == m {
-			delete(r.pending, rid)
-			if p.timer != nil {
-				p.timer.Stop()
-			}
+			r.dropLocked(rid, p)
 		}
 	}
 }
@@ -260,12 +319,28 @@ func answerLink(l *federation.Link, id uint32, res *wire.NameResult) {
 	}
 }
 
+// refuseUntrusted answers a request from a relay this one does not trust
+// (a link of -federation=open): its members' leases are not trusted for
+// names, and it decides nothing here. It reports whether it refused.
+func (r *Registrar) refuseUntrusted(l *federation.Link, id uint32) bool {
+	if r.trusted(l.Peer().Key) {
+		return false
+	}
+	r.untrusted.Add(1)
+	l.Log().Info("names: refusing a request from a relay this one does not trust")
+	answerLink(l, id, nameResult(wire.CodeUnsupported, "this relay does not trust yours for names"))
+	return true
+}
+
 // onRelayClaim decides a claim another relay forwarded for its member;
 // a relay that breaks a rule has it counted against its link.
 func (r *Registrar) onRelayClaim(l *federation.Link, m *wire.RelayNameClaim) error {
-	if !r.linkLimit(l).Allow() {
+	if !r.linkLimit(l).AllowN(r.clock.Now(), 1) {
 		answerLink(l, m.ID, nameResult(wire.CodeRateLimited, "forwarding names faster than allowed"))
 		return link.ErrViolation
+	}
+	if r.refuseUntrusted(l, m.ID) {
+		return nil
 	}
 	r.claims.Add(1)
 	peer := l.Peer()
@@ -282,11 +357,14 @@ func (r *Registrar) onRelayClaim(l *federation.Link, m *wire.RelayNameClaim) err
 		answerLink(l, m.ID, bad)
 		return link.ErrViolation
 	}
-	home, _, _, joining := r.homeOf(names.Hash(m.Claim.Name))
+	hash := names.Hash(m.Claim.Name)
+	home, _, _, joining := r.homeOf(hash)
+	win, _, held := r.holder(hash)
+	ours := held && win.relay == r.self
 	switch {
-	case home != r.self:
+	case home != r.self && !ours:
 		answerLink(l, m.ID, nameResult(wire.CodeUnavailable, "not the home of this name"))
-	case joining:
+	case joining && !ours:
 		answerLink(l, m.ID, errJoining)
 	default:
 		claim := m.Claim
@@ -298,18 +376,38 @@ func (r *Registrar) onRelayClaim(l *federation.Link, m *wire.RelayNameClaim) err
 }
 
 // onRelayLookup answers another relay's lookup from this relay's own
-// names only, so lookups never travel further.
+// names, or, for a name another trusted relay's ledger holds (one
+// sequenced there before this relay became its home), by asking that
+// relay once: a relay asks the home, the home asks the holder, and the
+// holder answers from its own names.
 func (r *Registrar) onRelayLookup(l *federation.Link, m *wire.NameLookup) error {
-	if !r.linkLimit(l).Allow() {
+	if !r.linkLimit(l).AllowN(r.clock.Now(), 1) {
 		answerLink(l, m.ID, nameResult(wire.CodeRateLimited, "looking up names faster than allowed"))
 		return link.ErrViolation
 	}
-	r.lookups.Add(1)
-	res := r.ownRecord(m.Hash)
-	if res == nil {
-		res = errNoName
+	if r.refuseUntrusted(l, m.ID) {
+		return nil
 	}
-	answerLink(l, m.ID, res)
+	r.lookups.Add(1)
+	hash := m.Hash
+	if res := r.ownRecord(hash); res != nil {
+		answerLink(l, m.ID, res)
+		return nil
+	}
+	ask := func(to *federation.Link, zone string) {
+		req := func(id uint32) wire.Message { return &wire.NameLookup{ID: id, Hash: hash} }
+		r.forward(to, nil, l, req, func(res *wire.NameResult) {
+			answerLink(l, m.ID, r.checkForwarded(res, to, zone, func(rec *wire.UserRecord) bool { return names.Hash(rec.Claim.Name) == hash }))
+		})
+	}
+	res, asked := r.lookupHeld(hash, l, ask)
+	switch {
+	case asked:
+	case res != nil:
+		answerLink(l, m.ID, res)
+	default:
+		answerLink(l, m.ID, errNoName)
+	}
 	return nil
 }
 
@@ -320,6 +418,14 @@ func (r *Registrar) onNameResult(l *federation.Link, m *wire.NameResult) {
 	if p == nil {
 		l.Dropped()
 		l.Log().Debug("names: dropping an answer nobody waits for", "id", m.ID)
+		return
+	}
+	if !r.trusted(l.Peer().Key) {
+		// Asked while it was trusted, answering after: its word,
+		// refusal or record, reaches nobody.
+		r.untrusted.Add(1)
+		l.Log().Warn("names: dropping an answer from a relay this one does not trust")
+		p.finish(nameResult(wire.CodeUnavailable, "the relay of zone %s is not trusted for names; try again", l.Peer().Zone))
 		return
 	}
 	p.finish(m)

@@ -6,15 +6,17 @@
 // gives the canonical lower-case form), first come first served. A node
 // claims one with a [wire.UserClaim] signed by its key, binding the name to
 // its address and public keys. Its relay passes the claim to the name's
-// home relay ([Home]: of the federated relays, the one whose key hashes
-// closest to the name's hash), which refuses it if another key holds the
-// name and otherwise appends an [Entry] to its zone ledger. The answer is
+// home relay ([Home]: of the trusted federated relays that run the
+// service, the one whose key hashes closest to the name's hash), which
+// refuses it if another key holds the name and otherwise appends an [Entry] to its zone ledger. The answer is
 // a [wire.UserRecord]: the claim plus the relay's signed checkpoint and an
 // inclusion proof for the entry. Because every claim of one name meets in
 // one ledger, "first" is that ledger's order, and every relay decides a
-// race the same way; [Before] is the rule for the one case where two
-// ledgers hold claims of one name (relays that disagreed on the
-// federation while it changed).
+// race the same way. Two ledgers hold claims of one name only if the
+// federation changed or a relay sequenced a name it was not asked to;
+// then the first holder keeps it: each relay keeps the ledger it learnt
+// of first as the holder, and no record settles it ([Before] orders one
+// ledger's entries only).
 //
 // The owner stores its record in the DHT under [Key] (the first 20 bytes
 // of SHA-256("user/" ‖ name)), sealed with a key derived from the name and

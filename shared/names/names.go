@@ -142,14 +142,13 @@ func Home(h [32]byte, keys [][32]byte) ([32]byte, bool) {
 
 // Before reports whether ledger entry a (sequenced at index ai by the relay
 // with key ak) takes precedence over entry b for the name with hash h:
-// within one ledger the earlier entry; across ledgers — which happens only
-// if two relays each believed themselves home, while the federation
-// changed — the one from the relay that is Home between the two. Every
-// relay that holds both entries decides the same way.
+// within one ledger, the earlier entry. Across ledgers — which happens
+// when the federation changed, or a relay sequenced a name it was not
+// asked to — there is no order anyone can compute from the entries (a
+// relay can choose its key to be any name's home): which ledger held the
+// name first is known to the relays that mirror both, each of which keeps
+// the holder it learnt of first and never lets a later ledger displace
+// it. Before is false both ways then; a node asks its relay.
 func Before(h [32]byte, ak [32]byte, ai uint64, bk [32]byte, bi uint64) bool {
-	if ak == bk {
-		return ai < bi
-	}
-	home, _ := Home(h, [][32]byte{ak, bk})
-	return home == ak
+	return ak == bk && ai < bi
 }

@@ -145,12 +145,15 @@ func TestHome(t *testing.T) {
 		if h2, _ := Home(h, rev); h2 != home {
 			t.Fatalf("home depends on the order of the relays")
 		}
-		// The home between itself and any other relay is itself, so
-		// Before agrees with Home.
+		// Across ledgers Before orders nothing, home or not: a relay
+		// that ground its key to be the home takes no name by it.
 		for _, k := range keys {
-			if k != home && !Before(h, home, 9, k, 1) {
-				t.Fatal("Before prefers a relay further from the name than its home")
+			if k != home && (Before(h, home, 1, k, 9) || Before(h, k, 1, home, 9)) {
+				t.Fatal("Before orders entries of two ledgers")
 			}
+		}
+		if !Before(h, home, 1, home, 9) || Before(h, home, 9, home, 1) {
+			t.Fatal("Before does not order one ledger's entries")
 		}
 		counts[home]++
 	}
@@ -379,5 +382,14 @@ func TestBetter(t *testing.T) {
 	ra2 := z.sequence(t, ca2, 0)
 	if !Better(ra2, ra) || Better(ra, ra2) {
 		t.Error("the owner's newer version must win over its older one")
+	}
+	// A claim of the name by another key in another relay's ledger is a
+	// conflict no record settles, whichever relay is the name's home.
+	y := newZoneRelay(t, "y")
+	c, clease := node(t, y.key, "y")
+	cc, _ := NewClaim(c, &clease, "alice", 1)
+	rc := y.sequence(t, cc, 0)
+	if Better(rc, ra) || Better(ra, rc) {
+		t.Error("a record of another ledger was judged better or worse on its own")
 	}
 }

@@ -262,7 +262,9 @@ func sealKey(name string) []byte {
 
 // Better reports whether verified record a should be believed over
 // verified record b for the same name: the same owner's higher version,
-// or, between owners, the entry that comes first by Before.
+// or, between owners, the earlier entry of one ledger (Before). Records
+// of two owners from two ledgers are a conflict no record settles: neither
+// is better, and a node asks its relay which ledger holds the name first.
 func Better(a, b *wire.UserRecord) bool {
 	if a.Claim.SignKey == b.Claim.SignKey {
 		return a.Claim.Version > b.Claim.Version

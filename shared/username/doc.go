@@ -10,7 +10,8 @@
 // name's home relay sequence it in its zone ledger and answers with a
 // NameResult holding the record. The client checks that the record is of
 // the claim it sent and verifies it (claim signature, relay checkpoint,
-// inclusion proof, against the relays the node trusts: Host.ZoneOf),
+// inclusion proof, against the relays the node's admission flags trusted
+// and running names: Host.Relays),
 // saves it in its namespace of the node's store (Host.Store), emits the
 // "username" event (Host.Emit) and publishes the record in the DHT
 // (Host.Put) under names.Key, sealed with the name and signed by the key
@@ -18,10 +19,12 @@
 // (Host.OnAdmitted) the saved record is published again, or claimed again
 // at the next version if the node came back at another address.
 //
-// Resolve looks a name up in the DHT (Host.Get), keeps the best record
-// that verifies (logging and dropping any that do not), and asks the
-// relay with a NameLookup only when the DHT has none; verified answers
-// are cached for five minutes, at most 1024 of them. Nothing maps an
+// Resolve looks a name up in the DHT (Host.Get), drops (and logs) the
+// records that do not verify, and takes the best of the rest only if the
+// name's home (names.Home among those relays) sequenced it and no other
+// ledger's record holds the name for another key; otherwise it asks the
+// relay with a NameLookup, which answers from the ledger that holds the
+// name first. Verified answers are cached for five minutes, at most 1024. Nothing maps an
 // address or key back to a name.
 //
 // Failures are *node.Error values worded for people, with a code: this

@@ -160,12 +160,25 @@ func newSkewed() *skewed { return &skewed{Clock: clock.System} }
 func (s *skewed) Now() time.Time { return s.Clock.Now().Add(time.Duration(s.skew.Load())) }
 
 // swarm makes count nodes with a username client each, trusting the
-// relays of extra too; it returns the clients, by node.
+// relays of extra too, which run the username service (the swarm's own
+// relay is trusted and does not); it returns the clients, by node.
 func swarm(t *testing.T, count int, clk clock.Clock, logger *slog.Logger, extra ...wire.RelayInfo) (*nodetest.Swarm, []*Client) {
+	t.Helper()
+	flags := []wire.RelayFlags{wire.RelayTrusted}
+	for range extra {
+		flags = append(flags, wire.RelayTrusted|wire.RelayNames)
+	}
+	return swarmFlags(t, count, clk, logger, extra, flags)
+}
+
+// swarmFlags is swarm with the flags the admission gives the swarm's
+// relay and then each of extra.
+func swarmFlags(t *testing.T, count int, clk clock.Clock, logger *slog.Logger, extra []wire.RelayInfo, flags []wire.RelayFlags) (*nodetest.Swarm, []*Client) {
 	t.Helper()
 	clients := make([]*Client, count)
 	s := nodetest.New(t, count, nodetest.Options{
 		Trusted: extra,
+		Flags:   flags,
 		Config: func(i int, c *node.Config) {
 			clients[i] = New()
 			c.Capabilities = []node.Capability{clients[i]}
@@ -374,6 +387,7 @@ func TestNameErrors(t *testing.T) {
 		{refusal("bob", &wire.RemoteError{Code: wire.CodeNotFound}), wire.ErrNotFound, CodeNotFound, `no user named "bob"`},
 		{refusal("bob", &wire.RemoteError{Code: wire.CodeUnavailable}), wire.ErrUnavailable, node.CodeUnavailable, "try again"},
 		{refusal("bob", &wire.RemoteError{Code: wire.CodeRateLimited, Message: "slow down"}), wire.ErrRateLimited, node.CodeRateLimited, "slow down"},
+		{refusal("bob", &wire.RemoteError{Code: wire.CodeAlreadyRegistered, Message: `this node is already registered as "alice"`}), wire.ErrAlreadyRegistered, CodeAlreadyRegistered, `already registered as "alice"`},
 		{forged(names.ErrForged), names.ErrForged, CodeForged, "the relay's record does not verify: record does not verify"},
 	} {
 		e := node.Explain(tc.err)
@@ -476,4 +490,72 @@ func nodetestLease(t *testing.T, id *identity.Identity) wire.Lease {
 		t.Fatal(err)
 	}
 	return relay.IssueLease(id.SignKey(), id.AgreeKey(), [16]byte{1}, "z", time.Now(), time.Hour)
+}
+
+// A node believes a username record only from the relays its admission
+// names as trusted and running the username service, and takes one from
+// the DHT alone only if it was sequenced by the name's home among them:
+// a record of a relay not flagged trusted is refused as forged, one of a
+// trusted relay that is not the home is refused unless the node's relay
+// vouches for it (these nodes have none), and the home's is accepted. Two
+// ledgers holding the name for two keys settle nothing on their own.
+func TestResolveOnlyFromTheHome(t *testing.T) {
+	var logs syncBuffer
+	home, other, stranger := newTestLedger(t, "h"), newTestLedger(t, "o"), newTestLedger(t, "u")
+	sw, ns := swarmFlags(t, 8, nil, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		[]wire.RelayInfo{home.info(), other.info(), stranger.info()},
+		[]wire.RelayFlags{wire.RelayTrusted, wire.RelayTrusted | wire.RelayNames, wire.RelayTrusted | wire.RelayNames, wire.RelayNames})
+	sw.KademliaLinks()
+	asker := ns[7]
+	// Names whose home among the trusted relays with the service is home.
+	var homed []string
+	for i := 0; len(homed) < 4; i++ {
+		name := fmt.Sprintf("u%d", i)
+		if h, _ := names.Home(names.Hash(name), [][32]byte{home.key.SignKey(), other.key.SignKey()}); h == home.key.SignKey() {
+			homed = append(homed, name)
+		}
+	}
+	ctx := context.Background()
+	resolve := func(name string) (*wire.UserRecord, node.ErrorView) {
+		t.Helper()
+		short, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		rec, err := asker.Resolve(short, name, true)
+		if err != nil {
+			return rec, node.Explain(err)
+		}
+		return rec, node.ErrorView{}
+	}
+	publishOwn := func(c *Client, l *testLedger, name string) *wire.UserRecord {
+		t.Helper()
+		rec := l.sequence(t, claimAs(t, c, name, 1))
+		publishAs(t, c, rec)
+		return rec
+	}
+
+	// Sequenced by a relay the admission does not flag trusted.
+	publishOwn(ns[0], stranger, homed[0])
+	if rec, e := resolve(homed[0]); rec != nil || e.Code != CodeForged || !strings.Contains(e.Error, "does not name as trusted") {
+		t.Errorf("a record of an untrusted relay: %v, %s %q", rec != nil, e.Code, e.Error)
+	}
+	// Sequenced by a trusted relay that is not the name's home.
+	publishOwn(ns[1], other, homed[1])
+	if rec, e := resolve(homed[1]); rec != nil || e.Code != CodeForged || !strings.Contains(e.Error, "not this name's home") {
+		t.Errorf("a record of a trusted relay that is not the home: %v, %s %q", rec != nil, e.Code, e.Error)
+	}
+	// Sequenced by the home.
+	want := publishOwn(ns[2], home, homed[2])
+	if rec, e := resolve(homed[2]); rec == nil || !names.Same(&rec.Claim, &want.Claim) {
+		t.Errorf("the home's record: %s %q", e.Code, e.Error)
+	}
+	// The home's record of one key beside another ledger's of another
+	// key: the DHT settles nothing; the node's relay would.
+	publishOwn(ns[3], other, homed[3])
+	publishOwn(ns[4], home, homed[3])
+	if rec, e := resolve(homed[3]); rec != nil || e.Code != CodeForged {
+		t.Errorf("two ledgers' records for two keys: %v, %s %q", rec != nil, e.Code, e.Error)
+	}
+	if n := strings.Count(logs.String(), "does not name as trusted"); n == 0 {
+		t.Errorf("the untrusted relay's record was not logged:\n%s", logs.String())
+	}
 }

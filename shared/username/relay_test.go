@@ -61,6 +61,7 @@ type fakeRelay struct {
 	refuse    wire.Code                // answer claims with this code
 	silent    bool                     // answer no claim
 	tamper    func(r *wire.UserRecord) // edit records before sending them
+	grown     *testLedger              // a relay that joined the federation since: admissions list it, trusted and running names
 }
 
 // set changes the relay's behaviour.
@@ -141,7 +142,11 @@ func (f *fakeRelay) serve(w http.ResponseWriter, r *http.Request) {
 	adm := &wire.Admitted{Lease: lease, Relays: []wire.RelayInfo{
 		{Zone: f.zone, Key: f.key.SignKey()},
 		{Zone: f.home.zone, Key: f.home.key.SignKey()},
-	}, Flags: []wire.RelayFlags{wire.RelayTrusted | wire.RelayNames, wire.RelayTrusted | wire.RelayNames}}
+	}, Flags: []wire.RelayFlags{wire.RelayTrusted, wire.RelayTrusted | wire.RelayNames}} // b sequences every name
+	if f.grown != nil {
+		adm.Relays = append(adm.Relays, f.grown.info())
+		adm.Flags = append(adm.Flags, wire.RelayTrusted|wire.RelayNames)
+	}
 	for a, l := range f.leases {
 		if a != lease.Address {
 			adm.Peers = append(adm.Peers, l)
@@ -619,5 +624,112 @@ func TestRelaySendsUnknownType(t *testing.T) {
 	}
 	if s, _ := n.State(); s != node.StateAdmitted || f.admissions.Load() != 1 {
 		t.Errorf("state %s after %d admissions: the node left the relay over frames it skips", s, f.admissions.Load())
+	}
+}
+
+// The federation grows: a new trusted relay becomes the home of a name
+// the old home's ledger holds. The name stays valid: nodes admitted since
+// do not take the old home's record from the DHT alone, but ask the
+// relay, which vouches for the ledger that holds the name, and believe it.
+func TestOldNameAfterTheFederationGrew(t *testing.T) {
+	f := newFakeRelay(t)
+	net := transport.NewNetwork()
+	an, a, _ := f.runNode(t, store.NewMemory(), net, nil)
+	hn, _, _ := f.runNode(t, store.NewMemory(), net, nil) // keeps a's record in the DHT
+	wait.Until(t, wait.Default, "a data channel", func() bool {
+		for _, p := range hn.Peers() {
+			if p.Address == an.Address() {
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rec, err := a.Register(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait.Until(t, wait.Default, "the record in the DHT", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.published.version == rec.Claim.Version
+	})
+	for {
+		l := newTestLedger(t, "c")
+		if h, _ := names.Home(names.Hash("alice"), [][32]byte{f.home.key.SignKey(), l.key.SignKey()}); h == l.key.SignKey() {
+			f.set(func() { f.grown = l })
+			break
+		}
+	}
+	// A node admitted since, beside the owner (the DHT holds the old
+	// home's record), and one alone on its network (the DHT holds none).
+	_, b, _ := f.runNode(t, store.NewMemory(), net, nil)
+	_, c, _ := f.runNode(t, store.NewMemory(), transport.NewNetwork(), nil)
+	for i, n := range []*Client{b, c} {
+		before := f.lookups.Load()
+		got, err := n.Resolve(ctx, "alice", true)
+		if err != nil {
+			t.Fatalf("node %d resolving a name held since before the federation grew: %v", i, err)
+		}
+		if !names.Same(&got.Claim, &rec.Claim) || got.RelayKey != f.home.key.SignKey() {
+			t.Fatalf("node %d resolved %+v", i, got.Claim)
+		}
+		if f.lookups.Load() != before+1 {
+			t.Fatalf("node %d took the old home's record without asking the relay", i)
+		}
+	}
+}
+
+// A relay that joined the federation with a key ground to be alice's
+// home sequenced alice for a thief, whose record sits in the DHT beside
+// the original owner's: a node picks the original, because two ledgers'
+// records of two keys settle nothing alone and its relay vouches for the
+// ledger that held the name first.
+func TestNodesPickTheOriginal(t *testing.T) {
+	f := newFakeRelay(t)
+	net := transport.NewNetwork()
+	an, owner, _ := f.runNode(t, store.NewMemory(), net, nil)
+	tn, thief, _ := f.runNode(t, store.NewMemory(), net, nil)
+	wait.Until(t, wait.Default, "a data channel", func() bool {
+		for _, p := range tn.Peers() {
+			if p.Address == an.Address() {
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	orig, err := owner.Register(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait.Until(t, wait.Default, "the original in the DHT", func() bool {
+		owner.mu.Lock()
+		defer owner.mu.Unlock()
+		return owner.published.version == orig.Claim.Version
+	})
+	var ground *testLedger
+	for ground == nil {
+		l := newTestLedger(t, "g")
+		if h, _ := names.Home(names.Hash("alice"), [][32]byte{f.home.key.SignKey(), l.key.SignKey()}); h == l.key.SignKey() {
+			ground = l
+		}
+	}
+	f.set(func() { f.grown = ground })
+	publishAs(t, thief, ground.sequence(t, claimAs(t, thief, "alice", 1)))
+
+	_, asker, _ := f.runNode(t, store.NewMemory(), net, nil)
+	before := f.lookups.Load()
+	got, err := asker.Resolve(ctx, "alice", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Claim.SignKey != orig.Claim.SignKey || got.RelayKey != f.home.key.SignKey() {
+		t.Fatalf("resolved the claim of key %x sequenced by zone %s, not the original", got.Claim.SignKey[:4], got.Zone)
+	}
+	if f.lookups.Load() != before+1 {
+		t.Fatal("the node settled the conflict without its relay")
 	}
 }

@@ -179,6 +179,8 @@ func refusal(name string, re *wire.RemoteError) error {
 		}
 	case wire.CodeBadName:
 		code = CodeInvalid
+	case wire.CodeAlreadyRegistered:
+		code = CodeAlreadyRegistered // the home knows this key by another name
 	case wire.CodeUnavailable:
 		code = node.CodeUnavailable
 		if msg == "" {
@@ -258,7 +260,9 @@ func (c *Client) registerLocked(ctx context.Context, name string) (*wire.UserRec
 		h.Logger().Warn("the relay answered a claim with a record of another claim", "name", name)
 		return nil, forged(fmt.Errorf("%w: it is not the claim this node sent", names.ErrForged))
 	}
-	if _, err := names.Verify(rec, name, h.ZoneOf); err != nil {
+	// The record may come from the ledger that holds the name rather than
+	// its home (see Resolve); it must come from a relay trusted for names.
+	if err := c.check(rec, name, c.namesRelays()); err != nil {
 		h.Logger().Warn("the relay's record does not verify", "name", name, "err", err)
 		return nil, forged(err)
 	}
@@ -382,9 +386,18 @@ func (c *Client) Resolve(ctx context.Context, name string, fresh bool) (*wire.Us
 	}
 	ctx, cancel := context.WithTimeout(ctx, nameTimeout)
 	defer cancel()
-	var best *wire.UserRecord
-	if own := c.Record(); own != nil && own.Claim.Name == name {
-		best = own // verified when it was registered
+	relays := c.namesRelays()
+	home, _ := names.Home(names.Hash(name), relays.keys)
+	// The DHT's records are candidates; only an unambiguous answer is
+	// taken from it alone: the best record the name's home sequenced,
+	// with no other ledger's record of another owner beside it. Anything
+	// else — only another trusted relay's records (a name held since
+	// before the federation grew, or a relay overstepping), a conflict
+	// between ledgers, nothing — is the relay's to settle.
+	var cands []*wire.UserRecord
+	var doubt error // why a record was not taken from the DHT
+	if own := c.Record(); own != nil && own.Claim.Name == name && c.check(own, name, relays) == nil {
+		cands = append(cands, own) // verified when it was registered
 	}
 	recs, err := h.Get(ctx, names.Key(name))
 	if err != nil && ctx.Err() == nil {
@@ -393,48 +406,131 @@ func (c *Client) Resolve(ctx context.Context, name string, fresh bool) (*wire.Us
 	for _, r := range recs {
 		rec, err := names.Open(name, &r)
 		if err == nil {
-			_, err = names.Verify(rec, name, h.ZoneOf)
+			err = c.check(rec, name, relays)
 		}
 		if err != nil {
 			h.Logger().Warn("dropped a username record from the DHT that does not verify", "signer", hex.EncodeToString(r.Signer[:4]), "err", err)
+			doubt = err
 			continue
 		}
-		if best == nil || names.Better(rec, best) {
-			best = rec
-		}
+		cands = append(cands, rec)
 	}
+	best := fromDHT(cands, home)
 	if best == nil {
+		for _, rec := range cands {
+			if rec.RelayKey != home && doubt == nil {
+				doubt = fmt.Errorf("%w: sequenced by the relay of zone %q, which is not this name's home, and the relay did not vouch for it", names.ErrForged, rec.Zone)
+			}
+		}
+		if len(cands) > 0 {
+			h.Logger().Info("asking the relay which record of a username holds", "name", name, "records", len(cands))
+		}
 		if err := ctx.Err(); err != nil {
 			if errors.Is(err, context.Canceled) {
 				return nil, err
 			}
+			if doubt != nil {
+				return nil, forged(doubt)
+			}
 			return nil, node.Errorf(node.CodeTimeout, []error{node.ErrTimeout, err}, "no answer in time")
 		}
-		reply, err := h.RelayRequest(ctx, func(id uint32) wire.Message { return &wire.NameLookup{ID: id, Hash: names.Hash(name)} })
+		rec, err := c.askRelay(ctx, name, relays)
 		if err != nil {
+			if doubt != nil && !errors.Is(err, context.Canceled) {
+				h.Logger().Warn("the relay did not vouch for a username record the DHT holds", "name", name, "err", err)
+				return nil, forged(doubt)
+			}
 			return nil, err
 		}
-		res, ok := reply.(*wire.NameResult)
-		if !ok {
-			return nil, node.Errorf(node.CodeError, []error{wire.ErrProtocol}, "protocol violation: the relay answered a lookup with type %d", reply.Type())
-		}
-		if re, ok := res.Err().(*wire.RemoteError); ok {
-			if re.Code == wire.CodeNotFound {
-				return nil, node.Errorf(CodeNotFound, []error{re}, "no user named %q", name)
-			}
-			return nil, refusal(name, re)
-		}
-		if res.Record == nil {
-			return nil, node.Errorf(node.CodeError, []error{wire.ErrProtocol}, "protocol violation: the relay found the name but sent no record")
-		}
-		if _, err := names.Verify(res.Record, name, h.ZoneOf); err != nil {
-			h.Logger().Warn("dropped a username record from the relay that does not verify", "err", err)
-			return nil, forged(err)
-		}
-		best = res.Record
+		best = rec
 	}
 	c.resolved.put(name, best, h.Clock().Now())
 	return best, nil
+}
+
+// fromDHT is the record the DHT settles alone among verified records, or
+// nil: the best of those the name's home sequenced (one ledger orders its
+// entries), unless another relay's ledger holds the name for another key
+// (which ledger held it first, only relays know).
+func fromDHT(cands []*wire.UserRecord, home [32]byte) *wire.UserRecord {
+	var best *wire.UserRecord
+	for _, rec := range cands {
+		if rec.RelayKey == home && (best == nil || names.Better(rec, best)) {
+			best = rec
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	for _, rec := range cands {
+		if rec.RelayKey != home && rec.Claim.SignKey != best.Claim.SignKey {
+			return nil
+		}
+	}
+	return best
+}
+
+// askRelay asks the node's relay for the record of name: the relay
+// answers from the ledger that holds the name first, which need not be
+// the name's home (one sequenced before the federation grew), but must be
+// a relay trusted for names.
+func (c *Client) askRelay(ctx context.Context, name string, relays trustedRelays) (*wire.UserRecord, error) {
+	h := c.h
+	reply, err := h.RelayRequest(ctx, func(id uint32) wire.Message { return &wire.NameLookup{ID: id, Hash: names.Hash(name)} })
+	if err != nil {
+		return nil, err
+	}
+	res, ok := reply.(*wire.NameResult)
+	if !ok {
+		return nil, node.Errorf(node.CodeError, []error{wire.ErrProtocol}, "protocol violation: the relay answered a lookup with type %d", reply.Type())
+	}
+	if re, ok := res.Err().(*wire.RemoteError); ok {
+		if re.Code == wire.CodeNotFound {
+			return nil, node.Errorf(CodeNotFound, []error{re}, "no user named %q", name)
+		}
+		return nil, refusal(name, re)
+	}
+	if res.Record == nil {
+		return nil, node.Errorf(node.CodeError, []error{wire.ErrProtocol}, "protocol violation: the relay found the name but sent no record")
+	}
+	if err := c.check(res.Record, name, relays); err != nil {
+		h.Logger().Warn("dropped a username record from the relay that does not verify", "err", err)
+		return nil, forged(err)
+	}
+	return res.Record, nil
+}
+
+// trustedRelays are the relays the node's last admission named as trusted
+// and running the username service, by key: the only relays whose records
+// the node believes, and among which a name has its home.
+type trustedRelays struct {
+	keys  [][32]byte
+	zones map[[32]byte]string
+}
+
+func (c *Client) namesRelays() trustedRelays {
+	rs := trustedRelays{zones: make(map[[32]byte]string)}
+	for _, r := range c.h.Relays() {
+		if r.Flags.Has(wire.RelayTrusted | wire.RelayNames) {
+			rs.keys = append(rs.keys, r.Info.Key)
+			rs.zones[r.Info.Key] = r.Info.Zone
+		}
+	}
+	return rs
+}
+
+func (rs trustedRelays) zoneOf(key [32]byte) (string, bool) {
+	z, ok := rs.zones[key]
+	return z, ok
+}
+
+// check verifies rec as the record of name, sequenced by one of relays.
+func (c *Client) check(rec *wire.UserRecord, name string, relays trustedRelays) error {
+	if _, ok := relays.zoneOf(rec.RelayKey); !ok {
+		return fmt.Errorf("%w: sequenced by the relay of zone %q, which this node's relay does not name as trusted for usernames", names.ErrForged, rec.Zone)
+	}
+	_, err := names.Verify(rec, name, relays.zoneOf)
+	return err
 }
 
 // cache keeps verified records by name for resolveTTL, at most

@@ -63,6 +63,15 @@ const (
 	CodeFull  Code = 49 // the key has its maximum of signers, or the node's record storage is full
 )
 
+// CodeAlreadyRegistered: the claimant's key holds another username (the
+// name's home refuses a second name for one key). 17–19 are left free.
+const CodeAlreadyRegistered Code = 20
+
+// ErrAlreadyRegistered is CodeAlreadyRegistered's sentinel.
+var ErrAlreadyRegistered = errors.New("already registered")
+
+func init() { codeErrs[CodeAlreadyRegistered] = ErrAlreadyRegistered }
+
 var codeErrs = map[Code]error{
 	CodeMalformed:    ErrMalformed,
 	CodeTooLarge:     ErrTooLarge,

@@ -10,6 +10,7 @@ import (
 
 	"ddt/relay/federation"
 	"ddt/relay/zone"
+	"ddt/shared/clock"
 	"ddt/shared/identity"
 	"ddt/shared/store"
 )
@@ -24,18 +25,23 @@ type Relay struct {
 
 // New makes the zone "zone-a" (at most 8 nodes) and its federation, with
 // summaries every 20 ms. Services are made on it before Start.
-func New(t testing.TB) *Relay {
+func New(t testing.TB) *Relay { return NewClock(t, nil) }
+
+// NewClock is New on clk (the system clock if nil): a virtual clock
+// makes rate limits and waits exact, and sends no summaries until it is
+// advanced.
+func NewClock(t testing.TB, clk clock.Clock) *Relay {
 	t.Helper()
 	key, err := identity.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := store.NewMemory()
-	z, err := zone.New(zone.Config{Name: "zone-a", URL: "http://a.example", MaxNodes: 8, Key: key, Store: st})
+	z, err := zone.New(zone.Config{Name: "zone-a", URL: "http://a.example", MaxNodes: 8, Key: key, Store: st, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := federation.New(federation.Config{Zone: z, Key: key, SummaryEvery: 20 * time.Millisecond})
+	f, err := federation.New(federation.Config{Zone: z, Key: key, SummaryEvery: 20 * time.Millisecond, Clock: clk})
 	if err != nil {
 		z.Close()
 		t.Fatal(err)

@@ -45,6 +45,10 @@ type Options struct {
 	Trusted []wire.RelayInfo
 	// RelayFeatures are what the relay announces (default none).
 	RelayFeatures wire.Features
+	// Flags, parallel to the swarm's relay and then Trusted, are what the
+	// admission vouches for about each (nil: every one trusted, and
+	// running the username service if RelayFeatures lists it).
+	Flags []wire.RelayFlags
 }
 
 // New makes count nodes, each admitted with a lease for its own address
@@ -85,7 +89,7 @@ func New(t testing.TB, count int, opts Options) *Swarm {
 		now := clk.Now()
 		sign, agree := n.Keys()
 		lease := relay.IssueLease(sign, agree, nonce, Zone, now, 7*24*time.Hour)
-		if err := n.AdmitLocal(lease, relays, nil, s.RelayFeatures); err != nil {
+		if err := n.AdmitLocal(lease, relays, opts.Flags, s.RelayFeatures); err != nil {
 			t.Fatal(err)
 		}
 		s.Nodes = append(s.Nodes, n)
