@@ -883,3 +883,63 @@ func TestPendingPerLink(t *testing.T) {
 	q.c.CloseNow()
 	wait.Until(t, wait.Default, "q's requests forgotten", func() bool { return z.relay.Names.Pending() == 1 })
 }
+
+// In open federation a relay nobody named links, but even with a key
+// ground to be a name's home it decides nothing: the name is decided by
+// the trusted relay, the admission tells nodes the relay is not trusted,
+// and its ledger, where it sequenced the name for its own member, is not
+// mirrored and holds nothing for zone a.
+func TestOpenFederationGroundKeyDecidesNothing(t *testing.T) {
+	a := newZone(t, store.NewMemory(), Config{Zone: "zone-a", Open: true})
+	gst := store.NewMemory()
+	var gkey *identity.Identity
+	for gkey == nil {
+		k, err := identity.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if home, _ := names.Home(names.Hash("bob"), [][32]byte{a.relay.Key(), k.SignKey()}); home == k.SignKey() {
+			if err := gst.Put(storeKeyRelay, k.Marshal()); err != nil {
+				t.Fatal(err)
+			}
+			gkey = k
+		}
+	}
+	g := newZone(t, gst, Config{Zone: "zone-g", Peers: []federation.Peer{{URL: a.url, Key: a.relay.Key()}}})
+	linked(t, a, 1)
+	if a.relay.Federation.Trusts(gkey.SignKey()) {
+		t.Fatal("zone a trusts a relay nobody named")
+	}
+
+	// The ground-key relay sequences bob for its own member…
+	thief := joinNamed(t, g)
+	wantRecord(t, thief.claim(thief.claimOf("bob", 1)), "bob", zonesOf(g.relay))
+
+	// …but zone a's nodes see it flagged untrusted, and bob is decided
+	// by zone a, for the first of zone a's nodes to claim it.
+	_, adm := admit(t, a, nil)
+	var listed bool
+	for i, r := range adm.Relays {
+		if r.Key == gkey.SignKey() {
+			listed = true
+			if adm.Flags[i].Has(wire.RelayTrusted) {
+				t.Fatalf("the admission flags the untrusted relay %v", adm.Flags[i])
+			}
+		}
+	}
+	if !listed {
+		t.Fatal("the admission does not list the linked relay at all")
+	}
+	owner := joinNamed(t, a)
+	rec := wantRecord(t, owner.claim(owner.claimOf("bob", 1)), "bob", zonesOf(a.relay))
+	if rec.RelayKey != a.relay.Key() || rec.Claim.SignKey != owner.id.SignKey() {
+		t.Fatalf("bob sequenced by %x for %x", rec.RelayKey[:4], rec.Claim.SignKey[:4])
+	}
+	got := wantRecord(t, joinNamed(t, a).lookup("bob"), "bob", zonesOf(a.relay))
+	if !names.Same(&got.Claim, &rec.Claim) {
+		t.Fatalf("a lookup in zone a found %x's claim", got.Claim.SignKey[:4])
+	}
+	if m := a.relay.Stats().Ledger.Mirrors; m["zone-g"] != 0 {
+		t.Fatalf("zone a mirrors the untrusted relay's ledger: %v", m)
+	}
+}
