@@ -263,8 +263,9 @@ func (n *Node) trySendRouted(dest id.Address, inner wire.Message) error {
 }
 
 // routeOut is sendRouted without handing the message to the peer at
-// avoid (a channel that just failed); wait says whether to wait for room
-// in the first hop's send queue.
+// avoid (a channel that just failed; when avoid is dest, the way back is
+// taken even while a channel to dest is open); wait says whether to wait
+// for room in the first hop's send queue.
 func (n *Node) routeOut(ctx context.Context, dest id.Address, inner wire.Message, avoid id.Address, wait bool) error {
 	frame, err := wire.Marshal(inner)
 	if err != nil {
@@ -282,7 +283,7 @@ func (n *Node) routeOut(ctx context.Context, dest id.Address, inner wire.Message
 	for try := 0; ; try++ {
 		var p *peer
 		route := n.routes.back(dest)
-		if len(route) > 0 && n.peer(dest) == nil && route[0] != avoid {
+		if len(route) > 0 && (n.peer(dest) == nil || avoid == dest) && route[0] != avoid {
 			p = n.peer(route[0])
 		}
 		if p == nil {
@@ -393,11 +394,19 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 			n.onReply(origin, m)
 			return
 		}
+		// The answer goes back the way the request came. A request
+		// routed from a node with a channel to this one came around
+		// that channel (it failed under the sender, or is failing), so
+		// the answer avoids it too.
+		var avoid id.Address
+		if from.addr != origin {
+			avoid = origin
+		}
 		select {
 		case n.routedSlots <- struct{}{}:
 			go func() {
 				defer func() { <-n.routedSlots }()
-				n.answer(origin, m, func(reply wire.Message) error { return n.sendRouted(n.life, origin, reply) })
+				n.answer(origin, m, func(reply wire.Message) error { return n.routeOut(n.life, origin, reply, avoid, true) })
 			}()
 		default:
 			n.overlay.busy.Add(1)
