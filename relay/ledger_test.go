@@ -318,17 +318,8 @@ func (r *rawRelay) announce(log *ledger.Log) {
 func TestLedgerForkRefused(t *testing.T) {
 	zs := federate(t, Config{}, Config{})
 	a := zs[0]
-	ident, _ := identity.New()
+	r, ident, honest := mirroredZoneX(t, a)
 	origin := ledger.ZoneOrigin("zone-x", ident.SignKey())
-	honest, err := ledger.Open(store.NewMemory(), origin, ident.SigningKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	honest.Append([]byte("alice"), []byte("bob"))
-	r := fedLink(t, a, ident, "zone-x")
-	r.announce(honest)
-	r.serveLedger(honest)
-	wait.Until(t, wait.Default, "a mirrors zone x", func() bool { return a.relay.Stats().Ledger.Mirrors["zone-x"] == 2 })
 
 	// Misbehaviour short of a fork is refused and the link stays.
 	before := a.relay.Stats().Federated.Dropped
@@ -389,16 +380,7 @@ func TestLedgerForkRefused(t *testing.T) {
 func TestLedgerHealthzBounds(t *testing.T) {
 	zs := federate(t, Config{})
 	a := zs[0]
-	ident, _ := identity.New()
-	honest, err := ledger.Open(store.NewMemory(), ledger.ZoneOrigin("zone-x", ident.SignKey()), ident.SigningKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	honest.Append([]byte("alice"), []byte("bob"))
-	r := fedLink(t, a, ident, "zone-x")
-	r.announce(honest)
-	r.serveLedger(honest)
-	wait.Until(t, wait.Default, "a mirrors zone x", func() bool { return a.relay.Stats().Ledger.Mirrors["zone-x"] == 2 })
+	r, ident, _ := mirroredZoneX(t, a)
 
 	r.send(&wire.LedgerCheckpoint{Note: relaytest.FakeCheckpoint(t, ident, "zone-x", 2+zoneledger.MaxCatchUp+1)})
 	var health struct {
@@ -417,4 +399,22 @@ func TestLedgerHealthzBounds(t *testing.T) {
 		t.Fatal("the mirror moved")
 	}
 	linked(t, a, 1)
+}
+
+// mirroredZoneX links a relay of zone x, with a key of its own, to a and
+// waits until a mirrors its two-entry ledger; it returns the link, the
+// key and that ledger.
+func mirroredZoneX(t testing.TB, a *testZone) (*rawRelay, *identity.Identity, *ledger.Log) {
+	t.Helper()
+	ident, _ := identity.New()
+	honest, err := ledger.Open(store.NewMemory(), ledger.ZoneOrigin("zone-x", ident.SignKey()), ident.SigningKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	honest.Append([]byte("alice"), []byte("bob"))
+	r := fedLink(t, a, ident, "zone-x")
+	r.announce(honest)
+	r.serveLedger(honest)
+	wait.Until(t, wait.Default, "a mirrors zone x", func() bool { return a.relay.Stats().Ledger.Mirrors["zone-x"] == 2 })
+	return r, ident, honest
 }

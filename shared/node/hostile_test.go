@@ -84,6 +84,22 @@ func pionLink(t testing.TB, a, b *Node) {
 
 // rawPeerConnection is a pion peer connection outside the node's
 // transport, restricted to loopback: a hostile peer's.
+// gatheredOffer makes pc's offer and returns its SDP once every
+// candidate is in it (no trickle: one signal carries it all).
+func gatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
+	t.Helper()
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	return pc.LocalDescription().SDP
+}
+
 func rawPeerConnection(t testing.TB) *webrtc.PeerConnection {
 	t.Helper()
 	var se webrtc.SettingEngine
@@ -155,16 +171,7 @@ func newStubborn(t *testing.T, hub, as *Node) *stubborn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hs.Close() })
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	if err := hs.Handle(wire.SignalOffer, pc.LocalDescription().SDP); err != nil {
+	if err := hs.Handle(wire.SignalOffer, gatheredOffer(t, pc)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -397,20 +404,12 @@ func TestFakeOffersAreBounded(t *testing.T) {
 	if _, err := pc.CreateDataChannel("x", nil); err != nil {
 		t.Fatal(err)
 	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
+	offer := gatheredOffer(t, pc)
 	const fakes = 100
 	for i := 0; i < fakes; i++ {
 		var from id.Address
 		rand.Read(from[:])
-		h.onSignal(&wire.Signal{Peer: from, Session: randomSID(), Kind: wire.SignalOffer, Data: pc.LocalDescription().SDP}, ViaRelay)
+		h.onSignal(&wire.Signal{Peer: from, Session: randomSID(), Kind: wire.SignalOffer, Data: offer}, ViaRelay)
 	}
 	pending := func() int {
 		h.mu.Lock()
