@@ -5,7 +5,7 @@
 import { $, formatMs, h, message, shortAddress } from './dom.js';
 import * as peers from './peers.js';
 
-/** @import {DDT, Routing} from '../ddt.js' */
+/** @import {DDT, OverlayStats, Routing} from '../ddt.js' */
 
 const REFRESH_MS = 2000;
 const BUCKET_SIZE = 20;
@@ -73,8 +73,27 @@ function paint({ buckets: list = [], contacts = 0, overlay }) {
   if (overlay) {
     overlayStats.textContent = `Routed messages — sent ${overlay.sent}, delivered here ${overlay.delivered}, ` +
       `forwarded ${overlay.forwarded}, dropped ${overlay.dropped}.` +
-      (overlay.unknown ? ` Skipped ${overlay.unknown} of message types this node does not know (from newer peers).` : '');
+      (overlay.unknown ? ` Skipped ${overlay.unknown} of message types this node does not know (from newer peers).` : '') +
+      defended(overlay);
   }
+}
+
+/**
+ * What the node turned away from peers that flood, replay or stop reading,
+ * as a sentence; "" when nothing was.
+ * @param {OverlayStats} o
+ */
+function defended(o) {
+  /** @type {[number, string][]} */
+  const counts = [
+    [o.stale + o.replayed, 'stale or replayed'],
+    [o.queueFull, 'not sent to peers too slow to read them'],
+    [o.busy, 'requests over the limit'],
+    [o.offersRefused, 'connection offers'],
+  ];
+  const parts = counts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`);
+  if (o.stalled > 0) parts.push(`${o.stalled} peer${o.stalled === 1 ? '' : 's'} closed for not reading`);
+  return parts.length ? ` Turned away: ${parts.join(', ')}.` : '';
 }
 
 // ---- find a node --------------------------------------------------------
