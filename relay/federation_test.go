@@ -20,6 +20,7 @@ import (
 	"ddt/relay/zone"
 	"ddt/shared/id"
 	"ddt/shared/identity"
+	"ddt/shared/ledger"
 	"ddt/shared/names"
 	"ddt/shared/store"
 	"ddt/shared/wait"
@@ -382,6 +383,17 @@ func fedLinkWith(t testing.TB, z *testZone, ident *identity.Identity, zone strin
 	r.send(&wire.RelayHello{Relay: r.info, Sig: ident.Sign(wire.RelayHelloSignedBytes(true, ours.Nonce, theirs.Nonce, &r.info, theirs.Key)), Features: features})
 	// The relay's snapshot ends with Last, then its summary.
 	r.until("snapshot", func(m wire.Message) bool { zm, ok := m.(*wire.ZoneMembers); return ok && zm.Last })
+	if features.Has(wire.FeatureLedger) {
+		// As a relay does when a link comes up, it announces its ledger,
+		// empty so far: until then z would not decide names it is home
+		// for (the ledger might hold them).
+		empty, err := ledger.Open(store.NewMemory(), ledger.ZoneOrigin(zone, ident.SignKey()), ident.SigningKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.announce(empty)
+		wait.Until(t, wait.Default, "the fake relay's ledger mirrored", func() bool { ok, _ := z.relay.Ledger.Settled(""); return ok })
+	}
 	return r
 }
 

@@ -943,3 +943,43 @@ func TestOpenFederationGroundKeyDecidesNothing(t *testing.T) {
 		t.Fatalf("zone a mirrors the untrusted relay's ledger: %v", m)
 	}
 }
+
+// A relay that became the home of a name another trusted relay's ledger
+// holds (the federation grew: the name was sequenced there before) does
+// not decide a claim of it before it has mirrored that ledger: it
+// answers "try again", then, once mirrored, "taken". (Before, it
+// sequenced the name at once for the first claimant: two owners, one in
+// each ledger.)
+func TestNewHomeWaitsForTheLedgers(t *testing.T) {
+	z := newZone(t, store.NewMemory(), Config{Zone: "zone-a"})
+	ident, _ := identity.New()
+	r := fedLink(t, z, ident, "zone-x")
+	name := ""
+	for i := 0; name == ""; i++ {
+		n := fmt.Sprintf("w%d", i)
+		if home, _ := names.Home(names.Hash(n), [][32]byte{z.relay.Key(), ident.SignKey()}); home == z.relay.Key() {
+			name = n
+		}
+	}
+	lg, err := ledger.Open(store.NewMemory(), ledger.ZoneOrigin("zone-x", ident.SignKey()), ident.SigningKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, lease := r.fakeNode()
+	c, _ := names.NewClaim(owner, &lease, name, 1)
+	entry, _ := names.EntryFor(c)
+	if _, err := lg.Append(entry); err != nil {
+		t.Fatal(err)
+	}
+	r.announce(lg)
+	wait.Until(t, wait.Default, "zone a catching up with zone x", func() bool { ok, _ := z.relay.Ledger.Settled(""); return !ok })
+
+	n := joinNamed(t, z)
+	wantRefused(t, n.claim(n.claimOf(name, 1)), wire.CodeUnavailable, "still mirroring the ledger of zone zone-x")
+	r.serveLedger(lg)
+	wait.Until(t, wait.Default, "zone a mirrors zone x", func() bool { return z.relay.Stats().Ledger.Mirrors["zone-x"] == 1 })
+	wantRefused(t, n.claim(n.claimOf(name, 1)), wire.CodeNameTaken, fmt.Sprintf("%q is taken", name))
+	if s := z.relay.Stats().Names; s.Unsettled != 1 || s.Sequenced != 0 {
+		t.Fatalf("names stats %+v", s)
+	}
+}

@@ -115,6 +115,7 @@ type Registrar struct {
 	conflicts      atomic.Int64 // names a later ledger holds for another key (evidence; never a displacement)
 	pendingRefused atomic.Int64 // forwarded requests refused: the node had MaxPendingPerNode waiting, or the table was full
 	secondNames    atomic.Int64 // claims refused because the key holds another name here
+	unsettled      atomic.Int64 // claims not decided yet: a linked relay's ledger was still being mirrored
 }
 
 // limits are one node's rate limits.
@@ -210,12 +211,17 @@ type Stats struct {
 	PendingRefused int64 `json:"pendingRefused"`
 	// SecondNames: claims refused because their key holds another name.
 	SecondNames int64 `json:"secondNames"`
+	// Unsettled: claims this relay, their home, answered "try again"
+	// because it was still mirroring a linked relay's ledger, which may
+	// hold the name (at most zoneledger.SettleTimeout after a link).
+	Unsettled int64 `json:"unsettled"`
 }
 
 // Stats counts the service.
 func (r *Registrar) Stats() Stats {
 	return Stats{Sequenced: r.sequenced.Load(), Claims: r.claims.Load(), Lookups: r.lookups.Load(), Untrusted: r.untrusted.Load(),
-		Conflicts: r.conflicts.Load(), PendingRefused: r.pendingRefused.Load(), SecondNames: r.secondNames.Load()}
+		Conflicts: r.conflicts.Load(), PendingRefused: r.pendingRefused.Load(), SecondNames: r.secondNames.Load(),
+		Unsettled: r.unsettled.Load()}
 }
 
 // Pending is how many forwarded requests wait for their answer.
@@ -652,14 +658,18 @@ func claimProblem(err error) string {
 }
 
 // homeOf returns the key of the name's home relay, the link to it if it
-// is another relay and linked, its zone, and whether this relay is still
-// joining the federation (a -peer it has never reached, whose key it
-// does not know, might be the home). Candidates are this relay and every
-// trusted relay known to run the username service: a relay that merely
-// proved a key is never a home, however its key was chosen.
-func (r *Registrar) homeOf(hash [32]byte) (home [32]byte, l *federation.Link, zone string, joining bool) {
+// is another relay and linked, its zone, and, when this relay is the
+// home but may not decide yet, the answer saying why: it is still joining
+// the federation (a -peer it has never reached, whose key it does not
+// know, might be the home), or still mirroring a linked relay's ledger,
+// which may hold the name already (zoneledger.Service.Settled).
+// Candidates are this relay and every trusted relay known to run the
+// username service: a relay that merely proved a key is never a home,
+// however its key was chosen.
+func (r *Registrar) homeOf(hash [32]byte) (home [32]byte, l *federation.Link, zone string, notYet *wire.NameResult) {
 	keys := [][32]byte{r.self}
 	var known []federation.Relay
+	joining := false
 	if r.fed != nil {
 		known = r.fed.Known()
 		joining = r.fed.Joining()
@@ -676,7 +686,15 @@ func (r *Registrar) homeOf(hash [32]byte) (home [32]byte, l *federation.Link, zo
 			l, zone = k.Link, k.Info.Zone
 		}
 	}
-	return home, l, zone, joining
+	if home == r.self {
+		if joining {
+			notYet = errJoining
+		} else if ok, waiting := r.cfg.Ledger.Settled(wire.FeatureNames); !ok {
+			r.unsettled.Add(1)
+			notYet = nameResult(wire.CodeUnavailable, "this relay is still mirroring the ledger of zone %s, which may hold this name; try again", waiting)
+		}
+	}
+	return home, l, zone, notYet
 }
 
 // linkTo returns the link to the relay with key, if it is up, trusted and

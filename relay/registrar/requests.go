@@ -77,10 +77,10 @@ func (r *Registrar) onNameClaim(m *zone.Member, msg *wire.NameClaim) error {
 			return nil
 		}
 	}
-	home, l, zone, joining := r.homeOf(hash)
+	home, l, zone, notYet := r.homeOf(hash)
 	switch {
-	case home == r.self && joining:
-		answerNode(m, msg.ID, errJoining)
+	case notYet != nil:
+		answerNode(m, msg.ID, notYet)
 	case home == r.self:
 		decideHere()
 	case l == nil:
@@ -358,14 +358,14 @@ func (r *Registrar) onRelayClaim(l *federation.Link, m *wire.RelayNameClaim) err
 		return link.ErrViolation
 	}
 	hash := names.Hash(m.Claim.Name)
-	home, _, _, joining := r.homeOf(hash)
+	home, _, _, notYet := r.homeOf(hash)
 	win, _, held := r.holder(hash)
 	ours := held && win.relay == r.self
 	switch {
 	case home != r.self && !ours:
 		answerLink(l, m.ID, nameResult(wire.CodeUnavailable, "not the home of this name"))
-	case joining && !ours:
-		answerLink(l, m.ID, errJoining)
+	case notYet != nil && !ours:
+		answerLink(l, m.ID, notYet)
 	default:
 		claim := m.Claim
 		if !r.nameWork(func() { answerLink(l, m.ID, r.decide(&claim)) }) {

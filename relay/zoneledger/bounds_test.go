@@ -476,3 +476,52 @@ func TestLedgerPruneUntrusted(t *testing.T) {
 		t.Fatalf("stats at start %+v", s)
 	}
 }
+
+// Settled waits for the ledger of every linked trusted relay: until it
+// announces, while its mirror is behind what it announced, and at most
+// SettleTimeout after its link came up; a relay without the feature
+// asked for, or not trusted, is not waited for.
+func TestSettled(t *testing.T) {
+	vc := clock.NewVirtual(time.Unix(1e9, 0))
+	r := newTestRelayWith(t, nil, func(c *Config) { c.Clock = vc })
+	if ok, _ := r.svc.Settled(wire.FeatureNames); !ok {
+		t.Fatal("a relay with no links is not settled")
+	}
+	w, wid := r.link("zone-w", wire.Features{wire.FeatureLedger, wire.FeatureNames})
+	r.link("zone-o", wire.Features{wire.FeatureLedger}) // runs no names: never waited for names
+	if ok, zone := r.svc.Settled(wire.FeatureNames); ok || zone != "zone-w" {
+		t.Fatalf("settled before zone w announced its ledger: %v %q", ok, zone)
+	}
+	honest := openLog(t, wid, "zone-w")
+	announce(w, honest) // empty so far
+	wait.Until(t, wait.Default, "settled once zone w announced", func() bool { return !unsettled(r.svc) })
+
+	honest.Append([]byte("alice"), []byte("bob"))
+	announce(w, honest)
+	ask := relaytest.Next[*wire.LedgerGetProof](w, "the proof asked for") // the round is on
+	if !unsettled(r.svc) {
+		t.Fatal("settled while the mirror is behind the announced ledger")
+	}
+	p, _ := honest.ConsistencyProof(int64(ask.Old), int64(ask.New))
+	proof := &wire.LedgerProof{Old: ask.Old, New: ask.New}
+	for _, h := range p {
+		proof.Hashes = append(proof.Hashes, h)
+	}
+	w.Send(proof)
+	get := relaytest.Next[*wire.LedgerGetEntries](w, "the entries asked for")
+	es, _ := honest.Entries(int64(get.From), int64(get.To))
+	w.Send(&wire.LedgerEntries{From: get.From, Entries: es})
+	wait.Until(t, wait.Default, "settled once mirrored", func() bool { return !unsettled(r.svc) })
+
+	// A relay that announces a bigger ledger and never serves it keeps
+	// the relay unsettled until SettleTimeout after its link came up.
+	honest.Append([]byte("carol"))
+	announce(w, honest)
+	wait.Until(t, wait.Default, "unsettled again", func() bool { return unsettled(r.svc) })
+	vc.Advance(SettleTimeout)
+	if unsettled(r.svc) {
+		t.Fatalf("still unsettled %v after the link came up", SettleTimeout)
+	}
+}
+
+func unsettled(s *Service) bool { ok, _ := s.Settled(wire.FeatureNames); return !ok }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -29,9 +30,12 @@ type syncState struct {
 	// any larger one: a round toward it was too far ahead or too large,
 	// and a log only grows (0: none).
 	beyond    int64
-	distrusts bool // logged that the relay is not trusted
-	gen       int  // rounds started, to tell a deadline's round
-	late      late // answers still in flight to the round abandoned last, dropped quietly
+	distrusts bool      // logged that the relay is not trusted
+	gen       int       // rounds started, to tell a deadline's round
+	late      late      // answers still in flight to the round abandoned last, dropped quietly
+	upAt      time.Time // when the link came up (or its first ledger frame came)
+	announced int64     // the largest size the relay announced (valid if heard)
+	heard     bool      // a checkpoint of its came and verified
 
 	round round // the round in flight, if busy
 }
@@ -68,7 +72,7 @@ func (s *Service) syncOf(l *federation.Link) *syncState {
 	y := s.syncs[l]
 	if y == nil {
 		p := l.Peer()
-		y = &syncState{s: s, l: l, id: ID{Zone: p.Zone, Key: p.Key}}
+		y = &syncState{s: s, l: l, id: ID{Zone: p.Zone, Key: p.Key}, upAt: s.cfg.Clock.Now()}
 		s.syncs[l] = y
 	}
 	return y
@@ -114,6 +118,8 @@ func (y *syncState) onCheckpoint(note []byte) error {
 		return nil
 	}
 	y.distrusts = false
+	y.heard = true
+	y.announced = max(y.announced, cp.Size)
 	if y.mirror == nil || y.mirror.gone.Load() {
 		m, err := y.s.openMirror(y.id)
 		if errors.Is(err, errDeleting) {
@@ -140,6 +146,20 @@ func (y *syncState) onCheckpoint(note []byte) error {
 		return y.apply(note, nil, nil)
 	}
 	return y.startRound(note, cp)
+}
+
+// settledLocked reports whether this link's ledger keeps the relay
+// unsettled no longer (see Service.Settled).
+func (y *syncState) settledLocked(now time.Time) bool {
+	switch {
+	case y.stopped, y.beyond > 0 && y.announced >= y.beyond, y.s.isCapped(y.id.Key):
+		return true // it holds all it ever will
+	case now.Sub(y.upAt) >= SettleTimeout:
+		return true
+	case !y.heard || y.round.busy || y.mirror == nil:
+		return false
+	}
+	return y.mirror.Size() >= y.announced
 }
 
 // startRound asks for what the mirror lacks to reach cp.

@@ -35,6 +35,11 @@ const (
 	// MaxMirrorBytes is the default of Config.MaxMirrorBytes: the entry
 	// bytes mirrored of one relay key, over every zone it served.
 	MaxMirrorBytes = 256 << 20
+	// SettleTimeout is the longest a linked relay's ledger keeps this
+	// relay unsettled (see Settled) after the link came up: a relay that
+	// never announces its ledger, or keeps a catch-up going, cannot stall
+	// the names this relay decides for longer.
+	SettleTimeout = 30 * time.Second
 
 	storeMirrors = "relay/mirrors/" // + key hex + "/" + zone: a mirror to reopen at start
 	// StoreForks is where a fork's evidence is kept: + the log's origin,
@@ -158,7 +163,11 @@ func New(cfg Config) (*Service, error) {
 		f.Handle(wire.TypeLedgerGetProof, wire.FeatureLedger, s.handler(func(y *syncState, m wire.Message) error { return y.serveProof(m.(*wire.LedgerGetProof)) }))
 		f.Handle(wire.TypeLedgerProof, wire.FeatureLedger, s.handler(func(y *syncState, m wire.Message) error { return y.onProof(m.(*wire.LedgerProof)) }))
 		f.OnLinkUp(func(l *federation.Link) {
-			if b := s.checkpointFrame(); b != nil && l.Has(wire.FeatureLedger) {
+			if !l.Has(wire.FeatureLedger) {
+				return
+			}
+			s.syncOf(l) // from now on, Settled waits for its ledger
+			if b := s.checkpointFrame(); b != nil {
 				l.Send(b)
 			}
 		})
@@ -181,6 +190,42 @@ func New(cfg Config) (*Service, error) {
 		})
 	}
 	return s, nil
+}
+
+// Settled reports whether this relay holds, as far as it can, the
+// ledger of every linked relay it trusts that runs the ledger service
+// and announced feature ("" for any):
+// each has announced its checkpoint and the mirror holds it — or holds
+// all it ever will (a fork ended the sync, the ledger is too far ahead or
+// over the cap) — or SettleTimeout has passed since its link came up.
+// A name's home decides only once settled, so that a relay that became
+// the home of names sequenced elsewhere (the federation grew) learns of
+// them first and never sequences a name already held. If not settled it
+// names the zone it waits for.
+func (s *Service) Settled(feature string) (ok bool, waitingFor string) {
+	if s.fed == nil {
+		return true, ""
+	}
+	now := s.cfg.Clock.Now()
+	for _, l := range s.fed.Links(wire.FeatureLedger) {
+		p := l.Peer()
+		if feature != "" && !l.Has(feature) || !s.cfg.Trusted(p.Key) {
+			continue
+		}
+		s.syncMu.Lock()
+		y := s.syncs[l]
+		s.syncMu.Unlock()
+		if y == nil {
+			continue // its link is going down
+		}
+		y.mu.Lock()
+		settled := y.settledLocked(now)
+		y.mu.Unlock()
+		if !settled {
+			return false, p.Zone
+		}
+	}
+	return true, ""
 }
 
 // Log is the zone's own log.
@@ -296,6 +341,13 @@ func (s *Service) keyBytesLocked(key [32]byte) int64 {
 
 // overCap reports whether the relay with key has reached the byte cap:
 // already, or with add more bytes (then it is logged and counted, once).
+// isCapped reports whether the mirror of key has reached the cap.
+func (s *Service) isCapped(key [32]byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.capped[key]
+}
+
 func (s *Service) overCap(key [32]byte, add int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
