@@ -87,17 +87,26 @@ type overlayCounters struct {
 // replays remembers the routed messages that reached this node, by a
 // digest of what their origin signed (so a copy with another path is the
 // same message), until their time leaves RoutedWindow; at most
-// ReplayCapacity of them.
+// ReplayCapacity of them. Full, it forgets the message with the oldest
+// time and from then on refuses, from that message's origin only, what is
+// not newer than it: a flood from one origin costs that origin its own
+// late arrivals, never another origin's messages.
 type replays struct {
-	mu    sync.Mutex
-	byKey map[[32]byte]struct{}
-	order replayHeap // oldest time first
-	floor int64      // newest time forgotten early; nothing at or before it is taken
+	mu     sync.Mutex
+	byKey  map[[32]byte]struct{}
+	order  replayHeap           // oldest time first
+	floors map[id.Address]int64 // per origin: the newest time forgotten early
 }
 
+// maxFloors bounds the origins whose floor the filter keeps; past it (a
+// flood of origins, each with a lease of its own, within one window) it
+// refuses messages from origins it has no room for.
+const maxFloors = 4 * ReplayCapacity
+
 type replayEntry struct {
-	key [32]byte
-	at  int64 // the message's time, Unix ms
+	key    [32]byte
+	origin id.Address
+	at     int64 // the message's time, Unix ms
 }
 
 type replayHeap []replayEntry
@@ -113,28 +122,47 @@ func (h *replayHeap) Pop() any {
 	return e
 }
 
-// admit records the message with digest key and time at (both signed)
-// and reports whether it is new; now is this node's clock. It does not
-// check the window: the caller has.
-func (r *replays) admit(key [32]byte, at int64, now time.Time) bool {
+// admit records the message from origin with digest key and time at (all
+// signed) and reports whether it is new; now is this node's clock. It
+// does not check the window: the caller has.
+func (r *replays) admit(origin id.Address, key [32]byte, at int64, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byKey == nil {
 		r.byKey = make(map[[32]byte]struct{})
+		r.floors = make(map[id.Address]int64)
 	}
 	// What left the window is refused by the window: forget it.
-	for oldest := now.Add(-RoutedWindow).UnixMilli(); len(r.order) > 0 && r.order[0].at < oldest; {
+	oldest := now.Add(-RoutedWindow).UnixMilli()
+	for len(r.order) > 0 && r.order[0].at < oldest {
 		delete(r.byKey, heap.Pop(&r.order).(replayEntry).key)
 	}
-	if _, ok := r.byKey[key]; ok || at <= r.floor {
+	if _, ok := r.byKey[key]; ok {
+		return false
+	}
+	if floor, ok := r.floors[origin]; ok && at <= floor {
 		return false
 	}
 	if len(r.order) >= ReplayCapacity {
 		e := heap.Pop(&r.order).(replayEntry)
 		delete(r.byKey, e.key)
-		r.floor = max(r.floor, e.at)
+		if _, ok := r.floors[e.origin]; !ok && len(r.floors) >= maxFloors {
+			for o, f := range r.floors {
+				if f < oldest {
+					delete(r.floors, o) // the window refuses all it covered
+				}
+			}
+		}
+		if _, ok := r.floors[e.origin]; !ok && len(r.floors) >= maxFloors {
+			// No room to remember what it forgot: keep the message
+			// instead, and refuse this one.
+			heap.Push(&r.order, e)
+			r.byKey[e.key] = struct{}{}
+			return false
+		}
+		r.floors[e.origin] = max(r.floors[e.origin], e.at)
 	}
-	heap.Push(&r.order, replayEntry{key, at})
+	heap.Push(&r.order, replayEntry{key, origin, at})
 	r.byKey[key] = struct{}{}
 	return true
 }
@@ -371,7 +399,7 @@ func (n *Node) onRouted(from *peer, r *wire.Routed) {
 	// Keyed on what the origin signed, so a copy with another path is the
 	// same message; only a message that passed the window and the filter
 	// may teach the way back.
-	if !n.replay.admit(sha256.Sum256(signed), r.Time, now) {
+	if !n.replay.admit(origin, sha256.Sum256(signed), r.Time, now) {
 		n.overlay.replayed.Add(1)
 		drop("replayed, or older than the replay filter remembers")
 		return

@@ -432,6 +432,56 @@ func TestReplayWithForgedPath(t *testing.T) {
 	}
 }
 
+// One origin that floods a node with ReplayCapacity routed messages
+// dated as late as the window allows fills the replay filter, but does
+// not shut out anyone else: the filter forgets, and refuses from then on
+// what is not newer than what it forgot, per origin, so another origin's
+// fresh messages are all delivered; the flooder's own forgotten messages
+// are refused if replayed.
+func TestReplayFloodShutsOutNobodyElse(t *testing.T) {
+	clk := clock.NewVirtual(time.Now())
+	ns := swarm(t, 4, Config{Clock: clk, KeepAlive: time.Hour, PeerTimeout: 2 * time.Hour})
+	b, honest, x := ns[0], ns[1], ns[2]
+	link(x, b)
+	link(ns[3], b)
+	fromX, fromHop := b.peer(x.Address()), b.peer(ns[3].Address())
+	dated := func(from *Node, nonce uint64, at time.Time) *wire.Routed {
+		r := routedFrom(from, from, b.Address(), nonce)
+		r.Time = at.UnixMilli()
+		r.Sig = from.id.Sign(wire.RoutedSignedBytes(r.Dest, r.Nonce, r.Time, from.Address(), r.Frame))
+		return r
+	}
+	var first *wire.Routed
+	for i := 0; i < ReplayCapacity+1; i++ {
+		clk.Advance(time.Second / routedRate)
+		m := dated(x, uint64(1000+i), clk.Now().Add(RoutedWindow-time.Second))
+		if i == 0 {
+			first = m
+		}
+		b.onRouted(fromX, m)
+	}
+	if s := b.OverlayStats(); s.Delivered != ReplayCapacity+1 {
+		t.Fatalf("the flood was not delivered: %+v", s)
+	}
+	before := b.OverlayStats()
+	const fresh = 100
+	for i := 0; i < fresh; i++ {
+		clk.Advance(time.Second / routedRate)
+		b.onRouted(fromHop, dated(honest, uint64(i+1), clk.Now()))
+	}
+	if s := b.OverlayStats(); s.Delivered != before.Delivered+fresh {
+		t.Errorf("%d of %d fresh messages from another origin delivered after the flood: %+v", s.Delivered-before.Delivered, fresh, s)
+	}
+	if got := b.replay.size(); got > ReplayCapacity {
+		t.Errorf("the replay filter holds %d messages, capacity %d", got, ReplayCapacity)
+	}
+	before = b.OverlayStats()
+	b.onRouted(fromX, first)
+	if s := b.OverlayStats(); s.Delivered != before.Delivered || s.Replayed != before.Replayed+1 {
+		t.Errorf("the flooder's forgotten first message was taken again: %+v", s)
+	}
+}
+
 // A routed message whose signed time is outside RoutedWindow is dropped,
 // however new it is to the replay filter, and teaches no way back.
 func TestRoutedTimeWindow(t *testing.T) {
