@@ -428,17 +428,22 @@ func (f *Federation) linkDown(l *Link) {
 	}
 }
 
-// dropMembersLocked forgets a relay's members; an address it held goes
-// to another linked relay that claims it, if any.
+// dropMembersLocked forgets a relay's members, its link having gone. An
+// address it held goes to nobody meanwhile, not to a claim kept aside:
+// the holder's link may only have flapped, and it claims its members
+// again when it is back; a claim kept aside takes over only when the
+// holder itself says the member left.
 func (f *Federation) dropMembersLocked(rs *relayState) {
 	for a := range rs.members {
-		f.removeMemberLocked(rs, a)
+		f.removeMemberLocked(rs, a, false)
 	}
 	rs.members = make(map[id.Address]*member)
 }
 
-// removeMemberLocked forgets rs's claim of a.
-func (f *Federation) removeMemberLocked(rs *relayState, a id.Address) {
+// removeMemberLocked forgets rs's claim of a; if rs held a and promote is
+// set (rs said its member left), another relay's claim kept aside takes
+// over.
+func (f *Federation) removeMemberLocked(rs *relayState, a id.Address, promote bool) {
 	m := rs.members[a]
 	if m == nil {
 		return
@@ -452,6 +457,9 @@ func (f *Federation) removeMemberLocked(rs *relayState, a id.Address) {
 		return
 	}
 	delete(f.remote, a)
+	if !promote {
+		return
+	}
 	// Another relay's claim, kept aside, takes over: a trusted one first.
 	var next *member
 	for _, o := range f.relays {
@@ -483,8 +491,8 @@ func (l *Link) handle(m wire.Message) error {
 // signed; a lease that does not verify is dropped and logged.
 //
 // An address another relay holds is not taken from it: the claim is kept
-// aside (counted as contested) and takes over only once the holder's
-// claim is gone, so a relay cannot capture the signals of another zone's
+// aside (counted as contested) and takes over only once the holder says
+// its member left (not when the holder's link merely goes), so a relay cannot capture the signals of another zone's
 // member by announcing a lease of its own for that member's key and
 // nonce; nor of this zone's own members. Only a trusted relay's claim
 // displaces an untrusted relay's. (Honest relays never claim one address
@@ -574,7 +582,7 @@ func (l *Link) removeMember(a id.Address) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if rs := f.relays[l.peer.Key]; rs != nil && rs.link == l {
-		f.removeMemberLocked(rs, a)
+		f.removeMemberLocked(rs, a, true)
 	}
 }
 
@@ -596,8 +604,9 @@ func (l *Link) deliver(s *wire.RelaySignal) {
 	}
 	f.mu.Lock()
 	from := f.remote[s.From]
+	fromHere := from != nil && from.relay.link == l // rs.link is written under f.mu
 	f.mu.Unlock()
-	if from == nil || from.relay.link != l {
+	if !fromHere {
 		f.dropped.Add(1)
 		l.log.Debug("dropping a signal from a node not in that zone", "from", s.From.Short())
 		return

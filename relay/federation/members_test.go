@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"context"
 	"encoding/binary"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"ddt/relay/internal/relaytest"
 	"ddt/relay/zone"
 	"ddt/shared/id"
+	"ddt/shared/transport"
 	"ddt/shared/wait"
 	"ddt/shared/wire"
 )
@@ -73,6 +75,51 @@ func TestFakeRelayCannotCaptureMember(t *testing.T) {
 		if _, ok := m.(*wire.ZoneSummary); ok {
 			break // a's summaries come after what a sent before them
 		}
+	}
+}
+
+// Nor does it when the holder's link flaps: its claim kept aside does not
+// take over while the holder is away, and when the holder is back and
+// claims its member again, signals go to it, not to the fake relay. Only
+// the holder saying its member left hands the address on.
+func TestFakeRelayCannotCaptureMemberOverAFlap(t *testing.T) {
+	a := newRelay(t, "zone-a", Config{}, nil)
+	local, _ := a.node()
+	x := a.link("zone-x", nil)
+	v := x.member()
+	x.Send(&wire.ZoneMembers{Leases: []wire.Lease{v}, Natives: []bool{false}, Last: true})
+	wait.Until(t, wait.Default, "the member known", func() bool { return a.fed.Knows(v.Address) })
+	f := a.link("zone-f", nil)
+	f.Send(&wire.MemberJoined{Lease: f.id.IssueLease(v.SignKey, v.AgreeKey, v.Nonce, f.info.Zone, time.Now(), zone.LeaseTTL)})
+	wait.Until(t, wait.Default, "the claim kept aside", func() bool { return a.fed.Stats().Contested == 1 })
+
+	x.End.Conn.Close()
+	wait.Until(t, wait.Default, "zone x's link down", func() bool { return !a.fed.Linked(x.id.SignKey()) })
+	if a.fed.Knows(v.Address) {
+		t.Fatal("the fake relay's claim took over while the holder was away")
+	}
+	if !a.fed.Slot() {
+		t.Fatal("no slot for zone x to link again")
+	}
+	back := &fake{End: relaytest.Serve(t, func(c transport.Conn) { a.fed.Serve(context.Background(), c, "pipe") }), id: x.id, info: x.info}
+	back.hello = back.Federate(back.id, back.info, nil)
+	back.Send(&wire.ZoneMembers{Leases: []wire.Lease{v}, Natives: []bool{false}, Last: true})
+	wait.Until(t, wait.Default, "the member known again", func() bool { return a.fed.Knows(v.Address) })
+
+	local.Send(&wire.Signal{Peer: v.Address, Session: 7, Kind: wire.SignalOffer, Data: "offer"})
+	if got := relaytest.Next[*wire.RelaySignal](back.End, "the offer in zone x"); got.To != v.Address {
+		t.Fatalf("zone x got %+v", got)
+	}
+	// The holder says its member left: now the claim kept aside holds it.
+	back.Send(&wire.MemberLeft{Address: v.Address})
+	back.Send(&wire.ZoneSummary{MaxNodes: 11}) // read after the leave: orders the check
+	wait.Until(t, wait.Default, "the leave read", func() bool { r, _ := a.fed.Lookup(x.id.SignKey()); return r.Info.MaxNodes == 11 })
+	if !a.fed.Knows(v.Address) {
+		t.Fatal("the claim kept aside did not take over when the holder said its member left")
+	}
+	local.Send(&wire.Signal{Peer: v.Address, Session: 8, Kind: wire.SignalOffer, Data: "offer"})
+	if got := relaytest.Next[*wire.RelaySignal](f.End, "the offer in zone f"); got.Session != 8 {
+		t.Fatalf("zone f got %+v", got)
 	}
 }
 
