@@ -428,6 +428,14 @@ func TestFakeOffersAreBounded(t *testing.T) {
 	if s := h.OverlayStats(); s.OffersRefused != int64(fakes-pending()) {
 		t.Errorf("offers refused %d, want %d", s.OffersRefused, fakes-pending())
 	}
+	// Offers naming a peer h has a channel to need no room in the budget,
+	// but they are pending offers all the same.
+	for i := 0; i < 10; i++ {
+		h.onSignal(&wire.Signal{Peer: c.Address(), Session: randomSID(), Kind: wire.SignalOffer, Data: offer}, ViaRelay)
+	}
+	if got := pending(); got > MaxOffersPerSignaler {
+		t.Errorf("%d offers through the relay pending after offers naming a connected peer, want at most %d", got, MaxOffersPerSignaler)
+	}
 
 	// More offers routed through c, each from an origin of its own (a
 	// routed offer must be signed by the address it offers from; many

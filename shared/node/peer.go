@@ -367,23 +367,28 @@ func (n *Node) accept(from id.Address, sid uint64, offer string, via string) {
 		n.mu.Unlock()
 		return
 	}
-	if n.dials[from] == nil && n.peers[from] == nil && !n.locked[from] {
-		why := ""
-		fromRelay, pending := n.pendingOffersLocked()
-		switch {
-		case !n.roomForLocked(true):
-			why = "connection budget full"
-		case pending >= MaxPendingOffers:
-			why = "too many offers pending"
-		case via == ViaRelay && fromRelay >= MaxOffersPerSignaler:
-			why = "too many offers from the relay pending"
-		}
-		if why != "" {
-			n.mu.Unlock()
-			n.overlay.offersRefused.Add(1)
-			n.log.Debug("refused an offer: "+why, "peer", from.Short(), "via", via)
-			return
-		}
+	// An offer for an address with a channel, an attempt or a lock needs
+	// no room in the budget, but it is one more offer pending all the
+	// same (so offers naming connected peers cannot get past the bounds),
+	// unless it replaces an offer pending for that address.
+	fresh := n.dials[from] == nil && n.peers[from] == nil && !n.locked[from]
+	replaces := n.dials[from] != nil && !n.dials[from].initiator
+	why := ""
+	fromRelay, pending := n.pendingOffersLocked()
+	switch {
+	case fresh && !n.roomForLocked(true):
+		why = "connection budget full"
+	case replaces:
+	case pending >= MaxPendingOffers:
+		why = "too many offers pending"
+	case via == ViaRelay && fromRelay >= MaxOffersPerSignaler:
+		why = "too many offers from the relay pending"
+	}
+	if why != "" {
+		n.mu.Unlock()
+		n.overlay.offersRefused.Add(1)
+		n.log.Debug("refused an offer: "+why, "peer", from.Short(), "via", via)
+		return
 	}
 	if old := n.dials[from]; old != nil {
 		if old.sid == sid {
