@@ -11,24 +11,28 @@ import (
 	"ddt/shared/wire"
 )
 
-// knownRelaysLocked lists this relay first, then linked trusted relays
-// by zone, then linked untrusted ones, then known relays whose link is
-// down: an admission, which names at most wire.MaxRelays, keeps the
-// trusted ones.
+// knownRelaysLocked lists this relay first, then trusted relays (linked
+// ones, then those whose link is down), then untrusted ones, each by
+// zone: an admission, which names at most wire.MaxRelays, keeps the
+// trusted ones, so its nodes see the same candidates for a name's home
+// as this relay's registrar (which counts trusted relays that are down).
 func (f *Federation) knownRelaysLocked() []*relayState {
-	var up, open, down []*relayState
+	var up, down, open []*relayState
 	for _, rs := range f.relays {
 		switch {
+		case !rs.trusted:
+			open = append(open, rs)
 		case rs.link == nil:
 			down = append(down, rs)
-		case rs.trusted:
-			up = append(up, rs)
 		default:
-			open = append(open, rs)
+			up = append(up, rs)
 		}
 	}
 	byZone := func(s []*relayState) {
 		sort.Slice(s, func(i, j int) bool {
+			if (s[i].link == nil) != (s[j].link == nil) {
+				return s[i].link != nil
+			}
 			if s[i].info.Zone != s[j].info.Zone {
 				return s[i].info.Zone < s[j].info.Zone
 			}
@@ -36,10 +40,10 @@ func (f *Federation) knownRelaysLocked() []*relayState {
 		})
 	}
 	byZone(up)
-	byZone(open)
 	byZone(down)
+	byZone(open)
 	self := &relayState{info: f.zone.Info(), trusted: true}
-	return append(append(append([]*relayState{self}, up...), open...), down...)
+	return append(append(append([]*relayState{self}, up...), down...), open...)
 }
 
 // flags is what this relay vouches for about rs in an admission.
