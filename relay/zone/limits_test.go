@@ -1,8 +1,11 @@
 package zone
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/store"
+	"ddt/shared/transport"
 	"ddt/shared/wait"
 	"ddt/shared/wire"
 )
@@ -247,4 +251,57 @@ func TestReconnectKeepsSignalBudget(t *testing.T) {
 		_, kept := z.recent[ident.SignKey()]
 		return !kept
 	})
+}
+
+// deafConn is the relay's end of a node's link that stops taking frames
+// once deaf is set: a node that stopped reading, with no buffer between.
+type deafConn struct {
+	transport.Conn
+	deaf   atomic.Bool
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *deafConn) Send(b []byte) error {
+	if c.deaf.Load() {
+		<-c.closed
+		return transport.ErrClosed
+	}
+	return c.Conn.Send(b)
+}
+
+func (c *deafConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// Others coming and going cannot get a node that stopped reading cut:
+// once its queue is half full, their joins and leaves are not announced
+// to it (counted as unannounced), and it stays a member.
+func TestChurnCannotCutASlowNode(t *testing.T) {
+	z := newTestZone(t, store.NewMemory(), Config{})
+	if !z.JoinSlot() {
+		t.Fatal("no join slot")
+	}
+	var deaf *deafConn
+	victim := &rawNode{End: relaytest.Serve(t, func(c transport.Conn) {
+		deaf = &deafConn{Conn: c, closed: make(chan struct{})}
+		z.Serve(context.Background(), deaf, "pipe")
+	})}
+	victim.id, _ = identity.New()
+	_, adm := victim.Admit(victim.id)
+	deaf.deaf.Store(true)
+
+	churner, _ := identity.New()
+	for i := 0; i < OutQueue+64; i++ {
+		x, _ := admit(t, z, churner)
+		x.leave(z)
+	}
+	l := z.Stats().Limits
+	if z.Member(adm.Lease.Address) == nil || l.Stuck != 0 {
+		t.Fatalf("the slow node was cut by others' churn: %+v", l)
+	}
+	if l.Unannounced == 0 {
+		t.Fatalf("nothing counted as unannounced: %+v", l)
+	}
 }

@@ -170,6 +170,7 @@ type Zone struct {
 	offersLimited atomic.Int64 // offers refused: over OfferRate/OfferBurst
 	evicted       atomic.Int64 // lease records evicted at MaxLeases
 	congested     atomic.Int64 // signals dropped: their target's queue was half full
+	unannounced   atomic.Int64 // joins and leaves not announced to a member whose queue was half full
 }
 
 // Member is an admitted node.
@@ -353,6 +354,7 @@ type Limits struct {
 	LeasesEvicted int64 `json:"leasesEvicted"` // records evicted at MaxLeases, seen longest ago first
 	Congested     int64 `json:"congested"`     // signals dropped: their target's send queue was half full
 	BudgetsKept   int   `json:"budgetsKept"`   // departed nodes' signaling budgets remembered now (at most RecentLimiters)
+	Unannounced   int64 `json:"unannounced"`   // joins and leaves not told to a member: its send queue was half full
 }
 
 // Stats returns the zone's counters.
@@ -370,7 +372,7 @@ func (z *Zone) Stats() Stats {
 		Limits: Limits{Joining: z.Joining(), Busy: z.busy.Load(), HelloTimeouts: z.helloTimeouts.Load(), RateLimited: z.rateLimited.Load(),
 			OffersLimited: z.offersLimited.Load(), Cut: z.links.Cut.Load(), Oversized: z.links.Oversized.Load(), Stuck: z.links.Overflow.Load(),
 			QueuedBytes: queued, LeaseRecords: z.leases.Load(), MaxLeases: z.cfg.MaxLeases, LeasesEvicted: z.evicted.Load(),
-			Congested: z.congested.Load(), BudgetsKept: kept}}
+			Congested: z.congested.Load(), BudgetsKept: kept, Unannounced: z.unannounced.Load()}}
 }
 
 // JoinSlot reserves room for one more connection to go through admission;
@@ -745,8 +747,13 @@ func (z *Zone) announce(m *Member, msg wire.Message) {
 		}
 	}
 	z.mu.Unlock()
+	// Announcements are hints (the newcomer's peers learn of it through
+	// the overlay too): a member too slow to take one misses it rather
+	// than being cut, so churn by others cannot cut a slow node.
 	for _, o := range others {
-		o.link.Send(b)
+		if !o.link.TrySend(b) {
+			z.unannounced.Add(1)
+		}
 	}
 }
 
