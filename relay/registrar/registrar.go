@@ -451,8 +451,9 @@ func (r *Registrar) holder(hash [32]byte) (win holding, all []holding, ok bool) 
 }
 
 // Distrust makes the registrar treat the relay with key as untrusted,
-// whatever the federation says (tests: the federation marks every linked
-// relay trusted until the operator names them).
+// whatever the federation says: for tests of a relay that is trusted
+// when it links and must count for nothing from then on (in a running
+// relay, trust comes from the operator's configuration at start).
 func (r *Registrar) Distrust(key [32]byte) {
 	r.trustMu.Lock()
 	defer r.trustMu.Unlock()
