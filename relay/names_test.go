@@ -678,28 +678,49 @@ func TestBenchNames(t *testing.T) {
 
 // A name another relay's ledger holds is taken even where it is homed
 // now (the federation changed since), and lookups go to that relay.
-func TestNameHeldInMirror(t *testing.T) {
-	z := newZone(t, store.NewMemory(), Config{Zone: "zone-a"})
-	ident, _ := identity.New()
-	r := fedLink(t, z, ident, "zone-x")
-	name := ""
-	for i := 0; name == ""; i++ {
+// heldAt is a fake relay of zone x linked to a relay, whose ledger holds
+// a name that relay is the home of, for one of the fake relay's members.
+type heldAt struct {
+	r     *rawRelay
+	ident *identity.Identity // the fake relay's key
+	lg    *ledger.Log        // its ledger
+	name  string
+	claim *wire.UserClaim
+	owner *identity.Identity // the member that holds the name
+	lease wire.Lease
+}
+
+// heldAtX links a fake relay of zone x to z and finds a name whose home
+// is z; the fake relay's ledger (after the events given) took that name
+// for one of its members.
+func heldAtX(t testing.TB, z *testZone, before ...[]byte) heldAt {
+	t.Helper()
+	h := heldAt{}
+	h.ident, _ = identity.New()
+	h.r = fedLink(t, z, h.ident, "zone-x")
+	for i := 0; h.name == ""; i++ {
 		n := fmt.Sprintf("m%d", i)
-		if home, _ := names.Home(names.Hash(n), [][32]byte{z.relay.Key(), ident.SignKey()}); home == z.relay.Key() {
-			name = n
+		if home, _ := names.Home(names.Hash(n), [][32]byte{z.relay.Key(), h.ident.SignKey()}); home == z.relay.Key() {
+			h.name = n
 		}
 	}
-	// The fake relay's ledger took the name for one of its members.
-	lg, err := ledger.Open(store.NewMemory(), ledger.ZoneOrigin("zone-x", ident.SignKey()), ident.SigningKey())
-	if err != nil {
+	var err error
+	if h.lg, err = ledger.Open(store.NewMemory(), ledger.ZoneOrigin("zone-x", h.ident.SignKey()), h.ident.SigningKey()); err != nil {
 		t.Fatal(err)
 	}
-	owner, lease := r.fakeNode()
-	c, _ := names.NewClaim(owner, &lease, name, 1)
-	entry, _ := names.EntryFor(c)
-	if _, err := lg.Append([]byte("another event"), entry); err != nil {
+	h.owner, h.lease = h.r.fakeNode()
+	h.claim, _ = names.NewClaim(h.owner, &h.lease, h.name, 1)
+	entry, _ := names.EntryFor(h.claim)
+	if _, err := h.lg.Append(append(before, entry)...); err != nil {
 		t.Fatal(err)
 	}
+	return h
+}
+
+func TestNameHeldInMirror(t *testing.T) {
+	z := newZone(t, store.NewMemory(), Config{Zone: "zone-a"})
+	h := heldAtX(t, z, []byte("another event"))
+	r, ident, lg, name, c, owner, lease := h.r, h.ident, h.lg, h.name, h.claim, h.owner, h.lease
 	r.announce(lg)
 	r.serveLedger(lg)
 	wait.Until(t, wait.Default, "zone a mirrors zone x", func() bool { return z.relay.Stats().Ledger.Mirrors["zone-x"] == 2 })
@@ -952,25 +973,8 @@ func TestOpenFederationGroundKeyDecidesNothing(t *testing.T) {
 // each ledger.)
 func TestNewHomeWaitsForTheLedgers(t *testing.T) {
 	z := newZone(t, store.NewMemory(), Config{Zone: "zone-a"})
-	ident, _ := identity.New()
-	r := fedLink(t, z, ident, "zone-x")
-	name := ""
-	for i := 0; name == ""; i++ {
-		n := fmt.Sprintf("w%d", i)
-		if home, _ := names.Home(names.Hash(n), [][32]byte{z.relay.Key(), ident.SignKey()}); home == z.relay.Key() {
-			name = n
-		}
-	}
-	lg, err := ledger.Open(store.NewMemory(), ledger.ZoneOrigin("zone-x", ident.SignKey()), ident.SigningKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner, lease := r.fakeNode()
-	c, _ := names.NewClaim(owner, &lease, name, 1)
-	entry, _ := names.EntryFor(c)
-	if _, err := lg.Append(entry); err != nil {
-		t.Fatal(err)
-	}
+	h := heldAtX(t, z)
+	r, lg, name := h.r, h.lg, h.name
 	r.announce(lg)
 	wait.Until(t, wait.Default, "zone a catching up with zone x", func() bool { ok, _ := z.relay.Ledger.Settled(""); return !ok })
 
