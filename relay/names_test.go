@@ -594,27 +594,29 @@ func TestBenchNames(t *testing.T) {
 		t.Skip("set DDT_BENCH=1 to run the username benchmark")
 	}
 	st := relaytest.OpenBolt(t, filepath.Join(t.TempDir(), "relay.db"))
-	z := newZone(t, st, Config{Zone: "bench", MaxNodes: 64})
+	z := newZone(t, st, Config{Zone: "bench", MaxNodes: 256})
 	zoneOf := zonesOf(z.relay)
-	const rounds, perNode = 5, registrar.ClaimBurst // each node stays within its burst
+	const rounds, perNode = 5, registrar.ClaimBurst
 	seq := 0
-	// run has nodes claim perNode fresh names each, all of them at once
-	// or one node after another, and returns claims/s and the median
+	// run has nodes claimants claim perNode fresh names each (a node of
+	// its own for each name: a key holds one name), all of them at once
+	// or one claimant after another, and returns claims/s and the median
 	// latency of one claim.
 	run := func(nodes int, together bool) (float64, time.Duration) {
-		ns := make([]*nameNode, nodes)
+		ns := make([][]*nameNode, nodes)
 		claims := make([][]*wire.UserClaim, nodes)
 		for i := range ns {
-			ns[i] = joinNamed(t, z)
 			for range perNode {
 				seq++
-				claims[i] = append(claims[i], ns[i].claimOf(fmt.Sprintf("b%d", seq), 1))
+				n := joinNamed(t, z)
+				ns[i] = append(ns[i], n)
+				claims[i] = append(claims[i], n.claimOf(fmt.Sprintf("b%d", seq), 1))
 			}
 		}
 		lat := make([][]time.Duration, nodes)
 		claimAll := func(i int) {
-			n := ns[i]
-			for _, c := range claims[i] {
+			for k, c := range claims[i] {
+				n := ns[i][k]
 				t0 := time.Now()
 				n.last++
 				b, _ := wire.Marshal(&wire.NameClaim{ID: n.last, Claim: *c})
@@ -643,9 +645,11 @@ func TestBenchNames(t *testing.T) {
 		wg.Wait()
 		el := time.Since(start)
 		var all []time.Duration
-		for i, n := range ns {
+		for i := range ns {
 			all = append(all, lat[i]...)
-			n.c.CloseNow()
+			for _, n := range ns[i] {
+				n.c.CloseNow()
+			}
 		}
 		return float64(nodes*perNode) / el.Seconds(), medianDur(all)
 	}
@@ -656,7 +660,7 @@ func TestBenchNames(t *testing.T) {
 		what     string
 		nodes    int
 		together bool
-	}{{"one at a time (4 nodes in turn)", 4, false}, {"8 nodes at once", 8, true}} {
+	}{{"one at a time (4 claimants in turn)", 4, false}, {"8 claimants at once", 8, true}} {
 		var rates []float64
 		var lats []time.Duration
 		for range rounds {
