@@ -17,6 +17,7 @@ import (
 	"ddt/relay/internal/relaytest"
 	"ddt/relay/registrar"
 	"ddt/relay/zone"
+	"ddt/relay/zoneledger"
 	"ddt/shared/identity"
 	"ddt/shared/ledger"
 	"ddt/shared/names"
@@ -988,6 +989,55 @@ func TestNewHomeWaitsForTheLedgers(t *testing.T) {
 	wait.Until(t, wait.Default, "zone a mirrors zone x", func() bool { return z.relay.Stats().Ledger.Mirrors["zone-x"] == 1 })
 	wantRefused(t, n.claim(n.claimOf(name, 1)), wire.CodeNameTaken, fmt.Sprintf("%q is taken", name))
 	if s := z.relay.Stats().Names; s.Unsettled != 1 || s.Sequenced != 0 {
+		t.Fatalf("names stats %+v", s)
+	}
+}
+
+// A name's home that cannot mirror a trusted relay's ledger in full
+// (here: too far ahead for one catch-up) asks that relay before it
+// decides a claim: a name held there for another key is taken, a name
+// held nowhere is decided as usual. (Before, it decided at once: a second
+// owner for a name the other ledger held.)
+func TestHomeAsksTheLedgerItCannotMirror(t *testing.T) {
+	z := newZone(t, store.NewMemory(), Config{Zone: "zone-a"})
+	h := heldAtX(t, z)
+	h.r.send(&wire.LedgerCheckpoint{Note: relaytest.FakeCheckpoint(t, h.ident, "zone-x", 2+zoneledger.MaxCatchUp)})
+	wait.Until(t, wait.Default, "zone x's ledger out of reach", func() bool { return len(z.relay.Ledger.Unmirrorable("")) == 1 })
+
+	n := joinNamed(t, z)
+	n.last++
+	n.send(&wire.NameClaim{ID: n.last, Claim: *n.claimOf(h.name, 1)})
+	lk := h.r.until("the lookup asked of zone x", func(m wire.Message) bool { _, ok := m.(*wire.NameLookup); return ok }).(*wire.NameLookup)
+	if lk.Hash != names.Hash(h.name) {
+		t.Fatalf("zone x was asked for another name")
+	}
+	note, cp := h.lg.Checkpoint()
+	p, err := h.lg.InclusionProof(0, cp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &wire.UserRecord{Claim: *h.claim, RelayKey: h.ident.SignKey(), Zone: "zone-x", Index: 0, Checkpoint: note}
+	for _, x := range p {
+		rec.Proof = append(rec.Proof, x)
+	}
+	h.r.send(&wire.NameResult{ID: lk.ID, Record: rec})
+	wantRefused(t, n.result(n.last), wire.CodeNameTaken, fmt.Sprintf("%q is taken", h.name))
+
+	// A name zone x does not hold is decided here, once zone x says so.
+	other := ""
+	for i := 0; other == ""; i++ {
+		c := fmt.Sprintf("q%d", i)
+		if home, _ := names.Home(names.Hash(c), [][32]byte{z.relay.Key(), h.ident.SignKey()}); home == z.relay.Key() {
+			other = c
+		}
+	}
+	n2 := joinNamed(t, z)
+	n2.last++
+	n2.send(&wire.NameClaim{ID: n2.last, Claim: *n2.claimOf(other, 1)})
+	lk = h.r.until("the second lookup", func(m wire.Message) bool { _, ok := m.(*wire.NameLookup); return ok }).(*wire.NameLookup)
+	h.r.send(&wire.NameResult{ID: lk.ID, Code: wire.CodeNotFound, Message: "no such name"})
+	wantRecord(t, n2.result(n2.last), other, zonesOf(z.relay))
+	if s := z.relay.Stats().Names; s.AskedUnmirrorable != 2 || s.Sequenced != 1 {
 		t.Fatalf("names stats %+v", s)
 	}
 }

@@ -108,14 +108,15 @@ type Registrar struct {
 	members map[*zone.Member]*limits
 	links   map[*federation.Link]*rate.Limiter
 
-	sequenced      atomic.Int64 // names this relay's store holds
-	claims         atomic.Int64 // claims answered, from nodes here and from relays
-	lookups        atomic.Int64 // lookups answered, likewise
-	untrusted      atomic.Int64 // claims, lookups and answers from relays this one does not trust, refused
-	conflicts      atomic.Int64 // names a later ledger holds for another key (evidence; never a displacement)
-	pendingRefused atomic.Int64 // forwarded requests refused: the node had MaxPendingPerNode waiting, or the table was full
-	secondNames    atomic.Int64 // claims refused because the key holds another name here
-	unsettled      atomic.Int64 // claims not decided yet: a linked relay's ledger was still being mirrored
+	sequenced         atomic.Int64 // names this relay's store holds
+	claims            atomic.Int64 // claims answered, from nodes here and from relays
+	lookups           atomic.Int64 // lookups answered, likewise
+	untrusted         atomic.Int64 // claims, lookups and answers from relays this one does not trust, refused
+	conflicts         atomic.Int64 // names a later ledger holds for another key (evidence; never a displacement)
+	pendingRefused    atomic.Int64 // forwarded requests refused: the node had MaxPendingPerNode waiting, or the table was full
+	secondNames       atomic.Int64 // claims refused because the key holds another name here
+	unsettled         atomic.Int64 // claims not decided yet: a linked relay's ledger was still being mirrored
+	unmirrorableAsked atomic.Int64 // lookups sent, before deciding, to relays whose ledgers cannot be mirrored
 }
 
 // limits are one node's rate limits.
@@ -215,13 +216,17 @@ type Stats struct {
 	// because it was still mirroring a linked relay's ledger, which may
 	// hold the name (at most zoneledger.SettleTimeout after a link).
 	Unsettled int64 `json:"unsettled"`
+	// AskedUnmirrorable: lookups this relay, as a name's home, sent
+	// before deciding to trusted relays whose ledgers it cannot mirror in
+	// full (see zoneledger.Service.Unmirrorable).
+	AskedUnmirrorable int64 `json:"askedUnmirrorable"`
 }
 
 // Stats counts the service.
 func (r *Registrar) Stats() Stats {
 	return Stats{Sequenced: r.sequenced.Load(), Claims: r.claims.Load(), Lookups: r.lookups.Load(), Untrusted: r.untrusted.Load(),
 		Conflicts: r.conflicts.Load(), PendingRefused: r.pendingRefused.Load(), SecondNames: r.secondNames.Load(),
-		Unsettled: r.unsettled.Load()}
+		Unsettled: r.unsettled.Load(), AskedUnmirrorable: r.unmirrorableAsked.Load()}
 }
 
 // Pending is how many forwarded requests wait for their answer.

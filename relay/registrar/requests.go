@@ -63,9 +63,11 @@ func (r *Registrar) onNameClaim(m *zone.Member, msg *wire.NameClaim) error {
 	claim := msg.Claim
 	hash := names.Hash(claim.Name)
 	decideHere := func() {
-		if !r.nameWork(func() { answerNode(m, msg.ID, r.decide(&claim)) }) {
-			answerNode(m, msg.ID, errNameBusy)
-		}
+		r.askUnmirrorable(m, nil, &claim, func(res *wire.NameResult) { answerNode(m, msg.ID, res) }, func() {
+			if !r.nameWork(func() { answerNode(m, msg.ID, r.decide(&claim)) }) {
+				answerNode(m, msg.ID, errNameBusy)
+			}
+		})
 	}
 	if win, _, held := r.holder(hash); held {
 		switch {
@@ -368,11 +370,56 @@ func (r *Registrar) onRelayClaim(l *federation.Link, m *wire.RelayNameClaim) err
 		answerLink(l, m.ID, notYet)
 	default:
 		claim := m.Claim
-		if !r.nameWork(func() { answerLink(l, m.ID, r.decide(&claim)) }) {
-			answerLink(l, m.ID, errNameBusy)
-		}
+		r.askUnmirrorable(nil, l, &claim, func(res *wire.NameResult) { answerLink(l, m.ID, res) }, func() {
+			if !r.nameWork(func() { answerLink(l, m.ID, r.decide(&claim)) }) {
+				answerLink(l, m.ID, errNameBusy)
+			}
+		})
 	}
 	return nil
+}
+
+// askUnmirrorable asks the trusted relays whose ledgers this relay cannot
+// mirror in full (zoneledger.Service.Unmirrorable), one after another,
+// whether their ledger holds claim's name, before this relay decides it:
+// a name one of them holds for another key is answered as taken; if none
+// does, decide runs. A relay that cannot say leaves the claim undecided
+// ("try again"). The request is node m's or the relay's at the end of
+// asker's, for forward's quotas. With nothing unmirrorable (the usual
+// case) decide runs at once.
+func (r *Registrar) askUnmirrorable(m *zone.Member, asker *federation.Link, claim *wire.UserClaim, answer func(*wire.NameResult), decide func()) {
+	links := r.cfg.Ledger.Unmirrorable(wire.FeatureNames)
+	hash := names.Hash(claim.Name)
+	var next func(i int)
+	next = func(i int) {
+		if i == len(links) {
+			decide()
+			return
+		}
+		l := links[i]
+		if !r.trusted(l.Peer().Key) {
+			next(i + 1)
+			return
+		}
+		r.unmirrorableAsked.Add(1)
+		req := func(id uint32) wire.Message { return &wire.NameLookup{ID: id, Hash: hash} }
+		r.forward(l, m, asker, req, func(res *wire.NameResult) {
+			if res.Code == wire.CodeNotFound {
+				next(i + 1)
+				return
+			}
+			got := r.checkForwarded(res, l, l.Peer().Zone, func(rec *wire.UserRecord) bool { return names.Hash(rec.Claim.Name) == hash })
+			switch {
+			case got.Code != wire.CodeNone:
+				answer(nameResult(wire.CodeUnavailable, "the relay of zone %s, whose ledger this relay cannot mirror, did not say whether it holds this name; try again", l.Peer().Zone))
+			case got.Record.Claim.SignKey != claim.SignKey:
+				answer(nameResult(wire.CodeNameTaken, "%q is taken", claim.Name))
+			default:
+				next(i + 1) // the claimant's own name: its update is decided here
+			}
+		})
+	}
+	next(0)
 }
 
 // onRelayLookup answers another relay's lookup from this relay's own

@@ -228,6 +228,37 @@ func (s *Service) Settled(feature string) (ok bool, waitingFor string) {
 	return true, ""
 }
 
+// Unmirrorable lists the links to trusted relays that announced feature
+// ("" for any) whose ledgers this relay holds only in part and never will
+// in full: a fork ended the sync, the ledger is too far ahead for one
+// catch-up or too large, or it is over the mirror cap. What those
+// ledgers hold beyond the mirror, this relay can only ask them.
+func (s *Service) Unmirrorable(feature string) []*federation.Link {
+	if s.fed == nil {
+		return nil
+	}
+	var out []*federation.Link
+	for _, l := range s.fed.Links(wire.FeatureLedger) {
+		p := l.Peer()
+		if feature != "" && !l.Has(feature) || !s.cfg.Trusted(p.Key) {
+			continue
+		}
+		s.syncMu.Lock()
+		y := s.syncs[l]
+		s.syncMu.Unlock()
+		if y == nil {
+			continue
+		}
+		y.mu.Lock()
+		partial := y.stopped || y.beyond > 0 && y.announced >= y.beyond || y.s.isCapped(y.id.Key)
+		y.mu.Unlock()
+		if partial {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // Log is the zone's own log.
 func (s *Service) Log() *ledger.Log { return s.own }
 
