@@ -148,11 +148,18 @@ func (y *syncState) onCheckpoint(note []byte) error {
 	return y.startRound(note, cp)
 }
 
+// partialLocked reports whether the mirror holds all of this link's
+// ledger it ever will, and that is not all of it (see
+// Service.Unmirrorable).
+func (y *syncState) partialLocked() bool {
+	return y.stopped || y.beyond > 0 && y.announced >= y.beyond || y.s.isCapped(y.id.Key)
+}
+
 // settledLocked reports whether this link's ledger keeps the relay
 // unsettled no longer (see Service.Settled).
 func (y *syncState) settledLocked(now time.Time) bool {
 	switch {
-	case y.stopped, y.beyond > 0 && y.announced >= y.beyond, y.s.isCapped(y.id.Key):
+	case y.partialLocked():
 		return true // it holds all it ever will
 	case now.Sub(y.upAt) >= SettleTimeout:
 		return true

@@ -194,22 +194,50 @@ func New(cfg Config) (*Service, error) {
 
 // Settled reports whether this relay holds, as far as it can, the
 // ledger of every linked relay it trusts that runs the ledger service
-// and announced feature ("" for any):
-// each has announced its checkpoint and the mirror holds it — or holds
-// all it ever will (a fork ended the sync, the ledger is too far ahead or
-// over the cap) — or SettleTimeout has passed since its link came up.
-// A name's home decides only once settled, so that a relay that became
-// the home of names sequenced elsewhere (the federation grew) learns of
-// them first and never sequences a name already held. If not settled it
-// names the zone it waits for.
+// and announced feature ("" for any): each has announced its checkpoint
+// and the mirror holds it — or holds all it ever will (see Unmirrorable)
+// — or SettleTimeout has passed since its link came up. A name's home
+// decides only once settled, so that a relay that became the home of
+// names sequenced elsewhere (the federation grew) learns of them first
+// and never sequences a name already held. If not settled it names the
+// zone it waits for.
 func (s *Service) Settled(feature string) (ok bool, waitingFor string) {
-	if s.fed == nil {
-		return true, ""
-	}
 	now := s.cfg.Clock.Now()
+	ok = true
+	s.eachTrusted(feature, func(l *federation.Link, y *syncState) bool {
+		if !y.settledLocked(now) {
+			ok, waitingFor = false, l.Peer().Zone
+		}
+		return ok
+	})
+	return ok, waitingFor
+}
+
+// Unmirrorable lists the links to trusted relays that announced feature
+// ("" for any) whose ledgers this relay holds only in part and never will
+// in full: a fork ended the sync, the ledger is too far ahead for one
+// catch-up or too large, or it is over the mirror cap. What those
+// ledgers hold beyond the mirror, this relay can only ask them.
+func (s *Service) Unmirrorable(feature string) []*federation.Link {
+	var out []*federation.Link
+	s.eachTrusted(feature, func(l *federation.Link, y *syncState) bool {
+		if y.partialLocked() {
+			out = append(out, l)
+		}
+		return true
+	})
+	return out
+}
+
+// eachTrusted calls fn, with the sync state's lock held, for every link
+// up to a trusted relay that runs the ledger service and announced
+// feature ("" for any), until fn returns false.
+func (s *Service) eachTrusted(feature string, fn func(*federation.Link, *syncState) bool) {
+	if s.fed == nil {
+		return
+	}
 	for _, l := range s.fed.Links(wire.FeatureLedger) {
-		p := l.Peer()
-		if feature != "" && !l.Has(feature) || !s.cfg.Trusted(p.Key) {
+		if feature != "" && !l.Has(feature) || !s.cfg.Trusted(l.Peer().Key) {
 			continue
 		}
 		s.syncMu.Lock()
@@ -219,44 +247,12 @@ func (s *Service) Settled(feature string) (ok bool, waitingFor string) {
 			continue // its link is going down
 		}
 		y.mu.Lock()
-		settled := y.settledLocked(now)
+		more := fn(l, y)
 		y.mu.Unlock()
-		if !settled {
-			return false, p.Zone
+		if !more {
+			return
 		}
 	}
-	return true, ""
-}
-
-// Unmirrorable lists the links to trusted relays that announced feature
-// ("" for any) whose ledgers this relay holds only in part and never will
-// in full: a fork ended the sync, the ledger is too far ahead for one
-// catch-up or too large, or it is over the mirror cap. What those
-// ledgers hold beyond the mirror, this relay can only ask them.
-func (s *Service) Unmirrorable(feature string) []*federation.Link {
-	if s.fed == nil {
-		return nil
-	}
-	var out []*federation.Link
-	for _, l := range s.fed.Links(wire.FeatureLedger) {
-		p := l.Peer()
-		if feature != "" && !l.Has(feature) || !s.cfg.Trusted(p.Key) {
-			continue
-		}
-		s.syncMu.Lock()
-		y := s.syncs[l]
-		s.syncMu.Unlock()
-		if y == nil {
-			continue
-		}
-		y.mu.Lock()
-		partial := y.stopped || y.beyond > 0 && y.announced >= y.beyond || y.s.isCapped(y.id.Key)
-		y.mu.Unlock()
-		if partial {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 // Log is the zone's own log.
