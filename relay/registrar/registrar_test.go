@@ -27,9 +27,11 @@ type testRelay struct {
 	reg  *Registrar
 }
 
-func newTestRelay(t testing.TB) *testRelay {
+func newTestRelay(t testing.TB) *testRelay { return newTestRelayOn(t, stack.New(t)) }
+
+// newTestRelayOn runs the registrar on r.
+func newTestRelayOn(t testing.TB, r *stack.Relay) *testRelay {
 	t.Helper()
-	r := stack.New(t)
 	lg, err := zoneledger.New(zoneledger.Config{Zone: "zone-a", Key: r.Key, Store: r.Store, Federation: r.Fed})
 	if err != nil {
 		t.Fatal(err)

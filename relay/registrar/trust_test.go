@@ -67,9 +67,12 @@ func linkResult(e *relaytest.End, id uint32) *wire.NameResult {
 // hears nothing of names; an answer from a relay no longer trusted never
 // reaches the node that asked.
 func TestUntrustedRelayDecidesNoName(t *testing.T) {
-	r := newTestRelay(t)
-	u, uid := r.fake("zone-u", wire.Features{wire.FeatureNames})
-	r.reg.Distrust(uid.SignKey())
+	r := newTestRelayOn(t, stack.NewOpen(t))
+	uid, _ := identity.New()
+	u := relaytest.LinkAs(t, r.fed, uid, "zone-u", wire.Features{wire.FeatureNames}) // nobody named it
+	if k, _ := r.fed.Lookup(uid.SignKey()); k.Link == nil || k.Trusted {
+		t.Fatalf("the relay nobody named is not linked as untrusted: %+v", k)
+	}
 	a, uk := r.zone.Key(), uid.SignKey()
 	atU := homedAt(2, "u", uk, a, uk) // by key, u would be their home
 

@@ -30,7 +30,17 @@ func New(t testing.TB) *Relay { return NewClock(t, nil) }
 // NewClock is New on clk (the system clock if nil): a virtual clock
 // makes rate limits and waits exact, and sends no summaries until it is
 // advanced.
-func NewClock(t testing.TB, clk clock.Clock) *Relay {
+func NewClock(t testing.TB, clk clock.Clock) *Relay { return NewWith(t, clk, nil) }
+
+// NewOpen is New in open federation (-federation=open): relays it does
+// not trust link as untrusted.
+func NewOpen(t testing.TB) *Relay {
+	return NewWith(t, nil, func(c *federation.Config) { c.Open = true })
+}
+
+// NewWith is NewClock with the federation's configuration changed by
+// with (if not nil).
+func NewWith(t testing.TB, clk clock.Clock, with func(*federation.Config)) *Relay {
 	t.Helper()
 	key, err := identity.New()
 	if err != nil {
@@ -41,7 +51,11 @@ func NewClock(t testing.TB, clk clock.Clock) *Relay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := federation.New(federation.Config{Zone: z, Key: key, SummaryEvery: 20 * time.Millisecond, Clock: clk})
+	fc := federation.Config{Zone: z, Key: key, SummaryEvery: 20 * time.Millisecond, Clock: clk}
+	if with != nil {
+		with(&fc)
+	}
+	f, err := federation.New(fc)
 	if err != nil {
 		z.Close()
 		t.Fatal(err)
