@@ -522,6 +522,17 @@ func TestSettled(t *testing.T) {
 	if unsettled(r.svc) {
 		t.Fatalf("still unsettled %v after the link came up", SettleTimeout)
 	}
+
+	// Dropping the link and linking again buys it no new SettleTimeout.
+	w.Conn.Close()
+	wait.Until(t, wait.Default, "zone w's link down", func() bool { return !r.linkedTo("zone-w") })
+	w2 := relaytest.LinkAs(t, r.fed, wid, "zone-w", wire.Features{wire.FeatureLedger, wire.FeatureNames})
+	honest.Append([]byte("dave"))
+	announce(w2, honest)
+	wait.Until(t, wait.Default, "zone w linked again", func() bool { return r.linkedTo("zone-w") })
+	if unsettled(r.svc) {
+		t.Fatal("a relay that linked again held this relay up for another SettleTimeout")
+	}
 }
 
 func unsettled(s *Service) bool { ok, _ := s.Settled(wire.FeatureNames); return !ok }

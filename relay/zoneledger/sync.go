@@ -33,7 +33,7 @@ type syncState struct {
 	distrusts bool      // logged that the relay is not trusted
 	gen       int       // rounds started, to tell a deadline's round
 	late      late      // answers still in flight to the round abandoned last, dropped quietly
-	upAt      time.Time // when the link came up (or its first ledger frame came)
+	upAt      time.Time // when a link to this relay first came up (see syncOf)
 	announced int64     // the largest size the relay announced (valid if heard)
 	heard     bool      // a checkpoint of its came and verified
 
@@ -65,14 +65,28 @@ type late struct {
 	new     uint64
 }
 
-// syncOf returns l's sync state.
+// syncOf returns l's sync state. Its upAt is when a link to that relay
+// first came up since this relay started, if the relay is trusted: a
+// relay that drops and relinks does not get another SettleTimeout to hold
+// up this relay's names.
 func (s *Service) syncOf(l *federation.Link) *syncState {
+	p := l.Peer()
+	trusted := s.cfg.Trusted(p.Key) // it may take the federation's lock: not under syncMu
+	now := s.cfg.Clock.Now()
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	y := s.syncs[l]
 	if y == nil {
-		p := l.Peer()
-		y = &syncState{s: s, l: l, id: ID{Zone: p.Zone, Key: p.Key}, upAt: s.cfg.Clock.Now()}
+		up := now
+		if trusted {
+			// Trusted keys are the operator's few: the map stays small.
+			if first, ok := s.firstUp[p.Key]; ok {
+				up = first
+			} else {
+				s.firstUp[p.Key] = now
+			}
+		}
+		y = &syncState{s: s, l: l, id: ID{Zone: p.Zone, Key: p.Key}, upAt: up}
 		s.syncs[l] = y
 	}
 	return y

@@ -36,9 +36,10 @@ const (
 	// bytes mirrored of one relay key, over every zone it served.
 	MaxMirrorBytes = 256 << 20
 	// SettleTimeout is the longest a linked relay's ledger keeps this
-	// relay unsettled (see Settled) after the link came up: a relay that
-	// never announces its ledger, or keeps a catch-up going, cannot stall
-	// the names this relay decides for longer.
+	// relay unsettled (see Settled) after a link to it first came up: a
+	// relay that never announces its ledger, keeps a catch-up going, or
+	// drops and relinks, cannot stall the names this relay decides for
+	// longer.
 	SettleTimeout = 30 * time.Second
 
 	storeMirrors = "relay/mirrors/" // + key hex + "/" + zone: a mirror to reopen at start
@@ -94,6 +95,7 @@ type Service struct {
 	openMu   sync.Mutex     // serializes opening and pruning mirrors
 	syncMu   sync.Mutex
 	syncs    map[*federation.Link]*syncState
+	firstUp  map[[32]byte]time.Time // per trusted relay: when a link to it first came up (syncMu)
 
 	mirrored []func(ID, *ledger.Mirror)
 	pruned   []func(ID)
@@ -131,7 +133,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.MaxMirrorBytes = MaxMirrorBytes
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, fed: cfg.Federation, mirrors: make(map[ID]*mirror), capped: make(map[[32]byte]bool), deleting: make(map[ID]bool),
-		syncs: make(map[*federation.Link]*syncState)}
+		syncs: make(map[*federation.Link]*syncState), firstUp: make(map[[32]byte]time.Time)}
 	var err error
 	if s.own, err = ledger.Open(cfg.Store, ledger.ZoneOrigin(cfg.Zone, cfg.Key.SignKey()), cfg.Key.SigningKey()); err != nil {
 		return nil, fmt.Errorf("zone ledger: %w", err)
