@@ -33,7 +33,7 @@ type api struct {
 	next      int
 }
 
-func newAPI(n *node.Node, users *username.Client) *api {
+func newAPI(n *node.Node, users *username.Client, f *files) *api {
 	a := &api{n: n, users: users, obj: bridge.Object(nil), ready: bridge.NewDeferred(), listeners: map[string]map[int]js.Value{}}
 	o := a.obj
 	o.Set("ready", a.ready.Promise)
@@ -55,6 +55,9 @@ func newAPI(n *node.Node, users *username.Client) *api {
 		"register":   a.register,
 		"resolve":    a.resolve,
 	} {
+		o.Set(name, bridge.Method(fn))
+	}
+	for name, fn := range f.methods() { // content.go
 		o.Set(name, bridge.Method(fn))
 	}
 	n.Subscribe(a.onEvent)

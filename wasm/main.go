@@ -12,7 +12,7 @@
 //	globalThis.ddtStart(config) → Promise of window.ddt
 //
 // with one configuration object: {relay, maxPeers, logLevel, storage,
-// agent} (see Config). web/static/ddt.js is the loader that does this for
+// agent, pledge, cache} (see Config). web/static/ddt.js is the loader that does this for
 // any host; the DDT page uses it too.
 package main
 
@@ -46,6 +46,23 @@ type Config struct {
 	// Agent names the host software in the relay's logs (default
 	// "ddt-browser").
 	Agent string `json:"agent"`
+	// Pledge is the storage, in bytes, this node lends others for
+	// replicas and cache (default content.DefaultPledge, 64 MiB). The
+	// node's own and pinned content is not counted against it.
+	Pledge int64 `json:"pledge"`
+	// Cache says what the node is willing to hold for others.
+	Cache CacheConfig `json:"cache"`
+}
+
+// CacheConfig is the node's policy for what it holds for others (see
+// content.Policy).
+type CacheConfig struct {
+	// Types are media-type prefixes ("image/", "text/html") the node
+	// holds for others; empty: every type.
+	Types []string `json:"types"`
+	// MaxAgeDays drops replicas and cache not used for this many days;
+	// 0: no limit.
+	MaxAgeDays float64 `json:"maxAgeDays"`
 }
 
 // memoryStorage is the Storage value that keeps nothing.
@@ -74,6 +91,12 @@ func (c *Config) check() error {
 	}
 	if c.Agent == "" {
 		c.Agent = "ddt-browser"
+	}
+	if c.Pledge < 0 {
+		return fmt.Errorf("ddtStart: config.pledge must be a number of bytes (0 for the default of 64 MiB), not %d", c.Pledge)
+	}
+	if c.Cache.MaxAgeDays < 0 {
+		return fmt.Errorf("ddtStart: config.cache.maxAgeDays must be 0 (no limit) or more, not %v", c.Cache.MaxAgeDays)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"syscall/js"
 
 	"ddt/shared/bridge"
+	"ddt/shared/content"
 	"ddt/shared/node"
 	"ddt/shared/store"
 	"ddt/shared/transport"
@@ -30,14 +31,16 @@ func run(cfg Config, ready chan<- js.Value, failed chan<- error) {
 		return
 	}
 	users := username.New()
+	chunks, blobs := openChunks(cfg, slot, log)
+	svc := content.New(content.Config{Chunks: chunks, Pledge: cfg.Pledge, Policy: cfg.policy()})
 	n, err := node.New(node.Config{Relay: cfg.Relay, Dial: dial, Store: st, Transport: tr, Agent: cfg.Agent, Logger: log, MaxPeers: cfg.MaxPeers,
-		Capabilities: []node.Capability{users}})
+		Capabilities: []node.Capability{users, svc}})
 	if err != nil {
 		failed <- err
 		return
 	}
 	log.Debug("node started", "slot", slot, "storage", cfg.Storage, "goMainAtMs", int(t0), "storeMs", int(t1-t0), "identityMs", int(perf.Call("now").Float()-t1))
-	api := newAPI(n, users)
+	api := newAPI(n, users, &files{svc: svc, blobs: blobs})
 	g := bridge.Global()
 	g.Set("ddt", api.obj)
 	if ev, err := bridge.New(g.Get("Event"), "ddt:loaded"); err == nil && g.Get("dispatchEvent").Type() == js.TypeFunction {

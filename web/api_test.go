@@ -36,7 +36,7 @@ func TestAPIDrift(t *testing.T) {
 	declared := dts.members(t, "DDT")
 	same(t, "members: README table vs ddt.d.ts interface DDT", documented, declared)
 
-	events := tableColumn(t, section, "| event |", `([a-z][a-z-]*)`)
+	events := tableColumn(t, section, "| event |", `([a-z][a-z.-]*)`)
 	same(t, "events: README table vs ddt.d.ts interface DDTEvents", events, dts.members(t, "DDTEvents"))
 
 	config := tableColumn(t, section, "| config |", `([A-Za-z]+)`)

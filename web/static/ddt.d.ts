@@ -162,6 +162,100 @@ export type ErrorCode = 'invalid' | 'not-admitted' | 'not-connected' | 'timeout'
 /** The Error the other calls of `window.ddt` reject with; its message is meant for people. */
 export type DDTError = Error & { code: ErrorCode };
 
+/** A content id: the SHA-256 of an item's manifest, 64 lowercase hex digits. */
+export type ContentID = string;
+
+/**
+ * How a `ddt.put()` or `ddt.get()` goes, as its `onProgress` hears it (about
+ * ten times a second, and at every change of phase).
+ */
+export interface ContentProgress {
+  /**
+   * `"hashing"` and `"storing"` (a put: reading, hashing and storing the
+   * chunks here), `"finding"` (a get: asking the DHT for providers),
+   * `"downloading"`, or `"done"`.
+   */
+  phase: 'hashing' | 'storing' | 'finding' | 'downloading' | 'done';
+  /** Bytes done so far in this phase. */
+  bytes: number;
+  /** Bytes in all (the item's size). */
+  total: number;
+  /** The recent rate, in bytes per second. */
+  bytesPerSec: number;
+  /** Providers the download is fetching from now (0 for a put). */
+  providers: number;
+  /** Chunks in the item. */
+  chunks: number;
+  /** Chunks done (hashed and stored, or downloaded and verified). */
+  chunksDone: number;
+}
+
+/** What `ddt.put()` takes besides the data. */
+export interface PutOptions {
+  /** The item's name (default: a File's own name, else none). At most 255 bytes. */
+  name?: string;
+  /** Its media type (default: a Blob's own type; a string's is `text/plain;charset=utf-8`). At most 127 bytes. */
+  type?: string;
+  /** Private data: at most one replica, instead of at least three. */
+  unicast?: boolean;
+  onProgress?: (progress: ContentProgress) => void;
+}
+
+/** What `ddt.get()` takes besides the id. */
+export interface GetOptions {
+  onProgress?: (progress: ContentProgress) => void;
+  /** Cancels the download: the promise rejects with code `aborted`. */
+  signal?: AbortSignal;
+  /** Pin the item once it is here (kept outside the pledge, never evicted, until `unpin`). */
+  pin?: boolean;
+}
+
+/** What `ddt.stat()` says of an item. */
+export interface ContentStat {
+  id: ContentID;
+  /** The name its publisher gave it (a label, not verified). */
+  name: string;
+  /** Bytes. */
+  size: number;
+  /** Its media type (a label, not verified). */
+  type: string;
+  /** Chunks of at most 4 MiB. */
+  chunks: number;
+  /** Every chunk is stored on this node. */
+  local: boolean;
+  /** Pinned here: never evicted. */
+  pinned: boolean;
+  /** Live copies the network holds, as this node last counted (0 when unknown). */
+  replicas: number;
+}
+
+/** This node's storage, as `ddt.storage()` gives it. */
+export interface StorageUsage {
+  /** Bytes of chunks stored here, own and others'. */
+  usedBytes: number;
+  /** Bytes this node lends others for replicas and cache (config `pledge`). */
+  pledgedBytes: number;
+  /** Bytes of its own and pinned content (not counted against the pledge). */
+  pinnedBytes: number;
+  /** Chunks stored here. */
+  chunks: number;
+  /** The browser granted persistent storage (`navigator.storage.persist()`): it will not evict this origin's data when disk runs short. */
+  persisted: boolean;
+}
+
+/**
+ * Why a content call rejected: `not-found` (no provider holds the item, or
+ * an id nobody published), `corrupt` (every provider served bytes that do not
+ * hash to what was asked; each was penalised), `quota` (the browser or the
+ * pledge has no room), `aborted` (the `signal` aborted), `invalid` (a bad
+ * argument: an id that is not 64 hex digits, data of another kind), or the
+ * codes of {@link ErrorCode}.
+ */
+export type ContentErrorCode = 'not-found' | 'corrupt' | 'quota' | 'aborted' | ErrorCode;
+
+/** The Error the content calls reject with; its message is meant for people. */
+export type ContentError = Error & { code: ContentErrorCode };
+
 /** The `peer` event: a data channel opened and the peer proved its lease. */
 export interface PeerEvent {
   address: Address;
@@ -194,6 +288,21 @@ export interface DialFailedEvent {
   retryInMs: number;
 }
 
+/** The `content.replicas` event. */
+export interface ReplicasEvent {
+  id: ContentID;
+  /** Live copies counted, the publisher's own included. */
+  replicas: number;
+}
+
+/** The `content.penalty` event. */
+export interface PenaltyEvent {
+  /** The peer's address. */
+  peer: Address;
+  /** Why, in words (e.g. "served corrupt bytes for chunk 1a2b3c4d"). */
+  reason: string;
+}
+
 /** Every event of `ddt.on()`, by name, with its payload. */
 export interface DDTEvents {
   /** A data channel opened and the peer proved its lease. */
@@ -206,6 +315,10 @@ export interface DDTEvents {
   'dial-failed': DialFailedEvent;
   /** The record: this node registered a name, or claimed it again at a new address. */
   username: UserRecord;
+  /** This node counted the live replicas of an item it published or holds. */
+  'content.replicas': ReplicasEvent;
+  /** A peer served bytes that did not hash to the chunk asked for (or broke the transfer rules): it was penalised and the download went elsewhere. */
+  'content.penalty': PenaltyEvent;
 }
 
 /** A running DDT node: `window.ddt`, and what `start()` resolves with. */
@@ -279,6 +392,30 @@ export interface DDT {
   routing(): Promise<Routing>;
   /** Subscribes `fn` to `event`; returns an unsubscribe function. */
   on<E extends keyof DDTEvents>(event: E, fn: (payload: DDTEvents[E]) => void): () => void;
+  /**
+   * Shares `data` (a Uint8Array or ArrayBuffer, a Blob, a File or a string):
+   * cuts it into chunks of 4 MiB, hashes them (WebCrypto), stores them here
+   * (pinned: this node's own content), announces them and places replicas.
+   * Resolves with the content id. A Blob's bytes go straight to IndexedDB, in
+   * 4 MiB slices, so a large file never sits in the node's memory.
+   */
+  put(data: Uint8Array | ArrayBuffer | Blob | string, options?: PutOptions): Promise<ContentID>;
+  /**
+   * Fetches the item `id` from its providers (several in parallel, the
+   * nearest first, each chunk verified) into this node's store, and resolves
+   * with it as a File (a Blob with the item's name and type) backed by the
+   * stored chunks. Rejects with a {@link ContentError}: `not-found`,
+   * `corrupt`, `quota`, `aborted`, …
+   */
+  get(id: ContentID, options?: GetOptions): Promise<File>;
+  /** What the node knows of item `id` (its manifest, fetched if need be). */
+  stat(id: ContentID): Promise<ContentStat>;
+  /** This node's storage: used, pledged and pinned bytes, chunks, persistence. */
+  storage(): Promise<StorageUsage>;
+  /** Keeps item `id` here for good (fetching it first if it is not here). */
+  pin(id: ContentID): Promise<void>;
+  /** Lets item `id` go back to cache: evicted least recently used when room is needed. */
+  unpin(id: ContentID): Promise<void>;
 }
 
 /** What the node takes when it starts (the wasm's `ddtStart(config)`). */
@@ -297,6 +434,18 @@ export interface DDTConfig {
   storage?: string;
   /** Names the host software in the relay's logs (default `"ddt-browser"`). */
   agent?: string;
+  /**
+   * Bytes of storage this node lends others for replicas and cache (default
+   * 64 MiB). Its own and pinned content does not count against it.
+   */
+  pledge?: number;
+  /** What the node is willing to hold for others. */
+  cache?: {
+    /** Media-type prefixes it holds (e.g. `["image/", "text/"]`); empty or absent: every type. */
+    types?: string[];
+    /** Drop replicas and cache unused for this many days; 0 or absent: no limit. */
+    maxAgeDays?: number;
+  };
 }
 
 /**

@@ -44,7 +44,8 @@ export function formatMs(ms) {
 /** @param {number} n */
 export function formatBytes(n) {
   if (n < 1e6) return `${(n / 1e3).toFixed(0)} kB`;
-  return `${(n / 1e6).toFixed(1)} MB`;
+  if (n < 1e9) return `${(n / 1e6).toFixed(1)} MB`;
+  return `${(n / 1e9).toFixed(2)} GB`;
 }
 
 /**

@@ -1,0 +1,90 @@
+package web_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"ddt/shared/wait"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestScreenshotsFiles saves PNGs of the Files card in its states — idle
+// with its storage meter, a file shared (by the picker) with its id, a
+// download under way, a download done with its save link, and an id
+// nobody holds — to DDT_SHOTS, for a person to look at. Like
+// TestScreenshots it asserts nothing about looks; it waits for each state
+// by the card's own words.
+func TestScreenshotsFiles(t *testing.T) {
+	dir := os.Getenv("DDT_SHOTS")
+	if dir == "" {
+		t.Skip("set DDT_SHOTS to a folder to save screenshots of the page")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := startRelay(t, "-zone", "shots")
+	p := newPage(t, "")
+	if err := chromedp.Do(p.ctx, chromedp.EmulateViewport(1100, 900)); err != nil {
+		t.Fatal(err)
+	}
+	p.open(r.url())
+	p.ready()
+	waitText(t, p, "#storage-text", "pledged")
+	cardShot(t, p, filepath.Join(dir, "files-0-idle.png"))
+
+	// Share a 9 MB file through the picker, as a person would.
+	file := filepath.Join(t.TempDir(), "holiday.mp4")
+	if err := os.WriteFile(file, randomBytes(t, 9<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(p.ctx, chromedp.SetUploadFiles("#share-input", []string{file})); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, p, "#share-status", "Anyone with this id")
+	time.Sleep(3500 * time.Millisecond) // the storage meter's next poll
+	cardShot(t, p, filepath.Join(dir, "files-1-shared.png"))
+
+	// Another page puts 48 MiB; this one downloads it, caught part way.
+	q := newPage(t, "")
+	q.open(r.url())
+	q.ready()
+	id := mustEval[string](q, `ddt.put(new Uint8Array(48 << 20).map((_, i) => (i * 2654435761) >>> 24), {name: "talk.webm", type: "video/webm"})`)
+	fillAndClick(t, p, "#fetch-id", "#fetch-go", id)
+	wait.For(t, 60*time.Second, "the download part way", func() error {
+		s, err := eval[string](p, `document.querySelector('#fetch-status')?.textContent || ''`)
+		if err == nil && !(len(s) > 0 && s[:len("Downloading…")] == "Downloading…") {
+			err = fmt.Errorf("fetch status reads %q", s)
+		}
+		return err
+	})
+	cardShot(t, p, filepath.Join(dir, "files-2-downloading.png"))
+	waitText(t, p, "#fetch-save", "talk.webm")
+	cardShot(t, p, filepath.Join(dir, "files-3-downloaded.png"))
+
+	fillAndClick(t, p, "#fetch-id", "#fetch-go", "00000000000000000000000000000000000000000000000000000000000000aa")
+	wait.For(t, 120*time.Second, "not found", func() error {
+		s, err := eval[string](p, `document.querySelector('#fetch-error')?.textContent || ''`)
+		if err == nil && s == "" {
+			err = fmt.Errorf("no error yet")
+		}
+		return err
+	})
+	cardShot(t, p, filepath.Join(dir, "files-4-not-found.png"))
+}
+
+// cardShot saves a PNG of the Files card.
+func cardShot(t *testing.T, p *page, path string) {
+	t.Helper()
+	png, err := chromedp.Run(p.ctx, chromedp.Screenshot("#files-card"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("saved %s", path)
+}
