@@ -107,7 +107,7 @@ baseline: ## build the BASELINE commit into build/baseline, for make bench to ru
 	fi
 	$(MAKE) -C $(BUILD)/baseline build
 
-bench: deps build baseline ## benchmarks, printed as tables (join, throughput and wasm size beside the BASELINE build; the relay under a flood)
+bench: deps build baseline ## benchmarks, printed as tables (join, throughput and wasm size beside the BASELINE build; the relay under a flood; content transfer, memory, hashing and IndexedDB)
 	$(GO) test -c -o $(BUILD)/web.test ./web
 	$(GO) test -c -o $(BUILD)/transport.test ./shared/transport
 	$(LOOPBACK) env DDT_BUILD=$(BUILD) DDT_BASELINE=$(CURDIR)/$(BUILD)/baseline/build DDT_BASELINE_REV=$$(cat $(BUILD)/baseline/.rev) DDT_BENCH=1 \
@@ -131,6 +131,13 @@ bench: deps build baseline ## benchmarks, printed as tables (join, throughput an
 	echo "| benchmark | native µs/op | wasm in Chromium µs/op | wasm ÷ native |"; echo "|---|---|---|---|"; \
 	sed 's/-[0-9]* / /' $$tmp/native | awk '{print $$1, $$3}' | sort > $$tmp/n; awk '{print $$1, $$3}' $$tmp/wasm | sort > $$tmp/w; \
 	join $$tmp/n $$tmp/w | awk '{printf "| %s | %.1f | %.1f | %.1f |\n", $$1, $$2/1000, $$3/1000, $$3/$$2}'; \
+	rm -rf $$tmp
+	@echo; echo "### Chunks in headless Chromium: SHA-256 (Go in wasm vs WebCrypto) and the IndexedDB chunk store (4 MiB chunks)"; echo; \
+	tmp=$$(mktemp -d); \
+	$(LOOPBACK) env TMPDIR=$$tmp GOPROXY=off PATH="$(CURDIR)/scripts/chromium:$$PATH" GOOS=js GOARCH=wasm \
+		$(GO) test -count=1 -exec=$(WASMBROWSERTEST) -run '^$$' -bench . -benchtime 16x ./shared/chunk ./shared/store 2>/dev/null | grep '^Benchmark' > $$tmp/wasm; \
+	echo "| benchmark | ms/op | MB/s |"; echo "|---|---|---|"; \
+	awk '{mbs="—"; for (i = 1; i <= NF; i++) if ($$i == "MB/s") mbs = $$(i-1); printf "| %s | %.2f | %s |\n", $$1, $$3/1e6, mbs}' $$tmp/wasm; \
 	rm -rf $$tmp
 
 fuzz: ## run each fuzz target for a while (FUZZTIME=30s; loopback namespace) and keep what it finds in testdata/fuzz

@@ -18,4 +18,6 @@ interface Window {
   DDT_RELAY?: string;
   /** The DDT page's connection budget. */
   DDT_MAX_PEERS?: number;
+  /** The DDT page's storage pledge, in bytes. */
+  DDT_PLEDGE?: number;
 }

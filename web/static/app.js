@@ -7,9 +7,10 @@
 // finduser, files (share, download, storage), peers, routing (with
 // find-a-node) and log, with dom's helpers.
 //
-// The page honours three knobs, set before this script runs: window.DDT_RELAY
+// The page honours four knobs, set before this script runs: window.DDT_RELAY
 // (the relay; default this page's origin), window.DDT_MAX_PEERS (the
-// connection budget) and localStorage 'ddt-log' (the console's log level).
+// connection budget), window.DDT_PLEDGE (the storage pledge, in bytes) and
+// localStorage 'ddt-log' (the console's log level).
 //
 // index.html starts compiling the node in an inline script (window.ddtEarly:
 // the wasm's response is read only as fast as it is compiled, and a module
@@ -63,6 +64,7 @@ function config() {
   const c = { logLevel: /** @type {StartConfig['logLevel']} */ (localStorage.getItem('ddt-log') || 'warn') };
   if (window.DDT_RELAY) c.relay = window.DDT_RELAY;
   if (typeof window.DDT_MAX_PEERS === 'number') c.maxPeers = window.DDT_MAX_PEERS;
+  if (typeof window.DDT_PLEDGE === 'number') c.pledge = window.DDT_PLEDGE;
   if (window.ddtEarly) c.wasm = window.ddtEarly; // index.html's compile, under way
   return c;
 }
