@@ -49,12 +49,13 @@ const progressEvery = 100 * time.Millisecond
 
 // openChunks opens the chunk store beside the node's identity: IndexedDB
 // database "<db>-chunks" when the node has a database of its own, else
-// memory. It returns the Blob side when there is one.
+// memory. It returns the Blob side when there is one. The IndexedDB store
+// asks the browser for persistent storage as it opens.
 func openChunks(cfg Config, slot int, log interface{ Warn(string, ...any) }) (store.Chunks, blobChunks) {
 	if cfg.Storage == memoryStorage || slot < 0 {
 		return store.NewMemoryChunks(), nil
 	}
-	c, err := store.OpenIndexedDBChunks(databaseName(cfg.Storage, slot) + "-chunks")
+	c, err := store.OpenIndexedDBChunks(databaseName(cfg.Storage, slot)) // it adds "-chunks"
 	if err != nil {
 		log.Warn("IndexedDB unavailable for content; chunks are kept in memory and will not survive a reload", "err", err)
 		return store.NewMemoryChunks(), nil
@@ -144,7 +145,6 @@ func (f *files) put(args []js.Value) any {
 		if err != nil {
 			return nil, err
 		}
-		askPersist()
 		o := content.PutOptions{Name: name, Type: typ, Unicast: unicast, Progress: report}
 		ctx := context.Background()
 		size := int64(blob.Get("size").Float())
@@ -307,21 +307,9 @@ func (r *blobReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// askPersist asks the browser, once, to keep this origin's storage when
-// it runs short of disk (navigator.storage.persist()): without it the
-// browser may evict a node's pinned content with the rest of the site's
-// data. The answer shows in ddt.storage().persisted.
-var askPersist = sync.OnceFunc(func() {
-	st := bridge.Global().Get("navigator").Get("storage")
-	if st.Type() != js.TypeObject || st.Get("persist").Type() != js.TypeFunction {
-		return
-	}
-	if p, err := bridge.Call(st, "persist"); err == nil {
-		bridge.Await(p)
-	}
-})
-
-// persisted is navigator.storage.persisted(), false where unknown.
+// persisted is navigator.storage.persisted(), false where unknown:
+// whether the browser will keep this origin's data (the node's pinned
+// content with it) when the disk runs short.
 func persisted() bool {
 	st := bridge.Global().Get("navigator").Get("storage")
 	if st.Type() != js.TypeObject || st.Get("persisted").Type() != js.TypeFunction {

@@ -124,7 +124,7 @@ function paintStorage(s) {
     keyed('key-pinned', `${formatBytes(s.pinnedBytes)} yours and pinned`),
     ' · ',
     keyed('key-others', `${formatBytes(others)} for others, of ${formatBytes(s.pledgedBytes)} pledged`),
-    s.persisted ? ' · storage persistent' : ' · the browser may clear this storage when disk runs short',
+    s.persisted ? ' · persistent' : ' · not persistent: the browser may clear it if disk runs short',
   );
 }
 
@@ -157,7 +157,7 @@ function paint(bar, status, p, verb) {
     bar.removeAttribute('value');
   }
   const rate = p.bytesPerSec > 0 ? ` · ${formatBytes(p.bytesPerSec)}/s` : '';
-  const of = `${formatBytes(p.bytes)} of ${formatBytes(p.total)}`;
+  const of = p.total > 0 ? `${formatBytes(p.bytes)} of ${formatBytes(p.total)}` : formatBytes(p.bytes);
   const providers = p.providers > 0 ? ` · from ${p.providers} peer${p.providers === 1 ? '' : 's'}` : '';
   switch (p.phase) {
     case 'hashing':
@@ -174,7 +174,7 @@ function paint(bar, status, p, verb) {
     case 'done':
       bar.max = 1;
       bar.value = 1;
-      status.textContent = `${formatBytes(p.total)} ${verb}.`;
+      status.textContent = `${formatBytes(Math.max(p.total, p.bytes))} ${verb}.`;
       break;
     default:
       status.textContent = `${of}${rate}`;
