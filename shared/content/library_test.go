@@ -36,6 +36,10 @@ type libEnv struct {
 	meta   store.Store
 	clk    *clock.Virtual
 	cfg    LibraryConfig
+	// reopen, if set, closes and reopens the stores before each open
+	// after the first (a process restart).
+	reopen func()
+	opened bool
 }
 
 func newEnv(t *testing.T, pledge int64) *libEnv {
@@ -50,6 +54,10 @@ func newEnvOn(t *testing.T, chunks store.Chunks, meta store.Store, pledge int64)
 
 func (e *libEnv) open(t *testing.T) *Library {
 	t.Helper()
+	if e.opened && e.reopen != nil {
+		e.reopen()
+	}
+	e.opened = true
 	l, err := OpenLibrary(e.chunks, e.meta, e.cfg)
 	if err != nil {
 		t.Fatalf("OpenLibrary: %v", err)
