@@ -269,7 +269,14 @@ func (l *Library) Chunks() store.Chunks { return l.chunks }
 // that is not enough Put fails with ErrPledgeFull and evicts nothing. Own
 // chunks are bounded only by the platform (store.ErrQuota).
 func (l *Library) Put(h chunk.Hash, data []byte, c Class, typ string) error {
-	return l.put(h, len(data), c, typ, func() error { return l.chunks.Put(h, data) })
+	return l.put(h, len(data), c, typ, func(had bool) error {
+		if had {
+			// Only checked: writing 4 MiB again to IndexedDB costs more
+			// than hashing it.
+			return chunk.Verify(h, data, -1)
+		}
+		return l.chunks.Put(h, data)
+	})
 }
 
 // Adopt accounts for chunk h of size bytes that the platform stored
@@ -284,15 +291,16 @@ func (l *Library) Adopt(h chunk.Hash, size int, c Class, typ string) error {
 	if got != size {
 		return fmt.Errorf("content: adopt chunk %s: %w: the store holds %d bytes, %d expected", h.Short(), chunk.ErrCorrupt, got, size)
 	}
-	err = l.put(h, size, c, typ, func() error { return nil })
+	err = l.put(h, size, c, typ, func(bool) error { return nil })
 	if err != nil && !l.Has(h) {
 		l.chunks.Delete(h) // best effort: unaccounted, it would be Cache after a restart
 	}
 	return err
 }
 
-// put is Put and Adopt: store writes the bytes (or checks they are there).
-func (l *Library) put(h chunk.Hash, size int, c Class, typ string, storeFn func() error) error {
+// put is Put and Adopt: storeFn writes the bytes, or checks them if the
+// chunk is held already (had).
+func (l *Library) put(h chunk.Hash, size int, c Class, typ string, storeFn func(had bool) error) error {
 	if c > Own {
 		return fmt.Errorf("content: put chunk %s: unknown class %d", h.Short(), c)
 	}
@@ -319,7 +327,7 @@ func (l *Library) put(h chunk.Hash, size int, c Class, typ string, storeFn func(
 	}
 	l.mu.Unlock()
 
-	err := storeFn()
+	err := storeFn(had)
 
 	l.mu.Lock()
 	l.reserved -= reserve

@@ -123,16 +123,11 @@ func (s *IndexedDBChunks) Put(h chunk.Hash, data []byte) error {
 	if len(data) > chunk.MaxSize {
 		return fmt.Errorf("store: put chunk %s: %w: %d bytes, a chunk is at most %d", h.Short(), chunk.ErrTooLarge, len(data), chunk.MaxSize)
 	}
-	if n, err := s.Size(h); err == nil && n == len(data) {
-		// Held already. The bytes must still be the chunk's: a caller
-		// handing corrupt ones learns of it even here.
-		if err := chunk.Verify(h, data, -1); err != nil {
-			return fmt.Errorf("store: put chunk %s: %w", h.Short(), err)
-		}
-		return nil
-	} else if errors.Is(err, ErrClosed) {
-		return err
-	}
+	// A chunk held already is written again rather than looked up
+	// first: the lookup, a transaction of its own, cost as much as the
+	// write it might save (measured in Chromium: a 4 MiB Put took 48 ms
+	// with it, 33 ms without; the write alone 15–18 ms), and callers
+	// that know what they hold (the content Library) do not put it twice.
 	arr := js.Global().Get("Uint8Array").New(len(data))
 	js.CopyBytesToJS(arr, data)
 	var got chunk.Hash

@@ -185,3 +185,10 @@ func TestIndexedDBChunksQuotaMessage(t *testing.T) {
 		t.Fatalf("a DataError became ErrQuota: %v", err)
 	}
 }
+
+// jsBlob is a Blob of data's bytes.
+func jsBlob(data []byte) js.Value {
+	arr := js.Global().Get("Uint8Array").New(len(data))
+	js.CopyBytesToJS(arr, data)
+	return js.Global().Get("Blob").New([]any{arr})
+}
