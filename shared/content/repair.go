@@ -68,8 +68,8 @@ func (r *replicator) roundsDone() uint64 {
 	return r.rounds
 }
 
-// held is a chunk a round checks, with its class.
-type held struct {
+// heldChunk is a chunk a round checks, with its class.
+type heldChunk struct {
 	h chunk.Hash
 	c Class
 }
@@ -78,13 +78,13 @@ type held struct {
 // round stopped.
 func (r *replicator) round(ctx context.Context) {
 	lib := r.h.library()
-	var all []held
+	var all []heldChunk
 	for _, c := range []Class{Replica, Own} {
 		for _, h := range lib.Held(c) {
-			all = append(all, held{h, c})
+			all = append(all, heldChunk{h, c})
 		}
 	}
-	slices.SortFunc(all, func(a, b held) int { return slices.Compare(a.h[:], b.h[:]) })
+	slices.SortFunc(all, func(a, b heldChunk) int { return slices.Compare(a.h[:], b.h[:]) })
 	r.mu.Lock()
 	r.forgetLocked(all)
 	start := 0
@@ -94,11 +94,11 @@ func (r *replicator) round(ctx context.Context) {
 	n := min(len(all), MaxRepairChecks)
 	r.cursor = start + n
 	r.mu.Unlock()
-	batch := make([]held, n)
+	batch := make([]heldChunk, n)
 	for i := range batch {
 		batch[i] = all[(start+i)%len(all)]
 	}
-	parallel(len(batch), repairParallel, func(i int) {
+	inParallel(len(batch), repairParallel, func(i int) {
 		if ctx.Err() == nil {
 			r.check(ctx, batch[i].h, batch[i].c)
 		}
@@ -107,7 +107,7 @@ func (r *replicator) round(ctx context.Context) {
 
 // forgetLocked drops what the replicator remembers of chunks no longer
 // held, so its maps stay as small as the library. r.mu is held.
-func (r *replicator) forgetLocked(all []held) {
+func (r *replicator) forgetLocked(all []heldChunk) {
 	in := make(map[chunk.Hash]bool, len(all))
 	for _, x := range all {
 		in[x.h] = true
@@ -131,7 +131,7 @@ func (r *replicator) forgetLocked(all []held) {
 
 // metaOf is what is known of held chunk h; a chunk the replicator never
 // saw (held before a restart) gets its size from the store and no type.
-func (r *replicator) metaOf(h chunk.Hash) (meta, bool) {
+func (r *replicator) metaOf(h chunk.Hash) (chunkMeta, bool) {
 	r.mu.Lock()
 	m, ok := r.meta[h]
 	r.mu.Unlock()
@@ -140,21 +140,22 @@ func (r *replicator) metaOf(h chunk.Hash) (meta, bool) {
 	}
 	size, err := r.h.library().Chunks().Size(h)
 	if err != nil {
-		return meta{}, false
+		return chunkMeta{}, false
 	}
-	return meta{size: size}, true
+	return chunkMeta{size: size}, true
 }
 
 // check counts the live copies of held chunk h (this node's and those of
 // providers that confirm they hold it) and, if there are fewer than the
 // target and this node is the live holder closest to h's key, asks the
-// nodes closest to the key for more. If there are more than one beyond
-// the target and this node is the farthest holder and holds h only as a
-// replica, it stops providing h, so counts fall back as demand does.
+// nodes closest to the key for more. If there are more and this node is
+// the farthest holder and holds h only as a replica, it stops providing
+// h, so counts fall back as demand does.
 //
-// The target is target(h) replicas besides one original copy (the
-// publisher's, or after it left one more replica); unicast content is
-// kept at one replica by its publisher alone.
+// The target is target(h)+1 live copies: target(h) replicas besides one
+// original (the publisher's copy, or once it left one more replica), so
+// publication's copies are exactly the target and the first departure is
+// repaired. Unicast content is kept at one replica by its publisher alone.
 func (r *replicator) check(ctx context.Context, h chunk.Hash, c Class) {
 	m, ok := r.metaOf(h)
 	r.mu.Lock()
@@ -176,7 +177,7 @@ func (r *replicator) check(ctx context.Context, h chunk.Hash, c Class) {
 	r.setLive(h, len(live))
 	switch {
 	case len(live) < want:
-		if nearest(live, key) != r.h.Self() {
+		if nearestOf(live, key) != r.h.Self() {
 			return // the closest holder repairs: one, not all of them
 		}
 		n, err := r.place(ctx, h, m, want-len(live), live)
@@ -184,7 +185,7 @@ func (r *replicator) check(ctx context.Context, h chunk.Hash, c Class) {
 		if n > 0 || err != nil {
 			r.log.Debug("replicas repaired", "chunk", h.Short(), "live", len(live), "added", n, "err", err)
 		}
-	case len(live) > want+1 && c == Replica && farthest(live, key) == r.h.Self():
+	case len(live) > want && c == Replica && farthestOf(live, key) == r.h.Self():
 		r.h.Withdraw(key)
 		r.mu.Lock()
 		r.dropped[h] = true
@@ -244,12 +245,12 @@ func (r *replicator) replicas(h chunk.Hash) int {
 	return r.live[h]
 }
 
-// nearest is the address of as closest to key.
-func nearest(as []id.Address, key id.Address) id.Address {
+// nearestOf is the address of as closest to key.
+func nearestOf(as []id.Address, key id.Address) id.Address {
 	return slices.MinFunc(as, func(a, b id.Address) int { return a.Xor(key).Compare(b.Xor(key)) })
 }
 
-// farthest is the address of as farthest from key.
-func farthest(as []id.Address, key id.Address) id.Address {
+// farthestOf is the address of as farthest from key.
+func farthestOf(as []id.Address, key id.Address) id.Address {
 	return slices.MaxFunc(as, func(a, b id.Address) int { return a.Xor(key).Compare(b.Xor(key)) })
 }

@@ -69,21 +69,21 @@ type replicaConfig struct {
 	RepairEvery time.Duration // between repair rounds, jittered [RepairEvery]
 }
 
-// meta is what the replicator remembers of a chunk it holds, to ask for
+// chunkMeta is what the replicator remembers of a chunk it holds, to ask for
 // more copies of it: its size, media type, whether it is a manifest, and
 // whether it is unicast content.
-type meta struct {
+type chunkMeta struct {
 	size     int
 	typ      string
 	manifest bool
 	unicast  bool
 }
 
-// pending is an accepted ask whose chunk is not fetched yet.
-type pending struct {
+// pendingFetch is an accepted ask whose chunk is not fetched yet.
+type pendingFetch struct {
 	h       chunk.Hash
 	from    id.Address
-	m       meta
+	m       chunkMeta
 	sources []id.Address
 }
 
@@ -99,14 +99,14 @@ type replicator struct {
 
 	mu       sync.Mutex
 	base     context.Context // run's, for background fetches
-	meta     map[chunk.Hash]meta
-	queue    []*pending
-	queued   map[chunk.Hash]*pending // queued or fetching
+	meta     map[chunk.Hash]chunkMeta
+	queue    []*pendingFetch
+	queued   map[chunk.Hash]*pendingFetch // queued or fetching
 	perPeer  map[id.Address]int
 	workers  int
 	live     map[chunk.Hash]int // last known live copies
 	dropped  map[chunk.Hash]bool
-	demand   map[chunk.Hash]*rate
+	demand   map[chunk.Hash]*demandRate
 	cursor   int    // where the next repair round starts in the held chunks
 	rounds   uint64 // repair rounds done
 	fetching int    // fetches running (for the simulation's quiescence)
@@ -128,19 +128,19 @@ func newReplicator(h replicaHost, cfg replicaConfig, clk clock.Clock, log *slog.
 	return &replicator{
 		h: h, cfg: cfg, clk: clk, log: log,
 		base:    context.Background(),
-		meta:    map[chunk.Hash]meta{},
-		queued:  map[chunk.Hash]*pending{},
+		meta:    map[chunk.Hash]chunkMeta{},
+		queued:  map[chunk.Hash]*pendingFetch{},
 		perPeer: map[id.Address]int{},
 		live:    map[chunk.Hash]int{},
 		dropped: map[chunk.Hash]bool{},
-		demand:  map[chunk.Hash]*rate{},
+		demand:  map[chunk.Hash]*demandRate{},
 	}
 }
 
-// item is one chunk to place.
-type item struct {
+// placeItem is one chunk to place.
+type placeItem struct {
 	h chunk.Hash
-	m meta
+	m chunkMeta
 }
 
 // publish asks, for the manifest and every chunk of content cid, the nodes
@@ -148,14 +148,14 @@ type item struct {
 // (unicast: one). It returns the replicas placed, the least over the
 // chunks; the publisher's own copy is not counted.
 func (r *replicator) publish(ctx context.Context, m *chunk.Manifest, cid chunk.Hash, manifest []byte, unicast bool) int {
-	items := []item{{h: cid, m: meta{size: len(manifest), typ: m.Type, manifest: true, unicast: unicast}}}
+	items := []placeItem{{h: cid, m: chunkMeta{size: len(manifest), typ: m.Type, manifest: true, unicast: unicast}}}
 	seen := map[chunk.Hash]bool{cid: true}
 	for i, h := range m.Chunks {
 		if seen[h] {
 			continue // a payload of repeated blocks repeats chunks
 		}
 		seen[h] = true
-		items = append(items, item{h: h, m: meta{size: m.ChunkLen(i), typ: m.Type, unicast: unicast}})
+		items = append(items, placeItem{h: h, m: chunkMeta{size: m.ChunkLen(i), typ: m.Type, unicast: unicast}})
 	}
 	want := r.cfg.Replicas
 	if unicast {
@@ -169,7 +169,7 @@ func (r *replicator) publish(ctx context.Context, m *chunk.Manifest, cid chunk.H
 	r.mu.Unlock()
 
 	placed := make([]int, len(items))
-	parallel(len(items), PublishParallel, func(i int) {
+	inParallel(len(items), PublishParallel, func(i int) {
 		it := items[i]
 		n, _ := r.place(ctx, it.h, it.m, want, []id.Address{r.h.Self()})
 		placed[i] = n
@@ -190,7 +190,7 @@ func (r *replicator) publish(ctx context.Context, m *chunk.Manifest, cid chunk.H
 // place asks the nodes closest to h's key, nearest first, skipping those in
 // holders, until want accepted; it returns how many did. Holders are also
 // the sources named in the asks (this node first).
-func (r *replicator) place(ctx context.Context, h chunk.Hash, m meta, want int, holders []id.Address) (int, error) {
+func (r *replicator) place(ctx context.Context, h chunk.Hash, m chunkMeta, want int, holders []id.Address) (int, error) {
 	if want <= 0 {
 		return 0, nil
 	}
@@ -249,7 +249,7 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 		return refuse("a replica of %d bytes: a chunk is 1 to %d bytes", a.Size, chunk.MaxSize)
 	}
 	typ, unicast := strings.CutSuffix(a.ContentType, unicastParam)
-	m := meta{size: int(a.Size), typ: typ, manifest: a.Manifest, unicast: unicast}
+	m := chunkMeta{size: int(a.Size), typ: typ, manifest: a.Manifest, unicast: unicast}
 	lib := r.h.library()
 
 	r.mu.Lock()
@@ -289,7 +289,7 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 	if !slices.Contains(sources, from) {
 		sources = append([]id.Address{from}, sources...)
 	}
-	p := &pending{h: h, from: from, m: m, sources: sources[:min(len(sources), wire.MaxSources)]}
+	p := &pendingFetch{h: h, from: from, m: m, sources: sources[:min(len(sources), wire.MaxSources)]}
 	r.queued[h] = p
 	r.perPeer[from]++
 	r.queue = append(r.queue, p)
@@ -349,7 +349,7 @@ func (r *replicator) work() {
 
 // fetchOne fetches one accepted replica, within ReplicaFetchTimeout on the
 // node's clock.
-func (r *replicator) fetchOne(base context.Context, p *pending) error {
+func (r *replicator) fetchOne(base context.Context, p *pendingFetch) error {
 	ctx, cancel := context.WithCancel(base)
 	defer cancel()
 	t := r.clk.AfterFunc(ReplicaFetchTimeout, cancel)
@@ -358,7 +358,7 @@ func (r *replicator) fetchOne(base context.Context, p *pending) error {
 }
 
 // upgrade makes a chunk held as Cache a Replica.
-func (r *replicator) upgrade(h chunk.Hash, m meta) {
+func (r *replicator) upgrade(h chunk.Hash, m chunkMeta) {
 	lib := r.h.library()
 	buf := make([]byte, m.size)
 	if n, err := lib.ReadAt(h, buf, 0); err != nil && n != m.size {
@@ -387,8 +387,8 @@ func (r *replicator) idle() bool {
 	return len(r.queued) == 0 && r.fetching == 0
 }
 
-// parallel runs f(0..n-1), at most width at a time, and waits for all.
-func parallel(n, width int, f func(i int)) {
+// inParallel runs f(0..n-1), at most width at a time, and waits for all.
+func inParallel(n, width int, f func(i int)) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, width)
 	for i := range n {
