@@ -17,7 +17,7 @@ const (
 	// its age as DemandHalfLife says) from which replicas are added: a
 	// demand of 2×DemandBase gives one replica beyond Replicas, 4× two,
 	// 8× three...
-	DemandBase = 8.0
+	DemandBase = 8
 	// MaxReplicas caps the replicas demand can ask for.
 	MaxReplicas = 16
 	// MaxDemandTracked bounds the chunks whose demand is remembered; the
@@ -25,15 +25,15 @@ const (
 	MaxDemandTracked = 4096
 )
 
-// rate is an exponentially decaying count of requests: value at the time
+// demandRate is an exponentially decaying count of requests: value at the time
 // at.
-type rate struct {
+type demandRate struct {
 	value float64
 	at    time.Time
 }
 
 // now is the rate's value decayed to t.
-func (d *rate) now(t time.Time) float64 {
+func (d *demandRate) now(t time.Time) float64 {
 	dt := t.Sub(d.at)
 	if dt <= 0 {
 		return d.value
@@ -51,7 +51,7 @@ func (r *replicator) served(h chunk.Hash) {
 		if len(r.demand) >= MaxDemandTracked {
 			r.forgetDemandLocked(t)
 		}
-		d = &rate{at: t}
+		d = &demandRate{at: t}
 		r.demand[h] = d
 	}
 	d.value, d.at = d.now(t)+1, t

@@ -148,9 +148,12 @@ func (r *replicator) metaOf(h chunk.Hash) (chunkMeta, bool) {
 // check counts the live copies of held chunk h (this node's and those of
 // providers that confirm they hold it) and, if there are fewer than the
 // target and this node is the live holder closest to h's key, asks the
-// nodes closest to the key for more. If there are more and this node is
-// the farthest holder and holds h only as a replica, it stops providing
-// h, so counts fall back as demand does.
+// nodes closest to the key for more. If there are more, this node holds h
+// only as a replica and is not among the target's number of holders
+// closest to the key, it stops providing h, so counts fall back as demand
+// does. (A publisher's own copy is never dropped: while the publisher is
+// online and farther than the replicas, one surplus replica can outlast
+// the demand that placed it, until the pledge's LRU or MaxAge takes it.)
 //
 // The target is target(h)+1 live copies: target(h) replicas besides one
 // original (the publisher's copy, or once it left one more replica), so
@@ -185,7 +188,9 @@ func (r *replicator) check(ctx context.Context, h chunk.Hash, c Class) {
 		if n > 0 || err != nil {
 			r.log.Debug("replicas repaired", "chunk", h.Short(), "live", len(live), "added", n, "err", err)
 		}
-	case len(live) > want && c == Replica && farthestOf(live, key) == r.h.Self():
+	case len(live) > want && c == Replica && rankOf(live, key, r.h.Self()) >= want:
+		// Holders beyond the want closest stop providing it; the want
+		// closest keep it, so a surplus never falls below the target.
 		r.h.Withdraw(key)
 		r.mu.Lock()
 		r.dropped[h] = true
@@ -250,7 +255,13 @@ func nearestOf(as []id.Address, key id.Address) id.Address {
 	return slices.MinFunc(as, func(a, b id.Address) int { return a.Xor(key).Compare(b.Xor(key)) })
 }
 
-// farthestOf is the address of as farthest from key.
-func farthestOf(as []id.Address, key id.Address) id.Address {
-	return slices.MaxFunc(as, func(a, b id.Address) int { return a.Xor(key).Compare(b.Xor(key)) })
+// rankOf is how many of as are closer to key than a.
+func rankOf(as []id.Address, key, a id.Address) int {
+	n := 0
+	for _, b := range as {
+		if id.Closer(key, b, a) {
+			n++
+		}
+	}
+	return n
 }

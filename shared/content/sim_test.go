@@ -293,8 +293,8 @@ func (p *simPeer) read(h chunk.Hash) ([]byte, error) {
 
 var _ replicaHost = (*simPeer)(nil)
 
-func (p *simPeer) Self() id.Address    { return p.addr }
-func (p *simPeer) library() *Library   { return p.lib }
+func (p *simPeer) Self() id.Address  { return p.addr }
+func (p *simPeer) library() *Library { return p.lib }
 func (p *simPeer) dht() (*dht.DHT, error) {
 	if p.w.peer(p.addr) == p {
 		return p.d, nil
