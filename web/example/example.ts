@@ -4,10 +4,10 @@
 //
 //   <script type="module" src="example.js"></script>
 
-import { start, type NameError, type StartError } from 'https://relay.example/ddt.js';
+import { start, type ContentError, type NameError, type StartError } from 'https://relay.example/ddt.js';
 
 const relay = 'https://relay.example';
-const ddt = await start({ relay, logLevel: 'info', storage: 'example' }, {
+const ddt = await start({ relay, logLevel: 'info', storage: 'example', pledge: 256 << 20, cache: { types: ['image/'], maxAgeDays: 30 } }, {
   onProgress: ({ phase, received, total }) => console.log(phase, received, 'of', total || '?', 'bytes'),
   onExit: (err: StartError) => console.error('the node exited', err.exitCode ?? '', err.message),
 });
@@ -44,3 +44,24 @@ const { found, hops, closest } = await ddt.lookup(bob.address);
 const { buckets, overlay } = await ddt.routing();
 console.log(found, hops, closest.length, buckets.length, overlay.forwarded);
 offPeer();
+
+// Share a file and fetch it back; the File is backed by the node's store.
+const picked = document.querySelector<HTMLInputElement>('input[type=file]')?.files?.[0];
+if (picked) {
+  const id = await ddt.put(picked, { onProgress: (p) => console.log(p.phase, p.bytes, 'of', p.total) });
+  const { replicas, pinned } = await ddt.stat(id);
+  console.log('shared', id, 'pinned', pinned, 'replicas', replicas);
+  ddt.on('content.replicas', (e) => e.id === id && console.log(e.replicas, 'replicas now'));
+  const cancel = new AbortController();
+  try {
+    const file = await ddt.get(id, { signal: cancel.signal, onProgress: (p) => console.log(p.bytesPerSec, 'B/s from', p.providers) });
+    const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(file), download: file.name });
+    document.body.append(a);
+  } catch (e) {
+    const err = e as ContentError;
+    if (err.code === 'not-found' || err.code === 'corrupt' || err.code === 'quota') console.log(err.message);
+  }
+  const { usedBytes, pledgedBytes, persisted } = await ddt.storage();
+  console.log(usedBytes, 'of', pledgedBytes, persisted ? 'persistent' : '');
+  await ddt.unpin(id);
+}

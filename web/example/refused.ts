@@ -22,6 +22,12 @@ export async function mistakes(ddt: DDT) {
   await start({ logLevel: 'verbose' });
   // @ts-expect-error: maxPeers is a number
   await start({ maxPeers: '8' });
+  // @ts-expect-error: put takes bytes, a Blob or a string, not a number
+  await ddt.put(42);
+  // @ts-expect-error: a get's progress has no percent
+  await ddt.get('a'.repeat(64), { onProgress: (p) => p.percent });
+  // @ts-expect-error: the pledge is a number of bytes
+  await start({ pledge: '1GiB' });
   try {
     await ddt.register('alice');
   } catch (e) {
