@@ -80,7 +80,7 @@ func TestCapabilityFeatureGating(t *testing.T) {
 	if m := received(t, eb.got).(*wire.Experiment); m.Label != "hi" {
 		t.Fatalf("got %q", m.Label)
 	}
-	if err := ea.h.SendBulk(b.Address(), &wire.Experiment{Label: "big", Data: make([]byte, 1000)}); err != nil {
+	if err := ea.h.SendBulk(context.Background(), b.Address(), &wire.Experiment{Label: "big", Data: make([]byte, 1000)}); err != nil {
 		t.Fatal(err)
 	}
 	if m := received(t, eb.got).(*wire.Experiment); m.Label != "big" || len(m.Data) != 1000 {
@@ -95,7 +95,7 @@ func TestCapabilityFeatureGating(t *testing.T) {
 	// To a peer that does not: refused here, nothing sent.
 	for what, err := range map[string]error{
 		"send":      ea.h.Send(c.Address(), &wire.Experiment{Label: "no"}),
-		"send bulk": ea.h.SendBulk(c.Address(), &wire.Experiment{Label: "no"}),
+		"send bulk": ea.h.SendBulk(context.Background(), c.Address(), &wire.Experiment{Label: "no"}),
 	} {
 		if !errors.Is(err, node.ErrUnsupported) || !errors.Is(err, wire.ErrUnsupported) {
 			t.Errorf("%s to a peer without echo: %v", what, err)
