@@ -196,6 +196,16 @@ func (s *Service) Stat(ctx context.Context, id chunk.Hash) (Stat, error) {
 	return st, nil
 }
 
+// Manifest is content id's manifest: read here, or fetched alone (and
+// kept as cache).
+func (s *Service) Manifest(ctx context.Context, id chunk.Hash) (*chunk.Manifest, error) {
+	if s.lib == nil {
+		return nil, node.Errorf(node.CodeNotAdmitted, nil, "the content service is not attached to a node")
+	}
+	m, err := s.manifest(ctx, id, nil)
+	return m, boundary(ctx, err)
+}
+
 // local reports whether every chunk of m is held here.
 func (s *Service) local(m *chunk.Manifest) bool {
 	for _, h := range m.Chunks {
