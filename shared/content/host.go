@@ -364,6 +364,7 @@ func (o *hostOverlay) Fetch(ctx context.Context, from id.Address, h chunk.Hash, 
 		delete(o.transfers, k)
 		o.mu.Unlock()
 	}()
+	gone := o.h.Gone(from)
 	if err := o.h.Send(from, &wire.ChunkGet{ID: k.id, Hash: h, Length: uint32(want)}); err != nil {
 		return err
 	}
@@ -403,6 +404,14 @@ func (o *hostOverlay) Fetch(ctx context.Context, from id.Address, h chunk.Hash, 
 		case <-t.wake:
 		case <-stall.C():
 			return fmt.Errorf("%w: nothing from %s for %v", errStalled, from.Short(), FetchStall)
+		case <-gone:
+			// What it sent before it closed is in t already.
+			t.mu.Lock()
+			complete := t.done && t.code == wire.ChunkOK
+			t.mu.Unlock()
+			if !complete {
+				return fmt.Errorf("content: %s closed the connection in the middle of chunk %s", from.Short(), h.Short())
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -290,6 +290,19 @@ func (h *Host) Connect(ctx context.Context, addr id.Address) (PeerInfo, error) {
 	return info, nil
 }
 
+// Gone returns a channel that is closed when the data channel to addr
+// closes: a transfer waiting on that peer ends then rather than at its
+// deadline. It is closed already if no channel is open.
+func (h *Host) Gone(addr id.Address) <-chan struct{} {
+	if p := h.n.peer(addr); p != nil {
+		return p.gone
+	}
+	return closedChan
+}
+
+// closedChan is a channel closed from the start.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // Ping measures the round trip to the connected peer at addr.
 func (h *Host) Ping(ctx context.Context, addr id.Address) (time.Duration, error) {
 	return h.n.Ping(ctx, addr)

@@ -1,0 +1,357 @@
+package content
+
+import (
+	"bytes"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"ddt/shared/chunk"
+	"ddt/shared/clock"
+	"ddt/shared/id"
+	"ddt/shared/node"
+	"ddt/shared/node/nodetest"
+	"ddt/shared/wait"
+	"ddt/shared/wire"
+)
+
+// Misbehaviours of a hostile provider.
+const (
+	serveCorrupt = iota // the right length, one byte flipped
+	serveTooMuch        // every byte, then more
+	serveSilent         // takes the ChunkGet, never answers
+	serveClose          // half the chunk, then closes the link
+	serveHonest         // what a Service sends
+)
+
+// hostile is a node that announces itself as a provider of what it holds
+// and then misbehaves as mode says (with manifests it is honest, so a
+// download reaches the chunks). It is a capability of its own (the
+// content feature) on a real node, beside honest Services.
+type hostile struct {
+	mode   int
+	h      *node.Host
+	n      *node.Node
+	ov     *hostOverlay
+	mu     sync.Mutex
+	data   map[chunk.Hash][]byte
+	honest map[chunk.Hash]bool
+	gets   atomic.Int32 // ChunkGets for chunks it misbehaves with
+	asked  chan struct{}
+}
+
+func (x *hostile) Feature() string { return wire.FeatureContent }
+
+func (x *hostile) Attach(h *node.Host) error {
+	x.h, x.ov = h, newHostOverlay(h)
+	x.asked = make(chan struct{}, 64)
+	h.HandlePeer(wire.TypeChunkGet, func(from node.PeerInfo, m wire.Message) {
+		go x.serve(from.Address, m.(*wire.ChunkGet))
+	})
+	h.HandlePeer(wire.TypeChunkData, func(node.PeerInfo, wire.Message) {})
+	h.HandlePeer(wire.TypeChunkDone, func(node.PeerInfo, wire.Message) {})
+	return nil
+}
+
+// hold makes x a provider of chunk h (whole: of content h).
+func (x *hostile) hold(t testing.TB, h chunk.Hash, data []byte, whole, honest bool) {
+	t.Helper()
+	x.mu.Lock()
+	if x.data == nil {
+		x.data, x.honest = map[chunk.Hash][]byte{}, map[chunk.Hash]bool{}
+	}
+	x.data[h], x.honest[h] = data, honest
+	x.mu.Unlock()
+	if err := x.ov.Announce(testCtx(t), h.Key(), whole); err != nil {
+		t.Fatalf("hostile announce: %v", err)
+	}
+}
+
+func (x *hostile) serve(to id.Address, m *wire.ChunkGet) {
+	x.mu.Lock()
+	data, honest := x.data[m.Hash], x.honest[m.Hash]
+	x.mu.Unlock()
+	mode := x.mode
+	if honest {
+		mode = serveHonest
+	} else {
+		x.gets.Add(1)
+		select {
+		case x.asked <- struct{}{}:
+		default:
+		}
+	}
+	ctx := x.h.Life()
+	send := func(off int, b []byte) error {
+		return x.h.SendBulk(ctx, to, &wire.ChunkData{ID: m.ID, Offset: uint32(off), Data: b})
+	}
+	frames := func(b []byte, upto int) {
+		for off := 0; off < upto; off += wire.MaxChunkData {
+			if send(off, b[off:min(off+wire.MaxChunkData, upto)]) != nil {
+				return
+			}
+		}
+	}
+	switch mode {
+	case serveSilent:
+		return
+	case serveCorrupt:
+		bad := bytes.Clone(data)
+		bad[len(bad)/2] ^= 0xff
+		frames(bad, len(bad))
+	case serveTooMuch:
+		frames(data, len(data))
+		send(len(data), []byte("and some more"))
+	case serveClose:
+		frames(data, len(data)/2)
+		x.n.Disconnect(to)
+		return
+	case serveHonest:
+		frames(data, min(len(data), int(m.Length)))
+	}
+	x.h.SendBulk(ctx, to, &wire.ChunkDone{ID: m.ID, Code: wire.ChunkOK})
+}
+
+// mixedSwarm is a swarm whose node i runs mk(i), every pair linked.
+func mixedSwarm(t testing.TB, count int, mk func(i int, c *node.Config) node.Capability) *nodetest.Swarm {
+	t.Helper()
+	sw := nodetest.New(t, count, nodetest.Options{Config: func(i int, c *node.Config) {
+		c.Capabilities = []node.Capability{mk(i, c)}
+	}})
+	for i, a := range sw.Nodes {
+		for _, b := range sw.Nodes[i+1:] {
+			sw.Link(a, b)
+		}
+	}
+	return sw
+}
+
+// penalties collects the content.penalty events of n.
+func penalties(n *node.Node) func() []PenaltyEvent {
+	var mu sync.Mutex
+	var got []PenaltyEvent
+	n.Subscribe(func(e node.Event) {
+		if e.Kind == EventPenalty {
+			mu.Lock()
+			got = append(got, e.Value.(PenaltyEvent))
+			mu.Unlock()
+		}
+	})
+	return func() []PenaltyEvent {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]PenaltyEvent(nil), got...)
+	}
+}
+
+// badCase is a swarm of three: node 0 publishes (an honest Service),
+// node 1 is hostile, node 2 downloads.
+type badCase struct {
+	pub, dl *Service
+	x       *hostile
+	sw      *nodetest.Swarm
+}
+
+func newBadCase(t *testing.T, mode int, dlClock clock.Clock) *badCase {
+	c := &badCase{x: &hostile{mode: mode}}
+	c.sw = mixedSwarm(t, 3, func(i int, nc *node.Config) node.Capability {
+		switch i {
+		case 1:
+			return c.x
+		case 2:
+			if dlClock != nil {
+				// Virtual time jumps; keepalives must not take the
+				// jumps for silent peers.
+				nc.Clock, nc.KeepAlive, nc.PeerTimeout = dlClock, time.Hour, 2*time.Hour
+			}
+			c.dl = New(Config{})
+			return c.dl
+		}
+		c.pub = New(Config{})
+		return c.pub
+	})
+	c.x.n = c.sw.Nodes[1]
+	return c
+}
+
+// publish puts size bytes on the publisher and gives the hostile node the
+// same content (its manifest to serve honestly).
+func (c *badCase) publish(t *testing.T, size int, seed uint64) (chunk.Hash, []byte) {
+	t.Helper()
+	data := payload(size, seed)
+	id, err := c.pub.Put(testCtx(t), bytes.NewReader(data), int64(size), PutOptions{Name: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := c.pub.readLocal(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m chunk.Manifest
+	if err := m.Unmarshal(raw); err != nil {
+		t.Fatal(err)
+	}
+	c.x.hold(t, id, raw, true, true)
+	for i, h := range m.Chunks {
+		c.x.hold(t, h, data[m.Offset(i):m.Offset(i)+int64(m.ChunkLen(i))], false, false)
+	}
+	return id, data
+}
+
+// A provider that serves corrupt bytes is penalised (content.penalty,
+// the penalty box) and the chunks it spoiled come from the honest one:
+// the download completes byte-identical; a later download asks it
+// nothing.
+func TestCorruptProviderPenalised(t *testing.T) { testBadProvider(t, serveCorrupt) }
+
+// A provider that sends more than it was asked for is penalised too.
+func TestTooMuchProviderPenalised(t *testing.T) { testBadProvider(t, serveTooMuch) }
+
+func testBadProvider(t *testing.T, mode int) {
+	c := newBadCase(t, mode, nil)
+	id, data := c.publish(t, 5*chunk.MaxSize+777, 99)
+	pens := penalties(c.sw.Nodes[2])
+	ctx := testCtx(t)
+	if _, err := c.dl.Fetch(ctx, id, GetOptions{}); err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	if got := readAll(t, c.dl, id); !bytes.Equal(got, data) {
+		t.Fatal("the download is not what was put")
+	}
+	if c.x.gets.Load() == 0 {
+		t.Fatal("the hostile provider was never asked for a chunk: the test proves nothing")
+	}
+	bad := c.sw.Nodes[1].Address()
+	if ps := pens(); len(ps) == 0 || ps[0].Peer != bad.String() || ps[0].Reason == "" {
+		t.Fatalf("penalties %+v; want the hostile node %s", ps, bad)
+	}
+	if !c.dl.inPenalty(bad) {
+		t.Fatal("the hostile node is not in the penalty box")
+	}
+	before := c.x.gets.Load()
+	id2, data2 := c.publish(t, 3*chunk.MaxSize, 100)
+	if _, err := c.dl.Fetch(ctx, id2, GetOptions{}); err != nil {
+		t.Fatalf("second fetch: %v", err)
+	}
+	if got := readAll(t, c.dl, id2); !bytes.Equal(got, data2) {
+		t.Fatal("the second download is not what was put")
+	}
+	if n := c.x.gets.Load(); n != before {
+		t.Fatalf("the penalised node was asked %d more times", n-before)
+	}
+}
+
+// A provider that closes its link in the middle of a chunk: the download
+// goes on from the other provider and completes, not penalising it.
+func TestProviderClosesMidTransfer(t *testing.T) {
+	c := newBadCase(t, serveClose, nil)
+	id, data := c.publish(t, 5*chunk.MaxSize+1, 5)
+	pens := penalties(c.sw.Nodes[2])
+	if _, err := c.dl.Fetch(testCtx(t), id, GetOptions{}); err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	if got := readAll(t, c.dl, id); !bytes.Equal(got, data) {
+		t.Fatal("the download is not what was put")
+	}
+	if c.x.gets.Load() == 0 {
+		t.Fatal("the closing provider was never asked for a chunk: the test proves nothing")
+	}
+	if ps := pens(); len(ps) != 0 {
+		t.Fatalf("a provider that closed was penalised: %+v", ps)
+	}
+}
+
+// A provider that takes the request and never answers: after FetchStall
+// on the downloader's clock the chunk is asked of the other provider.
+// The downloader runs on virtual time, which the test advances only
+// once the silent node holds a request, so no real 10 s pass.
+func TestSilentProviderStalls(t *testing.T) {
+	vc := clock.NewVirtual(clock.System.Now())
+	c := newBadCase(t, serveSilent, vc)
+	id, data := c.publish(t, 5*chunk.MaxSize, 6)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.dl.Fetch(testCtx(t), id, GetOptions{})
+		done <- err
+	}()
+	ctx := testCtx(t)
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("fetch: %v", err)
+			}
+			if got := readAll(t, c.dl, id); !bytes.Equal(got, data) {
+				t.Fatal("the download is not what was put")
+			}
+			if c.x.gets.Load() == 0 {
+				t.Fatal("the silent provider was never asked: the test proves nothing")
+			}
+			return
+		case <-c.x.asked:
+			// Once the transfers in flight are the silent node's alone
+			// (the honest ones, which a jump would stall too, are
+			// done), jump past the stall deadline.
+			silent := c.sw.Nodes[1].Address()
+			wait.Until(t, wait.Default, "only silent transfers", func() bool {
+				c.dl.ov.mu.Lock()
+				defer c.dl.ov.mu.Unlock()
+				for k := range c.dl.ov.transfers {
+					if k.peer != silent {
+						return false
+					}
+				}
+				return true
+			})
+			vc.Advance(FetchStall + time.Millisecond)
+		case <-ctx.Done():
+			t.Fatal("the download never ended")
+		}
+	}
+}
+
+// A manifest that lies (its size needs more chunks than it lists) is
+// refused as corrupt, whoever serves it; nothing is stored.
+func TestLyingManifest(t *testing.T) {
+	c := newBadCase(t, serveHonest, nil)
+	raw := []byte("ddt-manifest/1\n")
+	raw = append(raw, 1, 'x', 0)              // name "x", no type
+	raw = append(raw, 0x80, 0x80, 0x80, 0x04) // size 8 MiB
+	raw = append(raw, 0x80, 0x80, 0x80, 0x02) // chunks of 4 MiB
+	raw = append(raw, 1)                      // one chunk listed
+	raw = append(raw, make([]byte, chunk.HashLen)...)
+	lie := chunk.SumGo(raw)
+	c.x.hold(t, lie, raw, true, true)
+	_, err := c.dl.Fetch(testCtx(t), lie, GetOptions{})
+	if code(err) != CodeCorrupt {
+		t.Fatalf("fetch of a lying manifest: %v (code %s); want %s", err, code(err), CodeCorrupt)
+	}
+	if c.dl.lib.Has(lie) {
+		t.Fatal("the lying manifest was stored")
+	}
+}
+
+// A manifest whose chunk is longer than the manifest says: the provider
+// sends more than was asked, is penalised, and the download fails clearly
+// once no provider is left, storing nothing.
+func TestManifestLiesAboutChunkSize(t *testing.T) {
+	c := newBadCase(t, serveHonest, nil)
+	real := payload(1000, 3)
+	h := chunk.SumGo(real)
+	m := &chunk.Manifest{Name: "short", Size: 500, ChunkSize: chunk.MaxSize, Chunks: []chunk.Hash{h}}
+	raw, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := chunk.SumGo(raw)
+	c.x.hold(t, mid, raw, true, true)
+	c.x.hold(t, h, real, false, true)
+	_, err = c.dl.Fetch(testCtx(t), mid, GetOptions{})
+	if err == nil || code(err) == CodeNotFound {
+		t.Fatalf("fetch: %v (code %s); want a failure that is not not-found", err, code(err))
+	}
+	if c.dl.lib.Has(h) {
+		t.Fatal("a chunk of the wrong size was stored")
+	}
+}
