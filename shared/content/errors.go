@@ -63,7 +63,7 @@ func boundary(ctx context.Context, err error) error {
 		return err
 	}
 	switch {
-	case ctx != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return node.Errorf(node.CodeTimeout, []error{err}, "the transfer took too long: %v", err)
 		}

@@ -253,13 +253,6 @@ func (o *hostOverlay) refresh(ctx context.Context) {
 	wg.Wait()
 }
 
-// announcedKeys is how many records this node keeps published.
-func (o *hostOverlay) announcedKeys() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return len(o.announced)
-}
-
 // Withdraw implements overlay.
 func (o *hostOverlay) Withdraw(key id.Address) {
 	o.mu.Lock()

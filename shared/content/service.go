@@ -225,7 +225,7 @@ func (s *Service) Pin(ctx context.Context, id chunk.Hash) error {
 // Unpin lets content id's chunks be evicted again (unless another pin
 // holds them).
 func (s *Service) Unpin(id chunk.Hash) error {
-	return boundary(nil, s.lib.Unpin(id))
+	return boundary(context.Background(), s.lib.Unpin(id))
 }
 
 // readLocal reads a whole chunk held here (a manifest) into a new slice.
