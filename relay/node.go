@@ -33,7 +33,7 @@ import (
 func runNode(args []string) error {
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	relayURL := fs.String("relay", "http://127.0.0.1:8080", "relay base URL")
-	data := fs.String("data", defaultNodeData(), "folder for the node's identity, lease and usernames (bbolt)")
+	data := fs.String("data", defaultNodeData(), "folder for the node's identity, lease and usernames (bbolt), and its content chunks (chunks/)")
 	status := fs.String("status", "", "serve /status, /peers, /ping, /lookup, /dht, /connect, /disconnect, /routing, /register and /resolve on this loopback address (e.g. 127.0.0.1:8081)")
 	statusPublic := fs.Bool("status-public", false, "allow -status on an address that is not loopback: anyone who can reach it can drive the node")
 	name := fs.String("name", "", "register this username once admitted (prints \"registered NAME\")")
@@ -67,8 +67,11 @@ func runNode(args []string) error {
 	}
 	defer tr.Close()
 	users := username.New()
-	// TODO(core): store.OpenDiskChunks(filepath.Join(*data, "chunks")) once the STORE part is merged; until then chunks live in memory.
-	var chunks store.Chunks
+	chunks, err := store.OpenDiskChunks(filepath.Join(*data, "chunks"))
+	if err != nil {
+		return fmt.Errorf("open the chunk store: %w", err)
+	}
+	defer chunks.Close()
 	files := content.New(content.Config{Chunks: chunks, Pledge: int64(pledge), Policy: content.Policy{Types: splitList(*cacheTypes), MaxAge: *cacheMaxAge}})
 	n, err := node.New(node.Config{Relay: *relayURL, Store: st, Transport: tr, Native: true, Agent: "ddt-native", Logger: log, MaxPeers: *maxPeers,
 		Capabilities: []node.Capability{users, files}})

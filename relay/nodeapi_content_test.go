@@ -35,13 +35,19 @@ func (a *apiNode) send(t *testing.T, method, path string, body io.Reader) (int, 
 }
 
 // The native node's content API: a file POSTed to /put on A comes back
-// byte-identical from GET /get on B, with its type and length; /stat and
+// byte-identical from GET /get on B (chunks on disk), with its type and length; /stat and
 // /storage describe it; /pin and /unpin keep it or let it go; bad ids and
 // unknown content get {error, code} with 400 and 404.
 func TestNodeAPIContent(t *testing.T) {
 	z := newZone(t, store.NewMemory(), Config{Zone: "zone-content"})
 	a := startAPINode(t, z)
-	b := startAPINode(t, z)
+	// B keeps its chunks on disk, as `ddt-relay node` does.
+	disk, err := store.OpenDiskChunks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { disk.Close() })
+	b := startAPINodeWith(t, z, content.Config{Chunks: disk})
 	r := rand.New(rand.NewPCG(7, 7))
 	data := make([]byte, 2*chunk.MaxSize+1000)
 	for i := range data {

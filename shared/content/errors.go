@@ -70,6 +70,8 @@ func boundary(ctx context.Context, err error) error {
 		return node.Errorf(CodeAborted, []error{err}, "cancelled")
 	case errors.Is(err, ErrPledgeFull), errors.Is(err, store.ErrQuota):
 		return node.Errorf(CodeQuota, []error{err}, "no room to store it: %v", err)
+	case errors.Is(err, ErrPolicy):
+		return node.Errorf(node.CodeInvalid, []error{err}, "%v; pin the content to keep it as this node's own", err)
 	case errors.Is(err, chunk.ErrCorrupt), errors.Is(err, chunk.ErrTooLarge):
 		return node.Errorf(CodeCorrupt, []error{err}, "%v", err)
 	case errors.Is(err, chunk.ErrBadHash):

@@ -43,12 +43,12 @@ func TestFetchQuota(t *testing.T) {
 	})
 	a, b := ts.svc[0], ts.svc[1]
 	ctx := testCtx(t)
-	own := payload(9<<20, 1) // more than b's pledge: its own content does not count
+	own := testBytes(9<<20, 1) // more than b's pledge: its own content does not count
 	ownID, err := b.Put(ctx, bytes.NewReader(own), -1, PutOptions{Name: "mine"})
 	if err != nil {
 		t.Fatalf("put on the small node: %v", err)
 	}
-	big := payload(12<<20, 2)
+	big := testBytes(12<<20, 2)
 	id, err := a.Put(ctx, bytes.NewReader(big), int64(len(big)), PutOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestFetchQuota(t *testing.T) {
 // transfers with it (the leak check at the end of the tests sees none).
 func TestFetchAborted(t *testing.T) {
 	ts := newSwarm(t, 2, nil)
-	data := payload(24<<20, 3)
+	data := testBytes(24<<20, 3)
 	id, err := ts.svc[0].Put(testCtx(t), bytes.NewReader(data), -1, PutOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestFetchAborted(t *testing.T) {
 func TestPublish(t *testing.T) {
 	ts := newSwarm(t, 2, nil)
 	a, b := ts.svc[0], ts.svc[1]
-	data := payload(chunk.MaxSize+10, 4)
+	data := testBytes(chunk.MaxSize+10, 4)
 	var hs []chunk.Hash
 	for off := 0; off < len(data); off += chunk.MaxSize {
 		part := data[off:min(off+chunk.MaxSize, len(data))]
@@ -136,7 +136,7 @@ func TestPublish(t *testing.T) {
 func TestPutSizeAndSeek(t *testing.T) {
 	ts := newSwarm(t, 1, nil)
 	s := ts.svc[0]
-	data := payload(chunk.MaxSize+100, 5)
+	data := testBytes(chunk.MaxSize+100, 5)
 	if _, err := s.Put(testCtx(t), bytes.NewReader(data), int64(len(data))+1, PutOptions{}); code(err) != "invalid" {
 		t.Fatalf("put with the wrong size: %v", err)
 	}
@@ -291,7 +291,7 @@ func TestFetchHeapFlat(t *testing.T) {
 	sink := &sinkChunks{size: map[chunk.Hash]int{}}
 	ts := newSwarm(t, 2, func(i int) Config {
 		if i == 0 {
-			return Config{Chunks: src}
+			return Config{Chunks: src, Pledge: 1 << 30} // its chunks are Cache until Publish pins them
 		}
 		return Config{Chunks: sink, Pledge: 1 << 30}
 	})

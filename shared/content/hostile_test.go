@@ -179,7 +179,7 @@ func newBadCase(t *testing.T, mode int, dlClock clock.Clock) *badCase {
 // same content (its manifest to serve honestly).
 func (c *badCase) publish(t *testing.T, size int, seed uint64) (chunk.Hash, []byte) {
 	t.Helper()
-	data := payload(size, seed)
+	data := testBytes(size, seed)
 	id, err := c.pub.Put(testCtx(t), bytes.NewReader(data), int64(size), PutOptions{Name: "x"})
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +337,7 @@ func TestLyingManifest(t *testing.T) {
 // once no provider is left, storing nothing.
 func TestManifestLiesAboutChunkSize(t *testing.T) {
 	c := newBadCase(t, serveHonest, nil)
-	real := payload(1000, 3)
+	real := testBytes(1000, 3)
 	h := chunk.SumGo(real)
 	m := &chunk.Manifest{Name: "short", Size: 500, ChunkSize: chunk.MaxSize, Chunks: []chunk.Hash{h}}
 	raw, err := m.Marshal()

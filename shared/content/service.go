@@ -19,9 +19,6 @@ import (
 // Limits of the service, beside the transfer's (host.go) and the
 // download's (fetch.go).
 const (
-	// DefaultReplicas is the replica count public content gets at
-	// publication when Config.Replicas is 0.
-	DefaultReplicas = 3
 	// PenaltyTime is how long a provider that served bad bytes is not
 	// asked again by any download of this node.
 	PenaltyTime = time.Hour
@@ -55,7 +52,7 @@ type Service struct {
 	h   *node.Host
 	ov  *hostOverlay
 	lib *Library
-	rep replication
+	rep *replicator
 	clk clock.Clock
 	log *slog.Logger
 
@@ -90,7 +87,7 @@ func (s *Service) Attach(h *node.Host) error {
 	s.h, s.clk, s.log = h, h.Clock(), h.Logger()
 	chunks := s.cfg.Chunks
 	if chunks == nil {
-		chunks = newMemChunks() // TODO(core): store.NewMemoryChunks once STORE is merged
+		chunks = store.NewMemoryChunks()
 	}
 	lib, err := OpenLibrary(chunks, h.Store(), LibraryConfig{Pledge: s.cfg.Pledge, Policy: s.cfg.Policy, Clock: h.Clock()})
 	if err != nil {
@@ -98,7 +95,7 @@ func (s *Service) Attach(h *node.Host) error {
 	}
 	s.lib = lib
 	s.ov = newHostOverlay(h)
-	s.rep = startReplicator(serviceHost{hostOverlay: s.ov, s: s}, s)
+	s.rep = newReplicator(serviceHost{hostOverlay: s.ov, s: s}, replicaConfig{Replicas: s.cfg.Replicas}, h.Clock(), h.Logger())
 	lib.OnEvict(s.evicted)
 	h.HandlePeer(wire.TypeChunkGet, func(from node.PeerInfo, m wire.Message) { s.handleGet(from, m.(*wire.ChunkGet)) })
 	h.HandlePeer(wire.TypeChunkData, func(from node.PeerInfo, m wire.Message) { s.ov.handleData(from, m.(*wire.ChunkData)) })

@@ -42,8 +42,8 @@ func newSwarm(t testing.TB, count int, cfg func(i int) Config) *testSwarm {
 	return ts
 }
 
-// payload is n pseudo-random bytes (seeded, so runs repeat).
-func payload(n int, seed uint64) []byte {
+// testBytes is n pseudo-random bytes (seeded, so runs repeat).
+func testBytes(n int, seed uint64) []byte {
 	r := rand.New(rand.NewPCG(seed, 1))
 	b := make([]byte, n)
 	for i := range b {
@@ -89,7 +89,7 @@ func TestPutGet(t *testing.T) {
 	ctx := testCtx(t)
 	for _, n := range []int{0, 1, chunk.MaxSize, chunk.MaxSize + 1, 20<<20 + 12345} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			data := payload(n, uint64(n))
+			data := testBytes(n, uint64(n))
 			id, err := a.Put(ctx, bytes.NewReader(data), int64(n), PutOptions{Name: "f.bin", Type: "application/octet-stream"})
 			if err != nil {
 				t.Fatalf("put: %v", err)
