@@ -48,6 +48,13 @@ type PenaltyEvent struct {
 // complete. The provider is penalised.
 var errMisbehaved = errors.New("content: the provider broke the transfer protocol")
 
+// errUnreachable: no data channel to the provider could be opened.
+var errUnreachable = errors.New("content: the provider cannot be reached")
+
+// errBusy: the provider serves as many transfers as it will; ask again
+// soon.
+var errBusy = errors.New("content: the provider is busy")
+
 // errStalled: a provider sent nothing for FetchStall.
 var errStalled = errors.New("content: the provider stopped sending")
 

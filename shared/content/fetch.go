@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"ddt/shared/chunk"
+	"ddt/shared/clock"
 	"ddt/shared/id"
 	"ddt/shared/node"
 	"ddt/shared/store"
@@ -38,6 +39,11 @@ const (
 	// maxFailures is the failed transfers after which a provider is
 	// dropped from a download (one that closed, say).
 	maxFailures = 2
+	// busyPause is how long a download leaves a provider that answered
+	// ChunkBusy alone, and maxBusy how many such answers one chunk takes
+	// before it gives up on them.
+	busyPause = 250 * time.Millisecond
+	maxBusy   = 100
 )
 
 // chunkPool holds the 4 MiB buffers chunks are fetched into.
@@ -177,7 +183,7 @@ func (s *Service) findProviders(ctx context.Context, key id.Address) ([]Provider
 	for i, p := range ps {
 		addrs[i] = p.Address
 	}
-	sortByLatency(addrs, s.ov.Latency)
+	sortByLatency(addrs, s.ov.Latency, s.ov.connected)
 	byAddr := map[id.Address]Provider{}
 	for _, p := range ps {
 		byAddr[p.Address] = p
@@ -271,23 +277,44 @@ func (s *Service) fetchChunk(ctx context.Context, h chunk.Hash, size int, source
 		return true, s.lib.Put(h, buf, c, typ)
 	}
 	var last error
-	for _, a := range sources {
-		ok, err := try(a)
-		if ok || ctx.Err() != nil {
-			return err
+	var busy []id.Address // asked again after a pause
+	each := func(as []id.Address) (bool, error) {
+		for _, a := range as {
+			ok, err := try(a)
+			if ok || ctx.Err() != nil {
+				return true, err
+			}
+			if errors.Is(err, errBusy) {
+				busy = append(busy, a)
+			}
+			if err != nil {
+				last = err
+			}
 		}
-		if err != nil {
-			last = err
-		}
+		return false, nil
+	}
+	if end, err := each(sources); end {
+		return err
 	}
 	ps, _ := s.findProviders(ctx, h.Key())
-	for _, p := range ps {
-		ok, err := try(p.Address)
-		if ok || ctx.Err() != nil {
-			return err
+	addrs := make([]id.Address, len(ps))
+	for i, p := range ps {
+		addrs[i] = p.Address
+	}
+	if end, err := each(addrs); end {
+		return err
+	}
+	for round := 0; round < 3 && len(busy) > 0; round++ {
+		if !clock.Sleep(s.clk, time.Duration(round+1)*4*busyPause, ctx.Done()) {
+			return ctx.Err()
 		}
-		if err != nil {
-			last = err
+		again := busy
+		busy = nil
+		for _, a := range again {
+			delete(tried, a)
+		}
+		if end, err := each(again); end {
+			return err
 		}
 	}
 	if last == nil {
@@ -326,6 +353,7 @@ type source struct {
 	inFlight int
 	failures int
 	dropped  bool
+	pause    time.Time // busy: not asked again before this
 }
 
 // want is a chunk a download still needs.
@@ -339,6 +367,7 @@ type want struct {
 	looking bool
 	active  bool
 	done    bool
+	busy    int // ChunkBusy answers
 	last    error
 }
 
@@ -442,6 +471,13 @@ func (d *download) run() error {
 				continue
 			}
 			d.bytes.Add(-int64(r.n))
+			if errors.Is(r.err, errBusy) && r.w.busy < maxBusy {
+				// Not a failure: it serves others; ask again later.
+				r.w.busy++
+				src.pause = d.s.clk.Now().Add(busyPause)
+				continue
+			}
+			d.s.log.Info("a chunk transfer failed; asking elsewhere", "chunk", r.w.i, "peer", r.src.Short(), "err", r.err)
 			r.w.tried[r.src] = true
 			r.w.last = r.err
 			switch {
@@ -451,6 +487,8 @@ func (d *download) run() error {
 			case blame(r.err):
 				src.dropped = true
 				d.s.penalise(r.src, r.err)
+			case errors.Is(r.err, errUnreachable):
+				src.dropped = true // one that left keeps its records for a while
 			default:
 				if src.failures++; src.failures >= maxFailures {
 					src.dropped = true
@@ -489,7 +527,15 @@ func (d *download) schedule() error {
 			continue
 		}
 		ahead++
-		cands := d.candidates(w)
+		cands, paused := d.candidates(w)
+		if len(cands) > 0 && !w.looked && !d.s.ov.connected(cands[0].addr) {
+			// Opening a channel costs more than a lookup, and the only
+			// providers known may have left: learn w's own first.
+			if !w.looking && d.looking < lookupParallel {
+				d.lookup(w)
+			}
+			continue
+		}
 		if d.inFlight < MaxInFlight {
 			if src := d.pick(cands, &busy); src != nil {
 				d.start(w, src)
@@ -501,7 +547,7 @@ func (d *download) schedule() error {
 		if !w.looked && !w.looking && d.looking < lookupParallel && (len(cands) == 0 || (ahead <= lookupAhead && len(cands) < MaxSources)) {
 			d.lookup(w)
 		}
-		if len(cands) == 0 && w.looked && !w.looking {
+		if len(cands) == 0 && paused == 0 && w.looked && !w.looking {
 			return d.exhausted(w)
 		}
 		if len(w.tried) >= MaxAttempts {
@@ -514,13 +560,17 @@ func (d *download) schedule() error {
 	return nil
 }
 
-// candidates are the providers w may still be asked of, least latency
-// first.
-func (d *download) candidates(w *want) []*source {
-	var out []*source
+// candidates are the providers w may be asked of now, least latency
+// first, and how many more it may ask once their busy pause is over.
+func (d *download) candidates(w *want) (out []*source, paused int) {
+	now := d.s.clk.Now()
 	add := func(a id.Address) {
 		src := d.sources[a]
 		if src == nil || src.dropped || w.tried[a] || slices.Contains(out, src) {
+			return
+		}
+		if now.Before(src.pause) {
+			paused++
 			return
 		}
 		out = append(out, src)
@@ -531,25 +581,15 @@ func (d *download) candidates(w *want) []*source {
 	for _, a := range w.cands {
 		add(a)
 	}
-	slices.SortStableFunc(out, func(a, b *source) int { return cmpLatency(a.lat, b.lat) })
-	return out
-}
-
-func cmpLatency(a, b time.Duration) int {
-	unknown := time.Duration(1<<62 - 1)
-	if a <= 0 {
-		a = unknown
+	addrs := make([]id.Address, len(out))
+	for i, src := range out {
+		addrs[i] = src.addr
 	}
-	if b <= 0 {
-		b = unknown
+	sortByLatency(addrs, func(a id.Address) time.Duration { return d.sources[a].lat }, d.s.ov.connected)
+	for i, a := range addrs {
+		out[i] = d.sources[a]
 	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return out, paused
 }
 
 // pick is the first of cands with room for another chunk, keeping to

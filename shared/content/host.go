@@ -30,6 +30,9 @@ const (
 	FetchStall = 10 * time.Second
 	// providerValueLen is the length of a provider record's value.
 	providerValueLen = id.Len + 16 + 8 + 1
+	// connectTimeout bounds opening a data channel to a provider (one
+	// that left keeps its provider records until they expire).
+	connectTimeout = 10 * time.Second
 	// announceTimeout bounds one DHT publication of a provider record.
 	announceTimeout = 30 * time.Second
 )
@@ -320,6 +323,16 @@ func (o *hostOverlay) Have(ctx context.Context, to id.Address, hashes []chunk.Ha
 	return out, nil
 }
 
+// connected reports whether a data channel to a is open.
+func (o *hostOverlay) connected(a id.Address) bool {
+	select {
+	case <-o.h.Gone(a):
+		return false
+	default:
+		return true
+	}
+}
+
 // Latency implements overlay: the keepalive round trip of a connected
 // peer.
 func (o *hostOverlay) Latency(a id.Address) time.Duration {
@@ -336,8 +349,14 @@ func (o *hostOverlay) Latency(a id.Address) time.Duration {
 // connection opens if it is not; the transfer fails after FetchStall
 // without a byte, on the node's clock.
 func (o *hostOverlay) Fetch(ctx context.Context, from id.Address, h chunk.Hash, size int, buf []byte, onBytes func(n int)) error {
-	if _, err := o.h.Connect(ctx, from); err != nil {
-		return err
+	cctx, cancel := withClock(ctx, o.h.Clock(), connectTimeout)
+	_, err := o.h.Connect(cctx, from)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %s: %v", errUnreachable, from.Short(), err)
 	}
 	want := size
 	if size < 0 {
@@ -389,7 +408,7 @@ func (o *hostOverlay) Fetch(ctx context.Context, from id.Address, h chunk.Hash, 
 		case done && code == wire.ChunkNotFound:
 			return fmt.Errorf("content: %s does not hold chunk %s", from.Short(), h.Short())
 		case done && code == wire.ChunkBusy:
-			return fmt.Errorf("content: %s is busy: %s", from.Short(), note)
+			return fmt.Errorf("%w: %s: %s", errBusy, from.Short(), note)
 		case done:
 			return fmt.Errorf("content: %s refused chunk %s: %s", from.Short(), h.Short(), note)
 		}
@@ -478,13 +497,20 @@ func signalOne(c chan struct{}) {
 // compile-time check.
 var _ overlay = (*hostOverlay)(nil)
 
-// sortByLatency orders addrs by lat, the unknown (0) last.
-func sortByLatency(addrs []id.Address, lat func(id.Address) time.Duration) {
+// sortByLatency orders addrs by lat, the unknown (0) last; and the
+// connected before the others, whatever their latency: opening a channel
+// costs more than any round trip, and a provider that left is among the
+// unconnected.
+func sortByLatency(addrs []id.Address, lat func(id.Address) time.Duration, connected func(id.Address) bool) {
+	const unknown = time.Duration(1<<61 - 1)
 	ls := make(map[id.Address]time.Duration, len(addrs))
 	for _, a := range addrs {
 		l := lat(a)
 		if l <= 0 {
-			l = time.Duration(1<<62 - 1)
+			l = unknown
+		}
+		if !connected(a) {
+			l += unknown
 		}
 		ls[a] = l
 	}

@@ -612,16 +612,15 @@ func (l *Library) Pinned(id chunk.Hash) bool {
 	return ok
 }
 
-// Accepts reports whether a Replica of size bytes and media type typ would
-// be taken now, and if not why: ErrPolicy or ErrPledgeFull.
+// Accepts reports whether size bytes of Replicas of media type typ would
+// be taken now, and if not why: ErrPolicy or ErrPledgeFull. size may be
+// more than a chunk: the replicator asks for a new chunk together with
+// those it already promised to fetch.
 func (l *Library) Accepts(size int, typ string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.policy.allows(typ) {
 		return fmt.Errorf("%w: it does not hold %s for others (%s)", ErrPolicy, typeName(typ), l.policyText())
-	}
-	if size > chunk.MaxSize {
-		return fmt.Errorf("content: %w: %d bytes, a chunk is at most %d", chunk.ErrTooLarge, size, chunk.MaxSize)
 	}
 	return l.roomLocked(int64(size), Replica)
 }

@@ -13,6 +13,7 @@ import (
 	"ddt/shared/chunk"
 	"ddt/shared/node"
 	"ddt/shared/node/nodetest"
+	"ddt/shared/wait"
 )
 
 // testSwarm is count nodes running the content service, every pair
@@ -117,4 +118,83 @@ func TestPutGet(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Public content is replicated at publication (content.replicas says on
+// how many nodes), and once its publisher has left a node that held none
+// of it still gets it, byte-identical, from the replicas.
+func TestReplicasServeAfterPublisherLeaves(t *testing.T) {
+	ts := newSwarm(t, 8, nil)
+	pub := ts.svc[0]
+	events := make(chan ReplicasEvent, 4)
+	ts.Nodes[0].Subscribe(func(e node.Event) {
+		if e.Kind == EventReplicas {
+			events <- e.Value.(ReplicasEvent)
+		}
+	})
+	data := testBytes(2*chunk.MaxSize+5, 11)
+	id, err := pub.Put(testCtx(t), bytes.NewReader(data), int64(len(data)), PutOptions{Name: "r", Type: "application/octet-stream"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-events:
+		if e.ID != id.String() || e.Replicas < DefaultReplicas {
+			t.Fatalf("replicas event %+v; want %d for %s", e, DefaultReplicas, id)
+		}
+	case <-testCtx(t).Done():
+		t.Fatal("no replicas event")
+	}
+	// The replicas fetch what they accepted in the background: wait until
+	// every chunk is on DefaultReplicas nodes besides the publisher.
+	m := mustManifest(t, pub, id)
+	all := append([]chunk.Hash{id}, m.Chunks...)
+	held := func(s *Service) int {
+		n := 0
+		for _, h := range all {
+			if s.lib.Has(h) {
+				n++
+			}
+		}
+		return n
+	}
+	wait.Until(t, wait.Default, "replicas fetched", func() bool {
+		for _, h := range all {
+			n := 0
+			for _, s := range ts.svc[1:] {
+				if s.lib.Has(h) {
+					n++
+				}
+			}
+			if n < DefaultReplicas {
+				return false
+			}
+		}
+		return true
+	})
+	var reader *Service
+	for _, s := range ts.svc[1:] {
+		if reader == nil || held(s) < held(reader) {
+			reader = s
+		}
+	}
+	if held(reader) == len(all) {
+		t.Fatal("every node holds all of it: the test proves nothing")
+	}
+	ts.Nodes[0].Close()
+	if _, err := reader.Fetch(testCtx(t), id, GetOptions{}); err != nil {
+		t.Fatalf("fetch after the publisher left: %v", err)
+	}
+	if got := readAll(t, reader, id); !bytes.Equal(got, data) {
+		t.Fatal("the content read back from replicas is not what was put")
+	}
+}
+
+func mustManifest(t testing.TB, s *Service, id chunk.Hash) *chunk.Manifest {
+	t.Helper()
+	m, err := s.Manifest(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
