@@ -46,8 +46,32 @@ const (
 	maxBusy   = 100
 )
 
-// chunkPool holds the 4 MiB buffers chunks are fetched into.
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunk.MaxSize); return &b }}
+// chunkPool holds the 4 MiB buffers chunks are fetched into and read
+// from: a free list of at most MaxInFlight, so the buffers that exist are
+// those in use and as many as one download uses at once (a sync.Pool
+// keeps some per processor and across a collection).
+var chunkPool = bufferPool{free: make(chan *[]byte, MaxInFlight)}
+
+type bufferPool struct{ free chan *[]byte }
+
+// Get returns a buffer of chunk.MaxSize bytes.
+func (p *bufferPool) Get() any {
+	select {
+	case b := <-p.free:
+		return b
+	default:
+		b := make([]byte, chunk.MaxSize)
+		return &b
+	}
+}
+
+// Put gives b back, to the free list if it has room.
+func (p *bufferPool) Put(b *[]byte) {
+	select {
+	case p.free <- b:
+	default:
+	}
+}
 
 // GetOptions shape a Fetch.
 type GetOptions struct {

@@ -186,6 +186,16 @@ func newSynth(count int) (*synthChunks, []chunk.Hash) {
 	return s, hs
 }
 
+// view is another store of the same computed chunks (its small ones its
+// own), for another node.
+func (s *synthChunks) view() *synthChunks {
+	v := &synthChunks{index: s.index, size: map[chunk.Hash]int{}, small: map[chunk.Hash][]byte{}}
+	for h, n := range s.size {
+		v.size[h] = n
+	}
+	return v
+}
+
 func (s *synthChunks) Put(h chunk.Hash, data []byte) error {
 	if err := chunk.Verify(h, data, -1); err != nil {
 		return err
@@ -278,27 +288,37 @@ func (s *sinkChunks) List() (map[chunk.Hash]int, error) {
 	return map[chunk.Hash]int{}, nil
 }
 
-// A 256 MiB download keeps the downloader's live heap flat: its chunk
-// buffers (MaxInFlight × 4 MiB), not the content — what a user notices
-// as a tab that does not crash. The heap is read after a collection at
-// every eighth chunk.
+// A 256 MiB download from three providers keeps the downloader's live
+// heap flat: its chunk buffers (MaxInFlight × 4 MiB), not the content —
+// what a user notices as a tab that does not crash. The heap is read
+// after a collection at every eighth chunk.
 func TestFetchHeapFlat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("256 MiB through the in-memory transport")
 	}
 	const count = 64 // × 4 MiB
+	const providers = 3
 	src, hs := newSynth(count)
 	sink := &sinkChunks{size: map[chunk.Hash]int{}}
-	ts := newSwarm(t, 2, func(i int) Config {
-		if i == 0 {
-			return Config{Chunks: src, Pledge: 1 << 30} // its chunks are Cache until Publish pins them
+	// No node takes replicas of it (their policy holds no such type for
+	// others): the heap, which all nodes of the test share, is the
+	// download's alone.
+	none := Policy{Types: []string{"x-none/"}}
+	ts := newSwarm(t, providers+1, func(i int) Config {
+		if i < providers {
+			// Its chunks are Cache until Publish pins them.
+			return Config{Chunks: src.view(), Pledge: 1 << 30, Policy: none}
 		}
-		return Config{Chunks: sink, Pledge: 1 << 30}
+		return Config{Chunks: sink, Pledge: 1 << 30, Policy: none}
 	})
 	size := int64(count) * chunk.MaxSize
-	id, err := ts.svc[0].Publish(testCtx(t), size, hs, PutOptions{Name: "big.bin"})
-	if err != nil {
-		t.Fatal(err)
+	var id chunk.Hash
+	for i := range providers {
+		got, err := ts.svc[i].Publish(testCtx(t), size, hs, PutOptions{Name: "big.bin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id = got
 	}
 	runtime.GC()
 	var ms runtime.MemStats
@@ -306,7 +326,7 @@ func TestFetchHeapFlat(t *testing.T) {
 	base := ms.HeapAlloc
 	var peak uint64
 	n := 0
-	_, err = ts.svc[1].Fetch(testCtx(t), id, GetOptions{OnChunk: func(int) {
+	_, err := ts.svc[providers].Fetch(testCtx(t), id, GetOptions{OnChunk: func(int) {
 		if n++; n%8 == 0 {
 			runtime.GC()
 			runtime.ReadMemStats(&ms)
