@@ -355,3 +355,148 @@ func TestManifestLiesAboutChunkSize(t *testing.T) {
 		t.Fatal("a chunk of the wrong size was stored")
 	}
 }
+
+// A download fetches from several providers at once: with two that hold
+// everything, both are asked for chunks.
+func TestFetchUsesSeveralProviders(t *testing.T) {
+	xs := []*hostile{{mode: serveHonest}, {mode: serveHonest}}
+	var dl *Service
+	sw := mixedSwarm(t, 3, func(i int, c *node.Config) node.Capability {
+		if i < 2 {
+			return xs[i]
+		}
+		dl = New(Config{})
+		return dl
+	})
+	data := testBytes(6*chunk.MaxSize, 21)
+	m := &chunk.Manifest{Name: "two", Size: int64(len(data)), ChunkSize: chunk.MaxSize}
+	for off := 0; off < len(data); off += chunk.MaxSize {
+		m.Chunks = append(m.Chunks, chunk.SumGo(data[off:off+chunk.MaxSize]))
+	}
+	raw, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := chunk.SumGo(raw)
+	for i, x := range xs {
+		x.n = sw.Nodes[i]
+		x.hold(t, id, raw, true, true)
+		for j, h := range m.Chunks {
+			x.hold(t, h, data[j*chunk.MaxSize:(j+1)*chunk.MaxSize], false, false)
+		}
+	}
+	var last Progress
+	if _, err := dl.Fetch(testCtx(t), id, GetOptions{Progress: func(p Progress) { last = p }}); err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	if got := readAll(t, dl, id); !bytes.Equal(got, data) {
+		t.Fatal("the download is not what was put")
+	}
+	a, b := xs[0].gets.Load(), xs[1].gets.Load()
+	if a == 0 || b == 0 || a+b != int32(len(m.Chunks)) {
+		t.Fatalf("chunks asked of the two providers: %d and %d, of %d; want both used, each chunk once", a, b, len(m.Chunks))
+	}
+	if last.Providers != 2 || last.Phase != "done" || last.ChunksDone != len(m.Chunks) {
+		t.Fatalf("last progress %+v", last)
+	}
+}
+
+// greedy is a node that asks for many transfers at once and reads none
+// of them until released.
+type greedy struct {
+	h       *node.Host
+	release chan struct{}
+	codes   chan uint8
+	bytes   sync.Map // transfer id → *atomic.Int64
+}
+
+func (g *greedy) Feature() string { return wire.FeatureContent }
+
+func (g *greedy) Attach(h *node.Host) error {
+	g.h = h
+	h.HandlePeer(wire.TypeChunkGet, func(node.PeerInfo, wire.Message) {})
+	h.HandlePeer(wire.TypeChunkData, func(_ node.PeerInfo, m wire.Message) {
+		<-g.release // blocks the bulk channel's read loop: back-pressure
+		d := m.(*wire.ChunkData)
+		n, _ := g.bytes.LoadOrStore(d.ID, new(atomic.Int64))
+		n.(*atomic.Int64).Add(int64(len(d.Data)))
+	})
+	h.HandlePeer(wire.TypeChunkDone, func(_ node.PeerInfo, m wire.Message) { g.codes <- m.(*wire.ChunkDone).Code })
+	return nil
+}
+
+// A peer gets at most MaxServing transfers at once; its other requests
+// are answered ChunkBusy, and the ones served arrive whole once it reads.
+// A request beyond the chunk is refused, one for a chunk not held is
+// answered not-found.
+func TestServingLimits(t *testing.T) {
+	g := &greedy{release: make(chan struct{}), codes: make(chan uint8, 64)}
+	var s *Service
+	sw := mixedSwarm(t, 2, func(i int, c *node.Config) node.Capability {
+		if i == 0 {
+			s = New(Config{})
+			return s
+		}
+		return g
+	})
+	data := testBytes(chunk.MaxSize, 31)
+	id, err := s.Put(testCtx(t), bytes.NewReader(data), -1, PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := mustManifest(t, s, id).Chunks[0]
+	server := sw.Nodes[0].Address()
+	const asks = MaxServing + 6
+	for i := range asks {
+		if err := g.h.Send(server, &wire.ChunkGet{ID: uint32(i + 1), Hash: h, Length: chunk.MaxSize}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.Until(t, wait.Default, "the server at its limit", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.serving[sw.Nodes[1].Address()] == MaxServing
+	})
+	close(g.release)
+	count := map[uint8]int{}
+	for range asks {
+		select {
+		case c := <-g.codes:
+			count[c]++
+		case <-testCtx(t).Done():
+			t.Fatalf("answers so far %v", count)
+		}
+	}
+	if count[wire.ChunkOK] != MaxServing || count[wire.ChunkBusy] != asks-MaxServing {
+		t.Fatalf("answers %v; want %d served and %d busy", count, MaxServing, asks-MaxServing)
+	}
+	full := 0
+	g.bytes.Range(func(_, v any) bool {
+		if v.(*atomic.Int64).Load() == chunk.MaxSize {
+			full++
+		}
+		return true
+	})
+	if full != MaxServing {
+		t.Fatalf("%d transfers arrived whole, want %d", full, MaxServing)
+	}
+	for _, tc := range []struct {
+		get  wire.ChunkGet
+		want uint8
+	}{
+		{wire.ChunkGet{ID: 100, Hash: id, Offset: 1000, Length: 1}, wire.ChunkRefused}, // the manifest is shorter
+		{wire.ChunkGet{ID: 101, Hash: chunk.SumGo([]byte("no")), Length: 2}, wire.ChunkNotFound},
+	} {
+		if err := g.h.Send(server, &tc.get); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case c := <-g.codes:
+			if c != tc.want {
+				t.Fatalf("ChunkGet %+v answered %d, want %d", tc.get, c, tc.want)
+			}
+		case <-testCtx(t).Done():
+			t.Fatal("no answer")
+		}
+	}
+}
