@@ -240,6 +240,9 @@ func (s *Service) announceContent(id chunk.Hash, m *chunk.Manifest) {
 		}
 	}
 	s.mu.Unlock()
+	if !s.local(m) {
+		return // evicted already
+	}
 	if err := s.ov.Announce(ctx, id.Key(), true); err != nil && ctx.Err() == nil {
 		s.log.Info("could not announce content yet; the refresh will", "id", id.Short(), "err", err)
 	}
@@ -260,6 +263,9 @@ func (s *Service) announceChunks(ctx context.Context, hs []chunk.Hash) {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
+			if !s.lib.Has(h) {
+				return // evicted since
+			}
 			if err := s.ov.Announce(ctx, h.Key(), false); err != nil && ctx.Err() == nil {
 				s.log.Debug("could not announce a chunk yet; the refresh will", "chunk", h.Short(), "err", err)
 			}

@@ -11,6 +11,7 @@ import (
 
 	"ddt/shared/chunk"
 	"ddt/shared/store"
+	"ddt/shared/wait"
 )
 
 // An id no node holds is not-found, quickly and clearly.
@@ -346,4 +347,50 @@ func TestFetchHeapFlat(t *testing.T) {
 		t.Fatalf("live heap rose %d MiB during a %d MiB download; want at most %d MiB", (peak-base)>>20, size>>20, bound>>20)
 	}
 	t.Logf("live heap rose at most %d MiB above %d MiB", (peak-base)>>20, base>>20)
+}
+
+// Cache evicted to make room is no longer announced: the node stops
+// naming itself a provider of the evicted chunks and of the whole
+// content they were part of.
+func TestEvictedWithdrawn(t *testing.T) {
+	ts := newSwarm(t, 2, func(i int) Config {
+		if i == 1 {
+			return Config{Pledge: 9 << 20}
+		}
+		return Config{}
+	})
+	a, b := ts.svc[0], ts.svc[1]
+	ctx := testCtx(t)
+	x, err := a.Put(ctx, bytes.NewReader(testBytes(2*chunk.MaxSize, 41)), -1, PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := a.Put(ctx, bytes.NewReader(testBytes(2*chunk.MaxSize, 42)), -1, PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	announced := func(k chunk.Hash) bool {
+		b.ov.mu.Lock()
+		defer b.ov.mu.Unlock()
+		return b.ov.announced[k.Key()] != nil
+	}
+	mx, err := b.Fetch(ctx, x, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait.Until(t, wait.Default, "x announced", func() bool { return announced(x) && announced(mx.Chunks[1]) })
+	if _, err := b.Fetch(ctx, y, GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	evicted := 0
+	for _, h := range mx.Chunks {
+		if !b.lib.Has(h) {
+			evicted++
+			wait.Until(t, wait.Default, "an evicted chunk withdrawn", func() bool { return !announced(h) })
+		}
+	}
+	if evicted == 0 {
+		t.Fatal("nothing of x was evicted: the test proves nothing")
+	}
+	wait.Until(t, wait.Default, "x withdrawn whole", func() bool { return !announced(x) || b.local(mx) })
 }
