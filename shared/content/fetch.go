@@ -159,6 +159,9 @@ func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, pro
 	if err != nil && ctx.Err() != nil {
 		return nil, nil, err
 	}
+	if errors.Is(err, node.ErrNotAdmitted) {
+		return nil, nil, node.Errorf(node.CodeNotAdmitted, []error{err}, "this node has not joined the network yet, and does not hold content %s", id)
+	}
 	if len(ps) == 0 {
 		if err != nil {
 			return nil, nil, notFound(id, err)

@@ -10,7 +10,9 @@ import (
 	"testing"
 
 	"ddt/shared/chunk"
+	"ddt/shared/node"
 	"ddt/shared/store"
+	"ddt/shared/transport"
 	"ddt/shared/wait"
 )
 
@@ -393,4 +395,29 @@ func TestEvictedWithdrawn(t *testing.T) {
 		t.Fatal("nothing of x was evicted: the test proves nothing")
 	}
 	wait.Until(t, wait.Default, "x withdrawn whole", func() bool { return !announced(x) || b.local(mx) })
+}
+
+// A node that has not joined yet says so, rather than that nobody holds
+// the content; its own content it still reads.
+func TestFetchNotAdmitted(t *testing.T) {
+	s := New(Config{})
+	n, err := node.New(node.Config{Relay: "http://127.0.0.1:1", Store: store.NewMemory(), Transport: transport.NewNetwork().Transport(), Capabilities: []node.Capability{s}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	data := testBytes(1000, 51)
+	id, err := s.Put(testCtx(t), bytes.NewReader(data), -1, PutOptions{})
+	if err != nil {
+		t.Fatalf("put before admission: %v", err)
+	}
+	if _, err := s.Fetch(testCtx(t), id, GetOptions{}); err != nil {
+		t.Fatalf("fetch of its own content: %v", err)
+	}
+	if got := readAll(t, s, id); !bytes.Equal(got, data) {
+		t.Fatal("its own content reads back wrong")
+	}
+	if _, err := s.Fetch(testCtx(t), chunk.SumGo([]byte("elsewhere")), GetOptions{}); code(err) != node.CodeNotAdmitted {
+		t.Fatalf("fetch before admission: %v (code %s)", err, code(err))
+	}
 }
