@@ -73,12 +73,14 @@ type Policy struct {
 }
 
 // allows reports whether the policy takes a chunk of media type typ.
+// Media types are case-insensitive, so the match is too.
 func (p Policy) allows(typ string) bool {
 	if len(p.Types) == 0 {
 		return true
 	}
+	typ = strings.ToLower(typ)
 	for _, t := range p.Types {
-		if t != "" && strings.HasPrefix(typ, t) {
+		if t != "" && strings.HasPrefix(typ, strings.ToLower(t)) {
 			return true
 		}
 	}
@@ -304,8 +306,8 @@ func (l *Library) put(h chunk.Hash, size int, c Class, typ string, storeFn func(
 	if c > Own {
 		return fmt.Errorf("content: put chunk %s: unknown class %d", h.Short(), c)
 	}
-	if len(typ) > maxTypeLen {
-		typ = typ[:maxTypeLen] // a media type this long is junk; its prefix still matches a policy
+	if len(typ) > MaxTypeLen {
+		typ = typ[:MaxTypeLen] // a media type this long is junk; its prefix still matches a policy
 	}
 	release := l.Hold(h) // so no eviction takes it while its bytes are written
 	defer release()
@@ -762,12 +764,13 @@ func encodeChunk(e *entry) []byte {
 	return append(b, e.typ...)
 }
 
-// maxTypeLen bounds the media type kept per chunk.
-const maxTypeLen = 255
+// MaxTypeLen bounds the media type kept per chunk (a peer names it when
+// it asks for a replica): a longer one is cut to this many bytes.
+const MaxTypeLen = 255
 
 // decodeChunk reads a chunk's meta record (its size comes from the store).
 func decodeChunk(b []byte) (*entry, error) {
-	if len(b) < 9 || len(b) > 9+maxTypeLen {
+	if len(b) < 9 || len(b) > 9+MaxTypeLen {
 		return nil, fmt.Errorf("content: a chunk record of %d bytes", len(b))
 	}
 	c := Class(b[0])
