@@ -171,9 +171,10 @@ type Library struct {
 // restart (pins, classes, media types, last-use times) kept in meta (the
 // capability's namespaced store). It rebuilds its index from chunks.List
 // and meta: a chunk in meta that the store lost is forgotten, a chunk in
-// the store that meta does not know is Cache. If what is held for others
-// exceeds the pledge (a smaller pledge than last time), it evicts down to
-// it at once.
+// the store that meta does not know is Cache. If what is held exceeds the
+// pledge (a smaller pledge than last time), it evicts cache and replicas
+// down to it at once. A pin record it cannot read fails the open, rather
+// than let that content be evicted as cache.
 func OpenLibrary(chunks store.Chunks, meta store.Store, cfg LibraryConfig) (*Library, error) {
 	l := &Library{
 		chunks:  chunks,
