@@ -14,13 +14,8 @@ import (
 	"ddt/shared/store"
 )
 
-// DefaultPledge is the storage a node pledges to DDT when its config
-// names none: the paper's lower bound.
-//
-// The pledge is the node's whole budget: its own content first (never
-// refused, never evicted, even past the pledge), and what it holds for
-// others (Replica, Cache) in the rest. A node whose own content fills
-// its pledge holds nothing for others.
+// DefaultPledge is the storage a node gives others (replicas and cache)
+// when its config names none: the paper's lower bound.
 const DefaultPledge = 64 << 20
 
 // LastUseFlush is how stale the last-use times kept in the meta store may
@@ -49,9 +44,8 @@ const (
 	Cache Class = iota
 	// Replica is a chunk this node agreed to hold for the network.
 	Replica
-	// Own is a chunk of content pinned here; it is never evicted and never
-	// refused for the pledge (it may exceed it: only the platform bounds
-	// it), but it takes its share of the pledge first.
+	// Own is a chunk of content pinned here; it is never evicted and not
+	// bounded by the pledge.
 	Own
 )
 
@@ -95,9 +89,8 @@ func (p Policy) allows(typ string) bool {
 
 // LibraryConfig configures a Library.
 type LibraryConfig struct {
-	// Pledge is the bytes the node gives DDT, its own content included
-	// (see DefaultPledge); 0 is DefaultPledge, a negative value pledges
-	// nothing (only own content is kept).
+	// Pledge is the bytes held for others (Cache and Replica); 0 is
+	// DefaultPledge, a negative value pledges nothing.
 	Pledge int64
 	// Policy says what is held for others.
 	Policy Policy
@@ -109,9 +102,9 @@ type LibraryConfig struct {
 type Usage struct {
 	// UsedBytes is every chunk held, own content included.
 	UsedBytes int64 `json:"usedBytes"`
-	// PledgedBytes is the pledge; UsedBytes may pass it by own content.
+	// PledgedBytes is the pledge: the room for others' chunks.
 	PledgedBytes int64 `json:"pledgedBytes"`
-	// PinnedBytes is the part of UsedBytes that is Own.
+	// PinnedBytes is the part of UsedBytes that is Own (outside the pledge).
 	PinnedBytes int64 `json:"pinnedBytes"`
 	// Chunks is how many chunks are held.
 	Chunks int `json:"chunks"`
@@ -139,8 +132,8 @@ type entry struct {
 }
 
 // Library is the node's accounting of the chunks in a store.Chunks: which
-// are its own (pinned), which it holds for others (Replica, Cache) in
-// what of its pledge its own content leaves, and which to evict first (least recently used Cache, then
+// are its own (pinned), which it holds for others (Replica, Cache) within
+// its pledge, and which to evict first (least recently used Cache, then
 // Replica; never Own, never a chunk held by Hold). It is safe for
 // concurrent use.
 type Library struct {
@@ -274,12 +267,10 @@ func (l *Library) Chunks() store.Chunks { return l.chunks }
 // Put checks data against h and stores it (Chunks.Put) as class c of media
 // type typ. A chunk already held keeps the higher of its classes. Cache
 // and Replica chunks must pass the Policy (ErrPolicy) and fit in the
-// pledge beside everything else held: room is made by evicting the least
-// recently used chunks (for a Cache chunk only Cache; for a Replica, Cache
-// then Replica), and if even that is not enough Put fails with
-// ErrPledgeFull and evicts nothing. Own chunks are never refused for the
-// pledge (only the platform's store.ErrQuota bounds them): they evict
-// what is held for others to stay within it, as far as they can.
+// pledge: room is made by evicting the least recently used chunks (for a
+// Cache chunk only Cache; for a Replica, Cache then Replica), and if even
+// that is not enough Put fails with ErrPledgeFull and evicts nothing. Own
+// chunks are bounded only by the platform (store.ErrQuota).
 func (l *Library) Put(h chunk.Hash, data []byte, c Class, typ string) error {
 	return l.put(h, len(data), c, typ, func(had bool) error {
 		if had {
@@ -366,7 +357,7 @@ func (l *Library) put(h chunk.Hash, size int, c Class, typ string, storeFn func(
 // roomLocked reports whether size more bytes of class c fit in the pledge
 // once what c may evict is evicted, with ErrPledgeFull saying why not.
 func (l *Library) roomLocked(size int64, c Class) error {
-	pledged := l.used + l.reserved
+	pledged := l.used - l.own + l.reserved
 	free := l.pledge - pledged
 	if size <= free {
 		return nil
@@ -380,8 +371,8 @@ func (l *Library) roomLocked(size int64, c Class) error {
 	if size <= free+evictable {
 		return nil
 	}
-	return fmt.Errorf("%w: a %d-byte %s does not fit: %d bytes are pledged, %d are in use (%d by this node's own content), and only %d of them may be evicted for it",
-		ErrPledgeFull, size, c, l.pledge, pledged, l.own, evictable)
+	return fmt.Errorf("%w: a %d-byte %s does not fit: %d of %d bytes pledged are in use, and only %d of them may be evicted for it",
+		ErrPledgeFull, size, c, max(pledged, 0), l.pledge, evictable)
 }
 
 // evictableLocked reports whether chunk h may be evicted to make room for
@@ -392,12 +383,12 @@ func (l *Library) evictableLocked(h chunk.Hash, e *entry, c Class) bool {
 }
 
 // evictLocked removes from the index, least recently used first (Cache
-// before Replica), the chunks needed to bring everything held within the
-// pledge, as far as chunks that may be evicted allow. It returns the victims for dropAll, which deletes
+// before Replica), the chunks needed to bring what is held for others
+// within the pledge. It returns the victims for dropAll, which deletes
 // their bytes; with expired it instead takes every chunk unused for
 // longer than MaxAge. Held and Own chunks are never taken.
 func (l *Library) evictLocked(expired bool) []chunk.Hash {
-	over := l.used + l.reserved - l.pledge
+	over := l.used - l.own + l.reserved - l.pledge
 	if !expired && over <= 0 {
 		return nil
 	}
@@ -519,7 +510,7 @@ func (l *Library) Hold(hs ...chunk.Hash) (release func()) {
 }
 
 // Pin makes content id and its chunks hs Own, persisted in meta: they are
-// never evicted (and what is held for others makes room for them). id itself (the manifest) is pinned
+// never evicted and leave the pledge. id itself (the manifest) is pinned
 // with them. Chunks not held yet become Own as they arrive. Pinning again
 // replaces the chunk list.
 func (l *Library) Pin(id chunk.Hash, hs []chunk.Hash) error {

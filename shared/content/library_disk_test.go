@@ -22,7 +22,7 @@ func TestLibraryRestartDisk(t *testing.T) {
 	if err := meta.reopen(); err != nil {
 		t.Fatal(err)
 	}
-	env := newEnvOn(t, chunks, meta, restartPledge)
+	env := newEnvOn(t, chunks, meta, 4*kib)
 	env.reopen = func() {
 		if err := chunks.reopen(); err != nil {
 			t.Fatal(err)

@@ -111,19 +111,17 @@ func checkConsistent(t *testing.T, l *Library) {
 	if u.Chunks != len(list) || u.UsedBytes != used || u.PinnedBytes != own {
 		t.Errorf("Usage = %+v; the store holds %d chunks, %d bytes, %d own", u, len(list), used, own)
 	}
-	// What is held for others fits in what of the pledge own content
-	// leaves.
-	if others := u.UsedBytes - u.PinnedBytes; others > max(u.PledgedBytes-u.PinnedBytes, 0) {
-		t.Errorf("Usage = %+v: %d bytes held for others, past the pledge", u, others)
+	if u.UsedBytes-u.PinnedBytes > u.PledgedBytes {
+		t.Errorf("Usage = %+v: more held for others than pledged", u)
 	}
 }
 
 func TestLibraryPinnedSurvivesPressure(t *testing.T) {
-	env := newEnv(t, 12*kib)
+	env := newEnv(t, 4*kib)
 	l := env.open(t)
 	var own [][]byte
 	var ownH []chunk.Hash
-	for i := range 6 {
+	for i := range 6 { // more own bytes than the whole pledge
 		d, h := testChunk(kib, 100+i)
 		mustPut(t, l, d, h, Own, "video/mp4")
 		own, ownH = append(own, d), append(ownH, h)
@@ -138,14 +136,13 @@ func TestLibraryPinnedSurvivesPressure(t *testing.T) {
 	if err := l.Pin(ch, nil); err != nil {
 		t.Fatal(err)
 	}
-	// 40 KiB for others through the 5 KiB the own content leaves.
 	for i := range 40 {
 		d, h := testChunk(kib, 1000+i)
 		c := Cache
 		if i%2 == 1 {
 			c = Replica
 		}
-		// A Cache chunk may find the room full of replicas it cannot
+		// A Cache chunk may find the pledge full of replicas it cannot
 		// displace; a Replica always finds room, and neither touches Own.
 		if err := l.Put(h, d, c, "x/y"); err != nil && !(c == Cache && errors.Is(err, ErrPledgeFull)) {
 			t.Fatalf("Put %d (%v) under pressure: %v", i, c, err)
@@ -162,8 +159,8 @@ func TestLibraryPinnedSurvivesPressure(t *testing.T) {
 		t.Fatal("pins lost")
 	}
 	u := l.Usage()
-	if u.PinnedBytes != 7*kib || u.UsedBytes != 12*kib {
-		t.Fatalf("Usage = %+v, want 7 KiB pinned of 12 KiB used", u)
+	if u.PinnedBytes != 7*kib || u.UsedBytes != 11*kib {
+		t.Fatalf("Usage = %+v, want 7 KiB pinned of 11 KiB used", u)
 	}
 	checkConsistent(t, l)
 
@@ -174,7 +171,7 @@ func TestLibraryPinnedSurvivesPressure(t *testing.T) {
 	if l.Pinned(id) {
 		t.Fatal("still pinned after Unpin")
 	}
-	for i := range 12 {
+	for i := range 8 {
 		d, h := testChunk(kib, 2000+i)
 		mustPut(t, l, d, h, Replica, "")
 		env.clk.Advance(time.Second)
@@ -183,34 +180,6 @@ func TestLibraryPinnedSurvivesPressure(t *testing.T) {
 		if l.Has(h) {
 			t.Errorf("unpinned chunk %s survived a pledge's worth of new replicas", h.Short())
 		}
-	}
-	checkClass(t, l, ch, Own)
-	checkConsistent(t, l)
-
-	// Own content past the pledge: every chunk is taken, what is held for
-	// others makes room, and then there is none for others.
-	var more []chunk.Hash
-	for i := range 15 {
-		d, h := testChunk(kib, 3000+i)
-		mustPut(t, l, d, h, Own, "")
-		more = append(more, h)
-	}
-	if err := l.Pin(more[0], more[1:]); err != nil {
-		t.Fatal(err)
-	}
-	if got := l.Held(Replica); len(got) != 0 {
-		t.Fatalf("%d replicas kept with own content past the pledge", len(got))
-	}
-	if u := l.Usage(); u.PinnedBytes != 16*kib || u.UsedBytes != 16*kib {
-		t.Fatalf("Usage = %+v, want 16 KiB, all own", u)
-	}
-	d, h := testChunk(kib, 4000)
-	err := l.Put(h, d, Replica, "")
-	if !errors.Is(err, ErrPledgeFull) || !strings.Contains(err.Error(), "own content") {
-		t.Fatalf("Put(replica) with own content past the pledge = %v, want ErrPledgeFull naming own content", err)
-	}
-	if err := l.Accepts(1, ""); !errors.Is(err, ErrPledgeFull) {
-		t.Fatalf("Accepts = %v, want ErrPledgeFull", err)
 	}
 	checkClass(t, l, ch, Own)
 	checkConsistent(t, l)
@@ -333,7 +302,7 @@ func TestLibraryPledgeFull(t *testing.T) {
 	if !errors.Is(err, ErrPledgeFull) {
 		t.Fatalf("Put(cache) into a pledge full of replicas = %v, want ErrPledgeFull", err)
 	}
-	for _, want := range []string{"2048 bytes are pledged, 2048 are in use"} {
+	for _, want := range []string{"2048 of 2048 bytes pledged"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -362,15 +331,10 @@ func TestLibraryPledgeFull(t *testing.T) {
 	if err := l.Accepts(kib, ""); err != nil {
 		t.Fatalf("Accepts(1 KiB) = %v", err)
 	}
-	// Own content is never refused for the pledge: it takes it, and the
-	// replicas make room.
-	var evicted []chunk.Hash
-	l.OnEvict(func(h chunk.Hash) { evicted = append(evicted, h) })
+	// Own content is outside the pledge.
 	mustPut(t, l, big, hb, Own, "")
-	mustRead(t, l, hb, big)
-	if l.Has(h1) || l.Has(h2) || len(evicted) != 2 {
-		t.Fatalf("replicas kept beside own content past the pledge: %v %v, %d evicted", l.Has(h1), l.Has(h2), len(evicted))
-	}
+	mustRead(t, l, h1, d1)
+	mustRead(t, l, h2, d2)
 	checkConsistent(t, l)
 
 	// A zero pledge (negative Pledge) holds nothing for others.
@@ -543,12 +507,8 @@ func TestLibraryUpgradeAndAdopt(t *testing.T) {
 }
 
 func TestLibraryRestart(t *testing.T) {
-	testLibraryRestart(t, newEnv(t, restartPledge))
+	testLibraryRestart(t, newEnv(t, 4*kib))
 }
-
-// restartPledge is testLibraryRestart's pledge: its own content (a 1 KiB
-// chunk and a 200-byte manifest) and four 1 KiB chunks for others.
-const restartPledge = 4*kib + kib + 200
 
 // testLibraryRestart checks what survives reopening env's stores.
 func testLibraryRestart(t *testing.T, env *libEnv) {
@@ -677,7 +637,7 @@ func (s *countingStore) puts() int {
 }
 
 func TestLibraryConcurrent(t *testing.T) {
-	env := newEnv(t, 64*kib) // 40 KiB of it own by the end
+	env := newEnv(t, 16*kib)
 	l := env.open(t)
 	var wg sync.WaitGroup
 	errc := make(chan error, 64)
