@@ -76,14 +76,24 @@ func TestPublishReplicas(t *testing.T) {
 	}
 }
 
-// TestPledgeFullRefuses: a node whose pledge its own content fills
-// refuses to hold a replica, says why, and keeps every chunk it pinned.
+// TestPledgeFullRefuses: a node whose pledge replicas for others fill
+// refuses to hold another, says why, and keeps every chunk it pinned and
+// every replica it promised.
 func TestPledgeFullRefuses(t *testing.T) {
 	w := newSimWorld(t, 4, 12, 4<<10)
 	peers := w.live()
 	full, asker := peers[1], peers[2]
 	own, _ := full.put(payload(3, 4<<10), 1024, "text/plain", false)
 	w.settle()
+	var promised []chunk.Hash
+	for i := range 4 {
+		d := payload(uint64(10+i), 1024)
+		h := chunk.SumGo(d)
+		if err := full.lib.Put(h, d, Replica, "text/plain"); err != nil {
+			t.Fatalf("filling the pledge: %v", err)
+		}
+		promised = append(promised, h)
+	}
 
 	data := payload(4, 1000)
 	h := chunk.SumGo(data)
@@ -100,6 +110,11 @@ func TestPledgeFullRefuses(t *testing.T) {
 	w.settle()
 	if full.lib.Has(h) {
 		t.Error("the refused chunk is held anyway")
+	}
+	for _, c := range promised {
+		if !full.lib.Has(c) {
+			t.Errorf("replica %s dropped for the refused one", c.Short())
+		}
 	}
 	for _, c := range append([]chunk.Hash{own.id}, own.m.Chunks...) {
 		if !full.lib.Has(c) {
