@@ -171,30 +171,46 @@ func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, pro
 	bp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bp)
 	var last error
-	for _, p := range ps[:min(len(ps), MaxAttempts)] {
-		n, err := s.ov.fetchWhole(ctx, p.Address, id, *bp)
-		if err == nil {
-			err = chunk.Verify(id, (*bp)[:n], -1)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, nil, ctx.Err()
+	asks := ps[:min(len(ps), MaxAttempts)]
+	for round := 0; len(asks) > 0; round++ {
+		var busy []Provider
+		for _, p := range asks {
+			n, err := s.ov.fetchWhole(ctx, p.Address, id, *bp)
+			if err == nil {
+				err = chunk.Verify(id, (*bp)[:n], -1)
 			}
-			if blame(err) {
-				s.penalise(p.Address, err)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, nil, ctx.Err()
+				}
+				if blame(err) {
+					s.penalise(p.Address, err)
+				}
+				if errors.Is(err, errBusy) {
+					busy = append(busy, p)
+				}
+				last = err
+				continue
 			}
-			last = err
-			continue
+			raw := (*bp)[:n]
+			if err := m.Unmarshal(raw); err != nil {
+				// The bytes are the ones id names: the content itself lies.
+				return nil, nil, node.Errorf(CodeCorrupt, []error{err}, "content %s is not a valid manifest: %v", id, err)
+			}
+			if err := s.lib.Put(id, raw, c, m.Type); err != nil {
+				return nil, nil, err
+			}
+			return &m, wholeOnly(ps), nil
 		}
-		raw := (*bp)[:n]
-		if err := m.Unmarshal(raw); err != nil {
-			// The bytes are the ones id names: the content itself lies.
-			return nil, nil, node.Errorf(CodeCorrupt, []error{err}, "content %s is not a valid manifest: %v", id, err)
+		// Those that were busy serving others are asked again, after a
+		// pause that grows.
+		if round >= 5 || len(busy) == 0 {
+			break
 		}
-		if err := s.lib.Put(id, raw, c, m.Type); err != nil {
-			return nil, nil, err
+		if !clock.Sleep(s.clk, time.Duration(round+1)*2*busyPause, ctx.Done()) {
+			return nil, nil, ctx.Err()
 		}
-		return &m, wholeOnly(ps), nil
+		asks = busy
 	}
 	return nil, nil, node.Errorf(node.CodeUnavailable, []error{last}, "no provider of content %s could send its manifest: %v", id, last)
 }

@@ -40,7 +40,7 @@ func TestFetchNotFound(t *testing.T) {
 func TestFetchQuota(t *testing.T) {
 	ts := newSwarm(t, 2, func(i int) Config {
 		if i == 1 {
-			return Config{Pledge: 6 << 20}
+			return Config{Pledge: 6 << 20, Policy: noReplicas}
 		}
 		return Config{}
 	})
@@ -357,7 +357,7 @@ func TestFetchHeapFlat(t *testing.T) {
 func TestEvictedWithdrawn(t *testing.T) {
 	ts := newSwarm(t, 2, func(i int) Config {
 		if i == 1 {
-			return Config{Pledge: 9 << 20}
+			return Config{Pledge: 9 << 20, Policy: noReplicas}
 		}
 		return Config{}
 	})

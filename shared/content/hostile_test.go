@@ -165,7 +165,7 @@ func newBadCase(t *testing.T, mode int, dlClock clock.Clock) *badCase {
 				// jumps for silent peers.
 				nc.Clock, nc.KeepAlive, nc.PeerTimeout = dlClock, time.Hour, 2*time.Hour
 			}
-			c.dl = New(Config{})
+			c.dl = New(Config{Policy: noReplicas})
 			return c.dl
 		}
 		c.pub = New(Config{})
@@ -365,7 +365,7 @@ func TestFetchUsesSeveralProviders(t *testing.T) {
 		if i < 2 {
 			return xs[i]
 		}
-		dl = New(Config{})
+		dl = New(Config{Policy: noReplicas})
 		return dl
 	})
 	data := testBytes(6*chunk.MaxSize, 21)

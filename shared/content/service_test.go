@@ -23,11 +23,16 @@ type testSwarm struct {
 	svc []*Service
 }
 
+// noReplicas is a policy that holds nothing for others: a node with it
+// takes no replicas, so what a test downloads to it is not there before.
+var noReplicas = Policy{Types: []string{"x-none/"}}
+
+// newSwarm makes the swarm; without cfg, every node takes no replicas.
 func newSwarm(t testing.TB, count int, cfg func(i int) Config) *testSwarm {
 	t.Helper()
 	ts := &testSwarm{}
 	ts.Swarm = nodetest.New(t, count, nodetest.Options{Config: func(i int, c *node.Config) {
-		var sc Config
+		sc := Config{Policy: noReplicas}
 		if cfg != nil {
 			sc = cfg(i)
 		}
@@ -124,7 +129,7 @@ func TestPutGet(t *testing.T) {
 // how many nodes), and once its publisher has left a node that held none
 // of it still gets it, byte-identical, from the replicas.
 func TestReplicasServeAfterPublisherLeaves(t *testing.T) {
-	ts := newSwarm(t, 8, nil)
+	ts := newSwarm(t, 8, func(int) Config { return Config{} })
 	pub := ts.svc[0]
 	events := make(chan ReplicasEvent, 4)
 	ts.Nodes[0].Subscribe(func(e node.Event) {
