@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"sync"
@@ -419,5 +420,41 @@ func TestFetchNotAdmitted(t *testing.T) {
 	}
 	if _, err := s.Fetch(testCtx(t), chunk.SumGo([]byte("elsewhere")), GetOptions{}); code(err) != node.CodeNotAdmitted {
 		t.Fatalf("fetch before admission: %v (code %s)", err, code(err))
+	}
+}
+
+// BenchmarkFetch downloads 64 MiB through the in-memory transport (its
+// bulk channels with back-pressure) from 1, 2 and 4 providers: the
+// service's own cost, beside the network's.
+func BenchmarkFetch(b *testing.B) {
+	const count = 16 // × 4 MiB
+	src, hs := newSynth(count)
+	for _, providers := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("providers=%d", providers), func(b *testing.B) {
+			none := Policy{Types: []string{"x-none/"}}
+			sinks := make([]*sinkChunks, b.N)
+			ts := newSwarm(b, providers+b.N, func(i int) Config {
+				if i < providers {
+					return Config{Chunks: src.view(), Pledge: 1 << 30, Policy: none}
+				}
+				sinks[i-providers] = &sinkChunks{size: map[chunk.Hash]int{}}
+				return Config{Chunks: sinks[i-providers], Pledge: 1 << 30, Policy: none}
+			})
+			var id chunk.Hash
+			for i := range providers {
+				got, err := ts.svc[i].Publish(testCtx(b), count*chunk.MaxSize, hs, PutOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				id = got
+			}
+			b.SetBytes(count * chunk.MaxSize)
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := ts.svc[providers+i].Fetch(testCtx(b), id, GetOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
