@@ -105,7 +105,7 @@ func (s *Service) Fetch(ctx context.Context, cid chunk.Hash, o GetOptions) (*chu
 	releaseID := s.lib.Hold(cid)
 	defer releaseID()
 	prog := newProgress(s, o.Progress)
-	m, whole, err := s.fetchManifest(ctx, cid, class, prog)
+	m, whole, err := s.fetchManifest(ctx, cid, class, true, prog)
 	if err != nil {
 		return nil, boundary(ctx, err)
 	}
@@ -134,15 +134,16 @@ func (s *Service) Fetch(ctx context.Context, cid chunk.Hash, o GetOptions) (*chu
 // manifest is content id's manifest, from here or fetched (and then
 // stored as Cache).
 func (s *Service) manifest(ctx context.Context, id chunk.Hash, prog *progress) (*chunk.Manifest, error) {
-	m, _, err := s.fetchManifest(ctx, id, Cache, prog)
+	m, _, err := s.fetchManifest(ctx, id, Cache, false, prog)
 	return m, err
 }
 
 // fetchManifest reads content id's manifest here, or fetches it from the
 // providers of id.Key() (least latency first), checks that it hashes to
-// id and that it holds together, and stores it as class c. It returns
-// the providers that announced the whole content too.
-func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, prog *progress) (*chunk.Manifest, []Provider, error) {
+// id and that it holds together, and stores it as class c (if it cannot,
+// that is an error only if keep: Stat needs no copy). It returns the
+// providers that announced the whole content too.
+func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, keep bool, prog *progress) (*chunk.Manifest, []Provider, error) {
 	var m chunk.Manifest
 	if s.lib.Has(id) {
 		raw, err := s.readLocal(id)
@@ -197,7 +198,7 @@ func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, pro
 				// The bytes are the ones id names: the content itself lies.
 				return nil, nil, node.Errorf(CodeCorrupt, []error{err}, "content %s is not a valid manifest: %v", id, err)
 			}
-			if err := s.lib.Put(id, raw, c, m.Type); err != nil {
+			if err := s.lib.Put(id, raw, c, m.Type); err != nil && keep {
 				return nil, nil, err
 			}
 			return &m, wholeOnly(ps), nil

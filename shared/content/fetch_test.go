@@ -39,9 +39,12 @@ func TestFetchNotFound(t *testing.T) {
 // A download that does not fit the pledge fails with quota, and what
 // the node pinned stays, whole and readable.
 func TestFetchQuota(t *testing.T) {
-	ts := newSwarm(t, 2, func(i int) Config {
-		if i == 1 {
+	ts := newSwarm(t, 3, func(i int) Config {
+		switch i {
+		case 1:
 			return Config{Pledge: 6 << 20, Policy: noReplicas}
+		case 2:
+			return Config{Pledge: -1, Policy: noReplicas} // holds nothing for anyone
 		}
 		return Config{}
 	})
@@ -66,6 +69,10 @@ func TestFetchQuota(t *testing.T) {
 	}
 	if u := b.Storage(); u.UsedBytes-u.PinnedBytes > 6<<20 {
 		t.Fatalf("usage %+v beyond the pledge", u)
+	}
+	// A node that can keep nothing can still say what the content is.
+	if st, err := ts.svc[2].Stat(ctx, id); err != nil || st.Size != int64(len(big)) || st.Local {
+		t.Fatalf("stat on a node with no pledge: %+v %v", st, err)
 	}
 	// Pinned, it fits: own content is not bound by the pledge.
 	if _, err := b.Fetch(ctx, id, GetOptions{Pin: true}); err != nil {
