@@ -103,6 +103,7 @@ type replicator struct {
 	queue    []*pendingFetch
 	queued   map[chunk.Hash]*pendingFetch // queued or fetching
 	perPeer  map[id.Address]int
+	promised int // bytes of queued replicas
 	workers  int
 	live     map[chunk.Hash]int // last known live copies
 	dropped  map[chunk.Hash]bool
@@ -201,7 +202,9 @@ func (r *replicator) place(ctx context.Context, h chunk.Hash, m chunkMeta, want 
 	}
 	typ := m.typ
 	if m.unicast {
-		typ += unicastParam
+		// The mark must fit the wire's bound on a type: a type too long
+		// for both loses its tail (policies match prefixes).
+		typ = strings.ToValidUTF8(typ[:min(len(typ), wire.MaxContentType-len(unicastParam))], "") + unicastParam
 	}
 	ask := &wire.ReplicaAsk{
 		Hash: h, Size: uint32(m.size), ContentType: typ, Manifest: m.manifest,
@@ -252,8 +255,10 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 	m := chunkMeta{size: int(a.Size), typ: typ, manifest: a.Manifest, unicast: unicast}
 	lib := r.h.library()
 
-	r.mu.Lock()
+	// The library is never called with r.mu held: its eviction callback
+	// may call into the service, and so into the replicator.
 	if lib.Has(h) {
+		r.mu.Lock()
 		if _, ok := r.meta[h]; !ok {
 			r.meta[h] = m
 		}
@@ -265,33 +270,41 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 		go r.announce(h)
 		return &wire.ReplicaAnswer{Accepted: true}
 	}
-	if r.queued[h] != nil {
+	sources := []id.Address{from}
+	for _, s := range a.Sources {
+		if !s.IsZero() && s != r.h.Self() && !slices.Contains(sources, s) && len(sources) < wire.MaxSources {
+			sources = append(sources, s)
+		}
+	}
+	p := &pendingFetch{h: h, from: from, m: m, sources: sources}
+
+	// Reserve the slot and the bytes first, so that asks arriving together
+	// cannot all pass the pledge check for the same room.
+	r.mu.Lock()
+	switch {
+	case r.queued[h] != nil:
 		r.mu.Unlock()
 		return &wire.ReplicaAnswer{Accepted: true} // already on its way
-	}
-	if r.perPeer[from] >= MaxAsksPerPeer {
+	case r.perPeer[from] >= MaxAsksPerPeer:
 		r.mu.Unlock()
 		return refuse("this node already has %d replicas of yours to fetch", MaxAsksPerPeer)
-	}
-	if len(r.queued) >= MaxPendingReplicas {
+	case len(r.queued) >= MaxPendingReplicas:
 		r.mu.Unlock()
 		return refuse("this node already has %d replicas to fetch", MaxPendingReplicas)
 	}
-	promised := 0
-	for _, p := range r.queued {
-		promised += p.m.size
-	}
-	if err := lib.Accepts(promised+m.size, typ); err != nil {
+	r.queued[h] = p
+	r.perPeer[from]++
+	r.promised += m.size
+	promised := r.promised
+	r.mu.Unlock()
+
+	if err := lib.Accepts(promised, typ); err != nil {
+		r.mu.Lock()
+		r.releaseLocked(p)
 		r.mu.Unlock()
 		return refuse("%s", reasonOf(err))
 	}
-	sources := slices.Clone(a.Sources)
-	if !slices.Contains(sources, from) {
-		sources = append([]id.Address{from}, sources...)
-	}
-	p := &pendingFetch{h: h, from: from, m: m, sources: sources[:min(len(sources), wire.MaxSources)]}
-	r.queued[h] = p
-	r.perPeer[from]++
+	r.mu.Lock()
 	r.queue = append(r.queue, p)
 	if r.workers < MaxReplicaFetches {
 		r.workers++
@@ -299,6 +312,16 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 	}
 	r.mu.Unlock()
 	return &wire.ReplicaAnswer{Accepted: true}
+}
+
+// releaseLocked gives back the slot and bytes an ask reserved. r.mu is
+// held.
+func (r *replicator) releaseLocked(p *pendingFetch) {
+	delete(r.queued, p.h)
+	r.promised -= p.m.size
+	if r.perPeer[p.from]--; r.perPeer[p.from] <= 0 {
+		delete(r.perPeer, p.from)
+	}
 }
 
 // reasonOf words a library refusal for the asker.
@@ -331,10 +354,7 @@ func (r *replicator) work() {
 
 		r.mu.Lock()
 		r.fetching--
-		delete(r.queued, p.h)
-		if r.perPeer[p.from]--; r.perPeer[p.from] <= 0 {
-			delete(r.perPeer, p.from)
-		}
+		r.releaseLocked(p)
 		if err == nil {
 			r.meta[p.h] = p.m
 		}

@@ -36,6 +36,12 @@ func TestPublishReplicas(t *testing.T) {
 	if n != DefaultReplicas || m != 1 {
 		t.Fatalf("publish placed %d replicas of public content and %d of unicast, want %d and 1", n, m, DefaultReplicas)
 	}
+	// A type as long as a manifest allows still leaves room for the
+	// unicast mark on the wire.
+	long := "text/" + strings.Repeat("x", chunk.MaxType-len("text/"))
+	if _, m := p.put(payload(7, 100), 1024, long, true); m != 1 {
+		t.Errorf("publish placed %d replicas of unicast content of a %d-byte type, want 1", m, len(long))
+	}
 	w.settle()
 	count := func(it simItem) (least, most int) {
 		least = 1 << 30

@@ -400,7 +400,30 @@ func (p *simPeer) Ask(ctx context.Context, to id.Address, req *wire.ReplicaAsk) 
 	if q == nil {
 		return nil, sim.ErrGone
 	}
-	return q.rep.handleAsk(ctx, p.addr, req), nil
+	// Through the wire's encoding both ways, as a request travels.
+	got, err := wireTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	return wireTrip(q.rep.handleAsk(ctx, p.addr, got))
+}
+
+// wireTrip is m encoded and decoded again.
+func wireTrip[M wire.Message](m M) (M, error) {
+	var zero M
+	b, err := wire.Marshal(m)
+	if err != nil {
+		return zero, err
+	}
+	back, err := wire.Unmarshal(b)
+	if err != nil {
+		return zero, err
+	}
+	out, ok := back.(M)
+	if !ok {
+		return zero, fmt.Errorf("%T came back as %T", m, back)
+	}
+	return out, nil
 }
 
 func (p *simPeer) Have(ctx context.Context, to id.Address, hashes []chunk.Hash) ([]bool, error) {
