@@ -90,7 +90,7 @@ wasm-test: ## the core under GOOS=js GOARCH=wasm: in node, then in headless Chro
 	PATH="$$PATH:$(GOROOT)/lib/wasm" GOOS=js GOARCH=wasm $(GO) test -count=1 ./shared/...
 	@tmp=$$(mktemp -d); \
 	$(LOOPBACK) env TMPDIR=$$tmp GOPROXY=off PATH="$(CURDIR)/scripts/chromium:$$PATH" GOOS=js GOARCH=wasm \
-		$(GO) test -count=1 -exec=$(WASMBROWSERTEST) ./shared/store/ ./shared/transport/; \
+		$(GO) test -count=1 -exec=$(WASMBROWSERTEST) ./shared/store/ ./shared/chunk/ ./shared/transport/; \
 	rc=$$?; rm -rf $$tmp; exit $$rc
 
 e2e: build ## end-to-end tests: relay, native node and real Chromium pages (loopback namespace)
