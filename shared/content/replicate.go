@@ -18,7 +18,7 @@ import (
 
 // Replication limits and defaults. What a stranger can make this node
 // hold through ReplicaAsks is bounded by the pledge (Library.Accepts, with
-// the bytes of accepted asks not yet fetched counted against it), by
+// the bytes of accepted asks not yet fetched never more than it), by
 // MaxPendingReplicas and MaxAsksPerPeer, and in time by ReplicaFetchTimeout.
 const (
 	// DefaultReplicas is how many nodes besides the publisher are asked to
@@ -298,7 +298,14 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 	promised := r.promised
 	r.mu.Unlock()
 
-	if err := lib.Accepts(promised, typ); err != nil {
+	// The library says whether this chunk would be taken now (policy, and
+	// room once it evicts what it may); all that is promised must fit the
+	// pledge too, or a burst of asks could promise it many times over.
+	err := lib.Accepts(m.size, typ)
+	if pledge := lib.Usage().PledgedBytes; err == nil && int64(promised) > pledge {
+		err = fmt.Errorf("%w: %d bytes already promised to other replicas", ErrPledgeFull, promised-m.size)
+	}
+	if err != nil {
 		r.mu.Lock()
 		r.releaseLocked(p)
 		r.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 
 	"ddt/shared/chunk"
 	"ddt/shared/id"
+	"ddt/shared/store"
 	"ddt/shared/wire"
 )
 
@@ -82,21 +83,39 @@ func TestPublishReplicas(t *testing.T) {
 	}
 }
 
-// TestPledgeFullRefuses: a node whose pledge its own content fills
-// refuses to hold a replica, says why, and keeps every chunk it pinned.
+// TestPledgeFullRefuses: a node whose pledge is full of replicas in use
+// (being served, so not evictable) refuses to hold another, says why, and
+// keeps every chunk it pinned and every one in use; once they are no
+// longer in use, it takes the new one in their place.
 func TestPledgeFullRefuses(t *testing.T) {
-	w := newSimWorld(t, 4, 12, 4<<10)
+	w := newSimWorld(t, 4, 12, DefaultPledge)
 	peers := w.live()
 	full, asker := peers[1], peers[2]
-	own, _ := full.put(payload(3, 4<<10), 1024, "text/plain", false)
+	lib, err := OpenLibrary(store.NewMemoryChunks(), store.NewMemory(), LibraryConfig{Pledge: 2 << 10, Clock: w.s.Clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full.lib = lib // a 2 KiB pledge, before it holds anything
+	own, _ := full.put(payload(3, 8<<10), 1024, "text/plain", false) // own content is outside the pledge
 	w.settle()
+	var inUse []chunk.Hash
+	for i := range 2 {
+		data := payload(uint64(10+i), 1024)
+		h := chunk.SumGo(data)
+		if err := full.lib.Put(h, data, Replica, "text/plain"); err != nil {
+			t.Fatal(err)
+		}
+		inUse = append(inUse, h)
+	}
+	release := full.lib.Hold(inUse...)
 
 	data := payload(4, 1000)
 	h := chunk.SumGo(data)
 	if err := asker.lib.Put(h, data, Own, "text/plain"); err != nil {
 		t.Fatal(err)
 	}
-	a := full.rep.handleAsk(context.Background(), asker.addr, &wire.ReplicaAsk{Hash: h, Size: 1000, ContentType: "text/plain", Sources: []id.Address{asker.addr}})
+	ask := &wire.ReplicaAsk{Hash: h, Size: 1000, ContentType: "text/plain", Sources: []id.Address{asker.addr}}
+	a := full.rep.handleAsk(context.Background(), asker.addr, ask)
 	if a.Accepted {
 		t.Fatal("a node with a full pledge accepted a replica")
 	}
@@ -107,17 +126,33 @@ func TestPledgeFullRefuses(t *testing.T) {
 	if full.lib.Has(h) {
 		t.Error("the refused chunk is held anyway")
 	}
-	for _, c := range append([]chunk.Hash{own.id}, own.m.Chunks...) {
+	for _, c := range append(append([]chunk.Hash{own.id}, own.m.Chunks...), inUse...) {
 		if !full.lib.Has(c) {
-			t.Errorf("pinned chunk %s evicted", c.Short())
+			t.Errorf("chunk %s, pinned or in use, evicted", c.Short())
 		}
+	}
+	for _, c := range append([]chunk.Hash{own.id}, own.m.Chunks...) {
 		if cl, _ := full.lib.Class(c); cl != Own {
-			t.Errorf("pinned chunk %s is now held as class %d", c.Short(), cl)
+			t.Errorf("pinned chunk %s is now held as %s", c.Short(), cl)
 		}
 	}
 	// Its own content still got its replicas elsewhere.
 	if c := w.copies(own.id); c != DefaultReplicas+1 {
 		t.Errorf("the full node's own manifest is on %d live nodes, want %d", c, DefaultReplicas+1)
+	}
+
+	release()
+	if a := full.rep.handleAsk(context.Background(), asker.addr, ask); !a.Accepted {
+		t.Fatalf("with its replicas no longer in use, the node refused: %s", a.Reason)
+	}
+	w.settle()
+	if !full.lib.Has(h) {
+		t.Error("the accepted replica was not fetched")
+	}
+	for _, c := range append([]chunk.Hash{own.id}, own.m.Chunks...) {
+		if !full.lib.Has(c) {
+			t.Errorf("pinned chunk %s evicted to make room for a replica", c.Short())
+		}
 	}
 }
 

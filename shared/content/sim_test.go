@@ -62,8 +62,12 @@ type simPeer struct {
 
 // newSimWorld joins n nodes, each running a replicator (repair loop on
 // the sim's clock) with a library of the given pledge.
+//
+// The DHT runs with buckets of 10 (K) rather than 20: provider lookups,
+// each verifying every record it collects, are most of the simulation's
+// cost, and replication does not depend on K.
 func newSimWorld(t testing.TB, seed uint64, n int, pledge int64) *simWorld {
-	s := sim.New(sim.Config{Seed: seed, DHT: dht.Config{RecordTTL: 2 * time.Hour, Republish: time.Hour}})
+	s := sim.New(sim.Config{Seed: seed, DHT: dht.Config{K: 10, RecordTTL: 2 * time.Hour, Republish: time.Hour}})
 	ctx, stop := context.WithCancel(context.Background())
 	w := &simWorld{t: t, s: s, ctx: ctx, stop: stop, peers: map[id.Address]*simPeer{}, keys: map[[32]byte]id.Address{}}
 	t.Cleanup(w.close)
