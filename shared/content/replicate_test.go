@@ -95,7 +95,7 @@ func TestPledgeFullRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	full.lib = lib // a 2 KiB pledge, before it holds anything
+	full.lib = lib                                                   // a 2 KiB pledge, before it holds anything
 	own, _ := full.put(payload(3, 8<<10), 1024, "text/plain", false) // own content is outside the pledge
 	w.settle()
 	var inUse []chunk.Hash
