@@ -314,7 +314,9 @@ func (l *Library) put(h chunk.Hash, size int, c Class, typ string, storeFn func(
 	_, had := l.entries[h]
 	reserve := int64(0)
 	if !had && c != Own && l.pinned[h] == 0 {
-		if !l.policy.allows(typ) {
+		// The policy is what this node holds for others; what its own
+		// user fetches (Cache) it keeps whatever the type.
+		if c == Replica && !l.policy.allows(typ) {
 			l.mu.Unlock()
 			return fmt.Errorf("%w: it does not hold %s for others (%s)", ErrPolicy, typeName(typ), l.policyText())
 		}
@@ -373,10 +375,17 @@ func (l *Library) roomLocked(size int64, c Class) error {
 }
 
 // evictableLocked reports whether chunk h may be evicted to make room for
-// a chunk of class c: not Own, not held, and not of a higher class than c.
+// a chunk of class c: never Own or held; for a Replica only Cache, for
+// Cache (what this node's user fetched) Cache or a Replica. A replica is a
+// promise to the network, so a new ask never breaks an older one — a
+// pledge full of replicas refuses it — but the user's own downloads come
+// first, and the replica they displace is repaired by its other holders.
 func (l *Library) evictableLocked(h chunk.Hash, e *entry, c Class) bool {
 	cl := l.classLocked(h, e)
-	return cl != Own && cl <= c && l.holds[h] == 0
+	if cl == Own || l.holds[h] != 0 {
+		return false
+	}
+	return cl == Cache || c == Cache
 }
 
 // evictLocked removes from the index, least recently used first (Cache
@@ -398,7 +407,7 @@ func (l *Library) evictLocked(expired bool) []chunk.Hash {
 	var cands []cand
 	now := l.clk.Now()
 	for h, e := range l.entries {
-		if !l.evictableLocked(h, e, Replica) {
+		if !l.evictableLocked(h, e, Cache) { // anything but Own and held; Cache sorts first
 			continue
 		}
 		if expired && (l.policy.MaxAge <= 0 || now.Sub(e.last) <= l.policy.MaxAge) {
