@@ -60,7 +60,7 @@ func TestDemandTarget(t *testing.T) {
 // replica per doubling of its demand at the next repair round, and loses
 // the surplus as the demand fades.
 func TestDemandReplicas(t *testing.T) {
-	w := newSimWorld(t, 6, 40, DefaultPledge)
+	w := newSimWorld(t, 6, 40, LibraryConfig{})
 	p := w.live()[0]
 	it, _ := p.put(payload(6, 2000), 1024, "text/plain", false)
 	w.settle()

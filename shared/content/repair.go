@@ -38,7 +38,9 @@ func (r *replicator) run(ctx context.Context) {
 	r.mu.Lock()
 	r.base = ctx
 	r.mu.Unlock()
-	t := r.clk.NewTimer(r.nextRound())
+	// The first round counts from newReplicator, not from whenever this
+	// goroutine got to run.
+	t := r.clk.NewTimer(r.nextRound() - r.clk.Now().Sub(r.born))
 	defer t.Stop()
 	for {
 		select {
@@ -98,6 +100,7 @@ func (r *replicator) round(ctx context.Context) {
 	for i := range batch {
 		batch[i] = all[(start+i)%len(all)]
 	}
+	r.learn(all)
 	inParallel(len(batch), repairParallel, func(i int) {
 		if ctx.Err() == nil {
 			r.check(ctx, batch[i].h, batch[i].c)
@@ -126,6 +129,65 @@ func (r *replicator) forgetLocked(all []heldChunk) {
 		if !in[h] && r.queued[h] == nil {
 			delete(r.meta, h)
 		}
+	}
+	for h := range r.probed {
+		if !in[h] {
+			delete(r.probed, h)
+		}
+	}
+}
+
+// manifestPrefix starts every encoded manifest (chunk.Manifest.Marshal's
+// magic, without its version), so a chunk that does not start so is not
+// read further.
+const manifestPrefix = "ddt-manifest/"
+
+// learn recovers what the replicator knew of held chunks before a restart:
+// a held chunk it knows nothing of is read for the manifest prefix (up to
+// MaxRepairChecks of them a round, each once), and a manifest gives its
+// own media type and that of its chunks, so repair asks name the type a
+// holder's policy is judged by.
+func (r *replicator) learn(all []heldChunk) {
+	lib := r.h.library()
+	held := make(map[chunk.Hash]bool, len(all))
+	r.mu.Lock()
+	var unknown []chunk.Hash
+	for _, x := range all {
+		held[x.h] = true
+		if _, ok := r.meta[x.h]; !ok && !r.probed[x.h] && len(unknown) < MaxRepairChecks {
+			unknown = append(unknown, x.h)
+		}
+	}
+	r.mu.Unlock()
+	for _, h := range unknown {
+		r.mu.Lock()
+		_, known := r.meta[h] // learnt from a manifest read earlier in this loop
+		r.probed[h] = true
+		r.mu.Unlock()
+		if known {
+			continue
+		}
+		head := make([]byte, len(manifestPrefix))
+		if n, _ := lib.ReadAt(h, head, 0); n < len(head) || string(head) != manifestPrefix {
+			continue
+		}
+		size, err := lib.Chunks().Size(h)
+		if err != nil {
+			continue
+		}
+		raw := make([]byte, size)
+		var m chunk.Manifest
+		if n, _ := lib.ReadAt(h, raw, 0); n < size || m.Unmarshal(raw) != nil {
+			continue
+		}
+		r.mu.Lock()
+		r.meta[h] = chunkMeta{size: size, typ: m.Type, manifest: true}
+		for i, c := range m.Chunks {
+			if _, ok := r.meta[c]; !ok && held[c] {
+				r.meta[c] = chunkMeta{size: m.ChunkLen(i), typ: m.Type}
+			}
+		}
+		r.mu.Unlock()
 	}
 }
 

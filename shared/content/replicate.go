@@ -97,6 +97,8 @@ type replicator struct {
 	clk clock.Clock
 	log *slog.Logger
 
+	born time.Time // when newReplicator made it
+
 	mu       sync.Mutex
 	base     context.Context // run's, for background fetches
 	meta     map[chunk.Hash]chunkMeta
@@ -107,6 +109,7 @@ type replicator struct {
 	workers  int
 	live     map[chunk.Hash]int // last known live copies
 	dropped  map[chunk.Hash]bool
+	probed   map[chunk.Hash]bool // held chunks learn read, knowing nothing of them
 	demand   map[chunk.Hash]*demandRate
 	cursor   int    // where the next repair round starts in the held chunks
 	rounds   uint64 // repair rounds done
@@ -127,13 +130,14 @@ func newReplicator(h replicaHost, cfg replicaConfig, clk clock.Clock, log *slog.
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &replicator{
-		h: h, cfg: cfg, clk: clk, log: log,
+		h: h, cfg: cfg, clk: clk, log: log, born: clk.Now(),
 		base:    context.Background(),
 		meta:    map[chunk.Hash]chunkMeta{},
 		queued:  map[chunk.Hash]*pendingFetch{},
 		perPeer: map[id.Address]int{},
 		live:    map[chunk.Hash]int{},
 		dropped: map[chunk.Hash]bool{},
+		probed:  map[chunk.Hash]bool{},
 		demand:  map[chunk.Hash]*demandRate{},
 	}
 }

@@ -30,7 +30,7 @@ func (w *simWorld) holders(h chunk.Hash) []*simPeer {
 // unicast content exactly one, and repair keeps it at one, also after
 // that one holder left.
 func TestPublishReplicas(t *testing.T) {
-	w := newSimWorld(t, 3, 40, DefaultPledge)
+	w := newSimWorld(t, 3, 40, LibraryConfig{})
 	p := w.live()[0]
 	pub, n := p.put(payload(1, 3000), 1024, "text/plain", false)
 	uni, m := p.put(payload(2, 3000), 1024, "text/plain", true)
@@ -87,7 +87,7 @@ func TestPublishReplicas(t *testing.T) {
 // refuses to hold another (a replica never displaces another), says why,
 // and keeps every chunk it pinned and every replica it promised.
 func TestPledgeFullRefuses(t *testing.T) {
-	w := newSimWorld(t, 4, 12, DefaultPledge)
+	w := newSimWorld(t, 4, 12, LibraryConfig{})
 	peers := w.live()
 	full, asker := peers[1], peers[2]
 	lib, err := OpenLibrary(store.NewMemoryChunks(), store.NewMemory(), LibraryConfig{Pledge: 2 << 10, Clock: w.s.Clock})
@@ -187,7 +187,7 @@ func (g *gatedHost) fetch(ctx context.Context, h chunk.Hash, size int, sources [
 // all askers together MaxPendingReplicas, and at most MaxReplicaFetches
 // are fetched at once; asks beyond are refused with a reason.
 func TestAskLimits(t *testing.T) {
-	w := newSimWorld(t, 5, 4, DefaultPledge)
+	w := newSimWorld(t, 5, 4, LibraryConfig{})
 	g := &gatedHost{simPeer: w.live()[0], gate: make(chan struct{})}
 	r := newReplicator(g, replicaConfig{}, w.s.Clock, nil)
 	rng := rand.New(rand.NewPCG(5, 5))
