@@ -135,6 +135,11 @@ func (r *replicator) forgetLocked(all []heldChunk) {
 			delete(r.probed, h)
 		}
 	}
+	for h := range r.announced {
+		if !in[h] {
+			delete(r.announced, h)
+		}
+	}
 }
 
 // manifestPrefix starts every encoded manifest (chunk.Manifest.Marshal's
@@ -256,6 +261,7 @@ func (r *replicator) check(ctx context.Context, h chunk.Hash, c Class) {
 		r.h.Withdraw(key)
 		r.mu.Lock()
 		r.dropped[h] = true
+		delete(r.announced, h)
 		r.live[h] = len(live) - 1
 		r.mu.Unlock()
 		r.log.Debug("replica withdrawn", "chunk", h.Short(), "live", len(live), "target", want)

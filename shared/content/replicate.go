@@ -99,21 +99,22 @@ type replicator struct {
 
 	born time.Time // when newReplicator made it
 
-	mu       sync.Mutex
-	base     context.Context // run's, for background fetches
-	meta     map[chunk.Hash]chunkMeta
-	queue    []*pendingFetch
-	queued   map[chunk.Hash]*pendingFetch // queued or fetching
-	perPeer  map[id.Address]int
-	promised int // bytes of queued replicas
-	workers  int
-	live     map[chunk.Hash]int // last known live copies
-	dropped  map[chunk.Hash]bool
-	probed   map[chunk.Hash]bool // held chunks learn read, knowing nothing of them
-	demand   map[chunk.Hash]*demandRate
-	cursor   int    // where the next repair round starts in the held chunks
-	rounds   uint64 // repair rounds done
-	fetching int    // fetches running (for the simulation's quiescence)
+	mu        sync.Mutex
+	base      context.Context // run's, for background fetches
+	meta      map[chunk.Hash]chunkMeta
+	queue     []*pendingFetch
+	queued    map[chunk.Hash]*pendingFetch // queued or fetching
+	perPeer   map[id.Address]int
+	promised  int // bytes of queued replicas
+	workers   int
+	live      map[chunk.Hash]int // last known live copies
+	dropped   map[chunk.Hash]bool
+	announced map[chunk.Hash]bool // replicas this replicator announced
+	probed    map[chunk.Hash]bool // held chunks learn read, knowing nothing of them
+	demand    map[chunk.Hash]*demandRate
+	cursor    int    // where the next repair round starts in the held chunks
+	rounds    uint64 // repair rounds done
+	fetching  int    // fetches running (for the simulation's quiescence)
 }
 
 func newReplicator(h replicaHost, cfg replicaConfig, clk clock.Clock, log *slog.Logger) *replicator {
@@ -131,14 +132,15 @@ func newReplicator(h replicaHost, cfg replicaConfig, clk clock.Clock, log *slog.
 	}
 	return &replicator{
 		h: h, cfg: cfg, clk: clk, log: log, born: clk.Now(),
-		base:    context.Background(),
-		meta:    map[chunk.Hash]chunkMeta{},
-		queued:  map[chunk.Hash]*pendingFetch{},
-		perPeer: map[id.Address]int{},
-		live:    map[chunk.Hash]int{},
-		dropped: map[chunk.Hash]bool{},
-		probed:  map[chunk.Hash]bool{},
-		demand:  map[chunk.Hash]*demandRate{},
+		base:      context.Background(),
+		meta:      map[chunk.Hash]chunkMeta{},
+		queued:    map[chunk.Hash]*pendingFetch{},
+		perPeer:   map[id.Address]int{},
+		live:      map[chunk.Hash]int{},
+		dropped:   map[chunk.Hash]bool{},
+		announced: map[chunk.Hash]bool{},
+		probed:    map[chunk.Hash]bool{},
+		demand:    map[chunk.Hash]*demandRate{},
 	}
 }
 
@@ -267,11 +269,17 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 			r.meta[h] = m
 		}
 		delete(r.dropped, h)
+		// Announced once per chunk held: repeated asks for it cost no
+		// more DHT work.
+		fresh := !r.announced[h]
+		r.announced[h] = true
 		r.mu.Unlock()
 		if c, _ := lib.Class(h); c == Cache {
 			r.upgrade(h, m)
 		}
-		go r.announce(h)
+		if fresh {
+			go r.announce(h)
+		}
 		return &wire.ReplicaAnswer{Accepted: true}
 	}
 	sources := []id.Address{from}
@@ -368,6 +376,7 @@ func (r *replicator) work() {
 		r.releaseLocked(p)
 		if err == nil {
 			r.meta[p.h] = p.m
+			r.announced[p.h] = true
 		}
 		r.mu.Unlock()
 		if err != nil {
