@@ -94,6 +94,16 @@ func TestDemandReplicas(t *testing.T) {
 		w.round()
 	}
 	after := w.copies(h)
+	// Those that withdrew hold it as cache now, first in line for eviction.
+	cached := 0
+	for _, q := range w.live() {
+		if cl, ok := q.lib.Class(h); ok && cl == Cache {
+			cached++
+		}
+	}
+	if cached != peak-after {
+		t.Errorf("%d holders withdrew the chunk, %d hold it as cache; want every one that withdrew", peak-after, cached)
+	}
 	if after >= peak || after < DefaultReplicas+1 {
 		t.Errorf("after demand faded the chunk is on %d live nodes (%d at the peak), want fewer, and at least %d", after, peak, DefaultReplicas+1)
 	}

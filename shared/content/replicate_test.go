@@ -14,11 +14,11 @@ import (
 	"ddt/shared/wire"
 )
 
-// holders is the live peers that hold h and provide it.
+// holders is the live peers that hold h as a replica or their own.
 func (w *simWorld) holders(h chunk.Hash) []*simPeer {
 	var out []*simPeer
 	for _, p := range w.live() {
-		if ok, _ := p.Have(context.Background(), p.addr, []chunk.Hash{h}); ok[0] {
+		if c, ok := p.lib.Class(h); ok && c != Cache {
 			out = append(out, p)
 		}
 	}

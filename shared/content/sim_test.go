@@ -232,7 +232,9 @@ func (p *simPeer) put(data []byte, chunkSize int, typ string, unicast bool) (sim
 	return simItem{id: cid, m: m, data: data, publisher: p}, n
 }
 
-// copies counts the live peers that hold h and provide it (not withdrawn).
+// copies counts the live peers that hold h as a replica or as their own
+// and provide it (not withdrawn); a cached copy may be evicted any time,
+// so it is none.
 func (w *simWorld) copies(h chunk.Hash) int {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
@@ -241,7 +243,7 @@ func (w *simWorld) copies(h chunk.Hash) int {
 		p.rep.mu.Lock()
 		dropped := p.rep.dropped[h]
 		p.rep.mu.Unlock()
-		if p.lib.Has(h) && !dropped {
+		if c, ok := p.lib.Class(h); ok && c != Cache && !dropped {
 			n++
 		}
 	}
@@ -451,10 +453,7 @@ func (p *simPeer) Have(ctx context.Context, to id.Address, hashes []chunk.Hash) 
 	}
 	out := make([]bool, len(hashes))
 	for i, h := range hashes {
-		q.rep.mu.Lock()
-		dropped := q.rep.dropped[h]
-		q.rep.mu.Unlock()
-		out[i] = q.lib.Has(h) && !dropped
+		out[i] = q.lib.Has(h)
 	}
 	return out, nil
 }
