@@ -263,7 +263,12 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 
 	// The library is never called with r.mu held: its eviction callback
 	// may call into the service, and so into the replicator.
-	if lib.Has(h) {
+	if cl, held := lib.Class(h); held {
+		// A chunk its user fetched (Cache) becomes one held for others: the
+		// policy says whether it may.
+		if err := lib.Accepts(0, typ); cl == Cache && errors.Is(err, ErrPolicy) {
+			return refuse("%s", reasonOf(err))
+		}
 		r.mu.Lock()
 		if _, ok := r.meta[h]; !ok {
 			r.meta[h] = m
@@ -274,7 +279,7 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 		fresh := !r.announced[h]
 		r.announced[h] = true
 		r.mu.Unlock()
-		if c, _ := lib.Class(h); c == Cache {
+		if cl == Cache {
 			r.upgrade(h, m)
 		}
 		if fresh {
@@ -400,8 +405,12 @@ func (r *replicator) fetchOne(base context.Context, p *pendingFetch) error {
 // upgrade makes a chunk held as Cache a Replica.
 func (r *replicator) upgrade(h chunk.Hash, m chunkMeta) {
 	lib := r.h.library()
-	buf := make([]byte, m.size)
-	if n, err := lib.ReadAt(h, buf, 0); err != nil && n != m.size {
+	size, err := lib.Chunks().Size(h) // the asker's size may be wrong
+	if err != nil {
+		return
+	}
+	buf := make([]byte, size)
+	if n, _ := lib.ReadAt(h, buf, 0); n != size {
 		return
 	}
 	if err := lib.Put(h, buf, Replica, m.typ); err != nil {

@@ -145,6 +145,42 @@ func TestPledgeFullRefuses(t *testing.T) {
 	}
 }
 
+// TestPolicyRefuses: a node that holds only images for others refuses a
+// replica of another type, and a chunk its user fetched of that type is
+// not turned into one, both with a reason; an image it takes.
+func TestPolicyRefuses(t *testing.T) {
+	w := newSimWorld(t, 11, 4, LibraryConfig{Policy: Policy{Types: []string{"image/"}}})
+	q, asker := w.live()[0], w.live()[1]
+	ask := func(data []byte, typ string) *wire.ReplicaAnswer {
+		h := chunk.SumGo(data)
+		if err := asker.lib.Put(h, data, Own, typ); err != nil {
+			t.Fatal(err)
+		}
+		return q.rep.handleAsk(context.Background(), asker.addr, &wire.ReplicaAsk{Hash: h, Size: uint32(len(data)), ContentType: typ, Sources: []id.Address{asker.addr}})
+	}
+	if a := ask(payload(20, 500), "video/mp4"); a.Accepted || !strings.Contains(a.Reason, "type") {
+		t.Errorf("a video replica on an image-only node: accepted %v, reason %q; want refused, saying the type", a.Accepted, a.Reason)
+	}
+	fetched := payload(21, 500)
+	if err := q.lib.Put(chunk.SumGo(fetched), fetched, Cache, "video/mp4"); err != nil {
+		t.Fatal(err)
+	}
+	if a := ask(fetched, "video/mp4"); a.Accepted || a.Reason == "" {
+		t.Errorf("a cached video asked for as a replica: accepted %v, reason %q; want refused with a reason", a.Accepted, a.Reason)
+	}
+	if c, _ := q.lib.Class(chunk.SumGo(fetched)); c != Cache {
+		t.Errorf("the cached video is now held as %s", c)
+	}
+	img := payload(22, 500)
+	if a := ask(img, "image/png"); !a.Accepted {
+		t.Fatalf("an image replica refused: %s", a.Reason)
+	}
+	w.settle()
+	if c, ok := q.lib.Class(chunk.SumGo(img)); !ok || c != Replica {
+		t.Errorf("the accepted image is held %v as %s, want a replica", ok, c)
+	}
+}
+
 // waitIdle waits until r has no replica left to fetch.
 func waitIdle(t *testing.T, r *replicator) {
 	t.Helper()
