@@ -64,8 +64,9 @@ func (c Class) String() string {
 // Policy says what a node is willing to hold for others.
 type Policy struct {
 	// Types are the media-type prefixes ("video/", "image/png") of what
-	// is cached or replicated for others; empty takes every type. A chunk
-	// of no stated type is refused when Types is not empty.
+	// is replicated for others; empty takes every type. A replica of no
+	// stated type is refused when Types is not empty. (What the node's
+	// own user fetches is cached whatever its type.)
 	Types []string
 	// MaxAge drops cache and replicas not used for this long (Sweep); 0
 	// keeps them until evicted.
@@ -73,12 +74,14 @@ type Policy struct {
 }
 
 // allows reports whether the policy takes a chunk of media type typ.
+// Media types are case-insensitive, so the match is too.
 func (p Policy) allows(typ string) bool {
 	if len(p.Types) == 0 {
 		return true
 	}
+	typ = strings.ToLower(typ)
 	for _, t := range p.Types {
-		if t != "" && strings.HasPrefix(typ, t) {
+		if t != "" && strings.HasPrefix(typ, strings.ToLower(t)) {
 			return true
 		}
 	}
@@ -163,8 +166,9 @@ type Library struct {
 // capability's namespaced store). It rebuilds its index from chunks.List
 // and meta: a chunk in meta that the store lost is forgotten, a chunk in
 // the store that meta does not know is Cache. If what is held for others
-// exceeds the pledge (a smaller pledge than last time), it evicts down to
-// it at once.
+// exceeds the pledge (a smaller pledge than last time), it evicts cache and
+// replicas down to it at once. A pin record it cannot read fails the open, rather
+// than let that content be evicted as cache.
 func OpenLibrary(chunks store.Chunks, meta store.Store, cfg LibraryConfig) (*Library, error) {
 	l := &Library{
 		chunks:  chunks,
@@ -262,12 +266,13 @@ func OpenLibrary(chunks store.Chunks, meta store.Store, cfg LibraryConfig) (*Lib
 func (l *Library) Chunks() store.Chunks { return l.chunks }
 
 // Put checks data against h and stores it (Chunks.Put) as class c of media
-// type typ. A chunk already held keeps the higher of its classes. Cache
-// and Replica chunks must pass the Policy (ErrPolicy) and fit in the
-// pledge: room is made by evicting the least recently used chunks (for a
-// Cache chunk only Cache; for a Replica, Cache then Replica), and if even
-// that is not enough Put fails with ErrPledgeFull and evicts nothing. Own
-// chunks are bounded only by the platform (store.ErrQuota).
+// type typ. A chunk already held keeps the higher of its classes. A
+// Replica must pass the Policy (ErrPolicy); Cache (what this node's user
+// fetched) is kept whatever its type. Both must fit in the pledge: room is
+// made by evicting the least recently used chunks (for a Replica only
+// Cache; for Cache, Cache then Replica), and if even that is not enough
+// Put fails with ErrPledgeFull and evicts nothing. Own chunks are outside
+// the pledge, bounded only by the platform (store.ErrQuota).
 func (l *Library) Put(h chunk.Hash, data []byte, c Class, typ string) error {
 	return l.put(h, len(data), c, typ, func(had bool) error {
 		if had {
@@ -304,8 +309,8 @@ func (l *Library) put(h chunk.Hash, size int, c Class, typ string, storeFn func(
 	if c > Own {
 		return fmt.Errorf("content: put chunk %s: unknown class %d", h.Short(), c)
 	}
-	if len(typ) > maxTypeLen {
-		typ = typ[:maxTypeLen] // a media type this long is junk; its prefix still matches a policy
+	if len(typ) > MaxTypeLen {
+		typ = typ[:MaxTypeLen] // a media type this long is junk; its prefix still matches a policy
 	}
 	release := l.Hold(h) // so no eviction takes it while its bytes are written
 	defer release()
@@ -771,12 +776,13 @@ func encodeChunk(e *entry) []byte {
 	return append(b, e.typ...)
 }
 
-// maxTypeLen bounds the media type kept per chunk.
-const maxTypeLen = 255
+// MaxTypeLen bounds the media type kept per chunk (a peer names it when
+// it asks for a replica): a longer one is cut to this many bytes.
+const MaxTypeLen = 255
 
 // decodeChunk reads a chunk's meta record (its size comes from the store).
 func decodeChunk(b []byte) (*entry, error) {
-	if len(b) < 9 || len(b) > 9+maxTypeLen {
+	if len(b) < 9 || len(b) > 9+MaxTypeLen {
 		return nil, fmt.Errorf("content: a chunk record of %d bytes", len(b))
 	}
 	c := Class(b[0])

@@ -255,10 +255,11 @@ func TestLibraryHeldNotEvicted(t *testing.T) {
 		d, h := testChunk(kib, 10+i)
 		mustPut(t, l, d, h, Cache, "")
 	}
-	mustRead(t, l, a, da) // a is now as recent as the last put: one more, later
-	env.clk.Advance(time.Second)
-	dz, z := testChunk(kib, 15)
-	mustPut(t, l, dz, z, Cache, "")
+	// Still there (read from the store, so its last use stays the oldest).
+	got := make([]byte, kib)
+	if _, err := l.Chunks().ReadAt(a, got, 0); err != nil || !l.Has(a) || !bytes.Equal(got, da) {
+		t.Fatalf("a held chunk was evicted: %v", err)
+	}
 	// With a held and one other cache chunk, a Replica of 2 KiB cannot fit.
 	d2, h2 := testChunk(2*kib, 50)
 	if err := l.Put(h2, d2, Replica, ""); !errors.Is(err, ErrPledgeFull) {
@@ -387,6 +388,15 @@ func TestLibraryPolicy(t *testing.T) {
 	mustPut(t, l, di, hi, Replica, "image/png")
 	if err := l.Accepts(kib, "text/plain; charset=utf-8"); err != nil {
 		t.Fatalf("Accepts(text/plain) = %v", err)
+	}
+	if err := l.Accepts(kib, "IMAGE/JPEG"); err != nil {
+		t.Fatalf("Accepts(IMAGE/JPEG) = %v: media types are case-insensitive", err)
+	}
+	// A peer's absurd media type is cut, not kept whole.
+	dl, hl := testChunk(kib, 3)
+	mustPut(t, l, dl, hl, Cache, "image/"+strings.Repeat("x", 10000))
+	if got := len(l.entries[hl].typ); got != MaxTypeLen {
+		t.Fatalf("kept a media type of %d bytes, limit %d", got, MaxTypeLen)
 	}
 	// A node's own content is not subject to what it caches for others.
 	mustPut(t, l, dv, hv, Own, "video/mp4")
@@ -712,4 +722,34 @@ func FuzzDecodePinRecord(f *testing.F) {
 			t.Fatalf("round trip: %x → %x", b, got)
 		}
 	})
+}
+
+// reopening is a store.Chunks that a test can close and open again under
+// the same value, as a process restart would.
+type reopening struct {
+	store.Chunks
+	open func() (store.Chunks, error)
+}
+
+func (r *reopening) reopen() error {
+	if r.Chunks != nil {
+		r.Chunks.Close()
+	}
+	c, err := r.open()
+	r.Chunks = c
+	return err
+}
+
+type reopeningMeta struct {
+	store.Store
+	open func() (store.Store, error)
+}
+
+func (r *reopeningMeta) reopen() error {
+	if r.Store != nil {
+		r.Store.Close()
+	}
+	s, err := r.open()
+	r.Store = s
+	return err
 }
