@@ -29,6 +29,9 @@ const (
 	MaxHaveChecks = 16
 	// repairParallel is how many chunks a round checks at once.
 	repairParallel = 4
+	// placedFor is how long a node that accepted a replica from this one
+	// is asked about it without confirming (fetching it takes a while).
+	placedFor = 3 * RepairEvery
 )
 
 // run checks and repairs the copies of held chunks every RepairEvery
@@ -140,6 +143,16 @@ func (r *replicator) forgetLocked(all []heldChunk) {
 			delete(r.announced, h)
 		}
 	}
+	for h := range r.placed {
+		if !in[h] {
+			delete(r.placed, h)
+		}
+	}
+	for h := range r.since {
+		if !in[h] && r.queued[h] == nil {
+			delete(r.since, h)
+		}
+	}
 }
 
 // manifestPrefix starts every encoded manifest (chunk.Manifest.Marshal's
@@ -240,7 +253,7 @@ func (r *replicator) check(ctx context.Context, h chunk.Hash, c Class) {
 		r.log.Debug("providers not found", "chunk", h.Short(), "err", err)
 		return
 	}
-	want := r.target(h) + 1
+	want := r.target(h, len(live)) + 1
 	if m.unicast {
 		want = 2
 	}
@@ -255,7 +268,7 @@ func (r *replicator) check(ctx context.Context, h chunk.Hash, c Class) {
 		if n > 0 || err != nil {
 			r.log.Debug("replicas repaired", "chunk", h.Short(), "live", len(live), "added", n, "err", err)
 		}
-	case len(live) > want && c == Replica && rankOf(live, key, r.h.Self()) >= want:
+	case len(live) > want && c == Replica && rankOf(live, key, r.h.Self()) >= want && r.settled(h):
 		// Holders beyond the want closest stop providing it; the want
 		// closest keep it, so a surplus never falls below the target.
 		r.h.Withdraw(key)
@@ -288,6 +301,17 @@ func demote(lib *Library, h chunk.Hash) error {
 	return lib.Unpin(pid)
 }
 
+// settled reports whether this node has held replica h for at least
+// DemandHalfLife (or since before a restart): a replica just placed for
+// demand has had no time to see its share of it, and would otherwise
+// count as surplus at once.
+func (r *replicator) settled(h chunk.Hash) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.since[h]
+	return !ok || r.clk.Now().Sub(at) >= DemandHalfLife
+}
+
 // liveHolders is this node and those of h's providers (at most
 // MaxHaveChecks, closest to the key first) that say they hold it;
 // expired records are not listed and silent providers do not count.
@@ -304,6 +328,13 @@ func (r *replicator) liveHolders(ctx context.Context, h chunk.Hash) ([]id.Addres
 			cands = append(cands, p.Address)
 		}
 	}
+	r.mu.Lock()
+	for a := range r.placed[h] {
+		if !slices.Contains(cands, a) {
+			cands = append(cands, a)
+		}
+	}
+	r.mu.Unlock()
 	slices.SortFunc(cands, func(a, b id.Address) int { return a.Xor(key).Compare(b.Xor(key)) })
 	cands = cands[:min(len(cands), MaxHaveChecks)]
 	has := make([]bool, len(cands))
@@ -315,6 +346,24 @@ func (r *replicator) liveHolders(ctx context.Context, h chunk.Hash) ([]id.Addres
 		})
 	}
 	wg.Wait()
+	// Those this node placed count once they confirm; one that has not
+	// confirmed within placedFor is forgotten.
+	now := r.clk.Now()
+	r.mu.Lock()
+	for i, a := range cands {
+		if t, ok := r.placed[h][a]; ok {
+			switch {
+			case has[i]:
+				r.placed[h][a] = now
+			case now.Sub(t) > placedFor:
+				delete(r.placed[h], a)
+			}
+		}
+	}
+	if len(r.placed[h]) == 0 {
+		delete(r.placed, h)
+	}
+	r.mu.Unlock()
 	live := []id.Address{self}
 	for i, a := range cands {
 		if has[i] {

@@ -109,8 +109,10 @@ type replicator struct {
 	workers   int
 	live      map[chunk.Hash]int // last known live copies
 	dropped   map[chunk.Hash]bool
-	announced map[chunk.Hash]bool // replicas this replicator announced
-	probed    map[chunk.Hash]bool // held chunks learn read, knowing nothing of them
+	announced map[chunk.Hash]bool                     // replicas this replicator announced
+	placed    map[chunk.Hash]map[id.Address]time.Time // who accepted h from this node, when last seen
+	since     map[chunk.Hash]time.Time                // when this node accepted replica h
+	probed    map[chunk.Hash]bool                     // held chunks learn read, knowing nothing of them
 	demand    map[chunk.Hash]*demandRate
 	cursor    int    // where the next repair round starts in the held chunks
 	rounds    uint64 // repair rounds done
@@ -121,6 +123,7 @@ func newReplicator(h replicaHost, cfg replicaConfig, clk clock.Clock, log *slog.
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = DefaultReplicas
 	}
+	cfg.Replicas = min(cfg.Replicas, maxTarget)
 	if cfg.RepairEvery <= 0 {
 		cfg.RepairEvery = RepairEvery
 	}
@@ -139,6 +142,8 @@ func newReplicator(h replicaHost, cfg replicaConfig, clk clock.Clock, log *slog.
 		live:      map[chunk.Hash]int{},
 		dropped:   map[chunk.Hash]bool{},
 		announced: map[chunk.Hash]bool{},
+		placed:    map[chunk.Hash]map[id.Address]time.Time{},
+		since:     map[chunk.Hash]time.Time{},
 		probed:    map[chunk.Hash]bool{},
 		demand:    map[chunk.Hash]*demandRate{},
 	}
@@ -231,6 +236,7 @@ func (r *replicator) place(ctx context.Context, h chunk.Hash, m chunkMeta, want 
 			last = err
 		case a.Accepted:
 			accepted++
+			r.notePlaced(h, to)
 		default:
 			last = errors.New(a.Reason)
 			r.log.Debug("replica refused", "chunk", h.Short(), "by", to.Short(), "reason", a.Reason)
@@ -240,6 +246,22 @@ func (r *replicator) place(ctx context.Context, h chunk.Hash, m chunkMeta, want 
 		return accepted, last
 	}
 	return accepted, nil
+}
+
+// notePlaced remembers that node a accepted a replica of h from this
+// node, so the next checks ask it whether it holds h even if no provider
+// record of it can be found (not announced yet, or the key's records full).
+func (r *replicator) notePlaced(h chunk.Hash, a id.Address) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.placed[h]
+	if m == nil {
+		m = map[id.Address]time.Time{}
+		r.placed[h] = m
+	}
+	if len(m) < maxTarget+1 {
+		m[a] = r.clk.Now()
+	}
 }
 
 // handleAsk answers a ReplicaAsk. A chunk already held is accepted at once
@@ -382,6 +404,7 @@ func (r *replicator) work() {
 		if err == nil {
 			r.meta[p.h] = p.m
 			r.announced[p.h] = true
+			r.since[p.h] = r.clk.Now()
 		}
 		r.mu.Unlock()
 		if err != nil {
