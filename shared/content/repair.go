@@ -229,11 +229,12 @@ func (r *replicator) metaOf(h chunk.Hash) (chunkMeta, bool) {
 // providers that confirm they hold it) and, if there are fewer than the
 // target and this node is the live holder closest to h's key, asks the
 // nodes closest to the key for more. If there are more, this node holds h
-// only as a replica and is not among the target's number of holders
-// closest to the key, it stops providing h, so counts fall back as demand
-// does. (A publisher's own copy is never dropped: while the publisher is
-// online and farther than the replicas, one surplus replica can outlast
-// the demand that placed it, until the pledge's LRU or MaxAge takes it.)
+// only as a replica (for DemandHalfLife at least) and is not among the
+// target's number of holders closest to the key, it stops providing h and
+// keeps it as cache, so counts fall back as demand does. (A publisher's
+// own copy is never dropped: while the publisher is online and farther
+// from the key than the replicas, one surplus replica outlasts the demand
+// that placed it.)
 //
 // The target is target(h)+1 live copies: target(h) replicas besides one
 // original (the publisher's copy, or once it left one more replica), so
