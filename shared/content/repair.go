@@ -278,28 +278,11 @@ func (r *replicator) check(ctx context.Context, h chunk.Hash, c Class) {
 		delete(r.announced, h)
 		r.live[h] = len(live) - 1
 		r.mu.Unlock()
-		if err := demote(r.h.library(), h); err != nil {
+		if err := r.h.library().Release(h); err != nil {
 			r.log.Info("withdrawn replica not released", "chunk", h.Short(), "err", err)
 		}
 		r.log.Debug("replica withdrawn", "chunk", h.Short(), "live", len(live), "target", want)
 	}
-}
-
-// demoteContext names the pins demote makes, apart from any content id.
-const demoteContext = "ddt/replica/demote/v1\x00"
-
-// demote makes replica h Cache, so that eviction may take it first: a
-// withdrawn replica must not sit in the pledge, where a replica never
-// displaces another. The Library has no call for it, but an Unpin leaves
-// its chunks Cache: so h is pinned, under an id that is no content's (the
-// hash of a context and h), and unpinned at once. A pin of the user's
-// that names h meanwhile keeps it Own.
-func demote(lib *Library, h chunk.Hash) error {
-	pid := chunk.SumGo(append([]byte(demoteContext), h[:]...))
-	if err := lib.Pin(pid, []chunk.Hash{h}); err != nil {
-		return err
-	}
-	return lib.Unpin(pid)
 }
 
 // settled reports whether this node has held replica h for at least

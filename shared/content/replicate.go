@@ -44,12 +44,6 @@ const (
 	askSlack = 5
 )
 
-// unicastParam marks, in a ReplicaAsk's ContentType, a replica of unicast
-// content: its holder must not repair it towards the public count (only
-// the publisher keeps its single replica). It is a media-type parameter,
-// so a holder's type policy still matches the type before it.
-const unicastParam = "; ddt-unicast"
-
 // replicaHost is what replication needs of the node: the overlay, the
 // library, and a verified fetch into it. The Service implements it; so does
 // the simulation's world.
@@ -212,13 +206,13 @@ func (r *replicator) place(ctx context.Context, h chunk.Hash, m chunkMeta, want 
 		return 0, err
 	}
 	typ := m.typ
-	if m.unicast {
-		// The mark must fit the wire's bound on a type: a type too long
-		// for both loses its tail (policies match prefixes).
-		typ = strings.ToValidUTF8(typ[:min(len(typ), wire.MaxContentType-len(unicastParam))], "") + unicastParam
+	if len(typ) > wire.MaxContentType {
+		// Policies match prefixes, so a type too long for the wire keeps
+		// its head.
+		typ = strings.ToValidUTF8(typ[:wire.MaxContentType], "")
 	}
 	ask := &wire.ReplicaAsk{
-		Hash: h, Size: uint32(m.size), ContentType: typ, Manifest: m.manifest,
+		Hash: h, Size: uint32(m.size), ContentType: typ, Manifest: m.manifest, Unicast: m.unicast,
 		Sources: holders[:min(len(holders), wire.MaxSources)],
 	}
 	accepted := 0
@@ -279,8 +273,7 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 	if h.IsZero() || a.Size == 0 || a.Size > chunk.MaxSize {
 		return refuse("a replica of %d bytes: a chunk is 1 to %d bytes", a.Size, chunk.MaxSize)
 	}
-	typ, unicast := strings.CutSuffix(a.ContentType, unicastParam)
-	m := chunkMeta{size: int(a.Size), typ: typ, manifest: a.Manifest, unicast: unicast}
+	m := chunkMeta{size: int(a.Size), typ: a.ContentType, manifest: a.Manifest, unicast: a.Unicast}
 	lib := r.h.library()
 
 	// The library is never called with r.mu held: its eviction callback
@@ -288,7 +281,7 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 	if cl, held := lib.Class(h); held {
 		// A chunk its user fetched (Cache) becomes one held for others: the
 		// policy says whether it may.
-		if err := lib.Accepts(0, typ); cl == Cache && errors.Is(err, ErrPolicy) {
+		if err := lib.Accepts(0, m.typ); cl == Cache && errors.Is(err, ErrPolicy) {
 			return refuse("%s", reasonOf(err))
 		}
 		r.mu.Lock()
@@ -340,7 +333,7 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 	// The library says whether this chunk would be taken now (policy, and
 	// room once it evicts what it may); all that is promised must fit the
 	// pledge too, or a burst of asks could promise it many times over.
-	err := lib.Accepts(m.size, typ)
+	err := lib.Accepts(m.size, m.typ)
 	if pledge := lib.Usage().PledgedBytes; err == nil && int64(promised) > pledge {
 		err = fmt.Errorf("%w: %d bytes already promised to other replicas", ErrPledgeFull, promised-m.size)
 	}
