@@ -521,7 +521,7 @@ func TestLibraryUpgradeAndAdopt(t *testing.T) {
 		t.Fatalf("refused adoption left the chunk in the store: %v", err)
 	}
 	checkConsistent(t, l)
-	// A withdrawn replica is released to cache, and stays so after a restart.
+	// A withdrawn replica is released to cache.
 	dr, hr := testChunk(kib, 7)
 	mustPut(t, l, dr, hr, Replica, "")
 	if err := l.Release(hr); err != nil {
