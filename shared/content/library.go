@@ -573,6 +573,22 @@ func (l *Library) Unpin(id chunk.Hash) error {
 	return errors.Join(l.dropAll(victims), l.flush())
 }
 
+// Release lowers chunk h from Replica to Cache: a holder that withdrew
+// its replica (a surplus) keeps the bytes only as cache, first in line for
+// eviction, since in the pledge a replica never displaces another. A
+// chunk that is Own, Cache or not held is left as it is.
+func (l *Library) Release(h chunk.Hash) error {
+	l.mu.Lock()
+	e, ok := l.entries[h]
+	if !ok || e.base != Replica {
+		l.mu.Unlock()
+		return nil
+	}
+	l.setBaseLocked(h, e, Cache)
+	l.mu.Unlock()
+	return l.flush()
+}
+
 // pinLocked records pin id over hs.
 func (l *Library) pinLocked(id chunk.Hash, hs []chunk.Hash) {
 	if _, ok := l.pins[id]; ok {

@@ -485,6 +485,10 @@ func TestLibraryUpgradeAndAdopt(t *testing.T) {
 	}
 	mustPut(t, l, d, h, Own, "")
 	checkClass(t, l, h, Own)
+	if err := l.Release(h); err != nil { // Own is never released
+		t.Fatal(err)
+	}
+	checkClass(t, l, h, Own)
 	if u := l.Usage(); u.PinnedBytes != kib || u.UsedBytes != kib {
 		t.Fatalf("Usage = %+v", u)
 	}
@@ -516,6 +520,14 @@ func TestLibraryUpgradeAndAdopt(t *testing.T) {
 	if _, err := l.Chunks().Size(h3); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("refused adoption left the chunk in the store: %v", err)
 	}
+	checkConsistent(t, l)
+	// A withdrawn replica is released to cache.
+	dr, hr := testChunk(kib, 7)
+	mustPut(t, l, dr, hr, Replica, "")
+	if err := l.Release(hr); err != nil {
+		t.Fatal(err)
+	}
+	checkClass(t, l, hr, Cache)
 	checkConsistent(t, l)
 }
 
