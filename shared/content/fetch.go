@@ -409,6 +409,7 @@ type source struct {
 // want is a chunk a download still needs.
 type want struct {
 	i       int
+	also    []int // later indexes of the same chunk
 	h       chunk.Hash
 	size    int
 	cands   []id.Address // its own providers (beside the whole ones)
@@ -463,6 +464,7 @@ func (d *download) run() error {
 	m := d.m
 	var have int64
 	done := 0
+	wanted := map[chunk.Hash]*want{}
 	for i, h := range m.Chunks {
 		if d.s.lib.Has(h) { // made Own, if pinned, by the Pin after the download
 			have += int64(m.ChunkLen(i))
@@ -472,7 +474,13 @@ func (d *download) run() error {
 			}
 			continue
 		}
-		d.chunks = append(d.chunks, &want{i: i, h: h, size: m.ChunkLen(i), tried: map[id.Address]bool{}})
+		if w := wanted[h]; w != nil {
+			w.also = append(w.also, i) // a payload of repeated blocks repeats chunks: fetched once
+			continue
+		}
+		w := &want{i: i, h: h, size: m.ChunkLen(i), tried: map[id.Address]bool{}}
+		wanted[h] = w
+		d.chunks = append(d.chunks, w)
 	}
 	d.bytes.Store(have)
 	remaining := len(d.chunks)
@@ -513,10 +521,14 @@ func (d *download) run() error {
 			if r.err == nil {
 				r.w.done = true
 				remaining--
-				done++
+				done += 1 + len(r.w.also)
+				d.bytes.Add(int64(r.w.size * len(r.w.also)))
 				src.failures = 0
 				if d.opts.OnChunk != nil {
 					d.opts.OnChunk(r.w.i)
+					for _, i := range r.w.also {
+						d.opts.OnChunk(i)
+					}
 				}
 				continue
 			}

@@ -500,3 +500,46 @@ func TestServingLimits(t *testing.T) {
 		}
 	}
 }
+
+// A payload of repeated blocks (a file of zeros) lists one chunk many
+// times: the download asks for it once and reads back every copy.
+func TestRepeatedChunksFetchedOnce(t *testing.T) {
+	x := &hostile{mode: serveHonest}
+	var dl *Service
+	sw := mixedSwarm(t, 2, func(i int, c *node.Config) node.Capability {
+		if i == 0 {
+			return x
+		}
+		dl = New(Config{Policy: noReplicas})
+		return dl
+	})
+	x.n = sw.Nodes[0]
+	data := make([]byte, 4*chunk.MaxSize+10)
+	copy(data[len(data)-10:], "the end...")
+	m := &chunk.Manifest{Name: "zeros", Size: int64(len(data)), ChunkSize: chunk.MaxSize}
+	for off := 0; off < len(data); off += chunk.MaxSize {
+		m.Chunks = append(m.Chunks, chunk.SumGo(data[off:min(off+chunk.MaxSize, len(data))]))
+	}
+	raw, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := chunk.SumGo(raw)
+	x.hold(t, id, raw, true, true)
+	x.hold(t, m.Chunks[0], data[:chunk.MaxSize], false, false)
+	x.hold(t, m.Chunks[4], data[4*chunk.MaxSize:], false, false)
+	var chunks []int
+	var last Progress
+	if _, err := dl.Fetch(testCtx(t), id, GetOptions{OnChunk: func(i int) { chunks = append(chunks, i) }, Progress: func(p Progress) { last = p }}); err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	if got := readAll(t, dl, id); !bytes.Equal(got, data) {
+		t.Fatal("the download is not what was put")
+	}
+	if n := x.gets.Load(); n != 2 {
+		t.Fatalf("%d transfers for 2 distinct chunks", n)
+	}
+	if len(chunks) != 5 || last.ChunksDone != 5 || last.Bytes != int64(len(data)) {
+		t.Fatalf("chunks reported %v, last progress %+v", chunks, last)
+	}
+}
