@@ -274,7 +274,12 @@ func (s *Service) announceContent(id chunk.Hash, m *chunk.Manifest) {
 func (s *Service) announceChunks(ctx context.Context, hs []chunk.Hash) {
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
+	seen := make(map[chunk.Hash]bool, len(hs))
 	for _, h := range hs {
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
