@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 
 	"ddt/shared/chunk"
 	"ddt/shared/node"
@@ -125,7 +126,9 @@ func (s *Service) publish(ctx context.Context, m *chunk.Manifest, o PutOptions, 
 	}
 	s.mu.Lock()
 	for _, h := range m.Chunks {
-		s.wholeOf[h] = append(s.wholeOf[h], cid)
+		if !slices.Contains(s.wholeOf[h], cid) {
+			s.wholeOf[h] = append(s.wholeOf[h], cid)
+		}
 	}
 	s.mu.Unlock()
 	// The whole-content record first, before Put returns, so a reader
