@@ -253,6 +253,15 @@ func blame(err error) bool {
 // life.
 func (s *Service) announceContent(id chunk.Hash, m *chunk.Manifest) {
 	ctx := s.h.Life()
+	if s.announceWhole(ctx, id, m) {
+		s.announceChunks(ctx, m.Chunks)
+	}
+}
+
+// announceWhole announces this node as a provider of every chunk of
+// content id, if it holds them all, and notes which they are (evicting
+// one withdraws the record).
+func (s *Service) announceWhole(ctx context.Context, id chunk.Hash, m *chunk.Manifest) bool {
 	s.mu.Lock()
 	for _, h := range m.Chunks {
 		if !slices.Contains(s.wholeOf[h], id) {
@@ -261,12 +270,12 @@ func (s *Service) announceContent(id chunk.Hash, m *chunk.Manifest) {
 	}
 	s.mu.Unlock()
 	if !s.local(m) {
-		return // evicted already
+		return false // evicted already
 	}
 	if err := s.ov.Announce(ctx, id.Key(), true); err != nil && ctx.Err() == nil {
 		s.log.Info("could not announce content yet; the refresh will", "id", id.Short(), "err", err)
 	}
-	s.announceChunks(ctx, m.Chunks)
+	return true
 }
 
 // announceChunks announces this node as a provider of each of hs, a few

@@ -112,12 +112,42 @@ func (s *Service) Attach(h *node.Host) error {
 // the provider records again at every one (the lease, and with it the
 // address, may be new).
 func (s *Service) admitted(ctx context.Context, _ wire.Lease) {
+	first := false
 	s.start.Do(func() {
 		life := s.h.Life()
 		go s.rep.run(life)
 		go s.loop(life)
+		first = true
 	})
+	if first {
+		go s.reannounce(s.h.Life())
+	}
 	s.ov.refresh(ctx)
+}
+
+// reannounce publishes, once per run, the provider records of what the
+// library held before it started (a restart): each chunk, and, whole,
+// the content pinned here whose every chunk is held.
+func (s *Service) reannounce(ctx context.Context) {
+	var hs []chunk.Hash
+	for _, c := range []Class{Own, Replica, Cache} {
+		hs = append(hs, s.lib.Held(c)...)
+	}
+	if len(hs) == 0 {
+		return
+	}
+	for _, h := range s.lib.Held(Own) {
+		if !s.lib.Pinned(h) {
+			continue // a pin is keyed by its content id: the others are chunks
+		}
+		raw, err := s.readLocal(h)
+		var m chunk.Manifest
+		if err != nil || m.Unmarshal(raw) != nil || !s.local(&m) {
+			continue
+		}
+		s.announceWhole(ctx, h, &m)
+	}
+	s.announceChunks(ctx, hs)
 }
 
 // loop refreshes provider records every ProviderRefresh and sweeps the

@@ -13,6 +13,7 @@ import (
 	"ddt/shared/chunk"
 	"ddt/shared/node"
 	"ddt/shared/node/nodetest"
+	"ddt/shared/store"
 	"ddt/shared/wait"
 )
 
@@ -202,4 +203,47 @@ func mustManifest(t testing.TB, s *Service, id chunk.Hash) *chunk.Manifest {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// A node that restarts with its stores announces again what it held: a
+// node of the new network, which never saw its old records, finds it and
+// gets its content.
+func TestRestartReannounces(t *testing.T) {
+	nodeStore, chunks := store.NewMemory(), store.NewMemoryChunks()
+	pub := New(Config{Chunks: chunks})
+	first := nodetest.New(t, 1, nodetest.Options{Config: func(i int, c *node.Config) {
+		c.Store = nodeStore
+		c.Capabilities = []node.Capability{pub}
+	}})
+	data := testBytes(chunk.MaxSize+3, 61)
+	id, err := pub.Put(testCtx(t), bytes.NewReader(data), -1, PutOptions{Name: "kept"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Nodes[0].Close()
+
+	var reader *Service
+	again := nodetest.New(t, 2, nodetest.Options{Config: func(i int, c *node.Config) {
+		if i == 0 {
+			c.Store = nodeStore // its identity, lease nonce and library index
+			c.Capabilities = []node.Capability{New(Config{Chunks: chunks})}
+			return
+		}
+		reader = New(Config{Policy: noReplicas})
+		c.Capabilities = []node.Capability{reader}
+	}})
+	again.Link(again.Nodes[0], again.Nodes[1])
+	if again.Nodes[0].Address() != first.Nodes[0].Address() {
+		t.Fatal("the restarted node has another address")
+	}
+	wait.Until(t, wait.Default, "the restarted node found", func() bool {
+		ps, _ := reader.ov.Providers(testCtx(t), id.Key())
+		return len(ps) == 1 && ps[0].Whole
+	})
+	if _, err := reader.Fetch(testCtx(t), id, GetOptions{}); err != nil {
+		t.Fatalf("fetch from the restarted node: %v", err)
+	}
+	if got := readAll(t, reader, id); !bytes.Equal(got, data) {
+		t.Fatal("content read back from the restarted node is not what was put")
+	}
 }
