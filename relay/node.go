@@ -7,15 +7,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"ddt/shared/clock"
+	"ddt/shared/content"
 	"ddt/shared/id"
 	"ddt/shared/node"
 	"ddt/shared/store"
@@ -29,7 +33,7 @@ import (
 func runNode(args []string) error {
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	relayURL := fs.String("relay", "http://127.0.0.1:8080", "relay base URL")
-	data := fs.String("data", defaultNodeData(), "folder for the node's identity, lease and usernames (bbolt)")
+	data := fs.String("data", defaultNodeData(), "folder for the node's identity, lease and usernames (bbolt), and its content chunks (chunks/)")
 	status := fs.String("status", "", "serve /status, /peers, /ping, /lookup, /dht, /connect, /disconnect, /routing, /register and /resolve on this loopback address (e.g. 127.0.0.1:8081)")
 	statusPublic := fs.Bool("status-public", false, "allow -status on an address that is not loopback: anyone who can reach it can drive the node")
 	name := fs.String("name", "", "register this username once admitted (prints \"registered NAME\")")
@@ -38,6 +42,10 @@ func runNode(args []string) error {
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
 	var ice listFlag
 	fs.Var(&ice, "ice", "STUN/TURN URL (repeatable)")
+	pledge := sizeFlag(content.DefaultPledge)
+	fs.Var(&pledge, "pledge", "storage this node volunteers for others' content (cache and replicas), e.g. 64MiB, 1GiB; its own content does not count")
+	cacheTypes := fs.String("cache-types", "", "comma-separated media-type prefixes this node caches for others (e.g. video/,image/); empty: every type")
+	cacheMaxAge := fs.Duration("cache-max-age", 0, "drop cached and replicated chunks unused for this long (e.g. 720h); 0: no limit")
 	fs.Parse(args)
 	log := newLogger(*logLevel)
 
@@ -59,8 +67,14 @@ func runNode(args []string) error {
 	}
 	defer tr.Close()
 	users := username.New()
+	chunks, err := store.OpenDiskChunks(filepath.Join(*data, "chunks"))
+	if err != nil {
+		return fmt.Errorf("open the chunk store: %w", err)
+	}
+	defer chunks.Close()
+	files := content.New(content.Config{Chunks: chunks, Pledge: int64(pledge), Policy: content.Policy{Types: splitList(*cacheTypes), MaxAge: *cacheMaxAge}})
 	n, err := node.New(node.Config{Relay: *relayURL, Store: st, Transport: tr, Native: true, Agent: "ddt-native", Logger: log, MaxPeers: *maxPeers,
-		Capabilities: []node.Capability{users}})
+		Capabilities: []node.Capability{users, files}})
 	if err != nil {
 		return err
 	}
@@ -89,7 +103,7 @@ func runNode(args []string) error {
 		}
 	})
 	if *status != "" {
-		srv, ln, err := serveStatus(*status, *statusPublic, n, users, log)
+		srv, ln, err := serveStatus(*status, *statusPublic, n, users, files, log)
 		if err != nil {
 			return err
 		}
@@ -137,6 +151,10 @@ func errorStatus(code string) int {
 	switch code {
 	case username.CodeInvalid:
 		return http.StatusBadRequest
+	case content.CodeCorrupt:
+		return http.StatusUnprocessableEntity
+	case content.CodeQuota:
+		return http.StatusInsufficientStorage
 	case username.CodeTaken, username.CodeAlreadyRegistered:
 		return http.StatusConflict
 	case username.CodeNotFound, node.CodeNotConnected:
@@ -154,7 +172,7 @@ func errorStatus(code string) int {
 	}
 }
 
-func statusMux(n *node.Node, users *username.Client) *http.ServeMux {
+func statusMux(n *node.Node, users *username.Client, files *content.Service) *http.ServeMux {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) { handleOnly(mux, pattern, h) }
 	reply := func(w http.ResponseWriter, v any) {
@@ -274,6 +292,9 @@ func statusMux(n *node.Node, users *username.Client) *http.ServeMux {
 		nameReply(w, rec, err)
 	})
 	handle("GET /routing", func(w http.ResponseWriter, r *http.Request) { reply(w, n.RoutingView()) })
+	if files != nil {
+		contentRoutes(handle, files)
+	}
 	return mux
 }
 
@@ -286,4 +307,74 @@ func addressParam(w http.ResponseWriter, r *http.Request, name string) (id.Addre
 		return id.Address{}, false
 	}
 	return a, true
+}
+
+// sizeFlag is a byte count given as 64MiB, 1GiB, 500MB, 4096 (bytes).
+type sizeFlag int64
+
+func (s *sizeFlag) String() string { return formatSize(int64(*s)) }
+
+func (s *sizeFlag) Set(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	*s = sizeFlag(n)
+	return nil
+}
+
+// sizeUnits are the suffixes parseSize knows, longest first.
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
+	{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"kB", 1e3},
+	{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1},
+}
+
+// parseSize reads a byte count: a whole number with an optional unit
+// (KiB, MiB, GiB, TiB in powers of 1024; KB, MB, GB, TB in powers of
+// 1000; K, M, G, T as the binary ones).
+func parseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size: give a whole number of bytes with an optional unit, e.g. 64MiB or 1GiB", v)
+	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is too large", v)
+	}
+	return n * mult, nil
+}
+
+// formatSize writes n in the largest binary unit that divides it.
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.mult == 0 {
+			return fmt.Sprintf("%d%s", n/u.mult, u.suffix)
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// splitList splits a comma-separated flag, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

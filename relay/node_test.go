@@ -24,7 +24,7 @@ func TestNameEndpointErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(statusMux(n, users))
+	srv := httptest.NewServer(statusMux(n, users, nil))
 	defer srv.Close()
 	for _, tc := range []struct {
 		method, path string

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"ddt/shared/chunk"
+	"ddt/shared/content"
 	"ddt/shared/node"
 	"ddt/shared/username"
 )
@@ -29,7 +34,7 @@ const (
 // serveStatus serves the native node's HTTP API (statusMux) on addr behind
 // the guard. An address that is not loopback is refused unless public is
 // set: anyone who can reach the port could drive the node.
-func serveStatus(addr string, public bool, n *node.Node, users *username.Client, log *slog.Logger) (*http.Server, net.Listener, error) {
+func serveStatus(addr string, public bool, n *node.Node, users *username.Client, files *content.Service, log *slog.Logger) (*http.Server, net.Listener, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-status %q is not host:port: %v", addr, err)
@@ -42,7 +47,7 @@ func serveStatus(addr string, public bool, n *node.Node, users *username.Client,
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := &http.Server{Handler: guard(ln.Addr(), log, statusMux(n, users)), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: guard(ln.Addr(), log, statusMux(n, users, files)), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return srv, ln, nil
 }
@@ -124,4 +129,187 @@ func handleOnly(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
 		w.Header().Set("Allow", method)
 		refuse(w, http.StatusMethodNotAllowed, CodeMethod, fmt.Sprintf("%s %s is not allowed: use %s", r.Method, r.URL.Path, method))
 	})
+}
+
+// contentRoutes serves the content service: POST /put?name=&type= (the
+// body, streamed, becomes content: {id}), GET /get?id= (the content's
+// bytes, streamed as its chunks arrive), GET /stat?id=, GET /storage,
+// POST /pin?id=, POST /unpin?id=. Failures are {error, code} with the
+// code's status (404 not-found, 422 corrupt, 507 quota, 400 invalid).
+func contentRoutes(handle func(string, http.HandlerFunc), files *content.Service) {
+	reply := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(v)
+	}
+	fail := func(w http.ResponseWriter, err error) {
+		e := node.Explain(err)
+		refuse(w, errorStatus(e.Code), e.Code, e.Error)
+	}
+	idParam := func(w http.ResponseWriter, r *http.Request) (chunk.Hash, bool) {
+		h, err := chunk.Parse(r.URL.Query().Get("id"))
+		if err != nil {
+			refuse(w, http.StatusBadRequest, node.CodeInvalid, "id: "+err.Error())
+			return h, false
+		}
+		return h, true
+	}
+	handle("POST /put", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		typ := q.Get("type")
+		if typ == "" {
+			typ = r.Header.Get("Content-Type")
+		}
+		id, err := files.Put(r.Context(), r.Body, r.ContentLength, content.PutOptions{Name: q.Get("name"), Type: typ})
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, map[string]string{"id": id.String()})
+	})
+	handle("GET /get", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := idParam(w, r)
+		if ok {
+			streamContent(w, r, files, id)
+		}
+	})
+	handle("GET /stat", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := idParam(w, r)
+		if !ok {
+			return
+		}
+		st, err := files.Stat(r.Context(), id)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, st)
+	})
+	handle("GET /storage", func(w http.ResponseWriter, r *http.Request) { reply(w, files.Storage()) })
+	handle("POST /pin", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := idParam(w, r)
+		if !ok {
+			return
+		}
+		if err := files.Pin(r.Context(), id); err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, map[string]bool{"pinned": true})
+	})
+	handle("POST /unpin", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := idParam(w, r)
+		if !ok {
+			return
+		}
+		if err := files.Unpin(id); err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, map[string]bool{"pinned": false})
+	})
+}
+
+// streamContent answers GET /get: it fetches content id in the
+// background and writes each chunk, in order, as soon as it is held
+// here, through a 64 KiB buffer, so the content never sits in memory
+// whole. A failure before the first byte is {error, code}; after it, the
+// connection is cut (the client sees fewer bytes than Content-Length).
+func streamContent(w http.ResponseWriter, r *http.Request, files *content.Service, id chunk.Hash) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	fail := func(err error) {
+		e := node.Explain(err)
+		refuse(w, errorStatus(e.Code), e.Code, e.Error)
+	}
+	m, err := files.Manifest(ctx, id)
+	if err != nil {
+		fail(err)
+		return
+	}
+	lib := files.Library()
+	release := lib.Hold(m.Chunks...)
+	defer release()
+	var mu sync.Mutex
+	ready := make([]bool, len(m.Chunks)) // at most chunk.MaxChunks
+	wake := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := files.Fetch(ctx, id, content.GetOptions{OnChunk: func(i int) {
+			mu.Lock()
+			if i < len(ready) {
+				ready[i] = true
+			}
+			mu.Unlock()
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}})
+		done <- err
+	}()
+	fetched := false
+	var ferr error
+	defer func() {
+		cancel()
+		if !fetched {
+			<-done // the download ends before the handler does
+		}
+	}()
+	wrote := false
+	header := func() {
+		wrote = true
+		typ := m.Type
+		if typ == "" {
+			typ = "application/octet-stream"
+		}
+		w.Header().Set("Content-Type", typ)
+		w.Header().Set("Content-Length", strconv.FormatInt(m.Size, 10))
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusOK)
+	}
+	buf := make([]byte, 64<<10)
+	for i := 0; i < len(m.Chunks); {
+		mu.Lock()
+		has := ready[i]
+		mu.Unlock()
+		if !has {
+			if fetched {
+				break // the download ended without it: ferr says why
+			}
+			select {
+			case <-wake:
+			case ferr = <-done:
+				fetched = true
+			}
+			continue
+		}
+		if !wrote {
+			header()
+		}
+		h, n := m.Chunks[i], m.ChunkLen(i)
+		for off := 0; off < n; {
+			k := min(len(buf), n-off)
+			if got, _ := lib.ReadAt(h, buf[:k], int64(off)); got < k {
+				panic(http.ErrAbortHandler)
+			}
+			if _, err := w.Write(buf[:k]); err != nil {
+				return // the client went away
+			}
+			off += k
+		}
+		i++
+	}
+	if !fetched {
+		ferr, fetched = <-done, true
+	}
+	if ferr != nil {
+		if !wrote {
+			fail(ferr)
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}
+	if !wrote {
+		header() // empty content
+	}
 }

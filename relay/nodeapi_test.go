@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"ddt/shared/content"
 	"ddt/shared/node"
 	"ddt/shared/store"
 	"ddt/shared/transport"
@@ -22,6 +23,7 @@ import (
 type apiNode struct {
 	n     *node.Node
 	users *username.Client
+	files *content.Service
 	base  string // http://127.0.0.1:port
 	host  string // 127.0.0.1:port
 	port  string
@@ -30,9 +32,16 @@ type apiNode struct {
 
 func startAPINode(t *testing.T, z *testZone) *apiNode {
 	t.Helper()
+	return startAPINodeWith(t, z, content.Config{})
+}
+
+// startAPINodeWith is startAPINode with the content service configured by cfg.
+func startAPINodeWith(t *testing.T, z *testZone, cfg content.Config) *apiNode {
+	t.Helper()
 	users := username.New()
+	files := content.New(cfg)
 	n, err := node.New(node.Config{Relay: z.url, Store: store.NewMemory(), Transport: z.net.Transport(), MaxBackoff: 200 * time.Millisecond,
-		Capabilities: []node.Capability{users}})
+		Capabilities: []node.Capability{users, files}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +50,7 @@ func startAPINode(t *testing.T, z *testZone) *apiNode {
 	go func() { n.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	wait.Until(t, wait.Default, "admission", func() bool { s, _ := n.State(); return s == node.StateAdmitted })
-	srv, ln, err := serveStatus("127.0.0.1:0", false, n, users, testLogger())
+	srv, ln, err := serveStatus("127.0.0.1:0", false, n, users, files, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +59,7 @@ func startAPINode(t *testing.T, z *testZone) *apiNode {
 	_, port, _ := strings.Cut(host, ":")
 	// No idle connections left behind for the leak check.
 	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	return &apiNode{n: n, users: users, base: "http://" + host, host: host, port: port, http: c}
+	return &apiNode{n: n, users: users, files: files, base: "http://" + host, host: host, port: port, http: c}
 }
 
 // call sends method path with headers (and Host, if set) as a browser or
@@ -159,7 +168,7 @@ func TestNodeAPILoopbackOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:8081"} {
-		srv, _, err := serveStatus(addr, false, n, users, testLogger())
+		srv, _, err := serveStatus(addr, false, n, users, nil, testLogger())
 		if err == nil {
 			srv.Close()
 			t.Errorf("-status %s served without -status-public", addr)
@@ -170,7 +179,7 @@ func TestNodeAPILoopbackOnly(t *testing.T) {
 		}
 	}
 	for _, addr := range []string{"127.0.0.1:0", "localhost:0"} {
-		srv, ln, err := serveStatus(addr, false, n, users, testLogger())
+		srv, ln, err := serveStatus(addr, false, n, users, nil, testLogger())
 		if err != nil {
 			t.Errorf("-status %s: %v", addr, err)
 			continue
@@ -180,7 +189,7 @@ func TestNodeAPILoopbackOnly(t *testing.T) {
 		}
 		srv.Close()
 	}
-	srv, _, err := serveStatus("0.0.0.0:0", true, n, users, testLogger())
+	srv, _, err := serveStatus("0.0.0.0:0", true, n, users, nil, testLogger())
 	if err != nil {
 		t.Fatalf("-status 0.0.0.0:0 -status-public: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"ddt/shared/chunk"
+	"ddt/shared/dht"
 )
 
 // Demand: a chunk in demand gets more replicas, one more for every
@@ -20,6 +21,10 @@ const (
 	DemandBase = 8
 	// MaxReplicas caps the replicas demand can ask for.
 	MaxReplicas = 16
+	// maxTarget is the cap that holds: the DHT keeps the records of at
+	// most dht.MaxSigners providers under one key, and a holder no one
+	// can find would count as missing, so repair would add more forever.
+	maxTarget = min(MaxReplicas, dht.MaxSigners-1)
 	// MaxDemandTracked bounds the chunks whose demand is remembered; the
 	// least demanded are forgotten first.
 	MaxDemandTracked = 4096
@@ -87,12 +92,20 @@ func (r *replicator) demandOf(h chunk.Hash) float64 {
 	return 0
 }
 
-// target is how many replicas h should have: Replicas, plus one for every
-// doubling of its demand from DemandBase, at most MaxReplicas.
-func (r *replicator) target(h chunk.Hash) int {
+// target is how many replicas h should have, seen from a holder that
+// counts live copies of it (its own included): Replicas, plus one for
+// every doubling of the demand for h from DemandBase, at most MaxReplicas
+// — and at most maxTarget, one fewer than the providers the DHT keeps
+// under a key (the publisher's copy is the one more).
+//
+// The demand is estimated as what this node served times the live
+// copies: downloads spread over the holders, so each sees its share, and
+// the estimate does not fall just because replicas were added (which
+// would remove them again, and so on).
+func (r *replicator) target(h chunk.Hash, live int) int {
 	n := r.cfg.Replicas
-	if v := r.demandOf(h); v >= DemandBase {
+	if v := r.demandOf(h) * float64(max(live, 1)); v >= DemandBase {
 		n += int(math.Floor(math.Log2(v / DemandBase)))
 	}
-	return min(n, MaxReplicas)
+	return min(n, maxTarget)
 }

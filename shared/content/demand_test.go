@@ -6,11 +6,13 @@ import (
 
 	"ddt/shared/chunk"
 	"ddt/shared/clock"
+	"ddt/shared/dht"
 )
 
 // TestDemandTarget: each doubling of demand beyond DemandBase adds a
 // replica, up to MaxReplicas, and the target falls back as demand decays
-// with DemandHalfLife.
+// with DemandHalfLife; a holder's share of the demand counts once for
+// every live copy.
 func TestDemandTarget(t *testing.T) {
 	clk := clock.NewVirtual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	r := newReplicator(nil, replicaConfig{}, clk, nil)
@@ -20,32 +22,39 @@ func TestDemandTarget(t *testing.T) {
 			r.served(h)
 		}
 	}
-	if got := r.target(h); got != DefaultReplicas {
+	if got := r.target(h, 1); got != DefaultReplicas {
 		t.Fatalf("target without demand %d, want %d", got, DefaultReplicas)
 	}
 	serve(2*DemandBase - 1)
-	if got := r.target(h); got != DefaultReplicas {
+	if got := r.target(h, 1); got != DefaultReplicas {
 		t.Errorf("target at just under twice the base demand %d, want %d", got, DefaultReplicas)
 	}
 	serve(1)
-	if got := r.target(h); got != DefaultReplicas+1 {
+	if got := r.target(h, 1); got != DefaultReplicas+1 {
 		t.Errorf("target at twice the base demand %d, want %d", got, DefaultReplicas+1)
 	}
 	serve(2 * DemandBase)
-	if got := r.target(h); got != DefaultReplicas+2 {
+	if got := r.target(h, 1); got != DefaultReplicas+2 {
 		t.Errorf("target at four times the base demand %d, want %d", got, DefaultReplicas+2)
 	}
 	clk.Advance(DemandHalfLife)
-	if got := r.target(h); got != DefaultReplicas+1 {
+	if got := r.target(h, 1); got != DefaultReplicas+1 {
 		t.Errorf("target one half-life later %d, want %d", got, DefaultReplicas+1)
 	}
 	clk.Advance(2 * DemandHalfLife)
-	if got := r.target(h); got != DefaultReplicas {
+	if got := r.target(h, 1); got != DefaultReplicas {
 		t.Errorf("target three half-lives later %d, want %d", got, DefaultReplicas)
 	}
 	serve(DemandBase << 20)
-	if got := r.target(h); got != MaxReplicas {
-		t.Errorf("target under a flood of requests %d, want the cap %d", got, MaxReplicas)
+	if got, want := r.target(h, 1), min(MaxReplicas, dht.MaxSigners-1); got != want {
+		t.Errorf("target under a flood of requests %d, want the cap %d (the providers a DHT key holds, less the publisher)", got, want)
+	}
+	share := chunk.SumGo([]byte("shared"))
+	for range DemandBase / 2 {
+		r.served(share)
+	}
+	if got := r.target(share, 4); got != DefaultReplicas+1 {
+		t.Errorf("target when each of 4 holders served half the base demand %d, want %d", got, DefaultReplicas+1)
 	}
 	// Remembered demand is bounded.
 	for i := range MaxDemandTracked + 10 {
@@ -57,10 +66,12 @@ func TestDemandTarget(t *testing.T) {
 }
 
 // TestDemandReplicas: in a small world, a chunk served often gets a
-// replica per doubling of its demand at the next repair round, and loses
-// the surplus as the demand fades.
+// replica per doubling of its demand at the next repair round, which the
+// other holders keep, and loses the surplus as the demand fades (all of
+// it but what the publisher's own copy stands for, when the publisher is
+// farther from the key than the replicas).
 func TestDemandReplicas(t *testing.T) {
-	w := newSimWorld(t, 6, 40, DefaultPledge)
+	w := newSimWorld(t, 6, 40, LibraryConfig{})
 	p := w.live()[0]
 	it, _ := p.put(payload(6, 2000), 1024, "text/plain", false)
 	w.settle()
@@ -76,10 +87,12 @@ func TestDemandReplicas(t *testing.T) {
 			near = q
 		}
 	}
-	// Over four times the base demand at the holder that repairs (five:
-	// it fades by up to a fifth until the round), under eight: two more.
-	for range 5 * DemandBase {
-		near.rep.served(h) // as the service says when it served a download
+	// Over four times the base demand, spread over the holders (five: it
+	// fades by up to a fifth until the round), under eight: two more.
+	for range 5 * DemandBase / len(hs) {
+		for _, q := range hs {
+			q.rep.served(h) // as the service says when it served a download
+		}
 	}
 	w.round()
 	peak := w.copies(h)
@@ -94,6 +107,16 @@ func TestDemandReplicas(t *testing.T) {
 		w.round()
 	}
 	after := w.copies(h)
+	// Those that withdrew hold it as cache now, first in line for eviction.
+	cached := 0
+	for _, q := range w.live() {
+		if cl, ok := q.lib.Class(h); ok && cl == Cache {
+			cached++
+		}
+	}
+	if cached != peak-after {
+		t.Errorf("%d holders withdrew the chunk, %d hold it as cache; want every one that withdrew", peak-after, cached)
+	}
 	if after >= peak || after < DefaultReplicas+1 {
 		t.Errorf("after demand faded the chunk is on %d live nodes (%d at the peak), want fewer, and at least %d", after, peak, DefaultReplicas+1)
 	}

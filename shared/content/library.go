@@ -64,8 +64,9 @@ func (c Class) String() string {
 // Policy says what a node is willing to hold for others.
 type Policy struct {
 	// Types are the media-type prefixes ("video/", "image/png") of what
-	// is cached or replicated for others; empty takes every type. A chunk
-	// of no stated type is refused when Types is not empty.
+	// is replicated for others; empty takes every type. A replica of no
+	// stated type is refused when Types is not empty. (What the node's
+	// own user fetches is cached whatever its type.)
 	Types []string
 	// MaxAge drops cache and replicas not used for this long (Sweep); 0
 	// keeps them until evicted.
@@ -73,12 +74,14 @@ type Policy struct {
 }
 
 // allows reports whether the policy takes a chunk of media type typ.
+// Media types are case-insensitive, so the match is too.
 func (p Policy) allows(typ string) bool {
 	if len(p.Types) == 0 {
 		return true
 	}
+	typ = strings.ToLower(typ)
 	for _, t := range p.Types {
-		if t != "" && strings.HasPrefix(typ, t) {
+		if t != "" && strings.HasPrefix(typ, strings.ToLower(t)) {
 			return true
 		}
 	}
@@ -163,8 +166,9 @@ type Library struct {
 // capability's namespaced store). It rebuilds its index from chunks.List
 // and meta: a chunk in meta that the store lost is forgotten, a chunk in
 // the store that meta does not know is Cache. If what is held for others
-// exceeds the pledge (a smaller pledge than last time), it evicts down to
-// it at once.
+// exceeds the pledge (a smaller pledge than last time), it evicts cache and
+// replicas down to it at once. A pin record it cannot read fails the open, rather
+// than let that content be evicted as cache.
 func OpenLibrary(chunks store.Chunks, meta store.Store, cfg LibraryConfig) (*Library, error) {
 	l := &Library{
 		chunks:  chunks,
@@ -262,12 +266,13 @@ func OpenLibrary(chunks store.Chunks, meta store.Store, cfg LibraryConfig) (*Lib
 func (l *Library) Chunks() store.Chunks { return l.chunks }
 
 // Put checks data against h and stores it (Chunks.Put) as class c of media
-// type typ. A chunk already held keeps the higher of its classes. Cache
-// and Replica chunks must pass the Policy (ErrPolicy) and fit in the
-// pledge: room is made by evicting the least recently used chunks (for a
-// Cache chunk only Cache; for a Replica, Cache then Replica), and if even
-// that is not enough Put fails with ErrPledgeFull and evicts nothing. Own
-// chunks are bounded only by the platform (store.ErrQuota).
+// type typ. A chunk already held keeps the higher of its classes. A
+// Replica must pass the Policy (ErrPolicy); Cache (what this node's user
+// fetched) is kept whatever its type. Both must fit in the pledge: room is
+// made by evicting the least recently used chunks (for a Replica only
+// Cache; for Cache, Cache then Replica), and if even that is not enough
+// Put fails with ErrPledgeFull and evicts nothing. Own chunks are outside
+// the pledge, bounded only by the platform (store.ErrQuota).
 func (l *Library) Put(h chunk.Hash, data []byte, c Class, typ string) error {
 	return l.put(h, len(data), c, typ, func(had bool) error {
 		if had {
@@ -304,8 +309,8 @@ func (l *Library) put(h chunk.Hash, size int, c Class, typ string, storeFn func(
 	if c > Own {
 		return fmt.Errorf("content: put chunk %s: unknown class %d", h.Short(), c)
 	}
-	if len(typ) > maxTypeLen {
-		typ = typ[:maxTypeLen] // a media type this long is junk; its prefix still matches a policy
+	if len(typ) > MaxTypeLen {
+		typ = typ[:MaxTypeLen] // a media type this long is junk; its prefix still matches a policy
 	}
 	release := l.Hold(h) // so no eviction takes it while its bytes are written
 	defer release()
@@ -314,7 +319,9 @@ func (l *Library) put(h chunk.Hash, size int, c Class, typ string, storeFn func(
 	_, had := l.entries[h]
 	reserve := int64(0)
 	if !had && c != Own && l.pinned[h] == 0 {
-		if !l.policy.allows(typ) {
+		// The policy is what this node holds for others; what its own
+		// user fetches (Cache) it keeps whatever the type.
+		if c == Replica && !l.policy.allows(typ) {
 			l.mu.Unlock()
 			return fmt.Errorf("%w: it does not hold %s for others (%s)", ErrPolicy, typeName(typ), l.policyText())
 		}
@@ -373,10 +380,17 @@ func (l *Library) roomLocked(size int64, c Class) error {
 }
 
 // evictableLocked reports whether chunk h may be evicted to make room for
-// a chunk of class c: not Own, not held, and not of a higher class than c.
+// a chunk of class c: never Own or held; for a Replica only Cache, for
+// Cache (what this node's user fetched) Cache or a Replica. A replica is a
+// promise to the network, so a new ask never breaks an older one — a
+// pledge full of replicas refuses it — but the user's own downloads come
+// first, and the replica they displace is repaired by its other holders.
 func (l *Library) evictableLocked(h chunk.Hash, e *entry, c Class) bool {
 	cl := l.classLocked(h, e)
-	return cl != Own && cl <= c && l.holds[h] == 0
+	if cl == Own || l.holds[h] != 0 {
+		return false
+	}
+	return cl == Cache || c == Cache
 }
 
 // evictLocked removes from the index, least recently used first (Cache
@@ -398,7 +412,7 @@ func (l *Library) evictLocked(expired bool) []chunk.Hash {
 	var cands []cand
 	now := l.clk.Now()
 	for h, e := range l.entries {
-		if !l.evictableLocked(h, e, Replica) {
+		if !l.evictableLocked(h, e, Cache) { // anything but Own and held; Cache sorts first
 			continue
 		}
 		if expired && (l.policy.MaxAge <= 0 || now.Sub(e.last) <= l.policy.MaxAge) {
@@ -559,6 +573,22 @@ func (l *Library) Unpin(id chunk.Hash) error {
 	return errors.Join(l.dropAll(victims), l.flush())
 }
 
+// Release lowers chunk h from Replica to Cache: a holder that withdrew
+// its replica (a surplus) keeps the bytes only as cache, first in line for
+// eviction, since in the pledge a replica never displaces another. A
+// chunk that is Own, Cache or not held is left as it is.
+func (l *Library) Release(h chunk.Hash) error {
+	l.mu.Lock()
+	e, ok := l.entries[h]
+	if !ok || e.base != Replica {
+		l.mu.Unlock()
+		return nil
+	}
+	l.setBaseLocked(h, e, Cache)
+	l.mu.Unlock()
+	return l.flush()
+}
+
 // pinLocked records pin id over hs.
 func (l *Library) pinLocked(id chunk.Hash, hs []chunk.Hash) {
 	if _, ok := l.pins[id]; ok {
@@ -603,16 +633,15 @@ func (l *Library) Pinned(id chunk.Hash) bool {
 	return ok
 }
 
-// Accepts reports whether a Replica of size bytes and media type typ would
-// be taken now, and if not why: ErrPolicy or ErrPledgeFull.
+// Accepts reports whether size bytes of Replicas of media type typ would
+// be taken now, and if not why: ErrPolicy or ErrPledgeFull. size may be
+// more than a chunk: the replicator asks for a new chunk together with
+// those it already promised to fetch.
 func (l *Library) Accepts(size int, typ string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.policy.allows(typ) {
 		return fmt.Errorf("%w: it does not hold %s for others (%s)", ErrPolicy, typeName(typ), l.policyText())
-	}
-	if size > chunk.MaxSize {
-		return fmt.Errorf("content: %w: %d bytes, a chunk is at most %d", chunk.ErrTooLarge, size, chunk.MaxSize)
 	}
 	return l.roomLocked(int64(size), Replica)
 }
@@ -762,12 +791,13 @@ func encodeChunk(e *entry) []byte {
 	return append(b, e.typ...)
 }
 
-// maxTypeLen bounds the media type kept per chunk.
-const maxTypeLen = 255
+// MaxTypeLen bounds the media type kept per chunk (a peer names it when
+// it asks for a replica): a longer one is cut to this many bytes.
+const MaxTypeLen = 255
 
 // decodeChunk reads a chunk's meta record (its size comes from the store).
 func decodeChunk(b []byte) (*entry, error) {
-	if len(b) < 9 || len(b) > 9+maxTypeLen {
+	if len(b) < 9 || len(b) > 9+MaxTypeLen {
 		return nil, fmt.Errorf("content: a chunk record of %d bytes", len(b))
 	}
 	c := Class(b[0])

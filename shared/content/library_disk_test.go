@@ -35,33 +35,3 @@ func TestLibraryRestartDisk(t *testing.T) {
 	chunks.Close()
 	meta.Close()
 }
-
-// reopening is a store.Chunks that a test can close and open again under
-// the same value, as a process restart would.
-type reopening struct {
-	store.Chunks
-	open func() (store.Chunks, error)
-}
-
-func (r *reopening) reopen() error {
-	if r.Chunks != nil {
-		r.Chunks.Close()
-	}
-	c, err := r.open()
-	r.Chunks = c
-	return err
-}
-
-type reopeningMeta struct {
-	store.Store
-	open func() (store.Store, error)
-}
-
-func (r *reopeningMeta) reopen() error {
-	if r.Store != nil {
-		r.Store.Close()
-	}
-	s, err := r.open()
-	r.Store = s
-	return err
-}

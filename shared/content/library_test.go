@@ -142,9 +142,9 @@ func TestLibraryPinnedSurvivesPressure(t *testing.T) {
 		if i%2 == 1 {
 			c = Replica
 		}
-		// A Cache chunk may find the pledge full of replicas it cannot
-		// displace; a Replica always finds room, and neither touches Own.
-		if err := l.Put(h, d, c, "x/y"); err != nil && !(c == Cache && errors.Is(err, ErrPledgeFull)) {
+		// A Replica may find the pledge full of replicas it cannot
+		// displace; Cache always finds room, and neither touches Own.
+		if err := l.Put(h, d, c, "x/y"); err != nil && !(c == Replica && errors.Is(err, ErrPledgeFull)) {
 			t.Fatalf("Put %d (%v) under pressure: %v", i, c, err)
 		}
 		env.clk.Advance(time.Second)
@@ -173,12 +173,12 @@ func TestLibraryPinnedSurvivesPressure(t *testing.T) {
 	}
 	for i := range 8 {
 		d, h := testChunk(kib, 2000+i)
-		mustPut(t, l, d, h, Replica, "")
+		mustPut(t, l, d, h, Cache, "")
 		env.clk.Advance(time.Second)
 	}
 	for _, h := range ownH {
 		if l.Has(h) {
-			t.Errorf("unpinned chunk %s survived a pledge's worth of new replicas", h.Short())
+			t.Errorf("unpinned chunk %s survived a pledge's worth of new downloads", h.Short())
 		}
 	}
 	checkClass(t, l, ch, Own)
@@ -255,7 +255,11 @@ func TestLibraryHeldNotEvicted(t *testing.T) {
 		d, h := testChunk(kib, 10+i)
 		mustPut(t, l, d, h, Cache, "")
 	}
-	mustRead(t, l, a, da)
+	// Still there (read from the store, so its last use stays the oldest).
+	got := make([]byte, kib)
+	if _, err := l.Chunks().ReadAt(a, got, 0); err != nil || !l.Has(a) || !bytes.Equal(got, da) {
+		t.Fatalf("a held chunk was evicted: %v", err)
+	}
 	// With a held and one other cache chunk, a Replica of 2 KiB cannot fit.
 	d2, h2 := testChunk(2*kib, 50)
 	if err := l.Put(h2, d2, Replica, ""); !errors.Is(err, ErrPledgeFull) {
@@ -290,18 +294,23 @@ func TestLibraryPledgeFull(t *testing.T) {
 	d1, h1 := testChunk(kib, 1)
 	d2, h2 := testChunk(kib, 2)
 	mustPut(t, l, d1, h1, Replica, "")
+	env.clk.Advance(time.Second)
 	mustPut(t, l, d2, h2, Replica, "")
 
-	// Cache never displaces a replica.
+	// A replica never displaces another: a pledge full of replicas
+	// refuses, says why, and keeps what it holds.
 	d3, h3 := testChunk(kib, 3)
-	err := l.Put(h3, d3, Cache, "")
+	err := l.Put(h3, d3, Replica, "")
 	if !errors.Is(err, ErrPledgeFull) {
-		t.Fatalf("Put(cache) into a pledge full of replicas = %v, want ErrPledgeFull", err)
+		t.Fatalf("Put(replica) into a pledge full of replicas = %v, want ErrPledgeFull", err)
 	}
 	for _, want := range []string{"2048 of 2048 bytes pledged"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
+	}
+	if err := l.Accepts(kib, ""); !errors.Is(err, ErrPledgeFull) {
+		t.Fatalf("Accepts(1 KiB) into a pledge full of replicas = %v, want ErrPledgeFull", err)
 	}
 	if l.Has(h3) {
 		t.Fatal("refused chunk is accounted")
@@ -319,13 +328,21 @@ func TestLibraryPledgeFull(t *testing.T) {
 	}
 	// Nothing was lost to the refusals.
 	mustRead(t, l, h1, d1)
+	env.clk.Advance(time.Second) // h1 stays the least recently used
 	mustRead(t, l, h2, d2)
 	if u := l.Usage(); u.Chunks != 2 || u.UsedBytes != 2*kib {
 		t.Fatalf("Usage after refusals = %+v", u)
 	}
-	// A replica may displace the older replica, so it is accepted.
-	if err := l.Accepts(kib, ""); err != nil {
-		t.Fatalf("Accepts(1 KiB) = %v", err)
+	// What the node's own user fetches comes first: it displaces the
+	// least recently used replica.
+	mustPut(t, l, d3, h3, Cache, "")
+	if l.Has(h1) || !l.Has(h2) {
+		t.Fatalf("a cache put into a pledge full of replicas evicted h1 %v, h2 %v; want the older h1 only", !l.Has(h1), !l.Has(h2))
+	}
+	// And a replica displaces cache.
+	mustPut(t, l, d1, h1, Replica, "")
+	if l.Has(h3) || !l.Has(h2) {
+		t.Fatalf("a replica put into a pledge of a replica and cache evicted cache %v, replica %v; want the cache only", !l.Has(h3), !l.Has(h2))
 	}
 	// Own content is outside the pledge.
 	mustPut(t, l, big, hb, Own, "")
@@ -352,7 +369,7 @@ func TestLibraryPolicy(t *testing.T) {
 	env.cfg.Policy = Policy{Types: []string{"image/", "text/plain"}}
 	l := env.open(t)
 	dv, hv := testChunk(kib, 1)
-	if err := l.Put(hv, dv, Cache, "video/mp4"); !errors.Is(err, ErrPolicy) {
+	if err := l.Put(hv, dv, Replica, "video/mp4"); !errors.Is(err, ErrPolicy) {
 		t.Fatalf("Put(video) = %v, want ErrPolicy", err)
 	}
 	if err := l.Put(hv, dv, Replica, ""); !errors.Is(err, ErrPolicy) {
@@ -371,6 +388,15 @@ func TestLibraryPolicy(t *testing.T) {
 	mustPut(t, l, di, hi, Replica, "image/png")
 	if err := l.Accepts(kib, "text/plain; charset=utf-8"); err != nil {
 		t.Fatalf("Accepts(text/plain) = %v", err)
+	}
+	if err := l.Accepts(kib, "IMAGE/JPEG"); err != nil {
+		t.Fatalf("Accepts(IMAGE/JPEG) = %v: media types are case-insensitive", err)
+	}
+	// A peer's absurd media type is cut, not kept whole.
+	dl, hl := testChunk(kib, 3)
+	mustPut(t, l, dl, hl, Cache, "image/"+strings.Repeat("x", 10000))
+	if got := len(l.entries[hl].typ); got != MaxTypeLen {
+		t.Fatalf("kept a media type of %d bytes, limit %d", got, MaxTypeLen)
 	}
 	// A node's own content is not subject to what it caches for others.
 	mustPut(t, l, dv, hv, Own, "video/mp4")
@@ -459,6 +485,10 @@ func TestLibraryUpgradeAndAdopt(t *testing.T) {
 	}
 	mustPut(t, l, d, h, Own, "")
 	checkClass(t, l, h, Own)
+	if err := l.Release(h); err != nil { // Own is never released
+		t.Fatal(err)
+	}
+	checkClass(t, l, h, Own)
 	if u := l.Usage(); u.PinnedBytes != kib || u.UsedBytes != kib {
 		t.Fatalf("Usage = %+v", u)
 	}
@@ -484,12 +514,20 @@ func TestLibraryUpgradeAndAdopt(t *testing.T) {
 	if err := l.Chunks().Put(h3, d3); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Adopt(h3, 3*kib, Cache, ""); !errors.Is(err, ErrPledgeFull) {
+	if err := l.Adopt(h3, 3*kib, Replica, ""); !errors.Is(err, ErrPledgeFull) {
 		t.Fatalf("Adopt past the pledge = %v", err)
 	}
 	if _, err := l.Chunks().Size(h3); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("refused adoption left the chunk in the store: %v", err)
 	}
+	checkConsistent(t, l)
+	// A withdrawn replica is released to cache.
+	dr, hr := testChunk(kib, 7)
+	mustPut(t, l, dr, hr, Replica, "")
+	if err := l.Release(hr); err != nil {
+		t.Fatal(err)
+	}
+	checkClass(t, l, hr, Cache)
 	checkConsistent(t, l)
 }
 
@@ -696,4 +734,34 @@ func FuzzDecodePinRecord(f *testing.F) {
 			t.Fatalf("round trip: %x → %x", b, got)
 		}
 	})
+}
+
+// reopening is a store.Chunks that a test can close and open again under
+// the same value, as a process restart would.
+type reopening struct {
+	store.Chunks
+	open func() (store.Chunks, error)
+}
+
+func (r *reopening) reopen() error {
+	if r.Chunks != nil {
+		r.Chunks.Close()
+	}
+	c, err := r.open()
+	r.Chunks = c
+	return err
+}
+
+type reopeningMeta struct {
+	store.Store
+	open func() (store.Store, error)
+}
+
+func (r *reopeningMeta) reopen() error {
+	if r.Store != nil {
+		r.Store.Close()
+	}
+	s, err := r.open()
+	r.Store = s
+	return err
 }

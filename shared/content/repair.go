@@ -29,6 +29,9 @@ const (
 	MaxHaveChecks = 16
 	// repairParallel is how many chunks a round checks at once.
 	repairParallel = 4
+	// placedFor is how long a node that accepted a replica from this one
+	// is asked about it without confirming (fetching it takes a while).
+	placedFor = 3 * RepairEvery
 )
 
 // run checks and repairs the copies of held chunks every RepairEvery
@@ -38,7 +41,9 @@ func (r *replicator) run(ctx context.Context) {
 	r.mu.Lock()
 	r.base = ctx
 	r.mu.Unlock()
-	t := r.clk.NewTimer(r.nextRound())
+	// The first round counts from newReplicator, not from whenever this
+	// goroutine got to run.
+	t := r.clk.NewTimer(r.nextRound() - r.clk.Now().Sub(r.born))
 	defer t.Stop()
 	for {
 		select {
@@ -98,6 +103,7 @@ func (r *replicator) round(ctx context.Context) {
 	for i := range batch {
 		batch[i] = all[(start+i)%len(all)]
 	}
+	r.learn(all)
 	inParallel(len(batch), repairParallel, func(i int) {
 		if ctx.Err() == nil {
 			r.check(ctx, batch[i].h, batch[i].c)
@@ -127,6 +133,80 @@ func (r *replicator) forgetLocked(all []heldChunk) {
 			delete(r.meta, h)
 		}
 	}
+	for h := range r.probed {
+		if !in[h] {
+			delete(r.probed, h)
+		}
+	}
+	for h := range r.announced {
+		if !in[h] {
+			delete(r.announced, h)
+		}
+	}
+	for h := range r.placed {
+		if !in[h] {
+			delete(r.placed, h)
+		}
+	}
+	for h := range r.since {
+		if !in[h] && r.queued[h] == nil {
+			delete(r.since, h)
+		}
+	}
+}
+
+// manifestPrefix starts every encoded manifest (chunk.Manifest.Marshal's
+// magic, without its version), so a chunk that does not start so is not
+// read further.
+const manifestPrefix = "ddt-manifest/"
+
+// learn recovers what the replicator knew of held chunks before a restart:
+// a held chunk it knows nothing of is read for the manifest prefix (up to
+// MaxRepairChecks of them a round, each once), and a manifest gives its
+// own media type and that of its chunks, so repair asks name the type a
+// holder's policy is judged by.
+func (r *replicator) learn(all []heldChunk) {
+	lib := r.h.library()
+	held := make(map[chunk.Hash]bool, len(all))
+	r.mu.Lock()
+	var unknown []chunk.Hash
+	for _, x := range all {
+		held[x.h] = true
+		if _, ok := r.meta[x.h]; !ok && !r.probed[x.h] && len(unknown) < MaxRepairChecks {
+			unknown = append(unknown, x.h)
+		}
+	}
+	r.mu.Unlock()
+	for _, h := range unknown {
+		r.mu.Lock()
+		_, known := r.meta[h] // learnt from a manifest read earlier in this loop
+		r.probed[h] = true
+		r.mu.Unlock()
+		if known {
+			continue
+		}
+		head := make([]byte, len(manifestPrefix))
+		if n, _ := lib.ReadAt(h, head, 0); n < len(head) || string(head) != manifestPrefix {
+			continue
+		}
+		size, err := lib.Chunks().Size(h)
+		if err != nil {
+			continue
+		}
+		raw := make([]byte, size)
+		var m chunk.Manifest
+		if n, _ := lib.ReadAt(h, raw, 0); n < size || m.Unmarshal(raw) != nil {
+			continue
+		}
+		r.mu.Lock()
+		r.meta[h] = chunkMeta{size: size, typ: m.Type, manifest: true}
+		for i, c := range m.Chunks {
+			if _, ok := r.meta[c]; !ok && held[c] {
+				r.meta[c] = chunkMeta{size: m.ChunkLen(i), typ: m.Type}
+			}
+		}
+		r.mu.Unlock()
+	}
 }
 
 // metaOf is what is known of held chunk h; a chunk the replicator never
@@ -149,11 +229,12 @@ func (r *replicator) metaOf(h chunk.Hash) (chunkMeta, bool) {
 // providers that confirm they hold it) and, if there are fewer than the
 // target and this node is the live holder closest to h's key, asks the
 // nodes closest to the key for more. If there are more, this node holds h
-// only as a replica and is not among the target's number of holders
-// closest to the key, it stops providing h, so counts fall back as demand
-// does. (A publisher's own copy is never dropped: while the publisher is
-// online and farther than the replicas, one surplus replica can outlast
-// the demand that placed it, until the pledge's LRU or MaxAge takes it.)
+// only as a replica (for DemandHalfLife at least) and is not among the
+// target's number of holders closest to the key, it stops providing h and
+// keeps it as cache, so counts fall back as demand does. (A publisher's
+// own copy is never dropped: while the publisher is online and farther
+// from the key than the replicas, one surplus replica outlasts the demand
+// that placed it.)
 //
 // The target is target(h)+1 live copies: target(h) replicas besides one
 // original (the publisher's copy, or once it left one more replica), so
@@ -173,7 +254,7 @@ func (r *replicator) check(ctx context.Context, h chunk.Hash, c Class) {
 		r.log.Debug("providers not found", "chunk", h.Short(), "err", err)
 		return
 	}
-	want := r.target(h) + 1
+	want := r.target(h, len(live)) + 1
 	if m.unicast {
 		want = 2
 	}
@@ -188,16 +269,31 @@ func (r *replicator) check(ctx context.Context, h chunk.Hash, c Class) {
 		if n > 0 || err != nil {
 			r.log.Debug("replicas repaired", "chunk", h.Short(), "live", len(live), "added", n, "err", err)
 		}
-	case len(live) > want && c == Replica && rankOf(live, key, r.h.Self()) >= want:
+	case len(live) > want && c == Replica && rankOf(live, key, r.h.Self()) >= want && r.settled(h):
 		// Holders beyond the want closest stop providing it; the want
 		// closest keep it, so a surplus never falls below the target.
 		r.h.Withdraw(key)
 		r.mu.Lock()
 		r.dropped[h] = true
+		delete(r.announced, h)
 		r.live[h] = len(live) - 1
 		r.mu.Unlock()
+		if err := r.h.library().Release(h); err != nil {
+			r.log.Info("withdrawn replica not released", "chunk", h.Short(), "err", err)
+		}
 		r.log.Debug("replica withdrawn", "chunk", h.Short(), "live", len(live), "target", want)
 	}
+}
+
+// settled reports whether this node has held replica h for at least
+// DemandHalfLife (or since before a restart): a replica just placed for
+// demand has had no time to see its share of it, and would otherwise
+// count as surplus at once.
+func (r *replicator) settled(h chunk.Hash) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.since[h]
+	return !ok || r.clk.Now().Sub(at) >= DemandHalfLife
 }
 
 // liveHolders is this node and those of h's providers (at most
@@ -216,6 +312,13 @@ func (r *replicator) liveHolders(ctx context.Context, h chunk.Hash) ([]id.Addres
 			cands = append(cands, p.Address)
 		}
 	}
+	r.mu.Lock()
+	for a := range r.placed[h] {
+		if !slices.Contains(cands, a) {
+			cands = append(cands, a)
+		}
+	}
+	r.mu.Unlock()
 	slices.SortFunc(cands, func(a, b id.Address) int { return a.Xor(key).Compare(b.Xor(key)) })
 	cands = cands[:min(len(cands), MaxHaveChecks)]
 	has := make([]bool, len(cands))
@@ -227,6 +330,24 @@ func (r *replicator) liveHolders(ctx context.Context, h chunk.Hash) ([]id.Addres
 		})
 	}
 	wg.Wait()
+	// Those this node placed count once they confirm; one that has not
+	// confirmed within placedFor is forgotten.
+	now := r.clk.Now()
+	r.mu.Lock()
+	for i, a := range cands {
+		if t, ok := r.placed[h][a]; ok {
+			switch {
+			case has[i]:
+				r.placed[h][a] = now
+			case now.Sub(t) > placedFor:
+				delete(r.placed[h], a)
+			}
+		}
+	}
+	if len(r.placed[h]) == 0 {
+		delete(r.placed, h)
+	}
+	r.mu.Unlock()
 	live := []id.Address{self}
 	for i, a := range cands {
 		if has[i] {

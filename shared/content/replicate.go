@@ -18,7 +18,7 @@ import (
 
 // Replication limits and defaults. What a stranger can make this node
 // hold through ReplicaAsks is bounded by the pledge (Library.Accepts, with
-// the bytes of accepted asks not yet fetched counted against it), by
+// the bytes of accepted asks not yet fetched never more than it), by
 // MaxPendingReplicas and MaxAsksPerPeer, and in time by ReplicaFetchTimeout.
 const (
 	// DefaultReplicas is how many nodes besides the publisher are asked to
@@ -43,12 +43,6 @@ const (
 	// repair ask for, to stand in for those that refuse or do not answer.
 	askSlack = 5
 )
-
-// unicastParam marks, in a ReplicaAsk's ContentType, a replica of unicast
-// content: its holder must not repair it towards the public count (only
-// the publisher keeps its single replica). It is a media-type parameter,
-// so a holder's type policy still matches the type before it.
-const unicastParam = "; ddt-unicast"
 
 // replicaHost is what replication needs of the node: the overlay, the
 // library, and a verified fetch into it. The Service implements it; so does
@@ -97,25 +91,33 @@ type replicator struct {
 	clk clock.Clock
 	log *slog.Logger
 
-	mu       sync.Mutex
-	base     context.Context // run's, for background fetches
-	meta     map[chunk.Hash]chunkMeta
-	queue    []*pendingFetch
-	queued   map[chunk.Hash]*pendingFetch // queued or fetching
-	perPeer  map[id.Address]int
-	workers  int
-	live     map[chunk.Hash]int // last known live copies
-	dropped  map[chunk.Hash]bool
-	demand   map[chunk.Hash]*demandRate
-	cursor   int    // where the next repair round starts in the held chunks
-	rounds   uint64 // repair rounds done
-	fetching int    // fetches running (for the simulation's quiescence)
+	born time.Time // when newReplicator made it
+
+	mu        sync.Mutex
+	base      context.Context // run's, for background fetches
+	meta      map[chunk.Hash]chunkMeta
+	queue     []*pendingFetch
+	queued    map[chunk.Hash]*pendingFetch // queued or fetching
+	perPeer   map[id.Address]int
+	promised  int // bytes of queued replicas
+	workers   int
+	live      map[chunk.Hash]int // last known live copies
+	dropped   map[chunk.Hash]bool
+	announced map[chunk.Hash]bool                     // replicas this replicator announced
+	placed    map[chunk.Hash]map[id.Address]time.Time // who accepted h from this node, when last seen
+	since     map[chunk.Hash]time.Time                // when this node accepted replica h
+	probed    map[chunk.Hash]bool                     // held chunks learn read, knowing nothing of them
+	demand    map[chunk.Hash]*demandRate
+	cursor    int    // where the next repair round starts in the held chunks
+	rounds    uint64 // repair rounds done
+	fetching  int    // fetches running (for the simulation's quiescence)
 }
 
 func newReplicator(h replicaHost, cfg replicaConfig, clk clock.Clock, log *slog.Logger) *replicator {
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = DefaultReplicas
 	}
+	cfg.Replicas = min(cfg.Replicas, maxTarget)
 	if cfg.RepairEvery <= 0 {
 		cfg.RepairEvery = RepairEvery
 	}
@@ -126,14 +128,18 @@ func newReplicator(h replicaHost, cfg replicaConfig, clk clock.Clock, log *slog.
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &replicator{
-		h: h, cfg: cfg, clk: clk, log: log,
-		base:    context.Background(),
-		meta:    map[chunk.Hash]chunkMeta{},
-		queued:  map[chunk.Hash]*pendingFetch{},
-		perPeer: map[id.Address]int{},
-		live:    map[chunk.Hash]int{},
-		dropped: map[chunk.Hash]bool{},
-		demand:  map[chunk.Hash]*demandRate{},
+		h: h, cfg: cfg, clk: clk, log: log, born: clk.Now(),
+		base:      context.Background(),
+		meta:      map[chunk.Hash]chunkMeta{},
+		queued:    map[chunk.Hash]*pendingFetch{},
+		perPeer:   map[id.Address]int{},
+		live:      map[chunk.Hash]int{},
+		dropped:   map[chunk.Hash]bool{},
+		announced: map[chunk.Hash]bool{},
+		placed:    map[chunk.Hash]map[id.Address]time.Time{},
+		since:     map[chunk.Hash]time.Time{},
+		probed:    map[chunk.Hash]bool{},
+		demand:    map[chunk.Hash]*demandRate{},
 	}
 }
 
@@ -200,11 +206,13 @@ func (r *replicator) place(ctx context.Context, h chunk.Hash, m chunkMeta, want 
 		return 0, err
 	}
 	typ := m.typ
-	if m.unicast {
-		typ += unicastParam
+	if len(typ) > wire.MaxContentType {
+		// Policies match prefixes, so a type too long for the wire keeps
+		// its head.
+		typ = strings.ToValidUTF8(typ[:wire.MaxContentType], "")
 	}
 	ask := &wire.ReplicaAsk{
-		Hash: h, Size: uint32(m.size), ContentType: typ, Manifest: m.manifest,
+		Hash: h, Size: uint32(m.size), ContentType: typ, Manifest: m.manifest, Unicast: m.unicast,
 		Sources: holders[:min(len(holders), wire.MaxSources)],
 	}
 	accepted := 0
@@ -222,6 +230,7 @@ func (r *replicator) place(ctx context.Context, h chunk.Hash, m chunkMeta, want 
 			last = err
 		case a.Accepted:
 			accepted++
+			r.notePlaced(h, to)
 		default:
 			last = errors.New(a.Reason)
 			r.log.Debug("replica refused", "chunk", h.Short(), "by", to.Short(), "reason", a.Reason)
@@ -231,6 +240,22 @@ func (r *replicator) place(ctx context.Context, h chunk.Hash, m chunkMeta, want 
 		return accepted, last
 	}
 	return accepted, nil
+}
+
+// notePlaced remembers that node a accepted a replica of h from this
+// node, so the next checks ask it whether it holds h even if no provider
+// record of it can be found (not announced yet, or the key's records full).
+func (r *replicator) notePlaced(h chunk.Hash, a id.Address) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.placed[h]
+	if m == nil {
+		m = map[id.Address]time.Time{}
+		r.placed[h] = m
+	}
+	if len(m) < maxTarget+1 {
+		m[a] = r.clk.Now()
+	}
 }
 
 // handleAsk answers a ReplicaAsk. A chunk already held is accepted at once
@@ -248,50 +273,77 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 	if h.IsZero() || a.Size == 0 || a.Size > chunk.MaxSize {
 		return refuse("a replica of %d bytes: a chunk is 1 to %d bytes", a.Size, chunk.MaxSize)
 	}
-	typ, unicast := strings.CutSuffix(a.ContentType, unicastParam)
-	m := chunkMeta{size: int(a.Size), typ: typ, manifest: a.Manifest, unicast: unicast}
+	m := chunkMeta{size: int(a.Size), typ: a.ContentType, manifest: a.Manifest, unicast: a.Unicast}
 	lib := r.h.library()
 
-	r.mu.Lock()
-	if lib.Has(h) {
+	// The library is never called with r.mu held: its eviction callback
+	// may call into the service, and so into the replicator.
+	if cl, held := lib.Class(h); held {
+		// A chunk its user fetched (Cache) becomes one held for others: the
+		// policy says whether it may.
+		if err := lib.Accepts(0, m.typ); cl == Cache && errors.Is(err, ErrPolicy) {
+			return refuse("%s", reasonOf(err))
+		}
+		r.mu.Lock()
 		if _, ok := r.meta[h]; !ok {
 			r.meta[h] = m
 		}
 		delete(r.dropped, h)
+		// Announced once per chunk held: repeated asks for it cost no
+		// more DHT work.
+		fresh := !r.announced[h]
+		r.announced[h] = true
 		r.mu.Unlock()
-		if c, _ := lib.Class(h); c == Cache {
+		if cl == Cache {
 			r.upgrade(h, m)
 		}
-		go r.announce(h)
+		if fresh {
+			go r.announce(h)
+		}
 		return &wire.ReplicaAnswer{Accepted: true}
 	}
-	if r.queued[h] != nil {
+	sources := []id.Address{from}
+	for _, s := range a.Sources {
+		if !s.IsZero() && s != r.h.Self() && !slices.Contains(sources, s) && len(sources) < wire.MaxSources {
+			sources = append(sources, s)
+		}
+	}
+	p := &pendingFetch{h: h, from: from, m: m, sources: sources}
+
+	// Reserve the slot and the bytes first, so that asks arriving together
+	// cannot all pass the pledge check for the same room.
+	r.mu.Lock()
+	switch {
+	case r.queued[h] != nil:
 		r.mu.Unlock()
 		return &wire.ReplicaAnswer{Accepted: true} // already on its way
-	}
-	if r.perPeer[from] >= MaxAsksPerPeer {
+	case r.perPeer[from] >= MaxAsksPerPeer:
 		r.mu.Unlock()
 		return refuse("this node already has %d replicas of yours to fetch", MaxAsksPerPeer)
-	}
-	if len(r.queued) >= MaxPendingReplicas {
+	case len(r.queued) >= MaxPendingReplicas:
 		r.mu.Unlock()
 		return refuse("this node already has %d replicas to fetch", MaxPendingReplicas)
 	}
-	promised := 0
-	for _, p := range r.queued {
-		promised += p.m.size
+	r.queued[h] = p
+	r.perPeer[from]++
+	r.promised += m.size
+	promised := r.promised
+	r.mu.Unlock()
+
+	// The library says whether this chunk would be taken now (policy, and
+	// room once it evicts what it may); all that is promised must fit the
+	// pledge too, or a burst of asks could promise it many times over.
+	err := lib.Accepts(m.size, m.typ)
+	if pledge := lib.Usage().PledgedBytes; err == nil && int64(promised) > pledge {
+		err = fmt.Errorf("%w: %d bytes already promised to other replicas", ErrPledgeFull, promised-m.size)
 	}
-	if err := lib.Accepts(promised+m.size, typ); err != nil {
+	if err != nil {
+		r.mu.Lock()
+		r.releaseLocked(p)
 		r.mu.Unlock()
 		return refuse("%s", reasonOf(err))
 	}
-	sources := slices.Clone(a.Sources)
-	if !slices.Contains(sources, from) {
-		sources = append([]id.Address{from}, sources...)
-	}
-	p := &pendingFetch{h: h, from: from, m: m, sources: sources[:min(len(sources), wire.MaxSources)]}
-	r.queued[h] = p
-	r.perPeer[from]++
+	r.mu.Lock()
 	r.queue = append(r.queue, p)
 	if r.workers < MaxReplicaFetches {
 		r.workers++
@@ -299,6 +351,16 @@ func (r *replicator) handleAsk(ctx context.Context, from id.Address, a *wire.Rep
 	}
 	r.mu.Unlock()
 	return &wire.ReplicaAnswer{Accepted: true}
+}
+
+// releaseLocked gives back the slot and bytes an ask reserved. r.mu is
+// held.
+func (r *replicator) releaseLocked(p *pendingFetch) {
+	delete(r.queued, p.h)
+	r.promised -= p.m.size
+	if r.perPeer[p.from]--; r.perPeer[p.from] <= 0 {
+		delete(r.perPeer, p.from)
+	}
 }
 
 // reasonOf words a library refusal for the asker.
@@ -331,12 +393,11 @@ func (r *replicator) work() {
 
 		r.mu.Lock()
 		r.fetching--
-		delete(r.queued, p.h)
-		if r.perPeer[p.from]--; r.perPeer[p.from] <= 0 {
-			delete(r.perPeer, p.from)
-		}
+		r.releaseLocked(p)
 		if err == nil {
 			r.meta[p.h] = p.m
+			r.announced[p.h] = true
+			r.since[p.h] = r.clk.Now()
 		}
 		r.mu.Unlock()
 		if err != nil {
@@ -360,8 +421,12 @@ func (r *replicator) fetchOne(base context.Context, p *pendingFetch) error {
 // upgrade makes a chunk held as Cache a Replica.
 func (r *replicator) upgrade(h chunk.Hash, m chunkMeta) {
 	lib := r.h.library()
-	buf := make([]byte, m.size)
-	if n, err := lib.ReadAt(h, buf, 0); err != nil && n != m.size {
+	size, err := lib.Chunks().Size(h) // the asker's size may be wrong
+	if err != nil {
+		return
+	}
+	buf := make([]byte, size)
+	if n, _ := lib.ReadAt(h, buf, 0); n != size {
 		return
 	}
 	if err := lib.Put(h, buf, Replica, m.typ); err != nil {

@@ -10,14 +10,15 @@ import (
 
 	"ddt/shared/chunk"
 	"ddt/shared/id"
+	"ddt/shared/store"
 	"ddt/shared/wire"
 )
 
-// holders is the live peers that hold h and provide it.
+// holders is the live peers that hold h as a replica or their own.
 func (w *simWorld) holders(h chunk.Hash) []*simPeer {
 	var out []*simPeer
 	for _, p := range w.live() {
-		if ok, _ := p.Have(context.Background(), p.addr, []chunk.Hash{h}); ok[0] {
+		if c, ok := p.lib.Class(h); ok && c != Cache {
 			out = append(out, p)
 		}
 	}
@@ -29,12 +30,18 @@ func (w *simWorld) holders(h chunk.Hash) []*simPeer {
 // unicast content exactly one, and repair keeps it at one, also after
 // that one holder left.
 func TestPublishReplicas(t *testing.T) {
-	w := newSimWorld(t, 3, 40, DefaultPledge)
+	w := newSimWorld(t, 3, 40, LibraryConfig{})
 	p := w.live()[0]
 	pub, n := p.put(payload(1, 3000), 1024, "text/plain", false)
 	uni, m := p.put(payload(2, 3000), 1024, "text/plain", true)
 	if n != DefaultReplicas || m != 1 {
 		t.Fatalf("publish placed %d replicas of public content and %d of unicast, want %d and 1", n, m, DefaultReplicas)
+	}
+	// A type as long as a manifest allows still leaves room for the
+	// unicast mark on the wire.
+	long := "text/" + strings.Repeat("x", chunk.MaxType-len("text/"))
+	if _, m := p.put(payload(7, 100), 1024, long, true); m != 1 {
+		t.Errorf("publish placed %d replicas of unicast content of a %d-byte type, want 1", m, len(long))
 	}
 	w.settle()
 	count := func(it simItem) (least, most int) {
@@ -76,21 +83,39 @@ func TestPublishReplicas(t *testing.T) {
 	}
 }
 
-// TestPledgeFullRefuses: a node whose pledge its own content fills
-// refuses to hold a replica, says why, and keeps every chunk it pinned.
+// TestPledgeFullRefuses: a node whose pledge replicas for others fill
+// refuses to hold another (a replica never displaces another), says why,
+// and keeps every chunk it pinned and every replica it promised.
 func TestPledgeFullRefuses(t *testing.T) {
-	w := newSimWorld(t, 4, 12, 4<<10)
+	w := newSimWorld(t, 4, 12, LibraryConfig{})
 	peers := w.live()
 	full, asker := peers[1], peers[2]
-	own, _ := full.put(payload(3, 4<<10), 1024, "text/plain", false)
+	lib, err := OpenLibrary(store.NewMemoryChunks(), store.NewMemory(), LibraryConfig{Pledge: 2 << 10, Clock: w.s.Clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A 2 KiB pledge, before it holds anything; its own content is
+	// outside the pledge.
+	full.lib = lib
+	own, _ := full.put(payload(3, 8<<10), 1024, "text/plain", false)
 	w.settle()
+	var promised []chunk.Hash
+	for i := range 2 {
+		data := payload(uint64(10+i), 1024)
+		h := chunk.SumGo(data)
+		if err := full.lib.Put(h, data, Replica, "text/plain"); err != nil {
+			t.Fatalf("filling the pledge: %v", err)
+		}
+		promised = append(promised, h)
+	}
 
 	data := payload(4, 1000)
 	h := chunk.SumGo(data)
 	if err := asker.lib.Put(h, data, Own, "text/plain"); err != nil {
 		t.Fatal(err)
 	}
-	a := full.rep.handleAsk(context.Background(), asker.addr, &wire.ReplicaAsk{Hash: h, Size: 1000, ContentType: "text/plain", Sources: []id.Address{asker.addr}})
+	ask := &wire.ReplicaAsk{Hash: h, Size: 1000, ContentType: "text/plain", Sources: []id.Address{asker.addr}}
+	a := full.rep.handleAsk(context.Background(), asker.addr, ask)
 	if a.Accepted {
 		t.Fatal("a node with a full pledge accepted a replica")
 	}
@@ -101,17 +126,58 @@ func TestPledgeFullRefuses(t *testing.T) {
 	if full.lib.Has(h) {
 		t.Error("the refused chunk is held anyway")
 	}
+	for _, c := range promised {
+		if !full.lib.Has(c) {
+			t.Errorf("replica %s dropped for the refused one", c.Short())
+		}
+	}
 	for _, c := range append([]chunk.Hash{own.id}, own.m.Chunks...) {
 		if !full.lib.Has(c) {
 			t.Errorf("pinned chunk %s evicted", c.Short())
 		}
 		if cl, _ := full.lib.Class(c); cl != Own {
-			t.Errorf("pinned chunk %s is now held as class %d", c.Short(), cl)
+			t.Errorf("pinned chunk %s is now held as %s", c.Short(), cl)
 		}
 	}
 	// Its own content still got its replicas elsewhere.
 	if c := w.copies(own.id); c != DefaultReplicas+1 {
 		t.Errorf("the full node's own manifest is on %d live nodes, want %d", c, DefaultReplicas+1)
+	}
+}
+
+// TestPolicyRefuses: a node that holds only images for others refuses a
+// replica of another type, and a chunk its user fetched of that type is
+// not turned into one, both with a reason; an image it takes.
+func TestPolicyRefuses(t *testing.T) {
+	w := newSimWorld(t, 11, 4, LibraryConfig{Policy: Policy{Types: []string{"image/"}}})
+	q, asker := w.live()[0], w.live()[1]
+	ask := func(data []byte, typ string) *wire.ReplicaAnswer {
+		h := chunk.SumGo(data)
+		if err := asker.lib.Put(h, data, Own, typ); err != nil {
+			t.Fatal(err)
+		}
+		return q.rep.handleAsk(context.Background(), asker.addr, &wire.ReplicaAsk{Hash: h, Size: uint32(len(data)), ContentType: typ, Sources: []id.Address{asker.addr}})
+	}
+	if a := ask(payload(20, 500), "video/mp4"); a.Accepted || !strings.Contains(a.Reason, "type") {
+		t.Errorf("a video replica on an image-only node: accepted %v, reason %q; want refused, saying the type", a.Accepted, a.Reason)
+	}
+	fetched := payload(21, 500)
+	if err := q.lib.Put(chunk.SumGo(fetched), fetched, Cache, "video/mp4"); err != nil {
+		t.Fatal(err)
+	}
+	if a := ask(fetched, "video/mp4"); a.Accepted || a.Reason == "" {
+		t.Errorf("a cached video asked for as a replica: accepted %v, reason %q; want refused with a reason", a.Accepted, a.Reason)
+	}
+	if c, _ := q.lib.Class(chunk.SumGo(fetched)); c != Cache {
+		t.Errorf("the cached video is now held as %s", c)
+	}
+	img := payload(22, 500)
+	if a := ask(img, "image/png"); !a.Accepted {
+		t.Fatalf("an image replica refused: %s", a.Reason)
+	}
+	w.settle()
+	if c, ok := q.lib.Class(chunk.SumGo(img)); !ok || c != Replica {
+		t.Errorf("the accepted image is held %v as %s, want a replica", ok, c)
 	}
 }
 
@@ -157,7 +223,7 @@ func (g *gatedHost) fetch(ctx context.Context, h chunk.Hash, size int, sources [
 // all askers together MaxPendingReplicas, and at most MaxReplicaFetches
 // are fetched at once; asks beyond are refused with a reason.
 func TestAskLimits(t *testing.T) {
-	w := newSimWorld(t, 5, 4, DefaultPledge)
+	w := newSimWorld(t, 5, 4, LibraryConfig{})
 	g := &gatedHost{simPeer: w.live()[0], gate: make(chan struct{})}
 	r := newReplicator(g, replicaConfig{}, w.s.Clock, nil)
 	rng := rand.New(rand.NewPCG(5, 5))

@@ -38,6 +38,7 @@ type simWorld struct {
 	t   testing.TB
 	s   *sim.Sim
 	ctx context.Context
+	lc  LibraryConfig
 
 	mu    sync.RWMutex
 	peers map[id.Address]*simPeer
@@ -61,11 +62,17 @@ type simPeer struct {
 }
 
 // newSimWorld joins n nodes, each running a replicator (repair loop on
-// the sim's clock) with a library of the given pledge.
-func newSimWorld(t testing.TB, seed uint64, n int, pledge int64) *simWorld {
-	s := sim.New(sim.Config{Seed: seed, DHT: dht.Config{RecordTTL: 2 * time.Hour, Republish: time.Hour}})
+// the sim's clock) with a library configured by lc (its Clock is the
+// sim's).
+//
+// The DHT runs with buckets of 10 (K) rather than 20: provider lookups,
+// each verifying every record it collects, are most of the simulation's
+// cost, and replication does not depend on K.
+func newSimWorld(t testing.TB, seed uint64, n int, lc LibraryConfig) *simWorld {
+	s := sim.New(sim.Config{Seed: seed, DHT: dht.Config{K: 10, RecordTTL: 2 * time.Hour, Republish: time.Hour}})
 	ctx, stop := context.WithCancel(context.Background())
-	w := &simWorld{t: t, s: s, ctx: ctx, stop: stop, peers: map[id.Address]*simPeer{}, keys: map[[32]byte]id.Address{}}
+	lc.Clock = s.Clock
+	w := &simWorld{t: t, s: s, ctx: ctx, stop: stop, lc: lc, peers: map[id.Address]*simPeer{}, keys: map[[32]byte]id.Address{}}
 	t.Cleanup(w.close)
 	rng := rand.New(rand.NewPCG(seed, 0xc0de))
 	for _, node := range s.Join(n) {
@@ -73,28 +80,39 @@ func newSimWorld(t testing.TB, seed uint64, n int, pledge int64) *simWorld {
 		for i := range seed {
 			seed[i] = byte(rng.Uint32())
 		}
-		w.add(node, ed25519.NewKeyFromSeed(seed[:]), pledge)
+		w.add(node, ed25519.NewKeyFromSeed(seed[:]))
 	}
 	return w
 }
 
-func (w *simWorld) add(n *sim.Node, key ed25519.PrivateKey, pledge int64) *simPeer {
-	lib, err := OpenLibrary(store.NewMemoryChunks(), store.NewMemory(), LibraryConfig{Pledge: pledge, Clock: w.s.Clock})
+func (w *simWorld) add(n *sim.Node, key ed25519.PrivateKey) *simPeer {
+	lib, err := OpenLibrary(store.NewMemoryChunks(), store.NewMemory(), w.lc)
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	p := &simPeer{w: w, n: n, d: n.DHT, addr: n.Addr, key: key, lib: lib}
-	p.rep = newReplicator(p, replicaConfig{}, w.s.Clock, nil)
-	ctx, cancel := context.WithCancel(w.ctx)
-	p.cancel = cancel
+	p.start()
 	w.mu.Lock()
 	w.peers[p.addr] = p
 	var pub [32]byte
 	copy(pub[:], key.Public().(ed25519.PublicKey))
 	w.keys[pub] = p.addr
 	w.mu.Unlock()
-	w.wg.Go(func() { p.rep.run(ctx) })
 	return p
+}
+
+// start gives p a new replicator, as a node's start does, and runs its
+// repair loop; the previous one, if any, stops.
+func (p *simPeer) start() {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	rep := newReplicator(p, replicaConfig{}, p.w.s.Clock, nil)
+	ctx, cancel := context.WithCancel(p.w.ctx)
+	p.mu.Lock()
+	p.rep, p.cancel = rep, cancel
+	p.mu.Unlock()
+	p.w.wg.Go(func() { rep.run(ctx) })
 }
 
 func (w *simWorld) close() {
@@ -214,7 +232,9 @@ func (p *simPeer) put(data []byte, chunkSize int, typ string, unicast bool) (sim
 	return simItem{id: cid, m: m, data: data, publisher: p}, n
 }
 
-// copies counts the live peers that hold h and provide it (not withdrawn).
+// copies counts the live peers that hold h as a replica or as their own
+// and provide it (not withdrawn); a cached copy may be evicted any time,
+// so it is none.
 func (w *simWorld) copies(h chunk.Hash) int {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
@@ -223,7 +243,7 @@ func (w *simWorld) copies(h chunk.Hash) int {
 		p.rep.mu.Lock()
 		dropped := p.rep.dropped[h]
 		p.rep.mu.Unlock()
-		if p.lib.Has(h) && !dropped {
+		if c, ok := p.lib.Class(h); ok && c != Cache && !dropped {
 			n++
 		}
 	}
@@ -400,7 +420,30 @@ func (p *simPeer) Ask(ctx context.Context, to id.Address, req *wire.ReplicaAsk) 
 	if q == nil {
 		return nil, sim.ErrGone
 	}
-	return q.rep.handleAsk(ctx, p.addr, req), nil
+	// Through the wire's encoding both ways, as a request travels.
+	got, err := wireTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	return wireTrip(q.rep.handleAsk(ctx, p.addr, got))
+}
+
+// wireTrip is m encoded and decoded again.
+func wireTrip[M wire.Message](m M) (M, error) {
+	var zero M
+	b, err := wire.Marshal(m)
+	if err != nil {
+		return zero, err
+	}
+	back, err := wire.Unmarshal(b)
+	if err != nil {
+		return zero, err
+	}
+	out, ok := back.(M)
+	if !ok {
+		return zero, fmt.Errorf("%T came back as %T", m, back)
+	}
+	return out, nil
 }
 
 func (p *simPeer) Have(ctx context.Context, to id.Address, hashes []chunk.Hash) ([]bool, error) {
@@ -410,10 +453,7 @@ func (p *simPeer) Have(ctx context.Context, to id.Address, hashes []chunk.Hash) 
 	}
 	out := make([]bool, len(hashes))
 	for i, h := range hashes {
-		q.rep.mu.Lock()
-		dropped := q.rep.dropped[h]
-		q.rep.mu.Unlock()
-		out[i] = q.lib.Has(h) && !dropped
+		out[i] = q.lib.Has(h)
 	}
 	return out, nil
 }
@@ -543,7 +583,7 @@ func TestSimChurnAtOnce(t *testing.T) {
 // strict, no chunk may be lost on the way.
 func simChurn(t *testing.T, nodes, count, waves int, strict bool) {
 	start := time.Now()
-	w := newSimWorld(t, 20, nodes, DefaultPledge)
+	w := newSimWorld(t, 20, nodes, LibraryConfig{})
 	rng := rand.New(rand.NewPCG(20, 1))
 	joined := time.Since(start)
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"ddt/shared/clock"
 	"ddt/shared/dht"
@@ -259,14 +260,90 @@ func (h *Host) Send(addr id.Address, m wire.Message) error {
 
 // SendBulk is Send on the peer's bulk channel (its control channel if
 // the link has none): for large transfers, which then never delay
-// keepalives or lookups. It blocks while the channel is full.
-func (h *Host) SendBulk(addr id.Address, m wire.Message) error {
+// keepalives or lookups. It waits while the channel is full (the
+// receiver's back-pressure), for as long as ctx lasts: a send that
+// stalls ends with ctx's error. Frames go out in the order sent, even
+// when a caller gave up waiting on one.
+func (h *Host) SendBulk(ctx context.Context, addr id.Address, m wire.Message) error {
 	p, err := h.peerFor(addr)
 	if err != nil {
 		return err
 	}
 	p.touch()
-	return p.sendBulk(m)
+	return p.sendBulk(ctx, m)
+}
+
+// Connect opens a data channel to addr, if none is open, and keeps it
+// open (see Node.Connect); it fails with ErrUnsupported if the peer did
+// not announce the capability.
+func (h *Host) Connect(ctx context.Context, addr id.Address) (PeerInfo, error) {
+	if p, err := h.peerFor(addr); err == nil {
+		return p.info(), nil
+	}
+	info, err := h.n.Connect(ctx, addr)
+	if err != nil {
+		return info, err
+	}
+	if !info.Features.Has(h.feature) {
+		return info, fmt.Errorf("%w: peer %s has no %s", ErrUnsupported, addr.Short(), h.feature)
+	}
+	return info, nil
+}
+
+// Gone returns a channel that is closed when the data channel to addr
+// closes: a transfer waiting on that peer ends then rather than at its
+// deadline. It is closed already if no channel is open.
+func (h *Host) Gone(addr id.Address) <-chan struct{} {
+	if p := h.n.peer(addr); p != nil {
+		return p.gone
+	}
+	return closedChan
+}
+
+// closedChan is a channel closed from the start.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Ping measures the round trip to the connected peer at addr.
+func (h *Host) Ping(ctx context.Context, addr id.Address) (time.Duration, error) {
+	return h.n.Ping(ctx, addr)
+}
+
+// Closest looks up key in the DHT and returns up to n of the live nodes
+// closest to it, closest first: those that answered the lookup, with
+// this node among them if it is that close.
+func (h *Host) Closest(ctx context.Context, key id.Address, n int) ([]id.Address, error) {
+	d := h.n.table()
+	if d == nil {
+		return nil, ErrNotAdmitted
+	}
+	res, err := d.Lookup(ctx, key)
+	if err != nil && len(res.Closest) == 0 {
+		return nil, err
+	}
+	out := slices.Clone(res.Closest)
+	self := h.n.Address()
+	if !slices.Contains(out, self) {
+		out = append(out, self)
+	}
+	slices.SortFunc(out, func(a, b id.Address) int {
+		switch {
+		case a == b:
+			return 0
+		case id.Closer(key, a, b):
+			return -1
+		default:
+			return 1
+		}
+	})
+	return out[:min(n, len(out))], nil
+}
+
+// Forget stops republishing the record this node put under key (Put);
+// the copies the DHT holds expire with their TTL.
+func (h *Host) Forget(key id.Address) {
+	if d := h.n.table(); d != nil {
+		d.Forget(key, h.n.id.SignKey())
+	}
 }
 
 // SendRouted signs m and sends it toward dest through the overlay (the

@@ -80,7 +80,7 @@ func TestCapabilityFeatureGating(t *testing.T) {
 	if m := received(t, eb.got).(*wire.Experiment); m.Label != "hi" {
 		t.Fatalf("got %q", m.Label)
 	}
-	if err := ea.h.SendBulk(b.Address(), &wire.Experiment{Label: "big", Data: make([]byte, 1000)}); err != nil {
+	if err := ea.h.SendBulk(context.Background(), b.Address(), &wire.Experiment{Label: "big", Data: make([]byte, 1000)}); err != nil {
 		t.Fatal(err)
 	}
 	if m := received(t, eb.got).(*wire.Experiment); m.Label != "big" || len(m.Data) != 1000 {
@@ -95,7 +95,7 @@ func TestCapabilityFeatureGating(t *testing.T) {
 	// To a peer that does not: refused here, nothing sent.
 	for what, err := range map[string]error{
 		"send":      ea.h.Send(c.Address(), &wire.Experiment{Label: "no"}),
-		"send bulk": ea.h.SendBulk(c.Address(), &wire.Experiment{Label: "no"}),
+		"send bulk": ea.h.SendBulk(context.Background(), c.Address(), &wire.Experiment{Label: "no"}),
 	} {
 		if !errors.Is(err, node.ErrUnsupported) || !errors.Is(err, wire.ErrUnsupported) {
 			t.Errorf("%s to a peer without echo: %v", what, err)
@@ -206,5 +206,70 @@ func TestCapabilityEmit(t *testing.T) {
 	ev := <-got
 	if ev.Kind != "echo" || ev.Payload().(map[string]string)["hello"] != "world" {
 		t.Fatalf("event %+v", ev)
+	}
+}
+
+// stuck is a capability whose handler of bulk frames blocks until
+// released: a receiver that stops reading its bulk channel.
+type stuck struct {
+	h       *node.Host
+	release chan struct{}
+	got     chan string
+}
+
+func (s *stuck) Feature() string { return "echo" }
+
+func (s *stuck) Attach(h *node.Host) error {
+	s.h = h
+	h.HandlePeer(wire.TypeExperiment, func(_ node.PeerInfo, m wire.Message) {
+		<-s.release
+		s.got <- m.(*wire.Experiment).Label
+	})
+	return nil
+}
+
+// A bulk send to a peer that stopped reading waits for room only as long
+// as its ctx: it ends with the ctx's error, the control channel still
+// works meanwhile, and once the peer reads again every frame arrives in
+// the order sent.
+func TestSendBulkHonoursContext(t *testing.T) {
+	ea := newEcho()
+	sb := &stuck{release: make(chan struct{}), got: make(chan string, 100000)}
+	s := nodetest.New(t, 2, nodetest.Options{Config: func(i int, c *node.Config) {
+		c.Capabilities = []node.Capability{[]node.Capability{ea, sb}[i]}
+	}})
+	a, b := s.Nodes[0], s.Nodes[1]
+	s.Link(a, b)
+	var sent []string
+	var stalled error
+	for i := 0; i < 100000 && stalled == nil; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		label := fmt.Sprint(i)
+		stalled = ea.h.SendBulk(ctx, b.Address(), &wire.Experiment{Label: label, Data: make([]byte, 1000)})
+		cancel()
+		if stalled == nil {
+			sent = append(sent, label)
+		}
+	}
+	if !errors.Is(stalled, context.DeadlineExceeded) {
+		t.Fatalf("bulk sends to a peer that reads nothing: %v after %d frames; want the ctx's deadline", stalled, len(sent))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.Ping(ctx, b.Address()); err != nil {
+		t.Fatalf("the control channel while bulk is stalled: %v", err)
+	}
+	close(sb.release)
+	// The frame whose send gave up still goes out, after the others.
+	want := append(sent, fmt.Sprint(len(sent)))
+	for i, w := range want {
+		select {
+		case got := <-sb.got:
+			if got != w {
+				t.Fatalf("frame %d: got %q, want %q", i, got, w)
+			}
+		case <-ctx.Done():
+			t.Fatalf("only %d of %d frames arrived", i, len(want))
+		}
 	}
 }

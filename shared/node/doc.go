@@ -45,11 +45,14 @@
 //
 //   - its identity and lease: Host.Identity, Host.Lease, and Host.ZoneOf
 //     for the relays the node trusts;
-//   - the DHT: Host.Get, Host.Put, Host.Lookup;
-//   - its peers and the overlay: Host.Peers, Host.Send (control channel),
-//     Host.SendBulk (bulk channel), Host.SendRouted, Host.Request (a
-//     request answered by the other node's RequestHandler, over a data
-//     channel if one is open, else routed);
+//   - the DHT: Host.Get, Host.Put (Host.Forget stops republishing),
+//     Host.Lookup, Host.Closest (the live nodes closest to a key);
+//   - its peers and the overlay: Host.Peers, Host.Connect, Host.Ping,
+//     Host.Gone (closed when a peer's channel closes), Host.Send (control
+//     channel), Host.SendBulk (bulk channel, waiting for room as long as
+//     its ctx), Host.SendRouted, Host.Request (a request answered by the
+//     other node's RequestHandler, over a data channel if one is open,
+//     else routed);
 //   - the relay: Host.RelayHas, Host.RelayRequest (a request answered by
 //     a wire.Reply with the same ID);
 //   - handlers, registered in Attach only: Host.HandlePeer, HandleRouted,

@@ -143,6 +143,7 @@ type peer struct {
 	benchIn    uint64        // bench bytes received since the last BenchEnd
 	ack        chan uint64   // BenchAck values for the running throughput test
 	bench      sync.Mutex    // one throughput test at a time
+	bulkSlot   chan struct{} // one slot: held by the bulk send in progress
 	gone       chan struct{} // closed when the peer is removed
 	reason     string
 }
@@ -318,7 +319,48 @@ func (p *peer) writeLoop() {
 	}
 }
 
-func (p *peer) sendBulk(m wire.Message) error { return send(p.bulk, m) }
+// sendBulk sends m on p's bulk channel, waiting while the channel is
+// full (back-pressure) for as long as ctx lasts.
+func (p *peer) sendBulk(ctx context.Context, m wire.Message) error {
+	b, err := wire.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return p.sendBulkRaw(ctx, b)
+}
+
+// sendBulkRaw sends the encoded frame b on the bulk channel. The
+// transport's Send blocks while the link's buffer is full and knows no
+// context, so it runs on a goroutine of its own: a caller whose ctx ends
+// returns at once, and the frame still goes out, in order, before the
+// next one (bulkSlot is held until it has), or the link closes.
+func (p *peer) sendBulkRaw(ctx context.Context, b []byte) error {
+	select {
+	case p.bulkSlot <- struct{}{}:
+	case <-p.gone:
+		return p.goneErr()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := p.goneErr(); err != nil {
+		<-p.bulkSlot
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := p.bulk.Send(b)
+		<-p.bulkSlot
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-p.gone:
+		return p.goneErr()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 func randomSID() uint64 {
 	var b [8]byte
@@ -656,7 +698,8 @@ func (n *Node) addPeer(addr id.Address, native bool, features wire.Features, con
 	now := n.clock.Now()
 	p := &peer{n: n, addr: addr, native: native, via: via, since: now, features: features, conn: conn, bulk: bulk, lastIn: now,
 		routed: rate.NewLimiter(routedRate, routedBurst), rpcs: make(chan struct{}, maxRPCInFlight),
-		out: outbox{wake: make(chan struct{}, 1)}, pings: make(map[uint64]chan struct{}), gone: make(chan struct{})}
+		out: outbox{wake: make(chan struct{}, 1)}, pings: make(map[uint64]chan struct{}), gone: make(chan struct{}),
+		bulkSlot: make(chan struct{}, 1)}
 	n.mu.Lock()
 	old := n.peers[addr]
 	n.peers[addr] = p
@@ -978,9 +1021,9 @@ func (p *peer) throughput(ctx context.Context, total int) (time.Duration, error)
 	for sent := 0; sent < total; {
 		k := min(wire.MaxBenchData, total-sent)
 		if k == wire.MaxBenchData {
-			err = p.bulk.Send(full)
+			err = p.sendBulkRaw(ctx, full)
 		} else {
-			err = p.sendBulk(&wire.BenchData{Data: make([]byte, k)})
+			err = p.sendBulk(ctx, &wire.BenchData{Data: make([]byte, k)})
 		}
 		if err != nil {
 			return 0, err
@@ -991,7 +1034,7 @@ func (p *peer) throughput(ctx context.Context, total int) (time.Duration, error)
 		}
 	}
 	// The end goes the way the data went, so it arrives after all of it.
-	if err := p.sendBulk(&wire.BenchEnd{Total: uint64(total)}); err != nil {
+	if err := p.sendBulk(ctx, &wire.BenchEnd{Total: uint64(total)}); err != nil {
 		return 0, err
 	}
 	select {

@@ -169,16 +169,19 @@ func (m *ChunkDone) decode(d *decoder) {
 // ReplicaAsk asks a node to hold a replica of chunk Hash (Size bytes, of
 // content of media type ContentType, which the asked node's cache policy
 // may refuse), fetching it from Sources (nodes that hold it; the asker
-// first). Manifest says the chunk is a manifest. The answer is a
+// first). Manifest says the chunk is a manifest; Unicast that it is
+// unicast content, whose single replica its holder never repairs toward
+// the public count (only the publisher keeps it placed). The answer is a
 // ReplicaAnswer; the asked node fetches and announces itself afterwards.
 //
-//	[32]hash | uvarint size | string type | bool manifest | count sources, [20] each
+//	[32]hash | uvarint size | string type | bool manifest | count sources, [20] each | bool unicast
 type ReplicaAsk struct {
 	Hash        [32]byte
 	Size        uint32
 	ContentType string
 	Manifest    bool
 	Sources     []id.Address
+	Unicast     bool
 }
 
 func (*ReplicaAsk) Type() Type { return TypeReplicaAsk }
@@ -191,6 +194,7 @@ func (m *ReplicaAsk) encode(e *encoder) {
 	for _, a := range m.Sources {
 		e.fixed(a[:])
 	}
+	e.bool(m.Unicast)
 }
 func (m *ReplicaAsk) decode(d *decoder) {
 	d.fixed(m.Hash[:])
@@ -206,6 +210,7 @@ func (m *ReplicaAsk) decode(d *decoder) {
 		d.fixed(a[:])
 		m.Sources = append(m.Sources, a)
 	}
+	m.Unicast = d.bool()
 }
 
 // ReplicaAnswer answers a ReplicaAsk: Accepted, or Reason (for people)
