@@ -1,12 +1,15 @@
 package web_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"ddt/shared/chunk"
+	"ddt/shared/content"
 	"ddt/shared/wait"
 
 	"github.com/chromedp/chromedp"
@@ -14,7 +17,8 @@ import (
 
 // TestScreenshotsFiles saves PNGs of the Files card in its states — idle
 // with its storage meter, a file shared (by the picker) with its id, a
-// download under way, a download done with its save link, and an id
+// download under way, a download done with its save link, one that routed
+// around a provider serving corrupt bytes, and an id
 // nobody holds — to DDT_SHOTS, for a person to look at. Like
 // TestScreenshots it asserts nothing about looks; it waits for each state
 // by the card's own words.
@@ -65,6 +69,30 @@ func TestScreenshotsFiles(t *testing.T) {
 	waitText(t, p, "#fetch-save", "talk.webm")
 	cardShot(t, p, filepath.Join(dir, "files-3-downloaded.png"))
 
+	// A provider that serves corrupt bytes, routed around: the hostile
+	// node of TestContentCorruptProvider holds another item of q's.
+	_, hostile := startHostile(t, r)
+	for attempt := 1; ; attempt++ {
+		bad := putRandom(t, q, 16<<20, fmt.Sprintf(`{name: "notes-%d.pdf", type: "application/pdf", unicast: true}`, attempt))
+		badID, err := chunk.Parse(bad.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hostile.Fetch(context.Background(), badID, content.GetOptions{Pin: true}); err != nil {
+			t.Fatal(err)
+		}
+		fillAndClick(t, p, "#fetch-id", "#fetch-go", bad.ID)
+		waitText(t, p, "#fetch-save", fmt.Sprintf("notes-%d.pdf", attempt))
+		if note, _ := eval[string](p, `document.querySelector('#fetch-note').textContent`); note != "" {
+			cardShot(t, p, filepath.Join(dir, "files-5-routed-around.png"))
+			break
+		}
+		if attempt == 4 {
+			t.Log("no download asked the hostile node; no shot of the routed-around note")
+			break
+		}
+	}
+
 	fillAndClick(t, p, "#fetch-id", "#fetch-go", "00000000000000000000000000000000000000000000000000000000000000aa")
 	wait.For(t, 120*time.Second, "not found", func() error {
 		s, err := eval[string](p, `document.querySelector('#fetch-error')?.textContent || ''`)
@@ -73,7 +101,7 @@ func TestScreenshotsFiles(t *testing.T) {
 		}
 		return err
 	})
-	cardShot(t, p, filepath.Join(dir, "files-4-not-found.png"))
+	cardShot(t, p, filepath.Join(dir, "files-6-not-found.png"))
 }
 
 // cardShot saves a PNG of the Files card.

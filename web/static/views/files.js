@@ -123,7 +123,7 @@ function paintStorage(s) {
   storageText.replaceChildren(
     keyed('key-pinned', `${formatBytes(s.pinnedBytes)} yours and pinned`),
     ' · ',
-    keyed('key-others', `${formatBytes(others)} for others, of ${formatBytes(s.pledgedBytes)} pledged`),
+    keyed('key-others', `${formatBytes(others)} cache and replicas, of ${formatBytes(s.pledgedBytes)} pledged`),
     s.persisted ? ' · persistent' : ' · not persistent: the browser may clear it if disk runs short',
   );
 }
