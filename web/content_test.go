@@ -32,9 +32,21 @@ import (
 // jsHex is a function, in the page, from an ArrayBuffer to lowercase hex.
 const jsHex = `((buf) => Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join(''))`
 
+// jsSum is a function, in the page, from a Blob to the hex SHA-256 of its
+// bytes; above 128 MiB (more than Chromium reads into one ArrayBuffer
+// from a paged-out Blob) it is "tree:" and the SHA-256 of the SHA-256s of
+// its 4 MiB slices, as strong a check and read a slice at a time.
+const jsSum = `(async (blob) => {
+  const hex = ` + jsHex + `;
+  if (blob.size <= (128 << 20)) return hex(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
+  const sums = [];
+  for (let o = 0; o < blob.size; o += 4 << 20) sums.push(new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.slice(o, o + (4 << 20)).arrayBuffer())));
+  return 'tree:' + hex(await crypto.subtle.digest('SHA-256', await new Blob(sums).arrayBuffer()));
+})`
+
 // jsPutRandom puts n random bytes (made in the page, 64 KiB at a time)
-// and returns the content id and the SHA-256 of the bytes, computed in
-// the page.
+// and returns the content id and the SHA-256 of the bytes (jsSum),
+// computed in the page.
 const jsPutRandom = `(async (n, opts) => {
   const parts = [];
   for (let i = 0; i < n; i += 65536) {
@@ -43,7 +55,7 @@ const jsPutRandom = `(async (n, opts) => {
     parts.push(b);
   }
   const blob = new Blob(parts, {type: 'application/octet-stream'});
-  const sum = ` + jsHex + `(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
+  const sum = await ` + jsSum + `(blob);
   const id = await ddt.put(blob, opts);
   return {id, sum};
 })`
@@ -59,7 +71,7 @@ const jsGet = `(async (id, opts) => {
     const f = await ddt.get(id, {...opts, onProgress: (p) => {
       window.__progress = {...p, maxProviders: Math.max(window.__progress.maxProviders, p.providers)};
     }});
-    const sum = ` + jsHex + `(await crypto.subtle.digest('SHA-256', await f.arrayBuffer()));
+    const sum = await ` + jsSum + `(f);
     return {sum, size: f.size, name: f.name, type: f.type, maxProviders: window.__progress.maxProviders};
   } catch (e) {
     return {code: e.code || 'none', error: String(e.message || e)};
