@@ -5,7 +5,6 @@ package web_test
 // provider, a node built in this process with a disk that lies.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -170,7 +169,7 @@ func randomBytes(t testing.TB, n int) []byte {
 	return b
 }
 
-// The native node's content API (POST /put, GET /get, /stat, /pin).
+// The native node's content API (GET /get, POST /pin; POST /put in putStream).
 
 func (n *nativeNode) url(path string) string { return "http://" + n.status + path }
 
@@ -187,17 +186,6 @@ func (n *nativeNode) getBytes(id string) ([]byte, error) {
 		return nil, fmt.Errorf("GET /get: %s: %s", resp.Status, b)
 	}
 	return b, err
-}
-
-// putBytes is POST /put with b as the body.
-func (n *nativeNode) putBytes(b []byte, name string) (string, error) {
-	c := http.Client{Timeout: 3 * time.Minute}
-	resp, err := c.Post(n.url("/put?name="+name), "application/octet-stream", bytes.NewReader(b))
-	var v struct{ ID string }
-	if err := decodeJSON("POST /put", resp, err, &v); err != nil {
-		return "", err
-	}
-	return v.ID, nil
 }
 
 // pin is POST /pin?id=: the node fetches the item and keeps it.
