@@ -405,7 +405,8 @@ export interface DDT {
    * nearest first, each chunk verified) into this node's store, and resolves
    * with it as a File (a Blob with the item's name and type) backed by the
    * stored chunks. Rejects with a {@link ContentError}: `not-found`,
-   * `corrupt`, `quota`, `aborted`, …
+   * `corrupt`, `quota`, `aborted`, … Called before the node has any peer
+   * (just after `ready`), it waits up to 15 s for one.
    */
   get(id: ContentID, options?: GetOptions): Promise<File>;
   /** What the node knows of item `id` (its manifest, fetched if need be). */
