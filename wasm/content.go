@@ -32,7 +32,6 @@ type blobChunks interface {
 // files is window.ddt's share of content: put, get, stat, storage, pin
 // and unpin over the content service.
 type files struct {
-	n   *node.Node
 	svc *content.Service
 	// blobs is the chunk store's Blob side, nil when the chunks live in
 	// memory (no IndexedDB, or storage "memory"): then a put copies each
@@ -380,9 +379,6 @@ func (f *files) get(args []js.Value) any {
 		if aborted() {
 			return nil, errAborted(context.Canceled)
 		}
-		if !f.svc.Library().Has(h) {
-			f.waitPeer(ctx)
-		}
 		m, err := f.svc.Fetch(ctx, h, content.GetOptions{Progress: report, Pin: pin})
 		if err != nil {
 			if aborted() {
@@ -392,29 +388,6 @@ func (f *files) get(args []js.Value) any {
 		}
 		return f.compose(m)
 	})
-}
-
-// firstPeerWait is how long a get waits for the node's first peer.
-const firstPeerWait = 15 * time.Second
-
-// waitPeer waits, up to firstPeerWait or ctx's end, until the node has a
-// peer: ddt.ready resolves at admission, before any data channel is open,
-// and a download started then finds no provider in a DHT it cannot yet
-// reach, so `await ddt.ready; await ddt.get(id)` would say not-found for
-// content the network holds. (A get of content whose manifest is here
-// does not wait.)
-func (f *files) waitPeer(ctx context.Context) {
-	if f.n == nil {
-		return
-	}
-	deadline := time.Now().Add(firstPeerWait)
-	for len(f.n.Peers()) == 0 && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // compose makes the File of m's chunks, all stored here.

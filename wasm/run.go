@@ -40,7 +40,7 @@ func run(cfg Config, ready chan<- js.Value, failed chan<- error) {
 		return
 	}
 	log.Debug("node started", "slot", slot, "storage", cfg.Storage, "goMainAtMs", int(t0), "storeMs", int(t1-t0), "identityMs", int(perf.Call("now").Float()-t1))
-	api := newAPI(n, users, &files{n: n, svc: svc, blobs: blobs})
+	api := newAPI(n, users, &files{svc: svc, blobs: blobs})
 	g := bridge.Global()
 	g.Set("ddt", api.obj)
 	if ev, err := bridge.New(g.Get("Event"), "ddt:loaded"); err == nil && g.Get("dispatchEvent").Type() == js.TypeFunction {
