@@ -19,12 +19,12 @@ const (
 	// demand of 2×DemandBase gives one replica beyond Replicas, 4× two,
 	// 8× three...
 	DemandBase = 8
-	// MaxReplicas caps the replicas demand can ask for.
-	MaxReplicas = 16
-	// maxTarget is the cap that holds: the DHT keeps the records of at
-	// most dht.MaxSigners providers under one key, and a holder no one
-	// can find would count as missing, so repair would add more forever.
-	maxTarget = min(MaxReplicas, dht.MaxSigners-1)
+	// MaxReplicas caps the replicas demand can ask for: the DHT keeps the
+	// records of at most dht.MaxSigners providers under one key, and a
+	// holder no one can find would count as missing, so repair would add
+	// more forever. (Beyond it, the nodes that downloaded an item and
+	// keep it as cache serve it too.)
+	MaxReplicas = dht.MaxSigners - 1
 	// MaxDemandTracked bounds the chunks whose demand is remembered; the
 	// least demanded are forgotten first.
 	MaxDemandTracked = 4096
@@ -95,8 +95,8 @@ func (r *replicator) demandOf(h chunk.Hash) float64 {
 // target is how many replicas h should have, seen from a holder that
 // counts live copies of it (its own included): Replicas, plus one for
 // every doubling of the demand for h from DemandBase, at most MaxReplicas
-// — and at most maxTarget, one fewer than the providers the DHT keeps
-// under a key (the publisher's copy is the one more).
+// (one fewer than the providers the DHT keeps under a key: the
+// publisher's copy is the one more).
 //
 // The demand is estimated as what this node served times the live
 // copies: downloads spread over the holders, so each sees its share, and
@@ -107,5 +107,5 @@ func (r *replicator) target(h chunk.Hash, live int) int {
 	if v := r.demandOf(h) * float64(max(live, 1)); v >= DemandBase {
 		n += int(math.Floor(math.Log2(v / DemandBase)))
 	}
-	return min(n, maxTarget)
+	return min(n, MaxReplicas)
 }

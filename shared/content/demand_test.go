@@ -6,7 +6,6 @@ import (
 
 	"ddt/shared/chunk"
 	"ddt/shared/clock"
-	"ddt/shared/dht"
 )
 
 // TestDemandTarget: each doubling of demand beyond DemandBase adds a
@@ -46,7 +45,7 @@ func TestDemandTarget(t *testing.T) {
 		t.Errorf("target three half-lives later %d, want %d", got, DefaultReplicas)
 	}
 	serve(DemandBase << 20)
-	if got, want := r.target(h, 1), min(MaxReplicas, dht.MaxSigners-1); got != want {
+	if got, want := r.target(h, 1), MaxReplicas; got != want {
 		t.Errorf("target under a flood of requests %d, want the cap %d (the providers a DHT key holds, less the publisher)", got, want)
 	}
 	share := chunk.SumGo([]byte("shared"))

@@ -117,7 +117,7 @@ func newReplicator(h replicaHost, cfg replicaConfig, clk clock.Clock, log *slog.
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = DefaultReplicas
 	}
-	cfg.Replicas = min(cfg.Replicas, maxTarget)
+	cfg.Replicas = min(cfg.Replicas, MaxReplicas)
 	if cfg.RepairEvery <= 0 {
 		cfg.RepairEvery = RepairEvery
 	}
@@ -253,7 +253,7 @@ func (r *replicator) notePlaced(h chunk.Hash, a id.Address) {
 		m = map[id.Address]time.Time{}
 		r.placed[h] = m
 	}
-	if len(m) < maxTarget+1 {
+	if len(m) < MaxReplicas+1 {
 		m[a] = r.clk.Now()
 	}
 }
