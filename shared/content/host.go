@@ -107,6 +107,11 @@ func checkProvider(r dht.Record, key id.Address, now time.Time) (Provider, error
 	if !exp.After(now) {
 		return Provider{}, errors.New("content: an expired provider record")
 	}
+	if exp.After(now.Add(2 * ProviderTTL)) {
+		// An honest node signs for ProviderTTL; one that signs for longer
+		// wants to be asked after it left (clocks may differ a little).
+		return Provider{}, errors.New("content: a provider record that claims to last too long")
+	}
 	return Provider{Address: v.Address, Whole: v.Whole, Expires: exp}, nil
 }
 

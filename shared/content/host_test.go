@@ -62,12 +62,15 @@ func TestCheckProvider(t *testing.T) {
 	}
 	expired := good
 	expired.Expires = now.Unix()
+	forever := good
+	forever.Expires = now.Add(1000 * time.Hour).Unix()
 	otherAddr := good
 	otherAddr.Address = id.Address{1}
 	forged := rec(good, me, key)
 	forged.Value[0] ^= 1
 	for what, r := range map[string]dht.Record{
 		"expired":                       rec(expired, me, key),
+		"lasting a thousand hours":      rec(forever, me, key),
 		"naming an address not its own": rec(otherAddr, me, key),
 		"signed by another key":         rec(good, other, key),
 		"under another key":             rec(good, me, id.Address{0xbb}),
