@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -306,31 +305,23 @@ func (s *Service) announceWhole(ctx context.Context, id chunk.Hash, m *chunk.Man
 // announceChunks announces this node as a provider of each of hs, a few
 // at a time.
 func (s *Service) announceChunks(ctx context.Context, hs []chunk.Hash) {
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
 	seen := make(map[chunk.Hash]bool, len(hs))
+	var once []chunk.Hash
 	for _, h := range hs {
-		if seen[h] {
-			continue
+		if !seen[h] {
+			seen[h] = true
+			once = append(once, h)
 		}
-		seen[h] = true
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if !s.lib.Has(h) {
-				return // evicted since
-			}
-			if err := s.ov.Announce(ctx, h.Key(), false); err != nil && ctx.Err() == nil {
-				s.log.Debug("could not announce a chunk yet; the refresh will", "chunk", h.Short(), "err", err)
-			}
-		})
 	}
-	wg.Wait()
+	inParallel(ctx, len(once), announceParallel, func(i int) {
+		h := once[i]
+		if !s.lib.Has(h) {
+			return // evicted since
+		}
+		if err := s.ov.Announce(ctx, h.Key(), false); err != nil && ctx.Err() == nil {
+			s.log.Debug("could not announce a chunk yet; the refresh will", "chunk", h.Short(), "err", err)
+		}
+	})
 }
 
 // fetchChunk gets one chunk (for the replicator): from sources in

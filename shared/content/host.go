@@ -242,24 +242,17 @@ func (o *hostOverlay) refresh(ctx context.Context) {
 		keys = append(keys, k)
 	}
 	o.mu.Unlock()
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for _, k := range keys {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return
+	inParallel(ctx, len(keys), announceParallel, func(i int) {
+		k := keys[i]
+		if err := o.publish(ctx, k); err != nil && ctx.Err() == nil {
+			o.h.Logger().Debug("could not refresh a provider record", "key", k.Short(), "err", err)
 		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := o.publish(ctx, k); err != nil && ctx.Err() == nil {
-				o.h.Logger().Debug("could not refresh a provider record", "key", k.Short(), "err", err)
-			}
-		})
-	}
-	wg.Wait()
+	})
 }
+
+// announceParallel is how many provider records a node puts in the DHT at
+// once.
+const announceParallel = 4
 
 // Withdraw implements overlay.
 func (o *hostOverlay) Withdraw(key id.Address) {

@@ -104,10 +104,8 @@ func (r *replicator) round(ctx context.Context) {
 		batch[i] = all[(start+i)%len(all)]
 	}
 	r.learn(all)
-	inParallel(len(batch), repairParallel, func(i int) {
-		if ctx.Err() == nil {
-			r.check(ctx, batch[i].h, batch[i].c)
-		}
+	inParallel(ctx, len(batch), repairParallel, func(i int) {
+		r.check(ctx, batch[i].h, batch[i].c)
 	})
 }
 

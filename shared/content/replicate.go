@@ -175,7 +175,7 @@ func (r *replicator) publish(ctx context.Context, m *chunk.Manifest, cid chunk.H
 	r.mu.Unlock()
 
 	placed := make([]int, len(items))
-	inParallel(len(items), PublishParallel, func(i int) {
+	inParallel(ctx, len(items), PublishParallel, func(i int) {
 		it := items[i]
 		n, _ := r.place(ctx, it.h, it.m, want, []id.Address{r.h.Self()})
 		placed[i] = n
@@ -452,16 +452,21 @@ func (r *replicator) idle() bool {
 	return len(r.queued) == 0 && r.fetching == 0
 }
 
-// inParallel runs f(0..n-1), at most width at a time, and waits for all.
-func inParallel(n, width int, f func(i int)) {
+// inParallel runs f(0..n-1), at most width at a time, until ctx ends (no
+// call starts after that), and waits for the calls it started.
+func inParallel(ctx context.Context, n, width int, f func(i int)) {
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	sem := make(chan struct{}, width)
 	for i := range n {
-		sem <- struct{}{}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			f(i)
 		})
 	}
-	wg.Wait()
 }

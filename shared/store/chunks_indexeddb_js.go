@@ -67,27 +67,10 @@ type readAhead struct {
 // under storage pressure; Persisted reports the answer. Where the runtime
 // has no IndexedDB it returns an error wrapping ErrUnavailable.
 func OpenIndexedDBChunks(name string) (*IndexedDBChunks, error) {
-	factory, err := idbFactory()
+	dbName := name + idbChunksSuffix
+	db, err := openIDB(dbName, idbBlobs, idbSizes)
 	if err != nil {
 		return nil, err
-	}
-	dbName := name + idbChunksSuffix
-	req, err := factory.Open(context.Background(), dbName, 1, func(db *idb.Database, oldVersion, _ uint) error {
-		if oldVersion >= 1 {
-			return nil
-		}
-		if _, err := db.CreateObjectStore(idbBlobs, idb.ObjectStoreOptions{}); err != nil {
-			return err
-		}
-		_, err := db.CreateObjectStore(idbSizes, idb.ObjectStoreOptions{})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: open IndexedDB %q: %w", dbName, err)
-	}
-	db, err := req.Await(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("store: open IndexedDB %q: %w", dbName, err)
 	}
 	s := &IndexedDBChunks{name: dbName, db: db}
 	go s.persist()

@@ -38,6 +38,16 @@ type IndexedDB struct {
 // with its object store "kv". Where the runtime has no IndexedDB (node, a
 // worker without it) it returns an error wrapping ErrUnavailable.
 func OpenIndexedDB(name string) (*IndexedDB, error) {
+	db, err := openIDB(name, idbObjectStore)
+	if err != nil {
+		return nil, err
+	}
+	return &IndexedDB{db: db, name: name}, nil
+}
+
+// openIDB opens (creating it if needed, at version 1, with the object
+// stores named) the IndexedDB database name.
+func openIDB(name string, objectStores ...string) (*idb.Database, error) {
 	factory, err := idbFactory()
 	if err != nil {
 		return nil, err
@@ -46,8 +56,12 @@ func OpenIndexedDB(name string) (*IndexedDB, error) {
 		if oldVersion >= 1 {
 			return nil
 		}
-		_, err := db.CreateObjectStore(idbObjectStore, idb.ObjectStoreOptions{})
-		return err
+		for _, os := range objectStores {
+			if _, err := db.CreateObjectStore(os, idb.ObjectStoreOptions{}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: open IndexedDB %q: %w", name, err)
@@ -56,7 +70,7 @@ func OpenIndexedDB(name string) (*IndexedDB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open IndexedDB %q: %w", name, err)
 	}
-	return &IndexedDB{db: db, name: name}, nil
+	return db, nil
 }
 
 // idbFactory returns the global IndexedDB factory. idb.Global panics when
