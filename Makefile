@@ -86,11 +86,13 @@ types: $(TS_STAMP) ## type-check the page's modules and the example host page ag
 unit: ## unit, fuzz-seed and native WebRTC tests (loopback namespace)
 	$(LOOPBACK) env GOPROXY=off $(GO) test -count=1 ./shared/... ./relay/...
 
-wasm-test: ## the core under GOOS=js GOARCH=wasm: in node, then in headless Chromium
+wasm-test: ## the core under GOOS=js GOARCH=wasm: in node, then in headless Chromium (stores, hashing, transport, the content library over IndexedDB)
 	PATH="$$PATH:$(GOROOT)/lib/wasm" GOOS=js GOARCH=wasm $(GO) test -count=1 ./shared/...
 	@tmp=$$(mktemp -d); \
 	$(LOOPBACK) env TMPDIR=$$tmp GOPROXY=off PATH="$(CURDIR)/scripts/chromium:$$PATH" GOOS=js GOARCH=wasm \
-		$(GO) test -count=1 -exec=$(WASMBROWSERTEST) ./shared/store/ ./shared/chunk/ ./shared/transport/; \
+		$(GO) test -count=1 -exec=$(WASMBROWSERTEST) ./shared/store/ ./shared/chunk/ ./shared/transport/ && \
+	$(LOOPBACK) env TMPDIR=$$tmp GOPROXY=off PATH="$(CURDIR)/scripts/chromium:$$PATH" GOOS=js GOARCH=wasm \
+		$(GO) test -count=1 -exec=$(WASMBROWSERTEST) -run '^TestLibrary' ./shared/content/; \
 	rc=$$?; rm -rf $$tmp; exit $$rc
 
 e2e: build ## end-to-end tests: relay, native node and real Chromium pages (loopback namespace)

@@ -196,18 +196,16 @@ func OpenLibrary(chunks store.Chunks, meta store.Store, cfg LibraryConfig) (*Lib
 	if err != nil {
 		return nil, fmt.Errorf("content: open library: list chunks: %w", err)
 	}
-	keys, err := meta.Keys(metaPin)
+	// One scan per kind of record: in a tab a Get per record would cost a
+	// transaction (milliseconds) each, for every chunk held.
+	pins, err := store.Scan(meta, metaPin)
 	if err != nil {
 		return nil, fmt.Errorf("content: open library: %w", err)
 	}
-	for _, k := range keys {
+	for k, v := range pins {
 		id, err := chunk.Parse(strings.TrimPrefix(k, metaPin))
 		if err != nil {
 			continue // not a record of ours
-		}
-		v, err := meta.Get(k)
-		if err != nil {
-			return nil, fmt.Errorf("content: open library: pin %s: %w", id.Short(), err)
 		}
 		hs, err := decodePin(v)
 		if err != nil {
@@ -215,11 +213,11 @@ func OpenLibrary(chunks store.Chunks, meta store.Store, cfg LibraryConfig) (*Lib
 		}
 		l.pinLocked(id, hs)
 	}
-	keys, err = meta.Keys(metaChunk)
+	recs, err := store.Scan(meta, metaChunk)
 	if err != nil {
 		return nil, fmt.Errorf("content: open library: %w", err)
 	}
-	for _, k := range keys {
+	for k, v := range recs {
 		h, err := chunk.Parse(strings.TrimPrefix(k, metaChunk))
 		if err != nil {
 			continue
@@ -232,10 +230,6 @@ func OpenLibrary(chunks store.Chunks, meta store.Store, cfg LibraryConfig) (*Lib
 				return nil, fmt.Errorf("content: open library: %w", err)
 			}
 			continue
-		}
-		v, err := meta.Get(k)
-		if err != nil {
-			return nil, fmt.Errorf("content: open library: chunk %s: %w", h.Short(), err)
 		}
 		e, err := decodeChunk(v)
 		if err != nil {

@@ -14,7 +14,10 @@ import (
 	"github.com/hack-pad/go-indexeddb/idb"
 )
 
-var _ Durable = (*IndexedDB)(nil)
+var (
+	_ Durable = (*IndexedDB)(nil)
+	_ Scanner = (*IndexedDB)(nil)
+)
 
 // idbObjectStore is the one object store, inside the database, that holds
 // every record: keys are strings, values Uint8Arrays.
@@ -187,6 +190,63 @@ func (s *IndexedDB) Keys(prefix string) ([]string, error) {
 	}
 	slices.Sort(keys)
 	return keys, nil
+}
+
+// Scan implements Scanner: one read-only transaction walks a cursor from
+// prefix on and stops at the first key without it (keys with a prefix are
+// contiguous in IndexedDB's UTF-16 order as in byte order).
+func (s *IndexedDB) Scan(prefix string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := s.txn(idb.TransactionReadOnly, func(txn *idb.Transaction, kv *idb.ObjectStore) error {
+		var req *idb.CursorWithValueRequest
+		var err error
+		if prefix != "" && utf8.ValidString(prefix) {
+			var lower *idb.KeyRange
+			if lower, err = idb.NewKeyRangeLowerBound(js.ValueOf(prefix), false); err != nil {
+				return err
+			}
+			req, err = kv.OpenCursorRange(lower, idb.CursorNext)
+		} else {
+			req, err = kv.OpenCursor(idb.CursorNext)
+		}
+		if err != nil {
+			return err
+		}
+		u8 := js.Global().Get("Uint8Array")
+		// The callback runs on the event loop, inside the transaction: it
+		// only copies, never waits.
+		return req.Iter(context.Background(), func(c *idb.CursorWithValue) error {
+			k, err := c.Key()
+			if err != nil {
+				return err
+			}
+			if k.Type() != js.TypeString {
+				return nil
+			}
+			key := k.String()
+			if !strings.HasPrefix(key, prefix) {
+				if prefix != "" && utf8.ValidString(prefix) {
+					return idb.ErrCursorStopIter
+				}
+				return nil
+			}
+			v, err := c.Value()
+			if err != nil {
+				return err
+			}
+			if !v.InstanceOf(u8) {
+				return fmt.Errorf("store: scan %q in IndexedDB %q: value of %q is a %s, not a Uint8Array", prefix, s.name, key, v.Type())
+			}
+			b := make([]byte, v.Length())
+			js.CopyBytesToGo(b, v)
+			out[key] = b
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, s.wrap("scan", prefix, err)
+	}
+	return out, nil
 }
 
 // Close closes the connection, after the calls already running finish.

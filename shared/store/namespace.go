@@ -16,7 +16,10 @@ type Namespace struct {
 	closed atomic.Bool
 }
 
-var _ Durable = (*Namespace)(nil)
+var (
+	_ Durable = (*Namespace)(nil)
+	_ Scanner = (*Namespace)(nil)
+)
 
 // NewNamespace returns the view of parent under prefix (non-empty, valid
 // UTF-8, shorter than MaxKeySize).
@@ -98,6 +101,23 @@ func (s *Namespace) Keys(prefix string) ([]string, error) {
 		keys[i] = strings.TrimPrefix(k, s.prefix)
 	}
 	return keys, nil
+}
+
+// Scan implements Scanner, in one read of the parent where it is a
+// Scanner.
+func (s *Namespace) Scan(prefix string) (map[string][]byte, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	recs, err := Scan(s.parent, s.prefix+prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(recs))
+	for k, v := range recs {
+		out[strings.TrimPrefix(k, s.prefix)] = v
+	}
+	return out, nil
 }
 
 // Close ends the view; the parent stays open.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"unicode/utf8"
 )
@@ -76,4 +77,39 @@ func checkPut(key string, value []byte) error {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, len(value), MaxValueSize)
 	}
 	return nil
+}
+
+// Scanner is a Store that reads every record under a prefix at once: one
+// transaction in IndexedDB, where Keys and a Get per key would cost a
+// transaction (milliseconds) each. For callers that load many small
+// records as they start (the content library's index).
+type Scanner interface {
+	Store
+	// Scan returns a copy of every record whose key starts with prefix.
+	Scan(prefix string) (map[string][]byte, error)
+}
+
+// Scan returns every record of s whose key starts with prefix: by
+// s.Scan if s is a Scanner, else by Keys and a Get per key (a record
+// deleted between the two is left out).
+func Scan(s Store, prefix string) (map[string][]byte, error) {
+	if sc, ok := s.(Scanner); ok {
+		return sc.Scan(prefix)
+	}
+	keys, err := s.Keys(prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(keys))
+	for _, k := range keys {
+		v, err := s.Get(k)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +40,7 @@ func RunLimited(t *testing.T, maxKey int, open func(t *testing.T) store.Store) {
 		{"EmptyValue", testEmptyValue},
 		{"MaxSizes", limit.testMaxSizes},
 		{"Keys", testKeys},
+		{"Scan", testScan},
 		{"CopySemantics", testCopySemantics},
 		{"InvalidInput", limit.testInvalidInput},
 		{"Closed", testClosed},
@@ -185,6 +187,34 @@ func testKeys(t *testing.T, s store.Store) {
 	mustKeys(t, s, "zz")
 	// A prefix is a byte prefix, even when it cuts a character in two.
 	mustKeys(t, s, "lease/\xc3", "lease/é")
+}
+
+// testScan: store.Scan (the store's own Scan where it has one) returns
+// exactly the records under a prefix, with their values.
+func testScan(t *testing.T, s store.Store) {
+	keys := []string{"lease/b", "id", "lease/a", "lease", "leases", "lease/\U0001F600", "lease/\uFFFD", "lease/é", "z"}
+	for _, k := range keys {
+		mustPut(t, s, k, []byte("v:"+k))
+	}
+	for _, prefix := range []string{"", "lease/", "lease", "lease/a", "nothing", "zz", "lease/\xc3"} {
+		got, err := store.Scan(s, prefix)
+		if err != nil {
+			t.Fatalf("Scan(%q): %v", prefix, err)
+		}
+		want := 0
+		for _, k := range keys {
+			if !strings.HasPrefix(k, prefix) {
+				continue
+			}
+			want++
+			if v, ok := got[k]; !ok || string(v) != "v:"+k {
+				t.Errorf("Scan(%q)[%q] = %q, %v; want %q", prefix, k, v, ok, "v:"+k)
+			}
+		}
+		if len(got) != want {
+			t.Errorf("Scan(%q) returned %d records, want %d: %q", prefix, len(got), want, slices.Sorted(maps.Keys(got)))
+		}
+	}
 }
 
 func testCopySemantics(t *testing.T, s store.Store) {
