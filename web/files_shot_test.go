@@ -23,13 +23,7 @@ import (
 // TestScreenshots it asserts nothing about looks; it waits for each state
 // by the card's own words.
 func TestScreenshotsFiles(t *testing.T) {
-	dir := os.Getenv("DDT_SHOTS")
-	if dir == "" {
-		t.Skip("set DDT_SHOTS to a folder to save screenshots of the page")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := shotsDir(t)
 	r := startRelay(t, "-zone", "shots")
 	p := newPage(t, "")
 	if err := chromedp.Do(p.ctx, chromedp.EmulateViewport(1100, 900)); err != nil {

@@ -23,13 +23,7 @@ import (
 // to the folder DDT_SHOTS names, for a person to look at (before and after
 // a change to the page, say). It asserts nothing about how the page looks.
 func TestScreenshots(t *testing.T) {
-	dir := os.Getenv("DDT_SHOTS")
-	if dir == "" {
-		t.Skip("set DDT_SHOTS to a folder to save screenshots of the page")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := shotsDir(t)
 	r := startRelay(t, "-zone", "shots")
 
 	// Booting: the wasm arrives at 400 kB/s, so the progress bar is caught
@@ -106,6 +100,19 @@ func waitText(t *testing.T, p *page, sel, want string) {
 		}
 		return err
 	})
+}
+
+// shotsDir is the folder DDT_SHOTS names, made if need be; the test is
+// skipped without it.
+func shotsDir(t *testing.T) string {
+	dir := os.Getenv("DDT_SHOTS")
+	if dir == "" {
+		t.Skip("set DDT_SHOTS to a folder to save screenshots of the page")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func shot(t *testing.T, p *page, path string) {

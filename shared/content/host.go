@@ -449,9 +449,7 @@ func (o *hostOverlay) fetchWhole(ctx context.Context, from id.Address, h chunk.H
 // transfer is and there is room; otherwise the transfer fails, the
 // provider to blame. Frames of no transfer (one that ended) are dropped.
 func (o *hostOverlay) handleData(from node.PeerInfo, m *wire.ChunkData) {
-	o.mu.Lock()
-	t := o.transfers[transferKey{peer: from.Address, id: m.ID}]
-	o.mu.Unlock()
+	t := o.transfer(from.Address, m.ID)
 	if t == nil {
 		return
 	}
@@ -471,9 +469,7 @@ func (o *hostOverlay) handleData(from node.PeerInfo, m *wire.ChunkData) {
 
 // handleDone ends a transfer.
 func (o *hostOverlay) handleDone(from node.PeerInfo, m *wire.ChunkDone) {
-	o.mu.Lock()
-	t := o.transfers[transferKey{peer: from.Address, id: m.ID}]
-	o.mu.Unlock()
+	t := o.transfer(from.Address, m.ID)
 	if t == nil {
 		return
 	}
@@ -483,6 +479,14 @@ func (o *hostOverlay) handleDone(from node.PeerInfo, m *wire.ChunkDone) {
 	}
 	t.mu.Unlock()
 	signalOne(t.wake)
+}
+
+// transfer is the running transfer that ChunkGet tid to peer started, or
+// nil.
+func (o *hostOverlay) transfer(peer id.Address, tid uint32) *transfer {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.transfers[transferKey{peer: peer, id: tid}]
 }
 
 func signalOne(c chan struct{}) {

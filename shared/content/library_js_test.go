@@ -28,24 +28,7 @@ func TestLibraryRestartIndexedDB(t *testing.T) {
 			}
 		}
 	})
-	chunks := &reopening{open: func() (store.Chunks, error) { return store.OpenIndexedDBChunks(name) }}
-	meta := &reopeningMeta{open: func() (store.Store, error) { return store.OpenIndexedDB(name) }}
-	if err := chunks.reopen(); err != nil {
-		t.Fatal(err)
-	}
-	if err := meta.reopen(); err != nil {
-		t.Fatal(err)
-	}
-	env := newEnvOn(t, chunks, meta, 4*kib)
-	env.reopen = func() {
-		if err := chunks.reopen(); err != nil {
-			t.Fatal(err)
-		}
-		if err := meta.reopen(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testLibraryRestart(t, env)
-	chunks.Close()
-	meta.Close()
+	testLibraryRestartOver(t,
+		func() (store.Chunks, error) { return store.OpenIndexedDBChunks(name) },
+		func() (store.Store, error) { return store.OpenIndexedDB(name) })
 }

@@ -736,6 +736,28 @@ func FuzzDecodePinRecord(f *testing.F) {
 	})
 }
 
+// testLibraryRestartOver is testLibraryRestart over the stores that
+// openChunks and openMeta open, closed and reopened between the library's
+// lives.
+func testLibraryRestartOver(t *testing.T, openChunks func() (store.Chunks, error), openMeta func() (store.Store, error)) {
+	chunks := &reopening{open: openChunks}
+	meta := &reopeningMeta{open: openMeta}
+	reopen := func() {
+		if err := chunks.reopen(); err != nil {
+			t.Fatal(err)
+		}
+		if err := meta.reopen(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reopen()
+	env := newEnvOn(t, chunks, meta, 4*kib)
+	env.reopen = reopen
+	testLibraryRestart(t, env)
+	chunks.Close()
+	meta.Close()
+}
+
 // reopening is a store.Chunks that a test can close and open again under
 // the same value, as a process restart would.
 type reopening struct {
