@@ -24,8 +24,10 @@ const (
 	// MaxInFlight is the chunk buffers (4 MiB each) one download holds
 	// at once: its memory, however large the content.
 	MaxInFlight = 8
-	// MaxAttempts is the providers one chunk is asked of before the
-	// download gives up on it.
+	// MaxAttempts is the failed transfers of one chunk (bad bytes, a
+	// stall, a provider that closed) after which the download gives up on
+	// it; providers that cannot be reached at all do not count, since a
+	// node that left keeps its records for up to ProviderTTL.
 	MaxAttempts = 4
 	// lookupParallel is the per-chunk provider lookups one download runs
 	// at once, and lookupAhead how far ahead of the transfers they go.
@@ -110,6 +112,12 @@ func (s *Service) Fetch(ctx context.Context, cid chunk.Hash, o GetOptions) (*chu
 	}
 	release := s.lib.Hold(m.Chunks...)
 	defer release()
+	if whole == nil && !s.local(m) {
+		// The manifest was here, some chunk is not: those who hold the
+		// whole content are the first to ask.
+		ps, _ := s.findProviders(ctx, cid.Key())
+		whole = s.wholeOnly(ps)
+	}
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d := &download{s: s, ctx: dctx, cancel: cancel, id: cid, m: m, class: class, opts: o, prog: prog,
@@ -174,8 +182,9 @@ func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, kee
 			if err := m.Unmarshal(raw); err != nil {
 				return nil, nil, fmt.Errorf("content %s is not a manifest: %w", id.Short(), err)
 			}
-			whole, _ := s.findProviders(ctx, id.Key())
-			return &m, wholeOnly(whole), nil
+			// Whole providers are looked up by Fetch, and only if a chunk
+			// is missing: Stat and a local GET need no network.
+			return &m, nil, nil
 		}
 	}
 	prog.report("finding", 0, -1, 0, 0, 0, true)
@@ -196,10 +205,17 @@ func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, kee
 	bp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bp)
 	var last error
-	asks := ps[:min(len(ps), MaxAttempts)]
-	for round := 0; len(asks) > 0; round++ {
+	asks := ps
+	failed := 0
+	for round := 0; len(asks) > 0 && failed < MaxAttempts; round++ {
 		var busy []Provider
 		for _, p := range asks {
+			if failed >= MaxAttempts {
+				break
+			}
+			if s.inPenalty(p.Address) {
+				continue
+			}
 			n, err := s.ov.fetchWhole(ctx, p.Address, id, *bp)
 			if err == nil {
 				err = chunk.Verify(id, (*bp)[:n], -1)
@@ -211,8 +227,11 @@ func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, kee
 				if blame(err) {
 					s.penalise(p.Address, err)
 				}
-				if errors.Is(err, errBusy) {
+				switch {
+				case errors.Is(err, errBusy):
 					busy = append(busy, p)
+				case !errors.Is(err, errUnreachable):
+					failed++
 				}
 				last = err
 				continue
@@ -225,7 +244,7 @@ func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, kee
 			if err := s.lib.Put(id, raw, c, m.Type); err != nil && keep {
 				return nil, nil, err
 			}
-			return &m, wholeOnly(ps), nil
+			return &m, s.wholeOnly(ps), nil
 		}
 		// Those that were busy serving others are asked again, after a
 		// pause that grows.
@@ -262,9 +281,12 @@ func (s *Service) findProviders(ctx context.Context, key id.Address) ([]Provider
 	return ps, err
 }
 
-func wholeOnly(ps []Provider) []Provider {
-	return slices.DeleteFunc(slices.Clone(ps), func(p Provider) bool { return !p.Whole })
+// wholeOnly are those of ps that announced the whole content and are not
+// penalised.
+func (s *Service) wholeOnly(ps []Provider) []Provider {
+	return slices.DeleteFunc(slices.Clone(ps), func(p Provider) bool { return !p.Whole || s.inPenalty(p.Address) })
 }
+
 
 // blame reports whether a failed transfer is the provider's doing: bytes
 // that do not hash right, too many or out of order.
@@ -419,6 +441,7 @@ type download struct {
 	sources  map[id.Address]*source
 	whole    []id.Address // providers of every chunk
 	chunks   []*want      // the chunks not held here, in order
+	first    int          // chunks before it are done
 	inFlight int
 	looking  int
 	bytes    atomic.Int64
@@ -449,7 +472,10 @@ type want struct {
 	active  bool
 	done    bool
 	busy    int // ChunkBusy answers
-	last    error
+	// failed counts the transfers that failed (unreachable providers,
+	// which may have left with their records still up, do not count).
+	failed int
+	last   error
 }
 
 type result struct {
@@ -572,6 +598,9 @@ func (d *download) run() error {
 			d.s.log.Info("a chunk transfer failed; asking elsewhere", "chunk", r.w.i, "peer", r.src.Short(), "err", r.err)
 			r.w.tried[r.src] = true
 			r.w.last = r.err
+			if !errors.Is(r.err, errUnreachable) {
+				r.w.failed++
+			}
 			switch {
 			case errors.Is(r.err, ErrPledgeFull), errors.Is(r.err, store.ErrQuota):
 				fail = r.err
@@ -614,7 +643,12 @@ func (d *download) schedule() error {
 		}
 	}
 	ahead := 0
-	for _, w := range d.chunks {
+	// Done chunks are skipped once, not at every event: a manifest may
+	// list a hundred thousand chunks.
+	for d.first < len(d.chunks) && d.chunks[d.first].done {
+		d.first++
+	}
+	for _, w := range d.chunks[d.first:] {
 		if w.done || w.active {
 			continue
 		}
@@ -642,7 +676,7 @@ func (d *download) schedule() error {
 		if len(cands) == 0 && paused == 0 && w.looked && !w.looking {
 			return d.exhausted(w)
 		}
-		if len(w.tried) >= MaxAttempts {
+		if w.failed >= MaxAttempts {
 			return d.exhausted(w)
 		}
 		if ahead > lookupAhead && d.inFlight >= MaxInFlight {
@@ -658,7 +692,7 @@ func (d *download) candidates(w *want) (out []*source, paused int) {
 	now := d.s.clk.Now()
 	add := func(a id.Address) {
 		src := d.sources[a]
-		if src == nil || src.dropped || w.tried[a] || slices.Contains(out, src) {
+		if src == nil || src.dropped || w.tried[a] || slices.Contains(out, src) || d.s.inPenalty(a) {
 			return
 		}
 		if now.Before(src.pause) {

@@ -23,6 +23,9 @@ const (
 	// sendStall bounds one frame's wait for room on a peer's bulk
 	// channel: a peer that stops reading loses its transfer.
 	sendStall = 15 * time.Second
+	// maxBusyReplies bounds the ChunkBusy answers waiting to be sent to
+	// one peer (each waits up to sendStall for room).
+	maxBusyReplies = 4 * MaxServing
 )
 
 // framePool holds the buffers chunk data is read into for sending.
@@ -41,7 +44,26 @@ func (s *Service) handleGet(from node.PeerInfo, m *wire.ChunkGet) {
 	}
 	s.mu.Unlock()
 	if busy {
-		go s.done(p, m.ID, wire.ChunkBusy, fmt.Sprintf("this node serves %d transfers at once", MaxServingTotal))
+		// The answer may wait for room on p's bulk channel, so it goes to
+		// a goroutine; at most maxBusyReplies of them per peer, so a peer
+		// that floods asks and never reads cannot pile them up. Beyond,
+		// the ask goes unanswered and the asker's stall deadline ends it.
+		s.mu.Lock()
+		answer := s.busyReplies[p] < maxBusyReplies
+		if answer {
+			s.busyReplies[p]++
+		}
+		s.mu.Unlock()
+		if answer {
+			go func() {
+				s.done(p, m.ID, wire.ChunkBusy, fmt.Sprintf("this node serves %d transfers at once", MaxServingTotal))
+				s.mu.Lock()
+				if s.busyReplies[p]--; s.busyReplies[p] <= 0 {
+					delete(s.busyReplies, p)
+				}
+				s.mu.Unlock()
+			}()
+		}
 		return
 	}
 	go func() {

@@ -61,7 +61,9 @@ type Service struct {
 	mu        sync.Mutex
 	penalised map[id.Address]time.Time // until when
 	serving   map[id.Address]int       // transfers being served, per peer
-	servingN  int
+	// busyReplies counts the ChunkBusy answers waiting to be sent, per peer.
+	busyReplies map[id.Address]int
+	servingN    int
 	// wholeOf maps each chunk to the contents this node announced whole
 	// that hold it, so evicting it withdraws those announcements.
 	wholeOf map[chunk.Hash][]chunk.Hash
@@ -74,7 +76,7 @@ func New(cfg Config) *Service {
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = DefaultReplicas
 	}
-	return &Service{cfg: cfg, penalised: map[id.Address]time.Time{}, serving: map[id.Address]int{}, wholeOf: map[chunk.Hash][]chunk.Hash{}}
+	return &Service{cfg: cfg, penalised: map[id.Address]time.Time{}, serving: map[id.Address]int{}, busyReplies: map[id.Address]int{}, wholeOf: map[chunk.Hash][]chunk.Hash{}}
 }
 
 // Feature implements node.Capability.
@@ -279,9 +281,19 @@ func (s *Service) penalise(p id.Address, reason error) {
 			}
 		}
 	}
-	if len(s.penalised) < maxPenalised {
-		s.penalised[p] = now.Add(PenaltyTime)
+	if len(s.penalised) >= maxPenalised {
+		// Still full of live penalties: the one that ends first goes, so
+		// a new offender is never let off.
+		var first id.Address
+		var at time.Time
+		for a, t := range s.penalised {
+			if at.IsZero() || t.Before(at) {
+				first, at = a, t
+			}
+		}
+		delete(s.penalised, first)
 	}
+	s.penalised[p] = now.Add(PenaltyTime)
 	s.mu.Unlock()
 	s.log.Warn("penalised a provider", "peer", p.Short(), "reason", reason)
 	s.h.Emit(EventPenalty, PenaltyEvent{Peer: p.String(), Reason: reason.Error()})
