@@ -287,7 +287,6 @@ func (s *Service) wholeOnly(ps []Provider) []Provider {
 	return slices.DeleteFunc(slices.Clone(ps), func(p Provider) bool { return !p.Whole || s.inPenalty(p.Address) })
 }
 
-
 // blame reports whether a failed transfer is the provider's doing: bytes
 // that do not hash right, too many or out of order.
 func blame(err error) bool {
