@@ -74,6 +74,11 @@ func TestNodeAPIContent(t *testing.T) {
 	if hdr.Get("Content-Type") != "video/mp4" || hdr.Get("Content-Length") != "8389608" {
 		t.Fatalf("GET /get headers: %v", hdr)
 	}
+	// Content is the publisher's word on its type: served in the API's
+	// own origin, text/html would run script that drives the node.
+	if hdr.Get("Content-Security-Policy") != "sandbox" {
+		t.Fatalf("GET /get serves content unsandboxed in the API's origin: %v", hdr)
+	}
 	status, body, _ = b.send(t, "GET", "/storage", nil)
 	var u content.Usage
 	if json.Unmarshal(body, &u); status != 200 || u.UsedBytes < int64(len(data)) || u.PinnedBytes != 0 {

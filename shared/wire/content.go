@@ -2,8 +2,8 @@ package wire
 
 import "ddt/shared/id"
 
-// Content messages (types 80–87) travel between peers that announced
-// FeatureContent. ChunkHave, ReplicaAsk and ContentDemand are requests
+// Content messages (types 80–86) travel between peers that announced
+// FeatureContent. ChunkHave and ReplicaAsk are requests
 // (Host.Request: over a direct link or routed) with ChunkHas and
 // ReplicaAnswer as replies. A download is a ChunkGet on the control
 // channel to a connected peer, answered on the bulk channel by ChunkData
