@@ -206,7 +206,11 @@ export interface GetOptions {
   onProgress?: (progress: ContentProgress) => void;
   /** Cancels the download: the promise rejects with code `aborted`. */
   signal?: AbortSignal;
-  /** Pin the item once it is here (kept outside the pledge, never evicted, until `unpin`). */
+  /**
+   * Pin the item once it is here (kept outside the pledge, never evicted,
+   * until `unpin`). Without it the item is cache, within the pledge: one
+   * larger than the pledge rejects with code `quota`.
+   */
   pin?: boolean;
 }
 

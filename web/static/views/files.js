@@ -302,7 +302,23 @@ fetchForm.addEventListener('submit', async (ev) => {
   paint(fetchBar, fetchStatus, { phase: 'finding', bytes: 0, total: 0, bytesPerSec: 0, providers: 0, chunks: 0, chunksDone: 0 }, 'downloaded');
   paintControls();
   try {
-    const file = await ddt.get(id, { signal: ctl.signal, onProgress: (p) => paint(fetchBar, fetchStatus, p, 'downloaded') });
+    // A download is kept as cache, which lives within the pledge; one
+    // larger than the pledge could not fit, so it is kept pinned instead
+    // (the pledge bounds what the node lends, not what its user fetches),
+    // and the card says so.
+    let pin = false;
+    let pledged = 0;
+    try {
+      const [st, mine] = await Promise.all([ddt.stat(id), ddt.storage()]);
+      pledged = mine.pledgedBytes;
+      pin = !st.local && st.size > pledged;
+    } catch {
+      // ddt.get below says why, in its own words.
+    }
+    const file = await ddt.get(id, { signal: ctl.signal, pin, onProgress: (p) => paint(fetchBar, fetchStatus, p, 'downloaded') });
+    if (pin) {
+      fetchNote.textContent = `Kept on this node (pinned): it is larger than the ${formatBytes(pledged)} this node keeps as cache.`;
+    }
     savedURL = URL.createObjectURL(file);
     const name = file.name || `${id.slice(0, 12)}.bin`;
     fetchSave.href = savedURL;
