@@ -223,6 +223,12 @@ func (f *files) putBlob(ctx context.Context, blob js.Value, size int64, o conten
 	lib := f.svc.Library()
 	n := chunk.Count(size, chunk.MaxSize)
 	hs := make([]chunk.Hash, 0, n)
+	published := false
+	defer func() {
+		if !published {
+			lib.Unown(hs...) // what a failed put stored is cache, not pinned for good
+		}
+	}()
 	t0 := time.Now()
 	report := func(phase string, done int64) {
 		if o.Progress == nil {
@@ -255,7 +261,9 @@ func (f *files) putBlob(ctx context.Context, blob js.Value, size int64, o conten
 		hs = append(hs, h)
 		report("storing", end)
 	}
-	return f.svc.Publish(ctx, size, hs, o)
+	id, err := f.svc.Publish(ctx, size, hs, o)
+	published = err == nil
+	return id, err
 }
 
 // storeError words a failure to store for people: the browser's quota

@@ -126,6 +126,9 @@ func (s *Service) Fetch(ctx context.Context, cid chunk.Hash, o GetOptions) (*chu
 		d.addSource(p.Address, true)
 	}
 	if err := d.run(); err != nil {
+		if o.Pin {
+			s.lib.Unown(m.Chunks...) // a pinned download that failed leaves cache, not pins
+		}
 		return nil, boundary(ctx, err)
 	}
 	if o.Pin {

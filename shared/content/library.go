@@ -245,6 +245,13 @@ func OpenLibrary(chunks store.Chunks, meta store.Store, cfg LibraryConfig) (*Lib
 			l.addLocked(h, &entry{size: size, base: Cache, last: now, dirty: true})
 		}
 	}
+	// Own chunks no pin names are what a put or a pinned download left
+	// when it failed before its pin (or the tab closed): cache now.
+	for h, e := range l.entries {
+		if e.base == Own && l.pinned[h] == 0 {
+			l.setBaseLocked(h, e, Cache)
+		}
+	}
 	victims := l.evictLocked(false)
 	if err := l.dropAll(victims); err != nil {
 		return nil, fmt.Errorf("content: open library: %w", err)
@@ -564,6 +571,27 @@ func (l *Library) Unpin(id chunk.Hash) error {
 	l.unpinLocked(id, l.pins[id]) // pinMu: nothing changed it since Pinned
 	victims := l.evictLocked(false)
 	l.mu.Unlock()
+	return errors.Join(l.dropAll(victims), l.flush())
+}
+
+// Unown lowers those of hs that were put as Own but that no pin names to
+// Cache: the chunks of a put or a pinned download that failed before its
+// pin, which would otherwise stay outside the pledge and never be
+// evicted, with no pin to undo. A chunk a pin names stays Own.
+func (l *Library) Unown(hs ...chunk.Hash) error {
+	l.mu.Lock()
+	changed := false
+	for _, h := range hs {
+		if e, ok := l.entries[h]; ok && e.base == Own && l.pinned[h] == 0 {
+			l.setBaseLocked(h, e, Cache)
+			changed = true
+		}
+	}
+	victims := l.evictLocked(false)
+	l.mu.Unlock()
+	if !changed {
+		return nil
+	}
 	return errors.Join(l.dropAll(victims), l.flush())
 }
 

@@ -787,3 +787,33 @@ func (r *reopeningMeta) reopen() error {
 	r.Store = s
 	return err
 }
+
+// TestLibraryUnownedOwn: chunks put as Own that no pin names — what a put
+// that failed before its pin stored — become cache, at once by Unown and
+// at the next open, so they neither stay outside the pledge for good nor
+// need an unpin nobody can make.
+func TestLibraryUnownedOwn(t *testing.T) {
+	env := newEnv(t, 8*kib)
+	l := env.open(t)
+	d1, h1 := testChunk(kib, 1)
+	d2, h2 := testChunk(kib, 2)
+	d3, h3 := testChunk(kib, 3)
+	mustPut(t, l, d1, h1, Own, "")
+	mustPut(t, l, d2, h2, Own, "")
+	mustPut(t, l, d3, h3, Own, "")
+	if err := l.Pin(h3, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Unown(h1, h3); err != nil {
+		t.Fatal(err)
+	}
+	checkClass(t, l, h1, Cache)
+	checkClass(t, l, h2, Own)
+	checkClass(t, l, h3, Own) // pinned
+	l = env.open(t)
+	checkClass(t, l, h2, Cache)
+	checkClass(t, l, h3, Own)
+	if u := l.Usage(); u.PinnedBytes != kib {
+		t.Fatalf("after reopening, %d bytes pinned, want %d", u.PinnedBytes, kib)
+	}
+}

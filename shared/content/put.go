@@ -40,7 +40,11 @@ func (s *Service) Put(ctx context.Context, r io.Reader, size int64, o PutOptions
 	bp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bp)
 	var holds []func()
+	published := false
 	defer func() {
+		if !published {
+			s.lib.Unown(m.Chunks...) // what a failed put stored is cache, not pinned for good
+		}
 		for _, f := range holds {
 			f()
 		}
@@ -77,7 +81,9 @@ func (s *Service) Put(ctx context.Context, r io.Reader, size int64, o PutOptions
 	if size >= 0 && m.Size != size {
 		return chunk.Hash{}, node.Errorf(node.CodeInvalid, nil, "%d bytes were said, %d came", size, m.Size)
 	}
-	return s.publish(ctx, m, o, prog)
+	id, err := s.publish(ctx, m, o, prog)
+	published = err == nil
+	return id, err
 }
 
 // Publish makes content of chunks the platform already stored and
