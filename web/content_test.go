@@ -206,14 +206,15 @@ func (n *nativeNode) pin(id string) error {
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
 // TestContent: page A puts 20 MiB; page B gets it byte-identical (SHA-256
-// computed in each page); once at least 3 replicas are counted, A closes
-// and a new page C still gets it from the replicas; and a native node's
-// GET /get serves the same bytes. Two native nodes beside B make the
-// three replica holders besides A.
+// computed in each page); once at least 3 replicas are counted and both
+// native nodes hold every chunk, A and B close and a new page C still
+// gets it, from the replicas alone; and a native node's GET /get serves
+// the same bytes. Two native nodes beside B make the three replica
+// holders besides A.
 func TestContent(t *testing.T) {
 	r := startRelay(t, "-zone", "content")
 	n1 := startNative(t, r, "-log", "info")
-	startNative(t, r, "-log", "info")
+	n2 := startNative(t, r, "-log", "info")
 	a, b := newPage(t, ""), newPage(t, "")
 	a.open(r.url())
 	a.ready()
@@ -236,7 +237,23 @@ func TestContent(t *testing.T) {
 	}
 
 	waitReplicas(t, a, put.ID, 3)
+	for i, n := range []*nativeNode{n1, n2} {
+		wait.For(t, 90*time.Second, fmt.Sprintf("native node %d holding a replica of every chunk", i+1), func() error {
+			var u struct {
+				UsedBytes int64 `json:"usedBytes"`
+			}
+			if err := getJSON(n.url("/storage"), &u); err != nil {
+				return err
+			}
+			if u.UsedBytes < size {
+				return fmt.Errorf("%d bytes held", u.UsedBytes)
+			}
+			return nil
+		})
+	}
+	// Neither the publisher nor the page that downloaded it is left.
 	a.close()
+	b.close()
 	c := newPage(t, "")
 	c.open(r.url())
 	c.ready()
