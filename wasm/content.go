@@ -124,12 +124,28 @@ func option(args []js.Value, i int, name string) js.Value {
 	return args[i].Get(name)
 }
 
+// maxOptionLen bounds a string option, in UTF-16 code units: a name is
+// at most chunk.MaxName bytes, which no longer string can encode to.
+const maxOptionLen = chunk.MaxName
+
+// stringLen is the length of the JavaScript string v in UTF-16 code
+// units, read without copying it into Go (js.Value's Length and Get panic
+// on a primitive, so it asks a String wrapper).
+func stringLen(v js.Value) int {
+	return js.Global().Get("String").New(v).Get("length").Int()
+}
+
 func stringOption(args []js.Value, i int, name string) (string, error) {
 	v := option(args, i, name)
 	switch v.Type() {
 	case js.TypeUndefined, js.TypeNull:
 		return "", nil
 	case js.TypeString:
+		// Names and types are at most a few hundred bytes: a longer
+		// string is refused before it is copied into wasm memory.
+		if n := stringLen(v); n > maxOptionLen {
+			return "", node.Errorf(node.CodeInvalid, nil, "options.%s is %d characters, at most %d", name, n, maxOptionLen)
+		}
 		return v.String(), nil
 	}
 	return "", node.Errorf(node.CodeInvalid, nil, "options.%s must be a string", name)
@@ -336,9 +352,15 @@ func idArg(args []js.Value) (chunk.Hash, error) {
 	if len(args) < 1 || args[0].Type() != js.TypeString {
 		return chunk.Hash{}, node.Errorf(node.CodeInvalid, nil, "a content id must be a string of 64 hex digits")
 	}
-	h, err := chunk.Parse(args[0].String())
+	// The length first: a page's string of any size would otherwise be
+	// copied into wasm memory, which never shrinks.
+	if n := stringLen(args[0]); n != 2*chunk.HashLen {
+		return chunk.Hash{}, node.Errorf(node.CodeInvalid, nil, "a content id is 64 hex digits, not %d characters", n)
+	}
+	s := args[0].String()
+	h, err := chunk.Parse(s)
 	if err != nil {
-		return chunk.Hash{}, node.Errorf(node.CodeInvalid, []error{err}, "%q is not a content id: an id is 64 hex digits", args[0].String())
+		return chunk.Hash{}, node.Errorf(node.CodeInvalid, []error{err}, "%q is not a content id: an id is 64 hex digits", s)
 	}
 	return h, nil
 }
