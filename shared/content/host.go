@@ -28,8 +28,9 @@ const (
 	// FetchStall is how long a transfer may go without a byte before it
 	// fails (and the chunk is asked of another provider).
 	FetchStall = 10 * time.Second
-	// providerValueLen is the length of a provider record's value.
-	providerValueLen = id.Len + 16 + 8 + 1
+	// providerHeaderLen is the length of a provider record's value
+	// before the lease.
+	providerHeaderLen = 8 + 1
 	// connectTimeout bounds opening a data channel to a provider (one
 	// that left keeps its provider records until they expire).
 	connectTimeout = 10 * time.Second
@@ -40,56 +41,68 @@ const (
 // Provider record flags.
 const flagWhole = 1 // the signer holds every chunk of the manifest
 
-// providerValue is what a provider record says: the provider's address,
-// the lease nonce that derives it from the record's signer (so nobody can
-// name another node as a provider), until when, and whether it holds the
-// whole content.
+// providerValue is what a provider record says: until when, whether the
+// signer holds the whole content, and the signer's lease — issued by a
+// relay this node trusts, for the record's signing key — so that only an
+// admitted node can announce itself, under its own address: a stranger
+// with throwaway keys can neither name addresses nobody holds nor crowd
+// the providers of a key (the DHT keeps dht.MaxSigners) with them.
 type providerValue struct {
-	Address id.Address
-	Nonce   [16]byte
 	Expires int64 // Unix seconds
 	Whole   bool
+	Lease   wire.Lease
 }
 
-// marshal encodes v: address | nonce | u64 expiry (big-endian) | u8 flags.
-func (v providerValue) marshal() []byte {
-	b := make([]byte, 0, providerValueLen)
-	b = append(b, v.Address[:]...)
-	b = append(b, v.Nonce[:]...)
+// marshal encodes v: u64 expiry (big-endian) | u8 flags | the lease as a
+// wire frame.
+func (v providerValue) marshal() ([]byte, error) {
+	l, err := wire.Marshal(&v.Lease)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, providerHeaderLen+len(l))
 	b = binary.BigEndian.AppendUint64(b, uint64(v.Expires))
 	var f byte
 	if v.Whole {
 		f |= flagWhole
 	}
-	return append(b, f)
+	return append(append(b, f), l...), nil
 }
 
 // parseProvider decodes a provider record's value. Unknown flags are an
 // error: a newer record format is not read as this one.
 func parseProvider(b []byte) (providerValue, error) {
 	var v providerValue
-	if len(b) != providerValueLen {
-		return v, fmt.Errorf("content: a provider record of %d bytes, not %d", len(b), providerValueLen)
+	if len(b) < providerHeaderLen {
+		return v, fmt.Errorf("content: a provider record of %d bytes", len(b))
 	}
-	copy(v.Address[:], b)
-	copy(v.Nonce[:], b[id.Len:])
-	e := binary.BigEndian.Uint64(b[id.Len+16:])
+	e := binary.BigEndian.Uint64(b)
 	if e > 1<<62 {
 		return v, fmt.Errorf("content: a provider record expiring at %d", e)
 	}
 	v.Expires = int64(e)
-	f := b[providerValueLen-1]
+	f := b[8]
 	if f&^flagWhole != 0 {
 		return v, fmt.Errorf("content: provider record flags %#x", f)
 	}
 	v.Whole = f&flagWhole != 0
+	m, err := wire.Unmarshal(b[providerHeaderLen:])
+	if err != nil {
+		return v, fmt.Errorf("content: a provider record's lease: %w", err)
+	}
+	l, ok := m.(*wire.Lease)
+	if !ok {
+		return v, fmt.Errorf("content: a provider record holds a %T, not a lease", m)
+	}
+	v.Lease = *l
 	return v, nil
 }
 
 // checkProvider reads record r as a provider record under key, valid at
-// now: its value parses, its address derives from its signer and nonce,
-// it has not expired.
-func checkProvider(r dht.Record, key id.Address, now time.Time) (Provider, error) {
+// now: its value parses, its lease is for the record's signer and
+// verifyLease vouches for it (a trusted relay signed it, for its zone,
+// and it is current), and it has not expired nor claims to last too long.
+func checkProvider(r dht.Record, key id.Address, now time.Time, verifyLease func(*wire.Lease) error) (Provider, error) {
 	if r.Key != key {
 		return Provider{}, errors.New("content: a provider record under another key")
 	}
@@ -100,8 +113,11 @@ func checkProvider(r dht.Record, key id.Address, now time.Time) (Provider, error
 	if err != nil {
 		return Provider{}, err
 	}
-	if id.Derive(r.Signer[:], v.Nonce[:]) != v.Address {
-		return Provider{}, errors.New("content: a provider record naming an address its signer does not hold")
+	if v.Lease.SignKey != r.Signer {
+		return Provider{}, errors.New("content: a provider record signed by a key its lease is not for")
+	}
+	if err := verifyLease(&v.Lease); err != nil {
+		return Provider{}, fmt.Errorf("content: a provider record's lease: %w", err)
 	}
 	exp := time.Unix(v.Expires, 0)
 	if !exp.After(now) {
@@ -112,7 +128,7 @@ func checkProvider(r dht.Record, key id.Address, now time.Time) (Provider, error
 		// wants to be asked after it left (clocks may differ a little).
 		return Provider{}, errors.New("content: a provider record that claims to last too long")
 	}
-	return Provider{Address: v.Address, Whole: v.Whole, Expires: exp}, nil
+	return Provider{Address: v.Lease.Address, Whole: v.Whole, Expires: exp}, nil
 }
 
 // hostOverlay is the overlay of a node: the DHT for provider records and
@@ -171,7 +187,7 @@ func (o *hostOverlay) Providers(ctx context.Context, key id.Address) ([]Provider
 	byAddr := map[id.Address]int{}
 	var out []Provider
 	for _, r := range recs {
-		p, err := checkProvider(r, key, now)
+		p, err := checkProvider(r, key, now, o.h.VerifyLease)
 		if err != nil || p.Address == self {
 			continue
 		}
@@ -220,16 +236,18 @@ func (o *hostOverlay) publish(ctx context.Context, key id.Address) error {
 	// Seq grows with time and with every record signed, so a refresh
 	// always replaces the record before it.
 	o.seq = max(o.seq+1, uint64(now.UnixMilli()))
-	r := dht.Record{Key: key, Seq: o.seq, Value: providerValue{
-		Address: lease.Address, Nonce: lease.Nonce, Expires: now.Add(ProviderTTL).Unix(), Whole: a.whole,
-	}.marshal()}
+	v, err := providerValue{Expires: now.Add(ProviderTTL).Unix(), Whole: a.whole, Lease: lease}.marshal()
+	r := dht.Record{Key: key, Seq: o.seq, Value: v}
 	o.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if err := r.Sign(o.h.Identity().SigningKey()); err != nil {
 		return err
 	}
 	ctx, cancel := withClock(ctx, o.h.Clock(), announceTimeout)
 	defer cancel()
-	_, err := o.h.Put(ctx, r)
+	_, err = o.h.Put(ctx, r)
 	return err
 }
 

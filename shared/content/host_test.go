@@ -13,51 +13,73 @@ import (
 	"ddt/shared/node"
 	"ddt/shared/node/nodetest"
 	"ddt/shared/wait"
+	"ddt/shared/wire"
 )
 
 // FuzzProviderValue: any bytes decode to a value or an error, never a
 // panic, and what decodes encodes back to the same bytes.
 func FuzzProviderValue(f *testing.F) {
-	f.Add(providerValue{Expires: 1700000000, Whole: true}.marshal())
-	f.Add(providerValue{Address: id.Address{1, 2, 3}, Nonce: [16]byte{9}, Expires: 1}.marshal())
+	relay, _ := identity.New()
+	me, _ := identity.New()
+	lease := relay.IssueLease(me.SignKey(), me.AgreeKey(), [16]byte{9}, "z", time.Unix(1_800_000_000, 0), time.Hour)
+	for _, v := range []providerValue{{Expires: 1700000000, Whole: true, Lease: lease}, {Expires: 1, Lease: lease}} {
+		b, err := v.marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Add([]byte{})
-	f.Add(make([]byte, providerValueLen+1))
-	bad := providerValue{}.marshal()
-	bad[len(bad)-1] = 0x80
+	f.Add(make([]byte, providerHeaderLen+1))
+	bad, _ := providerValue{Lease: lease}.marshal()
+	bad[8] = 0x80
 	f.Add(bad)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := parseProvider(b)
 		if err != nil {
 			return
 		}
-		if again := v.marshal(); !bytes.Equal(again, b) {
+		again, err := v.marshal()
+		if err != nil {
+			t.Fatalf("decoded %x does not encode: %v", b, err)
+		}
+		if !bytes.Equal(again, b) {
 			t.Fatalf("decoded %x, re-encoded %x", b, again)
 		}
 	})
 }
 
-// A provider record is believed only if it is signed, names the address
-// its signer's lease derives, is under its own key and has not expired.
+// A provider record is believed only if it is signed by the key of a
+// lease a trusted relay issued (so it names the address that lease
+// derives), is under its own key, and has not expired.
 func TestCheckProvider(t *testing.T) {
-	me, err := identity.New()
+	relay, err := identity.New()
 	if err != nil {
 		t.Fatal(err)
 	}
+	me, _ := identity.New()
 	other, _ := identity.New()
+	stranger, _ := identity.New() // a relay nobody here trusts
 	now := time.Unix(1_800_000_000, 0)
 	nonce := [16]byte{7}
 	pub := me.SignKey()
 	addr := id.Derive(pub[:], nonce[:])
 	key := id.Address{0xaa}
+	trust := func(l *wire.Lease) error { return identity.VerifyLease(l, relay.SignKey(), now) }
 	rec := func(v providerValue, signer *identity.Identity, k id.Address) dht.Record {
-		r := dht.Record{Key: k, Seq: 1, Value: v.marshal()}
+		b, err := v.marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := dht.Record{Key: k, Seq: 1, Value: b}
 		if err := r.Sign(signer.SigningKey()); err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
-	good := providerValue{Address: addr, Nonce: nonce, Expires: now.Add(time.Hour).Unix(), Whole: true}
-	if p, err := checkProvider(rec(good, me, key), key, now); err != nil || p.Address != addr || !p.Whole {
+	lease := relay.IssueLease(me.SignKey(), me.AgreeKey(), nonce, "z", now, 7*24*time.Hour)
+	good := providerValue{Expires: now.Add(time.Hour).Unix(), Whole: true, Lease: lease}
+	if p, err := checkProvider(rec(good, me, key), key, now, trust); err != nil || p.Address != addr || !p.Whole {
 		t.Fatalf("a good record: %+v %v", p, err)
 	}
 	expired := good
@@ -65,7 +87,9 @@ func TestCheckProvider(t *testing.T) {
 	forever := good
 	forever.Expires = now.Add(1000 * time.Hour).Unix()
 	otherAddr := good
-	otherAddr.Address = id.Address{1}
+	otherAddr.Lease.Address = id.Address{1}
+	untrusted := good
+	untrusted.Lease = stranger.IssueLease(me.SignKey(), me.AgreeKey(), nonce, "z", now, 7*24*time.Hour)
 	forged := rec(good, me, key)
 	forged.Value[0] ^= 1
 	for what, r := range map[string]dht.Record{
@@ -75,8 +99,9 @@ func TestCheckProvider(t *testing.T) {
 		"signed by another key":         rec(good, other, key),
 		"under another key":             rec(good, me, id.Address{0xbb}),
 		"with a broken signature":       forged,
+		"with a lease no trusted relay issued (throwaway keys)": rec(untrusted, me, key),
 	} {
-		if p, err := checkProvider(r, key, now); err == nil {
+		if p, err := checkProvider(r, key, now, trust); err == nil {
 			t.Errorf("a record %s was believed: %+v", what, p)
 		}
 	}
@@ -107,7 +132,7 @@ func TestProviderRefreshAndExpiry(t *testing.T) {
 	record := func() (seq uint64, exp int64) {
 		recs, _ := b.h.Get(testCtx(t), id.Key())
 		for _, r := range recs {
-			if v, err := parseProvider(r.Value); err == nil && v.Address == a.ov.Self() {
+			if v, err := parseProvider(r.Value); err == nil && v.Lease.Address == a.ov.Self() {
 				return r.Seq, v.Expires
 			}
 		}

@@ -118,6 +118,12 @@ func (h *Host) Lease() wire.Lease {
 // relay signed).
 func (h *Host) ZoneOf(key [32]byte) (string, bool) { return h.n.zoneOf(key) }
 
+// VerifyLease checks a lease from any zone this node trusts (its relay's
+// or a federated one's): signed by that zone's relay, for that zone, and
+// current. Capabilities check the leases in the records others sign
+// (provider records) with it.
+func (h *Host) VerifyLease(l *wire.Lease) error { return h.n.verifyLease(l) }
+
 // Relays lists the relays the node's last admission named, the admitting
 // one first, with what it vouches for about each (wire.RelayTrusted,
 // wire.RelayNames); nil before the first admission.
