@@ -31,6 +31,11 @@ const (
 	// providerHeaderLen is the length of a provider record's value
 	// before the lease.
 	providerHeaderLen = 8 + 1
+	// MinTransferRate is the slowest a chunk may come (or go, when this
+	// node serves it): a transfer of n bytes has FetchStall plus n at this
+	// rate, so a peer that trickles bytes cannot hold a download's chunk,
+	// or a serving slot, for ever.
+	MinTransferRate = 64 << 10 // bytes per second
 	// connectTimeout bounds opening a data channel to a provider (one
 	// that left keeps its provider records until they expire).
 	connectTimeout = 10 * time.Second
@@ -398,6 +403,11 @@ func (o *hostOverlay) Fetch(ctx context.Context, from id.Address, h chunk.Hash, 
 	}
 	stall := o.h.Clock().NewTimer(FetchStall)
 	defer stall.Stop()
+	// A provider that trickles a byte now and then never stalls; the whole
+	// transfer has a deadline too, at MinTransferRate.
+	limit := transferTime(want)
+	whole := o.h.Clock().NewTimer(limit)
+	defer whole.Stop()
 	reported := 0
 	for {
 		t.mu.Lock()
@@ -432,6 +442,8 @@ func (o *hostOverlay) Fetch(ctx context.Context, from id.Address, h chunk.Hash, 
 		case <-t.wake:
 		case <-stall.C():
 			return fmt.Errorf("%w: nothing from %s for %v", errStalled, from.Short(), FetchStall)
+		case <-whole.C():
+			return fmt.Errorf("%w: %s sent %d bytes of chunk %s in %v", errStalled, from.Short(), got, h.Short(), limit)
 		case <-gone:
 			// What it sent before it closed is in t already.
 			t.mu.Lock()
@@ -444,6 +456,11 @@ func (o *hostOverlay) Fetch(ctx context.Context, from id.Address, h chunk.Hash, 
 			return ctx.Err()
 		}
 	}
+}
+
+// transferTime is how long a transfer of n bytes may take.
+func transferTime(n int) time.Duration {
+	return FetchStall + time.Duration(n)*time.Second/MinTransferRate
 }
 
 // shortRead carries the length of a chunk of unknown size read whole.

@@ -23,6 +23,7 @@ const (
 	serveSilent         // takes the ChunkGet, never answers
 	serveClose          // half the chunk, then closes the link
 	serveHonest         // what a Service sends
+	serveTrickle        // one byte each time the test says (x.trickle)
 )
 
 // hostile is a node that announces itself as a provider of what it holds
@@ -39,6 +40,8 @@ type hostile struct {
 	honest map[chunk.Hash]bool
 	gets   atomic.Int32 // ChunkGets for chunks it misbehaves with
 	asked  chan struct{}
+	// trickle releases one byte of each chunk a serveTrickle node serves.
+	trickle chan struct{}
 }
 
 func (x *hostile) Feature() string { return wire.FeatureContent }
@@ -46,6 +49,7 @@ func (x *hostile) Feature() string { return wire.FeatureContent }
 func (x *hostile) Attach(h *node.Host) error {
 	x.h, x.ov = h, newHostOverlay(h)
 	x.asked = make(chan struct{}, 64)
+	x.trickle = make(chan struct{})
 	h.HandlePeer(wire.TypeChunkGet, func(from node.PeerInfo, m wire.Message) {
 		go x.serve(from.Address, m.(*wire.ChunkGet))
 	})
@@ -109,6 +113,17 @@ func (x *hostile) serve(to id.Address, m *wire.ChunkGet) {
 		return
 	case serveHonest:
 		frames(data, min(len(data), int(m.Length)))
+	case serveTrickle:
+		for off := 0; off < len(data); off++ {
+			select {
+			case <-x.trickle:
+			case <-ctx.Done():
+				return
+			}
+			if send(off, data[off:off+1]) != nil {
+				return
+			}
+		}
 	}
 	x.h.SendBulk(ctx, to, &wire.ChunkDone{ID: m.ID, Code: wire.ChunkOK})
 }
@@ -308,6 +323,94 @@ func TestSilentProviderStalls(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("the download never ended")
 		}
+	}
+}
+
+// TestTrickleProviderDeadline: a provider that sends a byte just often
+// enough never to stall loses its chunk once the transfer has taken
+// transferTime (MinTransferRate), on the downloader's clock, and the
+// download completes from the honest provider.
+func TestTrickleProviderDeadline(t *testing.T) {
+	vc := clock.NewVirtual(clock.System.Now())
+	c := newBadCase(t, serveTrickle, vc)
+	id, data := c.publish(t, 5*chunk.MaxSize, 8)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.dl.Fetch(testCtx(t), id, GetOptions{})
+		done <- err
+	}()
+	trickler := c.sw.Nodes[1].Address()
+	// each is the bytes of each of the trickler's transfers running.
+	each := func() map[uint32]int {
+		c.dl.ov.mu.Lock()
+		defer c.dl.ov.mu.Unlock()
+		out := map[uint32]int{}
+		for k, tr := range c.dl.ov.transfers {
+			if k.peer == trickler {
+				tr.mu.Lock()
+				out[k.id] = tr.got
+				tr.mu.Unlock()
+			}
+		}
+		return out
+	}
+	var passed time.Duration
+	ctx := testCtx(t)
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("fetch: %v", err)
+			}
+			if !bytes.Equal(readAll(t, c.dl, id), data) {
+				t.Fatal("the download is not what was put")
+			}
+			if c.x.gets.Load() == 0 {
+				t.Fatal("the trickling provider was never asked: the test proves nothing")
+			}
+			if passed < transferTime(chunk.MaxSize)-FetchStall {
+				t.Fatalf("the trickler lost its chunk after %v, before its transfer's deadline", passed)
+			}
+			return
+		case <-ctx.Done():
+			t.Fatalf("the download never ended (%v of virtual time passed)", passed)
+		default:
+		}
+		before := each()
+		if len(before) == 0 {
+			time.Sleep(5 * time.Millisecond) // the honest transfers, or the trickler's not started yet
+			continue
+		}
+		// A byte for every transfer the trickler serves, so none stalls.
+		for range before {
+			select {
+			case c.x.trickle <- struct{}{}:
+			case <-time.After(time.Second):
+			}
+		}
+		wait.Until(t, wait.Default, "the bytes to land", func() bool {
+			now := each()
+			for k, n := range before {
+				if m, ok := now[k]; ok && m == n {
+					return false
+				}
+			}
+			return true
+		})
+		// Only the trickler's transfers in flight: a jump must not stall
+		// the honest ones.
+		wait.Until(t, wait.Default, "only the trickler's transfers", func() bool {
+			c.dl.ov.mu.Lock()
+			defer c.dl.ov.mu.Unlock()
+			for k := range c.dl.ov.transfers {
+				if k.peer != trickler {
+					return false
+				}
+			}
+			return true
+		})
+		vc.Advance(FetchStall - time.Second) // never a stall
+		passed += FetchStall - time.Second
 	}
 }
 

@@ -115,6 +115,11 @@ func (s *Service) serve(p id.Address, m *wire.ChunkGet) {
 	bp := framePool.Get().(*[]byte)
 	defer framePool.Put(bp)
 	buf := *bp
+	// Each frame waits for room at most sendStall, and the whole transfer
+	// at most transferTime: a peer that reads a frame now and then cannot
+	// hold a serving slot for ever.
+	tctx, tcancel := withClock(s.h.Life(), s.clk, transferTime(end-int(m.Offset)))
+	defer tcancel()
 	for off := int(m.Offset); off < end; {
 		k := min(len(buf), end-off)
 		n, err := s.lib.ReadAt(h, buf[:k], int64(off))
@@ -127,7 +132,7 @@ func (s *Service) serve(p id.Address, m *wire.ChunkGet) {
 			s.done(p, m.ID, wire.ChunkNotFound, "this node could not read that chunk")
 			return
 		}
-		ctx, cancel := withClock(s.h.Life(), s.clk, sendStall)
+		ctx, cancel := withClock(tctx, s.clk, sendStall)
 		err = s.h.SendBulk(ctx, p, &wire.ChunkData{ID: m.ID, Offset: uint32(off), Data: buf[:k]})
 		cancel()
 		if err != nil {
