@@ -47,31 +47,49 @@ const (
 	maxBusy   = 100
 )
 
+// MaxBuffers is the 4 MiB chunk buffers that the transfers of this
+// process (downloads, puts, replica fetches) hold at once, however many
+// a page or peers start: the rest wait for one. A page starting a
+// hundred gets at once gets them one after another, not a tab whose
+// memory grew by 3 GiB.
+const MaxBuffers = 2 * MaxInFlight
+
 // chunkPool holds the 4 MiB buffers chunks are fetched into and read
-// from: a free list of at most MaxInFlight, so the buffers that exist are
-// those in use and as many as one download uses at once (a sync.Pool
-// keeps some per processor and across a collection).
-var chunkPool = bufferPool{free: make(chan *[]byte, MaxInFlight)}
+// from: at most MaxBuffers in use, and a free list of at most MaxInFlight,
+// so the buffers that exist are those in use and as many as one download
+// uses at once (a sync.Pool keeps some per processor and across a
+// collection).
+var chunkPool = bufferPool{slots: make(chan struct{}, MaxBuffers), free: make(chan *[]byte, MaxInFlight)}
 
-type bufferPool struct{ free chan *[]byte }
+type bufferPool struct {
+	slots chan struct{} // one per buffer in use
+	free  chan *[]byte
+}
 
-// Get returns a buffer of chunk.MaxSize bytes.
-func (p *bufferPool) Get() any {
+// get returns a buffer of chunk.MaxSize bytes once fewer than MaxBuffers
+// are in use, or ctx's error.
+func (p *bufferPool) get(ctx context.Context) (*[]byte, error) {
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	select {
 	case b := <-p.free:
-		return b
+		return b, nil
 	default:
 		b := make([]byte, chunk.MaxSize)
-		return &b
+		return &b, nil
 	}
 }
 
-// Put gives b back, to the free list if it has room.
-func (p *bufferPool) Put(b *[]byte) {
+// put gives b back, to the free list if it has room.
+func (p *bufferPool) put(b *[]byte) {
 	select {
 	case p.free <- b:
 	default:
 	}
+	<-p.slots
 }
 
 // GetOptions shape a Fetch.
@@ -205,8 +223,11 @@ func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, kee
 		}
 		return nil, nil, notFound(id)
 	}
-	bp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bp)
+	bp, err := chunkPool.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer chunkPool.put(bp)
 	var last error
 	asks := ps
 	failed := 0
@@ -359,8 +380,11 @@ func (s *Service) fetchChunk(ctx context.Context, h chunk.Hash, size int, source
 	}
 	release := s.lib.Hold(h)
 	defer release()
-	bp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bp)
+	bp, err := chunkPool.get(ctx)
+	if err != nil {
+		return err
+	}
+	defer chunkPool.put(bp)
 	buf := (*bp)[:size]
 	tried := map[id.Address]bool{s.ov.Self(): true}
 	try := func(a id.Address) (bool, error) {
@@ -756,7 +780,12 @@ func (d *download) start(w *want, src *source) {
 	d.inFlight++
 	go func() {
 		r := result{w: w, src: src.addr}
-		bp := chunkPool.Get().(*[]byte)
+		bp, err := chunkPool.get(d.ctx)
+		if err != nil {
+			r.err = err
+			d.results <- r
+			return
+		}
 		buf := (*bp)[:w.size]
 		r.err = d.s.ov.Fetch(d.ctx, src.addr, w.h, w.size, buf, func(n int) {
 			r.n += n
@@ -770,7 +799,7 @@ func (d *download) start(w *want, src *source) {
 			// into JavaScript and a WebCrypto digest.
 			r.err = d.s.lib.Put(w.h, buf, d.class, d.m.Type)
 		}
-		chunkPool.Put(bp)
+		chunkPool.put(bp)
 		d.results <- r
 	}()
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"ddt/shared/chunk"
 	"ddt/shared/node"
@@ -463,5 +464,40 @@ func BenchmarkFetch(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestChunkBuffersBounded: however many transfers start at once, at most
+// MaxBuffers chunk buffers are in use; the next waits until one is given
+// back (or its context ends), so concurrent gets cannot grow a tab's
+// memory without bound.
+func TestChunkBuffersBounded(t *testing.T) {
+	var held []*[]byte
+	for range MaxBuffers {
+		b, err := chunkPool.get(testCtx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, b)
+	}
+	ctx, cancel := context.WithTimeout(testCtx(t), 50*time.Millisecond)
+	defer cancel()
+	if _, err := chunkPool.get(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("buffer %d: %v, want to wait until the context ends", MaxBuffers+1, err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		b, err := chunkPool.get(testCtx(t))
+		if err == nil {
+			chunkPool.put(b)
+		}
+		got <- err
+	}()
+	chunkPool.put(held[0])
+	if err := <-got; err != nil {
+		t.Fatalf("once a buffer was given back: %v", err)
+	}
+	for _, b := range held[1:] {
+		chunkPool.put(b)
 	}
 }

@@ -37,8 +37,11 @@ func (s *Service) Put(ctx context.Context, r io.Reader, size int64, o PutOptions
 		return chunk.Hash{}, node.Errorf(node.CodeInvalid, []error{err}, "%v", err)
 	}
 	prog := newProgress(s, o.Progress)
-	bp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bp)
+	bp, err := chunkPool.get(ctx)
+	if err != nil {
+		return chunk.Hash{}, boundary(ctx, err)
+	}
+	defer chunkPool.put(bp)
 	var holds []func()
 	published := false
 	defer func() {
