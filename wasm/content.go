@@ -409,14 +409,20 @@ func (f *files) get(args []js.Value) any {
 		if aborted() {
 			return nil, errAborted(context.Canceled)
 		}
-		m, err := f.svc.Fetch(ctx, h, content.GetOptions{Progress: report, Pin: pin})
-		if err != nil {
+		var file js.Value
+		// The File is composed while the download still holds its chunks:
+		// composed after, an eviction in between could take one.
+		use := func(m *chunk.Manifest) (err error) {
+			file, err = f.compose(m)
+			return err
+		}
+		if _, err := f.svc.Fetch(ctx, h, content.GetOptions{Progress: report, Pin: pin, Use: use}); err != nil {
 			if aborted() {
 				return nil, errAborted(err)
 			}
 			return nil, err
 		}
-		return f.compose(m)
+		return file, nil
 	})
 }
 

@@ -103,6 +103,11 @@ type GetOptions struct {
 	// here (those held already first), so a reader can stream the
 	// content while it arrives. It runs on the download's goroutine.
 	OnChunk func(i int)
+	// Use, if set, is called once every chunk is here, while the download
+	// still holds them, so that nothing evicts one before the caller has
+	// what it needs (the browser composes its File of the stored Blobs);
+	// its error is Fetch's.
+	Use func(m *chunk.Manifest) error
 }
 
 // Fetch gets content id: its manifest, then every chunk not held here,
@@ -152,6 +157,11 @@ func (s *Service) Fetch(ctx context.Context, cid chunk.Hash, o GetOptions) (*chu
 	if o.Pin {
 		if err := s.lib.Pin(cid, m.Chunks); err != nil {
 			return nil, boundary(ctx, err)
+		}
+	}
+	if o.Use != nil {
+		if err := o.Use(m); err != nil {
+			return nil, err
 		}
 	}
 	go s.announceContent(cid, m)
