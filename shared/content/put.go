@@ -150,7 +150,8 @@ func (s *Service) publish(ctx context.Context, m *chunk.Manifest, o PutOptions, 
 		life := s.h.Life()
 		s.announceChunks(life, m.Chunks)
 		n := s.rep.publish(life, m, cid, raw, o.Unicast)
-		s.h.Emit(EventReplicas, ReplicasEvent{ID: cid.String(), Replicas: n})
+		// Copies, this node's own included, as Stat counts them.
+		s.h.Emit(EventReplicas, ReplicasEvent{ID: cid.String(), Replicas: n + 1})
 	}()
 	prog.report("done", m.Size, m.Size, 0, len(m.Chunks), len(m.Chunks), true)
 	return cid, nil

@@ -319,7 +319,7 @@ export interface DDTEvents {
   'dial-failed': DialFailedEvent;
   /** The record: this node registered a name, or claimed it again at a new address. */
   username: UserRecord;
-  /** This node counted the live replicas of an item it published or holds. */
+  /** This node published an item and placed its replicas: the copies it counts, its own included. */
   'content.replicas': ReplicasEvent;
   /** A peer served bytes that did not hash to the chunk asked for (or broke the transfer rules): it was penalised and the download went elsewhere. */
   'content.penalty': PenaltyEvent;
