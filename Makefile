@@ -137,7 +137,9 @@ bench: deps build baseline ## benchmarks, printed as tables (join, throughput an
 	@echo; echo "### Chunks in headless Chromium: SHA-256 (Go in wasm vs WebCrypto) and the IndexedDB chunk store (4 MiB chunks)"; echo; \
 	tmp=$$(mktemp -d); \
 	$(LOOPBACK) env TMPDIR=$$tmp GOPROXY=off PATH="$(CURDIR)/scripts/chromium:$$PATH" GOOS=js GOARCH=wasm \
-		$(GO) test -count=1 -exec=$(WASMBROWSERTEST) -run '^$$' -bench . -benchtime 16x ./shared/chunk ./shared/store 2>/dev/null | grep '^Benchmark' > $$tmp/wasm; \
+		$(GO) test -count=1 -exec=$(WASMBROWSERTEST) -run '^$$' -bench . -benchtime 16x ./shared/chunk ./shared/store > $$tmp/out 2>&1; \
+	rc=$$?; grep '^Benchmark' $$tmp/out > $$tmp/wasm; \
+	if [ $$rc -ne 0 ]; then cat $$tmp/out; rm -rf $$tmp; exit $$rc; fi; \
 	echo "| benchmark | ms/op | MB/s |"; echo "|---|---|---|"; \
 	awk '{mbs="—"; for (i = 1; i <= NF; i++) if ($$i == "MB/s") mbs = $$(i-1); printf "| %s | %.2f | %s |\n", $$1, $$3/1e6, mbs}' $$tmp/wasm; \
 	rm -rf $$tmp

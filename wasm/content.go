@@ -483,7 +483,8 @@ func (f *files) storage([]js.Value) any {
 		if err != nil {
 			return nil, err
 		}
-		v.Set("persisted", persisted())
+		// Chunks in memory persist nowhere, whatever the browser grants.
+		v.Set("persisted", f.blobs != nil && persisted())
 		return v, nil
 	})
 }

@@ -178,9 +178,9 @@ export interface ContentProgress {
   phase: 'hashing' | 'storing' | 'finding' | 'downloading' | 'done';
   /** Bytes done so far in this phase. */
   bytes: number;
-  /** Bytes in all (the item's size). */
+  /** Bytes in all (the item's size); -1 while it is not known yet (phase `finding`). */
   total: number;
-  /** The recent rate, in bytes per second. */
+  /** The rate since the transfer began, in bytes per second. */
   bytesPerSec: number;
   /** Providers the download is fetching from now (0 for a put). */
   providers: number;
