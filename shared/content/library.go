@@ -285,6 +285,23 @@ func (l *Library) Put(h chunk.Hash, data []byte, c Class, typ string) error {
 	})
 }
 
+// Promote raises chunk h, held already, to class c (a cached chunk asked
+// for as a replica) under the rules of Put, without reading or writing
+// its bytes: they were checked when they were stored. A chunk not held
+// is store.ErrNotFound.
+func (l *Library) Promote(h chunk.Hash, c Class, typ string) error {
+	size, err := l.chunks.Size(h)
+	if err != nil {
+		return err
+	}
+	return l.put(h, size, c, typ, func(had bool) error {
+		if !had {
+			return store.ErrNotFound // evicted since
+		}
+		return nil
+	})
+}
+
 // Adopt accounts for chunk h of size bytes that the platform stored
 // itself (the browser putting a Blob straight into IndexedDB), with the
 // rules of Put. If it is refused the chunk is deleted from the store, so

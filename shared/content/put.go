@@ -33,7 +33,7 @@ func (s *Service) Put(ctx context.Context, r io.Reader, size int64, o PutOptions
 		return chunk.Hash{}, node.Errorf(node.CodeInvalid, nil, "%d bytes is more than one content may hold (%d)", size, chunk.MaxContent)
 	}
 	m := &chunk.Manifest{Name: o.Name, Type: o.Type, ChunkSize: chunk.MaxSize}
-	if err := (&chunk.Manifest{Name: o.Name, Type: o.Type, ChunkSize: chunk.MaxSize}).Check(); err != nil {
+	if err := m.Check(); err != nil { // empty so far: the name and type
 		return chunk.Hash{}, node.Errorf(node.CodeInvalid, []error{err}, "%v", err)
 	}
 	prog := newProgress(s, o.Progress)

@@ -420,16 +420,7 @@ func (r *replicator) fetchOne(base context.Context, p *pendingFetch) error {
 
 // upgrade makes a chunk held as Cache a Replica.
 func (r *replicator) upgrade(h chunk.Hash, m chunkMeta) {
-	lib := r.h.library()
-	size, err := lib.Chunks().Size(h) // the asker's size may be wrong
-	if err != nil {
-		return
-	}
-	buf := make([]byte, size)
-	if n, _ := lib.ReadAt(h, buf, 0); n != size {
-		return
-	}
-	if err := lib.Put(h, buf, Replica, m.typ); err != nil {
+	if err := r.h.library().Promote(h, Replica, m.typ); err != nil {
 		r.log.Debug("cached chunk not kept as a replica", "chunk", h.Short(), "err", err)
 	}
 }
