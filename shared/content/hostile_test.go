@@ -436,8 +436,9 @@ func TestLyingManifest(t *testing.T) {
 }
 
 // A manifest whose chunk is longer than the manifest says: the provider
-// sends more than was asked, is penalised, and the download fails clearly
-// once no provider is left, storing nothing.
+// sends the 500 bytes asked for, which do not hash to the chunk, and the
+// download fails clearly (not "not found") once no provider is left,
+// storing nothing.
 func TestManifestLiesAboutChunkSize(t *testing.T) {
 	c := newBadCase(t, serveHonest, nil)
 	real := testBytes(1000, 3)
