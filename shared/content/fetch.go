@@ -144,7 +144,7 @@ func (s *Service) Fetch(ctx context.Context, cid chunk.Hash, o GetOptions) (*chu
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d := &download{s: s, ctx: dctx, cancel: cancel, id: cid, m: m, class: class, opts: o, prog: prog,
-		sources: map[id.Address]*source{}, results: make(chan result), found: make(chan found, lookupParallel)}
+		sources: map[id.Address]*source{}, results: make(chan result), found: make(chan found, lookupParallel), firstByte: make(chan struct{}, 1)}
 	for _, p := range whole {
 		d.addSource(p.Address, true)
 	}
@@ -483,6 +483,9 @@ type download struct {
 	bytes    atomic.Int64
 	results  chan result
 	found    chan found
+	// firstByte is signaled once, when the download's first bytes land: the
+	// progress report then is the time to first byte, not the next tick.
+	firstByte chan struct{}
 }
 
 // source is one provider as a download sees it.
@@ -662,6 +665,8 @@ func (d *download) run() error {
 			}
 		case <-tick.C():
 			d.prog.report("downloading", d.bytes.Load(), m.Size, d.providers(), len(m.Chunks), done, false)
+		case <-d.firstByte:
+			d.prog.report("downloading", d.bytes.Load(), m.Size, d.providers(), len(m.Chunks), done, true)
 		case <-ended:
 			fail = d.ctx.Err()
 		}
@@ -799,7 +804,12 @@ func (d *download) start(w *want, src *source) {
 		buf := (*bp)[:w.size]
 		r.err = d.s.ov.Fetch(d.ctx, src.addr, w.h, w.size, buf, func(n int) {
 			r.n += n
-			d.bytes.Add(int64(n))
+			if d.bytes.Add(int64(n)) == int64(n) {
+				select {
+				case d.firstByte <- struct{}{}:
+				default:
+				}
+			}
 		})
 		if r.err == nil {
 			// The store checks the bytes against w.h before it keeps them
