@@ -151,18 +151,22 @@ func stringOption(args []js.Value, i int, name string) (string, error) {
 	return "", node.Errorf(node.CodeInvalid, nil, "options.%s must be a string", name)
 }
 
-// put(data, {name, type, unicast, onProgress}) → Promise of the content
+// put(data, {name, type, unicast, onProgress, signal}) → Promise of the content
 // id. data is a Uint8Array (or ArrayBuffer), a Blob, a File or a string.
 func (f *files) put(args []js.Value) any {
 	blob, name, typ, err := f.putArgs(args)
 	unicast := option(args, 1, "unicast").Truthy()
 	report := progress(option(args, 1, "onProgress"))
+	ctx, aborted, stop := abortable(option(args, 1, "signal"))
 	return promise(func() (any, error) {
+		defer stop()
 		if err != nil {
 			return nil, err
 		}
+		if aborted() {
+			return nil, errAborted("put", context.Canceled)
+		}
 		o := content.PutOptions{Name: name, Type: typ, Unicast: unicast, Progress: report}
-		ctx := context.Background()
 		size := int64(blob.Get("size").Float())
 		var id chunk.Hash
 		if f.blobs == nil {
@@ -171,6 +175,9 @@ func (f *files) put(args []js.Value) any {
 			id, err = f.putBlob(ctx, blob, size, o)
 		}
 		if err != nil {
+			if aborted() {
+				return nil, errAborted("put", err)
+			}
 			return nil, err
 		}
 		return id.String(), nil
@@ -365,13 +372,15 @@ func idArg(args []js.Value) (chunk.Hash, error) {
 	return h, nil
 }
 
-// errAborted is get's rejection once its signal aborts.
-func errAborted(cause error) error {
-	return node.Errorf(content.CodeAborted, []error{cause}, "The download was cancelled.")
+// errAborted is the rejection of a call (a download, a put, a pin) once
+// its signal aborts.
+func errAborted(what string, cause error) error {
+	return node.Errorf(content.CodeAborted, []error{cause}, "The %s was cancelled.", what)
 }
 
 // abortable is a context that ends when signal (an AbortSignal, or
-// undefined) aborts; stop releases the listener.
+// undefined for none) aborts, whether signal has aborted, and the stop
+// that lets the listener go.
 func abortable(signal js.Value) (ctx context.Context, aborted func() bool, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	if signal.Type() != js.TypeObject || signal.IsNull() || signal.Get("addEventListener").Type() != js.TypeFunction {
@@ -407,7 +416,7 @@ func (f *files) get(args []js.Value) any {
 			return nil, err
 		}
 		if aborted() {
-			return nil, errAborted(context.Canceled)
+			return nil, errAborted("download", context.Canceled)
 		}
 		var file js.Value
 		// The File is composed while the download still holds its chunks:
@@ -418,7 +427,7 @@ func (f *files) get(args []js.Value) any {
 		}
 		if _, err := f.svc.Fetch(ctx, h, content.GetOptions{Progress: report, Pin: pin, Use: use}); err != nil {
 			if aborted() {
-				return nil, errAborted(err)
+				return nil, errAborted("download", err)
 			}
 			return nil, err
 		}
@@ -489,15 +498,23 @@ func (f *files) storage([]js.Value) any {
 	})
 }
 
-// pin(id) → Promise, resolved once the content is stored here and pinned
+// pin(id, {signal}) → Promise, resolved once the content is stored here and pinned
 // (fetched first if it is not).
 func (f *files) pin(args []js.Value) any {
 	h, err := idArg(args)
+	ctx, aborted, stop := abortable(option(args, 1, "signal"))
 	return promise(func() (any, error) {
+		defer stop()
 		if err != nil {
 			return nil, err
 		}
-		return nil, f.svc.Pin(context.Background(), h)
+		if err := f.svc.Pin(ctx, h); err != nil {
+			if aborted() {
+				return nil, errAborted("pin", err)
+			}
+			return nil, err
+		}
+		return nil, nil
 	})
 }
 

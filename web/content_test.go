@@ -304,6 +304,25 @@ func TestContentAbort(t *testing.T) {
 	if pre.Code != "aborted" {
 		t.Errorf("get with an aborted signal: %+v, want code aborted", pre)
 	}
+	// A put cancelled half way rejects with aborted, and what it stored is
+	// not pinned for good.
+	type putResult struct{ Code, Error string }
+	before := mustEval[float64](a, `ddt.storage().then((s) => s.pinnedBytes)`)
+	cut := mustEval[putResult](a, `(async () => {
+	  const ctl = new AbortController();
+	  const big = new Blob([new Uint8Array(24 << 20).fill(7), new Uint8Array(24 << 20).fill(9)]);
+	  const putting = ddt.put(big, {signal: ctl.signal, onProgress: (p) => { if (p.bytes > 0) ctl.abort(); }});
+	  try { await putting; return {Code: 'none', Error: ''}; } catch (e) { return {Code: e.code, Error: String(e.message)}; }
+	})()`)
+	if cut.Code != "aborted" {
+		t.Errorf("cancelled put: %+v, want code aborted", cut)
+	}
+	if after := mustEval[float64](a, `ddt.storage().then((s) => s.pinnedBytes)`); after != before {
+		t.Errorf("a cancelled put left %v bytes pinned (were %v)", after, before)
+	}
+	if pre := mustEval[putResult](a, `ddt.put("x", {signal: AbortSignal.abort()}).then(() => ({Code: 'none'}), (e) => ({Code: e.code, Error: e.message}))`); pre.Code != "aborted" {
+		t.Errorf("put with an aborted signal: %+v, want code aborted", pre)
+	}
 }
 
 // lyingChunks is a disk that returns corrupt bytes: every read of a data

@@ -199,6 +199,14 @@ export interface PutOptions {
   /** Private data: at most one replica, instead of at least three. */
   unicast?: boolean;
   onProgress?: (progress: ContentProgress) => void;
+  /** Cancels the put: the promise rejects with code `aborted` (what was stored so far is cache, not pinned). */
+  signal?: AbortSignal;
+}
+
+/** What `ddt.pin()` takes besides the id. */
+export interface PinOptions {
+  /** Cancels the fetch of what is missing: the promise rejects with code `aborted`. */
+  signal?: AbortSignal;
 }
 
 /** What `ddt.get()` takes besides the id. */
@@ -418,7 +426,7 @@ export interface DDT {
   /** This node's storage: used, pledged and pinned bytes, chunks, persistence. */
   storage(): Promise<StorageUsage>;
   /** Keeps item `id` here for good (fetching it first if it is not here). */
-  pin(id: ContentID): Promise<void>;
+  pin(id: ContentID, options?: PinOptions): Promise<void>;
   /** Lets item `id` go back to cache: evicted least recently used when room is needed. */
   unpin(id: ContentID): Promise<void>;
 }
