@@ -196,9 +196,7 @@ function words(err) {
       return `Not enough room: ${message(err)}`;
     case 'aborted':
       return 'Cancelled.';
-    case 'invalid':
-      return message(err);
-    default:
+    default: // invalid and the rest say it best themselves
       return message(err);
   }
 }
