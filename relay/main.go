@@ -161,6 +161,7 @@ func runRelay(args []string) error {
 	trustFile := fs.String("trust", "", "file of relays to federate with, one a line: KEYHEX [URL] (a URL is dialed as -peer); # starts a comment")
 	fedMode := fs.String("federation", "trusted", "trusted: link only relays named by -peer or -trust; open: also link other relays, untrusted (never redirected to, never homes of names)")
 	public := fs.String("url", "", "this relay's public base URL, told to other relays and nodes (default: from -addr, an unspecified host as 127.0.0.1)")
+	sitesDomain := fs.String("sites-domain", "", "serve DDT sites at <name>.ddt.<this domain> (as well as <name>.ddt.localhost); a registrable domain apart from the page's, with DNS and certificates for its subdomains")
 	fs.Parse(args)
 	log := newLogger(*logLevel)
 
@@ -209,7 +210,7 @@ func runRelay(args []string) error {
 		return err
 	}
 	defer relay.Close()
-	mux, err := newMux(relay, *webDir, log)
+	mux, err := newMux(relay, *webDir, siteHosts{Domain: strings.ToLower(strings.Trim(*sitesDomain, "."))}, log)
 	if err != nil {
 		ln.Close()
 		return err

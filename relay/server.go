@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"ddt/shared/site"
 	"ddt/shared/transport"
 	"ddt/web"
 )
@@ -113,23 +116,33 @@ func (a *asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// newMux wires the relay's HTTP endpoints.
-func newMux(r *Relay, webDir string, log *slog.Logger) (*http.ServeMux, error) {
+// newMux wires the relay's HTTP endpoints: a request for a site host
+// (see siteHosts) gets only the DDT frames of siteRoutes,
+// every other the page and the relay's endpoints.
+func newMux(r *Relay, webDir string, hosts siteHosts, log *slog.Logger) (http.Handler, error) {
 	mux := http.NewServeMux()
-	if err := pageRoutes(mux, webDir, log); err != nil {
+	if err := pageRoutes(mux, webDir, hosts.Domain, log); err != nil {
 		return nil, err
 	}
 	r.Routes(mux, log)
-	return mux, nil
+	sites, err := siteRoutes(r.cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	return hosts.route(sites, mux), nil
 }
 
 // pageRoutes serves the page, its files, ddt.wasm and wasm_exec.js (from
-// webDir).
-func pageRoutes(mux *http.ServeMux, webDir string, log *slog.Logger) error {
-	static, err := pageFiles(web.Static())
+// webDir). sitesDomain, if set, is named in the page (a meta element
+// ddt-sites-domain) for ddt.siteURL. The files of sites' frames
+// (static/site/) are not among the page's: they are served only on site
+// hosts.
+func pageRoutes(mux *http.ServeMux, webDir, sitesDomain string, log *slog.Logger) error {
+	static, err := pageFiles(withoutSiteFrames{web.Static()})
 	if err != nil {
 		return err
 	}
+	static.sitesDomain = sitesDomain
 	files := map[string]http.Handler{}
 	hash := sha256.New()
 	for _, f := range []struct{ name, ctype string }{
@@ -179,10 +192,11 @@ func pageRoutes(mux *http.ServeMux, webDir string, log *slog.Logger) error {
 // instead of downloading them again; TypeScript declarations are served
 // as text (the system's table may say Qt Linguist).
 type staticFiles struct {
-	files   fs.FS
-	etags   map[string]string
-	version string // a hash of every file
-	server  http.Handler
+	files       fs.FS
+	etags       map[string]string
+	version     string // a hash of every file
+	server      http.Handler
+	sitesDomain string // named in index.html when set
 }
 
 func pageFiles(files fs.FS) (*staticFiles, error) {
@@ -240,20 +254,27 @@ func (sf *staticFiles) page(version string) (http.Handler, error) {
 	if i < 0 {
 		return nil, errors.New("the page's index.html has no <head>")
 	}
-	html := slices.Concat(b[:i+len(head)], []byte("\n<base href=\"/v/"+version+"/\">"), b[i+len(head):])
-	sum := sha256.Sum256(html)
+	insert := "\n<base href=\"/v/" + version + "/\">"
+	if sf.sitesDomain != "" {
+		insert += "\n<meta name=\"ddt-sites-domain\" content=\"" + html.EscapeString(sf.sitesDomain) + "\">"
+	}
+	page := slices.Concat(b[:i+len(head)], []byte(insert), b[i+len(head):])
+	sum := sha256.Sum256(page)
 	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("ETag", etag)
+		// The node's page runs in an agent cluster of its own origin, so no
+		// site under a sibling host can relax document.domain to reach it.
+		w.Header().Set("Origin-Agent-Cluster", "?1")
 		if r.Header.Get("If-None-Match") == etag {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(html)))
+		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
 		if r.Method != http.MethodHead {
-			w.Write(html)
+			w.Write(page)
 		}
 	}), nil
 }
@@ -317,4 +338,187 @@ func (r *Relay) Routes(mux *http.ServeMux, log *slog.Logger) {
 		}
 		r.Federation.Serve(req.Context(), transport.NewWebSocket(conn, websockets), req.RemoteAddr)
 	})
+}
+
+// siteHosts says which requests are for a DDT site: a site is served at
+// an origin of its own, so that its scripts reach neither the node's page
+// (its IndexedDB holds the node's keys and chunks, its window.ddt drives
+// the node) nor another site. The origin of example.ddt is
+// example.ddt.localhost (at any port) under a loopback page — browsers
+// resolve *.localhost to loopback and treat it as secure — or
+// example.ddt.<Domain> when the relay has a sites domain.
+type siteHosts struct {
+	// Domain is the sites domain ("sites.example.org"), "" for loopback
+	// only. It should be a registrable domain apart from the page's, so
+	// that sites are not even same-site with the node's page.
+	Domain string
+}
+
+// siteLabelSuffix is what a site host's name ends with before the
+// parent domain: "<label>.ddt." then "localhost" or the sites domain.
+const siteLabelSuffix = site.Suffix + "."
+
+// domain reports whether host (a request's Host, with or without a port)
+// is a site host, and the domain it names: "example.ddt", or "" when the
+// label is not a DDT domain (such a host is still a site's, never the
+// page's).
+func (s siteHosts) domain(host string) (domain string, ok bool) {
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	}
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	var rest string
+	for _, parent := range []string{"localhost", s.Domain} {
+		if parent == "" {
+			continue
+		}
+		if r, found := strings.CutSuffix(name, "."+parent); found {
+			rest, ok = r, true
+			break
+		}
+	}
+	if !ok {
+		return "", false
+	}
+	label, found := strings.CutSuffix(rest+".", siteLabelSuffix)
+	if !found {
+		// Another name under the parent ("ddt.localhost", "www.localhost")
+		// is not a site: the page's own.
+		return "", false
+	}
+	if strings.Contains(label, ".") {
+		return "", true
+	}
+	d, err := site.NormalizeDomain(label)
+	if err != nil {
+		return "", true
+	}
+	return d, true
+}
+
+// route sends site hosts' requests to sites and every other to page.
+func (s siteHosts) route(sites, page http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, ok := s.domain(r.Host)
+		if !ok {
+			page.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Origin-Agent-Cluster", "?1")
+		h.Set("Referrer-Policy", "same-origin")
+		if d == "" {
+			http.Error(w, fmt.Sprintf("%s is not a DDT site: a site's host is <name>.ddt.<parent>, its name 1–63 of a–z, 0–9 and inner hyphens.", r.Host), http.StatusNotFound)
+			return
+		}
+		sites.ServeHTTP(w, r)
+	})
+}
+
+// siteFrames is the folder of static/ that holds the frames of a site's
+// origin; the page does not serve it.
+const siteFrames = "site"
+
+// withoutSiteFrames is the page's files without the sites' frames.
+type withoutSiteFrames struct{ fs.FS }
+
+func (f withoutSiteFrames) Open(name string) (fs.File, error) {
+	if name == siteFrames || strings.HasPrefix(name, siteFrames+"/") {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return f.FS.Open(name)
+}
+
+func (f withoutSiteFrames) ReadDir(name string) ([]fs.DirEntry, error) {
+	if name == siteFrames || strings.HasPrefix(name, siteFrames+"/") {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrNotExist}
+	}
+	es, err := fs.ReadDir(f.FS, name)
+	if name == "." {
+		es = slices.DeleteFunc(es, func(e fs.DirEntry) bool { return e.Name() == siteFrames })
+	}
+	return es, err
+}
+
+// siteRoutes serves a site host: the DDT frames under /.ddt/ (the
+// connect frame that registers the site's service worker and hands it
+// the node's port, the worker, the boot page's script) and the boot page
+// at every other path. Once the worker controls the site's frames, it
+// answers every request but /.ddt/ from the node; the boot page is what a
+// first visit gets before that (it connects and loads the path once) and
+// what a site opened outside a DDT page gets (it sends the reader to the
+// DDT page at pageURL, the relay's public URL). Nothing else of the
+// relay is served there: no /ws, no page, no ddt.wasm.
+func siteRoutes(pageURL string) (http.Handler, error) {
+	frames, err := fs.Sub(web.Static(), siteFrames)
+	if err != nil {
+		return nil, err
+	}
+	read := func(name string) ([]byte, error) {
+		b, err := fs.ReadFile(frames, name)
+		if err != nil {
+			return nil, fmt.Errorf("the sites' frames: %w", err)
+		}
+		return b, nil
+	}
+	serve := func(name, ctype string, extra map[string]string) (http.Handler, error) {
+		b, err := read(name)
+		if err != nil {
+			return nil, err
+		}
+		b = bytes.ReplaceAll(b, []byte("%DDT_PAGE%"), []byte(html.EscapeString(pageURL)))
+		sum := sha256.Sum256(b)
+		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Set("Content-Type", ctype)
+			h.Set("Cache-Control", "no-cache")
+			for k, v := range extra {
+				h.Set(k, v)
+			}
+			h.Set("ETag", etag)
+			if r.Header.Get("If-None-Match") == etag {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			h.Set("Content-Length", strconv.Itoa(len(b)))
+			if r.Method != http.MethodHead {
+				w.Write(b)
+			}
+		}), nil
+	}
+	mux := http.NewServeMux()
+	for _, f := range []struct {
+		path, name, ctype string
+		extra             map[string]string
+	}{
+		// The worker lives under /.ddt/ and controls the whole origin; it
+		// is revalidated on every registration check, so a new relay's
+		// worker replaces the old at once.
+		{"/.ddt/sw.js", "sw.js", "text/javascript; charset=utf-8", map[string]string{"Service-Worker-Allowed": "/"}},
+		{"/.ddt/connect", "connect.html", "text/html; charset=utf-8", nil},
+		{"/.ddt/connect.js", "connect.js", "text/javascript; charset=utf-8", nil},
+		{"/.ddt/boot.js", "boot.js", "text/javascript; charset=utf-8", nil},
+		{"/.ddt/page.js", "page.js", "text/javascript; charset=utf-8", nil},
+		{"/.ddt/frames.css", "frames.css", "text/css; charset=utf-8", nil},
+	} {
+		h, err := serve(f.name, f.ctype, f.extra)
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("GET "+f.path, h)
+	}
+	boot, err := serve("boot.html", "text/html; charset=utf-8", map[string]string{"Cache-Control": "no-store"})
+	if err != nil {
+		return nil, err
+	}
+	mux.HandleFunc("GET /.ddt/", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "No such DDT frame.", http.StatusNotFound)
+	})
+	// Every other path, of any method: the boot page (never cached: the
+	// next visit is the worker's).
+	mux.Handle("/", boot)
+	return mux, nil
 }

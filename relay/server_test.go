@@ -67,7 +67,7 @@ func TestPageVersion(t *testing.T) {
 		}
 	}
 	mux := http.NewServeMux()
-	if err := pageRoutes(mux, dir, slog.New(slog.DiscardHandler)); err != nil {
+	if err := pageRoutes(mux, dir, "", slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(mux)
