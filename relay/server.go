@@ -514,6 +514,8 @@ func siteRoutes(pageURL string) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The worker's copy, for a page load no DDT page serves yet.
+	mux.Handle("GET /.ddt/boot", boot)
 	mux.HandleFunc("GET /.ddt/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "No such DDT frame.", http.StatusNotFound)
 	})

@@ -84,36 +84,51 @@ func (f *files) methods() map[string]func([]js.Value) any {
 // JavaScript function, or undefined for none) with the report's
 // JSON shape, throttled to progressEvery.
 func progress(fn js.Value) func(content.Progress) {
+	return throttled(fn, func(p content.Progress) (string, bool) {
+		return p.Phase, p.Phase == "done" || (p.Total > 0 && p.Bytes >= p.Total)
+	}, func(p content.Progress) (js.Value, error) { return bridge.Value(p) })
+}
+
+// throttled returns a callback that calls fn (a JavaScript function, or
+// undefined for none: then it returns nil) with view of each report, at
+// most every progressEvery, and at every change of phase and every final
+// report (phase and final say which a report is).
+func throttled[T any](fn js.Value, phase func(T) (string, bool), view func(T) (js.Value, error)) func(T) {
 	if fn.Type() != js.TypeFunction {
 		return nil
 	}
 	var mu sync.Mutex
 	var last time.Time
-	var phase string
-	return func(p content.Progress) {
+	var was string
+	return func(p T) {
+		ph, final := phase(p)
 		mu.Lock()
 		now := time.Now()
-		due := p.Phase != phase || p.Phase == "done" || now.Sub(last) >= progressEvery || (p.Total > 0 && p.Bytes >= p.Total)
+		due := ph != was || final || now.Sub(last) >= progressEvery
 		if due {
-			last, phase = now, p.Phase
+			last, was = now, ph
 		}
 		mu.Unlock()
 		if !due {
 			return
 		}
-		v, err := bridge.Value(p)
+		v, err := view(p)
 		if err != nil {
 			return
 		}
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					bridge.Global().Get("console").Call("error", fmt.Sprintf("ddt: onProgress threw: %v", r))
-				}
-			}()
-			fn.Invoke(v)
-		}()
+		callSafely("onProgress", fn, v)
 	}
+}
+
+// callSafely calls fn with args; a throw is reported on the console, so
+// that a page's callback cannot stop the node.
+func callSafely(what string, fn js.Value, args ...any) {
+	defer func() {
+		if r := recover(); r != nil {
+			bridge.Global().Get("console").Call("error", fmt.Sprintf("ddt: %s threw: %v", what, r))
+		}
+	}()
+	fn.Invoke(args...)
 }
 
 // option is opts[name] when opts is an object, else undefined.

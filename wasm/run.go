@@ -9,6 +9,7 @@ import (
 	"ddt/shared/bridge"
 	"ddt/shared/content"
 	"ddt/shared/node"
+	"ddt/shared/site"
 	"ddt/shared/store"
 	"ddt/shared/transport"
 	"ddt/shared/username"
@@ -33,14 +34,18 @@ func run(cfg Config, ready chan<- js.Value, failed chan<- error) {
 	users := username.New()
 	chunks, blobs := openChunks(cfg, slot, log)
 	svc := content.New(content.Config{Chunks: chunks, Pledge: cfg.Pledge, Policy: cfg.policy()})
+	sitesSvc := site.New(site.Config{Files: svc})
 	n, err := node.New(node.Config{Relay: cfg.Relay, Dial: dial, Store: st, Transport: tr, Agent: cfg.Agent, Logger: log, MaxPeers: cfg.MaxPeers,
-		Capabilities: []node.Capability{users, svc}})
+		Capabilities: []node.Capability{users, svc, sitesSvc}})
 	if err != nil {
 		failed <- err
 		return
 	}
 	log.Debug("node started", "slot", slot, "storage", cfg.Storage, "goMainAtMs", int(t0), "storeMs", int(t1-t0), "identityMs", int(perf.Call("now").Float()-t1))
 	api := newAPI(n, users, &files{svc: svc, blobs: blobs})
+	for name, fn := range (&sites{svc: sitesSvc}).methods() { // site.go
+		api.obj.Set(name, bridge.Method(fn))
+	}
 	g := bridge.Global()
 	g.Set("ddt", api.obj)
 	if ev, err := bridge.New(g.Get("Event"), "ddt:loaded"); err == nil && g.Get("dispatchEvent").Type() == js.TypeFunction {

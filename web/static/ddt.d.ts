@@ -429,7 +429,140 @@ export interface DDT {
   pin(id: ContentID, options?: PinOptions): Promise<void>;
   /** Lets item `id` go back to cache: evicted least recently used when room is needed. */
   unpin(id: ContentID): Promise<void>;
+  /**
+   * Publishes a site under `domain`: puts every file as this node's content
+   * (pinned, replicated), publishes the site's manifest, and claims the
+   * domain for it — version 1 for a new domain, the next version for one
+   * this node's key holds. `files` is a list of `{path, data, type}` or a
+   * folder picker's FileList (`<input type=file webkitdirectory>`: the
+   * folder's own name is left out of the paths). Rejects with a
+   * {@link SiteErrorCode}: `taken` when another key holds the domain,
+   * `invalid` for a bad path, …
+   */
+  publishSite(domain: Domain, files: SiteFile[] | FileList, options?: PublishOptions): Promise<Published>;
+  /**
+   * The verified current record of `domain` (claim signature, checkpoint,
+   * inclusion proof): cached, unless `fresh`. Rejects with `unknown-domain`
+   * when nobody holds it.
+   */
+  resolveDomain(domain: Domain, options?: { fresh?: boolean }): Promise<DomainRecord>;
+  /**
+   * The URL of `path` on `domain`'s site origin under this page:
+   * `http://example.ddt.localhost:8080/path` for a page on loopback, else
+   * under the relay's sites domain. Each site has an origin of its own, apart
+   * from the node's page. `null` (the reason on the console) for a string
+   * that is not a domain, or a relay that serves no sites.
+   */
+  siteURL(domain: Domain, path?: string): string | null;
+  /**
+   * Answers `domain`'s service worker on `port`, a MessagePort this page made
+   * and handed the worker through the site's connect frame (the DDT page
+   * does this for the sites it shows): the worker's requests are for
+   * `domain`'s files and no other's, whatever a message says. Returns a
+   * function that stops it (closing the port, releasing open bodies), or
+   * `null` (the reason on the console) for a bad domain or port.
+   */
+  serveSite(domain: Domain, port: MessagePort, options?: ServeSiteOptions): (() => void) | null;
 }
+
+/** A DDT domain: `"example.ddt"` (a DNS label, 1–63 of a–z, 0–9 and inner hyphens, then `.ddt`). */
+export type Domain = string;
+
+/** One file of a site to publish. */
+export interface SiteFile {
+  /** Its path in the site: relative, slash-separated (`"index.html"`, `"css/site.css"`); no `..`, no `.ddt/`. */
+  path: string;
+  /** Its bytes (a string is its UTF-8). */
+  data: Blob | ArrayBuffer | ArrayBufferView | string;
+  /** Its media type (default: a Blob's own, else by the path's extension). */
+  type?: string;
+}
+
+/** How a `ddt.publishSite()` goes. */
+export interface PublishProgress {
+  /** `"files"` (putting the files), `"manifest"`, `"claim"` (the domain's record), `"done"`. */
+  phase: 'files' | 'manifest' | 'claim' | 'done';
+  /** Files put so far, of `totalFiles`. */
+  files: number;
+  totalFiles: number;
+  /** Bytes put so far, of `totalBytes`. */
+  bytes: number;
+  totalBytes: number;
+}
+
+/** What `ddt.publishSite()` takes besides the domain and the files. */
+export interface PublishOptions {
+  onProgress?: (progress: PublishProgress) => void;
+  /** Cancels the publication: the promise rejects with code `aborted`. */
+  signal?: AbortSignal;
+}
+
+/** A site's publication, as `ddt.publishSite()` resolves with it. */
+export interface Published {
+  domain: Domain;
+  /** The domain record's version: 1 for a new domain, one more for each update. */
+  version: number;
+  /** The site manifest's content id. */
+  manifest: ContentID;
+}
+
+/** A domain's verified record, as `ddt.resolveDomain()` gives it. */
+export interface DomainRecord {
+  domain: Domain;
+  /** The owner's signing key, hex: only it can update the domain. */
+  owner: string;
+  /** The current site manifest's content id. */
+  site: ContentID;
+  /** Grows with each update. */
+  version: number;
+  /** The zone whose ledger sequenced the claim, that relay's key (hex) and the entry's index. */
+  zone: string;
+  relay: string;
+  index: number;
+}
+
+/**
+ * How serving a site goes, as `ddt.serveSite()`'s `onProgress` hears it. A
+ * page load (`navigate: true`) reports `"open"` as it starts, then — on a
+ * first visit — `"resolving"` (the domain), `"manifest"` (the site's list of
+ * files) and `"fetching"` (the file's chunks from peers, `chunks` of `of`),
+ * and ends with `"served"` (the file that answered, the version) or
+ * `"error"` (its `code`: `unknown-domain`, `not-found`, …). The site's other
+ * requests report their `"fetching"` too, with `navigate: false`.
+ */
+export interface SiteProgress {
+  phase: 'open' | 'resolving' | 'manifest' | 'fetching' | 'done' | 'served' | 'error';
+  domain: Domain;
+  /** The site's path asked for (`""` for the root), or for `"served"` the file that answered (`"docs/index.html"`). */
+  path: string;
+  navigate: boolean;
+  /** Bytes of the file held so far, of `total`; chunks held, of `of` (`"fetching"`). */
+  done?: number;
+  total?: number;
+  chunks?: number;
+  of?: number;
+  /** `"served"`: the HTTP status (200, 206) and the domain record's version. */
+  status?: number;
+  version?: number;
+  /** `"error"`: why. */
+  code?: SiteErrorCode | ErrorCode;
+  message?: string;
+}
+
+/** What `ddt.serveSite()` takes besides the domain and the port. */
+export interface ServeSiteOptions {
+  onProgress?: (progress: SiteProgress) => void;
+}
+
+/**
+ * Why a site call failed: `invalid` (not a domain, a path or a manifest the
+ * node accepts), `taken` (another key holds the domain), `unknown-domain`
+ * (nobody holds it), `forged` (a record or update that does not verify),
+ * `stale` (an update whose version is not above the current one),
+ * `not-found` (no file at that path), `bad-range` (a Range the file cannot
+ * satisfy), or the content and node codes.
+ */
+export type SiteErrorCode = 'invalid' | 'taken' | 'unknown-domain' | 'forged' | 'stale' | 'not-found' | 'bad-range';
 
 /** What the node takes when it starts (the wasm's `ddtStart(config)`). */
 export interface DDTConfig {

@@ -15,8 +15,6 @@
 // worker-server pattern), so a video seeked far ahead costs only the
 // pieces played.
 
-/// <reference lib="webworker" />
-/* eslint-env serviceworker */
 
 /** @type {any} */
 const sw = self;
@@ -86,15 +84,32 @@ async function portFor() {
   // still waiting on it never get an answer.
   if (link) drop(link, 'The DDT page that served this site has closed.');
   link = null;
+  const all = await sw.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  const frames = all.filter((/** @type {any} */ c) => new URL(c.url).pathname === '/.ddt/connect');
+  if (!frames.length) return null;
   const got = new Promise((resolve) => {
     waiting.push(resolve);
     setTimeout(() => resolve(null), PORT_WAIT_MS);
   });
-  const all = await sw.clients.matchAll({ type: 'window', includeUncontrolled: true });
-  for (const c of all) {
-    if (new URL(c.url).pathname === '/.ddt/connect') c.postMessage({ ddt: 'need-port' });
-  }
+  for (const c of frames) c.postMessage({ ddt: 'need-port' });
   return got;
+}
+
+/**
+ * boot is the boot page, for a page load that no DDT page serves yet (the
+ * frame came here by a link from another site): it asks the DDT page
+ * around it to connect this site, then loads its path once. Made afresh,
+ * so the document keeps the request's URL.
+ */
+async function boot() {
+  const r = await fetch('/.ddt/boot', { cache: 'no-store' });
+  return new Response(await r.text(), { status: 200, headers: { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' } });
+}
+
+/** connectFrames reports whether any connect frame of this origin is open. */
+async function connectFrames() {
+  const all = await sw.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  return all.some((/** @type {any} */ c) => new URL(c.url).pathname === '/.ddt/connect');
 }
 
 /**
@@ -176,6 +191,7 @@ async function answer(req, url) {
   }
   const l = await portFor();
   if (!l) {
+    if (navigate && !(await connectFrames())) return boot();
     return failure(navigate, url, { code: 'unreachable', message: 'No DDT page is serving this site: open it from a DDT page.' });
   }
   const id = nextID++;
@@ -183,7 +199,7 @@ async function answer(req, url) {
   try {
     head = await ask(l, { id, op: 'open', path, range: req.headers.get('Range') || '', navigate }, OPEN_WAIT_MS);
   } catch (err) {
-    return failure(navigate, url, { code: 'unreachable', message: String((err && err.message) || err) });
+    return failure(navigate, url, { code: 'unreachable', message: String((err && /** @type {any} */ (err).message) || err) });
   }
   if (head.error) return failure(navigate, url, head.error);
   const length = head.end - head.start + 1;
