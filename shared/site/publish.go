@@ -43,7 +43,26 @@ type Published struct {
 	Version  uint64             // the domain record's version
 	Manifest chunk.Hash         // the site manifest's content id
 	Record   *wire.DomainRecord // the verified record
+	Site     *Manifest          // the site's files, as published
 }
+
+// PublishedView is a publication as window.ddt's publishSite and the
+// native node's POST /publish-site answer it.
+type PublishedView struct {
+	Domain   string `json:"domain"`   // "example.ddt"
+	Version  uint64 `json:"version"`  // the domain record's version
+	Manifest string `json:"manifest"` // the site manifest's content id
+	Files    int    `json:"files"`
+}
+
+// View is p's PublishedView.
+func (p *Published) View() PublishedView {
+	return PublishedView{Domain: p.Domain, Version: p.Version, Manifest: p.Manifest.String(), Files: len(p.Site.Entries)}
+}
+
+// IDs is the content a site is made of: its manifest's id and each
+// file's, once.
+func (p *Published) IDs() []chunk.Hash { return siteIDs(p.Manifest, p.Site) }
 
 // Publish puts files as this node's content (pinned, announced and
 // replicated as public content), publishes their site manifest (content
@@ -65,7 +84,7 @@ func (s *Service) Publish(ctx context.Context, domain string, files []File, o Pu
 			o.Progress(p)
 		}
 	}
-	mid, prog, err := s.putSite(ctx, domain, files, report)
+	mid, m, prog, err := s.putSite(ctx, domain, files, report)
 	if err != nil {
 		return nil, err
 	}
@@ -77,14 +96,14 @@ func (s *Service) Publish(ctx context.Context, domain string, files []File, o Pu
 	}
 	prog.Phase = "done"
 	report(prog)
-	return &Published{Domain: domain, Version: rec.Claim.Version, Manifest: mid, Record: rec}, nil
+	return &Published{Domain: domain, Version: rec.Claim.Version, Manifest: mid, Record: rec, Site: m}, nil
 }
 
 // putSite checks files, puts each, then their manifest, and returns the
 // manifest's content id: Publish but the claim.
-func (s *Service) putSite(ctx context.Context, domain string, files []File, progress func(PublishProgress)) (chunk.Hash, PublishProgress, error) {
+func (s *Service) putSite(ctx context.Context, domain string, files []File, progress func(PublishProgress)) (chunk.Hash, *Manifest, PublishProgress, error) {
 	var prog PublishProgress
-	fail := func(err error) (chunk.Hash, PublishProgress, error) { return chunk.Hash{}, prog, err }
+	fail := func(err error) (chunk.Hash, *Manifest, PublishProgress, error) { return chunk.Hash{}, nil, prog, err }
 	if len(files) == 0 {
 		return fail(errInvalidf("a site needs at least one file"))
 	}
@@ -150,7 +169,7 @@ func (s *Service) putSite(ctx context.Context, domain string, files []File, prog
 	if err != nil {
 		return fail(err)
 	}
-	return mid, prog, nil
+	return mid, &m, prog, nil
 }
 
 // putFile opens f and puts it with put, of media type typ, checking

@@ -120,7 +120,7 @@ func TestServe(t *testing.T) {
 	a, b, c := sw.sites[0], sw.sites[1], sw.sites[2]
 	site := testSite()
 	var progress []PublishProgress
-	mid, _, err := a.putSite(testCtx(t), "example.ddt", filesOf(site, map[string]string{"data.bin": "application/x-ddt-test"}),
+	mid, _, _, err := a.putSite(testCtx(t), "example.ddt", filesOf(site, map[string]string{"data.bin": "application/x-ddt-test"}),
 		func(p PublishProgress) { progress = append(progress, p) })
 	if err != nil {
 		t.Fatal(err)
@@ -262,7 +262,7 @@ func TestPublishRefused(t *testing.T) {
 		"bad type":  filesOf(map[string][]byte{"a.html": []byte("x")}, map[string]string{"a.html": "text/html\r\nX: y"}),
 		"none":      nil,
 	} {
-		_, _, err := a.putSite(testCtx(t), "example.ddt", files, func(PublishProgress) {})
+		_, _, _, err := a.putSite(testCtx(t), "example.ddt", files, func(PublishProgress) {})
 		if e := node.Explain(err); e.Code != CodeInvalid || e.Error == "" {
 			t.Errorf("%s: %v (code %s), want %s", name, err, e.Code, CodeInvalid)
 		}
@@ -271,12 +271,12 @@ func TestPublishRefused(t *testing.T) {
 		t.Errorf("refused publications stored %d bytes", used-before)
 	}
 	short := []File{{Path: "a.html", Size: 100, Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("five!")), nil }}}
-	_, _, err := a.putSite(testCtx(t), "example.ddt", short, func(PublishProgress) {})
+	_, _, _, err := a.putSite(testCtx(t), "example.ddt", short, func(PublishProgress) {})
 	if err == nil || !strings.Contains(err.Error(), "a.html") {
 		t.Errorf("a file shorter than it said: %v, want an error naming a.html", err)
 	}
 	unreadable := []File{{Path: "a.html", Size: 1, Open: func() (io.ReadCloser, error) { return nil, errors.New("permission denied") }}}
-	if _, _, err := a.putSite(testCtx(t), "example.ddt", unreadable, func(PublishProgress) {}); err == nil || !strings.Contains(err.Error(), "permission denied") {
+	if _, _, _, err := a.putSite(testCtx(t), "example.ddt", unreadable, func(PublishProgress) {}); err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("an unreadable file: %v", err)
 	}
 }
@@ -288,14 +288,14 @@ func TestHostFollows(t *testing.T) {
 	sw := newSwarm(t, 2)
 	pub, host := sw.sites[0], sw.sites[1]
 	v1 := testSite()
-	mid1, _, err := pub.putSite(testCtx(t), "example.ddt", filesOf(v1, nil), func(PublishProgress) {})
+	mid1, _, _, err := pub.putSite(testCtx(t), "example.ddt", filesOf(v1, nil), func(PublishProgress) {})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v2 := testSite()
 	v2["index.html"] = []byte("<h1>version 2</h1>")
 	delete(v2, "LICENSE")
-	mid2, _, err := pub.putSite(testCtx(t), "example.ddt", filesOf(v2, nil), func(PublishProgress) {})
+	mid2, _, _, err := pub.putSite(testCtx(t), "example.ddt", filesOf(v2, nil), func(PublishProgress) {})
 	if err != nil {
 		t.Fatal(err)
 	}
