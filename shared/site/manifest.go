@@ -94,6 +94,15 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	if err := m.Check(); err != nil {
 		return nil, err
 	}
+	b := m.encode()
+	if len(b) > MaxManifest {
+		return nil, errInvalidf("the site's manifest would be %d bytes; at most %d (fewer files, or shorter paths)", len(b), MaxManifest)
+	}
+	return b, nil
+}
+
+// encode is m's encoding, unchecked.
+func (m *Manifest) encode() []byte {
 	b := append([]byte(nil), manifestMagic...)
 	b = binary.AppendUvarint(b, uint64(len(m.Entries)))
 	for _, e := range m.Entries {
@@ -104,10 +113,7 @@ func (m *Manifest) Marshal() ([]byte, error) {
 		b = append(b, e.Type...)
 		b = binary.AppendUvarint(b, uint64(e.Size))
 	}
-	if len(b) > MaxManifest {
-		return nil, errInvalidf("the site's manifest would be %d bytes; at most %d (fewer files, or shorter paths)", len(b), MaxManifest)
-	}
-	return b, nil
+	return b
 }
 
 // Unmarshal decodes an encoded manifest into m and checks it (Check). It

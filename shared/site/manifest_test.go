@@ -71,19 +71,7 @@ func TestCheckPath(t *testing.T) {
 
 // encodeUnchecked is Marshal without Check: what a hostile publisher
 // could write.
-func encodeUnchecked(m *Manifest) []byte {
-	b := append([]byte(nil), manifestMagic...)
-	b = binary.AppendUvarint(b, uint64(len(m.Entries)))
-	for _, e := range m.Entries {
-		b = binary.AppendUvarint(b, uint64(len(e.Path)))
-		b = append(b, e.Path...)
-		b = append(b, e.ID[:]...)
-		b = binary.AppendUvarint(b, uint64(len(e.Type)))
-		b = append(b, e.Type...)
-		b = binary.AppendUvarint(b, uint64(e.Size))
-	}
-	return b
-}
+func encodeUnchecked(m *Manifest) []byte { return m.encode() }
 
 // Manifests a hostile publisher could write are refused with a sentence:
 // duplicates, disorder, header-breaking types, lies about counts and
