@@ -1,7 +1,6 @@
 package registrar
 
 import (
-	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -225,6 +224,3 @@ func checkClaim(c claim, l *wire.Lease) *result {
 	}
 	return nil
 }
-
-// errUnknownKind: a stored record of neither kind.
-var errUnknownKind = errors.New("a record of an unknown kind")

@@ -374,7 +374,7 @@ func (s *Service) Resolve(ctx context.Context, domain string, o ResolveOptions) 
 	ctx, cancel := context.WithTimeout(ctx, DomainTimeout)
 	defer cancel()
 	relays := s.sitesRelays()
-	home, _ := names.Home(names.DomainHash(label), relays.keys)
+	home, _ := names.Home(names.DomainHash(label), relays.Keys)
 	// The DHT's records are candidates; only an unambiguous answer is
 	// taken from it alone: the best record the domain's home sequenced,
 	// with no other ledger's record of another owner beside it. Anything
@@ -466,39 +466,27 @@ func (s *Service) askRelay(ctx context.Context, domain string) (*wire.DomainReco
 	return res.Record, nil
 }
 
-// trustedRelays are the relays the node's last admission named as
-// trusted and running the domain service, by key: the only relays whose
-// records the node believes, and among which a domain has its home.
-type trustedRelays struct {
-	keys  [][32]byte
-	zones map[[32]byte]string
-}
-
-func (s *Service) sitesRelays() trustedRelays {
-	rs := trustedRelays{zones: make(map[[32]byte]string)}
+// sitesRelays are the relays the node's last admission named as trusted
+// and running the domain service.
+func (s *Service) sitesRelays() names.Relays {
+	var rs names.Relays
 	for _, r := range s.h.Relays() {
 		if r.Flags.Has(wire.RelayTrusted | wire.RelaySites) {
-			rs.keys = append(rs.keys, r.Info.Key)
-			rs.zones[r.Info.Key] = r.Info.Zone
+			rs.Add(r.Info.Key, r.Info.Zone)
 		}
 	}
 	return rs
 }
 
-func (rs trustedRelays) zoneOf(key [32]byte) (string, bool) {
-	z, ok := rs.zones[key]
-	return z, ok
-}
-
 // check verifies rec as the record of label, sequenced by one of relays.
-func (s *Service) check(rec *wire.DomainRecord, label string, relays trustedRelays) error {
+func (s *Service) check(rec *wire.DomainRecord, label string, relays names.Relays) error {
 	if rec.Claim.Domain != label {
 		return fmt.Errorf("%w: a record of %s.ddt, not %s.ddt", names.ErrForged, rec.Claim.Domain, label)
 	}
-	if _, ok := relays.zoneOf(rec.RelayKey); !ok {
-		return fmt.Errorf("%w: sequenced by the relay of zone %q, which this node's relay does not name as trusted for domains", names.ErrForged, rec.Zone)
+	if err := relays.Sequenced(rec.RelayKey, rec.Zone, "domains"); err != nil {
+		return err
 	}
-	_, err := names.VerifyDomain(rec, relays.zoneOf)
+	_, err := names.VerifyDomain(rec, relays.ZoneOf)
 	return err
 }
 
