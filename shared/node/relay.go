@@ -210,7 +210,7 @@ func (n *Node) closePeers() {
 	}
 	n.mu.Unlock()
 	for _, p := range ps {
-		p.close("node stopped", true)
+		p.close(ByeStopped, true)
 	}
 }
 
@@ -415,8 +415,23 @@ func (n *Node) onPeerLeft(addr id.Address) {
 		defer cancel()
 		if _, err := p.ping(ctx); err != nil {
 			p.close("left the zone", true)
+			n.departed(addr)
 		}
 	}()
+}
+
+// departed drops a node that has left — it said so as it stopped, or the
+// relay lost it and its channel no longer answers — from the routing
+// table at once. Kept there, every lookup that met it (and every node
+// that learnt it from ours) would wait out a call to it, 2 s each, until
+// it had failed three times.
+func (n *Node) departed(addr id.Address) {
+	n.mu.Lock()
+	d := n.dht
+	n.mu.Unlock()
+	if d != nil {
+		d.Remove(addr)
+	}
 }
 
 // sendRelay queues m for the relay; it is dropped while the relay is away
