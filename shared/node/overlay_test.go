@@ -637,3 +637,30 @@ func TestStoppedNodeLeavesTables(t *testing.T) {
 		t.Error("a dropped b from its table when the user closed their channel; b is still in the network")
 	}
 }
+
+// The relay says a node left: with no channel to check it by (a closed
+// tab's went with the tab), the node leaves the routing table; one whose
+// channel still answers stays.
+func TestRelaySaysLeft(t *testing.T) {
+	ns := swarm(t, 3, Config{})
+	a, b, c := ns[0], ns[1], ns[2]
+	link(a, b)
+	a.table().Seen(c.Address())
+	a.onPeerLeft(c.Address())
+	a.onPeerLeft(b.Address())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left, stayed := true, false
+		for _, ct := range a.table().Contacts() {
+			left = left && ct.Address != c.Address()
+			stayed = stayed || ct.Address == b.Address()
+		}
+		if left && stayed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the relay said both left: c gone from the table %v, b (still answering) kept %v", left, stayed)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -400,13 +400,19 @@ func (n *Node) learn(l *wire.Lease, native bool) bool {
 
 // onPeerLeft: the relay lost a node's link. Its data channel may well
 // still work (the relay is only for signaling), so check it at once
-// instead of dropping it.
+// instead of dropping it; without a channel, the node has left.
 func (n *Node) onPeerLeft(addr id.Address) {
 	n.mu.Lock()
 	delete(n.known, addr)
 	p := n.peers[addr]
 	n.mu.Unlock()
-	if p == nil || !p.checking.CompareAndSwap(false, true) {
+	if p == nil {
+		// No channel to ask either (a closed tab's went with it): the
+		// relay's word is all there is.
+		n.departed(addr)
+		return
+	}
+	if !p.checking.CompareAndSwap(false, true) {
 		return // one check at a time, however often the relay says so
 	}
 	go func() {
