@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"ddt/shared/content"
 	"ddt/shared/id"
 	"ddt/shared/node"
+	"ddt/shared/site"
 	"ddt/shared/store"
 	"ddt/shared/transport"
 	"ddt/shared/username"
@@ -46,40 +48,35 @@ func runNode(args []string) error {
 	fs.Var(&pledge, "pledge", "storage this node volunteers for others' content (cache and replicas), e.g. 64MiB, 1GiB; its own content does not count")
 	cacheTypes := fs.String("cache-types", "", "comma-separated media-type prefixes this node caches for others (e.g. video/,image/); empty: every type")
 	cacheMaxAge := fs.Duration("cache-max-age", 0, "drop cached and replicated chunks unused for this long (e.g. 720h); 0: no limit")
+	host := fs.String("host", "", "comma-separated domains to host (e.g. example.ddt,other.ddt): keep each one's current site pinned here, following its updates")
 	fs.Parse(args)
 	log := newLogger(*logLevel)
+	var hosted []string
+	for _, d := range splitList(*host) {
+		nd, err := site.NormalizeDomain(d)
+		if err != nil {
+			return fmt.Errorf("-host: %w", err)
+		}
+		hosted = append(hosted, nd)
+	}
 
-	if err := os.MkdirAll(*data, 0o700); err != nil {
-		return err
-	}
-	st, err := store.OpenBolt(filepath.Join(*data, "node.db"))
-	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("another node runs with -data %s: give this one a folder of its own (-data DIR)", *data)
-	}
+	nn, err := openNative(nativeConfig{relay: *relayURL, data: *data, ice: ice, loopback: *loopback, maxPeers: *maxPeers, log: log,
+		files: content.Config{Pledge: int64(pledge), Policy: content.Policy{Types: splitList(*cacheTypes), MaxAge: *cacheMaxAge}}})
 	if err != nil {
 		return err
 	}
-	log.Info("node data", "dir", *data)
-	defer st.Close()
-	tr, err := transport.NewWebRTC(transport.Config{ICEServers: ice, LoopbackOnly: *loopback, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	users := username.New()
-	chunks, err := store.OpenDiskChunks(filepath.Join(*data, "chunks"))
-	if err != nil {
-		return fmt.Errorf("open the chunk store: %w", err)
-	}
-	defer chunks.Close()
-	files := content.New(content.Config{Chunks: chunks, Pledge: int64(pledge), Policy: content.Policy{Types: splitList(*cacheTypes), MaxAge: *cacheMaxAge}})
-	n, err := node.New(node.Config{Relay: *relayURL, Store: st, Transport: tr, Native: true, Agent: "ddt-native", Logger: log, MaxPeers: *maxPeers,
-		Capabilities: []node.Capability{users, files}})
-	if err != nil {
-		return err
-	}
+	defer nn.close()
+	n, users, files, sites := nn.n, nn.users, nn.files, nn.sites
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	for _, d := range hosted {
+		go func() {
+			fmt.Printf("hosting %s\n", d)
+			if err := sites.Host(ctx, d); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(os.Stderr, "host %s: %v\n", d, err)
+			}
+		}()
+	}
 	var registerOnce sync.Once
 	n.Subscribe(func(e node.Event) {
 		switch e.Kind {
@@ -93,6 +90,10 @@ func runNode(args []string) error {
 				retry = fmt.Sprintf("; retrying in %s", e.RetryIn.Round(100*time.Millisecond))
 			}
 			fmt.Printf("connecting to %s failed: %s%s\n", e.Peer.Address.Short(), e.Reason, retry)
+		case site.EventHosted:
+			if h, ok := e.Value.(site.HostedEvent); ok {
+				fmt.Printf("hosted %s version %d manifest %s (%d files)\n", h.Domain, h.Version, h.Manifest, h.Files)
+			}
 		case node.EventState:
 			if e.State == node.StateAdmitted {
 				fmt.Printf("admitted %s zone %s\n", n.Address(), n.Zone())
@@ -103,7 +104,7 @@ func runNode(args []string) error {
 		}
 	})
 	if *status != "" {
-		srv, ln, err := serveStatus(*status, *statusPublic, n, users, files, log)
+		srv, ln, err := serveAPI(*status, *statusPublic, apiServices{n: n, users: users, files: files, sites: sites}, log)
 		if err != nil {
 			return err
 		}
@@ -111,6 +112,77 @@ func runNode(args []string) error {
 		log.Info("status endpoint", "url", "http://"+ln.Addr().String()+"/status")
 	}
 	return n.Run(ctx)
+}
+
+// nativeConfig is how to open a native node: what runNode and
+// runPublish share.
+type nativeConfig struct {
+	relay    string
+	data     string // the folder of its identity, store and chunks
+	ice      []string
+	loopback bool
+	maxPeers int
+	log      *slog.Logger
+	files    content.Config // its Chunks are set here
+}
+
+// nativeNode is a native node with the capabilities of the native build:
+// usernames, content (chunks on disk), sites.
+type nativeNode struct {
+	n     *node.Node
+	users *username.Client
+	files *content.Service
+	sites *site.Service
+	close func()
+}
+
+// openNative opens the node's store in cfg.data (its identity persists
+// there, so a publisher keeps its domains across runs), its chunk store
+// and transport, and makes the node; it does not run it.
+func openNative(cfg nativeConfig) (*nativeNode, error) {
+	log := cfg.log
+	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+		return nil, err
+	}
+	st, err := store.OpenBolt(filepath.Join(cfg.data, "node.db"))
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("another node runs with -data %s: give this one a folder of its own (-data DIR)", cfg.data)
+	}
+	if err != nil {
+		return nil, err
+	}
+	log.Info("node data", "dir", cfg.data)
+	var closers []func() error
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	closers = append(closers, st.Close)
+	tr, err := transport.NewWebRTC(transport.Config{ICEServers: cfg.ice, LoopbackOnly: cfg.loopback, Logger: log})
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	closers = append(closers, tr.Close)
+	chunks, err := store.OpenDiskChunks(filepath.Join(cfg.data, "chunks"))
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("open the chunk store: %w", err)
+	}
+	closers = append(closers, chunks.Close)
+	users := username.New()
+	fc := cfg.files
+	fc.Chunks = chunks
+	files := content.New(fc)
+	sites := site.New(site.Config{Files: files})
+	n, err := node.New(node.Config{Relay: cfg.relay, Store: st, Transport: tr, Native: true, Agent: "ddt-native", Logger: log, MaxPeers: cfg.maxPeers,
+		Capabilities: []node.Capability{users, files, sites}})
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	return &nativeNode{n: n, users: users, files: files, sites: sites, close: closeAll}, nil
 }
 
 // defaultNodeData is where a native node keeps its state unless told:
@@ -155,10 +227,12 @@ func errorStatus(code string) int {
 		return http.StatusUnprocessableEntity
 	case content.CodeQuota:
 		return http.StatusInsufficientStorage
-	case username.CodeTaken, username.CodeAlreadyRegistered:
+	case username.CodeTaken, username.CodeAlreadyRegistered, site.CodeStale:
 		return http.StatusConflict
-	case username.CodeNotFound, node.CodeNotConnected:
+	case username.CodeNotFound, node.CodeNotConnected, site.CodeUnknownDomain:
 		return http.StatusNotFound
+	case site.CodeBadRange:
+		return http.StatusRequestedRangeNotSatisfiable
 	case node.CodeRateLimited:
 		return http.StatusTooManyRequests
 	case node.CodeUnavailable, node.CodeNotAdmitted:
@@ -173,6 +247,12 @@ func errorStatus(code string) int {
 }
 
 func statusMux(n *node.Node, users *username.Client, files *content.Service) *http.ServeMux {
+	return apiMux(apiServices{n: n, users: users, files: files})
+}
+
+// apiMux is the native node's HTTP API over the services it has.
+func apiMux(svc apiServices) *http.ServeMux {
+	n, users, files := svc.n, svc.users, svc.files
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) { handleOnly(mux, pattern, h) }
 	reply := func(w http.ResponseWriter, v any) {
@@ -287,6 +367,10 @@ func statusMux(n *node.Node, users *username.Client, files *content.Service) *ht
 	})
 	handle("GET /resolve", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
+		if q.Has("domain") && svc.sites != nil {
+			resolveDomain(w, r, svc.sites)
+			return
+		}
 		fresh := q.Get("fresh") == "1" || q.Get("fresh") == "true"
 		rec, err := users.Resolve(r.Context(), q.Get("name"), fresh)
 		nameReply(w, rec, err)
@@ -294,6 +378,9 @@ func statusMux(n *node.Node, users *username.Client, files *content.Service) *ht
 	handle("GET /routing", func(w http.ResponseWriter, r *http.Request) { reply(w, n.RoutingView()) })
 	if files != nil {
 		contentRoutes(handle, files)
+	}
+	if svc.sites != nil {
+		siteRoutes(handle, svc.sites)
 	}
 	return mux
 }

@@ -3,10 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +20,7 @@ import (
 	"ddt/shared/chunk"
 	"ddt/shared/content"
 	"ddt/shared/node"
+	"ddt/shared/site"
 	"ddt/shared/username"
 )
 
@@ -35,6 +41,20 @@ const (
 // the guard. An address that is not loopback is refused unless public is
 // set: anyone who can reach the port could drive the node.
 func serveStatus(addr string, public bool, n *node.Node, users *username.Client, files *content.Service, log *slog.Logger) (*http.Server, net.Listener, error) {
+	return serveAPI(addr, public, apiServices{n: n, users: users, files: files}, log)
+}
+
+// apiServices are what the native node's HTTP API drives: the node and
+// its capabilities (a nil one has no routes).
+type apiServices struct {
+	n     *node.Node
+	users *username.Client
+	files *content.Service
+	sites *site.Service
+}
+
+// serveAPI is serveStatus over every service the node has.
+func serveAPI(addr string, public bool, svc apiServices, log *slog.Logger) (*http.Server, net.Listener, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-status %q is not host:port: %v", addr, err)
@@ -47,7 +67,7 @@ func serveStatus(addr string, public bool, n *node.Node, users *username.Client,
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := &http.Server{Handler: guard(ln.Addr(), log, statusMux(n, users, files)), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: guard(ln.Addr(), log, apiMux(svc)), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return srv, ln, nil
 }
@@ -317,4 +337,157 @@ func streamContent(w http.ResponseWriter, r *http.Request, files *content.Servic
 	if !wrote {
 		header() // empty content
 	}
+}
+
+// Limits of POST /publish-site.
+const (
+	// MaxSiteUpload is the most bytes one POST /publish-site may carry.
+	MaxSiteUpload = 1 << 30
+	// PublishTimeout bounds one POST /publish-site.
+	PublishTimeout = 10 * time.Minute
+)
+
+// siteRoutes serves the sites service: POST /publish-site?domain=D (a
+// multipart/form-data body, a part per file whose filename is its path:
+// {domain, version, manifest, files}), GET /site/{domain}/{path...} (a
+// file of the site, with its media type, Range honoured). GET
+// /resolve?domain=D is resolveDomain. Failures are {error, code}: 404 for
+// an unknown domain or a missing file, 416 for a range outside the file,
+// 409 for a domain another key holds.
+func siteRoutes(handle func(string, http.HandlerFunc), sites *site.Service) {
+	fail := func(w http.ResponseWriter, err error) {
+		e := node.Explain(err)
+		refuse(w, errorStatus(e.Code), e.Code, e.Error)
+	}
+	handle("POST /publish-site", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), PublishTimeout)
+		defer cancel()
+		files, cleanup, err := uploadedSite(w, r)
+		defer cleanup()
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		pub, err := sites.Publish(ctx, r.URL.Query().Get("domain"), files, site.PublishOptions{})
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(pub.View())
+	})
+	handle("GET /site/", func(w http.ResponseWriter, r *http.Request) {
+		rest := strings.TrimPrefix(r.URL.EscapedPath(), "/site/")
+		domain, p, _ := strings.Cut(rest, "/")
+		rng := r.Header.Get("Range")
+		resp, err := sites.Open(r.Context(), domain, p, site.OpenOptions{Range: rng, Navigate: rng == ""})
+		if err != nil {
+			var re *site.RangeError
+			if errors.As(err, &re) {
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", re.Size))
+			}
+			fail(w, err)
+			return
+		}
+		defer resp.Body.Close()
+		h := w.Header()
+		h.Set("Content-Type", resp.Type)
+		h.Set("Content-Length", strconv.FormatInt(resp.End-resp.Start+1, 10))
+		h.Set("Accept-Ranges", "bytes")
+		h.Set("X-DDT-Version", strconv.FormatUint(resp.Version, 10))
+		h.Set("X-DDT-Path", url.PathEscape(resp.Path))
+		h.Set("X-Content-Type-Options", "nosniff")
+		// A site's page served in the API's own origin could drive the
+		// node: a sandbox gives it an opaque origin and no script.
+		h.Set("Content-Security-Policy", "sandbox")
+		if resp.Status == http.StatusPartialContent {
+			h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", resp.Start, resp.End, resp.Total))
+		}
+		w.WriteHeader(resp.Status)
+		io.Copy(w, resp.Body)
+	})
+}
+
+// resolveDomain answers GET /resolve?domain=D with the verified record's
+// site.View (fresh=1: not from the cache).
+func resolveDomain(w http.ResponseWriter, r *http.Request, sites *site.Service) {
+	q := r.URL.Query()
+	o := site.ResolveOptions{}
+	if q.Get("fresh") == "1" || q.Get("fresh") == "true" {
+		o.MaxAge = -1
+	}
+	rec, err := sites.Resolve(r.Context(), q.Get("domain"), o)
+	if err != nil {
+		e := node.Explain(err)
+		refuse(w, errorStatus(e.Code), e.Code, e.Error)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(site.ViewOf(rec))
+}
+
+// uploadedSite reads a POST /publish-site body: each part of the
+// multipart form is a file whose filename parameter is its path (kept
+// whole: mime/multipart's FileName keeps only the last element), spooled
+// to a temporary folder so memory stays flat. At most site.MaxFiles parts
+// and MaxSiteUpload bytes. cleanup removes the spool.
+func uploadedSite(w http.ResponseWriter, r *http.Request) (files []site.File, cleanup func(), err error) {
+	cleanup = func() {}
+	r.Body = http.MaxBytesReader(w, r.Body, MaxSiteUpload)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, cleanup, node.Errorf(node.CodeInvalid, []error{err}, "the body is not multipart/form-data with a part per file: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "ddt-publish-")
+	if err != nil {
+		return nil, cleanup, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return files, cleanup, nil
+		}
+		if err != nil {
+			return nil, cleanup, uploadError(err)
+		}
+		_, params, _ := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
+		name := params["filename"]
+		if name == "" {
+			part.Close()
+			continue // a form field, not a file
+		}
+		if len(files) == site.MaxFiles {
+			return nil, cleanup, node.Errorf(site.CodeInvalid, nil, "more than %d files; a site has at most %d", site.MaxFiles, site.MaxFiles)
+		}
+		if err := site.CheckPath(name); err != nil {
+			return nil, cleanup, err
+		}
+		f, err := os.CreateTemp(dir, "part-")
+		if err != nil {
+			return nil, cleanup, err
+		}
+		n, err := io.Copy(f, part)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, cleanup, uploadError(err)
+		}
+		typ := part.Header.Get("Content-Type")
+		if typ == "application/octet-stream" {
+			typ = "" // what a client sends when it does not know: the extension says better
+		}
+		spooled := f.Name()
+		files = append(files, site.File{Path: name, Type: typ, Size: n, Open: func() (io.ReadCloser, error) { return os.Open(spooled) }})
+	}
+}
+
+// uploadError words a failure to read an upload.
+func uploadError(err error) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return node.Errorf(site.CodeInvalid, []error{err}, "the site is more than %d bytes; publish it from the command line (ddt-relay publish)", MaxSiteUpload)
+	}
+	return node.Errorf(node.CodeInvalid, []error{err}, "the upload could not be read: %v", err)
 }

@@ -55,6 +55,9 @@ func (rs *relayState) flags() wire.RelayFlags {
 	if rs.features.Has(wire.FeatureNames) {
 		fl |= wire.RelayNames
 	}
+	if rs.features.Has(wire.FeatureSites) {
+		fl |= wire.RelaySites
+	}
 	return fl
 }
 

@@ -1,5 +1,14 @@
-// Package registrar is the relay's username service (the node-facing
-// and link service wire.FeatureNames).
+// Package registrar is the relay's username and domain service (the
+// node-facing and link services wire.FeatureNames and wire.FeatureSites).
+//
+// Domains are decided by the same engine as usernames (kinds.go: a kind
+// table says what differs — frames, ledger entry kind, store keys, the
+// checks of a claim): a domain's home is names.Home over the trusted
+// relays that announced FeatureSites, the first claim wins, the holder's
+// key updates it at a higher version (an equal or lower one is refused
+// with wire.CodeStale; the same claim again is answered with its record),
+// and one key may hold any number of domains. What follows says "name"
+// for either.
 //
 // A node claims a name with a NameClaim (a zone.Handler registered here);
 // its relay finds the name's home — names.Home over its own key and the

@@ -43,12 +43,14 @@ const (
 	MaxPendingPerLink = 256
 	DefaultWait       = 10 * time.Second // how long a forwarded claim or lookup waits for its answer
 
-	storeNamesPrefix = "relay/names/"       // + hex of the name's hash: this relay's record of a name it sequenced
-	storeFirstPrefix = "relay/names-first/" // + hex of the name's hash: the relay whose ledger held it first, once two disagree
-	nameRecordTag    = 0xd3
+	storeNamesPrefix       = "relay/names/"         // + hex of the name's hash: this relay's record of a name it sequenced
+	storeFirstPrefix       = "relay/names-first/"   // + hex of the name's hash: the relay whose ledger held it first, once two disagree
+	storeDomainsPrefix     = "relay/domains/"       // + hex of the domain's hash: likewise for domains
+	storeDomainFirstPrefix = "relay/domains-first/" // likewise
+	nameRecordTag          = 0xd3
 )
 
-// Config wires the username service.
+// Config wires the username and domain service.
 type Config struct {
 	Zone       *zone.Zone
 	Federation *federation.Federation // nil: a zone alone, every name homed here
@@ -66,7 +68,13 @@ type holding struct {
 	owner [32]byte // names.Owner of the claimant
 }
 
-// Registrar is the username service.
+// hkey is a name's key in the holdings: its kind and its hash.
+type hkey struct {
+	kind byte
+	hash [32]byte
+}
+
+// Registrar is the username and domain service.
 type Registrar struct {
 	cfg    Config
 	log    *slog.Logger
@@ -83,8 +91,8 @@ type Registrar struct {
 	decideMu sync.Mutex // serialises deciding: check → Sequence → store
 
 	idxMu   sync.Mutex
-	held    map[[32]byte][]holding // name hash → its first entry in each ledger that holds it, in the order this relay learnt them
-	first   map[[32]byte][32]byte  // name hash → the relay whose ledger held it first, for names two ledgers hold for different keys
+	held    map[hkey][]holding // name → its first entry in each ledger that holds it, in the order this relay learnt them
+	first   map[hkey][32]byte  // name → the relay whose ledger held it first, for names two ledgers hold for different keys
 	scanned map[zoneledger.ID]int64
 	scanMu  sync.Mutex // serialises scans, so each ledger's entries are indexed once
 
@@ -104,11 +112,12 @@ type Registrar struct {
 	perLink map[*federation.Link]int // pending requests by the relay that asked
 	nextID  atomic.Uint32
 
+	user, domain *kind // the kinds of names decided
+
 	limMu   sync.Mutex
 	members map[*zone.Member]*limits
 	links   map[*federation.Link]*rate.Limiter
 
-	sequenced         atomic.Int64 // names this relay's store holds
 	claims            atomic.Int64 // claims answered, from nodes here and from relays
 	lookups           atomic.Int64 // lookups answered, likewise
 	untrusted         atomic.Int64 // claims, lookups and answers from relays this one does not trust, refused
@@ -123,13 +132,14 @@ type Registrar struct {
 type limits struct{ claims, lookups *rate.Limiter }
 
 // pending is a claim or lookup forwarded to another relay, waiting for
-// its NameResult.
+// its NameResult or DomainResult.
 type pending struct {
+	k      *kind
 	link   *federation.Link
 	member *zone.Member     // the node that asked, or nil
 	asker  *federation.Link // the relay that asked, or nil
 	timer  clock.Timer
-	finish func(*wire.NameResult)
+	finish func(*result)
 }
 
 // New indexes this relay's ledger and its mirrors, counts its stored
@@ -149,15 +159,27 @@ func New(cfg Config) (*Registrar, error) {
 		cfg.Wait = DefaultWait
 	}
 	r := &Registrar{cfg: cfg, log: cfg.Logger, zone: cfg.Zone, fed: cfg.Federation, ledger: cfg.Ledger, clock: cfg.Clock, self: cfg.Zone.Key(),
-		held: make(map[[32]byte][]holding), first: make(map[[32]byte][32]byte), scanned: make(map[zoneledger.ID]int64), work: make(chan struct{}, MaxWork),
+		held: make(map[hkey][]holding), first: make(map[hkey][32]byte), scanned: make(map[zoneledger.ID]int64), work: make(chan struct{}, MaxWork),
 		byKey: make(map[[32]byte][32]byte), pending: make(map[uint32]*pending), perNode: make(map[*zone.Member]int), perLink: make(map[*federation.Link]int),
 		members: make(map[*zone.Member]*limits), links: make(map[*federation.Link]*rate.Limiter)}
+	r.user, r.domain = newKinds()
 	if err := r.open(); err != nil {
 		return nil, err
 	}
 	z := cfg.Zone
-	z.Handle(wire.TypeNameClaim, wire.FeatureNames, func(m *zone.Member, msg wire.Message) error { return r.onNameClaim(m, msg.(*wire.NameClaim)) })
-	z.Handle(wire.TypeNameLookup, wire.FeatureNames, func(m *zone.Member, msg wire.Message) error { return r.onNameLookup(m, msg.(*wire.NameLookup)) })
+	uk, dk := r.user, r.domain
+	z.Handle(wire.TypeNameClaim, wire.FeatureNames, func(m *zone.Member, msg wire.Message) error {
+		return r.onClaim(m, uk, userClaim{&msg.(*wire.NameClaim).Claim}, msg.(*wire.NameClaim).ID)
+	})
+	z.Handle(wire.TypeNameLookup, wire.FeatureNames, func(m *zone.Member, msg wire.Message) error {
+		return r.onLookup(m, uk, msg.(*wire.NameLookup).ID, msg.(*wire.NameLookup).Hash)
+	})
+	z.Handle(wire.TypeClaimDomain, wire.FeatureSites, func(m *zone.Member, msg wire.Message) error {
+		return r.onClaim(m, dk, domainClaim{&msg.(*wire.ClaimDomain).Claim}, msg.(*wire.ClaimDomain).ID)
+	})
+	z.Handle(wire.TypeDomainLookup, wire.FeatureSites, func(m *zone.Member, msg wire.Message) error {
+		return r.onLookup(m, dk, msg.(*wire.DomainLookup).ID, msg.(*wire.DomainLookup).Hash)
+	})
 	z.Salvage(wire.TypeNameClaim, r.salvageNameClaim)
 	z.OnGone(r.memberGone)
 	cfg.Ledger.OnMirrored(func(id zoneledger.ID, m *ledger.Mirror) {
@@ -167,13 +189,25 @@ func New(cfg Config) (*Registrar, error) {
 	})
 	if f := r.fed; f != nil {
 		f.Handle(wire.TypeRelayNameClaim, wire.FeatureNames, func(l *federation.Link, msg wire.Message) error {
-			return r.onRelayClaim(l, msg.(*wire.RelayNameClaim))
+			m := msg.(*wire.RelayNameClaim)
+			return r.onRelayClaim(l, uk, m.ID, &m.Lease, userClaim{&m.Claim})
 		})
 		f.Handle(wire.TypeNameLookup, wire.FeatureNames, func(l *federation.Link, msg wire.Message) error {
-			return r.onRelayLookup(l, msg.(*wire.NameLookup))
+			return r.onRelayLookup(l, uk, msg.(*wire.NameLookup).ID, msg.(*wire.NameLookup).Hash)
 		})
 		f.Handle(wire.TypeNameResult, wire.FeatureNames, func(l *federation.Link, msg wire.Message) error {
-			r.onNameResult(l, msg.(*wire.NameResult))
+			r.onResult(l, uk, msg.(*wire.NameResult).ID, resultOf(msg))
+			return nil
+		})
+		f.Handle(wire.TypeRelayClaimDomain, wire.FeatureSites, func(l *federation.Link, msg wire.Message) error {
+			m := msg.(*wire.RelayClaimDomain)
+			return r.onRelayClaim(l, dk, m.ID, &m.Lease, domainClaim{&m.Claim})
+		})
+		f.Handle(wire.TypeDomainLookup, wire.FeatureSites, func(l *federation.Link, msg wire.Message) error {
+			return r.onRelayLookup(l, dk, msg.(*wire.DomainLookup).ID, msg.(*wire.DomainLookup).Hash)
+		})
+		f.Handle(wire.TypeDomainResult, wire.FeatureSites, func(l *federation.Link, msg wire.Message) error {
+			r.onResult(l, dk, msg.(*wire.DomainResult).ID, resultOf(msg))
 			return nil
 		})
 		f.OnLinkDown(r.linkDown)
@@ -195,9 +229,10 @@ func (r *Registrar) Close() {
 	}
 }
 
-// Stats is the username part of /healthz.
+// Stats is the username and domain part of /healthz.
 type Stats struct {
 	Sequenced int64 `json:"sequenced"` // names this relay's ledger holds, by its own decisions
+	Domains   int64 `json:"domains"`   // domains this relay's ledger holds, likewise
 	Claims    int64 `json:"claims"`    // claims answered (from this zone's nodes and from relays)
 	Lookups   int64 `json:"lookups"`   // lookups answered
 	// Untrusted: claims and lookups forwarded by relays this one does not
@@ -224,7 +259,7 @@ type Stats struct {
 
 // Stats counts the service.
 func (r *Registrar) Stats() Stats {
-	return Stats{Sequenced: r.sequenced.Load(), Claims: r.claims.Load(), Lookups: r.lookups.Load(), Untrusted: r.untrusted.Load(),
+	return Stats{Sequenced: r.user.sequenced.Load(), Domains: r.domain.sequenced.Load(), Claims: r.claims.Load(), Lookups: r.lookups.Load(), Untrusted: r.untrusted.Load(),
 		Conflicts: r.conflicts.Load(), PendingRefused: r.pendingRefused.Load(), SecondNames: r.secondNames.Load(),
 		Unsettled: r.unsettled.Load(), AskedUnmirrorable: r.unmirrorableAsked.Load()}
 }
@@ -236,7 +271,7 @@ func (r *Registrar) Pending() int {
 	return len(r.pending)
 }
 
-// nameRecord is what this relay stores of a name it sequenced:
+// nameRecord is what this relay stores of a name or domain it sequenced:
 //
 //	nameRecordTag | first owner (32) | index (8, big-endian) | claim frame
 //
@@ -245,11 +280,11 @@ func (r *Registrar) Pending() int {
 type nameRecord struct {
 	first [32]byte
 	index uint64
-	claim wire.UserClaim
+	claim claim
 }
 
 func (rec *nameRecord) marshal() ([]byte, error) {
-	b, err := wire.Marshal(&rec.claim)
+	b, err := wire.Marshal(rec.claim.message())
 	if err != nil {
 		return nil, err
 	}
@@ -268,37 +303,24 @@ func parseNameRecord(b []byte) (*nameRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, ok := m.(*wire.UserClaim)
+	c, ok := claimFrom(m)
 	if !ok {
 		return nil, fmt.Errorf("%w: name record holds type %d", wire.ErrMalformed, m.Type())
 	}
-	rec := &nameRecord{index: binary.BigEndian.Uint64(b[33:41]), claim: *c}
+	rec := &nameRecord{index: binary.BigEndian.Uint64(b[33:41]), claim: c}
 	copy(rec.first[:], b[1:33])
 	return rec, nil
 }
 
-func nameKey(hash [32]byte) string { return storeNamesPrefix + hex.EncodeToString(hash[:]) }
+func (k *kind) recordKey(hash [32]byte) string { return k.store + hex.EncodeToString(hash[:]) }
 
 // open indexes this relay's own ledger and its mirrors and counts its
-// stored names.
+// stored names and domains.
 func (r *Registrar) open() error {
-	keys, err := r.cfg.Store.Keys(storeNamesPrefix)
-	if err != nil {
-		return fmt.Errorf("names: %w", err)
-	}
-	r.sequenced.Store(int64(len(keys)))
-	firsts, err := r.cfg.Store.Keys(storeFirstPrefix)
-	if err != nil {
-		return fmt.Errorf("names: %w", err)
-	}
-	for _, k := range firsts {
-		h, err := hex.DecodeString(strings.TrimPrefix(k, storeFirstPrefix))
-		b, gerr := r.cfg.Store.Get(k)
-		if err != nil || gerr != nil || len(h) != 32 || len(b) != 32 {
-			r.log.Error("a stored first holder of a name does not parse", "key", k, "err", errors.Join(err, gerr))
-			continue
+	for _, k := range []*kind{r.user, r.domain} {
+		if err := r.openKind(k); err != nil {
+			return err
 		}
-		r.first[[32]byte(h)] = [32]byte(b)
 	}
 	// This relay's own ledger is indexed first: a name it holds is never
 	// displaced by a mirror it learns of later, restart or not.
@@ -314,21 +336,52 @@ func (r *Registrar) open() error {
 	// Records the ledger does not back, or that the ledger has moved past
 	// (a crash between Sequence and the store write), are logged: the
 	// ledger's first entry still decides who holds the name.
-	for _, k := range keys {
-		b, err := r.cfg.Store.Get(k)
+	for _, k := range []*kind{r.user, r.domain} {
+		keys, err := r.cfg.Store.Keys(k.store)
 		if err != nil {
 			return fmt.Errorf("names: %w", err)
 		}
-		rec, err := parseNameRecord(b)
-		if err != nil {
-			r.log.Error("a stored name record does not parse", "key", k, "err", err)
+		for _, key := range keys {
+			b, err := r.cfg.Store.Get(key)
+			if err != nil {
+				return fmt.Errorf("names: %w", err)
+			}
+			rec, err := parseNameRecord(b)
+			if err != nil {
+				r.log.Error("a stored name record does not parse", "key", key, "err", err)
+				continue
+			}
+			entry, _ := rec.claim.entry()
+			if got, err := own.Entry(int64(rec.index)); err != nil || string(got) != string(entry) {
+				r.log.Error("a stored name record disagrees with the ledger", "key", key, "index", rec.index, "err", err)
+			}
+			if k.onePerKey {
+				r.byKey[rec.claim.signKey()] = rec.claim.hash()
+			}
+		}
+	}
+	return nil
+}
+
+// openKind counts k's stored records and reads its pinned first holders.
+func (r *Registrar) openKind(k *kind) error {
+	keys, err := r.cfg.Store.Keys(k.store)
+	if err != nil {
+		return fmt.Errorf("names: %w", err)
+	}
+	k.sequenced.Store(int64(len(keys)))
+	firsts, err := r.cfg.Store.Keys(k.firstStore)
+	if err != nil {
+		return fmt.Errorf("names: %w", err)
+	}
+	for _, key := range firsts {
+		h, err := hex.DecodeString(strings.TrimPrefix(key, k.firstStore))
+		b, gerr := r.cfg.Store.Get(key)
+		if err != nil || gerr != nil || len(h) != 32 || len(b) != 32 {
+			r.log.Error("a stored first holder of a name does not parse", "key", key, "err", errors.Join(err, gerr))
 			continue
 		}
-		entry, _ := names.EntryFor(&rec.claim)
-		if got, err := own.Entry(int64(rec.index)); err != nil || string(got) != string(entry) {
-			r.log.Error("a stored name record disagrees with the ledger", "key", k, "index", rec.index, "err", err)
-		}
-		r.byKey[rec.claim.SignKey] = names.Hash(rec.claim.Name)
+		r.first[hkey{k.id, [32]byte(h)}] = [32]byte(b)
 	}
 	return nil
 }
@@ -352,24 +405,39 @@ func (r *Registrar) indexLedger(id zoneledger.ID, size int64, entries func(from,
 		var conflicts []conflict
 		r.idxMu.Lock()
 		for i, b := range es {
-			e, err := names.ParseEntry(b)
-			switch {
-			case errors.Is(err, names.ErrNotUser):
-				continue
-			case err != nil:
-				r.log.Warn("a malformed username entry", "zone", id.Zone, "index", from+int64(i), "err", err)
+			k := r.kindOfEntry(b)
+			if k == nil {
+				continue // another kind of event
+			}
+			e, err := k.parseEntry(b)
+			if err != nil {
+				r.log.Warn("a malformed "+k.noun+" entry", "zone", id.Zone, "index", from+int64(i), "err", err)
 				continue
 			}
 			hs := holding{relay: id.Key, index: uint64(from + int64(i)), owner: e.Owner}
-			if r.addHoldingLocked(e.Hash, hs) {
-				conflicts = append(conflicts, conflict{e.Hash, hs})
+			if r.addHoldingLocked(hkey{k.id, e.Hash}, hs) {
+				conflicts = append(conflicts, conflict{k, e.Hash, hs})
 			}
 		}
 		from += int64(len(es))
 		r.scanned[id] = from
 		r.idxMu.Unlock()
 		for _, c := range conflicts {
-			r.pinFirst(c.hash, c.later)
+			r.pinFirst(c.k, c.hash, c.later)
+		}
+	}
+	return nil
+}
+
+// kindOfEntry is the kind of name a ledger entry sequences, or nil for
+// another kind of event.
+func (r *Registrar) kindOfEntry(b []byte) *kind {
+	if len(b) == 0 {
+		return nil
+	}
+	for _, k := range []*kind{r.user, r.domain} {
+		if b[0] == k.id {
+			return k
 		}
 	}
 	return nil
@@ -380,7 +448,7 @@ func (r *Registrar) indexLedger(id zoneledger.ID, size int64, entries func(from,
 // mirror (as at start, when it is indexed first), mirrors in the order
 // this relay learns of them. It reports whether another ledger holds the
 // name for another key. r.idxMu is held.
-func (r *Registrar) addHoldingLocked(hash [32]byte, hs holding) (conflict bool) {
+func (r *Registrar) addHoldingLocked(hash hkey, hs holding) (conflict bool) {
 	for _, o := range r.held[hash] {
 		if o.relay == hs.relay {
 			return false
@@ -398,6 +466,7 @@ func (r *Registrar) addHoldingLocked(hash [32]byte, hs holding) (conflict bool) 
 // conflict is a ledger's entry for a name that another ledger holds for
 // another key.
 type conflict struct {
+	k     *kind
 	hash  [32]byte
 	later holding
 }
@@ -407,22 +476,22 @@ type conflict struct {
 // (later): the first holder keeps the name, restart or not, whatever
 // the relay of the later ledger's key. The later entry is evidence of a
 // relay that sequenced a held name: logged and counted.
-func (r *Registrar) pinFirst(hash [32]byte, later holding) {
-	win, _, _ := r.holder(hash)
+func (r *Registrar) pinFirst(k *kind, hash [32]byte, later holding) {
+	win, _, _ := r.holder(k, hash)
 	r.conflicts.Add(1)
-	r.log.Warn("a relay's ledger holds a name another ledger held first, for another key; the first holder keeps it",
+	r.log.Warn("a relay's ledger holds a "+k.noun+" another ledger held first, for another key; the first holder keeps it",
 		"hash", hex.EncodeToString(hash[:8]), "later", hex.EncodeToString(later.relay[:6]), "at", later.index,
 		"first", hex.EncodeToString(win.relay[:6]), "firstAt", win.index)
 	r.idxMu.Lock()
-	_, pinned := r.first[hash]
+	_, pinned := r.first[hkey{k.id, hash}]
 	if !pinned {
-		r.first[hash] = win.relay
+		r.first[hkey{k.id, hash}] = win.relay
 	}
 	r.idxMu.Unlock()
 	if pinned {
 		return
 	}
-	if err := r.cfg.Store.Put(storeFirstPrefix+hex.EncodeToString(hash[:]), win.relay[:]); err != nil {
+	if err := r.cfg.Store.Put(k.firstStore+hex.EncodeToString(hash[:]), win.relay[:]); err != nil {
 		r.log.Error("names: cannot record a name's first holder", "err", err)
 	}
 }
@@ -433,10 +502,10 @@ func (r *Registrar) pinFirst(hash [32]byte, later holding) {
 // names). The holder is the first this relay learnt of (its own ledger is
 // indexed first), or the one pinned when two ledgers disagreed: a ledger
 // learnt later never displaces a name already held.
-func (r *Registrar) holder(hash [32]byte) (win holding, all []holding, ok bool) {
+func (r *Registrar) holder(k *kind, hash [32]byte) (win holding, all []holding, ok bool) {
 	r.idxMu.Lock()
-	hs := append([]holding(nil), r.held[hash]...)
-	first, pinned := r.first[hash]
+	hs := append([]holding(nil), r.held[hkey{k.id, hash}]...)
+	first, pinned := r.first[hkey{k.id, hash}]
 	r.idxMu.Unlock()
 	for _, h := range hs {
 		if h.relay == r.self || !r.knownUntrusted(h.relay) {
@@ -507,9 +576,9 @@ func (r *Registrar) knownUntrusted(key [32]byte) bool {
 	return !r.fed.Trusts(key)
 }
 
-// loadName returns this relay's record of the name with hash, or nil.
-func (r *Registrar) loadName(hash [32]byte) (*nameRecord, error) {
-	b, err := r.cfg.Store.Get(nameKey(hash))
+// loadName returns this relay's record of k's name with hash, or nil.
+func (r *Registrar) loadName(k *kind, hash [32]byte) (*nameRecord, error) {
+	b, err := r.cfg.Store.Get(k.recordKey(hash))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -521,136 +590,119 @@ func (r *Registrar) loadName(hash [32]byte) (*nameRecord, error) {
 
 // record proves claim c at index against the current checkpoint: the
 // note and the proof come from one view of the ledger.
-func (r *Registrar) record(c *wire.UserClaim, index uint64) (*wire.UserRecord, error) {
+func (r *Registrar) record(c claim, index uint64) (record, error) {
 	own := r.ledger.Log()
 	note, cp := own.Checkpoint()
 	p, err := own.InclusionProof(int64(index), cp.Size)
 	if err != nil {
 		return nil, err
 	}
-	rec := &wire.UserRecord{Claim: *c, RelayKey: r.self, Zone: r.zone.Name(), Index: index, Checkpoint: note, Proof: make([][32]byte, len(p))}
+	proof := make([][32]byte, len(p))
 	for i, x := range p {
-		rec.Proof[i] = x
+		proof[i] = x
 	}
-	return rec, nil
+	return c.prove(r.self, r.zone.Name(), index, note, proof), nil
 }
 
-func nameResult(code wire.Code, format string, args ...any) *wire.NameResult {
-	return &wire.NameResult{Code: code, Message: link.Truncate(fmt.Sprintf(format, args...), wire.MaxNameDetail)}
+// refuse is a refusal with a sentence.
+func refuse(code wire.Code, format string, args ...any) *result {
+	return &result{code: code, msg: link.Truncate(fmt.Sprintf(format, args...), wire.MaxNameDetail)}
 }
 
-var errNameStore = nameResult(wire.CodeInternal, "the relay could not record the name; try again")
+func (k *kind) errStore() *result {
+	return refuse(wire.CodeInternal, "the relay could not record the %s; try again", k.noun)
+}
 
-// decide settles claim c (verified, for the lease it came with) at this
-// relay, the name's home: the record if c takes or updates the name, or
-// why not.
-func (r *Registrar) decide(c *wire.UserClaim) *wire.NameResult {
+// decide settles claim c of kind k (verified, for the lease it came
+// with) at this relay, its home: the record if c takes or updates the
+// name, or why not.
+func (r *Registrar) decide(k *kind, c claim) *result {
 	r.decideMu.Lock()
 	defer r.decideMu.Unlock()
-	hash := names.Hash(c.Name)
-	owner := names.Owner(c.Name, c.SignKey)
-	rec, err := r.loadName(hash)
+	hash, owner := c.hash(), c.owner()
+	rec, err := r.loadName(k, hash)
 	if err != nil {
 		r.log.Error("names: store", "err", err)
-		return errNameStore
+		return k.errStore()
 	}
-	if win, _, held := r.holder(hash); held && win.owner != owner {
-		return nameResult(wire.CodeNameTaken, "%q is taken", c.Name)
+	if win, _, held := r.holder(k, hash); held && win.owner != owner {
+		return refuse(wire.CodeNameTaken, "%q is taken", c.label())
 	}
-	if other, ok := r.byKey[c.SignKey]; ok && other != hash {
+	if other, ok := r.byKey[c.signKey()]; k.onePerKey && ok && other != hash {
 		r.secondNames.Add(1)
 		held := "another name"
-		if o, err := r.loadName(other); err == nil && o != nil {
-			held = fmt.Sprintf("%q", o.claim.Name)
+		if o, err := r.loadName(k, other); err == nil && o != nil {
+			held = fmt.Sprintf("%q", o.claim.label())
 		}
-		return nameResult(wire.CodeAlreadyRegistered, "this node is already registered as %s", held)
+		return refuse(wire.CodeAlreadyRegistered, "this node is already registered as %s", held)
 	}
-	if rec != nil && rec.claim.SignKey == c.SignKey {
-		if names.Same(&rec.claim, c) {
-			return r.answer(&rec.claim, rec.index)
+	if rec != nil && rec.claim.signKey() == c.signKey() {
+		if rec.claim.same(c) {
+			return r.answer(k, rec.claim, rec.index)
 		}
-		if c.Version <= rec.claim.Version {
-			return nameResult(wire.CodeBadName, "version %d is not newer than %d", c.Version, rec.claim.Version)
+		if c.version() <= rec.claim.version() {
+			return refuse(k.stale, "version %d is not newer than %d", c.version(), rec.claim.version())
 		}
 	}
-	entry, err := names.EntryFor(c)
+	entry, err := c.entry()
 	if err != nil {
-		return nameResult(wire.CodeBadName, "%v", err)
+		return refuse(wire.CodeBadName, "%v", err)
 	}
 	index, _, err := r.ledger.Sequence(entry)
 	if err != nil {
 		r.log.Error("names: sequence", "err", err)
-		return nameResult(wire.CodeInternal, "the relay could not sequence the claim; try again")
+		return refuse(wire.CodeInternal, "the relay could not sequence the claim; try again")
 	}
 	ours := holding{relay: r.self, index: uint64(index), owner: owner}
 	r.idxMu.Lock()
-	conflict := r.addHoldingLocked(hash, ours)
+	conflict := r.addHoldingLocked(hkey{k.id, hash}, ours)
 	r.idxMu.Unlock()
 	if conflict {
 		// A mirror learnt of while this claim was decided holds the name
 		// for another key.
-		r.pinFirst(hash, ours)
+		r.pinFirst(k, hash, ours)
 	}
-	r.byKey[c.SignKey] = hash
-	stored := &nameRecord{first: owner, index: uint64(index), claim: *c}
+	if k.onePerKey {
+		r.byKey[c.signKey()] = hash
+	}
+	stored := &nameRecord{first: owner, index: uint64(index), claim: c}
 	if rec != nil {
 		stored.first = rec.first
 	}
 	if b, err := stored.marshal(); err != nil {
 		r.log.Error("names: record", "err", err)
-	} else if err := r.cfg.Store.Put(nameKey(hash), b); err != nil {
+	} else if err := r.cfg.Store.Put(k.recordKey(hash), b); err != nil {
 		// The ledger holds the entry, so the name stays this owner's;
 		// only the claim's bytes are lost until the owner claims again.
 		r.log.Error("names: store", "err", err)
 	} else if rec == nil {
-		r.sequenced.Add(1)
+		k.sequenced.Add(1)
 	}
-	return r.answer(c, uint64(index))
+	return r.answer(k, c, uint64(index))
 }
 
-// answer is the NameResult carrying claim c's record at index.
-func (r *Registrar) answer(c *wire.UserClaim, index uint64) *wire.NameResult {
+// answer is the result carrying claim c's record at index.
+func (r *Registrar) answer(k *kind, c claim, index uint64) *result {
 	rec, err := r.record(c, index)
 	if err != nil {
 		r.log.Error("names: proof", "index", index, "err", err)
-		return errNameStore
+		return k.errStore()
 	}
-	return &wire.NameResult{Record: rec}
+	return &result{rec: rec}
 }
 
-// ownRecord answers a lookup from this relay's own names, or returns nil.
-func (r *Registrar) ownRecord(hash [32]byte) *wire.NameResult {
-	rec, err := r.loadName(hash)
+// ownRecord answers a lookup from this relay's own records of kind k, or
+// returns nil.
+func (r *Registrar) ownRecord(k *kind, hash [32]byte) *result {
+	rec, err := r.loadName(k, hash)
 	if err != nil {
 		r.log.Error("names: store", "err", err)
-		return errNameStore
+		return k.errStore()
 	}
 	if rec == nil {
 		return nil
 	}
-	return r.answer(&rec.claim, rec.index)
-}
-
-// checkClaim checks that c verifies and is for the lease it came with.
-func checkClaim(c *wire.UserClaim, l *wire.Lease) *wire.NameResult {
-	if err := names.VerifyClaim(c); err != nil {
-		return nameResult(wire.CodeBadName, "%s", claimProblem(err))
-	}
-	for _, f := range []struct {
-		what string
-		same bool
-	}{
-		{"sign key", c.SignKey == l.SignKey},
-		{"agree key", c.AgreeKey == l.AgreeKey},
-		{"address", c.Address == l.Address},
-		{"nonce", c.Nonce == l.Nonce},
-		{"zone", c.Zone == l.Zone},
-	} {
-		if !f.same {
-			return nameResult(wire.CodeBadName, "the claim's %s is not the one in your lease", f.what)
-		}
-	}
-	return nil
+	return r.answer(k, rec.claim, rec.index)
 }
 
 // claimProblem says what is wrong with a claim, without the package
@@ -672,7 +724,7 @@ func claimProblem(err error) string {
 // Candidates are this relay and every trusted relay known to run the
 // username service: a relay that merely proved a key is never a home,
 // however its key was chosen.
-func (r *Registrar) homeOf(hash [32]byte) (home [32]byte, l *federation.Link, zone string, notYet *wire.NameResult) {
+func (r *Registrar) homeOf(k *kind, hash [32]byte) (home [32]byte, l *federation.Link, zone string, notYet *result) {
 	keys := [][32]byte{r.self}
 	var known []federation.Relay
 	joining := false
@@ -680,43 +732,43 @@ func (r *Registrar) homeOf(hash [32]byte) (home [32]byte, l *federation.Link, zo
 		known = r.fed.Known()
 		joining = r.fed.Joining()
 	}
-	for _, k := range known {
-		if k.Features.Has(wire.FeatureNames) && k.Trusted && !r.distrusted(k.Info.Key) {
-			keys = append(keys, k.Info.Key)
+	for _, o := range known {
+		if o.Features.Has(k.feature) && o.Trusted && !r.distrusted(o.Info.Key) {
+			keys = append(keys, o.Info.Key)
 		}
 	}
 	home, _ = names.Home(hash, keys)
 	zone = r.zone.Name()
-	for _, k := range known {
-		if k.Info.Key == home {
-			l, zone = k.Link, k.Info.Zone
+	for _, o := range known {
+		if o.Info.Key == home {
+			l, zone = o.Link, o.Info.Zone
 		}
 	}
 	if home == r.self {
 		if joining {
 			notYet = errJoining
-		} else if ok, waiting := r.cfg.Ledger.Settled(wire.FeatureNames); !ok {
+		} else if ok, waiting := r.cfg.Ledger.Settled(k.feature); !ok {
 			r.unsettled.Add(1)
-			notYet = nameResult(wire.CodeUnavailable, "this relay is still mirroring the ledger of zone %s, which may hold this name; try again", waiting)
+			notYet = refuse(wire.CodeUnavailable, "this relay is still mirroring the ledger of zone %s, which may hold this %s; try again", waiting, k.noun)
 		}
 	}
 	return home, l, zone, notYet
 }
 
 // linkTo returns the link to the relay with key, if it is up, trusted and
-// runs the username service, and its zone.
-func (r *Registrar) linkTo(key [32]byte) (*federation.Link, string) {
+// runs k's service, and its zone.
+func (r *Registrar) linkTo(k *kind, key [32]byte) (*federation.Link, string) {
 	if r.fed == nil {
 		return nil, "?"
 	}
-	k, ok := r.fed.Lookup(key)
+	o, ok := r.fed.Lookup(key)
 	if !ok {
 		return nil, "?"
 	}
-	if k.Link == nil || !k.Link.Has(wire.FeatureNames) || !r.trusted(key) {
-		return nil, k.Info.Zone
+	if o.Link == nil || !o.Link.Has(k.feature) || !r.trusted(key) {
+		return nil, o.Info.Zone
 	}
-	return k.Link, k.Info.Zone
+	return o.Link, o.Info.Zone
 }
 
 // zoneOf is names.ZoneOf over the relays this relay trusts: a record
@@ -758,14 +810,18 @@ func (r *Registrar) nameWork(f func()) bool {
 	return true
 }
 
-func unreachable(zone string) *wire.NameResult {
-	return nameResult(wire.CodeUnavailable, "the relay that decides this name (zone %s) is unreachable; try again", zone)
+func (k *kind) unreachable(zone string) *result {
+	return refuse(wire.CodeUnavailable, "the relay that decides this %s (zone %s) is unreachable; try again", k.noun, zone)
 }
 
-var (
-	errJoining  = nameResult(wire.CodeUnavailable, "this relay is still joining the federation; try again")
-	errNameBusy = nameResult(wire.CodeRateLimited, "the relay is busy with other names; try again")
-	errNoName   = nameResult(wire.CodeNotFound, "no such name")
+func (k *kind) errBusy() *result {
+	return refuse(wire.CodeRateLimited, "the relay is busy with other %ss; try again", k.noun)
+}
 
-	errTooManyWaiting = nameResult(wire.CodeRateLimited, "%d of your name requests already wait for another relay; try again", MaxPendingPerNode)
-)
+func (k *kind) errNotFound() *result { return refuse(wire.CodeNotFound, "no such %s", k.noun) }
+
+func (k *kind) errTooManyWaiting() *result {
+	return refuse(wire.CodeRateLimited, "%d of your %s requests already wait for another relay; try again", MaxPendingPerNode, k.noun)
+}
+
+var errJoining = refuse(wire.CodeUnavailable, "this relay is still joining the federation; try again")

@@ -97,11 +97,12 @@ func (r *testRelay) zoneOf(k [32]byte) (string, bool) {
 }
 
 // A node that sends message types it invented keeps its link and can
-// still claim a name; the relay lists the username service to nodes.
+// still claim a name; the relay lists the username and the sites
+// service to nodes.
 func TestNodeUnknownTypesThenClaim(t *testing.T) {
 	r := newTestRelay(t)
 	n := r.node()
-	if !slices.Equal(n.ch.Features, wire.Features{wire.FeatureNames}) {
+	if !slices.Equal(n.ch.Features, wire.NewFeatures(wire.FeatureNames, wire.FeatureSites)) {
 		t.Fatalf("challenge features %v", n.ch.Features)
 	}
 	n.SendRaw([]byte{wire.Version, 250, 1, 2, 3})

@@ -38,99 +38,110 @@ func (r *Registrar) linkLimit(l *federation.Link) *rate.Limiter {
 	return lim
 }
 
-// answerNode sends a node the result for its request id.
-func answerNode(m *zone.Member, id uint32, res *wire.NameResult) {
-	out := *res
-	out.ID = id
-	m.SendMsg(&out)
+// answerNode sends a node the result of kind k for its request id.
+func answerNode(m *zone.Member, k *kind, id uint32, res *result) {
+	m.SendMsg(k.reply(id, res))
 }
 
-// onNameClaim handles a node's claim; too fast, or a claim that does not
-// verify, counts against the node. A name some ledger holds is decided
-// by the relay that holds it (the first holder keeps it, and its updates
-// go where it is held); a name nobody holds, by its home.
-func (r *Registrar) onNameClaim(m *zone.Member, msg *wire.NameClaim) error {
+// onClaim handles a node's claim c of kind k (request id); too fast, or a
+// claim that does not verify, counts against the node. A name some
+// ledger holds is decided by the relay that holds it (the first holder
+// keeps it, and its updates go where it is held); a name nobody holds, by
+// its home.
+func (r *Registrar) onClaim(m *zone.Member, k *kind, c claim, id uint32) error {
 	if !r.limitsOf(m).claims.AllowN(r.clock.Now(), 1) {
-		answerNode(m, msg.ID, nameResult(wire.CodeRateLimited, "claiming names faster than allowed"))
+		answerNode(m, k, id, refuse(wire.CodeRateLimited, "claiming %ss faster than allowed", k.noun))
 		return link.ErrViolation
 	}
 	r.claims.Add(1)
 	lease := m.Lease()
-	if bad := checkClaim(&msg.Claim, &lease); bad != nil {
-		answerNode(m, msg.ID, bad)
+	if bad := checkClaim(c, &lease); bad != nil {
+		answerNode(m, k, id, bad)
 		return link.ErrViolation
 	}
-	claim := msg.Claim
-	hash := names.Hash(claim.Name)
+	hash := c.hash()
+	reply := func(res *result) { answerNode(m, k, id, res) }
 	decideHere := func() {
-		r.askUnmirrorable(m, nil, &claim, func(res *wire.NameResult) { answerNode(m, msg.ID, res) }, func() {
-			if !r.nameWork(func() { answerNode(m, msg.ID, r.decide(&claim)) }) {
-				answerNode(m, msg.ID, errNameBusy)
+		r.askUnmirrorable(m, nil, k, c, reply, func() {
+			if !r.nameWork(func() { reply(r.decide(k, c)) }) {
+				reply(k.errBusy())
 			}
 		})
 	}
-	if win, _, held := r.holder(hash); held {
+	if win, _, held := r.holder(k, hash); held {
 		switch {
-		case win.owner != names.Owner(claim.Name, claim.SignKey):
-			answerNode(m, msg.ID, nameResult(wire.CodeNameTaken, "%q is taken", claim.Name))
+		case win.owner != c.owner():
+			reply(refuse(wire.CodeNameTaken, "%q is taken", c.label()))
 			return nil
 		case win.relay == r.self:
 			decideHere()
 			return nil
 		}
 	}
-	home, l, zone, notYet := r.homeOf(hash)
+	home, l, zone, notYet := r.homeOf(k, hash)
 	switch {
 	case notYet != nil:
-		answerNode(m, msg.ID, notYet)
+		reply(notYet)
 	case home == r.self:
 		decideHere()
 	case l == nil:
-		answerNode(m, msg.ID, unreachable(zone))
+		reply(k.unreachable(zone))
 	default:
-		req := func(id uint32) wire.Message { return &wire.RelayNameClaim{ID: id, Lease: lease, Claim: claim} }
-		r.forward(l, m, nil, req, func(res *wire.NameResult) {
-			answerNode(m, msg.ID, r.checkForwarded(res, l, zone, func(rec *wire.UserRecord) bool { return names.Same(&rec.Claim, &claim) }))
+		req := func(rid uint32) wire.Message { return k.relayClaim(rid, lease, c) }
+		r.forward(l, k, m, nil, req, func(res *result) {
+			reply(r.checkForwarded(res, l, zone, func(rec record) bool { return rec.claim().same(c) }))
 		})
 	}
 	return nil
 }
 
-// onNameLookup handles a node's lookup; too fast counts against it.
-func (r *Registrar) onNameLookup(m *zone.Member, msg *wire.NameLookup) error {
+// onLookup handles a node's lookup of kind k; too fast counts against it.
+func (r *Registrar) onLookup(m *zone.Member, k *kind, id uint32, hash [32]byte) error {
+	reply := func(res *result) { answerNode(m, k, id, res) }
 	if !r.limitsOf(m).lookups.AllowN(r.clock.Now(), 1) {
-		answerNode(m, msg.ID, nameResult(wire.CodeRateLimited, "looking up names faster than allowed"))
+		reply(refuse(wire.CodeRateLimited, "looking up %ss faster than allowed", k.noun))
 		return link.ErrViolation
 	}
 	r.lookups.Add(1)
-	hash := msg.Hash
-	found := func(rec *wire.UserRecord) bool { return names.Hash(rec.Claim.Name) == hash }
 	ask := func(l *federation.Link, zone string) {
-		req := func(id uint32) wire.Message { return &wire.NameLookup{ID: id, Hash: hash} }
-		r.forward(l, m, nil, req, func(res *wire.NameResult) {
-			answerNode(m, msg.ID, r.checkForwarded(res, l, zone, found))
+		req := func(rid uint32) wire.Message { return k.lookup(rid, hash) }
+		r.forward(l, k, m, nil, req, func(res *result) {
+			reply(r.checkForwarded(res, l, zone, k.isOf(hash)))
 		})
 	}
-	if res, asked := r.lookupHeld(hash, nil, ask); res != nil {
-		answerNode(m, msg.ID, res)
+	if res, asked := r.lookupHeld(k, hash, nil, ask); res != nil {
+		reply(res)
 		return nil
 	} else if asked {
 		return nil
 	}
-	if res := r.ownRecord(hash); res != nil {
-		answerNode(m, msg.ID, res)
+	if res := r.ownRecord(k, hash); res != nil {
+		reply(res)
 		return nil
 	}
-	home, l, zone, _ := r.homeOf(hash)
+	home, l, zone, _ := r.homeOf(k, hash)
 	switch {
 	case home == r.self:
-		answerNode(m, msg.ID, errNoName)
+		reply(k.errNotFound())
 	case l == nil:
-		answerNode(m, msg.ID, unreachable(zone))
+		reply(k.unreachable(zone))
 	default:
 		ask(l, zone)
 	}
 	return nil
+}
+
+// isOf is the check that a forwarded record is of k's name with hash.
+func (k *kind) isOf(hash [32]byte) func(record) bool {
+	return func(rec record) bool { c := rec.claim(); return c.hash() == hash && kindOfClaim(c) == k.id }
+}
+
+// kindOfClaim is the ledger kind of c.
+func kindOfClaim(c claim) byte {
+	if _, ok := c.(domainClaim); ok {
+		return names.KindDomain
+	}
+	return names.KindUser
 }
 
 // lookupHeld answers a lookup of a name some ledger holds: from this
@@ -138,14 +149,14 @@ func (r *Registrar) onNameLookup(m *zone.Member, msg *wire.NameLookup) error {
 // whose ledger holds it for the holder's key, never the relay from (the
 // one that asked us). It returns the answer, or whether it asked; both
 // zero if no ledger is known to hold the name.
-func (r *Registrar) lookupHeld(hash [32]byte, from *federation.Link, ask func(*federation.Link, string)) (*wire.NameResult, bool) {
-	win, all, held := r.holder(hash)
+func (r *Registrar) lookupHeld(k *kind, hash [32]byte, from *federation.Link, ask func(*federation.Link, string)) (*result, bool) {
+	win, all, held := r.holder(k, hash)
 	if !held {
 		return nil, false
 	}
 	for _, hs := range all {
 		if hs.relay == r.self && hs.owner == win.owner {
-			if res := r.ownRecord(hash); res != nil {
+			if res := r.ownRecord(k, hash); res != nil {
 				return res, false
 			}
 		}
@@ -156,65 +167,66 @@ func (r *Registrar) lookupHeld(hash [32]byte, from *federation.Link, ask func(*f
 			continue
 		}
 		var l *federation.Link
-		if l, zone = r.linkTo(hs.relay); l != nil && l != from {
+		if l, zone = r.linkTo(k, hs.relay); l != nil && l != from {
 			ask(l, zone)
 			return nil, true
 		}
 	}
 	if win.relay == r.self {
-		return nameResult(wire.CodeInternal, "this relay has lost the record of this name; its owner must claim it again"), false
+		return refuse(wire.CodeInternal, "this relay has lost the record of this %s; its owner must claim it again", k.noun), false
 	}
-	return nameResult(wire.CodeUnavailable, "the relay that holds this name (zone %s) is unreachable; try again", zone), false
+	return refuse(wire.CodeUnavailable, "the relay that holds this %s (zone %s) is unreachable; try again", k.noun, zone), false
 }
 
 // checkForwarded passes on another relay's answer to a node only if a
 // record in it verifies, was sequenced by a relay this one trusts, and is
-// the one asked for (onNameResult has dropped answers from relays this
-// one does not trust).
-func (r *Registrar) checkForwarded(res *wire.NameResult, l *federation.Link, zone string, wanted func(*wire.UserRecord) bool) *wire.NameResult {
-	if res.Code != wire.CodeNone {
+// the one asked for (onResult has dropped answers from relays this one
+// does not trust).
+func (r *Registrar) checkForwarded(res *result, l *federation.Link, zone string, wanted func(record) bool) *result {
+	if res.code != wire.CodeNone {
 		return res
 	}
-	rec := res.Record
+	rec := res.rec
 	if rec == nil {
 		l.Log().Warn("names: an answer without a record")
-		return nameResult(wire.CodeUnavailable, "the relay of zone %s answered without a record; try again", zone)
+		return refuse(wire.CodeUnavailable, "the relay of zone %s answered without a record; try again", zone)
 	}
 	if !wanted(rec) {
 		l.Log().Warn("names: an answer for another name or claim")
-		return nameResult(wire.CodeUnavailable, "the relay of zone %s answered for another name; try again", zone)
+		return refuse(wire.CodeUnavailable, "the relay of zone %s answered for another name; try again", zone)
 	}
-	if _, err := names.Verify(rec, rec.Claim.Name, r.zoneOf); err != nil {
+	if err := rec.verify(r.zoneOf); err != nil {
 		l.Log().Warn("names: a record that does not verify", "err", err)
-		return nameResult(wire.CodeUnavailable, "the relay of zone %s answered with a record that does not verify; try again", zone)
+		return refuse(wire.CodeUnavailable, "the relay of zone %s answered with a record that does not verify; try again", zone)
 	}
 	return res
 }
 
-// forward sends the request msg(id) over l, with a fresh request id, and
-// calls finish with the answer, or with CodeUnavailable once the link
-// ends or the wait runs out. The request is node m's, or the relay's at
-// the end of asker's; nothing is called if m leaves or asker's link ends
-// first. A node with MaxPendingPerNode requests waiting, a relay with
-// MaxPendingPerLink, or a full table, is told to try again.
-func (r *Registrar) forward(l *federation.Link, m *zone.Member, asker *federation.Link, msg func(id uint32) wire.Message, finish func(*wire.NameResult)) {
+// forward sends the request msg(id) of kind k over l, with a fresh
+// request id, and calls finish with the answer, or with CodeUnavailable
+// once the link ends or the wait runs out. The request is node m's, or
+// the relay's at the end of asker's; nothing is called if m leaves or
+// asker's link ends first. A node with MaxPendingPerNode requests
+// waiting, a relay with MaxPendingPerLink, or a full table, is told to
+// try again.
+func (r *Registrar) forward(l *federation.Link, k *kind, m *zone.Member, asker *federation.Link, msg func(id uint32) wire.Message, finish func(*result)) {
 	rid := r.nextID.Add(1)
 	b, err := wire.Marshal(msg(rid))
 	if err != nil {
 		r.log.Error("names: forward frame", "err", err)
-		finish(errNameStore)
+		finish(k.errStore())
 		return
 	}
-	p := &pending{link: l, member: m, asker: asker, finish: finish}
+	p := &pending{k: k, link: l, member: m, asker: asker, finish: finish}
 	r.pendMu.Lock()
 	mine := m != nil && r.perNode[m] >= MaxPendingPerNode || asker != nil && r.perLink[asker] >= MaxPendingPerLink
 	if mine || len(r.pending) >= MaxPending {
 		r.pendMu.Unlock()
 		r.pendingRefused.Add(1)
 		if mine {
-			finish(errTooManyWaiting)
+			finish(k.errTooManyWaiting())
 		} else {
-			finish(errNameBusy)
+			finish(k.errBusy())
 		}
 		return
 	}
@@ -227,13 +239,13 @@ func (r *Registrar) forward(l *federation.Link, m *zone.Member, asker *federatio
 	}
 	p.timer = r.clock.AfterFunc(r.cfg.Wait, func() {
 		if p := r.take(rid, nil); p != nil {
-			p.finish(unreachable(l.Peer().Zone))
+			p.finish(k.unreachable(l.Peer().Zone))
 		}
 	})
 	r.pendMu.Unlock()
 	if !l.TrySend(b) {
 		if p := r.take(rid, nil); p != nil {
-			p.finish(nameResult(wire.CodeUnavailable, "the link to zone %s is congested; try again", l.Peer().Zone))
+			p.finish(refuse(wire.CodeUnavailable, "the link to zone %s is congested; try again", l.Peer().Zone))
 		}
 	}
 }
@@ -287,7 +299,7 @@ func (r *Registrar) linkDown(l *federation.Link) {
 	}
 	r.pendMu.Unlock()
 	for _, p := range gone {
-		p.finish(unreachable(l.Peer().Zone))
+		p.finish(p.k.unreachable(l.Peer().Zone))
 	}
 }
 
@@ -305,12 +317,10 @@ func (r *Registrar) memberGone(m *zone.Member) {
 	}
 }
 
-// answerLink answers the other relay's request id over l. A full queue
-// drops the answer; the other relay's wait runs out.
-func answerLink(l *federation.Link, id uint32, res *wire.NameResult) {
-	out := *res
-	out.ID = id
-	b, err := wire.Marshal(&out)
+// answerLink answers the other relay's request id of kind k over l. A
+// full queue drops the answer; the other relay's wait runs out.
+func answerLink(l *federation.Link, k *kind, id uint32, res *result) {
+	b, err := wire.Marshal(k.reply(id, res))
 	if err != nil {
 		l.Log().Error("names: result frame", "err", err)
 		return
@@ -324,55 +334,56 @@ func answerLink(l *federation.Link, id uint32, res *wire.NameResult) {
 // refuseUntrusted answers a request from a relay this one does not trust
 // (a link of -federation=open): its members' leases are not trusted for
 // names, and it decides nothing here. It reports whether it refused.
-func (r *Registrar) refuseUntrusted(l *federation.Link, id uint32) bool {
+func (r *Registrar) refuseUntrusted(l *federation.Link, k *kind, id uint32) bool {
 	if r.trusted(l.Peer().Key) {
 		return false
 	}
 	r.untrusted.Add(1)
 	l.Log().Info("names: refusing a request from a relay this one does not trust")
-	answerLink(l, id, nameResult(wire.CodeUnsupported, "this relay does not trust yours for names"))
+	answerLink(l, k, id, refuse(wire.CodeUnsupported, "this relay does not trust yours for %ss", k.noun))
 	return true
 }
 
-// onRelayClaim decides a claim another relay forwarded for its member;
-// a relay that breaks a rule has it counted against its link.
-func (r *Registrar) onRelayClaim(l *federation.Link, m *wire.RelayNameClaim) error {
+// onRelayClaim decides claim c of kind k that another relay forwarded
+// for its member (with lease, request id); a relay that breaks a rule has
+// it counted against its link.
+func (r *Registrar) onRelayClaim(l *federation.Link, k *kind, id uint32, lease *wire.Lease, c claim) error {
+	reply := func(res *result) { answerLink(l, k, id, res) }
 	if !r.linkLimit(l).AllowN(r.clock.Now(), 1) {
-		answerLink(l, m.ID, nameResult(wire.CodeRateLimited, "forwarding names faster than allowed"))
+		reply(refuse(wire.CodeRateLimited, "forwarding %ss faster than allowed", k.noun))
 		return link.ErrViolation
 	}
-	if r.refuseUntrusted(l, m.ID) {
+	if r.refuseUntrusted(l, k, id) {
 		return nil
 	}
 	r.claims.Add(1)
 	peer := l.Peer()
-	err := identity.VerifyLease(&m.Lease, peer.Key, r.clock.Now())
-	if err == nil && m.Lease.Zone != peer.Zone {
-		err = fmt.Errorf("lease is for zone %q, not %q", m.Lease.Zone, peer.Zone)
+	err := identity.VerifyLease(lease, peer.Key, r.clock.Now())
+	if err == nil && lease.Zone != peer.Zone {
+		err = fmt.Errorf("lease is for zone %q, not %q", lease.Zone, peer.Zone)
 	}
 	if err != nil {
 		l.Log().Warn("names: refusing a claim whose lease does not verify", "err", err)
-		answerLink(l, m.ID, nameResult(wire.CodeBadName, "the claimant's lease does not verify: %v", err))
+		reply(refuse(wire.CodeBadName, "the claimant's lease does not verify: %v", err))
 		return link.ErrViolation
 	}
-	if bad := checkClaim(&m.Claim, &m.Lease); bad != nil {
-		answerLink(l, m.ID, bad)
+	if bad := checkClaim(c, lease); bad != nil {
+		reply(bad)
 		return link.ErrViolation
 	}
-	hash := names.Hash(m.Claim.Name)
-	home, _, _, notYet := r.homeOf(hash)
-	win, _, held := r.holder(hash)
+	hash := c.hash()
+	home, _, _, notYet := r.homeOf(k, hash)
+	win, _, held := r.holder(k, hash)
 	ours := held && win.relay == r.self
 	switch {
 	case home != r.self && !ours:
-		answerLink(l, m.ID, nameResult(wire.CodeUnavailable, "not the home of this name"))
+		reply(refuse(wire.CodeUnavailable, "not the home of this %s", k.noun))
 	case notYet != nil && !ours:
-		answerLink(l, m.ID, notYet)
+		reply(notYet)
 	default:
-		claim := m.Claim
-		r.askUnmirrorable(nil, l, &claim, func(res *wire.NameResult) { answerLink(l, m.ID, res) }, func() {
-			if !r.nameWork(func() { answerLink(l, m.ID, r.decide(&claim)) }) {
-				answerLink(l, m.ID, errNameBusy)
+		r.askUnmirrorable(nil, l, k, c, reply, func() {
+			if !r.nameWork(func() { reply(r.decide(k, c)) }) {
+				reply(k.errBusy())
 			}
 		})
 	}
@@ -381,15 +392,15 @@ func (r *Registrar) onRelayClaim(l *federation.Link, m *wire.RelayNameClaim) err
 
 // askUnmirrorable asks the trusted relays whose ledgers this relay cannot
 // mirror in full (zoneledger.Service.Unmirrorable), one after another,
-// whether their ledger holds claim's name, before this relay decides it:
-// a name one of them holds for another key is answered as taken; if none
-// does, decide runs. A relay that cannot say leaves the claim undecided
-// ("try again"). The request is node m's or the relay's at the end of
-// asker's, for forward's quotas. With nothing unmirrorable (the usual
-// case) decide runs at once.
-func (r *Registrar) askUnmirrorable(m *zone.Member, asker *federation.Link, claim *wire.UserClaim, answer func(*wire.NameResult), decide func()) {
-	links := r.cfg.Ledger.Unmirrorable(wire.FeatureNames)
-	hash := names.Hash(claim.Name)
+// whether their ledger holds claim c's name, before this relay decides
+// it: a name one of them holds for another key is answered as taken; if
+// none does, decide runs. A relay that cannot say leaves the claim
+// undecided ("try again"). The request is node m's or the relay's at the
+// end of asker's, for forward's quotas. With nothing unmirrorable (the
+// usual case) decide runs at once.
+func (r *Registrar) askUnmirrorable(m *zone.Member, asker *federation.Link, k *kind, c claim, answer func(*result), decide func()) {
+	links := r.cfg.Ledger.Unmirrorable(k.feature)
+	hash := c.hash()
 	var next func(i int)
 	next = func(i int) {
 		if i == len(links) {
@@ -402,18 +413,18 @@ func (r *Registrar) askUnmirrorable(m *zone.Member, asker *federation.Link, clai
 			return
 		}
 		r.unmirrorableAsked.Add(1)
-		req := func(id uint32) wire.Message { return &wire.NameLookup{ID: id, Hash: hash} }
-		r.forward(l, m, asker, req, func(res *wire.NameResult) {
-			if res.Code == wire.CodeNotFound {
+		req := func(id uint32) wire.Message { return k.lookup(id, hash) }
+		r.forward(l, k, m, asker, req, func(res *result) {
+			if res.code == wire.CodeNotFound {
 				next(i + 1)
 				return
 			}
-			got := r.checkForwarded(res, l, l.Peer().Zone, func(rec *wire.UserRecord) bool { return names.Hash(rec.Claim.Name) == hash })
+			got := r.checkForwarded(res, l, l.Peer().Zone, k.isOf(hash))
 			switch {
-			case got.Code != wire.CodeNone:
-				answer(nameResult(wire.CodeUnavailable, "the relay of zone %s, whose ledger this relay cannot mirror, did not say whether it holds this name; try again", l.Peer().Zone))
-			case got.Record.Claim.SignKey != claim.SignKey:
-				answer(nameResult(wire.CodeNameTaken, "%q is taken", claim.Name))
+			case got.code != wire.CodeNone:
+				answer(refuse(wire.CodeUnavailable, "the relay of zone %s, whose ledger this relay cannot mirror, did not say whether it holds this %s; try again", l.Peer().Zone, k.noun))
+			case got.rec.claim().signKey() != c.signKey():
+				answer(refuse(wire.CodeNameTaken, "%q is taken", c.label()))
 			default:
 				next(i + 1) // the claimant's own name: its update is decided here
 			}
@@ -422,49 +433,55 @@ func (r *Registrar) askUnmirrorable(m *zone.Member, asker *federation.Link, clai
 	next(0)
 }
 
-// onRelayLookup answers another relay's lookup from this relay's own
-// names, or, for a name another trusted relay's ledger holds (one
-// sequenced there before this relay became its home), by asking that
-// relay once: a relay asks the home, the home asks the holder, and the
-// holder answers from its own names.
-func (r *Registrar) onRelayLookup(l *federation.Link, m *wire.NameLookup) error {
+// onRelayLookup answers another relay's lookup of kind k from this
+// relay's own records, or, for a name another trusted relay's ledger
+// holds (one sequenced there before this relay became its home), by
+// asking that relay once: a relay asks the home, the home asks the
+// holder, and the holder answers from its own records.
+func (r *Registrar) onRelayLookup(l *federation.Link, k *kind, id uint32, hash [32]byte) error {
+	reply := func(res *result) { answerLink(l, k, id, res) }
 	if !r.linkLimit(l).AllowN(r.clock.Now(), 1) {
-		answerLink(l, m.ID, nameResult(wire.CodeRateLimited, "looking up names faster than allowed"))
+		reply(refuse(wire.CodeRateLimited, "looking up %ss faster than allowed", k.noun))
 		return link.ErrViolation
 	}
-	if r.refuseUntrusted(l, m.ID) {
+	if r.refuseUntrusted(l, k, id) {
 		return nil
 	}
 	r.lookups.Add(1)
-	hash := m.Hash
-	if res := r.ownRecord(hash); res != nil {
-		answerLink(l, m.ID, res)
+	if res := r.ownRecord(k, hash); res != nil {
+		reply(res)
 		return nil
 	}
 	ask := func(to *federation.Link, zone string) {
-		req := func(id uint32) wire.Message { return &wire.NameLookup{ID: id, Hash: hash} }
-		r.forward(to, nil, l, req, func(res *wire.NameResult) {
-			answerLink(l, m.ID, r.checkForwarded(res, to, zone, func(rec *wire.UserRecord) bool { return names.Hash(rec.Claim.Name) == hash }))
+		req := func(rid uint32) wire.Message { return k.lookup(rid, hash) }
+		r.forward(to, k, nil, l, req, func(res *result) {
+			reply(r.checkForwarded(res, to, zone, k.isOf(hash)))
 		})
 	}
-	res, asked := r.lookupHeld(hash, l, ask)
+	res, asked := r.lookupHeld(k, hash, l, ask)
 	switch {
 	case asked:
 	case res != nil:
-		answerLink(l, m.ID, res)
+		reply(res)
 	default:
-		answerLink(l, m.ID, errNoName)
+		reply(k.errNotFound())
 	}
 	return nil
 }
 
-// onNameResult passes on the answer to a request this relay forwarded
-// over l; an answer nobody waits for (late, or never asked) is dropped.
-func (r *Registrar) onNameResult(l *federation.Link, m *wire.NameResult) {
-	p := r.take(m.ID, l)
-	if p == nil {
+// onResult passes on the answer (of kind k, to request id) to a request
+// this relay forwarded over l; an answer nobody waits for (late, never
+// asked, or of the other kind) is dropped.
+func (r *Registrar) onResult(l *federation.Link, k *kind, id uint32, res *result) {
+	p := r.take(id, l)
+	if p == nil || p.k != k {
+		if p != nil {
+			// An answer of the wrong kind: the request is answered as
+			// unanswered, never with the other kind's record.
+			p.finish(refuse(wire.CodeUnavailable, "the relay of zone %s answered with the wrong kind of record; try again", l.Peer().Zone))
+		}
 		l.Dropped()
-		l.Log().Debug("names: dropping an answer nobody waits for", "id", m.ID)
+		l.Log().Debug("names: dropping an answer nobody waits for", "id", id)
 		return
 	}
 	if !r.trusted(l.Peer().Key) {
@@ -472,10 +489,10 @@ func (r *Registrar) onNameResult(l *federation.Link, m *wire.NameResult) {
 		// refusal or record, reaches nobody.
 		r.untrusted.Add(1)
 		l.Log().Warn("names: dropping an answer from a relay this one does not trust")
-		p.finish(nameResult(wire.CodeUnavailable, "the relay of zone %s is not trusted for names; try again", l.Peer().Zone))
+		p.finish(refuse(wire.CodeUnavailable, "the relay of zone %s is not trusted for %ss; try again", l.Peer().Zone, k.noun))
 		return
 	}
-	p.finish(m)
+	p.finish(res)
 }
 
 // salvageNameClaim answers a NameClaim frame that does not decode because
@@ -493,6 +510,6 @@ func (r *Registrar) salvageNameClaim(m *zone.Member, b []byte) bool {
 	if k <= 0 || size <= wire.MaxName {
 		return false
 	}
-	answerNode(m, uint32(rid), nameResult(wire.CodeBadName, "%s", claimProblem(fmt.Errorf("%w: %d characters, at most %d", names.ErrTooLong, size, names.MaxLen))))
+	answerNode(m, r.user, uint32(rid), refuse(wire.CodeBadName, "%s", claimProblem(fmt.Errorf("%w: %d characters, at most %d", names.ErrTooLong, size, names.MaxLen))))
 	return true
 }

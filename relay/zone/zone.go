@@ -586,11 +586,15 @@ func (z *Zone) relaysLocked() ([]wire.RelayInfo, []wire.RelayFlags) {
 }
 
 // SelfFlags is what this relay vouches for about itself in an
-// admission: always trusted, and whether it runs the username service.
+// admission: always trusted, and whether it runs the username and the
+// domain service.
 func (z *Zone) SelfFlags() wire.RelayFlags {
 	f := wire.RelayTrusted
 	if z.features.Has(wire.FeatureNames) {
 		f |= wire.RelayNames
+	}
+	if z.features.Has(wire.FeatureSites) {
+		f |= wire.RelaySites
 	}
 	return f
 }

@@ -152,3 +152,39 @@ func Home(h [32]byte, keys [][32]byte) ([32]byte, bool) {
 func Before(h [32]byte, ak [32]byte, ai uint64, bk [32]byte, bi uint64) bool {
 	return ak == bk && ai < bi
 }
+
+// Relays are the relays a node believes for one kind of record (those
+// its admission named as trusted and running the service), by key, with
+// their zones: the only relays whose records it believes, and among which
+// a name or domain has its home.
+type Relays struct {
+	Keys  [][32]byte
+	zones map[[32]byte]string
+}
+
+// Add believes the relay with key, of zone.
+func (rs *Relays) Add(key [32]byte, zone string) {
+	if rs.zones == nil {
+		rs.zones = make(map[[32]byte]string)
+	}
+	if _, ok := rs.zones[key]; !ok {
+		rs.Keys = append(rs.Keys, key)
+	}
+	rs.zones[key] = zone
+}
+
+// ZoneOf is a ZoneOf over rs.
+func (rs Relays) ZoneOf(key [32]byte) (string, bool) {
+	z, ok := rs.zones[key]
+	return z, ok
+}
+
+// Sequenced checks that the relay with key (which says it serves zone)
+// is one of rs, for records of what ("usernames", "domains"); the error
+// wraps ErrForged.
+func (rs Relays) Sequenced(key [32]byte, zone, what string) error {
+	if _, ok := rs.zones[key]; !ok {
+		return fmt.Errorf("%w: sequenced by the relay of zone %q, which this node's relay does not name as trusted for %s", ErrForged, zone, what)
+	}
+	return nil
+}

@@ -48,10 +48,13 @@ func EntryFor(c *wire.UserClaim) ([]byte, error) {
 	return e.Marshal(), nil
 }
 
-// Marshal encodes e as a ledger entry.
-func (e *Entry) Marshal() []byte {
+// Marshal encodes e as a username's ledger entry.
+func (e *Entry) Marshal() []byte { return e.marshal(KindUser) }
+
+// marshal encodes e as a ledger entry of kind.
+func (e *Entry) marshal(kind byte) []byte {
 	b := make([]byte, 0, entrySize)
-	b = append(b, KindUser)
+	b = append(b, kind)
 	b = append(b, e.Hash[:]...)
 	b = append(b, e.Owner[:]...)
 	return append(b, e.Claim[:]...)
@@ -63,8 +66,13 @@ func ParseEntry(b []byte) (Entry, error) {
 	if len(b) == 0 || b[0] != KindUser {
 		return Entry{}, ErrNotUser
 	}
+	return parseEntry(b, "username")
+}
+
+// parseEntry decodes an entry whose kind byte the caller checked.
+func parseEntry(b []byte, what string) (Entry, error) {
 	if len(b) != entrySize {
-		return Entry{}, fmt.Errorf("%w: username entry of %d bytes, want %d", wire.ErrMalformed, len(b), entrySize)
+		return Entry{}, fmt.Errorf("%w: %s entry of %d bytes, want %d", wire.ErrMalformed, what, len(b), entrySize)
 	}
 	var e Entry
 	copy(e.Hash[:], b[1:33])
@@ -89,29 +97,47 @@ func Verify(rec *wire.UserRecord, name string, zoneOf ZoneOf) (ledger.Checkpoint
 	if rec.Claim.Name != name {
 		return ledger.Checkpoint{}, fmt.Errorf("%w: a record of %q, not %q", ErrForged, rec.Claim.Name, name)
 	}
-	zone, ok := zoneOf(rec.RelayKey)
-	if !ok {
-		return ledger.Checkpoint{}, fmt.Errorf("%w: zone %q, key %x", ErrUnknownRelay, rec.Zone, rec.RelayKey[:4])
-	}
-	if zone != rec.Zone {
-		return ledger.Checkpoint{}, fmt.Errorf("%w: the record says zone %q; its relay serves %q", ErrForged, rec.Zone, zone)
-	}
-	cp, err := ledger.OpenCheckpoint(rec.Checkpoint, ledger.ZoneOrigin(zone, rec.RelayKey), rec.RelayKey[:])
-	if err != nil {
-		return ledger.Checkpoint{}, fmt.Errorf("%w: %w", ErrForged, err)
-	}
 	entry, err := EntryFor(&rec.Claim)
 	if err != nil {
 		return ledger.Checkpoint{}, fmt.Errorf("%w: %w", ErrForged, err)
 	}
-	proof := make(tlog.RecordProof, len(rec.Proof))
-	for i, h := range rec.Proof {
+	return verifyProof(proven{relay: rec.RelayKey, zone: rec.Zone, index: rec.Index, note: rec.Checkpoint, proof: rec.Proof}, entry, zoneOf)
+}
+
+// proven is the ledger half of a record: which relay's ledger, of which
+// zone, holds the entry at index, included in its checkpoint note by proof.
+type proven struct {
+	relay [32]byte
+	zone  string
+	index uint64
+	note  []byte
+	proof [][32]byte
+}
+
+// verifyProof checks that p's checkpoint is signed by a relay the node
+// knows for the zone p names and that p.proof shows entry at p.index in
+// it, and returns the checkpoint. Errors wrap ErrForged or
+// ErrUnknownRelay.
+func verifyProof(p proven, entry []byte, zoneOf ZoneOf) (ledger.Checkpoint, error) {
+	zone, ok := zoneOf(p.relay)
+	if !ok {
+		return ledger.Checkpoint{}, fmt.Errorf("%w: zone %q, key %x", ErrUnknownRelay, p.zone, p.relay[:4])
+	}
+	if zone != p.zone {
+		return ledger.Checkpoint{}, fmt.Errorf("%w: the record says zone %q; its relay serves %q", ErrForged, p.zone, zone)
+	}
+	cp, err := ledger.OpenCheckpoint(p.note, ledger.ZoneOrigin(zone, p.relay), p.relay[:])
+	if err != nil {
+		return ledger.Checkpoint{}, fmt.Errorf("%w: %w", ErrForged, err)
+	}
+	proof := make(tlog.RecordProof, len(p.proof))
+	for i, h := range p.proof {
 		proof[i] = tlog.Hash(h)
 	}
-	if rec.Index > 1<<62 {
-		return ledger.Checkpoint{}, fmt.Errorf("%w: index %d", ErrForged, rec.Index)
+	if p.index > 1<<62 {
+		return ledger.Checkpoint{}, fmt.Errorf("%w: index %d", ErrForged, p.index)
 	}
-	if err := ledger.VerifyInclusion(cp, int64(rec.Index), entry, proof); err != nil {
+	if err := ledger.VerifyInclusion(cp, int64(p.index), entry, proof); err != nil {
 		return ledger.Checkpoint{}, fmt.Errorf("%w: %w", ErrForged, err)
 	}
 	return cp, nil

@@ -41,6 +41,9 @@ func (n *Node) AdmitLocal(lease wire.Lease, relays []wire.RelayInfo, flags []wir
 		if relayFeatures.Has(wire.FeatureNames) {
 			all |= wire.RelayNames
 		}
+		if relayFeatures.Has(wire.FeatureSites) {
+			all |= wire.RelaySites
+		}
 		flags = make([]wire.RelayFlags, len(relays))
 		for i := range flags {
 			flags[i] = all

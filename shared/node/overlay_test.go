@@ -597,3 +597,70 @@ func TestSendToStuckPeer(t *testing.T) {
 	}
 	clk.Advance(time.Second) // the goodbye's own limit: the link closes
 }
+
+// A node that stops says so, and its peers drop it from their routing
+// tables at once: kept, every lookup that met it would wait out a call to
+// it. A channel closed for any other reason (here the user's) leaves the
+// node in the table: it is still in the network.
+func TestStoppedNodeLeavesTables(t *testing.T) {
+	ns := swarm(t, 3, Config{})
+	a, b, c := ns[0], ns[1], ns[2]
+	link(a, b)
+	link(a, c)
+	link(b, c)
+	has := func(n *Node, x id.Address) bool {
+		for _, ct := range n.table().Contacts() {
+			if ct.Address == x {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !(has(a, b.Address()) && has(a, c.Address()) && has(b, c.Address())) {
+		if time.Now().After(deadline) {
+			t.Fatal("the nodes never learnt each other")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !a.Disconnect(b.Address()) {
+		t.Fatal("a had no channel to b")
+	}
+	c.closePeers()
+	for has(a, c.Address()) || has(b, c.Address()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a stopped node is still in its peers' tables: in a's %v, in b's %v", has(a, c.Address()), has(b, c.Address()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !has(a, b.Address()) {
+		t.Error("a dropped b from its table when the user closed their channel; b is still in the network")
+	}
+}
+
+// The relay says a node left: with no channel to check it by (a closed
+// tab's went with the tab), the node leaves the routing table; one whose
+// channel still answers stays.
+func TestRelaySaysLeft(t *testing.T) {
+	ns := swarm(t, 3, Config{})
+	a, b, c := ns[0], ns[1], ns[2]
+	link(a, b)
+	a.table().Seen(c.Address())
+	a.onPeerLeft(c.Address())
+	a.onPeerLeft(b.Address())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left, stayed := true, false
+		for _, ct := range a.table().Contacts() {
+			left = left && ct.Address != c.Address()
+			stayed = stayed || ct.Address == b.Address()
+		}
+		if left && stayed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the relay said both left: c gone from the table %v, b (still answering) kept %v", left, stayed)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

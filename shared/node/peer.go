@@ -81,6 +81,12 @@ type dial struct {
 	cover     bool   // opened to cover an empty bucket (may use the slack)
 }
 
+// ByeStopped is the reason in the Bye a node sends every peer as it
+// stops: a peer that reads it drops the node from its routing table
+// rather than from its channels only (a Bye for any other reason — a
+// trimmed channel, say — leaves a node that is still in the network).
+const ByeStopped = "node stopped"
+
 func newDial(sid uint64, initiator bool, via string) *dial {
 	return &dial{sid: sid, initiator: initiator, via: via, ready: make(chan struct{}), done: make(chan struct{})}
 }
@@ -857,10 +863,14 @@ func (n *Node) registerCore() {
 	onPeer(wire.TypeRouted, func(p *peer, m wire.Message) { n.onRouted(p, m.(*wire.Routed)) })
 	onPeer(wire.TypeBye, func(p *peer, m wire.Message) {
 		reason := "peer left"
-		if r := m.(*wire.Bye).Reason; r != "" {
+		r := m.(*wire.Bye).Reason
+		if r != "" {
 			reason = "peer left: " + r
 		}
 		p.close(reason, true)
+		if r == ByeStopped {
+			n.departed(p.addr)
+		}
 	})
 	for _, t := range []wire.Type{wire.TypePing, wire.TypeFindNode, wire.TypeFindValue, wire.TypeStore} {
 		hs.request[t] = n.answerDHT

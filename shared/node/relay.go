@@ -210,7 +210,7 @@ func (n *Node) closePeers() {
 	}
 	n.mu.Unlock()
 	for _, p := range ps {
-		p.close("node stopped", true)
+		p.close(ByeStopped, true)
 	}
 }
 
@@ -400,13 +400,19 @@ func (n *Node) learn(l *wire.Lease, native bool) bool {
 
 // onPeerLeft: the relay lost a node's link. Its data channel may well
 // still work (the relay is only for signaling), so check it at once
-// instead of dropping it.
+// instead of dropping it; without a channel, the node has left.
 func (n *Node) onPeerLeft(addr id.Address) {
 	n.mu.Lock()
 	delete(n.known, addr)
 	p := n.peers[addr]
 	n.mu.Unlock()
-	if p == nil || !p.checking.CompareAndSwap(false, true) {
+	if p == nil {
+		// No channel to ask either (a closed tab's went with it): the
+		// relay's word is all there is.
+		n.departed(addr)
+		return
+	}
+	if !p.checking.CompareAndSwap(false, true) {
 		return // one check at a time, however often the relay says so
 	}
 	go func() {
@@ -415,8 +421,23 @@ func (n *Node) onPeerLeft(addr id.Address) {
 		defer cancel()
 		if _, err := p.ping(ctx); err != nil {
 			p.close("left the zone", true)
+			n.departed(addr)
 		}
 	}()
+}
+
+// departed drops a node that has left — it said so as it stopped, or the
+// relay lost it and its channel no longer answers — from the routing
+// table at once. Kept there, every lookup that met it (and every node
+// that learnt it from ours) would wait out a call to it, 2 s each, until
+// it had failed three times.
+func (n *Node) departed(addr id.Address) {
+	n.mu.Lock()
+	d := n.dht
+	n.mu.Unlock()
+	if d != nil {
+		d.Remove(addr)
+	}
 }
 
 // sendRelay queues m for the relay; it is dropped while the relay is away

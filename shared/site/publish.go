@@ -1,13 +1,16 @@
 package site
 
-// CONTRACT SKELETON: h21-sites replaces this file (and adds manifest.go,
-// serve.go, host.go).
-
 import (
+	"bytes"
 	"context"
 	"io"
+	"path"
+	"slices"
+	"strings"
 
 	"ddt/shared/chunk"
+	"ddt/shared/content"
+	"ddt/shared/node"
 	"ddt/shared/wire"
 )
 
@@ -40,58 +43,146 @@ type Published struct {
 	Version  uint64             // the domain record's version
 	Manifest chunk.Hash         // the site manifest's content id
 	Record   *wire.DomainRecord // the verified record
+	Site     *Manifest          // the site's files, as published
 }
 
-// Publish puts files as this node's content, publishes their site
-// manifest and claims domain for it (the next version).
+// PublishedView is a publication as window.ddt's publishSite and the
+// native node's POST /publish-site answer it.
+type PublishedView struct {
+	Domain   string `json:"domain"`   // "example.ddt"
+	Version  uint64 `json:"version"`  // the domain record's version
+	Manifest string `json:"manifest"` // the site manifest's content id
+	Files    int    `json:"files"`
+}
+
+// View is p's PublishedView.
+func (p *Published) View() PublishedView {
+	return PublishedView{Domain: p.Domain, Version: p.Version, Manifest: p.Manifest.String(), Files: len(p.Site.Entries)}
+}
+
+// IDs is the content a site is made of: its manifest's id and each
+// file's, once.
+func (p *Published) IDs() []chunk.Hash { return siteIDs(p.Manifest, p.Site) }
+
+// Publish puts files as this node's content (pinned, announced and
+// replicated as public content), publishes their site manifest (content
+// of type ManifestType) and claims domain for it, at the version after
+// the current one. Every path is checked (CheckPath) before anything is
+// stored. If a file cannot be put, or the claim fails, the domain is left
+// as it was; the files put so far stay this node's content (pinned), so
+// that publishing again stores nothing twice.
 func (s *Service) Publish(ctx context.Context, domain string, files []File, o PublishOptions) (*Published, error) {
-	panic("contract: built by h21-sites")
+	if s.files == nil || s.h == nil {
+		return nil, node.Errorf(node.CodeNotAdmitted, nil, "the sites service is not attached to a node with content")
+	}
+	domain, err := NormalizeDomain(domain)
+	if err != nil {
+		return nil, err
+	}
+	report := func(p PublishProgress) {
+		if o.Progress != nil {
+			o.Progress(p)
+		}
+	}
+	mid, m, prog, err := s.putSite(ctx, domain, files, report)
+	if err != nil {
+		return nil, err
+	}
+	prog.Phase = "claim"
+	report(prog)
+	rec, err := s.Claim(ctx, domain, mid)
+	if err != nil {
+		return nil, err
+	}
+	prog.Phase = "done"
+	report(prog)
+	return &Published{Domain: domain, Version: rec.Claim.Version, Manifest: mid, Record: rec, Site: m}, nil
 }
 
-// OpenOptions shape an Open.
-type OpenOptions struct {
-	Range    string // the request's Range header, "" for the whole file
-	Navigate bool   // a page load: resolve the domain again if the cached record is not fresh
-	// Progress, if set, is told how fetching the file goes.
-	Progress func(FetchProgress)
+// putSite checks files, puts each, then their manifest, and returns the
+// manifest's content id: Publish but the claim.
+func (s *Service) putSite(ctx context.Context, domain string, files []File, progress func(PublishProgress)) (chunk.Hash, *Manifest, PublishProgress, error) {
+	var prog PublishProgress
+	fail := func(err error) (chunk.Hash, *Manifest, PublishProgress, error) { return chunk.Hash{}, nil, prog, err }
+	if len(files) == 0 {
+		return fail(errInvalidf("a site needs at least one file"))
+	}
+	if len(files) > MaxFiles {
+		return fail(errInvalidf("a site of %d files; at most %d", len(files), MaxFiles))
+	}
+	files = slices.Clone(files)
+	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
+	prog = PublishProgress{Phase: "files", TotalFiles: len(files)}
+	for i, f := range files {
+		if err := CheckPath(f.Path); err != nil {
+			return fail(err)
+		}
+		if i > 0 && files[i-1].Path == f.Path {
+			return fail(errInvalidf("two files have the path %q", f.Path))
+		}
+		if f.Size < 0 || f.Size > chunk.MaxContent {
+			return fail(errInvalidf("%s: a size of %d bytes; at most %d", f.Path, f.Size, chunk.MaxContent))
+		}
+		if err := checkType(f.Type); err != nil {
+			return fail(errInvalidf("%s: %v", f.Path, err))
+		}
+		if f.Open == nil {
+			return fail(errInvalidf("%s: nothing to read it from", f.Path))
+		}
+		prog.TotalBytes += f.Size
+	}
+	report := func() { progress(prog) }
+	report()
+	put := func(r io.Reader, size int64, po content.PutOptions) (chunk.Hash, error) {
+		before := prog.Bytes
+		po.Progress = func(p content.Progress) {
+			if p.Phase == "storing" {
+				prog.Bytes = before + p.Bytes
+				report()
+			}
+		}
+		id, err := s.files.Put(ctx, r, size, po)
+		prog.Bytes = before + size
+		return id, err
+	}
+	m := Manifest{Entries: make([]Entry, len(files))}
+	for i, f := range files {
+		typ := f.Type
+		if typ == "" {
+			typ = TypeOf(f.Path)
+		}
+		id, err := s.putFile(f, typ, put)
+		if err != nil {
+			return fail(err)
+		}
+		m.Entries[i] = Entry{Path: f.Path, ID: id, Type: typ, Size: f.Size}
+		prog.Files = i + 1
+		report()
+	}
+	raw, err := m.Marshal()
+	if err != nil {
+		return fail(err)
+	}
+	prog.Phase = "manifest"
+	report()
+	mid, err := s.files.Put(ctx, bytes.NewReader(raw), int64(len(raw)), content.PutOptions{Name: domain, Type: ManifestType})
+	if err != nil {
+		return fail(err)
+	}
+	return mid, &m, prog, nil
 }
 
-// FetchProgress is how far an Open is on a first visit.
-type FetchProgress struct {
-	Phase  string `json:"phase"` // "resolving", "manifest", "fetching", "done"
-	Path   string `json:"path"`
-	Done   int64  `json:"done"` // bytes of the file held so far
-	Total  int64  `json:"total"`
-	Chunks int    `json:"chunks"` // chunks held so far
-	Of     int    `json:"of"`     // chunks in all
-}
-
-// Response is a site's answer to one request.
-type Response struct {
-	Status  int    // 200, or 206 for a Range
-	Type    string // media type
-	Total   int64  // the file's size
-	Start   int64  // first byte of the body
-	End     int64  // last byte of the body (inclusive); Start-1 for an empty file
-	Version uint64 // the domain record's version served
-	Path    string // the file served ("docs/index.html" for "docs/")
-	Body    io.ReadCloser
-}
-
-// Open answers a request for path of domain's site.
-func (s *Service) Open(ctx context.Context, domain, path string, o OpenOptions) (*Response, error) {
-	panic("contract: built by h21-sites")
-}
-
-// Host keeps domain's current site pinned here and announced, following
-// its updates, until ctx ends.
-func (s *Service) Host(ctx context.Context, domain string) error {
-	panic("contract: built by h21-sites")
-}
-
-// ParseAddress splits a DDT address as people type it — "ddt://example.ddt/a/b",
-// "example.ddt/a/b", "example.ddt" — into its normalized domain and its
-// path ("a/b", "" for the site's root).
-func ParseAddress(addr string) (domain, path string, err error) {
-	panic("contract: built by h21-sites")
+// putFile opens f and puts it with put, of media type typ, checking
+// that it holds the bytes it said.
+func (s *Service) putFile(f File, typ string, put func(io.Reader, int64, content.PutOptions) (chunk.Hash, error)) (chunk.Hash, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return chunk.Hash{}, node.Errorf(CodeInvalid, []error{err}, "%s cannot be read: %v", f.Path, err)
+	}
+	defer rc.Close()
+	id, err := put(rc, f.Size, content.PutOptions{Name: path.Base(f.Path), Type: typ})
+	if err != nil {
+		return chunk.Hash{}, node.Errorf(node.Explain(err).Code, []error{err}, "%s: %v", f.Path, err)
+	}
+	return id, nil
 }

@@ -1,11 +1,10 @@
 package site
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 
 	"ddt/shared/content"
+	"ddt/shared/names"
 	"ddt/shared/node"
 	"ddt/shared/wire"
 )
@@ -68,7 +67,7 @@ const Suffix = ".ddt"
 func NormalizeDomain(domain string) (string, error) {
 	label := strings.ToLower(strings.TrimSpace(domain))
 	label = strings.TrimSuffix(label, Suffix)
-	if err := checkLabel(label); err != nil {
+	if err := names.CheckLabel(label); err != nil {
 		return "", node.Errorf(CodeInvalid, nil, "%q is not a DDT domain: %v", domain, err)
 	}
 	return label + Suffix, nil
@@ -76,20 +75,3 @@ func NormalizeDomain(domain string) (string, error) {
 
 // Label is the label of a normalized domain: "example" for "example.ddt".
 func Label(domain string) string { return strings.TrimSuffix(domain, Suffix) }
-
-func checkLabel(l string) error {
-	switch {
-	case l == "":
-		return errors.New("the name is empty")
-	case len(l) > wire.MaxDomain:
-		return fmt.Errorf("%d characters before .ddt, at most %d", len(l), wire.MaxDomain)
-	case l[0] == '-' || l[len(l)-1] == '-':
-		return errors.New("a hyphen may not begin or end it")
-	}
-	for i, r := range l {
-		if !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-') {
-			return fmt.Errorf("only letters, digits and inner hyphens, not %q (at %d)", r, i)
-		}
-	}
-	return nil
-}

@@ -387,7 +387,7 @@ func (c *Client) Resolve(ctx context.Context, name string, fresh bool) (*wire.Us
 	ctx, cancel := context.WithTimeout(ctx, nameTimeout)
 	defer cancel()
 	relays := c.namesRelays()
-	home, _ := names.Home(names.Hash(name), relays.keys)
+	home, _ := names.Home(names.Hash(name), relays.Keys)
 	// The DHT's records are candidates; only an unambiguous answer is
 	// taken from it alone: the best record the name's home sequenced,
 	// with no other ledger's record of another owner beside it. Anything
@@ -474,7 +474,7 @@ func fromDHT(cands []*wire.UserRecord, home [32]byte) *wire.UserRecord {
 // answers from the ledger that holds the name first, which need not be
 // the name's home (one sequenced before the federation grew), but must be
 // a relay trusted for names.
-func (c *Client) askRelay(ctx context.Context, name string, relays trustedRelays) (*wire.UserRecord, error) {
+func (c *Client) askRelay(ctx context.Context, name string, relays names.Relays) (*wire.UserRecord, error) {
 	h := c.h
 	reply, err := h.RelayRequest(ctx, func(id uint32) wire.Message { return &wire.NameLookup{ID: id, Hash: names.Hash(name)} })
 	if err != nil {
@@ -500,36 +500,24 @@ func (c *Client) askRelay(ctx context.Context, name string, relays trustedRelays
 	return res.Record, nil
 }
 
-// trustedRelays are the relays the node's last admission named as trusted
-// and running the username service, by key: the only relays whose records
-// the node believes, and among which a name has its home.
-type trustedRelays struct {
-	keys  [][32]byte
-	zones map[[32]byte]string
-}
-
-func (c *Client) namesRelays() trustedRelays {
-	rs := trustedRelays{zones: make(map[[32]byte]string)}
+// namesRelays are the relays the node's last admission named as trusted
+// and running the username service.
+func (c *Client) namesRelays() names.Relays {
+	var rs names.Relays
 	for _, r := range c.h.Relays() {
 		if r.Flags.Has(wire.RelayTrusted | wire.RelayNames) {
-			rs.keys = append(rs.keys, r.Info.Key)
-			rs.zones[r.Info.Key] = r.Info.Zone
+			rs.Add(r.Info.Key, r.Info.Zone)
 		}
 	}
 	return rs
 }
 
-func (rs trustedRelays) zoneOf(key [32]byte) (string, bool) {
-	z, ok := rs.zones[key]
-	return z, ok
-}
-
 // check verifies rec as the record of name, sequenced by one of relays.
-func (c *Client) check(rec *wire.UserRecord, name string, relays trustedRelays) error {
-	if _, ok := relays.zoneOf(rec.RelayKey); !ok {
-		return fmt.Errorf("%w: sequenced by the relay of zone %q, which this node's relay does not name as trusted for usernames", names.ErrForged, rec.Zone)
+func (c *Client) check(rec *wire.UserRecord, name string, relays names.Relays) error {
+	if err := relays.Sequenced(rec.RelayKey, rec.Zone, "usernames"); err != nil {
+		return err
 	}
-	_, err := names.Verify(rec, name, relays.zoneOf)
+	_, err := names.Verify(rec, name, relays.ZoneOf)
 	return err
 }
 

@@ -300,7 +300,7 @@ func HelloSignedBytes(c *Challenge, signKey, agreeKey [32]byte, native bool) []b
 // Flags, parallel to Relays, say what the admitting relay vouches for
 // about each: RelayTrusted for relays its operator named (only they
 // sequence names and are homes), RelayNames for those that run the
-// username service.
+// username service, RelaySites for those that run the domain service.
 //
 // Layout: Lease | count | (Lease, native)* | count | url* | count | RelayInfo* | count | flags (1 byte)*
 type Admitted struct {
@@ -325,6 +325,9 @@ const (
 	RelayTrusted RelayFlags = 1 << iota
 	// RelayNames marks a relay that runs the username service.
 	RelayNames
+	// RelaySites marks a relay that runs the domain service
+	// (FeatureSites): among the trusted ones, a domain has its home.
+	RelaySites
 )
 
 // Has reports whether every flag of g is set in f.
