@@ -117,7 +117,7 @@ func (a *asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // newMux wires the relay's HTTP endpoints: a request for a site host
-// (see siteHosts) gets only the DDT frames of siteRoutes,
+// (see siteHosts) gets only the DDT frames of siteFrameRoutes,
 // every other the page and the relay's endpoints.
 func newMux(r *Relay, webDir string, hosts siteHosts, log *slog.Logger) (http.Handler, error) {
 	mux := http.NewServeMux()
@@ -125,7 +125,7 @@ func newMux(r *Relay, webDir string, hosts siteHosts, log *slog.Logger) (http.Ha
 		return nil, err
 	}
 	r.Routes(mux, log)
-	sites, err := siteRoutes(r.cfg.URL)
+	sites, err := siteFrameRoutes(r.cfg.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -442,7 +442,7 @@ func (f withoutSiteFrames) ReadDir(name string) ([]fs.DirEntry, error) {
 	return es, err
 }
 
-// siteRoutes serves a site host: the DDT frames under /.ddt/ (the
+// siteFrameRoutes serves a site host: the DDT frames under /.ddt/ (the
 // connect frame that registers the site's service worker and hands it
 // the node's port, the worker, the boot page's script) and the boot page
 // at every other path. Once the worker controls the site's frames, it
@@ -451,7 +451,7 @@ func (f withoutSiteFrames) ReadDir(name string) ([]fs.DirEntry, error) {
 // what a site opened outside a DDT page gets (it sends the reader to the
 // DDT page at pageURL, the relay's public URL). Nothing else of the
 // relay is served there: no /ws, no page, no ddt.wasm.
-func siteRoutes(pageURL string) (http.Handler, error) {
+func siteFrameRoutes(pageURL string) (http.Handler, error) {
 	frames, err := fs.Sub(web.Static(), siteFrames)
 	if err != nil {
 		return nil, err

@@ -23,12 +23,10 @@ import (
 // Limits of window.ddt's sites: what one page (or a site's worker, through
 // its port) can make this node hold.
 const (
-	// MaxPublishFiles is the most files one publishSite takes: they are
-	// read into a list before the site's manifest refuses more.
-	MaxPublishFiles = 10000
-	// MaxSitePath is the longest path, in UTF-16 code units, a publishSite
-	// file or a worker's open names; longer is refused before it is copied.
-	MaxSitePath = 1024
+	// MaxRequestPath is the longest URL path, in UTF-16 code units, a
+	// worker's open names (a site's path of site.MaxPath bytes, escaped);
+	// longer is refused before it is copied.
+	MaxRequestPath = 3 * site.MaxPath
 	// MaxSiteRange is the longest Range header a worker's open passes on.
 	MaxSiteRange = 128
 	// MaxSiteStreams is the most requests one port has open at once
@@ -126,8 +124,8 @@ func siteFiles(v js.Value) ([]site.File, error) {
 	if n == 0 {
 		return nil, node.Errorf(site.CodeInvalid, nil, "ddt.publishSite: a site needs at least one file")
 	}
-	if n > MaxPublishFiles {
-		return nil, node.Errorf(site.CodeInvalid, nil, "ddt.publishSite: %d files, at most %d", n, MaxPublishFiles)
+	if n > site.MaxFiles {
+		return nil, node.Errorf(site.CodeInvalid, nil, "ddt.publishSite: %d files, at most %d", n, site.MaxFiles)
 	}
 	files := make([]site.File, 0, n)
 	for i := 0; i < n; i++ {
@@ -140,7 +138,7 @@ func siteFiles(v js.Value) ([]site.File, error) {
 			if p.Type() != js.TypeString || p.String() == "" {
 				p = file.Get("name")
 			}
-			if f.Path, err = boundedString(p, "a file's path", MaxSitePath); err != nil {
+			if f.Path, err = boundedString(p, "a file's path", site.MaxPath); err != nil {
 				return nil, err
 			}
 			f.Type, blob = file.Get("type").String(), file
@@ -169,7 +167,7 @@ func siteFile(o js.Value) (site.File, js.Value, error) {
 		return f, js.Value{}, errors.New("not an object {path, data, type}")
 	}
 	var err error
-	if f.Path, err = boundedString(o.Get("path"), "path", MaxSitePath); err != nil {
+	if f.Path, err = boundedString(o.Get("path"), "path", site.MaxPath); err != nil {
 		return f, js.Value{}, err
 	}
 	if t := o.Get("type"); t.Type() != js.TypeUndefined && t.Type() != js.TypeNull {
@@ -256,7 +254,7 @@ func (s *sites) siteURL(args []js.Value) any {
 	domain, err := domainArg(args)
 	path := ""
 	if err == nil && len(args) > 1 && args[1].Type() != js.TypeUndefined && args[1].Type() != js.TypeNull {
-		path, err = boundedString(args[1], "a path", MaxSitePath)
+		path, err = boundedString(args[1], "a path", site.MaxPath)
 	}
 	var origin string
 	if err == nil {
@@ -381,7 +379,7 @@ func (s *siteServer) message(m js.Value) {
 	id := int64(f)
 	switch opv.String() {
 	case "open":
-		path, err := boundedString(m.Get("path"), "the path", MaxSitePath)
+		path, err := boundedString(m.Get("path"), "the path", MaxRequestPath)
 		rng := ""
 		if err == nil {
 			if r := m.Get("range"); r.Type() == js.TypeString {

@@ -155,28 +155,6 @@ sw.addEventListener('fetch', (/** @type {any} */ e) => {
 });
 
 /**
- * sitePath is the site's path of a URL path: its segments decoded, with
- * no leading slash ("" for the root, "docs/" for a folder); null when a
- * segment decodes to something no site path holds (a slash, a backslash,
- * a NUL).
- * @param {string} pathname
- */
-function sitePath(pathname) {
-  const out = [];
-  for (const seg of pathname.slice(1).split('/')) {
-    let s;
-    try {
-      s = decodeURIComponent(seg);
-    } catch {
-      return null;
-    }
-    if (/[/\\\0]/.test(s)) return null;
-    out.push(s);
-  }
-  return out.join('/');
-}
-
-/**
  * answer is the response to one of the site's requests.
  * @param {Request} req
  * @param {URL} url
@@ -184,8 +162,8 @@ function sitePath(pathname) {
  */
 async function answer(req, url) {
   const navigate = req.mode === 'navigate';
-  const path = sitePath(url.pathname);
-  if (path === null) return failure(navigate, url, { code: 'invalid', message: 'No DDT site has a file by that name.' });
+  // The path as the URL has it (escaped); the node unescapes and checks it.
+  const path = url.pathname.slice(1);
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     return failure(navigate, url, { code: 'method', message: `A DDT site is read-only: ${req.method} is not served.` });
   }
