@@ -497,3 +497,148 @@ func waitValue(t testing.TB, p *page, sel, want string) {
 		return err
 	})
 }
+
+// evilScript is a hostile site's script: it tries to read the DDT
+// origin's IndexedDB (the node's keys and chunks), to call the hosting
+// page's ddt, to read another site's files (directly, through its own
+// worker with crafted paths, in a frame of its own), to put a worker of
+// its own in place, and to hand the other site's connect frame a port of
+// its own; it writes what it got into document.body.dataset.result.
+const evilScript = `
+const res = {};
+const secret = location.protocol + '//secret.ddt.localhost:' + location.port;
+try { res.dbs = (await indexedDB.databases()).map((d) => d.name); } catch (e) { res.dbs = [e.name]; }
+res.stores = await new Promise((resolve) => {
+  const r = indexedDB.open('ddt');
+  r.onsuccess = () => { const n = r.result.objectStoreNames.length; r.result.close(); resolve(n); };
+  r.onerror = () => resolve(-1);
+});
+const reach = { parentDDT: () => parent.ddt.address, topDDT: () => top.ddt.publishSite, parentDoc: () => parent.document.title,
+  parentLocation: () => parent.location.href, parentIDB: () => parent.indexedDB.databases };
+for (const [k, f] of Object.entries(reach)) {
+  try { res[k] = 'read: ' + String(f()); } catch (e) { res[k] = e.name; }
+}
+try { const r = await fetch(secret + '/secret.txt'); res.crossFetch = 'read: ' + await r.text(); } catch (e) { res.crossFetch = e.name; }
+try { const r = await fetch(secret + '/secret.txt', {mode: 'no-cors'}); res.noCors = r.type + ' ' + (await r.text()).length; } catch (e) { res.noCors = e.name; }
+res.own = {};
+for (const p of ['/secret.txt', '/../secret.ddt/secret.txt', '/%2e%2e/secret.ddt/secret.txt', '/secret.ddt/secret.txt', '/%2F..%2Fsecret.txt', '/..%5Csecret.txt']) {
+  try { const r = await fetch(p); const t = await r.text(); res.own[p] = r.status + (t.includes('the-secret-') ? ' LEAK' : ''); } catch (e) { res.own[p] = e.name; }
+}
+res.nestedFrame = await new Promise((resolve) => {
+  const f = document.createElement('iframe');
+  f.src = secret + '/secret.txt';
+  f.onload = () => resolve(f.contentDocument === null ? 'blocked' : 'read: ' + f.contentDocument.body.innerText);
+  document.body.append(f);
+  setTimeout(() => resolve('timeout'), 20000);
+});
+try { await navigator.serviceWorker.register('/evil-sw.js', {scope: '/'}); res.ownWorker = 'registered'; } catch (e) { res.ownWorker = e.name; }
+res.portReplies = 0;
+for (let i = 0; i < parent.frames.length; i++) {
+  const ch = new MessageChannel();
+  ch.port1.onmessage = () => { res.portReplies++; };
+  try { parent.frames[i].postMessage({ddt: 'port'}, '*', [ch.port2]); } catch {}
+}
+parent.postMessage({ddt: 'need-port', domain: 'secret.ddt'}, '*');
+parent.postMessage({ddt: 'connected'}, '*');
+await new Promise((r) => setTimeout(r, 3000));
+document.body.dataset.result = JSON.stringify(res);
+`
+
+type evilResult struct {
+	DBs                                                     []string `json:"dbs"`
+	Stores                                                  int
+	ParentDDT, TopDDT, ParentDoc, ParentLocation, ParentIDB string
+	CrossFetch, NoCors, NestedFrame, OwnWorker              string
+	Own                                                     map[string]string
+	PortReplies                                             int
+}
+
+// TestSitesIsolation: a hostile site, shown in the DDT page right after
+// another site, reads nothing of the DDT origin (its IndexedDB, its
+// window.ddt, its document) nor of the other site (its files, its frame,
+// its port), and cannot replace its own worker; the other site is served
+// as it was.
+func TestSitesIsolation(t *testing.T) {
+	r := startRelay(t, "-zone", "sites")
+	startNative(t, r)
+	secretSite := testSite{"secret.txt": []byte("the-secret-3f9c1a"), "index.html": []byte(`<!doctype html><meta charset="utf-8"><h1 id="title">Secret</h1>`)}
+	evilSite := testSite{
+		"index.html": []byte(`<!doctype html><meta charset="utf-8"><title>Evil</title><h1 id="title">Evil</h1><script type="module" src="evil.js"></script>`),
+		"evil.js":    []byte(evilScript),
+		"evil-sw.js": []byte("self.addEventListener('fetch', (e) => e.respondWith(new Response('owned')));"),
+	}
+	a := newPage(t, "")
+	a.open(r.url())
+	a.ready()
+	mustPublish(t, a, serveFolder(t, secretSite), secretSite, "secret.ddt", 1)
+	mustPublish(t, a, serveFolder(t, evilSite), evilSite, "evil.ddt", 1)
+
+	b := newPage(t, "")
+	b.open(r.url())
+	b.ready()
+	pageDBs := mustEval[[]string](b, `indexedDB.databases().then((l) => l.map((d) => d.name))`)
+	if len(pageDBs) == 0 {
+		t.Fatal("the DDT page has no IndexedDB database to protect: the test would prove nothing")
+	}
+	secretOrigin, evilOrigin := siteOrigin(r, "secret.ddt"), siteOrigin(r, "evil.ddt")
+	openSite(b, "secret.ddt", "/")
+	waitFrame(t, b, secretOrigin, `document.getElementById('title')?.textContent`, "Secret")
+	openSite(b, "evil.ddt", "/")
+	waitFrame(t, b, evilOrigin, `document.body.dataset.result ? 'done' : 'running'`, "done")
+	raw, err := inFrame[string](b, evilOrigin, `document.body.dataset.result`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got evilResult
+	if err := json.Unmarshal([]byte(raw), &got); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	t.Logf("the hostile site got: %s", raw)
+	for _, db := range got.DBs {
+		for _, mine := range pageDBs {
+			if db == mine {
+				t.Errorf("the hostile site lists the DDT origin's database %q", db)
+			}
+		}
+	}
+	if got.Stores != 0 {
+		t.Errorf("the hostile site opened a database \"ddt\" with %d object stores: the node's", got.Stores)
+	}
+	for what, v := range map[string]string{"parent.ddt": got.ParentDDT, "top.ddt": got.TopDDT, "parent.document": got.ParentDoc,
+		"parent.location.href": got.ParentLocation, "parent.indexedDB": got.ParentIDB} {
+		if v != "SecurityError" {
+			t.Errorf("the hostile site reading %s: %q, want a SecurityError", what, v)
+		}
+	}
+	if got.CrossFetch != "TypeError" {
+		t.Errorf("the hostile site fetching the other site's file: %q, want a TypeError (no CORS)", got.CrossFetch)
+	}
+	if got.NoCors != "opaque 0" {
+		t.Errorf("the hostile site fetching the other site's file without CORS: %q, want an opaque, empty response", got.NoCors)
+	}
+	if len(got.Own) != 6 {
+		t.Errorf("the hostile site's crafted paths: %v", got.Own)
+	}
+	for p, v := range got.Own {
+		if !(strings.HasPrefix(v, "40") && len(v) == 3) {
+			t.Errorf("the hostile site fetching %s through its worker: %q, want a 400 or a 404 with nothing of the other site", p, v)
+		}
+	}
+	if got.NestedFrame != "blocked" {
+		t.Errorf("the hostile site reading the other site in a frame of its own: %q", got.NestedFrame)
+	}
+	if got.OwnWorker == "registered" {
+		t.Error("the hostile site registered a worker of its own in place of the DDT one")
+	}
+	if got.PortReplies != 0 {
+		t.Errorf("the hostile site's ports got %d messages", got.PortReplies)
+	}
+	// Its frame of the other site moved nothing of the DDT page.
+	if s := mustEval[string](b, `document.querySelector('#browse-address').value`); s != "ddt://evil.ddt/" {
+		t.Errorf("after the hostile site framed another, the address bar reads %q", s)
+	}
+	// The other site is still served by the node, not by a port the
+	// hostile site slipped its connect frame.
+	openSite(b, "secret.ddt", "/secret.txt")
+	waitFrame(t, b, secretOrigin, `document.body.innerText.trim()`, "the-secret-3f9c1a")
+}

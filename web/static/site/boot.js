@@ -34,12 +34,19 @@ function pageLink() {
   return `${base.replace(/\/$/, '')}/#${address}`;
 }
 
+// guarded reports whether this path has booted too often lately to load
+// it again: once in RELOAD_GUARD_MS when no worker controls this page (it
+// did not take over: a reload would boot again), a few times when the
+// worker served this page because no DDT page served the site yet (after
+// the connect, it will have a port).
 function guarded() {
   try {
     const key = `ddt-boot:${path}`;
-    const last = Number(sessionStorage.getItem(key) || 0);
-    if (Date.now() - last < RELOAD_GUARD_MS) return true;
-    sessionStorage.setItem(key, String(Date.now()));
+    const now = Date.now();
+    const recent = JSON.parse(sessionStorage.getItem(key) || '[]').filter((/** @type {number} */ t) => now - t < RELOAD_GUARD_MS);
+    const allowed = navigator.serviceWorker && navigator.serviceWorker.controller ? 3 : 1;
+    if (recent.length >= allowed) return true;
+    sessionStorage.setItem(key, JSON.stringify([...recent, now]));
     return false;
   } catch {
     return true; // no storage to remember a reload by: never reload

@@ -23,8 +23,6 @@ const CONNECT_WAIT_MS = 30000;
 // An in-site navigation shows the loading indicator only if it takes
 // longer than this (a page served from the node's store is quicker).
 const SLOW_MS = 400;
-// Connect frames kept for domains no longer shown (a way back is quick).
-const KEEP_CONNECTORS = 3;
 // A connect frame asks for a new port at most this often.
 const PORT_EVERY_MS = 1000;
 
@@ -202,7 +200,8 @@ function go(text, errorEl) {
  */
 function setHash(domain, path, push) {
   shown.hash = addressOf(domain, path);
-  const url = `#${shown.hash}`;
+  // An absolute URL: the page's <base> names its files' folder.
+  const url = `${location.pathname}${location.search}#${shown.hash}`;
   if (push) history.pushState(null, '', url);
   else history.replaceState(null, '', url);
 }
@@ -329,11 +328,11 @@ function paintWorker(c) {
  * @param {Connector} c @param {SiteProgress} p
  */
 function onSiteProgress(c, p) {
-  if (c.domain !== shown.domain) {
-    // The frame has moved to this site: a link from another DDT site.
-    if (!p.navigate || p.phase !== 'open') return;
-    shown.domain = c.domain;
-  }
+  // Only the shown site's reports move the address bar: its port is the
+  // only one served (see connector), and its reports can only name its
+  // own paths. A page load of another domain comes as a boot, from the
+  // frame itself.
+  if (c.domain !== shown.domain) return;
   if (p.navigate && p.phase === 'open') {
     const path = `/${p.path}`;
     if (path !== shown.path || shown.loaded) {
@@ -398,12 +397,7 @@ function onSiteProgress(c, p) {
  */
 function connector(domain) {
   const have = connectors.get(domain);
-  if (have) {
-    // Most recently used last: the oldest are let go first.
-    connectors.delete(domain);
-    connectors.set(domain, have);
-    return have;
-  }
+  if (have) return have;
   const url = /** @type {DDT} */ (ddt).siteURL(domain, '.ddt/connect');
   if (!url) throw new Error(`${domain} has no site origin under this page`);
   /** @type {(err?: Error) => void} */
@@ -422,12 +416,15 @@ function connector(domain) {
     if (!c.connected) c.settle(new Error(`The site's service worker did not start within ${CONNECT_WAIT_MS / 1000} s (${c.state}).`));
   }, CONNECT_WAIT_MS);
   ready.then(() => clearTimeout(timer), () => clearTimeout(timer));
+  // Only the shown site keeps a connect frame, so only its worker has a
+  // port: a page load of another DDT site in the frame (a link) finds none
+  // and gets the boot page, which asks this page, by the frame's own
+  // window, to show it; and a site that frames another inside it gets
+  // nothing served there, so its frame cannot move this page's address
+  // bar to a domain it does not show.
+  for (const old of [...connectors.values()]) dropConnector(old);
   connectors.set(domain, c);
   connectorsEl.append(f);
-  for (const old of connectors.values()) {
-    if (connectors.size <= KEEP_CONNECTORS + 1) break;
-    if (old.domain !== domain && old.domain !== shown.domain) dropConnector(old);
-  }
   return c;
 }
 
