@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"ddt/shared/site"
 	"ddt/shared/store"
 )
 
@@ -151,4 +152,29 @@ func TestSiteRoutes(t *testing.T) {
 	if resp, _ := get("127.0.0.1:8080", "/healthz"); resp.StatusCode != 200 {
 		t.Errorf("/healthz on the page's host: %s", resp.Status)
 	}
+}
+
+// FuzzSiteHosts: any Host header is either the page's or a site's; a
+// site's domain is a normalized DDT domain whose label the host begins
+// with, so no host names a domain it does not spell.
+func FuzzSiteHosts(f *testing.F) {
+	for _, s := range []string{"example.ddt.localhost:8080", "127.0.0.1:8080", "a.b.ddt.localhost", "blog.ddt.sites.example.org", "x.ddt.localhost.evil", "[::1]:80", ".ddt.localhost", "ddt.localhost", "EX.DDT.LOCALHOST."} {
+		f.Add(s)
+	}
+	hosts := siteHosts{Domain: "sites.example.org"}
+	f.Fuzz(func(t *testing.T, host string) {
+		d, isSite := hosts.domain(host)
+		if d == "" {
+			return
+		}
+		if !isSite {
+			t.Fatalf("%q: domain %q on the page's host", host, d)
+		}
+		if n, err := site.NormalizeDomain(d); err != nil || n != d {
+			t.Fatalf("%q: domain %q is not normalized (%q, %v)", host, d, n, err)
+		}
+		if !strings.HasPrefix(strings.ToLower(host), strings.TrimSuffix(d, ".ddt")+".ddt.") {
+			t.Fatalf("%q names %q", host, d)
+		}
+	})
 }

@@ -532,6 +532,7 @@ res.nestedFrame = await new Promise((resolve) => {
   setTimeout(() => resolve('timeout'), 20000);
 });
 try { await navigator.serviceWorker.register('/evil-sw.js', {scope: '/'}); res.ownWorker = 'registered'; } catch (e) { res.ownWorker = e.name; }
+try { top.location.href = location.origin + '/hijacked'; res.topNav = 'navigated'; } catch (e) { res.topNav = e.name; }
 res.portReplies = 0;
 for (let i = 0; i < parent.frames.length; i++) {
   const ch = new MessageChannel();
@@ -548,7 +549,7 @@ type evilResult struct {
 	DBs                                                     []string `json:"dbs"`
 	Stores                                                  int
 	ParentDDT, TopDDT, ParentDoc, ParentLocation, ParentIDB string
-	CrossFetch, NoCors, NestedFrame, OwnWorker              string
+	CrossFetch, NoCors, NestedFrame, OwnWorker, TopNav      string
 	Own                                                     map[string]string
 	PortReplies                                             int
 }
@@ -629,6 +630,12 @@ func TestSitesIsolation(t *testing.T) {
 	}
 	if got.OwnWorker == "registered" {
 		t.Error("the hostile site registered a worker of its own in place of the DDT one")
+	}
+	if got.TopNav != "SecurityError" {
+		t.Errorf("the hostile site navigating the DDT page: %q, want a SecurityError", got.TopNav)
+	}
+	if u := mustEval[string](b, `location.origin + location.pathname`); u != r.url()+"/" {
+		t.Errorf("the DDT page is at %s after the hostile site ran", u)
 	}
 	if got.PortReplies != 0 {
 		t.Errorf("the hostile site's ports got %d messages", got.PortReplies)
