@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -13,47 +12,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"ddt/shared/content"
-	"ddt/shared/node"
-	"ddt/shared/site"
 	"ddt/shared/store"
-	"ddt/shared/username"
-	"ddt/shared/wait"
 )
 
 // siteNode is a node of the test zone with the sites service and its
-// HTTP API.
-type siteNode struct {
-	*apiNode
-	sites *site.Service
-}
+// HTTP API (every API node has it).
+type siteNode = apiNode
 
 func startSiteNode(t *testing.T, z *testZone) *siteNode {
 	t.Helper()
-	users := username.New()
-	files := content.New(content.Config{})
-	sites := site.New(site.Config{Files: files})
-	n, err := node.New(node.Config{Relay: z.url, Store: store.NewMemory(), Transport: z.net.Transport(), MaxBackoff: 200 * time.Millisecond,
-		Capabilities: []node.Capability{users, files, sites}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { n.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	wait.Until(t, wait.Default, "admission", func() bool { s, _ := n.State(); return s == node.StateAdmitted })
-	srv, ln, err := serveAPI("127.0.0.1:0", false, apiServices{n: n, users: users, files: files, sites: sites}, testLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	host := ln.Addr().String()
-	_, port, _ := strings.Cut(host, ":")
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	return &siteNode{apiNode: &apiNode{n: n, users: users, files: files, base: "http://" + host, host: host, port: port, http: c}, sites: sites}
+	return startAPINode(t, z)
 }
 
 // multipartSite is a POST /publish-site body: a part per file, its

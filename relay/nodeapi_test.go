@@ -11,6 +11,7 @@ import (
 
 	"ddt/shared/content"
 	"ddt/shared/node"
+	"ddt/shared/site"
 	"ddt/shared/store"
 	"ddt/shared/transport"
 	"ddt/shared/username"
@@ -24,6 +25,7 @@ type apiNode struct {
 	n     *node.Node
 	users *username.Client
 	files *content.Service
+	sites *site.Service
 	base  string // http://127.0.0.1:port
 	host  string // 127.0.0.1:port
 	port  string
@@ -40,8 +42,9 @@ func startAPINodeWith(t *testing.T, z *testZone, cfg content.Config) *apiNode {
 	t.Helper()
 	users := username.New()
 	files := content.New(cfg)
+	sites := site.New(site.Config{Files: files})
 	n, err := node.New(node.Config{Relay: z.url, Store: store.NewMemory(), Transport: z.net.Transport(), MaxBackoff: 200 * time.Millisecond,
-		Capabilities: []node.Capability{users, files}})
+		Capabilities: []node.Capability{users, files, sites}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +53,7 @@ func startAPINodeWith(t *testing.T, z *testZone, cfg content.Config) *apiNode {
 	go func() { n.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	wait.Until(t, wait.Default, "admission", func() bool { s, _ := n.State(); return s == node.StateAdmitted })
-	srv, ln, err := serveStatus("127.0.0.1:0", false, n, users, files, testLogger())
+	srv, ln, err := serveAPI("127.0.0.1:0", false, apiServices{n: n, users: users, files: files, sites: sites}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +62,7 @@ func startAPINodeWith(t *testing.T, z *testZone, cfg content.Config) *apiNode {
 	_, port, _ := strings.Cut(host, ":")
 	// No idle connections left behind for the leak check.
 	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	return &apiNode{n: n, users: users, files: files, base: "http://" + host, host: host, port: port, http: c}
+	return &apiNode{n: n, users: users, files: files, sites: sites, base: "http://" + host, host: host, port: port, http: c}
 }
 
 // call sends method path with headers (and Host, if set) as a browser or

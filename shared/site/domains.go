@@ -417,8 +417,8 @@ func (s *Service) Resolve(ctx context.Context, domain string, o ResolveOptions) 
 		}
 		best = rec
 	}
-	s.dom.cache.put(label, best, h.Clock().Now())
-	return best, nil
+	// A stale DHT node's older version never replaces a newer one seen.
+	return s.dom.cache.put(label, best, h.Clock().Now()), nil
 }
 
 // settled is the record the DHT settles alone among verified records, or
@@ -526,8 +526,8 @@ func (c *recordCache) get(label string, now time.Time, ttl time.Duration) *wire.
 }
 
 // put keeps rec as label's record, resolved at now, unless the cache
-// holds a higher version of the same owner.
-func (c *recordCache) put(label string, rec *wire.DomainRecord, now time.Time) {
+// holds a higher version of the same owner; it returns the record kept.
+func (c *recordCache) put(label string, rec *wire.DomainRecord, now time.Time) *wire.DomainRecord {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.byKey[label]; ok {
@@ -537,7 +537,7 @@ func (c *recordCache) put(label string, rec *wire.DomainRecord, now time.Time) {
 		}
 		cr.at = now
 		c.order.MoveToFront(e)
-		return
+		return cr.rec
 	}
 	for c.order.Len() >= c.max {
 		last := c.order.Back()
@@ -545,6 +545,7 @@ func (c *recordCache) put(label string, rec *wire.DomainRecord, now time.Time) {
 		c.order.Remove(last)
 	}
 	c.byKey[label] = c.order.PushFront(&cachedRecord{label: label, rec: rec, at: now})
+	return rec
 }
 
 // View is a domain record as window.ddt and the native node show it.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"ddt/shared/chunk"
 	"ddt/shared/dht"
@@ -151,4 +152,25 @@ func TestDomains(t *testing.T) {
 func hexKey(n *node.Node) string {
 	sign, _ := n.Keys()
 	return ViewOf(&wire.DomainRecord{Claim: wire.DomainClaim{SignKey: sign}}).Owner
+}
+
+// A stale DHT node's older version of a domain never replaces a newer
+// one this node has seen: a rollback by whoever answers a lookup fails.
+func TestResolveNeverGoesBack(t *testing.T) {
+	var c recordCache
+	c.init(4)
+	now := time.Unix(1000, 0)
+	v := func(n uint64) *wire.DomainRecord {
+		return &wire.DomainRecord{Claim: wire.DomainClaim{Domain: "example", SignKey: [32]byte{1}, Version: n}}
+	}
+	c.put("example", v(2), now)
+	if got := c.put("example", v(1), now.Add(time.Second)); got.Claim.Version != 2 {
+		t.Errorf("after version 2, an older version 1 was kept: %d", got.Claim.Version)
+	}
+	if got := c.get("example", now.Add(time.Second), time.Minute); got == nil || got.Claim.Version != 2 {
+		t.Errorf("the cache answers %v, want version 2", got)
+	}
+	if got := c.put("example", v(3), now.Add(2*time.Second)); got.Claim.Version != 3 {
+		t.Errorf("a newer version 3 was not taken: %d", got.Claim.Version)
+	}
 }

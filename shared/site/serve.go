@@ -226,7 +226,7 @@ func (s *Service) siteManifest(ctx context.Context, domain string, mid chunk.Has
 	r, err := s.files.Open(ctx, mid)
 	if err == nil {
 		defer r.Close()
-		if m := manifests.get(mid); m != nil {
+		if m := s.manifests.get(mid); m != nil {
 			return m, nil
 		}
 	} else {
@@ -256,7 +256,7 @@ func (s *Service) siteManifest(ctx context.Context, domain string, mid chunk.Has
 	if err := m.Unmarshal(raw); err != nil {
 		return nil, node.Errorf(CodeInvalid, []error{err}, "the site of %s is refused: %v", domain, err)
 	}
-	manifests.put(mid, &m)
+	s.manifests.put(mid, &m)
 	return &m, nil
 }
 
@@ -271,12 +271,9 @@ func checkManifestContent(domain string, cm *chunk.Manifest) error {
 	return nil
 }
 
-// manifests caches decoded site manifests. Decoding is a pure function of
-// content-addressed bytes, so one cache serves every node of the process;
-// a node uses an entry only while it holds the manifest itself (see
-// siteManifest), as if it had decoded it.
-var manifests = manifestCache{m: map[chunk.Hash]*Manifest{}}
-
+// manifestCache keeps decoded site manifests by content id, at most
+// MaxCachedSites, the oldest going first. A node uses an entry only while
+// it holds the manifest itself (see siteManifest).
 type manifestCache struct {
 	mu    sync.Mutex
 	m     map[chunk.Hash]*Manifest
@@ -294,6 +291,9 @@ func (c *manifestCache) put(id chunk.Hash, m *Manifest) {
 	defer c.mu.Unlock()
 	if _, ok := c.m[id]; ok {
 		return
+	}
+	if c.m == nil {
+		c.m = make(map[chunk.Hash]*Manifest)
 	}
 	if len(c.order) >= MaxCachedSites {
 		delete(c.m, c.order[0])

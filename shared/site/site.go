@@ -40,7 +40,8 @@ type Service struct {
 	h     *node.Host
 	files *content.Service
 
-	dom domains // Claim, Resolve: domains.go
+	dom       domains       // Claim, Resolve: domains.go
+	manifests manifestCache // decoded site manifests: serve.go
 }
 
 var _ node.Capability = (*Service)(nil)
