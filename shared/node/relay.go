@@ -400,20 +400,18 @@ func (n *Node) learn(l *wire.Lease, native bool) bool {
 
 // onPeerLeft: the relay lost a node's link. Its data channel may well
 // still work (the relay is only for signaling), so check it at once
-// instead of dropping it; without a channel, the node has left.
+// before closing it; meanwhile the node is out of the routing table.
 func (n *Node) onPeerLeft(addr id.Address) {
 	n.mu.Lock()
 	delete(n.known, addr)
 	p := n.peers[addr]
 	n.mu.Unlock()
-	if p == nil {
-		// No channel to ask either (a closed tab's went with it): the
-		// relay's word is all there is.
-		n.departed(addr)
-		return
-	}
-	if !p.checking.CompareAndSwap(false, true) {
-		return // one check at a time, however often the relay says so
+	// Out of the routing table at once, so that no lookup meanwhile (ours,
+	// or another node's through our answers) waits on it; back in if its
+	// channel still answers.
+	n.departed(addr)
+	if p == nil || !p.checking.CompareAndSwap(false, true) {
+		return // no channel to check (a closed tab's went with it), or one check at a time
 	}
 	go func() {
 		defer p.checking.Store(false)
@@ -421,7 +419,13 @@ func (n *Node) onPeerLeft(addr id.Address) {
 		defer cancel()
 		if _, err := p.ping(ctx); err != nil {
 			p.close("left the zone", true)
-			n.departed(addr)
+			return
+		}
+		n.mu.Lock()
+		d := n.dht
+		n.mu.Unlock()
+		if d != nil {
+			d.Seen(addr)
 		}
 	}()
 }
