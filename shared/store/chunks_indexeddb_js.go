@@ -52,7 +52,13 @@ type IndexedDBChunks struct {
 
 	cacheMu sync.Mutex
 	cache   []*readAhead // most recently used first
+
+	writes group[blobWrite] // chunks written at once share a transaction
 }
+
+// maxGroupedChunks is how many chunks one transaction writes at most
+// (their Blobs are in the browser's memory already, up to 4 MiB each).
+const maxGroupedChunks = 16
 
 // readAhead is bytes [off, off+buf.length) of chunk h, in JavaScript.
 type readAhead struct {
@@ -72,7 +78,7 @@ func OpenIndexedDBChunks(name string) (*IndexedDBChunks, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &IndexedDBChunks{name: dbName, db: db}
+	s := &IndexedDBChunks{name: dbName, db: db, writes: group[blobWrite]{max: maxGroupedChunks}}
 	go s.persist()
 	return s, nil
 }
@@ -144,10 +150,23 @@ func (s *IndexedDBChunks) PutBlob(h chunk.Hash, blob js.Value) error {
 	return s.putBlob(h, blob, size)
 }
 
-// putBlob writes a chunk and its size in one transaction.
+// putBlob writes a chunk and its size, in one transaction with the
+// other chunks being written at the same time (see group).
 func (s *IndexedDBChunks) putBlob(h chunk.Hash, blob js.Value, size int) error {
-	key := js.ValueOf(h.String())
-	err := s.txn(idb.TransactionReadWrite, func(txn *idb.Transaction) error {
+	err := s.writes.do(blobWrite{key: js.ValueOf(h.String()), blob: blob, size: size}, s.commitBlobs)
+	return s.wrap("put chunk", h, err)
+}
+
+// blobWrite is one chunk to store.
+type blobWrite struct {
+	key  js.Value
+	blob js.Value
+	size int
+}
+
+// commitBlobs stores ws in one transaction.
+func (s *IndexedDBChunks) commitBlobs(ws []blobWrite) error {
+	return s.txn(idb.TransactionReadWrite, func(txn *idb.Transaction) error {
 		blobs, err := txn.ObjectStore(idbBlobs)
 		if err != nil {
 			return err
@@ -156,13 +175,16 @@ func (s *IndexedDBChunks) putBlob(h chunk.Hash, blob js.Value, size int) error {
 		if err != nil {
 			return err
 		}
-		if _, err := blobs.PutKey(key, blob); err != nil {
-			return err
+		for _, w := range ws {
+			if _, err := blobs.PutKey(w.key, w.blob); err != nil {
+				return err
+			}
+			if _, err := sizes.PutKey(w.key, js.ValueOf(w.size)); err != nil {
+				return err
+			}
 		}
-		_, err = sizes.PutKey(key, js.ValueOf(size))
-		return err
+		return nil
 	})
-	return s.wrap("put chunk", h, err)
 }
 
 // Blob returns the stored Blob of chunk h (for ddt.get: a Blob backed by

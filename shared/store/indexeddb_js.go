@@ -35,6 +35,8 @@ type IndexedDB struct {
 	db *idb.Database
 	// name is the database's name, for error messages.
 	name string
+
+	writes group[kvWrite] // puts at once share a transaction
 }
 
 // OpenIndexedDB opens (creating it if needed) the IndexedDB database name
@@ -45,7 +47,7 @@ func OpenIndexedDB(name string) (*IndexedDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &IndexedDB{db: db, name: name}, nil
+	return &IndexedDB{db: db, name: name, writes: group[kvWrite]{max: maxGroupedPuts}}, nil
 }
 
 // openIDB opens (creating it if needed, at version 1, with the object
@@ -133,12 +135,33 @@ func (s *IndexedDB) put(key string, value []byte, durability idb.TransactionDura
 	}
 	arr := js.Global().Get("Uint8Array").New(len(value))
 	js.CopyBytesToJS(arr, value)
-	err := s.txnWith(idb.TransactionOptions{Mode: idb.TransactionReadWrite, Durability: durability}, func(txn *idb.Transaction, kv *idb.ObjectStore) error {
-		_, err := kv.PutKey(js.ValueOf(key), arr)
-		return err
-	})
+	w := kvWrite{key: js.ValueOf(key), value: arr}
+	commit := func(ws []kvWrite) error {
+		return s.txnWith(idb.TransactionOptions{Mode: idb.TransactionReadWrite, Durability: durability}, func(txn *idb.Transaction, kv *idb.ObjectStore) error {
+			for _, w := range ws {
+				if _, err := kv.PutKey(w.key, w.value); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	var err error
+	if durability == idb.DurabilityDefault {
+		// Puts at the same time (a library's records, say) share one
+		// transaction; a durable one waits for its own flush to disk.
+		err = s.writes.do(w, commit)
+	} else {
+		err = commit([]kvWrite{w})
+	}
 	return s.wrap("put", key, err)
 }
+
+// kvWrite is one key's new value.
+type kvWrite struct{ key, value js.Value }
+
+// maxGroupedPuts is how many values one transaction writes at most.
+const maxGroupedPuts = 256
 
 // Delete implements Store.
 func (s *IndexedDB) Delete(key string) error {
