@@ -20,9 +20,11 @@ const DefaultPledge = 64 << 20
 
 // LastUseFlush is how stale the last-use times kept in the meta store may
 // grow: a read only touches memory, and the times are written at most
-// once per LastUseFlush (and with every Put, Adopt, Pin, Unpin and Flush),
-// so reading a chunk costs no store write. A crash loses at most this much
-// of the LRU order, never a pin or a class.
+// once per LastUseFlush (and with every Put of a chunk held as Own or
+// Replica, Adopt, Pin, Unpin and Flush), so reading a chunk costs no store
+// write. A crash loses at most this much of the LRU order, and the media
+// types of chunks cached since, never a pin or a class (a chunk without a
+// record opens as Cache).
 const LastUseFlush = time.Minute
 
 // Errors.
@@ -371,8 +373,15 @@ func (l *Library) put(h chunk.Hash, size int, c Class, typ string, storeFn func(
 	} else {
 		l.addLocked(h, &entry{size: size, base: c, typ: typ, last: now, dirty: true})
 	}
+	// A cached chunk's record waits for the next flush: lost, the chunk
+	// opens as Cache anyway, and a page load's dozen files stored at once
+	// do not each wait for a write of every record.
+	lazy := l.classLocked(h, l.entries[h]) == Cache && now.Sub(l.lastFlush) < LastUseFlush
 	victims := l.evictLocked(false)
 	l.mu.Unlock()
+	if lazy {
+		return l.dropAll(victims)
+	}
 	return errors.Join(l.dropAll(victims), l.flush())
 }
 
