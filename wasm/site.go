@@ -37,7 +37,7 @@ const (
 	MaxSiteStreams = 128
 	// MaxSiteOpening is how many of a port's requests resolve and fetch at
 	// once; the rest wait their turn.
-	MaxSiteOpening = 8
+	MaxSiteOpening = 32
 	// SitePiece is the most bytes one pull carries.
 	SitePiece = 256 << 10
 	// SiteStreamIdle is how long a body may go unpulled before it is

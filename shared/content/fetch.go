@@ -108,6 +108,10 @@ type GetOptions struct {
 	// what it needs (the browser composes its File of the stored Blobs);
 	// its error is Fetch's.
 	Use func(m *chunk.Manifest) error
+	// Sources are nodes likely to hold the whole content (a site's files
+	// are where its manifest came from), asked before any lookup; the
+	// DHT's providers are looked up only if none of them sends it.
+	Sources []id.Address
 }
 
 // Fetch gets content id: its manifest, then every chunk not held here,
@@ -128,8 +132,10 @@ func (s *Service) Fetch(ctx context.Context, cid chunk.Hash, o GetOptions) (*chu
 	}
 	releaseID := s.lib.Hold(cid)
 	defer releaseID()
+	s.ann.fetching(s.clk.Now())
+	defer func() { s.ann.fetching(s.clk.Now()) }()
 	prog := newProgress(s, o.Progress)
-	m, whole, err := s.fetchManifest(ctx, cid, class, true, prog)
+	m, whole, err := s.fetchManifest(ctx, cid, class, true, o.Sources, prog)
 	if err != nil {
 		return nil, boundary(ctx, err)
 	}
@@ -138,8 +144,10 @@ func (s *Service) Fetch(ctx context.Context, cid chunk.Hash, o GetOptions) (*chu
 	if whole == nil && !s.local(m) {
 		// The manifest was here, some chunk is not: those who hold the
 		// whole content are the first to ask.
-		ps, _ := s.findProviders(ctx, cid.Key())
-		whole = s.wholeOnly(ps)
+		if whole = s.hinted(o.Sources); len(whole) == 0 {
+			ps, _ := s.findProviders(ctx, cid.Key())
+			whole = s.wholeOnly(ps)
+		}
 	}
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -164,15 +172,21 @@ func (s *Service) Fetch(ctx context.Context, cid chunk.Hash, o GetOptions) (*chu
 			return nil, err
 		}
 	}
-	go s.announceContent(cid, m)
+	if o.Pin {
+		// Pinned here (a site's host, say): others may be counting on
+		// this node to serve it, now.
+		go s.announceContent(cid, m)
+	} else {
+		s.ann.add(cid, m, s.clk.Now())
+	}
 	prog.report("done", m.Size, m.Size, d.providers(), len(m.Chunks), len(m.Chunks), true)
 	return m, nil
 }
 
 // manifest is content id's manifest, from here or fetched (and then
 // stored as Cache).
-func (s *Service) manifest(ctx context.Context, id chunk.Hash, prog *progress) (*chunk.Manifest, error) {
-	m, _, err := s.fetchManifest(ctx, id, Cache, false, prog)
+func (s *Service) manifest(ctx context.Context, id chunk.Hash, sources []id.Address, prog *progress) (*chunk.Manifest, error) {
+	m, _, err := s.fetchManifest(ctx, id, Cache, false, sources, prog)
 	return m, err
 }
 
@@ -205,7 +219,7 @@ func (s *Service) awaitPeer(ctx context.Context) {
 // id and that it holds together, and stores it as class c (if it cannot,
 // that is an error only if keep: Stat needs no copy). It returns the
 // providers that announced the whole content too.
-func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, keep bool, prog *progress) (*chunk.Manifest, []Provider, error) {
+func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, keep bool, hints []id.Address, prog *progress) (*chunk.Manifest, []Provider, error) {
 	var m chunk.Manifest
 	if s.lib.Has(id) {
 		raw, err := s.readLocal(id)
@@ -219,6 +233,11 @@ func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, kee
 		}
 	}
 	prog.report("finding", 0, -1, 0, 0, 0, true)
+	if ps := s.hinted(hints); len(ps) > 0 {
+		if m, whole, err := s.manifestFrom(ctx, id, c, keep, ps); err == nil || ctx.Err() != nil {
+			return m, whole, err
+		}
+	}
 	s.awaitPeer(ctx)
 	ps, err := s.findProviders(ctx, id.Key())
 	if err != nil && ctx.Err() != nil {
@@ -233,6 +252,15 @@ func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, kee
 		}
 		return nil, nil, notFound(id)
 	}
+	return s.manifestFrom(ctx, id, c, keep, ps)
+}
+
+// manifestFrom fetches content id's manifest from the first of ps that
+// sends one that hashes to id and holds together, and stores it as
+// class c; it returns the manifest and those of ps that hold the whole
+// content.
+func (s *Service) manifestFrom(ctx context.Context, id chunk.Hash, c Class, keep bool, ps []Provider) (*chunk.Manifest, []Provider, error) {
+	var m chunk.Manifest
 	bp, err := chunkPool.get(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -293,6 +321,36 @@ func (s *Service) fetchManifest(ctx context.Context, id chunk.Hash, c Class, kee
 	return nil, nil, node.Errorf(node.CodeUnavailable, []error{last}, "no provider of content %s could send its manifest: %v", id, last)
 }
 
+// hinted are the sources a caller named (GetOptions.Sources) as whole
+// providers: those with a channel open now and not penalised. A source
+// without a channel is left to the lookup: reaching a node that has left
+// would cost a connection attempt's timeout.
+func (s *Service) hinted(sources []id.Address) []Provider {
+	var ps []Provider
+	for _, a := range sources {
+		if s.ov.connected(a) && !s.inPenalty(a) {
+			ps = append(ps, Provider{Address: a, Whole: true})
+		}
+	}
+	return ps
+}
+
+// Providers returns the nodes that announced that they hold the whole
+// of content id, least latency first, less those penalised for bad
+// bytes: the Sources to name for content likely to be where id is (a
+// site's files, where its manifest is).
+func (s *Service) Providers(ctx context.Context, cid chunk.Hash) ([]id.Address, error) {
+	if s.lib == nil {
+		return nil, node.Errorf(node.CodeNotAdmitted, nil, "the content service is not attached to a node")
+	}
+	ps, err := s.findProviders(ctx, cid.Key())
+	var out []id.Address
+	for _, p := range s.wholeOnly(ps) {
+		out = append(out, p.Address)
+	}
+	return out, boundary(ctx, err)
+}
+
 // findProviders looks up the providers under key, less those penalised,
 // least latency first.
 func (s *Service) findProviders(ctx context.Context, key id.Address) ([]Provider, error) {
@@ -328,8 +386,7 @@ func blame(err error) bool {
 }
 
 // announceContent announces this node as a provider of content id
-// (whole) and of each of its chunks, in the background of the node's
-// life.
+// (whole) and of each of its chunks, in the node's life (announceLoop).
 func (s *Service) announceContent(id chunk.Hash, m *chunk.Manifest) {
 	ctx := s.h.Life()
 	if s.announceWhole(ctx, id, m) {

@@ -67,6 +67,8 @@ type Service struct {
 	// wholeOf maps each chunk to the contents this node announced whole
 	// that hold it, so evicting it withdraws those announcements.
 	wholeOf map[chunk.Hash][]chunk.Hash
+
+	ann announcer // fetched content waiting to be announced
 }
 
 var _ node.Capability = (*Service)(nil)
@@ -119,6 +121,7 @@ func (s *Service) admitted(ctx context.Context, _ wire.Lease) {
 		life := s.h.Life()
 		go s.rep.run(life)
 		go s.loop(life)
+		go s.announceLoop(life)
 		first = true
 	})
 	if first {
@@ -216,7 +219,7 @@ type Stat struct {
 // Stat describes content id: from its manifest here, or fetched (the
 // manifest alone) from a provider.
 func (s *Service) Stat(ctx context.Context, id chunk.Hash) (Stat, error) {
-	m, err := s.manifest(ctx, id, nil)
+	m, err := s.manifest(ctx, id, nil, nil)
 	if err != nil {
 		return Stat{}, boundary(ctx, err)
 	}
@@ -226,12 +229,13 @@ func (s *Service) Stat(ctx context.Context, id chunk.Hash) (Stat, error) {
 }
 
 // Manifest is content id's manifest: read here, or fetched alone (and
-// kept as cache).
-func (s *Service) Manifest(ctx context.Context, id chunk.Hash) (*chunk.Manifest, error) {
+// kept as cache), from sources first if any has a channel open (see
+// GetOptions.Sources).
+func (s *Service) Manifest(ctx context.Context, cid chunk.Hash, sources ...id.Address) (*chunk.Manifest, error) {
 	if s.lib == nil {
 		return nil, node.Errorf(node.CodeNotAdmitted, nil, "the content service is not attached to a node")
 	}
-	m, err := s.manifest(ctx, id, nil)
+	m, err := s.manifest(ctx, cid, sources, nil)
 	return m, boundary(ctx, err)
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"ddt/shared/chunk"
+	"ddt/shared/id"
 	"ddt/shared/node"
 	"ddt/shared/node/nodetest"
 	"ddt/shared/store"
@@ -245,5 +246,42 @@ func TestRestartReannounces(t *testing.T) {
 	}
 	if got := readAll(t, reader, id); !bytes.Equal(got, data) {
 		t.Fatal("content read back from the restarted node is not what was put")
+	}
+}
+
+// Sources are asked first: content a node holds but has not announced
+// (put straight into its library) is fetched from it when it is named.
+// A named source that does not hold it is no fault of its own: the fetch
+// goes on to the lookup, and nobody is penalised.
+func TestFetchFromSources(t *testing.T) {
+	ts := newSwarm(t, 3, nil)
+	holder, reader, other := ts.svc[0], ts.svc[1], ts.svc[2]
+	data := testBytes(5000, 9)
+	h := chunk.SumGo(data)
+	m := chunk.Manifest{Name: "quiet.txt", Type: "text/plain", Size: int64(len(data)), ChunkSize: chunk.MaxSize, Chunks: []chunk.Hash{h}}
+	raw, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cid := chunk.SumGo(raw)
+	for _, c := range []struct {
+		h chunk.Hash
+		b []byte
+	}{{h, data}, {cid, raw}} {
+		if err := holder.Library().Put(c.h, c.b, Own, "text/plain"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := other.Fetch(testCtx(t), cid, GetOptions{Sources: []id.Address{ts.Nodes[1].Address()}}); err != nil && node.Explain(err).Code != CodeNotFound {
+		t.Fatalf("fetch naming a node that does not hold it: %v, want it found through the lookup or not found", err)
+	}
+	if other.inPenalty(ts.Nodes[1].Address()) {
+		t.Error("a named source that did not hold the content was penalised")
+	}
+	if _, err := reader.Fetch(testCtx(t), cid, GetOptions{Sources: []id.Address{ts.Nodes[0].Address()}}); err != nil {
+		t.Fatalf("fetch naming its holder: %v", err)
+	}
+	if got := readAll(t, reader, cid); !bytes.Equal(got, data) {
+		t.Errorf("read %d bytes, want the holder's %d", len(got), len(data))
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"ddt/shared/chunk"
 	"ddt/shared/content"
+	"ddt/shared/id"
 	"ddt/shared/node"
 	"ddt/shared/wire"
 )
@@ -146,7 +147,7 @@ func (s *Service) serve(ctx context.Context, rec *wire.DomainRecord, p string, o
 	if !ok {
 		return nil, node.Errorf(CodeNoFile, nil, "%s has no file /%s (version %d)", domain, p, rec.Claim.Version)
 	}
-	r, err := s.openFile(ctx, e.ID, func(cp content.Progress) {
+	r, err := s.openFile(ctx, e.ID, s.manifests.sourcesOf(rec.Claim.Site), func(cp content.Progress) {
 		report(FetchProgress{Phase: "fetching", Done: cp.Bytes, Total: cp.Total, Chunks: cp.ChunksDone, Of: cp.Chunks})
 	})
 	if err != nil {
@@ -199,12 +200,12 @@ func (m *Manifest) lookup(p string) (Entry, bool) {
 // openFile opens content id: at once if every chunk is held here, else
 // after fetching it (progress reported), opened while the download still
 // holds its chunks so that nothing evicts one in between.
-func (s *Service) openFile(ctx context.Context, id chunk.Hash, progress func(content.Progress)) (*content.Reader, error) {
+func (s *Service) openFile(ctx context.Context, id chunk.Hash, sources []id.Address, progress func(content.Progress)) (*content.Reader, error) {
 	r, err := s.files.Open(ctx, id)
 	if err == nil || node.Explain(err).Code != content.CodeNotFound {
 		return r, err
 	}
-	_, err = s.files.Fetch(ctx, id, content.GetOptions{Progress: progress, Use: func(*chunk.Manifest) error {
+	_, err = s.files.Fetch(ctx, id, content.GetOptions{Progress: progress, Sources: sources, Use: func(*chunk.Manifest) error {
 		r, err = s.files.Open(ctx, id)
 		return err
 	}})
@@ -223,6 +224,7 @@ func (s *Service) openFile(ctx context.Context, id chunk.Hash, progress func(con
 // at most MaxManifest bytes, so that a record pointing at a large
 // content costs its readers nothing.
 func (s *Service) siteManifest(ctx context.Context, domain string, mid chunk.Hash) (*Manifest, error) {
+	var srcs []id.Address // where it came from, if fetched now
 	r, err := s.files.Open(ctx, mid)
 	if err == nil {
 		defer r.Close()
@@ -233,14 +235,17 @@ func (s *Service) siteManifest(ctx context.Context, domain string, mid chunk.Has
 		if node.Explain(err).Code != content.CodeNotFound {
 			return nil, err
 		}
-		cm, err := s.files.Manifest(ctx, mid)
+		// Where the site's manifest is, its files most likely are: those
+		// providers are asked for them first, with no lookup of their own.
+		srcs, _ = s.files.Providers(ctx, mid)
+		cm, err := s.files.Manifest(ctx, mid, srcs...)
 		if err != nil {
 			return nil, node.Errorf(node.Explain(err).Code, []error{err}, "the site of %s (%s) cannot be found: %v", domain, mid.Short(), err)
 		}
 		if err := checkManifestContent(domain, cm); err != nil {
 			return nil, err
 		}
-		if r, err = s.openFile(ctx, mid, nil); err != nil {
+		if r, err = s.openFile(ctx, mid, srcs, nil); err != nil {
 			return nil, node.Errorf(node.Explain(err).Code, []error{err}, "the site of %s (%s) cannot be fetched: %v", domain, mid.Short(), err)
 		}
 		defer r.Close()
@@ -256,7 +261,7 @@ func (s *Service) siteManifest(ctx context.Context, domain string, mid chunk.Has
 	if err := m.Unmarshal(raw); err != nil {
 		return nil, node.Errorf(CodeInvalid, []error{err}, "the site of %s is refused: %v", domain, err)
 	}
-	s.manifests.put(mid, &m)
+	s.manifests.put(mid, &m, srcs)
 	return &m, nil
 }
 
@@ -275,9 +280,18 @@ func checkManifestContent(domain string, cm *chunk.Manifest) error {
 // MaxCachedSites, the oldest going first. A node uses an entry only while
 // it holds the manifest itself (see siteManifest).
 type manifestCache struct {
-	mu    sync.Mutex
-	m     map[chunk.Hash]*Manifest
-	order []chunk.Hash // oldest first
+	mu      sync.Mutex
+	m       map[chunk.Hash]*Manifest
+	sources map[chunk.Hash][]id.Address // the providers the manifest was fetched from
+	order   []chunk.Hash                // oldest first
+}
+
+// sourcesOf are the providers site manifest id was fetched from, if this
+// node fetched it: the first to ask for its files.
+func (c *manifestCache) sourcesOf(mid chunk.Hash) []id.Address {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sources[mid]
 }
 
 func (c *manifestCache) get(id chunk.Hash) *Manifest {
@@ -286,21 +300,25 @@ func (c *manifestCache) get(id chunk.Hash) *Manifest {
 	return c.m[id]
 }
 
-func (c *manifestCache) put(id chunk.Hash, m *Manifest) {
+func (c *manifestCache) put(mid chunk.Hash, m *Manifest, sources []id.Address) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[id]; ok {
+	if _, ok := c.m[mid]; ok {
 		return
 	}
 	if c.m == nil {
-		c.m = make(map[chunk.Hash]*Manifest)
+		c.m, c.sources = make(map[chunk.Hash]*Manifest), make(map[chunk.Hash][]id.Address)
+	}
+	if len(sources) > 0 {
+		c.sources[mid] = sources
 	}
 	if len(c.order) >= MaxCachedSites {
 		delete(c.m, c.order[0])
+		delete(c.sources, c.order[0])
 		c.order = c.order[1:]
 	}
-	c.m[id] = m
-	c.order = append(c.order, id)
+	c.m[mid] = m
+	c.order = append(c.order, mid)
 }
 
 // parseRange reads a Range header for a file of size bytes as
