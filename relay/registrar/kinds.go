@@ -25,6 +25,9 @@ type kind struct {
 	firstStore string // store prefix of the first holders pinned once two ledgers disagree
 	// onePerKey: a key holds at most one of this kind (usernames).
 	onePerKey bool
+	// maxPerKey, if set, is how many of this kind one key may hold here
+	// (domains: MaxDomainsPerKey).
+	maxPerKey int
 	// stale is the code of a claim at a version not above the holder's.
 	stale wire.Code
 
@@ -155,7 +158,7 @@ func newKinds() (user, domain *kind) {
 			return &wire.RelayNameClaim{ID: id, Lease: lease, Claim: *c.(userClaim).c}
 		}}
 	domain = &kind{id: names.KindDomain, noun: "domain", feature: wire.FeatureSites, store: storeDomainsPrefix, firstStore: storeDomainFirstPrefix,
-		stale: wire.CodeStale, parseEntry: names.ParseDomainEntry, notKind: names.ErrNotDomain,
+		maxPerKey: MaxDomainsPerKey, stale: wire.CodeStale, parseEntry: names.ParseDomainEntry, notKind: names.ErrNotDomain,
 		lookup: func(id uint32, hash [32]byte) wire.Message { return &wire.DomainLookup{ID: id, Hash: hash} },
 		reply: func(id uint32, res *result) wire.Message {
 			out := &wire.DomainResult{ID: id, Code: res.code, Message: res.msg}

@@ -42,6 +42,10 @@ const (
 	// pass on, waiting at once (a home asking a name's holder).
 	MaxPendingPerLink = 256
 	DefaultWait       = 10 * time.Second // how long a forwarded claim or lookup waits for its answer
+	// MaxDomainsPerKey is how many domains one key may hold at this
+	// relay: claims cost nothing until credits exist, and each is an
+	// entry every trusted relay mirrors for good.
+	MaxDomainsPerKey = 64
 
 	storeNamesPrefix       = "relay/names/"         // + hex of the name's hash: this relay's record of a name it sequenced
 	storeFirstPrefix       = "relay/names-first/"   // + hex of the name's hash: the relay whose ledger held it first, once two disagree
@@ -74,6 +78,12 @@ type hkey struct {
 	hash [32]byte
 }
 
+// kindKey is a sign key's holdings of one kind.
+type kindKey struct {
+	kind byte
+	key  [32]byte
+}
+
 // Registrar is the username and domain service.
 type Registrar struct {
 	cfg    Config
@@ -100,6 +110,9 @@ type Registrar struct {
 	// decideMu), to refuse it a second name: the one map keyed by key,
 	// built from the claims this relay stores anyway, never answered.
 	byKey map[[32]byte][32]byte
+	// perKey counts, for a kind with maxPerKey, the names each key holds
+	// here (under decideMu; built from the stored claims, never answered).
+	perKey map[kindKey]int
 
 	trustMu   sync.Mutex
 	distrusts map[[32]byte]bool // tests: relays to treat as untrusted whatever the federation says
@@ -160,7 +173,7 @@ func New(cfg Config) (*Registrar, error) {
 	}
 	r := &Registrar{cfg: cfg, log: cfg.Logger, zone: cfg.Zone, fed: cfg.Federation, ledger: cfg.Ledger, clock: cfg.Clock, self: cfg.Zone.Key(),
 		held: make(map[hkey][]holding), first: make(map[hkey][32]byte), scanned: make(map[zoneledger.ID]int64), work: make(chan struct{}, MaxWork),
-		byKey: make(map[[32]byte][32]byte), pending: make(map[uint32]*pending), perNode: make(map[*zone.Member]int), perLink: make(map[*federation.Link]int),
+		byKey: make(map[[32]byte][32]byte), perKey: make(map[kindKey]int), pending: make(map[uint32]*pending), perNode: make(map[*zone.Member]int), perLink: make(map[*federation.Link]int),
 		members: make(map[*zone.Member]*limits), links: make(map[*federation.Link]*rate.Limiter)}
 	r.user, r.domain = newKinds()
 	if err := r.open(); err != nil {
@@ -357,6 +370,9 @@ func (r *Registrar) open() error {
 			}
 			if k.onePerKey {
 				r.byKey[rec.claim.signKey()] = rec.claim.hash()
+			}
+			if k.maxPerKey > 0 {
+				r.perKey[kindKey{k.id, rec.claim.signKey()}]++
 			}
 		}
 	}
@@ -636,6 +652,9 @@ func (r *Registrar) decide(k *kind, c claim) *result {
 		}
 		return refuse(wire.CodeAlreadyRegistered, "this node is already registered as %s", held)
 	}
+	if n := r.perKey[kindKey{k.id, c.signKey()}]; k.maxPerKey > 0 && rec == nil && n >= k.maxPerKey {
+		return refuse(wire.CodeRateLimited, "this key holds %d %ss here already, the most one key may", n, k.noun)
+	}
 	if rec != nil && rec.claim.signKey() == c.signKey() {
 		if rec.claim.same(c) {
 			return r.answer(k, rec.claim, rec.index)
@@ -664,6 +683,9 @@ func (r *Registrar) decide(k *kind, c claim) *result {
 	}
 	if k.onePerKey {
 		r.byKey[c.signKey()] = hash
+	}
+	if k.maxPerKey > 0 && rec == nil {
+		r.perKey[kindKey{k.id, c.signKey()}]++
 	}
 	stored := &nameRecord{first: owner, index: uint64(index), claim: c}
 	if rec != nil {

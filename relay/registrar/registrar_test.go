@@ -220,3 +220,36 @@ func TestLinkUnknownTypesThenLookup(t *testing.T) {
 	}
 	wait.Until(t, wait.Default, "nothing pending", func() bool { return r.reg.Pending() == 0 })
 }
+
+// A key holds at most MaxDomainsPerKey domains at a relay (claims cost
+// nothing yet, and each is an entry every trusted relay mirrors for
+// good); its updates of those it holds still go through, and another
+// key's claims are not counted against it.
+func TestDomainsPerKey(t *testing.T) {
+	r := newTestRelay(t)
+	key, _ := identity.New()
+	claim := func(label string, version uint64) *result {
+		c, err := names.NewDomainClaim(key, label, [32]byte{byte(version)}, version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.reg.decide(r.reg.domain, domainClaim{c})
+	}
+	for i := range MaxDomainsPerKey {
+		if res := claim(fmt.Sprintf("site%d", i), 1); res.code != wire.CodeNone {
+			t.Fatalf("domain %d: %s", i, res.msg)
+		}
+	}
+	res := claim("one-too-many", 1)
+	if res.code != wire.CodeRateLimited || res.msg == "" {
+		t.Fatalf("domain %d of one key: code %d %q, want refused as rate-limited", MaxDomainsPerKey+1, res.code, res.msg)
+	}
+	if res := claim("site0", 2); res.code != wire.CodeNone {
+		t.Errorf("an update of a domain the key holds: %s", res.msg)
+	}
+	other, _ := identity.New()
+	c, _ := names.NewDomainClaim(other, "one-too-many", [32]byte{1}, 1)
+	if res := r.reg.decide(r.reg.domain, domainClaim{c}); res.code != wire.CodeNone {
+		t.Errorf("another key's first domain: %s", res.msg)
+	}
+}
