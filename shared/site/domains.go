@@ -55,6 +55,8 @@ type domains struct {
 	own       map[string]*wire.DomainRecord // label → this node's latest verified record
 	published map[string]published          // label → the last publication some node stored
 	cache     recordCache
+	calls     map[string]*lookupCall // label → its lookup under way
+	unknown   map[string]time.Time   // label → when nobody held it
 }
 
 // published is where and at which version a record was last stored.
@@ -185,13 +187,19 @@ func (s *Service) Claim(ctx context.Context, domain string, site chunk.Hash) (*w
 	defer cancel()
 	s.dom.claimMu.Lock()
 	defer s.dom.claimMu.Unlock()
+	// The saved record, or the network's if it is newer: the same key may
+	// have updated the domain elsewhere (a native node, another profile),
+	// or this node may have none saved.
 	cur := s.ownRecord(label)
-	if cur == nil {
-		// Nothing saved here: the owner may be back on a new profile
-		// with the same key, and must go on from its latest version.
-		if cur, err = s.Resolve(ctx, domain, ResolveOptions{MaxAge: -1}); err != nil && node.Explain(err).Code != CodeUnknownDomain {
-			return nil, err
+	latest, err := s.Resolve(ctx, domain, ResolveOptions{MaxAge: -1})
+	switch {
+	case err == nil:
+		if cur == nil || latest.Claim.SignKey != cur.Claim.SignKey || latest.Claim.Version > cur.Claim.Version {
+			cur = latest
 		}
+	case node.Explain(err).Code == CodeUnknownDomain:
+	case cur == nil:
+		return nil, err
 	}
 	if cur != nil && cur.Claim.SignKey != h.Identity().SignKey() {
 		return nil, node.Errorf(CodeTaken, nil, "%s belongs to someone else", domain)
@@ -215,7 +223,11 @@ func (s *Service) Claim(ctx context.Context, domain string, site chunk.Hash) (*w
 		if latest.Claim.SignKey != h.Identity().SignKey() {
 			return nil, node.Errorf(CodeTaken, nil, "%s belongs to someone else", domain)
 		}
-		rec, err = s.claimAt(ctx, domain, site, latest.Claim.Version+1)
+		next := latest.Claim.Version
+		if cur != nil && cur.Claim.SignKey == latest.Claim.SignKey {
+			next = max(next, cur.Claim.Version)
+		}
+		rec, err = s.claimAt(ctx, domain, site, next+1)
 	}
 	if err != nil {
 		return nil, err
@@ -280,6 +292,7 @@ func (s *Service) savePublish(rec *wire.DomainRecord, save bool) error {
 	}
 	s.dom.mu.Lock()
 	s.dom.own[label] = rec
+	delete(s.dom.unknown, label)
 	s.dom.mu.Unlock()
 	s.dom.cache.put(label, rec, h.Clock().Now())
 	go s.publish(h.Life(), rec)
@@ -364,15 +377,99 @@ func (s *Service) Resolve(ctx context.Context, domain string, o ResolveOptions) 
 		if ttl == 0 {
 			ttl = ResolveTTL
 		}
-		if rec := s.dom.cache.get(label, h.Clock().Now(), ttl); rec != nil {
+		now := h.Clock().Now()
+		if rec := s.dom.cache.get(label, now, ttl); rec != nil {
 			return rec, nil
+		}
+		if s.dom.knownUnknown(label, now, min(ttl, UnknownTTL)) {
+			return nil, node.Errorf(CodeUnknownDomain, nil, "nobody holds %s", domain)
 		}
 	}
 	if h.Lease().Address.IsZero() {
 		return nil, notAdmitted()
 	}
-	ctx, cancel := context.WithTimeout(ctx, DomainTimeout)
-	defer cancel()
+	// One lookup of a domain at a time, in the node's life: whoever asks
+	// meanwhile (a page's many requests, a site linking to many unknown
+	// domains) shares its answer instead of asking the DHT and the relay
+	// again, and a caller that gives up does not end it for the others.
+	call, lead := s.dom.join(label)
+	if lead {
+		go func() {
+			lctx, cancel := context.WithTimeout(h.Life(), DomainTimeout)
+			defer cancel()
+			rec, err := s.lookup(lctx, domain, label)
+			if err != nil && node.Explain(err).Code == CodeUnknownDomain {
+				s.dom.noteUnknown(label, h.Clock().Now())
+			}
+			s.dom.finish(label, call, rec, err)
+		}()
+	}
+	select {
+	case <-call.done:
+		return call.rec, call.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// UnknownTTL is how long "nobody holds it" is answered from memory (never
+// longer than the caller's MaxAge).
+const UnknownTTL = 10 * time.Second
+
+// lookupCall is one lookup of a domain, shared by everyone who asks
+// while it runs.
+type lookupCall struct {
+	done chan struct{}
+	rec  *wire.DomainRecord
+	err  error
+}
+
+// join returns the lookup of label under way, or starts one (lead).
+func (d *domains) join(label string) (*lookupCall, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.calls[label]; ok {
+		return c, false
+	}
+	if d.calls == nil {
+		d.calls = make(map[string]*lookupCall)
+	}
+	c := &lookupCall{done: make(chan struct{})}
+	d.calls[label] = c
+	return c, true
+}
+
+func (d *domains) finish(label string, c *lookupCall, rec *wire.DomainRecord, err error) {
+	d.mu.Lock()
+	delete(d.calls, label)
+	d.mu.Unlock()
+	c.rec, c.err = rec, err
+	close(c.done)
+}
+
+// noteUnknown remembers that nobody held label at now; knownUnknown
+// reports whether that was less than ttl ago. At most MaxCachedDomains
+// are remembered: beyond, the memory starts afresh.
+func (d *domains) noteUnknown(label string, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.unknown == nil || len(d.unknown) >= MaxCachedDomains {
+		d.unknown = make(map[string]time.Time)
+	}
+	d.unknown[label] = now
+}
+
+func (d *domains) knownUnknown(label string, now time.Time, ttl time.Duration) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	at, ok := d.unknown[label]
+	return ok && now.Sub(at) < ttl && now.Sub(at) >= 0
+}
+
+// lookup resolves label (of domain) afresh: the DHT's records, else the
+// relay's answer.
+func (s *Service) lookup(ctx context.Context, domain, label string) (*wire.DomainRecord, error) {
+	h := s.h
 	relays := s.sitesRelays()
 	home, _ := names.Home(names.DomainHash(label), relays.Keys)
 	// The DHT's records are candidates; only an unambiguous answer is
@@ -390,10 +487,13 @@ func (s *Service) Resolve(ctx context.Context, domain string, o ResolveOptions) 
 	}
 	for _, r := range recs {
 		rec, err := names.OpenDomain(label, &r)
-		if err == nil {
-			err = s.check(rec, label, relays)
-		}
 		if err != nil {
+			// Anyone may store junk under a public key; it says nothing
+			// of the domain.
+			h.Logger().Debug("dropped a value under a domain's key that is no domain record", "domain", domain, "signer", hex.EncodeToString(r.Signer[:4]), "err", err)
+			continue
+		}
+		if err := s.check(rec, label, relays); err != nil {
 			h.Logger().Warn("dropped a domain record from the DHT that does not verify", "domain", domain, "signer", hex.EncodeToString(r.Signer[:4]), "err", err)
 			doubt = err
 			continue
@@ -416,6 +516,15 @@ func (s *Service) Resolve(ctx context.Context, domain string, o ResolveOptions) 
 			return nil, err
 		}
 		best = rec
+	}
+	// Once the owner is settled, its newest version counts, whichever
+	// trusted ledger sequenced it (its updates may have been decided at
+	// the relay that held it before the home changed): only the owner
+	// signs versions.
+	for _, rec := range cands {
+		if rec.Claim.SignKey == best.Claim.SignKey && rec.Claim.Version > best.Claim.Version {
+			best = rec
+		}
 	}
 	// A stale DHT node's older version never replaces a newer one seen.
 	return s.dom.cache.put(label, best, h.Clock().Now()), nil

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -172,5 +173,43 @@ func TestResolveNeverGoesBack(t *testing.T) {
 	}
 	if got := c.put("example", v(3), now.Add(2*time.Second)); got.Claim.Version != 3 {
 		t.Errorf("a newer version 3 was not taken: %d", got.Claim.Version)
+	}
+}
+
+// Many resolves of one domain at once share one lookup, and "nobody holds
+// it" is remembered for a moment: a page's requests, or a site linking to
+// many unknown domains, cannot make the node ask the relay for each (the
+// relay cuts a node that asks too fast).
+func TestResolveShared(t *testing.T) {
+	r := newTestRelay(t)
+	a, bn := r.join(nil), r.join(nil)
+	meshed(t, a, bn)
+	b := bn.s
+	before := r.names.Stats().Lookups
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = b.Resolve(context.Background(), "nobody-here.ddt", ResolveOptions{}) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if node.Explain(err).Code != CodeUnknownDomain {
+			t.Fatalf("resolve %d of an unknown domain: %v, want code %s", i, err, CodeUnknownDomain)
+		}
+	}
+	for range 10 {
+		if _, err := b.Resolve(context.Background(), "nobody-here.ddt", ResolveOptions{}); node.Explain(err).Code != CodeUnknownDomain {
+			t.Fatalf("a resolve after: %v", err)
+		}
+	}
+	if n := r.names.Stats().Lookups - before; n > 2 {
+		t.Errorf("50 resolves of one unknown domain asked the relay %d times; want them to share a lookup and its answer", n)
+	}
+	// A fresh resolve asks again.
+	if _, err := b.Resolve(context.Background(), "nobody-here.ddt", ResolveOptions{MaxAge: -1}); node.Explain(err).Code != CodeUnknownDomain {
+		t.Fatal(err)
+	}
+	if n := r.names.Stats().Lookups - before; n < 2 {
+		t.Errorf("a fresh resolve did not ask the relay (%d lookups in all)", n)
 	}
 }
