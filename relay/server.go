@@ -268,6 +268,10 @@ func (sf *staticFiles) page(version string) (http.Handler, error) {
 		// The node's page runs in an agent cluster of its own origin, so no
 		// site under a sibling host can relax document.domain to reach it.
 		w.Header().Set("Origin-Agent-Cluster", "?1")
+		// Nobody frames the node's page: a site, or any page, that did
+		// could dress it up and have its user click publish or connect.
+		w.Header().Set("Content-Security-Policy", "frame-ancestors 'self'")
+		w.Header().Set("X-Frame-Options", "SAMEORIGIN")
 		if r.Header.Get("If-None-Match") == etag {
 			w.WriteHeader(http.StatusNotModified)
 			return

@@ -87,6 +87,10 @@ func TestPageVersion(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || m == nil || resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("ETag") == "" {
 		t.Fatalf("index.html: %s, Cache-Control %q, base %v", resp.Status, resp.Header.Get("Cache-Control"), m)
 	}
+	// No other origin (a DDT site, any page) may frame the node's page.
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'self'") || resp.Header.Get("X-Frame-Options") != "SAMEORIGIN" {
+		t.Errorf("index.html may be framed by other origins: CSP %q, X-Frame-Options %q", csp, resp.Header.Get("X-Frame-Options"))
+	}
 	base := m[1]
 	for _, path := range []string{"app.js", "views/peers.js", "style.css", "ddt.wasm", "wasm_exec.js"} {
 		resp, _ := get(base + path)

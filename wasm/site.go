@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall/js"
 	"time"
 
@@ -360,6 +361,12 @@ type siteStream struct {
 	mu   sync.Mutex // held by the pull reading, and by the close
 	body io.ReadCloser
 	eof  bool
+
+	// pulling is set while a pull runs: the worker asks for one piece at
+	// a time, and a pull asked for meanwhile (a site's script holding
+	// the port, flooding it) is dropped rather than given a goroutine and
+	// a buffer of its own.
+	pulling atomic.Bool
 }
 
 // message handles one message of the worker's. It runs on the page's
@@ -399,7 +406,13 @@ func (s *siteServer) message(m js.Value) {
 			s.fail(id, node.Errorf(site.CodeInvalid, nil, "no open request %d", id))
 			return
 		}
-		go s.pull(id, st)
+		if !st.pulling.CompareAndSwap(false, true) {
+			return
+		}
+		go func() {
+			defer st.pulling.Store(false)
+			s.pull(id, st)
+		}()
 	case "cancel":
 		s.release(id)
 	}

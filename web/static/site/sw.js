@@ -187,6 +187,9 @@ async function answer(req, url) {
     'Accept-Ranges': 'bytes',
     'Cache-Control': 'no-cache',
     'X-Content-Type-Options': 'nosniff',
+    // Its own agent cluster whatever the site sets document.domain to:
+    // sites share a registrable domain (ddt.localhost).
+    'Origin-Agent-Cluster': '?1',
     'X-DDT-Version': String(head.version),
   });
   if (head.status === 206) headers.set('Content-Range', `bytes ${head.start}-${head.end}/${head.total}`);
@@ -239,7 +242,7 @@ const FAILURES = {
 function failure(navigate, url, err) {
   const [status, title] = FAILURES[err.code] || [502, 'The site could not be loaded'];
   const domain = location.hostname.split('.ddt.')[0] + '.ddt';
-  const headers = new Headers({ 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'X-DDT-Error': err.code });
+  const headers = new Headers({ 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Origin-Agent-Cluster': '?1', 'X-DDT-Error': err.code });
   if (!navigate) {
     headers.set('Content-Type', 'text/plain; charset=utf-8');
     return new Response(`${title}: ${err.message}\n`, { status, headers });

@@ -317,7 +317,10 @@ fetchForm.addEventListener('submit', async (ev) => {
     if (pin) {
       fetchNote.textContent = `Kept on this node (pinned): it is larger than the ${formatBytes(pledged)} this node keeps as cache.`;
     }
-    savedURL = URL.createObjectURL(file);
+    // A stranger chose the file's type: a blob: URL of text/html opened
+    // in a tab would run the stranger's script in this page's origin, with
+    // the node's keys. Offered as bytes, it can only be saved.
+    savedURL = URL.createObjectURL(new Blob([file], { type: 'application/octet-stream' }));
     const name = file.name || `${id.slice(0, 12)}.bin`;
     fetchSave.href = savedURL;
     fetchSave.download = name;

@@ -162,7 +162,12 @@ function addressOf(domain, path) {
 }
 
 function onHash() {
-  const hash = decodeURIComponent(location.hash.slice(1));
+  let hash = location.hash.slice(1);
+  try {
+    hash = decodeURIComponent(hash);
+  } catch {
+    // A link with a stray % (anyone may craft one) is read as it is.
+  }
   if (!hash.toLowerCase().startsWith('ddt://')) {
     if (!browse.hidden) leave();
     return;
