@@ -116,27 +116,40 @@ func (*UserRecord) Type() Type { return TypeUserRecord }
 
 func (r *UserRecord) encode(e *encoder) {
 	r.Claim.encode(e)
-	e.fixed(r.RelayKey[:])
-	e.string(r.Zone, MaxZone, "zone")
-	e.uvarint(r.Index)
-	e.bytes(r.Checkpoint, MaxNameNote, "checkpoint")
-	e.count(len(r.Proof), MaxNameProof, "proof")
-	for _, h := range r.Proof {
-		e.fixed(h[:])
-	}
+	encodeSequenced(e, r.RelayKey, r.Zone, r.Index, r.Checkpoint, r.Proof)
 }
 
 func (r *UserRecord) decode(d *decoder) {
 	r.Claim.decode(d)
-	d.fixed(r.RelayKey[:])
-	r.Zone = d.string(MaxZone, "zone")
-	r.Index = d.uvarint()
-	r.Checkpoint = d.bytes(MaxNameNote, "checkpoint")
+	decodeSequenced(d, &r.RelayKey, &r.Zone, &r.Index, &r.Checkpoint, &r.Proof)
+}
+
+// encodeSequenced writes where a record's claim was sequenced and the
+// proof of it, the fields every kind of record (usernames, domains)
+// shares: the relay's key, its zone, the entry's index, the relay's
+// signed checkpoint and the inclusion proof.
+func encodeSequenced(e *encoder, key [32]byte, zone string, index uint64, checkpoint []byte, proof [][32]byte) {
+	e.fixed(key[:])
+	e.string(zone, MaxZone, "zone")
+	e.uvarint(index)
+	e.bytes(checkpoint, MaxNameNote, "checkpoint")
+	e.count(len(proof), MaxNameProof, "proof")
+	for _, h := range proof {
+		e.fixed(h[:])
+	}
+}
+
+// decodeSequenced reads what encodeSequenced wrote.
+func decodeSequenced(d *decoder, key *[32]byte, zone *string, index *uint64, checkpoint *[]byte, proof *[][32]byte) {
+	d.fixed(key[:])
+	*zone = d.string(MaxZone, "zone")
+	*index = d.uvarint()
+	*checkpoint = d.bytes(MaxNameNote, "checkpoint")
 	n := d.count(MaxNameProof, 32, "proof")
 	if n > 0 {
-		r.Proof = make([][32]byte, n)
-		for i := range r.Proof {
-			d.fixed(r.Proof[i][:])
+		*proof = make([][32]byte, n)
+		for i := range *proof {
+			d.fixed((*proof)[i][:])
 		}
 	}
 }
@@ -189,26 +202,37 @@ type NameResult struct {
 
 func (*NameResult) Type() Type { return TypeNameResult }
 func (m *NameResult) encode(e *encoder) {
-	e.uvarint(uint64(m.ID))
-	e.uvarint(uint64(m.Code))
-	e.string(m.Message, MaxNameDetail, "message")
+	encodeAnswer(e, m.ID, m.Code, m.Message)
 	e.bool(m.Record != nil)
 	if m.Record != nil {
 		m.Record.encode(e)
 	}
 }
 func (m *NameResult) decode(d *decoder) {
-	m.ID = d.uint32("id")
-	c := d.uvarint()
-	if c > 0xffff {
-		d.fail("error code %d", c)
-	}
-	m.Code = Code(c)
-	m.Message = d.string(MaxNameDetail, "message")
+	decodeAnswer(d, &m.ID, &m.Code, &m.Message)
 	if d.bool() {
 		m.Record = new(UserRecord)
 		m.Record.decode(d)
 	}
+}
+
+// encodeAnswer writes the head every answer to a claim or a lookup
+// shares: the request's ID, and the refusal's code and message.
+func encodeAnswer(e *encoder, id uint32, code Code, message string) {
+	e.uvarint(uint64(id))
+	e.uvarint(uint64(code))
+	e.string(message, MaxNameDetail, "message")
+}
+
+// decodeAnswer reads what encodeAnswer wrote.
+func decodeAnswer(d *decoder, id *uint32, code *Code, message *string) {
+	*id = d.uint32("id")
+	c := d.uvarint()
+	if c > 0xffff {
+		d.fail("error code %d", c)
+	}
+	*code = Code(c)
+	*message = d.string(MaxNameDetail, "message")
 }
 
 // ReplyID is the ID of the request m answers.

@@ -108,29 +108,12 @@ func (*DomainRecord) Type() Type { return TypeDomainRecord }
 
 func (r *DomainRecord) encode(e *encoder) {
 	r.Claim.encode(e)
-	e.fixed(r.RelayKey[:])
-	e.string(r.Zone, MaxZone, "zone")
-	e.uvarint(r.Index)
-	e.bytes(r.Checkpoint, MaxNameNote, "checkpoint")
-	e.count(len(r.Proof), MaxNameProof, "proof")
-	for _, h := range r.Proof {
-		e.fixed(h[:])
-	}
+	encodeSequenced(e, r.RelayKey, r.Zone, r.Index, r.Checkpoint, r.Proof)
 }
 
 func (r *DomainRecord) decode(d *decoder) {
 	r.Claim.decode(d)
-	d.fixed(r.RelayKey[:])
-	r.Zone = d.string(MaxZone, "zone")
-	r.Index = d.uvarint()
-	r.Checkpoint = d.bytes(MaxNameNote, "checkpoint")
-	n := d.count(MaxNameProof, 32, "proof")
-	if n > 0 {
-		r.Proof = make([][32]byte, n)
-		for i := range r.Proof {
-			d.fixed(r.Proof[i][:])
-		}
-	}
+	decodeSequenced(d, &r.RelayKey, &r.Zone, &r.Index, &r.Checkpoint, &r.Proof)
 }
 
 // ClaimDomain (node → relay) asks to sequence Claim, which the node
@@ -180,22 +163,14 @@ type DomainResult struct {
 
 func (*DomainResult) Type() Type { return TypeDomainResult }
 func (m *DomainResult) encode(e *encoder) {
-	e.uvarint(uint64(m.ID))
-	e.uvarint(uint64(m.Code))
-	e.string(m.Message, MaxNameDetail, "message")
+	encodeAnswer(e, m.ID, m.Code, m.Message)
 	e.bool(m.Record != nil)
 	if m.Record != nil {
 		m.Record.encode(e)
 	}
 }
 func (m *DomainResult) decode(d *decoder) {
-	m.ID = d.uint32("id")
-	c := d.uvarint()
-	if c > 0xffff {
-		d.fail("error code %d", c)
-	}
-	m.Code = Code(c)
-	m.Message = d.string(MaxNameDetail, "message")
+	decodeAnswer(d, &m.ID, &m.Code, &m.Message)
 	if d.bool() {
 		m.Record = new(DomainRecord)
 		m.Record.decode(d)
