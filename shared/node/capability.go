@@ -409,3 +409,40 @@ func (h *Host) RelayHas() bool {
 func (h *Host) RelayRequest(ctx context.Context, mk func(id uint32) wire.Message) (wire.Reply, error) {
 	return h.n.relayRequest(ctx, h.feature, mk)
 }
+
+// PutPatiently puts r, the node's own record of what (for the log), in
+// the DHT until some node stores it: while none does (a node just
+// admitted has few channels yet), it tries again after each of retries,
+// each try bounded by timeout, then leaves it to the DHT's republishing.
+// Before each try, done(addr) says whether the record is out already at
+// the node's address addr (another call published it); after a try that
+// stored it, stored(addr, n) is told. It gives up at once when a newer
+// version went out (dht.ErrStale), the node is not admitted, or ctx ends.
+func (h *Host) PutPatiently(ctx context.Context, r dht.Record, what string, retries []time.Duration, timeout time.Duration,
+	done func(addr id.Address) bool, stored func(addr id.Address, n int)) {
+	for i := 0; ; i++ {
+		addr := h.Lease().Address
+		if addr.IsZero() || done(addr) {
+			return // published at admission, or already
+		}
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		n, err := h.Put(pctx, r)
+		cancel()
+		if err == nil && n > 0 {
+			stored(addr, n)
+			h.log.Info(what+" published", "version", r.Seq, "stored", n)
+			return
+		}
+		if errors.Is(err, dht.ErrStale) || errors.Is(err, ErrNotAdmitted) || ctx.Err() != nil {
+			return // a newer version went out meanwhile, or the node stops
+		}
+		if i >= len(retries) {
+			h.log.Warn("could not publish the "+what+" in the DHT; the DHT will try again later", "err", err)
+			return
+		}
+		h.log.Info(what+" not published yet; trying again", "err", err, "in", retries[i])
+		if !clock.Sleep(h.n.clock, retries[i], ctx.Done()) {
+			return
+		}
+	}
+}

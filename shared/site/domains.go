@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"ddt/shared/chunk"
-	"ddt/shared/clock"
-	"ddt/shared/dht"
 	"ddt/shared/id"
 	"ddt/shared/names"
 	"ddt/shared/node"
@@ -325,41 +323,18 @@ func (s *Service) publish(ctx context.Context, rec *wire.DomainRecord) {
 		log.Warn("could not encode the domain record for the DHT", "domain", label, "err", err)
 		return
 	}
-	for i := 0; ; i++ {
-		addr := h.Lease().Address
-		if addr.IsZero() {
-			return // published at admission
-		}
+	h.PutPatiently(ctx, r, "record of "+label+Suffix, publishRetries, PublishTimeout, func(addr id.Address) bool {
 		s.dom.mu.Lock()
+		defer s.dom.mu.Unlock()
 		p := s.dom.published[label]
-		s.dom.mu.Unlock()
-		if p.addr == addr && p.version >= rec.Claim.Version {
-			return
+		return p.addr == addr && p.version >= rec.Claim.Version
+	}, func(addr id.Address, _ int) {
+		s.dom.mu.Lock()
+		defer s.dom.mu.Unlock()
+		if p := s.dom.published[label]; p.addr != addr || p.version < rec.Claim.Version {
+			s.dom.published[label] = published{addr, rec.Claim.Version}
 		}
-		pctx, cancel := context.WithTimeout(ctx, PublishTimeout)
-		stored, err := h.Put(pctx, r)
-		cancel()
-		if err == nil && stored > 0 {
-			s.dom.mu.Lock()
-			if p := s.dom.published[label]; p.addr != addr || p.version < rec.Claim.Version {
-				s.dom.published[label] = published{addr, rec.Claim.Version}
-			}
-			s.dom.mu.Unlock()
-			log.Info("domain record published", "domain", label, "version", rec.Claim.Version, "stored", stored)
-			return
-		}
-		if errors.Is(err, dht.ErrStale) || errors.Is(err, node.ErrNotAdmitted) || ctx.Err() != nil {
-			return // a newer version went out meanwhile, or the node stops
-		}
-		if i >= len(publishRetries) {
-			log.Warn("could not publish the domain record in the DHT; the DHT will try again later", "domain", label, "err", err)
-			return
-		}
-		log.Info("domain record not published yet; trying again", "domain", label, "err", err, "in", publishRetries[i])
-		if !clock.Sleep(h.Clock(), publishRetries[i], ctx.Done()) {
-			return
-		}
-	}
+	})
 }
 
 // Resolve returns the verified current record of domain: from the cache,

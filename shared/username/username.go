@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"ddt/shared/clock"
-	"ddt/shared/dht"
 	"ddt/shared/id"
 	"ddt/shared/names"
 	"ddt/shared/node"
@@ -331,39 +330,15 @@ func (c *Client) publish(ctx context.Context, rec *wire.UserRecord) {
 		log.Warn("could not seal the username record", "name", name, "err", err)
 		return
 	}
-	for i := 0; ; i++ {
-		addr := h.Lease().Address
-		if addr.IsZero() {
-			return // published at admission
-		}
+	h.PutPatiently(ctx, r, "username "+name, publishRetries, publishTimeout, func(addr id.Address) bool {
 		c.mu.Lock()
-		done := c.published.addr == addr && c.published.version >= rec.Claim.Version
-		c.mu.Unlock()
-		if done {
-			return
-		}
-		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-		stored, err := h.Put(pctx, r)
-		cancel()
-		if err == nil && stored > 0 {
-			c.mu.Lock()
-			c.published.addr, c.published.version = addr, rec.Claim.Version
-			c.mu.Unlock()
-			log.Info("username published", "name", name, "version", rec.Claim.Version, "stored", stored)
-			return
-		}
-		if errors.Is(err, dht.ErrStale) || errors.Is(err, node.ErrNotAdmitted) || ctx.Err() != nil {
-			return // a newer version went out meanwhile, or the node stops
-		}
-		if i >= len(publishRetries) {
-			log.Warn("could not publish the username in the DHT; the DHT will try again later", "name", name, "err", err)
-			return
-		}
-		log.Info("username not published yet; trying again", "name", name, "err", err, "in", publishRetries[i])
-		if !clock.Sleep(h.Clock(), publishRetries[i], ctx.Done()) {
-			return
-		}
-	}
+		defer c.mu.Unlock()
+		return c.published.addr == addr && c.published.version >= rec.Claim.Version
+	}, func(addr id.Address, _ int) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.published.addr, c.published.version = addr, rec.Claim.Version
+	})
 }
 
 // Resolve returns the verified record of name: from memory if it was
