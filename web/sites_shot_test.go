@@ -70,7 +70,7 @@ func TestScreenshotsSites(t *testing.T) {
 	openSite(b, "example.ddt", "/")
 	wait.For(t, 2*time.Minute, "the loading indicator part way", func() error {
 		s, err := eval[string](b, `document.querySelector('#browse-loading').hidden ? 'hidden' : document.querySelector('#step-fetch').textContent`)
-		if err == nil && !regexp.MustCompile(`big\.png: [1-6] of 8`).MatchString(s) {
+		if err == nil && !regexp.MustCompile(`big\.png: .*received, [1-6] of 8 chunks stored`).MatchString(s) {
 			err = fmt.Errorf("step reads %q", s)
 		}
 		return err

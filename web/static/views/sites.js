@@ -371,7 +371,9 @@ function onSiteProgress(c, p) {
       if (p.navigate) step(stepResolve, 'done', 'verified');
       const name = p.path || 'index.html';
       const of = p.of || 0;
-      step(stepFetch, 'active', `${name}: ${p.chunks || 0} of ${of} chunk${of === 1 ? '' : 's'}${p.total ? ` (${formatBytes(p.done || 0)} of ${formatBytes(p.total)})` : ''}`);
+      // Bytes count as they arrive, chunks once checked and stored: a
+      // download's several chunks in flight put the first ahead.
+      step(stepFetch, 'active', `${name}: ${p.total ? `${formatBytes(p.done || 0)} of ${formatBytes(p.total)} received, ` : ''}${p.chunks || 0} of ${of} chunk${of === 1 ? '' : 's'} stored`);
       if (of > 0) {
         bar2.max = of;
         bar2.value = p.chunks || 0;
