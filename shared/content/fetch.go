@@ -132,8 +132,6 @@ func (s *Service) Fetch(ctx context.Context, cid chunk.Hash, o GetOptions) (*chu
 	}
 	releaseID := s.lib.Hold(cid)
 	defer releaseID()
-	s.ann.fetching(s.clk.Now())
-	defer func() { s.ann.fetching(s.clk.Now()) }()
 	prog := newProgress(s, o.Progress)
 	m, whole, err := s.fetchManifest(ctx, cid, class, true, o.Sources, prog)
 	if err != nil {
@@ -172,13 +170,7 @@ func (s *Service) Fetch(ctx context.Context, cid chunk.Hash, o GetOptions) (*chu
 			return nil, err
 		}
 	}
-	if o.Pin {
-		// Pinned here (a site's host, say): others may be counting on
-		// this node to serve it, now.
-		go s.announceContent(cid, m)
-	} else {
-		s.ann.add(cid, m, s.clk.Now())
-	}
+	go s.announceContent(cid, m)
 	prog.report("done", m.Size, m.Size, d.providers(), len(m.Chunks), len(m.Chunks), true)
 	return m, nil
 }
@@ -386,7 +378,8 @@ func blame(err error) bool {
 }
 
 // announceContent announces this node as a provider of content id
-// (whole) and of each of its chunks, in the node's life (announceLoop).
+// (whole) and of each of its chunks, in the background of the node's
+// life.
 func (s *Service) announceContent(id chunk.Hash, m *chunk.Manifest) {
 	ctx := s.h.Life()
 	if s.announceWhole(ctx, id, m) {

@@ -67,8 +67,6 @@ type Service struct {
 	// wholeOf maps each chunk to the contents this node announced whole
 	// that hold it, so evicting it withdraws those announcements.
 	wholeOf map[chunk.Hash][]chunk.Hash
-
-	ann announcer // fetched content waiting to be announced
 }
 
 var _ node.Capability = (*Service)(nil)
@@ -121,7 +119,6 @@ func (s *Service) admitted(ctx context.Context, _ wire.Lease) {
 		life := s.h.Life()
 		go s.rep.run(life)
 		go s.loop(life)
-		go s.announceLoop(life)
 		first = true
 	})
 	if first {
