@@ -421,10 +421,7 @@ func (n *Node) onPeerLeft(addr id.Address) {
 			p.close("left the zone", true)
 			return
 		}
-		n.mu.Lock()
-		d := n.dht
-		n.mu.Unlock()
-		if d != nil {
+		if d := n.table(); d != nil {
 			d.Seen(addr)
 		}
 	}()
@@ -436,10 +433,7 @@ func (n *Node) onPeerLeft(addr id.Address) {
 // that learnt it from ours) would wait out a call to it, 2 s each, until
 // it had failed three times.
 func (n *Node) departed(addr id.Address) {
-	n.mu.Lock()
-	d := n.dht
-	n.mu.Unlock()
-	if d != nil {
+	if d := n.table(); d != nil {
 		d.Remove(addr)
 	}
 }
