@@ -249,10 +249,12 @@ func TestRestartReannounces(t *testing.T) {
 	}
 }
 
-// Sources are asked first: content a node holds but has not announced
-// (put straight into its library) is fetched from it when it is named.
-// A named source that does not hold it is no fault of its own: the fetch
-// goes on to the lookup, and nobody is penalised.
+// Sources: content put straight into a node's library is fetched, whole
+// and intact, when that node is named. A named source that does not hold
+// it is no fault of its own: the fetch goes on to the lookup, and nobody
+// is penalised. (Whether the holder's start-up reannouncement saw the
+// content first is not controlled here, so this does not show that the
+// lookup was skipped; the site test's first visit does, in time.)
 func TestFetchFromSources(t *testing.T) {
 	ts := newSwarm(t, 3, nil)
 	holder, reader, other := ts.svc[0], ts.svc[1], ts.svc[2]
