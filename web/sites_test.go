@@ -129,6 +129,14 @@ func TestSitesUnknownDomain(t *testing.T) {
 	if err != nil || got != "SecurityError" {
 		t.Errorf("the site frame reading parent.ddt: %q, %v; want a SecurityError", got, err)
 	}
+	// A site sending its frame to a domain nobody holds (a link, or a
+	// script walking made-up names) gets a plain refusal from the DDT
+	// page, not a worker registered for that name.
+	other := siteOrigin(r, "made-up-name.ddt")
+	mustEval[bool](p, `document.getElementById('site-frame').contentWindow.location = `+quote(other+"/x.html")+`, true`)
+	waitText(t, p, "#browse-failed-title", "made-up-name.ddt cannot be shown")
+	waitText(t, p, "#browse-failed-text", "Nobody holds made-up-name.ddt")
+	waitFrame(t, p, other, `document.body.innerText.split('\n')[0]`, "This site could not start")
 }
 
 // testSite is a site's files by path.

@@ -507,6 +507,17 @@ async function boot(domain, source, origin, path) {
   addressInput.value = shown.hash;
   document.title = `${domain} — DDT`;
   showLoading(domain);
+  step(stepResolve, 'active', `${domain}…`);
+  try {
+    // The domain first, then a worker: a site that walks its frame through
+    // made-up names registers nothing in this profile for them.
+    await /** @type {DDT} */ (ddt).resolveDomain(domain);
+  } catch (err) {
+    const why = message(err);
+    fail(`${domain} cannot be shown`, why.charAt(0).toUpperCase() + why.slice(1) + (/[.!?]$/.test(why) ? '' : '.'));
+    source.postMessage({ ddt: 'boot-failed', message: message(err) }, origin);
+    return;
+  }
   const c = connector(domain);
   paintWorker(c);
   try {
