@@ -77,6 +77,7 @@ let admitted = false;
  *   domain: string, origin: string, frame: HTMLIFrameElement,
  *   stop: (() => void) | null, state: string, connected: boolean,
  *   ready: Promise<void>, settle: (err?: Error) => void, lastPort: number,
+ *   portTimer: ReturnType<typeof setTimeout> | undefined,
  * }} Connector
  */
 /** @type {Map<string, Connector>} */
@@ -417,8 +418,15 @@ function connector(domain) {
   const f = h('iframe', { src: url, title: `connector of ${domain}`, tabIndex: -1 });
   f.setAttribute('aria-hidden', 'true');
   /** @type {Connector} */
-  const c = { domain, origin: new URL(url).origin, frame: f, stop: null, state: 'registering', connected: false, ready, settle, lastPort: 0 };
-  f.addEventListener('load', () => givePort(c));
+  const c = { domain, origin: new URL(url).origin, frame: f, stop: null, state: 'registering', connected: false, ready, settle, lastPort: 0, portTimer: undefined };
+  f.addEventListener('load', () => {
+    // A site's script can reload its connect frame (same origin): a new
+    // port at most once a second, the last load's after the pause.
+    clearTimeout(c.portTimer);
+    const wait = PORT_EVERY_MS - (Date.now() - c.lastPort);
+    if (wait <= 0) givePort(c);
+    else c.portTimer = setTimeout(() => connectors.get(c.domain) === c && givePort(c), wait);
+  });
   const timer = setTimeout(() => {
     if (!c.connected) c.settle(new Error(`The site's service worker did not start within ${CONNECT_WAIT_MS / 1000} s (${c.state}).`));
   }, CONNECT_WAIT_MS);
@@ -437,6 +445,7 @@ function connector(domain) {
 
 /** @param {Connector} c */
 function dropConnector(c) {
+  clearTimeout(c.portTimer);
   if (c.stop) c.stop();
   c.stop = null;
   c.frame.remove();
