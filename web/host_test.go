@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,7 +159,17 @@ func TestPageLoad(t *testing.T) {
 			sizes: res.filter((e) => e.name.endsWith('.js')).map((e) => e.transferSize),
 		};
 	})()`
-	got := mustEval[loaded](p, resources)
+	// The cards' modules load once the node has started, a moment after
+	// ready: the list is read once it has them, or at the deadline.
+	var got loaded
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got = mustEval[loaded](p, resources)
+		if slices.Contains(got.Modules, got.Base+"views/peers.js") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if !strings.HasPrefix(got.Base, "/v/") {
 		t.Fatalf("the page's base is %q, not its version's", got.Base)
 	}
