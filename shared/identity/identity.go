@@ -77,6 +77,23 @@ func (i *Identity) AgreeKey() (k [32]byte) {
 	return k
 }
 
+// Agree is the X25519 agreement between this identity's agree key and
+// peer's public one: the secret only the two of them can compute. It
+// fails for a key of low order (an all-zero result).
+func (i *Identity) Agree(peer [32]byte) ([32]byte, error) {
+	var out [32]byte
+	pub, err := ecdh.X25519().NewPublicKey(peer[:])
+	if err != nil {
+		return out, fmt.Errorf("%w: %v", ErrBadIdentity, err)
+	}
+	s, err := i.agree.ECDH(pub)
+	if err != nil {
+		return out, fmt.Errorf("identity: agreement: %w", err)
+	}
+	copy(out[:], s)
+	return out, nil
+}
+
 // Sign signs msg with the Ed25519 key.
 func (i *Identity) Sign(msg []byte) (sig [64]byte) {
 	copy(sig[:], ed25519.Sign(i.sign, msg))

@@ -79,3 +79,26 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func TestAgree(t *testing.T) {
+	a, _ := New()
+	b, _ := New()
+	ab, err := a.Agree(b.AgreeKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ba, err := b.Agree(a.AgreeKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ab != ba || ab == ([32]byte{}) {
+		t.Fatalf("the two sides computed %x and %x", ab, ba)
+	}
+	c, _ := New()
+	if ac, _ := a.Agree(c.AgreeKey()); ac == ab {
+		t.Fatal("another peer's key gives the same secret")
+	}
+	if _, err := a.Agree([32]byte{}); err == nil {
+		t.Fatal("the all-zero key (low order) was agreed with")
+	}
+}

@@ -344,6 +344,22 @@ func (h *Host) Closest(ctx context.Context, key id.Address, n int) ([]id.Address
 	return out[:min(n, len(out))], nil
 }
 
+// Contacts lists the addresses in the node's routing table (connected
+// or not), in no particular order: where a capability picks nodes at
+// random (the intermediaries of a key exchange's chains).
+func (h *Host) Contacts() []id.Address {
+	d := h.n.table()
+	if d == nil {
+		return nil
+	}
+	cs := d.Contacts()
+	out := make([]id.Address, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.Address)
+	}
+	return out
+}
+
 // Forget stops republishing the record this node put under key (Put);
 // the copies the DHT holds expire with their TTL.
 func (h *Host) Forget(key id.Address) {
