@@ -68,6 +68,7 @@ type Service struct {
 	cfg   Config
 	h     *node.Host
 	users *username.Client
+	mail  mailbox // what this node holds for others: mailbox.go
 }
 
 var _ node.Capability = (*Service)(nil)
