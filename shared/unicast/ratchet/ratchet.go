@@ -76,7 +76,9 @@ func NewReceiver(kr Keyring, theirs [32]byte, rand io.Reader) (*State, error) {
 }
 
 // Seal encrypts plaintext with the next message key, binding ad.
-func (s *State) Seal(plaintext, ad []byte, rand io.Reader) ([]byte, error) { panic("ratchet: to build") }
+func (s *State) Seal(plaintext, ad []byte, rand io.Reader) ([]byte, error) {
+	panic("ratchet: to build")
+}
 
 // Open decrypts msg, binding ad. On any error the state is unchanged.
 func (s *State) Open(msg, ad []byte) ([]byte, error) { panic("ratchet: to build") }
