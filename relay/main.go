@@ -168,6 +168,7 @@ func runRelay(args []string) error {
 	trustFile := fs.String("trust", "", "file of relays to federate with, one a line: KEYHEX [URL] (a URL is dialed as -peer); # starts a comment")
 	fedMode := fs.String("federation", "trusted", "trusted: link only relays named by -peer or -trust; open: also link other relays, untrusted (never redirected to, never homes of names)")
 	public := fs.String("url", "", "this relay's public base URL, told to other relays and nodes (default: from -addr, an unspecified host as 127.0.0.1)")
+	capture := fs.String("capture", "", "for audits: record every frame this process handles (every WebSocket message the relay reads or writes) in this file, appended")
 	sitesDomain := fs.String("sites-domain", "", "serve DDT sites at <name>.ddt.<this domain> (as well as <name>.ddt.localhost); a registrable domain apart from the page's, with DNS and certificates for its subdomains")
 	fs.Parse(args)
 	log := newLogger(*logLevel)
@@ -204,6 +205,11 @@ func runRelay(args []string) error {
 	}
 	*public = strings.TrimSuffix(*public, "/")
 	cfg := Config{Zone: *zone, URL: *public, MaxNodes: *maxNodes, ICEServers: ice, Store: st, Logger: log.With("zone", *zone)}
+	if cfg.Capture, err = OpenCapture(*capture); err != nil {
+		ln.Close()
+		return err
+	}
+	defer cfg.Capture.Close()
 	if err := federationConfig(&cfg, peers, *trustFile, *fedMode); err != nil {
 		ln.Close()
 		return err

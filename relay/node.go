@@ -48,6 +48,7 @@ func runNode(args []string) error {
 	fs.Var(&pledge, "pledge", "storage this node volunteers for others' content (cache and replicas), e.g. 64MiB, 1GiB; its own content does not count")
 	cacheTypes := fs.String("cache-types", "", "comma-separated media-type prefixes this node caches for others (e.g. video/,image/); empty: every type")
 	cacheMaxAge := fs.Duration("cache-max-age", 0, "drop cached and replicated chunks unused for this long (e.g. 720h); 0: no limit")
+	capture := fs.String("capture", "", "for audits: record every frame this process handles (every data-channel message its transport reads or writes, after DTLS) in this file, appended")
 	host := fs.String("host", "", "comma-separated domains to host (e.g. example.ddt,other.ddt): keep each one's current site pinned here, following its updates")
 	fs.Parse(args)
 	log := newLogger(*logLevel)
@@ -60,7 +61,11 @@ func runNode(args []string) error {
 		hosted = append(hosted, nd)
 	}
 
-	nn, err := openNative(nativeConfig{relay: *relayURL, data: *data, ice: ice, loopback: *loopback, maxPeers: *maxPeers, log: log,
+	capt, err := OpenCapture(*capture)
+	if err != nil {
+		return err
+	}
+	nn, err := openNative(nativeConfig{relay: *relayURL, data: *data, ice: ice, loopback: *loopback, maxPeers: *maxPeers, log: log, capture: capt,
 		files: content.Config{Pledge: int64(pledge), Policy: content.Policy{Types: splitList(*cacheTypes), MaxAge: *cacheMaxAge}}})
 	if err != nil {
 		return err
@@ -124,6 +129,7 @@ type nativeConfig struct {
 	maxPeers int
 	log      *slog.Logger
 	files    content.Config // its Chunks are set here
+	capture  *Capture       // records the transport's frames (-capture); nil: none
 }
 
 // nativeNode is a native node with the capabilities of the native build:
@@ -159,7 +165,7 @@ func openNative(cfg nativeConfig) (*nativeNode, error) {
 		}
 	}
 	closers = append(closers, st.Close)
-	tr, err := transport.NewWebRTC(transport.Config{ICEServers: cfg.ice, LoopbackOnly: cfg.loopback, Logger: log})
+	tr, err := cfg.capture.WebRTC(transport.Config{ICEServers: cfg.ice, LoopbackOnly: cfg.loopback, Logger: log})
 	if err != nil {
 		closeAll()
 		return nil, err

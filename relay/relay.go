@@ -51,6 +51,9 @@ type Config struct {
 	// Dial opens a relay link to a -peer (a WebSocket to its /federate
 	// if nil).
 	Dial func(ctx context.Context, peer string) (transport.Conn, error)
+	// Capture, if set, records every WebSocket frame the relay reads or
+	// writes, its nodes' and its relay links' (-capture, for audits).
+	Capture *Capture
 }
 
 // Relay is a relay's engines wired together: the zone, its federation,
@@ -78,6 +81,7 @@ func NewRelay(cfg Config) (*Relay, error) {
 	if cfg.Dial == nil {
 		cfg.Dial = dialRelay
 	}
+	cfg.Dial = cfg.Capture.Dial(cfg.Dial)
 	r := &Relay{cfg: cfg, log: cfg.Logger}
 	var err error
 	if r.key, err = identity.LoadOrCreate(cfg.Store, storeKeyRelay); err != nil {

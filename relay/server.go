@@ -325,7 +325,7 @@ func (r *Relay) Routes(mux *http.ServeMux, log *slog.Logger) {
 			log.Info("websocket upgrade failed", "remote", req.RemoteAddr, "err", err)
 			return
 		}
-		r.Zone.Serve(req.Context(), transport.NewWebSocket(conn, websockets), req.RemoteAddr)
+		r.Zone.Serve(req.Context(), r.cfg.Capture.Conn(transport.NewWebSocket(conn, websockets)), req.RemoteAddr)
 	})
 	mux.HandleFunc("GET /federate", func(w http.ResponseWriter, req *http.Request) {
 		if !r.Federation.Slot() {
@@ -340,7 +340,7 @@ func (r *Relay) Routes(mux *http.ServeMux, log *slog.Logger) {
 			log.Info("federation upgrade failed", "remote", req.RemoteAddr, "err", err)
 			return
 		}
-		r.Federation.Serve(req.Context(), transport.NewWebSocket(conn, websockets), req.RemoteAddr)
+		r.Federation.Serve(req.Context(), r.cfg.Capture.Conn(transport.NewWebSocket(conn, websockets)), req.RemoteAddr)
 	})
 }
 

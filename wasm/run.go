@@ -12,6 +12,7 @@ import (
 	"ddt/shared/site"
 	"ddt/shared/store"
 	"ddt/shared/transport"
+	"ddt/shared/unicast"
 	"ddt/shared/username"
 )
 
@@ -35,8 +36,9 @@ func run(cfg Config, ready chan<- js.Value, failed chan<- error) {
 	chunks, blobs := openChunks(cfg, slot, log)
 	svc := content.New(content.Config{Chunks: chunks, Pledge: cfg.Pledge, Policy: cfg.policy()})
 	sitesSvc := site.New(site.Config{Files: svc})
+	chatSvc := unicast.New(users, unicast.Config{})
 	n, err := node.New(node.Config{Relay: cfg.Relay, Dial: dial, Store: st, Transport: tr, Agent: cfg.Agent, Logger: log, MaxPeers: cfg.MaxPeers,
-		Capabilities: []node.Capability{users, svc, sitesSvc}})
+		Capabilities: []node.Capability{users, chatSvc, svc, sitesSvc}})
 	if err != nil {
 		failed <- err
 		return
@@ -44,6 +46,9 @@ func run(cfg Config, ready chan<- js.Value, failed chan<- error) {
 	log.Debug("node started", "slot", slot, "storage", cfg.Storage, "goMainAtMs", int(t0), "storeMs", int(t1-t0), "identityMs", int(perf.Call("now").Float()-t1))
 	api := newAPI(n, users, &files{svc: svc, blobs: blobs})
 	for name, fn := range (&sites{svc: sitesSvc}).methods() { // site.go
+		api.obj.Set(name, bridge.Method(fn))
+	}
+	for name, fn := range (&chat{svc: chatSvc}).methods() { // chat.go
 		api.obj.Set(name, bridge.Method(fn))
 	}
 	g := bridge.Global()
