@@ -4,8 +4,9 @@
 // It holds no protocol logic. No framework, no build step: every file under
 // views/ is a native ES module that owns one part of the page: boot (the
 // progress bar and the alert), identity (state badge, address), username,
-// finduser, files (share, download, storage), sites (browse and publish DDT
-// sites), peers, routing (with find-a-node) and log, with dom's helpers.
+// finduser, chat (friends, requests, conversations), files (share,
+// download, storage), sites (browse and publish DDT sites), peers, routing
+// (with find-a-node) and log, with dom's helpers.
 //
 // The page honours four knobs, set before this script runs: window.DDT_RELAY
 // (the relay; default this page's origin), window.DDT_MAX_PEERS (the
@@ -48,6 +49,7 @@ const ui = Promise.all([parsed, startedAt]).then(() => Promise.all([
     import('./views/identity.js'),
     import('./views/username.js'),
     import('./views/finduser.js'),
+    import('./views/chat.js'),
     import('./views/files.js'),
     import('./views/sites.js'),
     import('./views/peers.js'),

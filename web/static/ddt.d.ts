@@ -315,6 +315,102 @@ export interface PenaltyEvent {
   reason: string;
 }
 
+/** A friend (or a friend request of ours), as `ddt.friends()` and event `friend` give it. */
+export interface Friend {
+  /** Its username. */
+  name: string;
+  /** Its last known address. */
+  address: Address;
+  /** It answered or sent something lately. */
+  online: boolean;
+  /** When the friendship began (Unix ms); 0 while the request is pending. */
+  since: number;
+  /** `"friend"`, `"requested"` (we asked; no answer yet) or `"declined"`. */
+  state: 'friend' | 'requested' | 'declined';
+  /** The end-to-end session: `"none"`, `"connecting"` (the chained key exchange runs) or `"ready"`. */
+  session: 'none' | 'connecting' | 'ready';
+  /** Messages received since `markRead`. */
+  unread: number;
+  /** The safety number: 12 groups of five digits, the same on both sides; compare it out of band. */
+  safety: string;
+}
+
+/** A friend request waiting for this node's answer (`ddt.requests()`, event `friend-request`). */
+export interface FriendRequest {
+  /** The asker's username, its record verified. */
+  from: string;
+  address: Address;
+  /** When it came (Unix ms). */
+  at: number;
+}
+
+/** One message of a conversation (`ddt.history()`, event `message`). */
+export interface ChatMessage {
+  /** 32 hex digits, chosen by the sender. */
+  id: string;
+  /** The sender's name; `""` for this node's own. */
+  from: string;
+  /** The receiver's name; `""` for one to this node. */
+  to: string;
+  text: string;
+  /** When it was sent, by the sender's clock (Unix ms). */
+  at: number;
+  /**
+   * This node's own: `"sending"`, `"stored"` (held for the offline friend at
+   * the node closest to its address), `"delivered"` (the friend acknowledged
+   * it); `"received"` for one to this node.
+   */
+  state: 'sending' | 'stored' | 'delivered' | 'received';
+}
+
+/** What `ddt.send()` resolves with. */
+export interface Sent {
+  id: string;
+  /** `"direct"`: the friend acknowledged it now; `"stored"`: held for it, event `delivered` follows when it collects it. */
+  delivered: 'direct' | 'stored';
+}
+
+/** The `delivered` event: a friend acknowledged one of this node's messages. */
+export interface DeliveredEvent {
+  to: string;
+  id: string;
+}
+
+/** The `session` event: a session with a friend was established or lost. */
+export interface SessionEvent {
+  name: string;
+  state: 'none' | 'connecting' | 'ready';
+}
+
+/** What the chat service did (`ddt.chatStats()`). */
+export interface ChatStats {
+  /** Onion layers this node peeled and passed on, as an intermediary. */
+  onionsForwarded: number;
+  /** Onion layers refused: not for it, stale, replayed, a flood. */
+  onionsDropped: number;
+  /** Key-exchange chains this node started. */
+  chainsSent: number;
+  /** Chains sent again on other hops for want of an acknowledgement. */
+  chainsRetried: number;
+  /** Messages this node holds for offline receivers, and their bytes. */
+  held: number;
+  heldBytes: number;
+}
+
+/**
+ * Why a chat call failed: `invalid` (not a username, an empty or oversized
+ * text), `no-username` (register one first), `not-found` (nobody holds that
+ * name), `forged` (a record that does not verify), `not-friend`, `self`,
+ * `declined`, `no-request` (accept or decline with no request from that
+ * name), `too-large`, `mailbox-full`, `no-session`, `replay`, or the node
+ * codes.
+ */
+export type ChatErrorCode = 'invalid' | 'no-username' | 'not-found' | 'forged' | 'not-friend' | 'self' | 'declined' | 'no-request'
+  | 'too-large' | 'mailbox-full' | 'no-session' | 'replay' | ErrorCode;
+
+/** The Error a chat call rejects with. */
+export type ChatError = Error & { code: ChatErrorCode };
+
 /** Every event of `ddt.on()`, by name, with its payload. */
 export interface DDTEvents {
   /** A data channel opened and the peer proved its lease. */
@@ -331,6 +427,16 @@ export interface DDTEvents {
   'content.replicas': ReplicasEvent;
   /** A peer served bytes that did not hash to the chunk asked for (or broke the transfer rules): it was penalised and the download went elsewhere. */
   'content.penalty': PenaltyEvent;
+  /** Someone asks to be this node's friend: answer with `accept` or `decline`. */
+  'friend-request': FriendRequest;
+  /** A friend was added, answered a request, came online or went away. */
+  friend: Friend;
+  /** A message from a friend: each once, in the order sent. */
+  message: ChatMessage;
+  /** A friend acknowledged one of this node's messages. */
+  delivered: DeliveredEvent;
+  /** A session with a friend was established or lost. */
+  session: SessionEvent;
 }
 
 /** A running DDT node: `window.ddt`, and what `start()` resolves with. */
@@ -463,6 +569,37 @@ export interface DDT {
    * `null` (the reason on the console) for a bad domain or port.
    */
   serveSite(domain: Domain, port: MessagePort, options?: ServeSiteOptions): (() => void) | null;
+
+  /**
+   * Asks `name` to be this node's friend (its record verified first) and
+   * waits up to 60 s for the answer: `"accepted"` or `"declined"`. The request
+   * stays pending after that (sent again while the receiver is away); its
+   * answer then comes as event `friend`. Rejects with a {@link ChatError}:
+   * `no-username`, `not-found`, `self`, `forged`, …
+   */
+  befriend(name: string): Promise<'accepted' | 'declined'>;
+  /** Accepts `name`'s request: the friendship begins and the chained key exchange runs (event `session` says when it is ready). */
+  accept(name: string): Promise<void>;
+  /** Declines `name`'s request. */
+  decline(name: string): Promise<void>;
+  /** Friends and this node's pending requests, by name. */
+  friends(): Friend[];
+  /** The friend requests waiting for this node's answer. */
+  requests(): FriendRequest[];
+  /**
+   * Sends `text` (at most 16 KiB of UTF-8) to the friend `name`, sealed end to
+   * end: `"direct"` once the friend acknowledged it, `"stored"` when it was
+   * held for the offline friend (event `delivered` follows). It waits for the
+   * session while the key exchange runs. Rejects with `not-friend`,
+   * `invalid`, `too-large`, …
+   */
+  send(name: string, text: string): Promise<Sent>;
+  /** The conversation with `name`, both directions, oldest first. */
+  history(name: string): Promise<ChatMessage[]>;
+  /** Sets `name`'s unread count to zero. */
+  markRead(name: string): Promise<void>;
+  /** What the chat service did: onions forwarded and dropped, chains sent and retried, messages held for others. */
+  chatStats(): ChatStats;
 }
 
 /** A DDT domain: `"example.ddt"` (a DNS label, 1–63 of a–z, 0–9 and inner hyphens, then `.ddt`). */
