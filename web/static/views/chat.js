@@ -351,7 +351,9 @@ function paintHead(f) {
   const session = f.state !== 'friend' ? 'none' : f.session;
   convSession.dataset.state = session === 'ready' ? 'ready' : session === 'connecting' ? 'connecting' : 'none';
   convSession.textContent = session === 'ready' ? 'end-to-end encrypted' : session === 'connecting' ? 'exchanging keys…' : f.state === 'friend' ? 'no session yet' : 'not a friend yet';
-  safetyNumber.textContent = f.safety || '—';
+  // Two lines of six groups, as the friend's screen shows them.
+  const groups = (f.safety || '').split(' ');
+  safetyNumber.textContent = groups.length === 12 ? `${groups.slice(0, 6).join(' ')}\n${groups.slice(6).join(' ')}` : f.safety || '—';
   safetyNote.textContent = f.safety
     ? `Compare it with the number @${f.name} sees for you, in person or on a call. If they match, nobody sits between you.`
     : 'Shown once you are friends.';
