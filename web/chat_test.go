@@ -400,8 +400,8 @@ func TestChat(t *testing.T) {
 	}
 
 	// No frame the relay or an intermediary handled holds a text; the
-	// captures are real (the intermediaries' hold B's address, which the
-	// routed frames carry).
+	// captures are real (the intermediaries' hold the pages' addresses,
+	// which routed frames, lookups and records carry).
 	r.stop()
 	var all []byte
 	for _, path := range append([]string{relayCap}, nativeCaps...) {
@@ -421,9 +421,10 @@ func TestChat(t *testing.T) {
 			all = append(all, data...)
 		}
 	}
+	rawA, _ := hex.DecodeString(addrA)
 	rawB, _ := hex.DecodeString(addrB)
-	if !bytes.Contains(all, rawB) {
-		t.Errorf("no intermediary's capture holds B's address: the captures miss the routed frames")
+	if !bytes.Contains(all, rawA) && !bytes.Contains(all, rawB) {
+		t.Errorf("no intermediary's capture holds A's or B's address: the captures miss what the nodes handled")
 	}
 }
 
