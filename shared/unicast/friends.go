@@ -605,14 +605,15 @@ func (s *Service) onPresence(_ context.Context, from id.Address, m wire.Message)
 	return &wire.FriendAck{}, nil
 }
 
-// sendPresence tells the friend name that we are online.
-func (s *Service) sendPresence(ctx context.Context, name string) {
+// sendPresence tells the friend name that we are online; false if it
+// did not answer.
+func (s *Service) sendPresence(ctx context.Context, name string) bool {
 	own := s.users.Record()
 	s.mu.Lock()
 	f := s.friends[name]
 	if own == nil || f == nil || f.State != stateFriend {
 		s.mu.Unlock()
-		return
+		return true
 	}
 	addr := f.Address
 	s.mu.Unlock()
@@ -621,10 +622,12 @@ func (s *Service) sendPresence(ctx context.Context, name string) {
 	if _, err := s.h.Request(ctx, addr, &wire.Presence{From: *own}); err != nil {
 		if !answered(err) {
 			s.away(name)
+			return false
 		}
-		return
+		return true
 	}
 	s.seen(name)
+	return true
 }
 
 // retryRequests sends our pending requests again, resolving the names

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"ddt/shared/clock"
 	"ddt/shared/node"
 	"ddt/shared/unicast/onion"
 	"ddt/shared/wire"
@@ -65,19 +66,48 @@ func (s *Service) admitted(ctx context.Context, lease wire.Lease) {
 		go s.loop()
 	}
 	s.mu.Unlock()
-	if n, err := s.collect(ctx, s.takeMail); err != nil {
-		s.h.Logger().Info("could not collect all held messages", "taken", n, "err", err)
-	} else if n > 0 {
-		s.h.Logger().Info("collected held messages", "count", n)
+	// A node just admitted has no data channel yet: nothing reaches the
+	// nodes closest to it, nor its friends, until one opens.
+	h := s.h
+	for i := 0; len(h.Peers()) == 0 && i < int(peerWait/peerPoll); i++ {
+		if !clock.Sleep(h.Clock(), peerPoll, ctx.Done()) {
+			return
+		}
+	}
+	for i, pause := range admitRetries {
+		n, err := s.collect(ctx, s.takeMail)
+		if n > 0 {
+			h.Logger().Info("collected held messages", "count", n)
+		}
+		if err == nil {
+			break
+		}
+		h.Logger().Info("could not collect all held messages", "taken", n, "err", err, "try", i+1)
+		if !clock.Sleep(h.Clock(), pause, ctx.Done()) {
+			return
+		}
 	}
 	for _, name := range s.friendNames() {
 		go func() {
-			s.sendPresence(ctx, name)
+			for _, pause := range admitRetries {
+				if s.sendPresence(ctx, name) || !clock.Sleep(h.Clock(), pause, ctx.Done()) {
+					break
+				}
+			}
 			s.flush(ctx, name, false)
 		}()
 	}
 	s.retryRequests(ctx)
 }
+
+// Waits of the admission hook: for a first data channel, and between
+// tries of collecting mail and telling friends.
+const (
+	peerWait = 30 * time.Second
+	peerPoll = 250 * time.Millisecond
+)
+
+var admitRetries = []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second}
 
 // friendNames lists the names of our friends.
 func (s *Service) friendNames() []string {
