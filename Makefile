@@ -134,6 +134,17 @@ bench: deps build baseline ## benchmarks, printed as tables (join, throughput an
 	sed 's/-[0-9]* / /' $$tmp/native | awk '{print $$1, $$3}' | sort > $$tmp/n; awk '{print $$1, $$3}' $$tmp/wasm | sort > $$tmp/w; \
 	join $$tmp/n $$tmp/w | awk '{printf "| %s | %.1f | %.1f | %.1f |\n", $$1, $$2/1000, $$3/1000, $$3/$$2}'; \
 	rm -rf $$tmp
+	@echo; echo "### Chat crypto: seal/open and onion build/peel, native and wasm in headless Chromium (1 KiB messages; a hop's peel of a hybrid slot)"; echo; \
+	tmp=$$(mktemp -d); \
+	GOPROXY=off $(GO) test -count=1 -run '^$$' -bench . -benchtime 2000x ./shared/unicast/ratchet ./shared/unicast/onion | grep '^Benchmark' > $$tmp/native; \
+	$(LOOPBACK) env TMPDIR=$$tmp GOPROXY=off PATH="$(CURDIR)/scripts/chromium:$$PATH" GOOS=js GOARCH=wasm \
+		$(GO) test -count=1 -exec=$(WASMBROWSERTEST) -run '^$$' -bench . -benchtime 200x ./shared/unicast/ratchet ./shared/unicast/onion 2>/dev/null | grep '^Benchmark' > $$tmp/wasm; \
+	echo "| benchmark | native µs/op | wasm in Chromium µs/op | wasm ÷ native | native MB/s | wasm MB/s |"; echo "|---|---|---|---|---|---|"; \
+	for f in native wasm; do \
+		sed 's/-[0-9]* / /' $$tmp/$$f | awk '{mbs="—"; for (i = 1; i <= NF; i++) if ($$i == "MB/s") mbs = $$(i-1); print $$1, $$3, mbs}' | sort > $$tmp/$$f.t; \
+	done; \
+	join $$tmp/native.t $$tmp/wasm.t | awk '{printf "| %s | %.1f | %.1f | %.1f | %s | %s |\n", $$1, $$2/1000, $$4/1000, $$4/$$2, $$3, $$5}'; \
+	rm -rf $$tmp
 	@echo; echo "### Chunks in headless Chromium: SHA-256 (Go in wasm vs WebCrypto) and the IndexedDB chunk store (4 MiB chunks)"; echo; \
 	tmp=$$(mktemp -d); \
 	$(LOOPBACK) env TMPDIR=$$tmp GOPROXY=off PATH="$(CURDIR)/scripts/chromium:$$PATH" GOOS=js GOARCH=wasm \
