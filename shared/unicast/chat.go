@@ -243,9 +243,9 @@ func (s *Service) direct(ctx context.Context, name string, it *outItem, wait boo
 		case !answered(err):
 			s.away(name)
 			return false, nil
-		case codeOf(err) == CodeReplay:
+		case serviceCode(err) == CodeReplay:
 			return true, nil // it has the message: its receipt follows
-		case codeOf(err) != CodeNoSession:
+		case serviceCode(err) != CodeNoSession:
 			return false, remote(err, name+" refused the message", "")
 		}
 		// The friend lost the session: make a new one and seal again.
@@ -519,7 +519,7 @@ func (s *Service) receive(from id.Address, cm *wire.ChatMessage, mail bool) (wir
 	}
 	p, err := s.openLocked(f, x, cm.Sealed, &evs)
 	if err != nil {
-		if codeOf(err) == CodeReplay {
+		if serviceCode(err) == CodeReplay {
 			go s.sendReceipt(f.Name) // its answer may have been lost
 		}
 		return nil, err
@@ -682,7 +682,7 @@ func (s *Service) takeMail(from id.Address, frame []byte) error {
 	}
 	ans, err := s.receive(from, cm, true)
 	if err != nil {
-		if codeOf(err) == node.CodeUnavailable {
+		if serviceCode(err) == node.CodeUnavailable {
 			return err
 		}
 		s.h.Logger().Info("refused a held message", "from", from.Short(), "err", err)

@@ -70,8 +70,8 @@ func remote(err error, what, notFound string) error {
 	return node.Errorf(code, []error{err}, "%s: %s", what, msg)
 }
 
-// codeOf is the service's code of err ("" for nil).
-func codeOf(err error) string {
+// serviceCode is the service's code of err ("" for nil).
+func serviceCode(err error) string {
 	if err == nil {
 		return ""
 	}

@@ -4,6 +4,7 @@ package unicast
 
 import (
 	"bytes"
+	"crypto/rand"
 	"context"
 	"slices"
 	"strings"
@@ -51,7 +52,7 @@ func ask(t *testing.T, a, b *testNode, m wire.Message) string {
 	if err != nil && !answered(err) {
 		t.Fatalf("no answer: %v", err)
 	}
-	return codeOf(err)
+	return serviceCode(err)
 }
 
 // A befriends B through a swarm with a node that drops onions; the key
@@ -149,7 +150,7 @@ func TestFriendsExchangeChatOffline(t *testing.T) {
 			t.Fatal("the sealed message holds its text")
 		}
 		// Eve cannot open it (no session) nor pass it off as hers.
-		if _, err := eve.s.receive(a.n.Address(), text, false); codeOf(err) != CodeNotFriend {
+		if _, err := eve.s.receive(a.n.Address(), text, false); serviceCode(err) != CodeNotFriend {
 			t.Fatalf("eve opening a captured message: %v", err)
 		}
 		if code := ask(t, eve, b, cm); code != CodeNotFriend {
@@ -173,12 +174,12 @@ func TestFriendsExchangeChatOffline(t *testing.T) {
 		bobKey, aliceKey := b.s.h.Identity().SignKey(), a.s.h.Identity().SignKey()
 		forged := &wire.ConnectShare{Session: [16]byte{9}, From: bobKey, To: aliceKey, Time: time.Now().UnixMilli()}
 		forged.Sig = eve.s.h.Identity().Sign(forged.SignedBytes())
-		if code := codeOf(a.s.takeShare(forged)); code != CodeForged {
+		if code := serviceCode(a.s.takeShare(forged)); code != CodeForged {
 			t.Fatalf("a share eve signed as bob: %q", code)
 		}
 		own := &wire.ConnectShare{Session: [16]byte{9}, From: eve.s.h.Identity().SignKey(), To: aliceKey, Time: time.Now().UnixMilli()}
 		own.Sig = eve.s.h.Identity().Sign(own.SignedBytes())
-		if code := codeOf(a.s.takeShare(own)); code != CodeNotFriend {
+		if code := serviceCode(a.s.takeShare(own)); code != CodeNotFriend {
 			t.Fatalf("eve's own share: %q", code)
 		}
 		a.s.mu.Lock()
@@ -186,14 +187,14 @@ func TestFriendsExchangeChatOffline(t *testing.T) {
 		a.s.mu.Unlock()
 		replay := &wire.ConnectShare{Session: sid, Seq: 2, From: bobKey, To: aliceKey, Time: time.Now().UnixMilli()}
 		replay.Sig = b.s.h.Identity().Sign(replay.SignedBytes())
-		if code := codeOf(a.s.takeShare(replay)); code != CodeReplay {
+		if code := serviceCode(a.s.takeShare(replay)); code != CodeReplay {
 			t.Fatalf("a share of a made session: %q", code)
 		}
 		// A replayed onion layer.
 		hop := others[4]
 		hops := []onion.Hop{{Address: hop.n.Address(), Key: hop.s.okey.Public()}, {Address: others[5].n.Address(), Key: others[5].s.okey.Public()}, {Address: others[6].n.Address(), Key: others[6].s.okey.Public()}}
 		payload, _ := wire.Marshal(own)
-		o, err := onion.Build(hops, onion.Hop{Address: a.n.Address(), Key: a.s.okey.Public()}, payload, time.Now(), nil)
+		o, err := onion.Build(hops, onion.Hop{Address: a.n.Address(), Key: a.s.okey.Public()}, payload, time.Now(), rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
