@@ -467,10 +467,15 @@ func (s *Service) rollbackLocked(x *session) {
 // receiptLocked takes the friend's receipt: our messages up to number n
 // are delivered.
 func (s *Service) receiptLocked(f *friend, n uint64, evs *[]event) {
-	for mid, it := range s.outbox[f.Name] {
-		if it.Number > n {
-			continue
+	var done []*outItem
+	for _, it := range s.outbox[f.Name] {
+		if it.Number <= n {
+			done = append(done, it)
 		}
+	}
+	slices.SortFunc(done, func(a, b *outItem) int { return cmpU64(a.Number, b.Number) })
+	for _, it := range done {
+		mid := it.ID
 		delete(s.outbox[f.Name], mid)
 		if err := s.h.Store().Delete(keyOutbox(f.Name, mid)); err != nil {
 			s.h.Logger().Warn("could not delete a delivered message from the outbox", "err", err)

@@ -4,8 +4,8 @@ package unicast
 
 import (
 	"bytes"
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"slices"
 	"strings"
 	"testing"
@@ -132,6 +132,11 @@ func TestFriendsExchangeChatOffline(t *testing.T) {
 		t.Fatalf("alice got %q", got)
 	}
 	wait.Until(t, long, "delivered", func() bool { return len(emitted[DeliveredView](a, EventDelivered)) >= 2 })
+	for i, d := range emitted[DeliveredView](a, EventDelivered) {
+		if d.To != "bob" || d.ID != ids[i] {
+			t.Fatalf("delivered event %d: %+v, want %s", i, d, ids[i])
+		}
+	}
 	h, err := a.s.History("bob")
 	if err != nil || len(h) != 3 || h[0].State != "delivered" || h[2].From != "bob" {
 		t.Fatalf("alice's history %+v %v", h, err)
