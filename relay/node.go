@@ -26,6 +26,7 @@ import (
 	"ddt/shared/site"
 	"ddt/shared/store"
 	"ddt/shared/transport"
+	"ddt/shared/unicast"
 	"ddt/shared/username"
 	"ddt/shared/wire"
 )
@@ -49,6 +50,7 @@ func runNode(args []string) error {
 	cacheTypes := fs.String("cache-types", "", "comma-separated media-type prefixes this node caches for others (e.g. video/,image/); empty: every type")
 	cacheMaxAge := fs.Duration("cache-max-age", 0, "drop cached and replicated chunks unused for this long (e.g. 720h); 0: no limit")
 	capture := fs.String("capture", "", "for audits: record every frame this process handles (every data-channel message its transport reads or writes, after DTLS) in this file, appended")
+	dropOnions := fs.Bool("drop-onions", false, "for tests: take onion layers and forward none")
 	host := fs.String("host", "", "comma-separated domains to host (e.g. example.ddt,other.ddt): keep each one's current site pinned here, following its updates")
 	fs.Parse(args)
 	log := newLogger(*logLevel)
@@ -65,7 +67,7 @@ func runNode(args []string) error {
 	if err != nil {
 		return err
 	}
-	nn, err := openNative(nativeConfig{relay: *relayURL, data: *data, ice: ice, loopback: *loopback, maxPeers: *maxPeers, log: log, capture: capt,
+	nn, err := openNative(nativeConfig{relay: *relayURL, data: *data, ice: ice, loopback: *loopback, maxPeers: *maxPeers, log: log, capture: capt, dropOnions: *dropOnions,
 		files: content.Config{Pledge: int64(pledge), Policy: content.Policy{Types: splitList(*cacheTypes), MaxAge: *cacheMaxAge}}})
 	if err != nil {
 		return err
@@ -109,7 +111,7 @@ func runNode(args []string) error {
 		}
 	})
 	if *status != "" {
-		srv, ln, err := serveAPI(*status, *statusPublic, apiServices{n: n, users: users, files: files, sites: sites}, log)
+		srv, ln, err := serveAPI(*status, *statusPublic, apiServices{n: n, users: users, files: files, sites: sites, chat: nn.chat}, log)
 		if err != nil {
 			return err
 		}
@@ -130,15 +132,18 @@ type nativeConfig struct {
 	log      *slog.Logger
 	files    content.Config // its Chunks are set here
 	capture  *Capture       // records the transport's frames (-capture); nil: none
+	// dropOnions: the unicast service forwards no onion layer (tests).
+	dropOnions bool
 }
 
 // nativeNode is a native node with the capabilities of the native build:
-// usernames, content (chunks on disk), sites.
+// usernames, content (chunks on disk), sites, unicast (friends and chat).
 type nativeNode struct {
 	n     *node.Node
 	users *username.Client
 	files *content.Service
 	sites *site.Service
+	chat  *unicast.Service
 	close func()
 }
 
@@ -182,13 +187,14 @@ func openNative(cfg nativeConfig) (*nativeNode, error) {
 	fc.Chunks = chunks
 	files := content.New(fc)
 	sites := site.New(site.Config{Files: files})
+	chat := unicast.New(users, unicast.Config{DropOnions: cfg.dropOnions})
 	n, err := node.New(node.Config{Relay: cfg.relay, Store: st, Transport: tr, Native: true, Agent: "ddt-native", Logger: log, MaxPeers: cfg.maxPeers,
-		Capabilities: []node.Capability{users, files, sites}})
+		Capabilities: []node.Capability{users, files, sites, chat}})
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
-	return &nativeNode{n: n, users: users, files: files, sites: sites, close: closeAll}, nil
+	return &nativeNode{n: n, users: users, files: files, sites: sites, chat: chat, close: closeAll}, nil
 }
 
 // defaultNodeData is where a native node keeps its state unless told:
@@ -227,8 +233,18 @@ func registerName(ctx context.Context, users *username.Client, name string) {
 // errorStatus is the HTTP status for an error code.
 func errorStatus(code string) int {
 	switch code {
-	case username.CodeInvalid:
+	case username.CodeInvalid, unicast.CodeSelf:
 		return http.StatusBadRequest
+	case unicast.CodeNoName, unicast.CodeNotFriend, unicast.CodeNoRequest:
+		return http.StatusForbidden
+	case unicast.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case unicast.CodeMailFull:
+		return http.StatusInsufficientStorage
+	case unicast.CodeDeclined, unicast.CodeReplay:
+		return http.StatusConflict
+	case unicast.CodeNoSession:
+		return http.StatusServiceUnavailable
 	case content.CodeCorrupt:
 		return http.StatusUnprocessableEntity
 	case content.CodeQuota:
@@ -387,6 +403,9 @@ func apiMux(svc apiServices) *http.ServeMux {
 	}
 	if svc.sites != nil {
 		siteRoutes(handle, svc.sites)
+	}
+	if svc.chat != nil {
+		unicastRoutes(handle, svc.chat)
 	}
 	return mux
 }

@@ -21,6 +21,7 @@ import (
 	"ddt/shared/content"
 	"ddt/shared/node"
 	"ddt/shared/site"
+	"ddt/shared/unicast"
 	"ddt/shared/username"
 )
 
@@ -51,6 +52,7 @@ type apiServices struct {
 	users *username.Client
 	files *content.Service
 	sites *site.Service
+	chat  *unicast.Service
 }
 
 // serveAPI is serveStatus over every service the node has.

@@ -1,11 +1,13 @@
 package unicast
 
 import (
-	"context"
 	"io"
+	"sync"
 	"time"
 
+	"ddt/shared/id"
 	"ddt/shared/node"
+	"ddt/shared/unicast/onion"
 	"ddt/shared/username"
 	"ddt/shared/wire"
 )
@@ -69,6 +71,33 @@ type Service struct {
 	h     *node.Host
 	users *username.Client
 	mail  mailbox // what this node holds for others: mailbox.go
+
+	okey    *onion.PrivateKey // this node's onion key (store: onion-key)
+	replays *onion.Replays    // onion layers opened, under omu
+	omu     sync.Mutex
+	flood   rates         // onions per origin
+	work    chan struct{} // onions being peeled (MaxOnionWork)
+	hops    hopCache
+	stats   stats
+
+	mu          sync.Mutex
+	friends     map[string]*friend  // by name, ours and pending
+	requests    map[string]*request // requests waiting for our answer
+	sessions    map[[16]byte]*session
+	outbox      map[string]map[[16]byte]*outItem // by friend name, by message id
+	early       map[string]map[uint64]*heldText  // received ahead of their turn
+	exchanges   map[[16]byte]*exchange           // key exchanges this node started
+	incoming    map[[16]byte]*incoming           // shares received, by session
+	seenShare   map[shareKey]time.Time           // shares taken, for replays
+	waiters     map[string][]chan string         // Befriend calls waiting for an answer
+	changed     chan struct{}                    // closed and replaced when a session changes
+	lastSeen    map[string]time.Time
+	lastReceipt map[string]time.Time // unrequested receipts sent, by friend
+	looping     bool                 // the retry loop runs
+
+	// preferHop, for tests only, is made the first hop of every share's
+	// first chain (a hop that drops onions, to exercise the retries).
+	preferHop id.Address
 }
 
 var _ node.Capability = (*Service)(nil)
@@ -81,9 +110,6 @@ func New(users *username.Client, cfg Config) *Service {
 
 // Feature implements node.Capability.
 func (s *Service) Feature() string { return wire.FeatureUnicast }
-
-// Attach implements node.Capability.
-func (s *Service) Attach(h *node.Host) error { panic("unicast: to build") }
 
 // FriendView is a friend as window.ddt.friends() and GET /friends show it.
 type FriendView struct {
@@ -151,43 +177,3 @@ type StatsView struct {
 	Held            int   `json:"held"`            // messages this node holds for others
 	HeldBytes       int64 `json:"heldBytes"`
 }
-
-// Befriend resolves name (a verified record), sends it a friend request
-// (our name and address, checked by the receiver) and waits, as long as
-// ctx lasts, for its answer: "accepted" or "declined". A request to a
-// name whose record does not verify fails with CodeForged; the request
-// stays pending (and is sent again while the receiver is away) after ctx
-// ends, and its answer then comes as event friend.
-func (s *Service) Befriend(ctx context.Context, name string) (string, error) {
-	panic("unicast: to build")
-}
-
-// Accept accepts name's pending request: the friendship begins, and the
-// key exchange runs (its session is ready when event session says so).
-func (s *Service) Accept(ctx context.Context, name string) error { panic("unicast: to build") }
-
-// Decline declines name's pending request.
-func (s *Service) Decline(ctx context.Context, name string) error { panic("unicast: to build") }
-
-// Friends lists friends and our pending requests, by name.
-func (s *Service) Friends() []FriendView { panic("unicast: to build") }
-
-// Requests lists the requests waiting for our answer.
-func (s *Service) Requests() []RequestView { panic("unicast: to build") }
-
-// Send sends text to the friend name: directly if it answers, else held
-// for it (see SendResult). It waits for a session while the key exchange
-// runs, as long as ctx lasts; the message stays in the outbox until the
-// friend acknowledges it, whatever ctx does.
-func (s *Service) Send(ctx context.Context, name, text string) (SendResult, error) {
-	panic("unicast: to build")
-}
-
-// History is the conversation with name, oldest first.
-func (s *Service) History(name string) ([]MessageView, error) { panic("unicast: to build") }
-
-// MarkRead sets name's unread count to zero.
-func (s *Service) MarkRead(name string) error { panic("unicast: to build") }
-
-// Stats counts what the service did.
-func (s *Service) Stats() StatsView { panic("unicast: to build") }

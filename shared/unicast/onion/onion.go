@@ -45,8 +45,20 @@ const Hops = 3
 // MaxPayload is the most bytes the receiver's slot carries.
 const MaxPayload = 256
 
-// Window is how far a layer's time may be from the hop's clock.
-const Window = 2 * time.Minute
+// Window is how far a layer's time may be behind the hop's clock, and
+// MaxAhead how far ahead: a layer dated in the future would stay in a
+// hop's replay filter longest, so a flood of them could push honest
+// layers out; clocks of nodes admitted by relays agree within seconds.
+const (
+	Window   = 2 * time.Minute
+	MaxAhead = 10 * time.Second
+)
+
+// MaxJitter is the most a layer's time is set back from the sender's
+// clock, chosen for each layer on its own: hops of one chain (or of the
+// four chains of one exchange) cannot match their layers by an equal
+// time to the millisecond.
+const MaxJitter = 2 * time.Second
 
 // DefaultCapacity is a Replays' Capacity when it is zero: the layers a
 // node remembers opening within Window (65,536 tags, about 5 MB of
@@ -231,7 +243,18 @@ func Build(hops []Hop, to Hop, payload []byte, now time.Time, rand io.Reader) (*
 		}
 		keys[i] = pk
 	}
-	ms := uint64(now.UnixMilli())
+	stamp := func() (uint64, error) {
+		var b [2]byte
+		if _, err := io.ReadFull(rand, b[:]); err != nil {
+			return 0, fmt.Errorf("onion: reading random bytes: %w", err)
+		}
+		back := int64(binary.BigEndian.Uint16(b[:])) % MaxJitter.Milliseconds()
+		return uint64(now.UnixMilli() - back), nil
+	}
+	ms, err := stamp()
+	if err != nil {
+		return nil, err
+	}
 
 	o := new(wire.Onion)
 	if _, err := io.ReadFull(rand, o.Data[wire.OnionSlot:]); err != nil {
@@ -258,6 +281,9 @@ func Build(hops []Hop, to Hop, payload []byte, now time.Time, rand io.Reader) (*
 			addr = hops[next].Address
 		} else {
 			addr = to.Address
+		}
+		if ms, err = stamp(); err != nil {
+			return nil, err
 		}
 		clear(plain[:])
 		plain[0] = layerHop
@@ -403,7 +429,7 @@ func Peel(k *PrivateKey, o *wire.Onion, now time.Time) (*Peeled, error) {
 			return nil, fmt.Errorf("%w: padding not zero", ErrMalformed)
 		}
 	}
-	if d := now.Sub(p.Time); d > Window || d < -Window {
+	if d := now.Sub(p.Time); d > Window || d < -MaxAhead {
 		return nil, fmt.Errorf("%w: %v off this node's clock", ErrStale, d.Round(time.Second))
 	}
 	return p, nil
@@ -448,9 +474,21 @@ func (r *Replays) Admit(tag [32]byte, at, now time.Time) bool {
 	if r.seen == nil {
 		r.seen = make(map[[32]byte]struct{})
 	}
-	// Forget what left the window: Peel refuses such layers anyway.
+	// A layer from ahead of our clock is remembered as of now, so that
+	// no layer can sit above honest ones in the order (and raise the
+	// floor past them when a flood makes room).
+	if at.After(now) {
+		at = now
+	}
+	// Forget what left the window (Peel refuses such layers anyway), and
+	// refuse from then on what is not newer: a clock read a moment
+	// earlier on another goroutine must not readmit it.
 	for len(r.order) > 0 && now.Sub(r.order[0].at) > Window {
-		delete(r.seen, heap.Pop(&r.order).(seenTag).tag)
+		old := heap.Pop(&r.order).(seenTag)
+		delete(r.seen, old.tag)
+		if old.at.After(r.floor) {
+			r.floor = old.at
+		}
 	}
 	if now.Sub(at) > Window || !at.After(r.floor) {
 		return false

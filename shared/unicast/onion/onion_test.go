@@ -65,7 +65,8 @@ func hopsOf(nodes []node, classicAt ...int) []Hop {
 var t0 = time.UnixMilli(1_760_000_000_000)
 
 // walk peels o through nodes (3 hops then the receiver), checking each
-// hop routes to the next and has the time the tests build at (t0), and returns every onion on the way and the
+// hop routes to the next and has the time the tests build at (t0, less
+// its jitter), and returns every onion on the way and the
 // receiver's payload.
 func walk(t *testing.T, nodes []node, o *wire.Onion, now time.Time) ([]*wire.Onion, []byte) {
 	t.Helper()
@@ -87,8 +88,8 @@ func walk(t *testing.T, nodes []node, o *wire.Onion, now time.Time) ([]*wire.Oni
 		if p.Next != nodes[i+1].addr {
 			t.Fatalf("hop %d routes to %v, not %v", i, p.Next, nodes[i+1].addr)
 		}
-		if !p.Time.Equal(t0) {
-			t.Fatalf("hop %d: layer time %v, built at %v", i, p.Time, t0)
+		if p.Time.After(t0) || p.Time.Before(t0.Add(-MaxJitter)) {
+			t.Fatalf("hop %d: layer time %v, built at %v (set back at most %v)", i, p.Time, t0, MaxJitter)
 		}
 		o = p.Forward
 		seen = append(seen, o)
@@ -104,7 +105,7 @@ func TestChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen, got := walk(t, nodes, o, t0.Add(Window-time.Second))
+	seen, got := walk(t, nodes, o, t0.Add(Window-MaxJitter))
 	if !bytes.Equal(got, payload) {
 		t.Fatalf("payload %q, sent %q", got, payload)
 	}
@@ -221,12 +222,12 @@ func TestStale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []time.Duration{Window + time.Second, -Window - time.Second, 24 * time.Hour} {
+	for _, d := range []time.Duration{Window + time.Second, -MaxAhead - MaxJitter - time.Second, -Window, 24 * time.Hour} {
 		if _, err := Peel(nodes[0].key, o, t0.Add(d)); !errors.Is(err, ErrStale) {
 			t.Fatalf("peeled %v off: %v", d, err)
 		}
 	}
-	for _, d := range []time.Duration{Window, -Window, 0} {
+	for _, d := range []time.Duration{Window - MaxJitter, -MaxAhead + MaxJitter, 0} {
 		if _, err := Peel(nodes[0].key, o, t0.Add(d)); err != nil {
 			t.Fatalf("peeled %v off: %v", d, err)
 		}
@@ -323,9 +324,16 @@ func TestReplays(t *testing.T) {
 		t.Fatalf("remembers %d tags past the window, want 1", rp.Len())
 	}
 
+	// A layer from ahead of the clock is remembered as of now.
+	ahead := Replays{Capacity: 1}
+	if !ahead.Admit(tag(1), t0.Add(MaxAhead), t0) || !ahead.Admit(tag(2), t0.Add(time.Millisecond), t0.Add(time.Millisecond)) {
+		t.Fatal("a layer from ahead of the clock holds the floor above an honest one")
+	}
+
 	small := Replays{Capacity: 4}
+	now := t0.Add(time.Second) // the layers' times are behind it
 	for i := range 10 {
-		if !small.Admit(tag(i), t0.Add(time.Duration(i)*time.Millisecond), t0) {
+		if !small.Admit(tag(i), t0.Add(time.Duration(i)*time.Millisecond), now) {
 			t.Fatalf("layer %d refused", i)
 		}
 		if small.Len() > 4 {
@@ -335,14 +343,14 @@ func TestReplays(t *testing.T) {
 	// A replay of a forgotten layer is still refused: it is not newer
 	// than the oldest forgotten.
 	for i := range 10 {
-		if small.Admit(tag(i), t0.Add(time.Duration(i)*time.Millisecond), t0) {
+		if small.Admit(tag(i), t0.Add(time.Duration(i)*time.Millisecond), now) {
 			t.Fatalf("replay of layer %d admitted", i)
 		}
 	}
-	if !small.Admit(tag(100), t0.Add(time.Second), t0) {
+	if !small.Admit(tag(100), now, now) {
 		t.Fatal("a newer layer is refused")
 	}
-	if small.Admit(tag(101), t0, t0) {
+	if small.Admit(tag(101), t0, now) {
 		t.Fatal("a layer older than the full filter's oldest is admitted")
 	}
 }

@@ -347,14 +347,17 @@ func (s *State) Open(msg, ad []byte) ([]byte, error) {
 	next := s.c
 	next.previous = slices.Clone(next.previous)
 	var skip []skipped
+	budget := MaxJump // what one message may make us derive, over both chains
 	if !next.hasTheirs || theirs != next.theirs {
-		if slices.Contains(next.previous, theirs) {
+		if slices.Contains(next.previous, theirs) || s.skippedOf(theirs) {
+			// A key of theirs we stepped past: its chain is over, and
+			// stepping to it again would derive keys we already hold.
 			return nil, ErrOld
 		}
 		// A new chain of theirs: keep the keys of what the old one
 		// still had to come, then step.
 		if next.hasRecv {
-			if skip, err = next.skipTo(pn, skip); err != nil {
+			if skip, err = next.skipTo(pn, skip, &budget); err != nil {
 				return nil, err
 			}
 		}
@@ -362,10 +365,16 @@ func (s *State) Open(msg, ad []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
+	if !next.hasRecv {
+		// The receiver before the initiator's first message: the key
+		// the initiator announced has no receiving chain yet (its first
+		// message comes under a new key), so nothing opens under it.
+		return nil, ErrDecrypt
+	}
 	if n < next.nr {
 		return nil, ErrOld
 	}
-	if skip, err = next.skipTo(n, skip); err != nil {
+	if skip, err = next.skipTo(n, skip, &budget); err != nil {
 		return nil, err
 	}
 	var mk [32]byte
@@ -391,13 +400,14 @@ type skipped struct {
 // skipTo advances the receiving chain to message number until, adding
 // the keys of the messages it passes to skip (only the newest MaxSkipped
 // can be kept anyway).
-func (c *chains) skipTo(until uint32, skip []skipped) ([]skipped, error) {
+func (c *chains) skipTo(until uint32, skip []skipped, budget *int) ([]skipped, error) {
 	if until < c.nr {
 		return skip, nil // a previous chain shorter than what we got: it lies, nothing to keep
 	}
-	if until-c.nr > MaxJump {
+	if int64(until-c.nr) > int64(*budget) {
 		return nil, ErrJump
 	}
+	*budget -= int(until - c.nr)
 	for c.nr < until {
 		var mk [32]byte
 		c.recv, mk = kdfCK(c.recv)
@@ -412,6 +422,9 @@ func (c *chains) skipTo(until uint32, skip []skipped) ([]skipped, error) {
 
 // keep adds a skipped key, dropping the oldest past MaxSkipped.
 func (s *State) keep(at skipKey, mk [32]byte) {
+	if _, ok := s.skipped[at]; ok {
+		return // held already: order lists each key once
+	}
 	s.skipped[at] = mk
 	s.order = append(s.order, at)
 	for len(s.skipped) > MaxSkipped {
@@ -420,6 +433,16 @@ func (s *State) keep(at skipKey, mk [32]byte) {
 		delete(s.skipped, old)
 	}
 	s.compact()
+}
+
+// skippedOf reports whether a skipped key of the ratchet key pub is held.
+func (s *State) skippedOf(pub [32]byte) bool {
+	for k := range s.skipped {
+		if k.dh == pub {
+			return true
+		}
+	}
+	return false
 }
 
 // compact drops the used keys from order when they are half of it.
