@@ -24,6 +24,7 @@ import (
 type api struct {
 	n     *node.Node
 	users *username.Client
+	chat  *chat // chat.go; set before the node runs
 	obj   js.Value
 
 	mu        sync.Mutex
@@ -70,6 +71,9 @@ func (a *api) onEvent(e node.Event) {
 		a.onState(e)
 	case username.Event:
 		a.obj.Set("username", a.users.Name())
+	}
+	if a.chat != nil && isChatEvent(e.Kind) {
+		a.chat.refresh() // what the event says shows in friends() at once
 	}
 	a.emit(e.Kind, bridge.MustValue(e.Payload()))
 }

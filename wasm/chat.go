@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"sync"
 	"syscall/js"
 	"time"
 
@@ -29,11 +30,67 @@ const (
 	ChatAnswerWait = 30 * time.Second
 )
 
+// ChatRefresh is how often the snapshot behind friends(), requests() and
+// chatStats() is taken again without an event: a friend's online dot
+// goes out when it has been silent a while, which no event says.
+const ChatRefresh = 2 * time.Second
+
 // chat is window.ddt's share of the unicast service: friends, chat and
 // offline delivery. Its events (friend-request, friend, message,
-// delivered, session) reach ddt.on as every node event does (api.onEvent).
+// delivered, session) reach ddt.on as every node event does (api.onEvent),
+// each after the snapshot is taken again.
+//
+// friends(), requests() and chatStats() answer at once from a snapshot,
+// never from the service: they run on the page's event loop, and the
+// service holds its lock while it writes to IndexedDB, whose answer needs
+// that loop — a call that waited for the lock there would wait forever.
+// The snapshot is taken on goroutines: before each chat event reaches the
+// page, before each chat promise settles, and every ChatRefresh.
 type chat struct {
 	svc *unicast.Service
+
+	mu       sync.Mutex
+	friendsV []unicast.FriendView
+	requests []unicast.RequestView
+	statsV   unicast.StatsView
+}
+
+func newChat(svc *unicast.Service) *chat {
+	c := &chat{svc: svc}
+	go func() {
+		c.refresh()
+		for range time.Tick(ChatRefresh) {
+			c.refresh()
+		}
+	}()
+	return c
+}
+
+// refresh takes the snapshot. Never call it on the page's event loop.
+func (c *chat) refresh() {
+	f, r, st := c.svc.Friends(), c.svc.Requests(), c.svc.Stats()
+	c.mu.Lock()
+	c.friendsV, c.requests, c.statsV = f, r, st
+	c.mu.Unlock()
+}
+
+// isChatEvent reports whether kind is one of the service's events.
+func isChatEvent(kind string) bool {
+	switch kind {
+	case unicast.EventFriendRequest, unicast.EventFriend, unicast.EventMessage, unicast.EventDelivered, unicast.EventSession:
+		return true
+	}
+	return false
+}
+
+// promise is the package's promise with the snapshot taken again before
+// it settles, so that what the call changed shows in friends() at once.
+func (c *chat) promise(fn func() (any, error)) js.Value {
+	return promise(func() (any, error) {
+		v, err := fn()
+		c.refresh()
+		return v, err
+	})
 }
 
 // methods are the window.ddt members chat defines.
@@ -43,7 +100,7 @@ func (c *chat) methods() map[string]func([]js.Value) any {
 		"accept":    c.accept,
 		"decline":   c.decline,
 		"friends":   c.friends,
-		"requests":  c.requests,
+		"requests":  c.listRequests,
 		"send":      c.send,
 		"history":   c.history,
 		"markRead":  c.markRead,
@@ -65,7 +122,7 @@ func friendArg(args []js.Value) (string, error) {
 // befriend(name) → Promise of "accepted" or "declined".
 func (c *chat) befriend(args []js.Value) any {
 	name, err := friendArg(args)
-	return promise(func() (any, error) {
+	return c.promise(func() (any, error) {
 		if err != nil {
 			return nil, err
 		}
@@ -88,7 +145,7 @@ func (c *chat) decline(args []js.Value) any {
 
 func (c *chat) answer(args []js.Value, fn func(context.Context, string) error) any {
 	name, err := friendArg(args)
-	return promise(func() (any, error) {
+	return c.promise(func() (any, error) {
 		if err != nil {
 			return nil, err
 		}
@@ -98,11 +155,19 @@ func (c *chat) answer(args []js.Value, fn func(context.Context, string) error) a
 	})
 }
 
-// friends() → [FriendView], at once.
-func (c *chat) friends([]js.Value) any { return list(c.svc.Friends()) }
+// friends() → [FriendView], at once, from the snapshot.
+func (c *chat) friends([]js.Value) any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return list(c.friendsV)
+}
 
-// requests() → [RequestView], at once.
-func (c *chat) requests([]js.Value) any { return list(c.svc.Requests()) }
+// requests() → [RequestView], at once, from the snapshot.
+func (c *chat) listRequests([]js.Value) any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return list(c.requests)
+}
 
 // send(name, text) → Promise of {id, delivered}.
 func (c *chat) send(args []js.Value) any {
@@ -117,7 +182,7 @@ func (c *chat) send(args []js.Value) any {
 			text, err = boundedString(args[1], "a message", unicast.MaxText)
 		}
 	}
-	return promise(func() (any, error) {
+	return c.promise(func() (any, error) {
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +214,7 @@ func (c *chat) history(args []js.Value) any {
 // markRead(name) → Promise, resolved once name's unread count is zero.
 func (c *chat) markRead(args []js.Value) any {
 	name, err := friendArg(args)
-	return promise(func() (any, error) {
+	return c.promise(func() (any, error) {
 		if err != nil {
 			return nil, err
 		}
@@ -157,8 +222,12 @@ func (c *chat) markRead(args []js.Value) any {
 	})
 }
 
-// chatStats() → StatsView, at once.
-func (c *chat) stats([]js.Value) any { return bridge.MustValue(c.svc.Stats()) }
+// chatStats() → StatsView, at once, from the snapshot.
+func (c *chat) stats([]js.Value) any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bridge.MustValue(c.statsV)
+}
 
 // list is views as a JavaScript array: [] rather than null for none.
 func list[T any](views []T) js.Value {

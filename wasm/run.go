@@ -48,7 +48,8 @@ func run(cfg Config, ready chan<- js.Value, failed chan<- error) {
 	for name, fn := range (&sites{svc: sitesSvc}).methods() { // site.go
 		api.obj.Set(name, bridge.Method(fn))
 	}
-	for name, fn := range (&chat{svc: chatSvc}).methods() { // chat.go
+	api.chat = newChat(chatSvc)
+	for name, fn := range api.chat.methods() { // chat.go
 		api.obj.Set(name, bridge.Method(fn))
 	}
 	g := bridge.Global()

@@ -15,12 +15,16 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf16"
 
 	"ddt/shared/unicast"
 	"ddt/shared/wait"
+
+	cdpruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
 )
 
 // Shapes of window.ddt's chat calls and events, the node's own views.
@@ -72,8 +76,49 @@ func recorded(p *page) (chatRecord, error) {
 func openChat(t *testing.T, p *page, r *relay) string {
 	t.Helper()
 	onNewDocument(t, p, jsRecordChat)
+	if lv := os.Getenv("DDT_CHAT_LOG"); lv != "" {
+		onNewDocument(t, p, `localStorage.setItem('ddt-log', `+quote(lv)+`)`)
+	}
+	keepConsole(t, p)
 	p.open(r.url())
-	return p.ready()
+	addr := p.ready()
+	t.Cleanup(func() {
+		if t.Failed() {
+			state, err := eval[string](p, `JSON.stringify({name: ddt.username, friends: ddt.friends(), requests: ddt.requests(), stats: ddt.chatStats(), events: window.__chat})`)
+			t.Logf("--- chat state of %s: %s %v", addr[:8], state, err)
+		}
+	})
+	return addr
+}
+
+// keepConsole keeps the console of a tab (newTab keeps none) for the log
+// of a failed test.
+func keepConsole(t *testing.T, p *page) {
+	t.Helper()
+	var mu sync.Mutex
+	var lines []string
+	chromedp.Listen(p.ctx, func(ev any) {
+		if e, ok := ev.(*cdpruntime.EventConsoleAPICalled); ok {
+			var parts []string
+			for _, a := range e.Args {
+				if len(a.Value) > 0 {
+					parts = append(parts, string(a.Value))
+				} else {
+					parts = append(parts, a.Description)
+				}
+			}
+			mu.Lock()
+			lines = append(lines, time.Now().Format("15:04:05.000 ")+string(e.Type)+": "+strings.Join(parts, " "))
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("--- console of a chat tab:\n%s", strings.Join(lines, "\n"))
+			mu.Unlock()
+		}
+	})
 }
 
 // registerName registers name for p's node.
@@ -196,9 +241,16 @@ func leak(data []byte, text string) string {
 	return ""
 }
 
+// chatIntermediaries is how many native nodes of TestChat relay onions
+// (besides the one that drops them, and the third page). A share whose
+// chain failed goes again on hops none of its failed chains used, so the
+// acceptor needs three candidates beyond the three of a failed chain.
+const chatIntermediaries = 5
+
 // TestChat: friends, the chained key exchange, chat and offline delivery
-// end to end, with five nodes besides the pages (three intermediaries,
-// a node that drops every onion, the holder being whichever is closest).
+// end to end, with six native nodes besides the pages (five
+// intermediaries, a node that drops every onion, the holder being
+// whichever is closest).
 // Pages A and B become friends (B accepts in its Chat card) and chat
 // directly; B closes its tab and A's next three messages are held; B
 // comes back with the same identity and gets them, in order, once each,
@@ -212,12 +264,21 @@ func TestChat(t *testing.T) {
 	r := startRelay(t, "-zone", "chat", "-capture", relayCap)
 	var natives []*nativeNode
 	var nativeCaps []string
-	for i := 0; i < 3; i++ {
+	for i := 0; i < chatIntermediaries; i++ {
 		c := filepath.Join(caps, fmt.Sprintf("node%d.capture", i))
 		nativeCaps = append(nativeCaps, c)
 		natives = append(natives, startNative(t, r, "-log", "info", "-capture", c))
 	}
 	dropper := startNative(t, r, "-log", "info", "-drop-onions")
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, n := range append(natives, dropper) {
+				var s chatStats
+				err := getJSON("http://"+n.status+"/unicast", &s)
+				t.Logf("--- chat stats of native %d: %+v %v", i, s, err)
+			}
+		}
+	})
 
 	a := newPage(t, "")
 	addrA := openChat(t, a, r)
