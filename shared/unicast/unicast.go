@@ -55,6 +55,12 @@ type Config struct {
 	MaxPerReceiver int64
 	MaxHeld        int64
 	MaxAge         time.Duration
+	// What one sender may have held at a holder: for one receiver
+	// (default MaxPerReceiver/MailSenderShare) and for all its receivers
+	// (default MaxHeld/MailSenderShare), so that no stranger fills a
+	// friend's mailbox or the holder's room alone.
+	MaxPerSender     int64
+	MaxHeldPerSender int64
 	// Rand is the source of keys, shares and hop choices (crypto/rand).
 	Rand io.Reader
 	// DropOnions makes this node a hop that takes onion layers and
