@@ -170,7 +170,10 @@ type SendResult struct {
 	ID string `json:"id"`
 	// Delivered: "direct" (the friend acknowledged it now), "stored"
 	// (held for it at the node closest to its address; event delivered
-	// follows when it collects it).
+	// follows when it collects it), "queued" (it waits in the outbox and
+	// goes when it can: no session with the friend yet — it has been
+	// away since it accepted, or the last session expired — or the
+	// friend and every holder refused or could not be reached now).
 	Delivered string `json:"delivered"`
 }
 
