@@ -68,8 +68,11 @@ type ErrorView struct {
 }
 
 // Explain gives err's code and message: an *Error's own, or a code for
-// the node's sentinels with err's text.
+// the node's sentinels with err's text; nothing for nil.
 func Explain(err error) ErrorView {
+	if err == nil {
+		return ErrorView{}
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return ErrorView{Error: e.Message, Code: e.Code}

@@ -70,7 +70,16 @@ func keyOutbox(name string, mid [16]byte) string {
 	return "outbox/" + name + "/" + hex.EncodeToString(mid[:])
 }
 func keyHistory(name string, seq uint64) string { return fmt.Sprintf("history/%s/%020d", name, seq) }
-func keyEarly(name string, n uint64) string     { return fmt.Sprintf("early/%s/%020d", name, n) }
+
+// histSeq is the sequence number of a history key (0 if it is none).
+func histSeq(key string) uint64 {
+	var n uint64
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		fmt.Sscan(key[i+1:], &n)
+	}
+	return n
+}
+func keyEarly(name string, n uint64) string { return fmt.Sprintf("early/%s/%020d", name, n) }
 
 // event is one Emit to make once s.mu is released.
 type event struct {
@@ -98,6 +107,12 @@ func (s *Service) loadChat() {
 			continue
 		}
 		s.outboxOf(name)[it.ID] = &it
+		// The outbox is written first (Send): a friend record whose
+		// save failed after it still counts the message.
+		if f := s.friends[name]; f != nil {
+			f.Sent = max(f.Sent, it.Number)
+			f.Seq = max(f.Seq, histSeq(it.Hist))
+		}
 	}
 	m, err = store.Scan(s.h.Store(), "early/")
 	if err != nil {
@@ -152,8 +167,13 @@ func (s *Service) Send(ctx context.Context, name, text string) (SendResult, erro
 		return SendResult{}, node.Errorf(CodeMailFull, nil, "%d messages to %q wait for its receipt already", MaxOutbox, name)
 	}
 	s.mu.Unlock()
-	x, err := s.readySession(ctx, name)
-	if err != nil {
+	// Without a session (the friend is away since its acceptance, or
+	// the last one expired) the message waits in the outbox unsealed,
+	// and goes once an exchange makes one.
+	wctx, cancel := context.WithTimeout(ctx, SessionWait)
+	x, err := s.readySession(wctx, name)
+	cancel()
+	if err != nil && serviceCode(err) != CodeNoSession {
 		return SendResult{}, err
 	}
 	now := s.h.Clock().Now()
@@ -168,35 +188,65 @@ func (s *Service) Send(ctx context.Context, name, text string) (SendResult, erro
 		return SendResult{}, node.Errorf(CodeNotFriend, nil, "%q is not a friend", name)
 	}
 	it.Number = f.Sent + 1
-	if err := s.sealItemLocked(f, x, it); err != nil {
+	if x != nil {
+		if err := s.sealItemLocked(f, x, it); err != nil {
+			s.mu.Unlock()
+			return SendResult{}, err
+		}
+	}
+	it.Hist = keyHistory(name, f.Seq+1)
+	view := MessageView{ID: hex.EncodeToString(it.ID[:]), To: name, Text: text, At: it.At, State: "sending"}
+	// The outbox item first, and the numbers raised only once it is
+	// kept: a message that is not kept must not leave a gap in the
+	// numbering, which the friend would wait on for ever. What follows
+	// it failing leaves the message to go (loadChat counts it).
+	if err := putJSON(s.h.Store(), keyOutbox(name, it.ID), it); err != nil {
 		s.mu.Unlock()
-		return SendResult{}, err
+		return SendResult{}, node.Errorf(node.CodeError, []error{err}, "could not keep the message: %v", err)
 	}
 	f.Sent = it.Number
 	f.Seq++
-	it.Hist = keyHistory(name, f.Seq)
-	view := MessageView{ID: hex.EncodeToString(it.ID[:]), To: name, Text: text, At: it.At, State: "sending"}
-	err = errors.Join(putJSON(s.h.Store(), it.Hist, view), s.saveFriendLocked(f), putJSON(s.h.Store(), keyOutbox(name, it.ID), it))
-	if err != nil {
-		s.mu.Unlock()
-		return SendResult{}, node.Errorf(node.CodeError, []error{err}, "could not keep the message: %v", err)
+	if err := errors.Join(putJSON(s.h.Store(), it.Hist, view), s.saveFriendLocked(f)); err != nil {
+		s.h.Logger().Warn("could not save a sent message's history entry", "name", name, "err", err)
 	}
 	s.outboxOf(name)[it.ID] = it
 	s.mu.Unlock()
 	res := SendResult{ID: view.ID}
+	if x == nil {
+		go s.flush(s.h.Life(), name, false) // starts an exchange
+		res.Delivered = "queued"
+		return res, nil
+	}
+	// From here the message is kept and goes whatever happens now: a
+	// failure leaves it queued in the outbox, not an error (a caller
+	// that took it for one would send it twice).
 	reached, err := s.direct(ctx, name, it, true)
 	if err != nil {
-		return res, err
+		s.h.Logger().Info("a message waits in the outbox: the friend refused it for now", "name", name, "err", err)
+		res.Delivered = "queued"
+		return res, nil
 	}
-	if reached {
+	if reached && s.delivered(name, it) {
 		res.Delivered = "direct"
 		return res, nil
 	}
 	if err := s.hold(ctx, name, it); err != nil {
-		return res, node.Errorf(node.CodeUnavailable, []error{err}, "%s is away and no node took the message to hold it: it stays in the outbox and goes again (%v)", name, err)
+		s.h.Logger().Info("a message waits in the outbox: the friend is away and no node took it to hold", "name", name, "err", err)
+		res.Delivered = "queued"
+		return res, nil
 	}
 	res.Delivered = "stored"
 	return res, nil
+}
+
+// delivered reports whether the friend's receipt covered it (it left the
+// outbox): an answer alone may be for a message the friend holds until
+// an earlier one comes.
+func (s *Service) delivered(name string, it *outItem) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, waiting := s.outbox[name][it.ID]
+	return !waiting
 }
 
 // sealItemLocked seals it with the session x and saves x's state (before
@@ -245,6 +295,11 @@ func (s *Service) direct(ctx context.Context, name string, it *outItem, wait boo
 			return false, nil
 		case serviceCode(err) == CodeReplay:
 			return true, nil // it has the message: its receipt follows
+		case serviceCode(err) == CodeNotFriend && try == 0:
+			// It knows us at another address (we moved while it was
+			// away): our Presence tells it where, then once more.
+			s.sendPresence(ctx, name)
+			continue
 		case serviceCode(err) != CodeNoSession:
 			return false, remote(err, name+" refused the message", "")
 		}
@@ -360,6 +415,7 @@ func (s *Service) flush(ctx context.Context, name string, rehold bool) {
 		s.mu.Lock()
 		_, waiting := s.outbox[name][it.ID]
 		_, sealedOK := s.sessions[it.Session]
+		putAt := it.PutAt
 		s.mu.Unlock()
 		if !waiting {
 			continue
@@ -384,7 +440,7 @@ func (s *Service) flush(ctx context.Context, name string, rehold bool) {
 			}
 			away = true
 		}
-		if it.PutAt == 0 || (rehold && now.Sub(time.UnixMilli(it.PutAt)) >= OutboxRetry) {
+		if putAt == 0 || (rehold && now.Sub(time.UnixMilli(putAt)) >= OutboxRetry) {
 			if err := s.hold(ctx, name, it); err != nil {
 				s.h.Logger().Info("could not hand a message to a holder", "name", name, "err", err)
 			}
@@ -456,11 +512,14 @@ func (s *Service) openLocked(f *friend, x *session, sealed []byte, evs *[]event)
 	return p, nil
 }
 
-// rollbackLocked restores x's state to the one last saved (what Open
-// changed is forgotten: the message is refused).
-func (s *Service) rollbackLocked(x *session) {
-	if st, err := ratchet.Unmarshal(x.State); err == nil {
+// rollbackLocked restores x's state to snap, taken before an Open, and
+// its readiness to ready, and saves that (what the Open changed is
+// forgotten: the message is refused, and opens when it comes again).
+func (s *Service) rollbackLocked(x *session, snap []byte, ready bool) {
+	if st, err := ratchet.Unmarshal(snap); err == nil {
 		x.st = st
+		x.Ready = ready
+		s.saveSessionLocked(x)
 	}
 }
 
@@ -522,6 +581,7 @@ func (s *Service) receive(from id.Address, cm *wire.ChatMessage, mail bool) (wir
 	if f == nil || f.State != stateFriend || (!mail && f.Address != from) {
 		return nil, refuse(CodeNotFriend, "the node at %s is not the friend of this session", from.Short())
 	}
+	snap, ready := x.st.Marshal(), x.Ready
 	p, err := s.openLocked(f, x, cm.Sealed, &evs)
 	if err != nil {
 		if serviceCode(err) == CodeReplay {
@@ -535,7 +595,7 @@ func (s *Service) receive(from id.Address, cm *wire.ChatMessage, mail bool) (wir
 	switch p.Kind {
 	case kindText:
 		if err := s.textLocked(f, p, &evs); err != nil {
-			s.rollbackLocked(x)
+			s.rollbackLocked(x, snap, ready)
 			return nil, err
 		}
 		if err := s.saveSessionLocked(x); err != nil {

@@ -28,6 +28,10 @@ const (
 	ChainTimeout = 4 * time.Second
 	// ChainAttempts bounds the chains one share is sent on.
 	ChainAttempts = 6
+	// SessionWait is how long Send waits for a session (the key
+	// exchange running, or the acceptor's about to) before it queues
+	// the message unsealed.
+	SessionWait = 45 * time.Second
 	// ExchangeTimeout bounds a key exchange, from its first chain to the
 	// confirmation, on either side.
 	ExchangeTimeout = 2 * time.Minute

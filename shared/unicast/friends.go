@@ -15,6 +15,7 @@ import (
 	"ddt/shared/store"
 	"ddt/shared/unicast/onion"
 	"ddt/shared/unicast/ratchet"
+	"ddt/shared/username"
 	"ddt/shared/wire"
 )
 
@@ -456,7 +457,7 @@ func (s *Service) away(name string) {
 // onFriendRequest takes a friend request: the sender's record verifies
 // and is the sender's, it is for our name, and a friend of that name has
 // that key. It waits for the user (event friend-request).
-func (s *Service) onFriendRequest(_ context.Context, from id.Address, m wire.Message) (wire.Message, error) {
+func (s *Service) onFriendRequest(ctx context.Context, from id.Address, m wire.Message) (wire.Message, error) {
 	req := m.(*wire.FriendRequest)
 	own := s.users.Record()
 	if own == nil || req.To != own.Claim.Name {
@@ -464,6 +465,20 @@ func (s *Service) onFriendRequest(_ context.Context, from id.Address, m wire.Mes
 	}
 	if err := s.verifyRecord(&req.From, from); err != nil {
 		return nil, err
+	}
+	// A record that verifies is in a trusted ledger, which is not yet
+	// to hold the name: a relay that overstepped may have sequenced the
+	// name for another key. The name's holder is what Resolve decides.
+	held, err := s.users.Resolve(ctx, req.From.Claim.Name, true)
+	if err != nil {
+		e := node.Explain(err)
+		if e.Code == username.CodeNotFound || e.Code == username.CodeForged {
+			return nil, refuse(CodeForged, "%q does not resolve to the request's key: %s", req.From.Claim.Name, e.Error)
+		}
+		return nil, refuse(node.CodeUnavailable, "could not check who holds %q: %s", req.From.Claim.Name, e.Error)
+	}
+	if held.Claim.SignKey != req.From.Claim.SignKey {
+		return nil, refuse(CodeForged, "%q belongs to another key than the request's", req.From.Claim.Name)
 	}
 	if _, err := onion.Hybrid(req.OnionKey); err != nil {
 		return nil, refuse(CodeInvalid, "the request's onion key is malformed")
@@ -628,6 +643,31 @@ func (s *Service) sendPresence(ctx context.Context, name string) bool {
 	}
 	s.seen(name)
 	return true
+}
+
+// refreshAddress resolves the name of a friend we have messages for and
+// have not heard from lately: one that moved while we were away is found
+// at its new address (its record, with the key we know it by).
+func (s *Service) refreshAddress(ctx context.Context, name string) {
+	now := s.h.Clock().Now()
+	s.mu.Lock()
+	f := s.friends[name]
+	stale := f != nil && f.State == stateFriend && len(s.outbox[name]) > 0 && now.Sub(s.lastSeen[name]) > OutboxRetry
+	s.mu.Unlock()
+	if !stale {
+		return
+	}
+	rec, err := s.users.Resolve(ctx, name, true)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.friends[name]; f != nil && f.SignKey == rec.Claim.SignKey && f.Address != rec.Claim.Address {
+		s.h.Logger().Info("a friend moved", "name", name, "address", rec.Claim.Address.Short())
+		f.Address = rec.Claim.Address
+		s.saveFriendLocked(f)
+	}
 }
 
 // retryRequests sends our pending requests again, resolving the names

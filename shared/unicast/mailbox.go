@@ -32,6 +32,14 @@ const (
 	// the frame (and the envelope a routed answer has) stays under
 	// wire.MaxFrame. A page holds one item whatever its size.
 	mailPageBytes = wire.MaxFrame - 8<<10
+	// MailSenderShare: by default one sender may fill a quarter of a
+	// receiver's room (Config.MaxPerSender) and of the holder's
+	// (Config.MaxHeldPerSender).
+	MailSenderShare = 4
+	// MailNearSlack: a holder takes a message only if fewer than this
+	// many nodes of its routing table are closer to the receiver than it
+	// is (senders look the closest up; their views differ a little).
+	MailNearSlack = 2 * MailHolders
 )
 
 // errMailDrop marks an error of collect's handle that refuses an item
@@ -45,10 +53,12 @@ var dropCodes = []string{CodeForged, CodeNotFriend, CodeInvalid, CodeReplay, Cod
 
 // mailLimits are the holder's limits (Config's, or the defaults).
 type mailLimits struct {
-	maxMessage  int
-	perReceiver int64
-	held        int64
-	maxAge      time.Duration
+	maxMessage     int
+	perReceiver    int64
+	held           int64
+	maxAge         time.Duration
+	perSender      int64 // for one receiver
+	heldFromSender int64 // for all its receivers
 }
 
 // mailboxLimits is the Config's mailbox limits, defaults for zero fields.
@@ -66,6 +76,12 @@ func (c Config) mailboxLimits() mailLimits {
 	if l.maxAge <= 0 {
 		l.maxAge = DefaultMaxAge
 	}
+	if l.perSender = c.MaxPerSender; l.perSender <= 0 {
+		l.perSender = l.perReceiver / MailSenderShare
+	}
+	if l.heldFromSender = c.MaxHeldPerSender; l.heldFromSender <= 0 {
+		l.heldFromSender = l.held / MailSenderShare
+	}
 	return l
 }
 
@@ -79,8 +95,9 @@ type mailbox struct {
 	limits mailLimits
 	st     store.Store
 	boxes  map[id.Address]*receiverBox
-	queue  []*heldItem // every item, oldest first; removed ones linger until popped
-	seq    uint64      // the last item's sequence number
+	sent   map[id.Address]int64 // what each sender has held here, in all (cost)
+	queue  []*heldItem          // every item, oldest first; removed ones linger until popped
+	seq    uint64               // the last item's sequence number
 	count  int
 	frames int64 // bytes of the frames held
 }
@@ -89,7 +106,8 @@ type mailbox struct {
 type receiverBox struct {
 	items []*heldItem // in sequence order; removed ones linger until compacted
 	byID  map[[16]byte]*heldItem
-	cost  int64 // frames plus MailItemOverhead each
+	cost  int64                // frames plus MailItemOverhead each
+	from  map[id.Address]int64 // cost by sender
 }
 
 type heldItem struct {
@@ -108,9 +126,16 @@ func (s *Service) attachMailbox(h *node.Host) {
 	m.limits = s.cfg.mailboxLimits()
 	m.st = h.Store()
 	m.boxes = make(map[id.Address]*receiverBox)
+	m.sent = make(map[id.Address]int64)
 	m.load(h)
 	h.HandleRequest(wire.TypeMailboxPut, func(_ context.Context, from id.Address, req wire.Message) (wire.Message, error) {
-		return m.put(from, h.Lease().Address, req.(*wire.MailboxPut), h.Clock().Now())
+		put := req.(*wire.MailboxPut)
+		self := h.Lease().Address
+		if !near(self, put.To, h.Contacts()) {
+			return nil, node.Errorf(CodeInvalid, []error{wire.ErrProtocol},
+				"this node is not among the nodes closest to %s, which hold its messages", put.To.Short())
+		}
+		return m.put(from, self, put, h.Clock().Now())
 	})
 	h.HandleRequest(wire.TypeMailboxCollect, func(_ context.Context, from id.Address, req wire.Message) (wire.Message, error) {
 		return m.collect(from, req.(*wire.MailboxCollect).After, h.Clock().Now()), nil
@@ -134,6 +159,12 @@ func (m *mailbox) load(h *node.Host) {
 		it, err := m.read(k)
 		if err == nil && now.Sub(time.UnixMilli(it.item.At)) >= m.limits.maxAge {
 			err = errors.New("expired")
+		}
+		if err == nil && it.item.At > now.UnixMilli() {
+			// Kept under a clock that has since gone back: expiry runs
+			// oldest first, so an item from the future would hold back
+			// every item after it.
+			it.item.At = now.UnixMilli()
 		}
 		if err != nil {
 			h.Logger().Info("dropped a held message", "key", k, "why", err)
@@ -171,6 +202,18 @@ func (m *mailbox) read(key string) (*heldItem, error) {
 	return &heldItem{to: to, seq: seq, item: it}, nil
 }
 
+// near reports whether self is among the nodes of contacts closest to
+// to, give or take MailNearSlack: a holder for to's messages.
+func near(self, to id.Address, contacts []id.Address) bool {
+	closer := 0
+	for _, c := range contacts {
+		if c != to && c != self && id.Closer(to, c, self) {
+			closer++
+		}
+	}
+	return closer < MailNearSlack
+}
+
 // put holds req's frame for req.To, from from; self is this node.
 func (m *mailbox) put(from, self id.Address, req *wire.MailboxPut, now time.Time) (wire.Message, error) {
 	if req.To.IsZero() || req.To == self {
@@ -184,13 +227,27 @@ func (m *mailbox) put(from, self id.Address, req *wire.MailboxPut, now time.Time
 	defer m.mu.Unlock()
 	m.expireLocked(now)
 	box := m.boxes[req.To]
-	if box != nil && box.byID[req.ID] != nil {
-		return &wire.MailboxStored{Count: 1}, nil // a second put of what it holds
+	if held := box.get(req.ID); held != nil {
+		if held.item.From == from {
+			return &wire.MailboxStored{Count: 1}, nil // a second put of what it holds
+		}
+		// Another sender's item has that ID: never let it stand for
+		// this one (a node that saw the ID could squat it).
+		return nil, node.Errorf(CodeInvalid, []error{wire.ErrStale},
+			"this node holds another sender's message of that id for %s", req.To.Short())
 	}
 	cost := int64(len(req.Frame)) + MailItemOverhead
 	if box != nil && box.cost+cost > m.limits.perReceiver {
 		return nil, node.Errorf(CodeMailFull, []error{wire.ErrFull},
 			"this node holds all it can for %s (%d bytes)", req.To.Short(), m.limits.perReceiver)
+	}
+	if box != nil && box.from[from]+cost > m.limits.perSender {
+		return nil, node.Errorf(CodeMailFull, []error{wire.ErrFull},
+			"this node holds all it takes from one sender for %s (%d bytes)", req.To.Short(), m.limits.perSender)
+	}
+	if m.sent[from]+cost > m.limits.heldFromSender {
+		return nil, node.Errorf(CodeMailFull, []error{wire.ErrFull},
+			"this node holds all it takes from one sender (%d bytes)", m.limits.heldFromSender)
 	}
 	if m.totalCostLocked()+cost > m.limits.held {
 		return nil, node.Errorf(CodeMailFull, []error{wire.ErrFull},
@@ -211,15 +268,25 @@ func (m *mailbox) put(from, self id.Address, req *wire.MailboxPut, now time.Time
 
 func (m *mailbox) totalCostLocked() int64 { return m.frames + int64(m.count)*MailItemOverhead }
 
+// get is the item of ID x the box holds, nil if none (or no box).
+func (b *receiverBox) get(x [16]byte) *heldItem {
+	if b == nil {
+		return nil
+	}
+	return b.byID[x]
+}
+
 func (m *mailbox) addLocked(it *heldItem) {
 	box := m.boxes[it.to]
 	if box == nil {
-		box = &receiverBox{byID: make(map[[16]byte]*heldItem)}
+		box = &receiverBox{byID: make(map[[16]byte]*heldItem), from: make(map[id.Address]int64)}
 		m.boxes[it.to] = box
 	}
 	box.items = append(box.items, it)
 	box.byID[it.item.ID] = it
 	box.cost += it.cost()
+	box.from[it.item.From] += it.cost()
+	m.sent[it.item.From] += it.cost()
 	m.queue = append(m.queue, it)
 	m.count++
 	m.frames += int64(len(it.item.Frame))
@@ -234,6 +301,12 @@ func (m *mailbox) removeLocked(it *heldItem) {
 	box := m.boxes[it.to]
 	delete(box.byID, it.item.ID)
 	box.cost -= it.cost()
+	if box.from[it.item.From] -= it.cost(); box.from[it.item.From] <= 0 {
+		delete(box.from, it.item.From)
+	}
+	if m.sent[it.item.From] -= it.cost(); m.sent[it.item.From] <= 0 {
+		delete(m.sent, it.item.From)
+	}
 	m.count--
 	m.frames -= int64(len(it.item.Frame))
 	if len(box.byID) == 0 {
@@ -418,7 +491,7 @@ func (s *Service) collect(ctx context.Context, handle func(from id.Address, fram
 	if err != nil {
 		return 0, node.Errorf(node.Explain(err).Code, []error{err}, "could not find the nodes holding messages for this node: %v", err)
 	}
-	seen := make(map[[16]byte]bool) // an item's ID: acknowledge it (true) or leave it (false)
+	seen := make(map[mailSeen]bool) // an item: acknowledge it (true) or leave it (false)
 	taken, asked := 0, 0
 	var errs []error
 	for _, c := range cands {
@@ -441,7 +514,14 @@ func (s *Service) collect(ctx context.Context, handle func(from id.Address, fram
 
 // collectFrom pages through what holder holds for this node, then
 // acknowledges what was taken or refused for good.
-func (s *Service) collectFrom(ctx context.Context, holder id.Address, handle func(id.Address, []byte) error, seen map[[16]byte]bool) (int, error) {
+// mailSeen names an item collect has handled: by its sender and ID, as
+// one sender's ID is another's only if someone copied it.
+type mailSeen struct {
+	from id.Address
+	id   [16]byte
+}
+
+func (s *Service) collectFrom(ctx context.Context, holder id.Address, handle func(id.Address, []byte) error, seen map[mailSeen]bool) (int, error) {
 	var after [16]byte
 	var acks [][16]byte
 	taken := 0
@@ -459,7 +539,8 @@ func (s *Service) collectFrom(ctx context.Context, holder id.Address, handle fun
 		}
 		fresh := 0
 		for _, it := range page.Items {
-			if drop, ok := seen[it.ID]; ok {
+			key := mailSeen{it.From, it.ID}
+			if drop, ok := seen[key]; ok {
 				if drop && !containsID(acks, it.ID) {
 					acks = append(acks, it.ID)
 				}
@@ -471,7 +552,7 @@ func (s *Service) collectFrom(ctx context.Context, holder id.Address, handle fun
 			if err == nil {
 				taken++
 			}
-			seen[it.ID] = drop
+			seen[key] = drop
 			if drop {
 				acks = append(acks, it.ID)
 			}

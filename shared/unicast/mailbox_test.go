@@ -203,7 +203,7 @@ func TestMailOnlyForReceiver(t *testing.T) {
 // MaxPerReceiver, the holder past MaxHeld: each refused with its code,
 // and nothing held before is lost.
 func TestMailLimits(t *testing.T) {
-	cfg := Config{MaxMessage: 1000, MaxPerReceiver: 3000, MaxHeld: 5000}
+	cfg := Config{MaxMessage: 1000, MaxPerReceiver: 3000, MaxHeld: 5000, MaxPerSender: 3000, MaxHeldPerSender: 5000}
 	sw := newMailSwarm(t, 5, cfg, nil, nil)
 	r1 := sw.Nodes[1].Address()
 	holder, err := sw.svc[0].holdAt(mailCtx(t), r1, itemID(0), frameOf(0, 900))

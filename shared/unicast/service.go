@@ -142,6 +142,7 @@ func (s *Service) loop() {
 		ticks++
 		if ticks%int(OutboxRetry/RequestRetry) == 0 {
 			for _, name := range s.friendNames() {
+				s.refreshAddress(h.Life(), name)
 				s.flush(h.Life(), name, true)
 			}
 		}

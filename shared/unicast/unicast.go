@@ -55,6 +55,12 @@ type Config struct {
 	MaxPerReceiver int64
 	MaxHeld        int64
 	MaxAge         time.Duration
+	// What one sender may have held at a holder: for one receiver
+	// (default MaxPerReceiver/MailSenderShare) and for all its receivers
+	// (default MaxHeld/MailSenderShare), so that no stranger fills a
+	// friend's mailbox or the holder's room alone.
+	MaxPerSender     int64
+	MaxHeldPerSender int64
 	// Rand is the source of keys, shares and hop choices (crypto/rand).
 	Rand io.Reader
 	// DropOnions makes this node a hop that takes onion layers and
@@ -164,7 +170,10 @@ type SendResult struct {
 	ID string `json:"id"`
 	// Delivered: "direct" (the friend acknowledged it now), "stored"
 	// (held for it at the node closest to its address; event delivered
-	// follows when it collects it).
+	// follows when it collects it), "queued" (it waits in the outbox and
+	// goes when it can: no session with the friend yet — it has been
+	// away since it accepted, or the last session expired — or the
+	// friend and every holder refused or could not be reached now).
 	Delivered string `json:"delivered"`
 }
 

@@ -1,0 +1,199 @@
+//go:build !js
+
+package unicast
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ddt/shared/id"
+	"ddt/shared/node"
+	"ddt/shared/store"
+	"ddt/shared/wait"
+)
+
+// flakyStore fails the next Put whose key contains fail (once).
+type flakyStore struct {
+	store.Store
+	mu   sync.Mutex
+	fail string
+}
+
+func (f *flakyStore) Put(k string, v []byte) error {
+	f.mu.Lock()
+	if f.fail != "" && strings.Contains(k, f.fail) {
+		f.fail = ""
+		f.mu.Unlock()
+		return errors.New("flaky: disk full")
+	}
+	f.mu.Unlock()
+	return f.Store.Put(k, v)
+}
+func (f *flakyStore) failNext(sub string) { f.mu.Lock(); f.fail = sub; f.mu.Unlock() }
+
+// pair makes a and b friends (alice/bob) and gives them a session as the
+// exchange would (a initiator), without the onion chains.
+func pair(t *testing.T, a, b *testNode, readyB bool) {
+	t.Helper()
+	ra, rb := a.users.Record(), b.users.Record()
+	now := time.Now().UnixMilli()
+	a.s.mu.Lock()
+	a.s.friends["bob"] = &friend{Name: "bob", SignKey: rb.Claim.SignKey, AgreeKey: rb.Claim.AgreeKey, OnionKey: b.s.okey.Public(), Address: b.n.Address(), Since: now, State: stateFriend}
+	a.s.saveFriendLocked(a.s.friends["bob"])
+	a.s.mu.Unlock()
+	b.s.mu.Lock()
+	b.s.friends["alice"] = &friend{Name: "alice", SignKey: ra.Claim.SignKey, AgreeKey: ra.Claim.AgreeKey, OnionKey: a.s.okey.Public(), Address: a.n.Address(), Since: now, State: stateFriend}
+	b.s.saveFriendLocked(b.s.friends["alice"])
+	b.s.mu.Unlock()
+
+	x := &exchange{name: "bob", started: time.Now()}
+	rand.Read(x.id[:])
+	for i := range x.shares {
+		rand.Read(x.shares[i][:])
+	}
+	k, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	copy(x.priv[:], k.Bytes())
+	copy(x.pub[:], k.PublicKey().Bytes())
+	in := &incoming{name: "alice", ratchet: x.pub, shares: x.shares, have: [4]bool{true, true, true, true}}
+	b.s.mu.Lock()
+	xb, sealed, err := b.s.receiveSessionLocked(b.s.friends["alice"], x.id, in)
+	if err == nil && readyB {
+		b.s.sessionReadyLocked(xb)
+	}
+	b.s.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.s.mu.Lock()
+	_, err = a.s.confirmLocked(a.s.friends["bob"], x, sealed)
+	a.s.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func twoNodes(t *testing.T) (*testNode, *testNode, *flakyStore, *flakyStore) {
+	r := newTestRelay(t)
+	fa := &flakyStore{Store: store.NewMemory()}
+	fb := &flakyStore{Store: store.NewMemory()}
+	a := r.join(fa, Config{}, nil)
+	b := r.join(fb, Config{}, nil)
+	meshed(t, a, b)
+	a.register(t, "alice")
+	b.register(t, "bob")
+	return a, b, fa, fb
+}
+
+// One failed store write in Send must not leave a hole in the numbering
+// (every later message would wait at bob as "early", for ever).
+func TestSendStoreFailureLeavesNoGap(t *testing.T) {
+	a, b, fa, _ := twoNodes(t)
+	pair(t, a, b, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if res, err := a.s.Send(ctx, "bob", "one"); err != nil {
+		t.Fatalf("one: %+v %v", res, err)
+	}
+	wait.Until(t, 10*time.Second, "one", func() bool { return len(texts(b)) == 1 })
+	fa.failNext("outbox/")
+	_, err := a.s.Send(ctx, "bob", "two")
+	t.Logf("send two (store failure): %v", err)
+	for _, s := range []string{"three", "four"} {
+		res, err := a.s.Send(ctx, "bob", s)
+		t.Logf("send %s: %+v %v", s, res, err)
+	}
+	time.Sleep(2 * time.Second)
+	b.s.mu.Lock()
+	early := len(b.s.early["alice"])
+	b.s.mu.Unlock()
+	t.Logf("bob got %q; %d early held; alice's history states:", texts(b), early)
+	h, _ := a.s.History("bob")
+	for _, m := range h {
+		t.Logf("  %s %s", m.Text, m.State)
+	}
+	if len(texts(b)) == 1 && early == 2 {
+		t.Errorf("after one failed write, messages three and four are never delivered (held early at bob)")
+	}
+}
+
+// With no ready session (expired, lost, or never made because the friend
+// went away), Send to an away friend keeps the message, queued.
+func TestSendWithoutSessionQueues(t *testing.T) {
+	a, b, _, _ := twoNodes(t)
+	pair(t, a, b, true)
+	a.s.mu.Lock()
+	for _, x := range a.s.sessions {
+		x.Created = time.Now().Add(-SessionMaxAge - time.Hour).UnixMilli() // expired
+	}
+	a.s.mu.Unlock()
+	b.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	res, err := a.s.Send(ctx, "bob", "are you there?")
+	a.s.mu.Lock()
+	n := len(a.s.outbox["bob"])
+	a.s.mu.Unlock()
+	t.Logf("send: %+v %v (code %s); outbox %d", res, err, node.Explain(err).Code, n)
+	if err != nil && n == 0 {
+		t.Errorf("a message to an away friend whose session expired is refused and not kept for offline delivery")
+	}
+}
+
+// The receiver's first message on a fresh session, whose history write
+// fails: the open is rolled back (its ready state too), so the message
+// opens when it comes again and is delivered.
+func TestReceiveStoreFailureRollsBack(t *testing.T) {
+	a, b, _, fb := twoNodes(t)
+	pair(t, a, b, false)
+	fb.failNext("history/")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := a.s.Send(ctx, "bob", "first")
+	t.Logf("send first: %+v %v", res, err)
+	a.s.flush(ctx, "bob", false) // the retry
+	res, err = a.s.Send(ctx, "bob", "second")
+	t.Logf("send second: %+v %v", res, err)
+	a.s.flush(ctx, "bob", false)
+	wait.Until(t, 20*time.Second, "bob gets both messages", func() bool { return len(texts(b)) == 2 })
+	a.s.mu.Lock()
+	n := len(a.s.outbox["bob"])
+	a.s.mu.Unlock()
+	t.Logf("bob got %q; alice's outbox %d", texts(b), n)
+	if len(texts(b)) == 0 {
+		t.Errorf("the first message is lost (and the second waits behind it)")
+	}
+}
+
+// Alice moved (a new address) while bob was away and missed her
+// Presence: bob refuses her message as a stranger's until her Presence,
+// which alice sends on that refusal, tells him where she is.
+func TestMovedFriendFound(t *testing.T) {
+	a, b, _, _ := twoNodes(t)
+	pair(t, a, b, true)
+	b.s.mu.Lock()
+	b.s.friends["alice"].Address = id.Address{0xaa} // alice's old address
+	b.s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := a.s.Send(ctx, "bob", "hi from my new address")
+	t.Logf("send: %+v %v", res, err)
+	a.s.flush(ctx, "bob", true)
+	a.s.mu.Lock()
+	it := 0
+	var putAt int64
+	for _, x := range a.s.outbox["bob"] {
+		it++
+		putAt = x.PutAt
+	}
+	a.s.mu.Unlock()
+	t.Logf("bob got %q; outbox %d putAt %d", texts(b), it, putAt)
+	if got := texts(b); len(got) != 1 || !strings.HasSuffix(got[0], "hi from my new address") {
+		t.Errorf("bob got %q from his friend at her new address", got)
+	}
+}
