@@ -356,7 +356,7 @@ export interface ChatMessage {
   /** When it was sent, by the sender's clock (Unix ms). */
   at: number;
   /**
-   * This node's own: `"sending"`, `"stored"` (held for the offline friend at
+   * This node's own: `"sending"` (also while it waits in the outbox), `"stored"` (held for the offline friend at
    * the node closest to its address), `"delivered"` (the friend acknowledged
    * it); `"received"` for one to this node.
    */
@@ -366,8 +366,14 @@ export interface ChatMessage {
 /** What `ddt.send()` resolves with. */
 export interface Sent {
   id: string;
-  /** `"direct"`: the friend acknowledged it now; `"stored"`: held for it, event `delivered` follows when it collects it. */
-  delivered: 'direct' | 'stored';
+  /**
+   * `"direct"`: the friend acknowledged it now; `"stored"`: held for it at the
+   * node closest to its address, event `delivered` follows when it collects
+   * it; `"queued"`: it waits in this node's outbox and goes when it can (no
+   * session with the friend yet, or neither the friend nor a holder could be
+   * reached now).
+   */
+  delivered: 'direct' | 'stored' | 'queued';
 }
 
 /** The `delivered` event: a friend acknowledged one of this node's messages. */
@@ -589,8 +595,9 @@ export interface DDT {
   /**
    * Sends `text` (at most 16 KiB of UTF-8) to the friend `name`, sealed end to
    * end: `"direct"` once the friend acknowledged it, `"stored"` when it was
-   * held for the offline friend (event `delivered` follows). It waits for the
-   * session while the key exchange runs. Rejects with `not-friend`,
+   * held for the offline friend (event `delivered` follows), `"queued"` when
+   * it waits in the outbox to go when it can. It waits for the session while
+   * the key exchange runs. Rejects with `not-friend`,
    * `invalid`, `too-large`, …
    */
   send(name: string, text: string): Promise<Sent>;

@@ -410,7 +410,7 @@ function paintMessages(name, hist) {
 }
 
 const STATES = {
-  sending: { mark: '', text: 'sending…', title: 'being sealed and sent' },
+  sending: { mark: '', text: 'sending…', title: 'sealed, and on its way as soon as your friend or a holder can be reached' },
   stored: { mark: '✓', text: 'stored', title: 'held for your friend at the node closest to its address: it collects it when back' },
   delivered: { mark: '✓✓', text: 'delivered', title: 'your friend acknowledged it' },
   received: { mark: '', text: '', title: '' },
@@ -451,7 +451,11 @@ composer.addEventListener('submit', async (ev) => {
   sending.set(name, [...(sending.get(name) || []), p]);
   loadConversation();
   try {
-    await node.send(name, text);
+    const sent = await node.send(name, text);
+    if (sent.delivered === 'queued' && name === open) {
+      composerError.textContent = `@${name} cannot be reached just now: the message waits here and goes as soon as it can.`;
+      composerError.dataset.code = 'queued';
+    }
   } catch (err) {
     composerError.textContent = words(err, name);
     composerError.dataset.code = codeOf(err);
