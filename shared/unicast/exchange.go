@@ -219,28 +219,33 @@ func (s *Service) sendShare(ctx context.Context, x *exchange, seq uint8, to onio
 
 // pickHops picks onion.Hops intermediaries at random among the routing
 // table's contacts, neither friend, each with a KeyRecord that verifies:
-// avoiding the hops of the exchange's failed chains (all) if enough are
-// left, else at least this share's (mine).
+// those that were in the fewest of the exchange's failed chains (all;
+// this share's, mine, count twice) first.
 func (s *Service) pickHops(ctx context.Context, friend id.Address, all, mine []id.Address, first bool) ([]onion.Hop, error) {
 	self := s.h.Lease().Address
+	// Each candidate's score is how often it was in a failed chain of
+	// this exchange (twice for a chain of this share): the least
+	// suspect come first, in random order among equals. A hop that
+	// failed is tried again only when too few others are left, so a
+	// small zone never runs out of chains, and a hop that drops
+	// everything sinks below those that merely shared a chain with it.
+	score := map[id.Address]int{}
+	for _, a := range all {
+		score[a]++
+	}
+	for _, a := range mine {
+		score[a] += 2
+	}
 	var cands []id.Address
 	for _, a := range s.h.Contacts() {
-		if a != self && a != friend && !slices.Contains(mine, a) {
+		if a != self && a != friend {
 			cands = append(cands, a)
 		}
-	}
-	var fresh []id.Address
-	for _, a := range cands {
-		if !slices.Contains(all, a) {
-			fresh = append(fresh, a)
-		}
-	}
-	if len(fresh) >= onion.Hops {
-		cands = fresh
 	}
 	if err := shuffle(cands, s.rand()); err != nil {
 		return nil, err
 	}
+	slices.SortStableFunc(cands, func(a, b id.Address) int { return score[a] - score[b] })
 	if first && !s.preferHop.IsZero() {
 		if i := slices.Index(cands, s.preferHop); i > 0 {
 			cands[0], cands[i] = cands[i], cands[0]

@@ -272,3 +272,44 @@ func TestFriendsExchangeChatOffline(t *testing.T) {
 		t.Fatalf("bob's history %q", hist)
 	}
 }
+
+// In a zone with only four candidate hops, one of them dropping every
+// onion (and on every share's first chain), the exchange still completes:
+// a share's next chains prefer hops that were in fewer failed chains,
+// and take one that failed again when too few others are left.
+func TestExchangeInSmallZone(t *testing.T) {
+	r := newTestRelay(t)
+	a := r.join(nil, Config{}, nil)
+	drop := r.join(nil, Config{DropOnions: true}, nil)
+	b := r.join(nil, Config{}, func(s *Service) { s.preferHop = drop.n.Address() })
+	nodes := []*testNode{a, b, drop}
+	for range 3 {
+		nodes = append(nodes, r.join(nil, Config{}, nil))
+	}
+	meshed(t, nodes...)
+	a.register(t, "alice")
+	b.register(t, "bob")
+	answer := make(chan string, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), long)
+		defer cancel()
+		got, err := a.s.Befriend(ctx, "bob")
+		if err != nil {
+			got = "error: " + err.Error()
+		}
+		answer <- got
+	}()
+	wait.Until(t, long, "bob gets alice's request", func() bool { return len(b.s.Requests()) == 1 })
+	if err := b.s.Accept(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-answer; got != "accepted" {
+		t.Fatalf("Befriend: %s", got)
+	}
+	wait.Until(t, long, "sessions ready", func() bool {
+		return a.friend("bob").Session == "ready" && b.friend("alice").Session == "ready"
+	})
+	if st := b.s.Stats(); st.ChainsRetried < 4 {
+		t.Fatalf("bob's chains: %+v (every share's first chain went through the dropper)", st)
+	}
+}

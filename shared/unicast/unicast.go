@@ -177,7 +177,7 @@ type SendResult struct {
 	Delivered string `json:"delivered"`
 }
 
-// StatsView counts what the service did (GET /unicast, ddt.unicastStats()).
+// StatsView counts what the service did (GET /unicast, ddt.chatStats()).
 type StatsView struct {
 	OnionsForwarded int64 `json:"onionsForwarded"` // layers peeled and passed on
 	OnionsDropped   int64 `json:"onionsDropped"`   // refused: not for us, stale, replayed, flood, or DropOnions
