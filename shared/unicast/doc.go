@@ -28,7 +28,7 @@
 // peeled onion to the next (Host.SendRouted); the receiver checks the
 // share (signed by the friend, addressed to it, fresh, not replayed) and
 // routes a ShareAck back. A share with no ShareAck in ChainTimeout goes
-// again on a new chain, avoiding the hops of chains that failed. With all
+// again on a new chain, of the hops in the fewest failed chains. With all
 // four, the receiver derives the keyring (ratchet.Derive: the shares and
 // the X25519 agreement of the two identity keys, so a node in the middle
 // that swapped shares still cannot derive it), starts its ratchet state
@@ -67,6 +67,6 @@
 // contents. A hop of a chain: the hop before and after it, a fixed-size
 // onion. The holder: the sender's and receiver's addresses, sizes and
 // times of sealed messages. The overlay's forwarders of a routed message:
-// its origin and destination addresses and its size. None of them can
-// read or forge a share, a message or a receipt.
+// its origin and destination addresses, its size and its sealed bytes.
+// None of them can read or forge a share, a message or a receipt.
 package unicast
