@@ -313,3 +313,88 @@ func TestExchangeInSmallZone(t *testing.T) {
 		t.Fatalf("bob's chains: %+v (every share's first chain went through the dropper)", st)
 	}
 }
+
+// befriended makes a befriend b (alice and bob) through the real
+// request, answer and key exchange, and waits for both sessions.
+func befriended(t *testing.T, a, b *testNode) {
+	t.Helper()
+	answer := make(chan string, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), long)
+		defer cancel()
+		got, err := a.s.Befriend(ctx, "bob")
+		if err != nil {
+			got = "error: " + err.Error()
+		}
+		answer <- got
+	}()
+	wait.Until(t, long, "bob gets alice's request", func() bool { return len(b.s.Requests()) == 1 })
+	if err := b.s.Accept(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-answer; got != "accepted" {
+		t.Fatalf("Befriend: %s", got)
+	}
+	wait.Until(t, long, "sessions ready", func() bool {
+		return a.friend("bob").Session == "ready" && b.friend("alice").Session == "ready"
+	})
+}
+
+// A session past SessionMaxAge is made again by a new key exchange before
+// the next message goes, and so is one the friend lost (its state gone:
+// it answers no-session); the messages arrive either way, once, in order.
+func TestSessionRemade(t *testing.T) {
+	r := newTestRelay(t)
+	a := r.join(nil, Config{}, nil)
+	b := r.join(nil, Config{}, nil)
+	nodes := []*testNode{a, b}
+	for range 4 {
+		nodes = append(nodes, r.join(nil, Config{}, nil))
+	}
+	meshed(t, nodes...)
+	a.register(t, "alice")
+	b.register(t, "bob")
+	befriended(t, a, b)
+	current := func(tn *testNode, name string) [16]byte {
+		tn.s.mu.Lock()
+		defer tn.s.mu.Unlock()
+		return tn.s.friends[name].Current
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), long)
+	defer cancel()
+	send := func(text string) {
+		t.Helper()
+		if res, err := a.s.Send(ctx, "bob", text); err != nil || res.Delivered != "direct" {
+			t.Fatalf("send %q: %+v %v", text, res, err)
+		}
+	}
+	send("before")
+	first := current(a, "bob")
+
+	// Expired: alice's sessions are older than SessionMaxAge.
+	a.s.mu.Lock()
+	for _, x := range a.s.sessions {
+		x.Created = a.s.h.Clock().Now().Add(-SessionMaxAge - time.Hour).UnixMilli()
+	}
+	a.s.mu.Unlock()
+	send("after expiry")
+	second := current(a, "bob")
+	if second == first {
+		t.Fatal("the expired session is still alice's current one")
+	}
+
+	// Lost: bob forgets every session (a wiped store would).
+	b.s.mu.Lock()
+	for _, x := range b.s.sessions {
+		b.s.dropSessionLocked(x)
+	}
+	b.s.mu.Unlock()
+	send("after loss")
+	if current(a, "bob") == second {
+		t.Fatal("alice still uses the session bob lost")
+	}
+	wait.Until(t, long, "bob's messages", func() bool { return len(texts(b)) == 3 })
+	if got := texts(b); !slices.Equal(got, []string{"alice: before", "alice: after expiry", "alice: after loss"}) {
+		t.Fatalf("bob got %q", got)
+	}
+}
