@@ -112,7 +112,7 @@ func (c *chat) methods() map[string]func([]js.Value) any {
 // it is copied into wasm memory (the service checks the name itself).
 func friendArg(args []js.Value) (string, error) {
 	if len(args) < 1 || args[0].Type() != js.TypeString {
-		return "", node.Errorf(unicast.CodeInvalid, nil, "a friend's name must be a string such as \"alice\"")
+		return "", node.Errorf(unicast.CodeInvalid, nil, "a friend's name must be a string: their username")
 	}
 	// A name is at most wire.MaxName letters and digits; a few more
 	// let the service say what is wrong with one (spaces, case).
