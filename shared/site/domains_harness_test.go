@@ -4,85 +4,29 @@ package site
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
-	"ddt/relay/federation"
-	"ddt/relay/registrar"
-	"ddt/relay/zone"
-	"ddt/relay/zoneledger"
+	"ddt/relay/enginetest"
 	"ddt/shared/content"
-	"ddt/shared/identity"
 	"ddt/shared/node"
 	"ddt/shared/store"
-	"ddt/shared/transport"
 	"ddt/shared/wait"
 )
 
-// Native only: a real relay's engines (zone, federation, zone ledger,
-// registrar) behind a real WebSocket, which node's js runtime cannot
-// serve.
+// Native only: a real relay's engines behind a real WebSocket, which
+// node's js runtime cannot serve.
 
-// testRelay is one relay, in process, that nodes join over WebSocket.
+// testRelay is one relay's engines in process (package enginetest), that
+// nodes join over WebSocket.
 type testRelay struct {
-	t     testing.TB
-	zone  *zone.Zone
-	names *registrar.Registrar
-	srv   *httptest.Server
-	net   *transport.Network // the nodes' peer links
+	t testing.TB
+	*enginetest.Relay
 }
 
 func newTestRelay(t testing.TB) *testRelay {
 	t.Helper()
-	key, err := identity.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.NewMemory()
-	r := &testRelay{t: t, net: transport.NewNetwork()}
-	mux := http.NewServeMux()
-	r.srv = httptest.NewServer(mux)
-	z, err := zone.New(zone.Config{Name: "zone-s", URL: r.srv.URL, MaxNodes: 32, Key: key, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fed, err := federation.New(federation.Config{Zone: z, Key: key, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	led, err := zoneledger.New(zoneledger.Config{Zone: "zone-s", Key: key, Store: st, Federation: fed, Trusted: fed.Trusts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.zone = z
-	if r.names, err = registrar.New(registrar.Config{Zone: z, Federation: fed, Ledger: led, Store: st}); err != nil {
-		t.Fatal(err)
-	}
-	fed.Start()
-	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, req *http.Request) {
-		if !z.JoinSlot() {
-			http.Error(w, "busy", http.StatusServiceUnavailable)
-			return
-		}
-		conn, err := websocket.Accept(w, req, &websocket.AcceptOptions{InsecureSkipVerify: true})
-		if err != nil {
-			z.ReleaseSlot()
-			return
-		}
-		z.Serve(req.Context(), transport.NewWebSocket(conn, transport.WebSocketConfig{Keepalive: 15 * time.Second}), req.RemoteAddr)
-	})
-	t.Cleanup(func() {
-		z.Close()
-		fed.Close()
-		led.Close()
-		r.names.Close()
-		r.srv.Close()
-	})
-	return r
+	return &testRelay{t: t, Relay: enginetest.Start(t, "zone-s")}
 }
 
 // testNode is a node with the content and sites capabilities.
@@ -101,7 +45,7 @@ func (r *testRelay) join(st store.Store) *testNode {
 	}
 	files := content.New(content.Config{})
 	svc := New(Config{Files: files})
-	n, err := node.New(node.Config{Relay: r.srv.URL, Store: st, Transport: r.net.Transport(), MaxBackoff: 200 * time.Millisecond,
+	n, err := node.New(node.Config{Relay: r.URL, Store: st, Transport: r.Net.Transport(), MaxBackoff: 200 * time.Millisecond,
 		Capabilities: []node.Capability{files, svc}})
 	if err != nil {
 		r.t.Fatal(err)

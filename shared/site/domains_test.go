@@ -55,12 +55,12 @@ func TestDomains(t *testing.T) {
 		recs, _ := reader.n.Get(ctx, names.DomainKey("example"))
 		return len(recs) > 0
 	})
-	lookups := r.names.Stats().Lookups
+	lookups := r.Names.Stats().Lookups
 	got, err := reader.s.Resolve(ctx, "example", ResolveOptions{})
 	if err != nil || got.Claim.Site != site1 || got.Claim.Version != 1 {
 		t.Fatalf("resolve: %+v, %v", got, err)
 	}
-	if n := r.names.Stats().Lookups; n != lookups {
+	if n := r.Names.Stats().Lookups; n != lookups {
 		t.Fatalf("the resolve asked the relay (%d lookups, %d before) though the DHT held the record", n, lookups)
 	}
 
@@ -185,7 +185,7 @@ func TestResolveShared(t *testing.T) {
 	a, bn := r.join(nil), r.join(nil)
 	meshed(t, a, bn)
 	b := bn.s
-	before := r.names.Stats().Lookups
+	before := r.Names.Stats().Lookups
 	var wg sync.WaitGroup
 	errs := make([]error, 40)
 	for i := range errs {
@@ -202,14 +202,14 @@ func TestResolveShared(t *testing.T) {
 			t.Fatalf("a resolve after: %v", err)
 		}
 	}
-	if n := r.names.Stats().Lookups - before; n > 2 {
+	if n := r.Names.Stats().Lookups - before; n > 2 {
 		t.Errorf("50 resolves of one unknown domain asked the relay %d times; want them to share a lookup and its answer", n)
 	}
 	// A fresh resolve asks again.
 	if _, err := b.Resolve(context.Background(), "nobody-here.ddt", ResolveOptions{MaxAge: -1}); node.Explain(err).Code != CodeUnknownDomain {
 		t.Fatal(err)
 	}
-	if n := r.names.Stats().Lookups - before; n < 2 {
+	if n := r.Names.Stats().Lookups - before; n < 2 {
 		t.Errorf("a fresh resolve did not ask the relay (%d lookups in all)", n)
 	}
 }

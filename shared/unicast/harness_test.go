@@ -4,84 +4,31 @@ package unicast
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
-	"ddt/relay/federation"
-	"ddt/relay/registrar"
-	"ddt/relay/zone"
-	"ddt/relay/zoneledger"
-	"ddt/shared/identity"
+	"ddt/relay/enginetest"
 	"ddt/shared/node"
 	"ddt/shared/store"
-	"ddt/shared/transport"
 	"ddt/shared/username"
 	"ddt/shared/wait"
 )
 
-// Native only: a real relay's engines (zone, federation, zone ledger,
-// registrar: real usernames with ledger proofs) behind a real WebSocket,
-// which node's js runtime cannot serve; the nodes link over in-memory
-// pipes through the node's real handshake.
+// Native only: a real relay's engines behind a real WebSocket, which
+// node's js runtime cannot serve; the nodes link over in-memory pipes
+// through the node's real handshake.
 
+// testRelay is one relay's engines in process (package enginetest): real
+// usernames with ledger proofs.
 type testRelay struct {
-	t   testing.TB
-	srv *httptest.Server
-	net *transport.Network
+	t testing.TB
+	*enginetest.Relay
 }
 
 func newTestRelay(t testing.TB) *testRelay {
 	t.Helper()
-	key, err := identity.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.NewMemory()
-	r := &testRelay{t: t, net: transport.NewNetwork()}
-	mux := http.NewServeMux()
-	r.srv = httptest.NewServer(mux)
-	z, err := zone.New(zone.Config{Name: "zone-u", URL: r.srv.URL, MaxNodes: 32, Key: key, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fed, err := federation.New(federation.Config{Zone: z, Key: key, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	led, err := zoneledger.New(zoneledger.Config{Zone: "zone-u", Key: key, Store: st, Federation: fed, Trusted: fed.Trusts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, err := registrar.New(registrar.Config{Zone: z, Federation: fed, Ledger: led, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fed.Start()
-	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, req *http.Request) {
-		if !z.JoinSlot() {
-			http.Error(w, "busy", http.StatusServiceUnavailable)
-			return
-		}
-		conn, err := websocket.Accept(w, req, &websocket.AcceptOptions{InsecureSkipVerify: true})
-		if err != nil {
-			z.ReleaseSlot()
-			return
-		}
-		z.Serve(req.Context(), transport.NewWebSocket(conn, transport.WebSocketConfig{Keepalive: 15 * time.Second}), req.RemoteAddr)
-	})
-	t.Cleanup(func() {
-		z.Close()
-		fed.Close()
-		led.Close()
-		names.Close()
-		r.srv.Close()
-	})
-	return r
+	return &testRelay{t: t, Relay: enginetest.Start(t, "zone-u")}
 }
 
 // testNode is a node with usernames and unicast, and what it emitted.
@@ -105,7 +52,7 @@ func (r *testRelay) join(st store.Store, cfg Config, setup func(*Service)) *test
 	}
 	users := username.New()
 	svc := New(users, cfg)
-	n, err := node.New(node.Config{Relay: r.srv.URL, Store: st, Transport: r.net.Transport(), MaxBackoff: 200 * time.Millisecond,
+	n, err := node.New(node.Config{Relay: r.URL, Store: st, Transport: r.Net.Transport(), MaxBackoff: 200 * time.Millisecond,
 		Capabilities: []node.Capability{users, svc}})
 	if err != nil {
 		r.t.Fatal(err)

@@ -289,26 +289,7 @@ func TestExchangeInSmallZone(t *testing.T) {
 	meshed(t, nodes...)
 	a.register(t, "alice")
 	b.register(t, "bob")
-	answer := make(chan string, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), long)
-		defer cancel()
-		got, err := a.s.Befriend(ctx, "bob")
-		if err != nil {
-			got = "error: " + err.Error()
-		}
-		answer <- got
-	}()
-	wait.Until(t, long, "bob gets alice's request", func() bool { return len(b.s.Requests()) == 1 })
-	if err := b.s.Accept(context.Background(), "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if got := <-answer; got != "accepted" {
-		t.Fatalf("Befriend: %s", got)
-	}
-	wait.Until(t, long, "sessions ready", func() bool {
-		return a.friend("bob").Session == "ready" && b.friend("alice").Session == "ready"
-	})
+	befriended(t, a, b)
 	if st := b.s.Stats(); st.ChainsRetried < 4 {
 		t.Fatalf("bob's chains: %+v (every share's first chain went through the dropper)", st)
 	}
