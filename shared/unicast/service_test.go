@@ -75,32 +75,10 @@ func TestFriendsExchangeChatOffline(t *testing.T) {
 	b.register(t, "bob")
 	eve.register(t, "eve")
 
-	answer := make(chan string, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), long)
-		defer cancel()
-		a, err := a.s.Befriend(ctx, "bob")
-		if err != nil {
-			a = "error: " + err.Error()
-		}
-		answer <- a
-	}()
-	wait.Until(t, long, "bob gets alice's request", func() bool {
-		rs := b.s.Requests()
-		return len(rs) == 1 && rs[0].From == "alice" && rs[0].Address == a.n.Address().String()
-	})
-	if got := emitted[RequestView](b, EventFriendRequest); len(got) != 1 || got[0].From != "alice" {
+	befriended(t, a, b)
+	if got := emitted[RequestView](b, EventFriendRequest); len(got) != 1 || got[0].From != "alice" || got[0].Address != a.n.Address().String() {
 		t.Fatalf("friend-request events %+v", got)
 	}
-	if err := b.s.Accept(context.Background(), "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if got := <-answer; got != "accepted" {
-		t.Fatalf("Befriend: %s", got)
-	}
-	wait.Until(t, long, "sessions ready", func() bool {
-		return a.friend("bob").Session == "ready" && b.friend("alice").Session == "ready"
-	})
 	if fa, fb := a.friend("bob"), b.friend("alice"); fa.Safety != fb.Safety || len(fa.Safety) != 71 || fa.State != "friend" || fa.Since == 0 {
 		t.Fatalf("friend views %+v / %+v", fa, fb)
 	}
