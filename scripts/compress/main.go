@@ -22,7 +22,10 @@ func main() {
 		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
 		zw.Write(raw)
 		zw.Close()
-		bw := brotli.NewWriterLevel(&br, brotli.BestCompression)
+		// A 16 MiB window (the most RFC 7932 allows, which every browser
+		// decodes) finds repeats across the whole module: about 1 %
+		// smaller than the default 4 MiB one.
+		bw := brotli.NewWriterOptions(&br, brotli.WriterOptions{Quality: brotli.BestCompression, LGWin: 24})
 		bw.Write(raw)
 		bw.Close()
 		for ext, b := range map[string][]byte{".gz": gz.Bytes(), ".br": br.Bytes()} {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -449,11 +450,12 @@ func (l *Library) evictLocked(expired bool) []chunk.Hash {
 	}
 	// A full sort per eviction: the pledge holds thousands of chunks at
 	// most, and eviction happens once per chunk put.
-	slices.SortFunc(cands, func(a, b cand) int {
-		if a.class != b.class {
-			return int(a.class) - int(b.class)
+	// (sort.Slice: a generic sort of a struct type is ~25 KB of wasm.)
+	sort.Slice(cands, func(i, j int) bool {
+		if a, b := cands[i], cands[j]; a.class != b.class {
+			return a.class < b.class
 		}
-		return a.last.Compare(b.last)
+		return cands[i].last.Before(cands[j].last)
 	})
 	var victims []chunk.Hash
 	for _, c := range cands {

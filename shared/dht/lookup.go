@@ -1,10 +1,12 @@
 package dht
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"time"
 
 	"ddt/shared/id"
@@ -332,7 +334,8 @@ func (d *DHT) Get(ctx context.Context, key id.Address) ([]Record, Result, error)
 	for _, r := range s.records {
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b Record) int { return slices.Compare(a.Signer[:], b.Signer[:]) })
+	// (sort.Slice: a generic sort of a struct type is ~25 KB of wasm.)
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Signer[:], out[j].Signer[:]) < 0 })
 	res.Found = len(out) > 0
 	return out, res, err
 }

@@ -3,11 +3,11 @@ package unicast
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -45,25 +45,25 @@ const (
 )
 
 // outItem is one of our messages waiting for the friend's receipt
-// ("outbox/<name>/<hex id>", JSON).
+// ("outbox/<name>/<hex id>").
 type outItem struct {
-	ID      [16]byte `json:"id"`
-	Number  uint64   `json:"number"`
-	Text    string   `json:"text"`
-	At      int64    `json:"at"`
-	Session [16]byte `json:"session"`
-	Sealed  []byte   `json:"sealed"`
-	Hist    string   `json:"hist"`  // its history entry's key
-	PutAt   int64    `json:"putAt"` // when it was last handed to a holder (0: never)
+	ID      [16]byte
+	Number  uint64
+	Text    string
+	At      int64
+	Session [16]byte
+	Sealed  []byte
+	Hist    string // its history entry's key
+	PutAt   int64  // when it was last handed to a holder (0: never)
 }
 
 // heldText is a friend's message that came before its turn
 // ("early/<name>/<20-digit number>").
 type heldText struct {
-	Number uint64   `json:"number"`
-	ID     [16]byte `json:"id"`
-	Time   int64    `json:"time"`
-	Text   string   `json:"text"`
+	Number uint64
+	ID     [16]byte
+	Time   int64
+	Text   string
 }
 
 func keyOutbox(name string, mid [16]byte) string {
@@ -73,10 +73,7 @@ func keyHistory(name string, seq uint64) string { return fmt.Sprintf("history/%s
 
 // histSeq is the sequence number of a history key (0 if it is none).
 func histSeq(key string) uint64 {
-	var n uint64
-	if i := strings.LastIndexByte(key, '/'); i >= 0 {
-		fmt.Sscan(key[i+1:], &n)
-	}
+	n, _ := strconv.ParseUint(key[strings.LastIndexByte(key, '/')+1:], 10, 64)
 	return n
 }
 func keyEarly(name string, n uint64) string { return fmt.Sprintf("early/%s/%020d", name, n) }
@@ -102,7 +99,7 @@ func (s *Service) loadChat() {
 	for k, b := range m {
 		var it outItem
 		name, _, _ := strings.Cut(strings.TrimPrefix(k, "outbox/"), "/")
-		if err := json.Unmarshal(b, &it); err != nil || keyOutbox(name, it.ID) != k {
+		if err := decodeRecord(b, &it); err != nil || keyOutbox(name, it.ID) != k {
 			log.Warn("a saved outbox message is corrupt; ignoring it", "key", k)
 			continue
 		}
@@ -121,7 +118,7 @@ func (s *Service) loadChat() {
 	for k, b := range m {
 		var e heldText
 		name, _, _ := strings.Cut(strings.TrimPrefix(k, "early/"), "/")
-		if err := json.Unmarshal(b, &e); err != nil || keyEarly(name, e.Number) != k {
+		if err := decodeRecord(b, &e); err != nil || keyEarly(name, e.Number) != k {
 			log.Warn("a saved early message is corrupt; ignoring it", "key", k)
 			continue
 		}
@@ -200,13 +197,13 @@ func (s *Service) Send(ctx context.Context, name, text string) (SendResult, erro
 	// kept: a message that is not kept must not leave a gap in the
 	// numbering, which the friend would wait on for ever. What follows
 	// it failing leaves the message to go (loadChat counts it).
-	if err := putJSON(s.h.Store(), keyOutbox(name, it.ID), it); err != nil {
+	if err := putRecord(s.h.Store(), keyOutbox(name, it.ID), it); err != nil {
 		s.mu.Unlock()
 		return SendResult{}, node.Errorf(node.CodeError, []error{err}, "could not keep the message: %v", err)
 	}
 	f.Sent = it.Number
 	f.Seq++
-	if err := errors.Join(putJSON(s.h.Store(), it.Hist, view), s.saveFriendLocked(f)); err != nil {
+	if err := errors.Join(putRecord(s.h.Store(), it.Hist, (*historyEntry)(&view)), s.saveFriendLocked(f)); err != nil {
 		s.h.Logger().Warn("could not save a sent message's history entry", "name", name, "err", err)
 	}
 	s.outboxOf(name)[it.ID] = it
@@ -341,7 +338,7 @@ func (s *Service) reseal(name string, x *session, it *outItem) error {
 	if _, ok := s.outbox[name][it.ID]; !ok {
 		return nil // its receipt came meanwhile
 	}
-	return putJSON(s.h.Store(), keyOutbox(name, it.ID), it)
+	return putRecord(s.h.Store(), keyOutbox(name, it.ID), it)
 }
 
 // hold hands it to the node closest to the friend's address.
@@ -370,7 +367,7 @@ func (s *Service) hold(ctx context.Context, name string, it *outItem) error {
 	}
 	it.PutAt = s.h.Clock().Now().UnixMilli()
 	s.setStateLocked(it.Hist, "stored")
-	return putJSON(s.h.Store(), keyOutbox(name, it.ID), it)
+	return putRecord(s.h.Store(), keyOutbox(name, it.ID), it)
 }
 
 // setStateLocked sets the state of our history entry at key.
@@ -380,11 +377,11 @@ func (s *Service) setStateLocked(key, state string) {
 		return
 	}
 	var v MessageView
-	if json.Unmarshal(b, &v) != nil || v.State == state || v.State == "delivered" {
+	if decodeRecord(b, (*historyEntry)(&v)) != nil || v.State == state || v.State == "delivered" {
 		return
 	}
 	v.State = state
-	if err := putJSON(s.h.Store(), key, v); err != nil {
+	if err := putRecord(s.h.Store(), key, (*historyEntry)(&v)); err != nil {
 		s.h.Logger().Warn("could not update a message's state", "err", err)
 	}
 }
@@ -644,7 +641,7 @@ func (s *Service) textLocked(f *friend, p *plain, evs *[]event) error {
 			return refuse(node.CodeRateLimited, "too many messages wait for an earlier one")
 		}
 		e := &heldText{Number: p.Number, ID: p.ID, Time: p.Time, Text: string(p.Body)}
-		if err := putJSON(s.h.Store(), keyEarly(f.Name, p.Number), e); err != nil {
+		if err := putRecord(s.h.Store(), keyEarly(f.Name, p.Number), e); err != nil {
 			return refuse(node.CodeUnavailable, "this node could not keep the message")
 		}
 		early[p.Number] = e
@@ -671,7 +668,7 @@ func (s *Service) textLocked(f *friend, p *plain, evs *[]event) error {
 // deliverLocked stores e in the history and tells the user.
 func (s *Service) deliverLocked(f *friend, e *heldText, evs *[]event) error {
 	v := MessageView{ID: hex.EncodeToString(e.ID[:]), From: f.Name, Text: e.Text, At: e.Time, State: "received"}
-	if err := putJSON(s.h.Store(), keyHistory(f.Name, f.Seq+1), v); err != nil {
+	if err := putRecord(s.h.Store(), keyHistory(f.Name, f.Seq+1), (*historyEntry)(&v)); err != nil {
 		return refuse(node.CodeUnavailable, "this node could not keep the message")
 	}
 	f.Seq++
@@ -793,7 +790,7 @@ func (s *Service) History(name string) ([]MessageView, error) {
 	out := make([]MessageView, 0, len(keys))
 	for _, k := range keys {
 		var v MessageView
-		if json.Unmarshal(m[k], &v) == nil {
+		if decodeRecord(m[k], (*historyEntry)(&v)) == nil {
 			out = append(out, v)
 		}
 	}

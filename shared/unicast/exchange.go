@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/big"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -245,7 +246,7 @@ func (s *Service) pickHops(ctx context.Context, friend id.Address, all, mine []i
 	if err := shuffle(cands, s.rand()); err != nil {
 		return nil, err
 	}
-	slices.SortStableFunc(cands, func(a, b id.Address) int { return score[a] - score[b] })
+	sort.SliceStable(cands, func(i, j int) bool { return score[cands[i]] < score[cands[j]] })
 	if first && !s.preferHop.IsZero() {
 		if i := slices.Index(cands, s.preferHop); i > 0 {
 			cands[0], cands[i] = cands[i], cands[0]

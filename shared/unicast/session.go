@@ -3,7 +3,6 @@ package unicast
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"time"
 
 	"ddt/shared/node"
@@ -16,16 +15,16 @@ import (
 const MaxSessions = 4
 
 // session is one ratchet session with a friend ("sessions/<name>/<hex
-// id>", JSON; State is the ratchet's Marshal).
+// id>"; State is the ratchet's Marshal).
 type session struct {
-	ID        [16]byte `json:"id"`
-	Name      string   `json:"name"`
-	Initiator bool     `json:"initiator"`
-	Created   int64    `json:"created"`
+	ID        [16]byte
+	Name      string
+	Initiator bool
+	Created   int64
 	// Ready: both sides have it (the initiator opened the confirmation;
 	// the receiver opened a message of the initiator's).
-	Ready bool   `json:"ready"`
-	State []byte `json:"state"`
+	Ready bool
+	State []byte
 
 	st *ratchet.State
 }
@@ -38,7 +37,7 @@ func keySession(name string, sid [16]byte) string {
 // before what the state sealed is sent or what it opened acknowledged.
 func (s *Service) saveSessionLocked(x *session) error {
 	x.State = x.st.Marshal()
-	if err := putJSON(s.h.Store(), keySession(x.Name, x.ID), x); err != nil {
+	if err := putRecord(s.h.Store(), keySession(x.Name, x.ID), x); err != nil {
 		s.h.Logger().Warn("could not save a session", "name", x.Name, "err", err)
 		return node.Errorf(node.CodeError, []error{err}, "could not save the session with %q: %v", x.Name, err)
 	}
@@ -89,7 +88,7 @@ func (s *Service) loadSessions() {
 	}
 	for k, b := range m {
 		var x session
-		if err := json.Unmarshal(b, &x); err != nil || keySession(x.Name, x.ID) != k {
+		if err := decodeRecord(b, &x); err != nil || keySession(x.Name, x.ID) != k {
 			s.h.Logger().Warn("a saved session is corrupt; ignoring it", "key", k)
 			continue
 		}
