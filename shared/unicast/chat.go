@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"ddt/shared/clock"
 	"ddt/shared/id"
 	"ddt/shared/node"
 	"ddt/shared/store"
@@ -55,6 +56,10 @@ type outItem struct {
 	Sealed  []byte
 	Hist    string // its history entry's key
 	PutAt   int64  // when it was last handed to a holder (0: never)
+
+	// sending: a direct send of it is under way (Send's, or a flush's);
+	// another waits for that one rather than send it twice. Not stored.
+	sending bool
 }
 
 // heldText is a friend's message that came before its turn
@@ -267,6 +272,18 @@ func (s *Service) sealItemLocked(f *friend, x *session, it *outItem) error {
 // new one and the message sealed again (if wait, waiting for the session
 // as ctx allows).
 func (s *Service) direct(ctx context.Context, name string, it *outItem, wait bool) (reached bool, err error) {
+	s.mu.Lock()
+	if it.sending {
+		s.mu.Unlock()
+		return s.awaitSend(ctx, name, it), nil
+	}
+	it.sending = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		it.sending = false
+		s.mu.Unlock()
+	}()
 	for try := 0; try < 2; try++ {
 		s.mu.Lock()
 		f := s.friends[name]
@@ -320,6 +337,22 @@ func (s *Service) direct(ctx context.Context, name string, it *outItem, wait boo
 		}
 	}
 	return false, node.Errorf(CodeNoSession, nil, "%s keeps refusing the session", name)
+}
+
+// awaitSend waits, as long as a direct send may take, for the other
+// direct send of it under way to end, and reports whether the friend's
+// receipt has covered it by then (as if this send had been answered).
+func (s *Service) awaitSend(ctx context.Context, name string, it *outItem) bool {
+	ctx, cancel := context.WithTimeout(ctx, DirectTimeout)
+	defer cancel()
+	for {
+		s.mu.Lock()
+		busy := it.sending
+		s.mu.Unlock()
+		if !busy || !clock.Sleep(s.h.Clock(), 20*time.Millisecond, ctx.Done()) {
+			return s.delivered(name, it)
+		}
+	}
 }
 
 // reseal seals it again with the session x (the one it was sealed with
