@@ -277,10 +277,6 @@ func apiMux(svc apiServices) *http.ServeMux {
 	n, users, files := svc.n, svc.users, svc.files
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) { handleOnly(mux, pattern, h) }
-	reply := func(w http.ResponseWriter, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(v)
-	}
 	handle("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		state, detail := n.State()
 		addr := ""

@@ -134,6 +134,18 @@ func allowedHost(bound *net.TCPAddr, host string) bool {
 	return ip != nil && (ip.Equal(bound.IP) || bound.IP.IsUnspecified())
 }
 
+// reply answers v as JSON.
+func reply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+// fail answers err as {error, code}, with the status of its code.
+func fail(w http.ResponseWriter, err error) {
+	e := node.Explain(err)
+	refuse(w, errorStatus(e.Code), e.Code, e.Error)
+}
+
 // refuse answers {error, code} with status.
 func refuse(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
@@ -159,14 +171,6 @@ func handleOnly(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
 // POST /pin?id=, POST /unpin?id=. Failures are {error, code} with the
 // code's status (404 not-found, 422 corrupt, 507 quota, 400 invalid).
 func contentRoutes(handle func(string, http.HandlerFunc), files *content.Service) {
-	reply := func(w http.ResponseWriter, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(v)
-	}
-	fail := func(w http.ResponseWriter, err error) {
-		e := node.Explain(err)
-		refuse(w, errorStatus(e.Code), e.Code, e.Error)
-	}
 	idParam := func(w http.ResponseWriter, r *http.Request) (chunk.Hash, bool) {
 		h, err := chunk.Parse(r.URL.Query().Get("id"))
 		if err != nil {
@@ -357,10 +361,6 @@ const (
 // an unknown domain or a missing file, 416 for a range outside the file,
 // 409 for a domain another key holds.
 func siteRoutes(handle func(string, http.HandlerFunc), sites *site.Service) {
-	fail := func(w http.ResponseWriter, err error) {
-		e := node.Explain(err)
-		refuse(w, errorStatus(e.Code), e.Code, e.Error)
-	}
 	handle("POST /publish-site", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), PublishTimeout)
 		defer cancel()

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"time"
 
-	"ddt/shared/node"
 	"ddt/shared/unicast"
 )
 
@@ -30,14 +28,6 @@ const (
 // (the service's counters). Failures are {error, code} with the code's
 // status.
 func unicastRoutes(handle func(string, http.HandlerFunc), chat *unicast.Service) {
-	reply := func(w http.ResponseWriter, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(v)
-	}
-	fail := func(w http.ResponseWriter, err error) {
-		e := node.Explain(err)
-		refuse(w, errorStatus(e.Code), e.Code, e.Error)
-	}
 	named := func(f func(ctx context.Context, name string) (any, error), wait time.Duration) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			ctx, cancel := context.WithTimeout(r.Context(), wait)
