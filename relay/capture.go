@@ -10,22 +10,29 @@ import (
 	"ddt/shared/transport"
 )
 
-// Capture records every frame a process handles, for audits (-capture
+// Capture records the frames a process handles, for audits (-capture
 // FILE on the relay and on `ddt-relay node`): an auditor reads in it
 // exactly what the relay or an intermediary node had in hand — the relay's
-// WebSocket messages, a native node's data-channel messages after DTLS —
-// and can check what it could learn (the chat test looks in it for the
-// messages' texts).
+// WebSocket messages (its nodes' and its federation links'), a native
+// node's data-channel messages after DTLS (not its own link to its relay)
+// — and can check what it could learn (the chat test looks in it for the
+// messages' texts). It records at most MaxCapture bytes: a peer that
+// streams at a node must not fill its disk.
 //
 // The file is appended to, one record a frame: a byte saying which way
 // it went ('<' read, '>' written), its length (uint32, big-endian), then
 // the frame as it was, unchanged. Each record is written whole, with one
 // write, so records of concurrent connections do not interleave.
 type Capture struct {
-	mu  sync.Mutex
-	f   *os.File
-	err error // the first failed write: reported once, then capture stops
+	mu      sync.Mutex
+	f       *os.File
+	written int64
+	max     int64 // MaxCapture (less in a test)
+	err     error // the first failed write, or the bound reached: reported once, then capture stops
 }
+
+// MaxCapture bounds what one Capture writes.
+const MaxCapture = 1 << 30
 
 // Directions of a captured frame.
 const (
@@ -42,7 +49,7 @@ func OpenCapture(path string) (*Capture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-capture: %w", err)
 	}
-	return &Capture{f: f}, nil
+	return &Capture{f: f, max: MaxCapture}, nil
 }
 
 // record appends one frame.
@@ -56,6 +63,12 @@ func (c *Capture) record(dir byte, msg []byte) {
 	if c.err != nil {
 		return
 	}
+	if c.written+int64(len(rec)) > c.max {
+		c.err = fmt.Errorf("%d bytes recorded, the most a capture keeps", c.written)
+		fmt.Fprintf(os.Stderr, "capture: %v; no more frames are recorded\n", c.err)
+		return
+	}
+	c.written += int64(len(rec))
 	if _, err := c.f.Write(rec); err != nil {
 		c.err = err
 		fmt.Fprintf(os.Stderr, "capture: %v; no more frames are recorded\n", err)

@@ -57,3 +57,25 @@ func TestCaptureRecordsFrames(t *testing.T) {
 		}
 	}
 }
+
+// A capture stops at its bound, with the records before it whole: a peer
+// that streams at a node cannot fill its disk.
+func TestCaptureBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bounded.capture")
+	c, err := OpenCapture(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.max = 100
+	for range 10 {
+		c.record(captureRead, make([]byte, 20)) // 25 bytes a record
+	}
+	c.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != 100 {
+		t.Fatalf("the capture holds %d bytes; its bound is 100 (four whole records)", fi.Size())
+	}
+}

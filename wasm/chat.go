@@ -49,10 +49,11 @@ const ChatRefresh = 2 * time.Second
 type chat struct {
 	svc *unicast.Service
 
-	mu       sync.Mutex
-	friendsV []unicast.FriendView
-	requests []unicast.RequestView
-	statsV   unicast.StatsView
+	refreshing sync.Mutex // one refresh at a time
+	mu         sync.Mutex
+	friendsV   []unicast.FriendView
+	requests   []unicast.RequestView
+	statsV     unicast.StatsView
 }
 
 func newChat(svc *unicast.Service) *chat {
@@ -67,7 +68,11 @@ func newChat(svc *unicast.Service) *chat {
 }
 
 // refresh takes the snapshot. Never call it on the page's event loop.
+// One at a time: a refresh that waited on the service's lock must not
+// store its older view over a newer one's.
 func (c *chat) refresh() {
+	c.refreshing.Lock()
+	defer c.refreshing.Unlock()
 	f, r, st := c.svc.Friends(), c.svc.Requests(), c.svc.Stats()
 	c.mu.Lock()
 	c.friendsV, c.requests, c.statsV = f, r, st

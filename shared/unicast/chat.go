@@ -45,6 +45,10 @@ const (
 	receiptEvery = ChainTimeout
 )
 
+// maxAhead is how far ahead of our clock a friend's message time may be
+// (ms); past it, or before any date can show, it is kept as of our clock.
+const maxAhead = 24 * 60 * 60 * 1000
+
 // outItem is one of our messages waiting for the friend's receipt
 // ("outbox/<name>/<hex id>").
 type outItem struct {
@@ -700,6 +704,11 @@ func (s *Service) textLocked(f *friend, p *plain, evs *[]event) error {
 
 // deliverLocked stores e in the history and tells the user.
 func (s *Service) deliverLocked(f *friend, e *heldText, evs *[]event) error {
+	// The sender's clock is the sender's word: a time no date can show
+	// (or from more than a day ahead) is kept as of our own.
+	if now := s.h.Clock().Now().UnixMilli(); e.Time > now+maxAhead || e.Time < -maxAhead*365*10000 {
+		e.Time = now
+	}
 	v := MessageView{ID: hex.EncodeToString(e.ID[:]), From: f.Name, Text: e.Text, At: e.Time, State: "received"}
 	if err := putRecord(s.h.Store(), keyHistory(f.Name, f.Seq+1), (*historyEntry)(&v)); err != nil {
 		return refuse(node.CodeUnavailable, "this node could not keep the message")

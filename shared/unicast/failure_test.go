@@ -197,3 +197,29 @@ func TestMovedFriendFound(t *testing.T) {
 		t.Errorf("bob got %q from his friend at her new address", got)
 	}
 }
+
+// A friend's message dated where no date can show (or days ahead) is kept
+// as of the receiver's clock: the page could not show that conversation
+// otherwise.
+func TestFarTimeClamped(t *testing.T) {
+	a, b, _, _ := twoNodes(t)
+	pair(t, a, b, true)
+	before := time.Now().UnixMilli()
+	for i, at := range []int64{9e15, time.Now().Add(72 * time.Hour).UnixMilli()} {
+		var mid [16]byte
+		rand.Read(mid[:])
+		cm := sealFor(t, a, "bob", plain{Kind: kindText, Number: uint64(i + 1), ID: mid, Time: at, Body: []byte("from the future")})
+		if code := ask(t, a, b, cm); code != "" {
+			t.Fatalf("message %d refused: %s", i, code)
+		}
+	}
+	hist, err := b.s.History("alice")
+	if err != nil || len(hist) != 2 {
+		t.Fatalf("history %+v, %v", hist, err)
+	}
+	for _, m := range hist {
+		if m.At < before || m.At > time.Now().UnixMilli() {
+			t.Errorf("kept as of %d, not the receiver's clock (%d…now)", m.At, before)
+		}
+	}
+}

@@ -97,7 +97,12 @@ export function attach(node) {
     node.on('friend', onFriend),
     node.on('message', onMessage),
     node.on('delivered', (d) => {
-      if (d.to === open) loadConversation();
+      if (d.to !== open) return;
+      if (composerError.dataset.code === 'queued') {
+        composerError.textContent = '';
+        delete composerError.dataset.code;
+      }
+      loadConversation();
     }),
     node.on('session', (s) => {
       if (s.state === 'ready') log(`End-to-end session with @${s.name} ready.`, 'ok');
@@ -106,7 +111,18 @@ export function attach(node) {
   ];
   onState({ state: node.state || 'connecting', detail: '', retryInMs: 0 });
   paintLists();
+  // A friend going away sends no event: the list's online dots follow
+  // the node's view of its friends (ddt.friends(), itself current within
+  // 2 s).
+  let shown = '';
+  const timer = setInterval(() => {
+    if (!ddt) return;
+    const now = JSON.stringify([ddt.friends(), ddt.requests()]);
+    if (now !== shown) paintLists(); // unchanged: nothing repainted under the user's pointer
+    shown = now;
+  }, 2000);
   return () => {
+    clearInterval(timer);
     offs.forEach((off) => off());
     ddt = null;
     paintForm();
@@ -419,7 +435,8 @@ const STATES = {
 /** @param {ChatMessage} m */
 function messageItem(m) {
   const mine = !m.from;
-  const when = new Date(m.at);
+  let when = new Date(m.at);
+  if (!Number.isFinite(when.getTime())) when = new Date(0); // a time no date can show
   const time = h('time', {
     dateTime: when.toISOString(),
     textContent: [when.getHours(), when.getMinutes()].map((x) => String(x).padStart(2, '0')).join(':'),
