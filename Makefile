@@ -113,8 +113,8 @@ bench: deps build baseline ## benchmarks, printed as tables (join, throughput an
 	$(GO) test -c -o $(BUILD)/web.test ./web
 	$(GO) test -c -o $(BUILD)/transport.test ./shared/transport
 	$(LOOPBACK) env DDT_BUILD=$(BUILD) DDT_BASELINE=$(CURDIR)/$(BUILD)/baseline/build DDT_BASELINE_REV=$$(cat $(BUILD)/baseline/.rev) DDT_BENCH=1 \
-		$(BUILD)/web.test -test.run '^TestBench' -test.v -test.timeout=30m \
-		| grep -v '^=== \|^--- \|^PASS\|^ok'
+		$(BUILD)/web.test -test.run '^TestBench' -test.v -test.timeout=30m > $(BUILD)/bench-web.out 2>&1; \
+		echo $$? > $(BUILD)/bench-web.rc; grep -v '^=== \|^--- PASS\|^--- SKIP\|^PASS\|^ok' $(BUILD)/bench-web.out; true
 	@echo; echo "native↔native data channel (pion, 64 MiB over loopback):"
 	@$(LOOPBACK) $(BUILD)/transport.test -test.run '^$$' -test.bench Throughput -test.benchtime 5x -test.count 1 | grep Benchmark
 	@echo; DDT_BENCH=1 GOPROXY=off $(GO) test -count=1 -run '^TestBenchSim$$' -v -timeout 20m ./shared/sim \
@@ -154,6 +154,9 @@ bench: deps build baseline ## benchmarks, printed as tables (join, throughput an
 	echo "| benchmark | ms/op | MB/s |"; echo "|---|---|---|"; \
 	awk '{mbs="—"; for (i = 1; i <= NF; i++) if ($$i == "MB/s") mbs = $$(i-1); printf "| %s | %.2f | %s |\n", $$1, $$3/1e6, mbs}' $$tmp/wasm; \
 	rm -rf $$tmp
+	@# The browser benchmarks ran first and the rest went on after them;
+	@# one that failed fails make bench here, at the end.
+	@rc=$$(cat $(BUILD)/bench-web.rc); if [ "$$rc" != 0 ]; then echo; echo "make bench: a browser benchmark failed (exit $$rc): see its output above"; exit $$rc; fi
 
 fuzz: ## run each fuzz target for a while (FUZZTIME=30s; loopback namespace) and keep what it finds in testdata/fuzz
 	@for pkg in $$($(GO) list ./...); do \
