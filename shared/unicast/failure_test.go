@@ -7,6 +7,7 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -221,5 +222,45 @@ func TestFarTimeClamped(t *testing.T) {
 		if m.At < before || m.At > time.Now().UnixMilli() {
 			t.Errorf("kept as of %d, not the receiver's clock (%d…now)", m.At, before)
 		}
+	}
+}
+
+// A session dropped while an old reference to it is still in use (a
+// flush or a Send that took it before) is not written back to the store:
+// it would come back at the next load.
+func TestDroppedSessionStaysDropped(t *testing.T) {
+	a, b, _, _ := twoNodes(t)
+	pair(t, a, b, true)
+	s := a.s
+	s.mu.Lock()
+	x := s.sessions[s.friends["bob"].Current]
+	s.dropSessionLocked(x)
+	s.saveSessionLocked(x) // the old reference's save
+	s.mu.Unlock()
+	if _, err := s.h.Store().Get(keySession(x.Name, x.ID)); err == nil {
+		t.Fatal("the dropped session is back in the store")
+	}
+}
+
+// Friend requests nobody answers leave after RequestMaxAge, so they cannot
+// keep the list full for good.
+func TestRequestsExpire(t *testing.T) {
+	a, _, _, _ := twoNodes(t)
+	s := a.s
+	old := s.h.Clock().Now().Add(-RequestMaxAge - time.Hour).UnixMilli()
+	s.mu.Lock()
+	for i := range MaxRequests {
+		r := &request{From: fmt.Sprintf("asker%d", i), At: old}
+		s.requests[r.From] = r
+		if err := putRecord(s.h.Store(), keyRequest(r.From), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Unlock()
+	if got := s.Requests(); len(got) != 0 {
+		t.Fatalf("%d requests past RequestMaxAge still wait", len(got))
+	}
+	if keys, _ := s.h.Store().Keys("requests/"); len(keys) != 0 {
+		t.Fatalf("the store keeps %d expired requests", len(keys))
 	}
 }

@@ -21,8 +21,13 @@ import (
 // Limits on friends and requests.
 const (
 	// MaxRequests bounds the friend requests waiting for an answer; past
-	// it, new ones are refused (rate-limited) until the user answers some.
+	// it, new ones are refused (rate-limited) until the user answers some
+	// or they pass RequestMaxAge.
 	MaxRequests = 256
+	// RequestMaxAge is how long a request waits for an answer before it is
+	// dropped (the asker may ask again): requests nobody answers cannot
+	// keep the list full for good.
+	RequestMaxAge = 30 * 24 * time.Hour
 	// MaxFriends bounds the friends (and our pending requests).
 	MaxFriends = 4096
 	// onlineFor is how long a friend counts as online after it last
@@ -400,10 +405,23 @@ func (s *Service) viewLocked(f *friend, now time.Time) FriendView {
 	return v
 }
 
+// expireRequestsLocked drops the requests older than RequestMaxAge.
+func (s *Service) expireRequestsLocked(now time.Time) {
+	for name, r := range s.requests {
+		if now.Sub(time.UnixMilli(r.At)) > RequestMaxAge {
+			delete(s.requests, name)
+			if err := s.h.Store().Delete(keyRequest(name)); err != nil {
+				s.h.Logger().Warn("could not delete an expired friend request", "from", name, "err", err)
+			}
+		}
+	}
+}
+
 // Requests lists the requests waiting for our answer.
 func (s *Service) Requests() []RequestView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expireRequestsLocked(s.h.Clock().Now())
 	out := make([]RequestView, 0, len(s.requests))
 	for _, r := range s.requests {
 		out = append(out, RequestView{From: r.From, Address: r.Address.String(), At: r.At})
@@ -505,6 +523,7 @@ func (s *Service) onFriendRequest(ctx context.Context, from id.Address, m wire.M
 		go s.deliverAnswer(s.h.Life(), name)
 		return &wire.FriendAck{}, nil
 	}
+	s.expireRequestsLocked(now)
 	if _, ok := s.requests[name]; !ok && len(s.requests) >= MaxRequests {
 		s.mu.Unlock()
 		return nil, refuse(node.CodeRateLimited, "too many friend requests are waiting for an answer")

@@ -37,6 +37,11 @@ func keySession(name string, sid [16]byte) string {
 // before what the state sealed is sent or what it opened acknowledged.
 func (s *Service) saveSessionLocked(x *session) error {
 	x.State = x.st.Marshal()
+	if s.sessions[x.ID] != x {
+		// x was dropped meanwhile (an old reference: a flush's, a Send's):
+		// writing it would bring it back at the next load.
+		return nil
+	}
 	if err := putRecord(s.h.Store(), keySession(x.Name, x.ID), x); err != nil {
 		s.h.Logger().Warn("could not save a session", "name", x.Name, "err", err)
 		return node.Errorf(node.CodeError, []error{err}, "could not save the session with %q: %v", x.Name, err)
@@ -47,10 +52,11 @@ func (s *Service) saveSessionLocked(x *session) error {
 // addSessionLocked keeps x, dropping the friend's oldest sessions past
 // MaxSessions.
 func (s *Service) addSessionLocked(x *session) error {
+	s.sessions[x.ID] = x
 	if err := s.saveSessionLocked(x); err != nil {
+		delete(s.sessions, x.ID)
 		return err
 	}
-	s.sessions[x.ID] = x
 	var mine []*session
 	for _, y := range s.sessions {
 		if y.Name == x.Name {
