@@ -99,16 +99,9 @@ func keepConsole(t *testing.T, p *page) {
 	var lines []string
 	chromedp.Listen(p.ctx, func(ev any) {
 		if e, ok := ev.(*cdpruntime.EventConsoleAPICalled); ok {
-			var parts []string
-			for _, a := range e.Args {
-				if len(a.Value) > 0 {
-					parts = append(parts, string(a.Value))
-				} else {
-					parts = append(parts, a.Description)
-				}
-			}
+			line := consoleLine(e)
 			mu.Lock()
-			lines = append(lines, time.Now().Format("15:04:05.000 ")+string(e.Type)+": "+strings.Join(parts, " "))
+			lines = append(lines, line)
 			mu.Unlock()
 		}
 	})

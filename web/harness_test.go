@@ -315,20 +315,27 @@ func newPage(t testing.TB, profile string) *page {
 	}
 	chromedp.Listen(ctx, func(ev any) {
 		if e, ok := ev.(*runtime.EventConsoleAPICalled); ok {
-			var parts []string
-			for _, a := range e.Args {
-				if len(a.Value) > 0 {
-					parts = append(parts, string(a.Value))
-				} else {
-					parts = append(parts, a.Description)
-				}
-			}
+			line := consoleLine(e)
 			p.mu.Lock()
-			p.console = append(p.console, time.Now().Format("15:04:05.000 ")+string(e.Type)+": "+strings.Join(parts, " "))
+			p.console = append(p.console, line)
 			p.mu.Unlock()
 		}
 	})
 	return p
+}
+
+// consoleLine is a console call as a failed test's log shows it: the
+// time, the kind and the arguments.
+func consoleLine(e *runtime.EventConsoleAPICalled) string {
+	var parts []string
+	for _, a := range e.Args {
+		if len(a.Value) > 0 {
+			parts = append(parts, string(a.Value))
+		} else {
+			parts = append(parts, a.Description)
+		}
+	}
+	return time.Now().Format("15:04:05.000 ") + string(e.Type) + ": " + strings.Join(parts, " ")
 }
 
 // open grants the origin the media permission Chromium needs before it
