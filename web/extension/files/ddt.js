@@ -1,0 +1,439 @@
+// ddt.js (the extension's): what a page of the extension — the popup, the
+// DDT page — starts instead of the loader. The node is not this page's:
+// it runs in the extension's offscreen document, for as long as the
+// browser does. start() asks the service worker for a MessagePort to it
+// and returns the same API a page's own node offers (window.ddt), every
+// call and event carried over that port (see offscreen.js for the
+// protocol), plus setRelay(url). The sync members (address, state,
+// friends(), siteURL() …) read a snapshot the node sends whenever it
+// changes. When the node's document goes (closed, crashed, restarted for a
+// new relay) the API stays: calls in flight fail with code "unavailable",
+// the state reads "connecting" until the node is back, and then the same
+// object carries on with the same node, address and all.
+
+import builtin from './config.js';
+
+/** @import {DDT, StartConfig, Progress, StartError} from '../../static/ddt.js' */
+/** @import {ExtensionDDT, NodeStatus} from './ddt.d.ts' */
+
+// How long a call made while the node is away waits for it to be back.
+const AWAY_WAIT_MS = 60000;
+
+const news = new BroadcastChannel('ddt-node');
+
+/** @type {NodeStatus} */
+let status = { state: 'starting', detail: 'Starting the node…', relay: '' };
+/** @type {Set<(s: NodeStatus) => void>} */
+const statusListeners = new Set();
+
+/** @param {NodeStatus} s */
+function setStatus(s) {
+  status = s;
+  for (const fn of statusListeners) fn(s);
+}
+
+/**
+ * A connection to the node: one port, the calls it carries.
+ * @typedef {{
+ *   port: MessagePort,
+ *   open: boolean,
+ *   dead: boolean,
+ *   hello: Promise<void>,
+ *   said: () => void,
+ *   pending: Map<number, {resolve: (v: any) => void, reject: (e: Error) => void, callbacks: Function[]}>,
+ * }} Conn
+ */
+
+/** @type {Conn | null} */
+let conn = null;
+let nextID = 1;
+/** @type {any} */
+let snap = { address: '', zone: '', relay: '', state: 'connecting', username: '', friends: [], requests: [], chatStats: {}, siteOrigin: '' };
+/** @type {Map<string, Set<(p: any) => void>>} */
+const listeners = new Map();
+/** @type {{name: string, method: boolean}[] | null} */
+let members = null;
+/** @type {(() => void) | null} */
+let gotMembers = null;
+const membersKnown = new Promise((resolve) => {
+  gotMembers = () => resolve(undefined);
+});
+/** @type {(a: any) => void} */
+let admit = () => {};
+/** @type {(e: Error) => void} */
+let refuse = () => {};
+/** @type {Promise<any>} */
+const ready = new Promise((resolve, reject) => {
+  admit = resolve;
+  refuse = reject;
+});
+ready.catch(() => {});
+
+/**
+ * failure is an Error as the node's are: a message for people and a code.
+ * @param {string} code
+ * @param {string} text
+ */
+function failure(code, text) {
+  return Object.assign(new Error(text), { code });
+}
+
+/** @param {any} e */
+function revive(e) {
+  const err = Object.assign(new Error(String((e && e.message) || e)), e && e.code !== undefined ? { code: e.code } : {});
+  if (e && e.name && e.name !== 'Error') err.name = e.name;
+  if (e && e.exitCode !== undefined) Object.assign(err, { exitCode: e.exitCode });
+  return err;
+}
+
+/** connect asks the service worker for a port to the node. */
+function connect() {
+  const ch = new MessageChannel();
+  /** @type {() => void} */
+  let said = () => {};
+  /** @type {Conn} */
+  const c = {
+    port: ch.port1,
+    open: false,
+    dead: false,
+    hello: new Promise((resolve) => {
+      said = () => resolve(undefined);
+    }),
+    said: () => said(),
+    pending: new Map(),
+  };
+  ch.port1.onmessage = (e) => onMessage(c, e.data);
+  conn = c;
+  navigator.serviceWorker.ready.then(
+    (reg) => reg.active?.postMessage({ ddt: 'connect' }, [ch.port2]),
+    (err) => setStatus({ state: 'failed', detail: `The extension's service worker is not running: ${err}`, relay: status.relay }),
+  );
+  return c;
+}
+
+/**
+ * lost ends c: its calls fail, the state reads "connecting" until the node
+ * is back.
+ * @param {Conn} c
+ * @param {string} why
+ */
+function lost(c, why) {
+  if (c.dead) return;
+  c.dead = true;
+  c.port.close();
+  for (const p of c.pending.values()) p.reject(failure('unavailable', `${why} before it answered.`));
+  c.pending.clear();
+  if (c.open && snap.state !== 'connecting') {
+    snap = { ...snap, state: 'connecting' };
+    dispatch('state', { state: 'connecting', detail: `${why}; it is starting again.`, retryInMs: 0 });
+  }
+  if (conn === c) conn = null;
+}
+
+/**
+ * @param {Conn} c
+ * @param {any} m
+ */
+function onMessage(c, m) {
+  if (!m || typeof m !== 'object' || c.dead) return;
+  switch (m.op) {
+    case 'hello': {
+      const was = snap.state;
+      snap = m.snapshot;
+      c.open = true;
+      if (!members) {
+        members = m.members;
+        gotMembers?.();
+      }
+      for (const event of listeners.keys()) c.port.postMessage({ op: 'on', event });
+      c.said();
+      if (was !== snap.state) dispatch('state', { state: snap.state, detail: '', retryInMs: 0 });
+      return;
+    }
+    case 'ready':
+      if (m.error) refuse(revive(m.error));
+      else admit(m.admission);
+      return;
+    case 'snapshot':
+      snap = m.snapshot;
+      return;
+    case 'event':
+      snap = m.snapshot;
+      dispatch(m.event, m.payload);
+      return;
+    case 'result':
+    case 'error': {
+      const p = c.pending.get(m.id);
+      if (!p) return;
+      c.pending.delete(m.id);
+      if (m.op === 'result') p.resolve(m.value);
+      else p.reject(revive(m.error));
+      return;
+    }
+    case 'callback': {
+      const p = c.pending.get(m.id);
+      const fn = p && p.callbacks[m.n];
+      if (fn) fn(...(m.args || []));
+      return;
+    }
+    case 'unavailable':
+      lost(c, 'The extension’s node is not running');
+  }
+}
+
+/**
+ * @param {string} event
+ * @param {any} payload
+ */
+function dispatch(event, payload) {
+  for (const fn of [...(listeners.get(event) || [])]) {
+    try {
+      fn(payload);
+    } catch (err) {
+      console.error(`ddt: a listener of "${event}" threw:`, err);
+    }
+  }
+}
+
+// The node's comings and goings, from its document and the worker.
+news.onmessage = (e) => {
+  const m = e.data;
+  if (!m || typeof m !== 'object') return;
+  if (m.ddt === 'status') {
+    setStatus({ state: m.state, detail: m.detail, relay: m.relay });
+    if (m.state === 'running' && (!conn || conn.dead)) connect();
+    if (m.state === 'failed' && conn) lost(conn, 'The extension’s node stopped');
+  } else if (m.ddt === 'down') {
+    if (conn) lost(conn, 'The extension’s node stopped');
+    setStatus({ state: 'starting', detail: 'The node is starting again…', relay: status.relay });
+    connect();
+  }
+};
+
+/**
+ * live is the connection to use, waiting up to AWAY_WAIT_MS for the node.
+ * @returns {Promise<Conn>}
+ */
+async function live() {
+  const c = conn && !conn.dead ? conn : connect();
+  let timer;
+  const away = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(failure('unavailable', `The extension’s node has not come back in ${AWAY_WAIT_MS / 1000} s: ${status.detail}`)), AWAY_WAIT_MS);
+  });
+  try {
+    await Promise.race([c.hello, away]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return c.dead ? live() : c;
+}
+
+/**
+ * call runs method on the node with args (options' functions and signals
+ * carried across).
+ * @param {string} method
+ * @param {any[]} args
+ */
+async function call(method, args) {
+  const c = await live();
+  const id = nextID++;
+  /** @type {Function[]} */
+  const callbacks = [];
+  /** @type {(() => void)[]} */
+  const cleanup = [];
+  const wire = args.map((a) => {
+    if (!a || typeof a !== 'object' || Array.isArray(a) || a instanceof Blob || ArrayBuffer.isView(a) || a instanceof ArrayBuffer || (typeof FileList === 'function' && a instanceof FileList)) return a;
+    /** @type {Record<string, any>} */
+    const out = {};
+    for (const [k, v] of Object.entries(a)) {
+      if (typeof v === 'function') {
+        out[k] = { __ddtCallback: callbacks.length };
+        callbacks.push(v);
+      } else if (v instanceof AbortSignal) {
+        if (v.aborted) throw Object.assign(new DOMException('The operation was aborted.', 'AbortError'), { code: 'aborted' });
+        const onAbort = () => c.port.postMessage({ op: 'abort', id });
+        v.addEventListener('abort', onAbort, { once: true });
+        cleanup.push(() => v.removeEventListener('abort', onAbort));
+        out[k] = { __ddtSignal: true };
+      } else {
+        out[k] = v;
+      }
+    }
+    return out;
+  });
+  try {
+    return await new Promise((resolve, reject) => {
+      c.pending.set(id, { resolve, reject, callbacks });
+      c.port.postMessage({ op: 'call', id, method, args: wire });
+    });
+  } finally {
+    for (const f of cleanup) f();
+  }
+}
+
+// The DDT domain rule (shared/names.CheckLabel), for the sync siteURL and
+// serveSite: 1–63 of a–z, 0–9 and inner hyphens, before ".ddt".
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** @param {unknown} domain @returns {string} the label, or '' */
+function label(domain) {
+  if (typeof domain !== 'string') return '';
+  const l = domain.trim().toLowerCase().replace(/\.ddt$/, '');
+  return LABEL.test(l) ? l : '';
+}
+
+/** @param {string} path as Go's url.PathEscape writes each segment */
+function escapePath(path) {
+  return path
+    .replace(/^\//, '')
+    .split('/')
+    .map((seg) => encodeURIComponent(seg).replace(/%(24|26|2B|2C|3A|3B|3D|40)/gi, (m) => decodeURIComponent(m)))
+    .join('/');
+}
+
+/** The sync members, read from the node's snapshot or done here. */
+const local = {
+  friends: () => snap.friends || [],
+  requests: () => snap.requests || [],
+  chatStats: () => snap.chatStats || {},
+  /** @param {string} domain @param {string} [path] */
+  siteURL(domain, path) {
+    const l = label(domain);
+    if (!l || !snap.siteOrigin) {
+      console.error(`ddt.siteURL: ${!l ? `${JSON.stringify(domain)} is not a DDT domain` : 'the node serves no DDT sites here'}`);
+      return null;
+    }
+    return snap.siteOrigin.replace('//ddt-origin.ddt.', `//${l}.ddt.`) + escapePath(path || '');
+  },
+  /**
+   * @param {string} domain
+   * @param {MessagePort} port
+   * @param {{onProgress?: (p: any) => void}} [options]
+   */
+  serveSite(domain, port, options) {
+    const l = label(domain);
+    if (!l || !(port instanceof MessagePort)) {
+      console.error(`ddt.serveSite: ${!l ? `${JSON.stringify(domain)} is not a DDT domain` : 'port must be a MessagePort'}`);
+      return null;
+    }
+    const id = nextID++;
+    let c = conn && !conn.dead ? conn : connect();
+    const onProgress = options && options.onProgress;
+    let stopped = false;
+    c.hello.then(() => {
+      if (stopped || c.dead) return;
+      c.pending.set(id, { resolve: () => {}, reject: () => {}, callbacks: onProgress ? [onProgress] : [] });
+      c.port.postMessage({ op: 'serve', id, domain: `${l}.ddt`, progress: !!onProgress }, [port]);
+    });
+    return () => {
+      stopped = true;
+      c.pending.delete(id);
+      if (!c.dead) c.port.postMessage({ op: 'unserve', id });
+    };
+  },
+  /**
+   * @param {string} event
+   * @param {(p: any) => void} fn
+   */
+  on(event, fn) {
+    if (typeof fn !== 'function') throw new TypeError('ddt.on(event, fn): fn must be a function');
+    let set = listeners.get(event);
+    if (!set) {
+      set = new Set();
+      listeners.set(event, set);
+      if (conn && conn.open && !conn.dead) conn.port.postMessage({ op: 'on', event });
+    }
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+    };
+  },
+};
+
+/** The getters, from the snapshot. */
+const values = {
+  address: () => snap.address,
+  zone: () => snap.zone,
+  relay: () => snap.relay,
+  state: () => snap.state,
+  username: () => snap.username,
+  ready: () => ready,
+};
+
+/**
+ * setRelay makes url the relay of the extension's node (saved; the node
+ * starts again on it, with the same identity); '' goes back to the relay
+ * the extension was built for.
+ * @param {string} url
+ * @returns {Promise<void>}
+ */
+export async function setRelay(url) {
+  if (typeof url !== 'string') throw failure('invalid', 'setRelay(url): url must be a string such as "https://relay.example"');
+  const t = url.trim();
+  if (t === '') {
+    await chrome.storage.local.remove('relay');
+    return;
+  }
+  let u;
+  try {
+    u = new URL(t);
+  } catch {
+    throw failure('invalid', `${JSON.stringify(t)} is not a URL: a relay is an http or https URL such as https://relay.example`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw failure('invalid', `A relay is an http or https URL, not ${u.protocol}`);
+  await chrome.storage.local.set({ relay: u.origin + u.pathname.replace(/\/$/, '') });
+}
+
+/** relayChoice is the relay the node uses (the user's, else the built-in one) and the built-in one. */
+export async function relayChoice() {
+  const { relay } = await chrome.storage.local.get('relay');
+  return { relay: typeof relay === 'string' && relay ? relay : builtin.relay, builtin: builtin.relay };
+}
+
+/** @type {ExtensionDDT | null} */
+let api = null;
+
+/**
+ * start connects to the extension's node and returns its API (also set as
+ * window.ddt). The config a page passes is not the node's to take (its
+ * relay is the user's choice: setRelay); onStatus hears the node's state
+ * from now on: starting, running, failed (with why, and when it tries
+ * again). It resolves once the node runs.
+ * @param {StartConfig} [_config]
+ * @param {{onProgress?: (p: Progress) => void, onExit?: (e: StartError) => void, onStatus?: (s: NodeStatus) => void}} [hooks]
+ * @returns {Promise<ExtensionDDT>}
+ */
+export async function start(_config, { onProgress, onStatus } = {}) {
+  if (onStatus) {
+    statusListeners.add(onStatus);
+    onStatus(status);
+  }
+  news.postMessage({ ddt: 'status?' });
+  if (!conn || conn.dead) connect();
+  onProgress?.({ phase: 'start', received: 0, total: 0 });
+  await membersKnown;
+  if (api) return api;
+  /** @type {any} */
+  const o = {};
+  for (const { name, method } of members || []) {
+    if (name in values) {
+      Object.defineProperty(o, name, { get: /** @type {any} */ (values)[name], enumerable: true });
+    } else if (name in local) {
+      o[name] = /** @type {any} */ (local)[name];
+    } else if (method) {
+      o[name] = (/** @type {any[]} */ ...args) => call(name, args);
+    } else {
+      Object.defineProperty(o, name, { get: () => snap[name], enumerable: true });
+    }
+  }
+  o.setRelay = setRelay;
+  api = /** @type {ExtensionDDT} */ (o);
+  /** @type {any} */ (globalThis).ddt = api;
+  dispatchEvent(new Event('ddt:loaded'));
+  return api;
+}
+
+/** nodeStatus is the extension node's state now. @returns {NodeStatus} */
+export function nodeStatus() {
+  return status;
+}

@@ -1,0 +1,248 @@
+// offscreen.js: the extension's node. The service worker makes this
+// document (reason WEB_RTC: it has a window, RTCPeerConnection and
+// IndexedDB, which pion's js backend and the node's store need) and keeps
+// it: a port to the worker, pinged every 20 s, tells the worker at once
+// when this document goes. It starts the node with the page's loader
+// (node/ddt.js) for the relay its URL names, and serves the node's API on
+// each MessagePort the worker hands it (from a page of the extension: the
+// popup, the DDT page), with the protocol ddt.js speaks:
+//
+//   ← {op: 'hello', members, snapshot}   once the node runs
+//   ← {op: 'ready', admission} | {op: 'ready', error}   ddt.ready, when it settles
+//   → {op: 'call', id, method, args}  ← {op: 'result', id, value} | {op: 'error', id, error}
+//        an option {__ddtCallback: n} is a function of the page's: ← {op: 'callback', id, n, args}
+//        an option {__ddtSignal: true} is an AbortSignal: → {op: 'abort', id}
+//   → {op: 'serve', id, domain, progress} with a MessagePort  → {op: 'unserve', id}
+//   → {op: 'on', event}  ← {op: 'event', event, payload, snapshot}
+//   ← {op: 'snapshot', snapshot}   what the page's sync members read, when it changes
+//
+// Its state goes to every page on the BroadcastChannel "ddt-node":
+// {ddt: 'status', state: 'starting' | 'running' | 'failed', detail, relay}.
+// A node that fails to start, or stops, is started again by reloading this
+// document, after 2 s, then 4, 8 … up to a minute.
+
+import { start } from './node/ddt.js';
+
+/** @import {DDT} from './ddt.js' */
+
+const params = new URLSearchParams(location.search);
+const relay = params.get('relay') || '';
+const news = new BroadcastChannel('ddt-node');
+const RETRY_KEY = 'ddt-retry';
+
+/** @type {{state: string, detail: string, relay: string}} */
+let status = { state: 'starting', detail: 'Starting the node…', relay };
+
+/** @param {string} state @param {string} detail */
+function say(state, detail) {
+  status = { state, detail, relay };
+  news.postMessage({ ddt: 'status', ...status });
+}
+
+news.onmessage = (e) => {
+  if (e.data && e.data.ddt === 'status?') news.postMessage({ ddt: 'status', ...status });
+};
+
+// The keepalive port: while it is open the worker knows this node is up.
+function keepalive() {
+  const port = chrome.runtime.connect({ name: 'ddt-node' });
+  const ping = setInterval(() => port.postMessage({ ping: Date.now() }), 20000);
+  port.onDisconnect.addListener(() => {
+    clearInterval(ping);
+    setTimeout(keepalive, 1000); // the worker was stopped: wake it again
+  });
+}
+keepalive();
+
+/** @type {DDT | null} */
+let ddt = null;
+/** @type {MessagePort[]} ports handed over before the node runs */
+let early = [];
+
+navigator.serviceWorker.addEventListener('message', (e) => {
+  if (!e.data || e.data.ddt !== 'client' || !e.ports[0]) return;
+  if (ddt) serve(ddt, e.ports[0]);
+  else early.push(e.ports[0]);
+});
+navigator.serviceWorker.startMessages();
+
+/**
+ * retry reloads this document after a delay that doubles with every
+ * failure in a row (kept in sessionStorage, which a reload keeps).
+ * @param {string} why
+ */
+function retry(why) {
+  const n = Number(sessionStorage.getItem(RETRY_KEY) || '0');
+  const wait = Math.min(60000, 2000 * 2 ** n);
+  sessionStorage.setItem(RETRY_KEY, String(n + 1));
+  say('failed', `${why} Trying again in ${Math.round(wait / 1000)} s.`);
+  for (const p of early) p.postMessage({ op: 'unavailable', detail: status.detail });
+  setTimeout(() => location.reload(), wait);
+}
+
+if (!/^https?:\/\//.test(relay)) {
+  retry(`The relay ${JSON.stringify(relay)} is not an http or https URL.`);
+} else {
+  say('starting', `Starting the node for ${relay}…`);
+  start({ relay, storage: 'ddt', agent: 'ddt-extension', logLevel: /** @type {any} */ (localStorage.getItem('ddt-log') || 'warn') }, {
+    onExit: (err) => {
+      ddt = null;
+      retry(`The node stopped: ${err.message}.`);
+    },
+  }).then((node) => {
+    ddt = node;
+    /** @type {any} */ (window).ddt = node;
+    sessionStorage.removeItem(RETRY_KEY);
+    say('running', `The node runs on ${relay}.`);
+    for (const p of early) serve(node, p);
+    early = [];
+  }, (err) => retry(`The node could not start: ${err.message}.`));
+}
+
+// What the page's sync members read: sent again whenever it changes.
+/** @param {DDT} node */
+function snapshot(node) {
+  return {
+    address: node.address,
+    zone: node.zone,
+    relay: node.relay,
+    state: node.state,
+    username: node.username,
+    friends: node.friends(),
+    requests: node.requests(),
+    chatStats: node.chatStats(),
+    // siteURL of a placeholder domain: the page's client fills in others.
+    siteOrigin: node.siteURL('ddt-origin.ddt', '') || '',
+  };
+}
+
+/** @param {unknown} err */
+function wireError(err) {
+  const e = /** @type {any} */ (err);
+  if (e && typeof e === 'object') {
+    return { name: String(e.name || 'Error'), message: String(e.message || e), code: e.code === undefined ? undefined : String(e.code), exitCode: e.exitCode };
+  }
+  return { name: 'Error', message: String(err) };
+}
+
+/**
+ * serve answers one page on port for as long as the page keeps it.
+ * @param {DDT} node
+ * @param {MessagePort} port
+ */
+function serve(node, port) {
+  /** @type {Set<string>} */
+  const events = new Set();
+  /** @type {(() => void)[]} */
+  const offs = [];
+  /** @type {Map<number, AbortController>} */
+  const aborts = new Map();
+  /** @type {Map<number, () => void>} */
+  const sites = new Map();
+  let last = '';
+  const push = () => {
+    const s = snapshot(node);
+    const text = JSON.stringify(s);
+    if (text !== last) {
+      last = text;
+      port.postMessage({ op: 'snapshot', snapshot: s });
+    }
+  };
+  const tick = setInterval(push, 1000);
+  port.onmessage = async (e) => {
+    const m = e.data;
+    if (!m || typeof m !== 'object') return;
+    switch (m.op) {
+      case 'call': {
+        const fn = /** @type {any} */ (node)[m.method];
+        if (typeof fn !== 'function' || m.method === 'on' || m.method === 'serveSite') {
+          port.postMessage({ op: 'error', id: m.id, error: { name: 'TypeError', message: `ddt.${m.method} is not a method of the node` } });
+          return;
+        }
+        const args = (Array.isArray(m.args) ? m.args : []).map((/** @type {any} */ a) => revive(a, m.id));
+        try {
+          const value = await fn.apply(node, args);
+          push();
+          port.postMessage({ op: 'result', id: m.id, value });
+        } catch (err) {
+          push();
+          port.postMessage({ op: 'error', id: m.id, error: wireError(err) });
+        } finally {
+          aborts.delete(m.id);
+        }
+        return;
+      }
+      case 'abort':
+        aborts.get(m.id)?.abort();
+        return;
+      case 'serve': {
+        const opts = m.progress ? { onProgress: (/** @type {unknown} */ p) => port.postMessage({ op: 'callback', id: m.id, n: 0, args: [p] }) } : {};
+        const stop = e.ports[0] ? node.serveSite(m.domain, e.ports[0], opts) : null;
+        if (stop) sites.set(m.id, stop);
+        return;
+      }
+      case 'unserve':
+        sites.get(m.id)?.();
+        sites.delete(m.id);
+        return;
+      case 'on':
+        if (typeof m.event !== 'string' || events.has(m.event)) return;
+        events.add(m.event);
+        try {
+          offs.push(node.on(/** @type {any} */ (m.event), (payload) => {
+            const s = snapshot(node);
+            last = JSON.stringify(s);
+            port.postMessage({ op: 'event', event: m.event, payload, snapshot: s });
+          }));
+        } catch (err) {
+          console.warn('ddt: a page asked for an event the node does not have:', m.event, err);
+        }
+        return;
+      case 'bye':
+        clearInterval(tick);
+        for (const off of offs) off();
+        for (const stop of sites.values()) stop();
+        port.close();
+    }
+  };
+
+  /**
+   * revive makes an argument of the page's a value for the node: its
+   * options' callbacks become functions that post back, a signal an
+   * AbortSignal this side.
+   * @param {any} a
+   * @param {number} id
+   */
+  function revive(a, id) {
+    if (!a || typeof a !== 'object' || Array.isArray(a) || a instanceof Blob || ArrayBuffer.isView(a) || a instanceof ArrayBuffer) return a;
+    /** @type {Record<string, any>} */
+    const out = {};
+    for (const [k, v] of Object.entries(a)) {
+      if (v && typeof v === 'object' && typeof v.__ddtCallback === 'number') {
+        out[k] = (/** @type {unknown[]} */ ...args) => port.postMessage({ op: 'callback', id, n: v.__ddtCallback, args });
+      } else if (v && typeof v === 'object' && v.__ddtSignal === true) {
+        const c = new AbortController();
+        aborts.set(id, c);
+        out[k] = c.signal;
+      } else {
+        out[k] = v;
+      }
+    }
+    return out;
+  }
+
+  last = JSON.stringify(snapshot(node));
+  port.postMessage({ op: 'hello', members: describe(node), snapshot: snapshot(node) });
+  node.ready.then(
+    (admission) => port.postMessage({ op: 'ready', admission }),
+    (err) => port.postMessage({ op: 'ready', error: wireError(err) }),
+  );
+}
+
+/**
+ * describe lists the node's members in order, each a method or a value.
+ * @param {DDT} node
+ */
+function describe(node) {
+  return Object.keys(node).map((name) => ({ name, method: typeof /** @type {any} */ (node)[name] === 'function' }));
+}
