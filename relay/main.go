@@ -21,6 +21,7 @@ import (
 
 	"ddt/relay/federation"
 	"ddt/shared/store"
+	"ddt/web/extension"
 )
 
 func main() {
@@ -170,8 +171,13 @@ func runRelay(args []string) error {
 	public := fs.String("url", "", "this relay's public base URL, told to other relays and nodes (default: from -addr, an unspecified host as 127.0.0.1)")
 	capture := fs.String("capture", "", "for audits: record every frame this process handles (every WebSocket message the relay reads or writes) in this file, appended")
 	sitesDomain := fs.String("sites-domain", "", "serve DDT sites at <name>.ddt.<this domain> (as well as <name>.ddt.localhost); a registrable domain apart from the page's, with DNS and certificates for its subdomains")
+	extensions := fs.String("extension-origins", extension.Origin(), "origins of DDT extensions' pages that sites' frames trust as DDT pages, comma-separated (chrome-extension://<ID>, moz-extension://<UUID>); the default is the DDT extension's; empty: none")
 	fs.Parse(args)
 	log := newLogger(*logLevel)
+	trustedExtensions, err := extensionOrigins(*extensions)
+	if err != nil {
+		return err
+	}
 
 	if err := os.MkdirAll(*data, 0o700); err != nil {
 		return err
@@ -204,7 +210,8 @@ func runRelay(args []string) error {
 		*public = publicURL(ln.Addr().String(), *acmeHost, scheme)
 	}
 	*public = strings.TrimSuffix(*public, "/")
-	cfg := Config{Zone: *zone, URL: *public, MaxNodes: *maxNodes, ICEServers: ice, Store: st, Logger: log.With("zone", *zone)}
+	cfg := Config{Zone: *zone, URL: *public, MaxNodes: *maxNodes, ICEServers: ice, Store: st, Logger: log.With("zone", *zone),
+		SitesDomain: strings.ToLower(strings.Trim(*sitesDomain, "."))}
 	if cfg.Capture, err = OpenCapture(*capture); err != nil {
 		ln.Close()
 		return err
@@ -223,7 +230,7 @@ func runRelay(args []string) error {
 		return err
 	}
 	defer relay.Close()
-	mux, err := newMux(relay, *webDir, siteHosts{Domain: strings.ToLower(strings.Trim(*sitesDomain, "."))}, log)
+	mux, err := newMux(relay, *webDir, trustedExtensions, log)
 	if err != nil {
 		ln.Close()
 		return err

@@ -38,8 +38,12 @@ type Config struct {
 	Trusted    [][32]byte        // more relay keys to federate with when they link here (a trust file's lines without a URL)
 	Open       bool              // -federation=open: also link untrusted relays, with their restrictions
 	ICEServers []string          // handed to admitted nodes
-	Store      store.Store
-	Logger     *slog.Logger
+	// SitesDomain, if set, is the domain DDT sites are served under as
+	// well as localhost: <label>.ddt.<SitesDomain> (-sites-domain). It is
+	// named in /healthz, for nodes whose host is no page of this relay.
+	SitesDomain string
+	Store       store.Store
+	Logger      *slog.Logger
 	// Clock drives every lease decision and every timer and ticker of
 	// the relay's packages (sweeps, summaries, backoff, the waits of
 	// forwarded username requests). clock.System if nil.
@@ -160,6 +164,9 @@ type Stats struct {
 	Federated federation.Stats `json:"federated"`
 	Ledger    zoneledger.Stats `json:"ledger"`
 	Names     registrar.Stats  `json:"names"`
+	// SitesDomain is Config.SitesDomain: a node whose host is not an
+	// http(s) page (an extension's) derives sites' origins from it.
+	SitesDomain string `json:"sitesDomain,omitempty"`
 }
 
 // Stats returns the relay's counters.
@@ -167,7 +174,7 @@ func (r *Relay) Stats() Stats {
 	z := r.Zone.Stats()
 	return Stats{Zone: z.Zone, URL: z.URL, RelayKey: z.RelayKey, Nodes: z.Nodes, MaxNodes: z.MaxNodes, Admitted: z.Admitted,
 		Refused: z.Refused, Signals: z.Signals, Dropped: z.Dropped, Unknown: z.Unknown, Limits: z.Limits,
-		Federated: r.Federation.Stats(), Ledger: r.Ledger.Stats(), Names: r.Names.Stats()}
+		Federated: r.Federation.Stats(), Ledger: r.Ledger.Stats(), Names: r.Names.Stats(), SitesDomain: r.cfg.SitesDomain}
 }
 
 // FedURL turns a relay's base URL into its federation endpoint.

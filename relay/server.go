@@ -117,15 +117,18 @@ func (a *asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // newMux wires the relay's HTTP endpoints: a request for a site host
-// (see siteHosts) gets only the DDT frames of siteFrameRoutes,
-// every other the page and the relay's endpoints.
-func newMux(r *Relay, webDir string, hosts siteHosts, log *slog.Logger) (http.Handler, error) {
+// (see siteHosts; Config.SitesDomain) gets only the DDT frames of
+// siteFrameRoutes, every other the page and the relay's endpoints.
+// extensions are the origins of DDT extensions' pages that sites' frames
+// trust as DDT pages besides the relay's own (see extensionOrigins).
+func newMux(r *Relay, webDir string, extensions []string, log *slog.Logger) (http.Handler, error) {
+	hosts := siteHosts{Domain: r.cfg.SitesDomain}
 	mux := http.NewServeMux()
 	if err := pageRoutes(mux, webDir, hosts.Domain, log); err != nil {
 		return nil, err
 	}
 	r.Routes(mux, log)
-	sites, err := siteFrameRoutes(r.cfg.URL)
+	sites, err := siteFrameRoutes(r.cfg.URL, extensions)
 	if err != nil {
 		return nil, err
 	}
@@ -455,7 +458,12 @@ func (f withoutSiteFrames) ReadDir(name string) ([]fs.DirEntry, error) {
 // what a site opened outside a DDT page gets (it sends the reader to the
 // DDT page at pageURL, the relay's public URL). Nothing else of the
 // relay is served there: no /ws, no page, no ddt.wasm.
-func siteFrameRoutes(pageURL string) (http.Handler, error) {
+//
+// The frames answer only a parent that is a DDT page (page.js): the
+// relay's page at pageURL (named in %DDT_PAGE%) and the pages of the DDT
+// extensions whose origins are in extensions (%DDT_EXTENSIONS%,
+// space-separated).
+func siteFrameRoutes(pageURL string, extensions []string) (http.Handler, error) {
 	frames, err := fs.Sub(web.Static(), siteFrames)
 	if err != nil {
 		return nil, err
@@ -473,6 +481,7 @@ func siteFrameRoutes(pageURL string) (http.Handler, error) {
 			return nil, err
 		}
 		b = bytes.ReplaceAll(b, []byte("%DDT_PAGE%"), []byte(html.EscapeString(pageURL)))
+		b = bytes.ReplaceAll(b, []byte("%DDT_EXTENSIONS%"), []byte(html.EscapeString(strings.Join(extensions, " "))))
 		sum := sha256.Sum256(b)
 		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -527,4 +536,50 @@ func siteFrameRoutes(pageURL string) (http.Handler, error) {
 	// next visit is the worker's).
 	mux.Handle("/", boot)
 	return mux, nil
+}
+
+// extensionOrigins reads -extension-origins: comma-separated origins of
+// DDT extensions' pages, each chrome-extension://<ID> (32 letters a–p, the
+// ID Chromium derives from the extension's key) or moz-extension://<UUID>
+// (Firefox's per-install UUID). Sites' frames trust these as DDT pages,
+// as they trust the relay's own: a page there may show any site and speak
+// for its reader, so each must be an extension its operator means to
+// trust. An empty list trusts none.
+func extensionOrigins(list string) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(list, ",") {
+		o = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
+		if o == "" {
+			continue
+		}
+		if !validExtensionOrigin(o) {
+			return nil, fmt.Errorf("-extension-origins: %q is not an extension's origin: want chrome-extension://<its 32-letter ID, a to p> or moz-extension://<its UUID>", o)
+		}
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+func validExtensionOrigin(o string) bool {
+	if id, ok := strings.CutPrefix(o, "chrome-extension://"); ok {
+		return len(id) == 32 && strings.Trim(id, "abcdefghijklmnop") == ""
+	}
+	if id, ok := strings.CutPrefix(o, "moz-extension://"); ok {
+		if len(id) != 36 {
+			return false
+		}
+		for i, c := range id {
+			if i == 8 || i == 13 || i == 18 || i == 23 {
+				if c != '-' {
+					return false
+				}
+			} else if !strings.ContainsRune("0123456789abcdef", c) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }

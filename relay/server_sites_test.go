@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"ddt/shared/site"
 	"ddt/shared/store"
+	"ddt/web/extension"
 )
 
 // Which hosts are a site's: <label>.ddt.localhost at any port, and
@@ -58,43 +60,7 @@ func TestSiteHosts(t *testing.T) {
 // other path, and nothing else of the relay: not the page, not ddt.wasm,
 // not /ws or /healthz. The page's host gets none of the frames.
 func TestSiteRoutes(t *testing.T) {
-	dir := t.TempDir()
-	for name, body := range map[string]string{"ddt.wasm": "\x00asm-secret-node", "wasm_exec.js": "// go"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "relay.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r, err := NewRelay(Config{Zone: "sites", URL: "http://127.0.0.1:8080", MaxNodes: 8, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	h, err := newMux(r, dir, siteHosts{Domain: "sites.example.org"}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	get := func(host, path string, hdr ...string) (*http.Response, string) {
-		t.Helper()
-		req, _ := http.NewRequest("GET", srv.URL+path, nil)
-		req.Host = host
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp, string(b)
-	}
+	get := siteServer(t, "sites.example.org", nil)
 	const siteHost = "example.ddt.localhost:8080"
 
 	// The worker: allowed to control the whole origin, always revalidated.
@@ -151,6 +117,125 @@ func TestSiteRoutes(t *testing.T) {
 	}
 	if resp, _ := get("127.0.0.1:8080", "/healthz"); resp.StatusCode != 200 {
 		t.Errorf("/healthz on the page's host: %s", resp.Status)
+	}
+}
+
+// siteServer serves a relay's HTTP endpoints (newMux) with sitesDomain
+// and the trusted extensions' origins, and returns a GET of path with a
+// Host header and other headers (name, value, …).
+func siteServer(t *testing.T, sitesDomain string, extensions []string) func(host, path string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range map[string]string{"ddt.wasm": "\x00asm-secret-node", "wasm_exec.js": "// go"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "relay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r, err := NewRelay(Config{Zone: "sites", URL: "http://127.0.0.1:8080", MaxNodes: 8, Store: st, SitesDomain: sitesDomain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newMux(r, dir, extensions, slog.New(slog.DiscardHandler))
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); r.Close() })
+	return func(host, path string, hdr ...string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Host = host
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+}
+
+// The frames a site's host serves name the extensions whose pages they
+// trust as DDT pages: by default the DDT extension's (its ID fixed by the
+// manifest's key), else those of -extension-origins, or none; page.js
+// reads them. A flag naming something that is not an extension's origin
+// stops the relay at startup with a sentence saying what is wanted.
+func TestSiteFramesTrustExtensions(t *testing.T) {
+	const ddtExtension = "chrome-extension://iolmimilmgpabedjlaegbkfdhmpgjfaf"
+	const firefox = "moz-extension://0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+	if got := extension.Origin(); got != ddtExtension {
+		t.Fatalf("the DDT extension's origin is %q, want %q (the manifest's key changed?)", got, ddtExtension)
+	}
+	for _, c := range []struct {
+		flag, meta string
+	}{
+		{extension.Origin(), ddtExtension}, // the flag's default
+		{" CHROME-EXTENSION://IOLMIMILMGPABEDJLAEGBKFDHMPGJFAF/ , " + firefox + "," + ddtExtension, ddtExtension + " " + firefox},
+		{firefox, firefox},
+		{"", ""},
+		{" , ", ""},
+	} {
+		origins, err := extensionOrigins(c.flag)
+		if err != nil {
+			t.Fatalf("-extension-origins %q: %v", c.flag, err)
+		}
+		get := siteServer(t, "", origins)
+		want := `<meta name="ddt-extensions" content="` + c.meta + `">`
+		for _, path := range []string{"/", "/.ddt/boot", "/.ddt/connect"} {
+			if resp, body := get("example.ddt.localhost:8080", path); resp.StatusCode != 200 || !strings.Contains(body, want) || strings.Contains(body, "%DDT_") {
+				t.Errorf("-extension-origins %q: %s is %s without %s:\n%s", c.flag, path, resp.Status, want, body)
+			}
+		}
+	}
+	for _, bad := range []string{
+		"https://evil.example",
+		"chrome-extension://iolmimilmgpabedjlaegbkfdhmpgjfa",    // 31 letters
+		"chrome-extension://iolmimilmgpabedjlaegbkfdhmpgjfaz",   // z is no ID letter
+		"chrome-extension://iolmimilmgpabedjlaegbkfdhmpgjfaf/x", // a path
+		"chrome-extension://iolmimilmgpabedjlaegbkfdhmpgjfaf:1",
+		"moz-extension://0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f",
+		"moz-extension://0f1e2d3c44b5a-6978-8796-a5b4c3d2e1f0",
+		"moz-extension://0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1g0",
+		ddtExtension + " " + firefox, // space-separated is one bad origin
+		"\"><script>alert(1)</script>",
+	} {
+		_, err := extensionOrigins(ddtExtension + "," + bad)
+		if err == nil || !strings.Contains(err.Error(), "is not an extension's origin") {
+			t.Errorf("-extension-origins %q: %v, want it refused", bad, err)
+		}
+		err = runRelay([]string{"-extension-origins", bad, "-data", filepath.Join(t.TempDir(), "data"), "-addr", "127.0.0.1:0"})
+		if err == nil || !strings.Contains(err.Error(), "-extension-origins") {
+			t.Errorf("the relay with -extension-origins %q: %v, want it refused at startup", bad, err)
+		}
+	}
+}
+
+// /healthz names the relay's sites domain, for a node whose host is not a
+// page of the relay (an extension's offscreen document) to derive sites'
+// origins from; a relay without one says nothing of it.
+func TestHealthzSitesDomain(t *testing.T) {
+	for _, domain := range []string{"sites.example.org", ""} {
+		_, body := siteServer(t, domain, nil)("127.0.0.1:8080", "/healthz")
+		var stats map[string]any
+		if err := json.Unmarshal([]byte(body), &stats); err != nil {
+			t.Fatalf("/healthz: %v: %s", err, body)
+		}
+		got, named := stats["sitesDomain"]
+		if domain == "" && named {
+			t.Errorf("/healthz of a relay without a sites domain names %v", got)
+		}
+		if domain != "" && got != domain {
+			t.Errorf("/healthz sitesDomain = %v, want %q", got, domain)
+		}
 	}
 }
 

@@ -45,7 +45,9 @@ func run(cfg Config, ready chan<- js.Value, failed chan<- error) {
 	}
 	log.Debug("node started", "slot", slot, "storage", cfg.Storage, "goMainAtMs", int(t0), "storeMs", int(t1-t0), "identityMs", int(perf.Call("now").Float()-t1))
 	api := newAPI(n, users, &files{svc: svc, blobs: blobs})
-	for name, fn := range (&sites{svc: sitesSvc}).methods() { // site.go
+	siteAPI := &sites{svc: sitesSvc, relay: cfg.Relay}
+	go siteAPI.askRelaySites()
+	for name, fn := range siteAPI.methods() { // site.go
 		api.obj.Set(name, bridge.Method(fn))
 	}
 	api.chat = newChat(chatSvc)

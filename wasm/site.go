@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/url"
@@ -49,7 +50,11 @@ const (
 // sites is window.ddt's share of DDT websites: publishSite, resolveDomain,
 // siteURL and serveSite over the sites service.
 type sites struct {
-	svc *site.Service
+	svc   *site.Service
+	relay string // the node's configured relay, for siteOrigin outside a page
+	// relaySites is what the relay's /healthz said (nil until it has
+	// answered or failed once): see askRelaySites.
+	relaySites atomic.Pointer[relaySites]
 }
 
 // methods are the window.ddt members sites defines.
@@ -259,7 +264,7 @@ func (s *sites) siteURL(args []js.Value) any {
 	}
 	var origin string
 	if err == nil {
-		origin, err = siteOrigin(domain)
+		origin, err = s.siteOrigin(domain)
 	}
 	if err != nil {
 		bridge.Global().Get("console").Call("error", "ddt.siteURL: "+err.Error())
@@ -272,37 +277,91 @@ func (s *sites) siteURL(args []js.Value) any {
 	return origin + "/" + strings.Join(segs, "/")
 }
 
-// siteOrigin is the origin domain's site is served at under this page:
-// <label>.ddt.localhost at the page's port when the page is on loopback
-// (browsers resolve *.localhost to loopback and count it as secure), else
-// <label>.ddt.<sites domain> as the relay names it in the page (a meta
-// element ddt-sites-domain, from its -sites-domain flag).
-func siteOrigin(domain string) (string, error) {
+// siteOrigin is the origin domain's site is served at for this host (see
+// site.Origin): under an http(s) page, the page's origin and the sites
+// domain its relay names in it (a meta element ddt-sites-domain, from its
+// -sites-domain flag); under any other host (an extension's offscreen
+// document, at chrome-extension://), the node's relay and the sites
+// domain its /healthz names.
+func (s *sites) siteOrigin(domain string) (string, error) {
 	g := bridge.Global()
 	loc := g.Get("location")
 	if loc.Type() != js.TypeObject {
 		return "", node.Errorf(node.CodeUnsupported, nil, "this host has no location to serve sites under")
 	}
-	protocol, hostname, port := loc.Get("protocol").String(), loc.Get("hostname").String(), loc.Get("port").String()
-	parent := ""
-	switch {
-	case hostname == "localhost" || strings.HasSuffix(hostname, ".localhost") || hostname == "[::1]" || strings.HasPrefix(hostname, "127."):
-		parent = "localhost"
-	default:
+	if p := loc.Get("protocol").String(); p == "http:" || p == "https:" {
+		sitesDomain := ""
 		if doc := g.Get("document"); doc.Type() == js.TypeObject {
 			if m, err := bridge.Call(doc, "querySelector", `meta[name="ddt-sites-domain"]`); err == nil && m.Type() == js.TypeObject && !m.IsNull() {
-				parent = strings.Trim(m.Get("content").String(), ".")
+				sitesDomain = m.Get("content").String()
 			}
 		}
+		return site.Origin(loc.Get("origin").String(), sitesDomain, domain)
 	}
-	if parent == "" {
-		return "", node.Errorf(node.CodeUnavailable, nil, "this page's relay serves no DDT sites (it runs without -sites-domain)")
+	known := s.relaySites.Load()
+	sitesDomain := ""
+	if known != nil {
+		sitesDomain = known.domain
 	}
-	host := site.Label(domain) + site.Suffix + "." + parent
-	if port != "" {
-		host += ":" + port
+	origin, err := site.Origin(s.relay, sitesDomain, domain)
+	switch {
+	case err == nil:
+		return origin, nil
+	case known == nil:
+		return "", node.Errorf(node.CodeUnavailable, nil, "the relay's sites domain is not known yet (this node is asking its /healthz): try again in a moment")
+	case known.err != nil:
+		return "", node.Errorf(node.CodeUnavailable, []error{known.err}, "could not ask the relay for its sites domain at its /healthz (asking again): %v", known.err)
 	}
-	return protocol + "//" + host, nil
+	return "", err
+}
+
+// relaySites is what the relay's /healthz said of its sites domain.
+type relaySites struct {
+	domain string
+	err    error // the last ask failed (and is being retried)
+}
+
+// askRelaySites learns the relay's sites domain from its /healthz, for
+// siteOrigin under a host that is no http(s) page, retrying (every few
+// seconds, then every minute) until the relay answers. It does nothing
+// under such a page, where the page names the domain.
+func (s *sites) askRelaySites() {
+	if p := bridge.Global().Get("location").Get("protocol").String(); p == "http:" || p == "https:" {
+		return
+	}
+	for wait := 2 * time.Second; ; wait = min(2*wait, time.Minute) {
+		domain, err := healthzSitesDomain(strings.TrimSuffix(s.relay, "/") + "/healthz")
+		s.relaySites.Store(&relaySites{domain: domain, err: err})
+		if err == nil {
+			return
+		}
+		time.Sleep(wait)
+	}
+}
+
+// healthzSitesDomain fetches a relay's /healthz and reads its sitesDomain
+// ("" when it names none).
+func healthzSitesDomain(u string) (string, error) {
+	g := bridge.Global()
+	p, err := bridge.Call(g, "fetch", u)
+	if err == nil {
+		p, err = bridge.Await(p)
+	}
+	if err == nil && !p.Get("ok").Bool() {
+		err = fmt.Errorf("%s answered %d", u, p.Get("status").Int())
+	}
+	if err == nil {
+		if p, err = bridge.Call(p, "json"); err == nil {
+			p, err = bridge.Await(p)
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	if d := p.Get("sitesDomain"); d.Type() == js.TypeString {
+		return d.String(), nil
+	}
+	return "", nil
 }
 
 // serveSite(domain, port, {onProgress}) answers a site's service worker

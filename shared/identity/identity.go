@@ -148,7 +148,8 @@ func LoadOrCreate(st store.Store, key string) (*Identity, error) {
 }
 
 // Open is LoadOrCreate that also says whether it made the identity now
-// (so nothing of an earlier run can be in st).
+// (so nothing of an earlier run can be in st). A record under key that
+// is no identity is an error (ErrBadIdentity): see Replace.
 func Open(st store.Store, key string) (id *Identity, created bool, err error) {
 	b, err := st.Get(key)
 	switch {
@@ -168,4 +169,34 @@ func Open(st store.Store, key string) (id *Identity, created bool, err error) {
 	default:
 		return nil, false, fmt.Errorf("identity: load: %w", err)
 	}
+}
+
+// UnreadableSuffix ends the key Replace keeps an unreadable identity
+// record under: "identity.unreadable" for "identity".
+const UnreadableSuffix = ".unreadable"
+
+// Replace is what a node does when the record under key is no identity
+// (Open failed with ErrBadIdentity): rather than fail to start for good,
+// it keeps the unreadable bytes under key+UnreadableSuffix (replacing
+// what an earlier Replace kept there), then makes a new identity and saves
+// it under key, both durably, so the next Open finds the new one. A relay,
+// whose key others pin, should not: its operator decides.
+func Replace(st store.Store, key string) (*Identity, error) {
+	old, err := st.Get(key)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("identity: load: %w", err)
+	}
+	if err == nil {
+		if err := store.PutDurable(st, key+UnreadableSuffix, old); err != nil {
+			return nil, fmt.Errorf("identity: keep the unreadable record: %w", err)
+		}
+	}
+	id, err := New()
+	if err != nil {
+		return nil, err
+	}
+	if err := store.PutDurable(st, key, id.Marshal()); err != nil {
+		return nil, fmt.Errorf("identity: save: %w", err)
+	}
+	return id, nil
 }

@@ -1,10 +1,12 @@
 package identity
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
 
+	"ddt/shared/store"
 	"ddt/shared/wire"
 )
 
@@ -100,5 +102,44 @@ func TestAgree(t *testing.T) {
 	}
 	if _, err := a.Agree([32]byte{}); err == nil {
 		t.Fatal("the all-zero key (low order) was agreed with")
+	}
+}
+
+// A record under the identity's key that is no identity makes Open fail
+// with ErrBadIdentity and changes nothing; Replace keeps its bytes under
+// key+".unreadable" and makes a new identity that every later Open
+// returns.
+func TestReplaceUnreadable(t *testing.T) {
+	st := store.NewMemory()
+	corrupt := []byte("not an identity: a truncated or foreign record")
+	if err := st.Put("identity", corrupt); err != nil {
+		t.Fatal(err)
+	}
+	if id, _, err := Open(st, "identity"); id != nil || !errors.Is(err, ErrBadIdentity) {
+		t.Fatalf("Open of a corrupt record: %v, %v; want ErrBadIdentity", id, err)
+	}
+	if b, err := st.Get("identity"); err != nil || !bytes.Equal(b, corrupt) {
+		t.Fatalf("Open changed the corrupt record: %q, %v", b, err)
+	}
+	id, err := Replace(st, "identity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := st.Get("identity" + UnreadableSuffix); err != nil || !bytes.Equal(b, corrupt) {
+		t.Fatalf("the unreadable record: %q, %v; want it kept", b, err)
+	}
+	for range 2 {
+		again, created, err := Open(st, "identity")
+		if err != nil || created || again.SignKey() != id.SignKey() || again.AgreeKey() != id.AgreeKey() {
+			t.Fatalf("Open after Replace: created %v, same keys %v, %v", created, err == nil && again.SignKey() == id.SignKey(), err)
+		}
+	}
+	// With nothing stored, Replace makes an identity and keeps nothing.
+	empty := store.NewMemory()
+	if _, err := Replace(empty, "identity"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := empty.Get("identity" + UnreadableSuffix); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Replace with nothing stored kept %v", err)
 	}
 }

@@ -31,6 +31,12 @@ const (
 	StateRefused    State = "refused"    // the relay declined (zone full)
 )
 
+// IdentityReplaced is what the node's connecting states say after New
+// found its stored identity unreadable: it kept the record aside (under
+// "identity"+identity.UnreadableSuffix) and made a new identity, so its
+// address, keys and username are new.
+const IdentityReplaced = "This node's stored identity could not be read, so it has a new one; the old record is kept as " + keyIdentity + identity.UnreadableSuffix + "."
+
 // Event kinds of the node itself; capabilities add theirs (usernames:
 // "username").
 const (
@@ -112,7 +118,10 @@ type Node struct {
 	log   *slog.Logger
 	id    *identity.Identity
 	fresh bool // the identity was made by New: the store holds nothing older
-	clock clock.Clock
+	// notice is what the node's connecting states say besides the relay
+	// (IdentityReplaced, or nothing); fixed by New.
+	notice string
+	clock  clock.Clock
 
 	// Fixed by New: what the node announces and who handles what.
 	features wire.Features
@@ -230,7 +239,18 @@ func New(cfg Config) (*Node, error) {
 		relayCalls:  make(map[uint32]chan wire.Reply),
 	}
 	var err error
-	if n.id, n.fresh, err = identity.Open(cfg.Store, keyIdentity); err != nil {
+	n.id, n.fresh, err = identity.Open(cfg.Store, keyIdentity)
+	if errors.Is(err, identity.ErrBadIdentity) {
+		// A corrupt record must not keep the node from starting for good
+		// (a page or an extension would say "could not start" forever):
+		// keep it aside, start as someone new, and say so.
+		cfg.Logger.Warn("the stored identity could not be read; starting with a new one", "kept", keyIdentity+identity.UnreadableSuffix, "err", err)
+		if n.id, err = identity.Replace(cfg.Store, keyIdentity); err == nil {
+			n.notice = IdentityReplaced
+			n.detail = IdentityReplaced
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.life, n.endLife = context.WithCancel(context.Background())

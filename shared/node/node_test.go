@@ -1,15 +1,20 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"ddt/shared/id"
 	"ddt/shared/identity"
 	"ddt/shared/store"
 	"ddt/shared/transport"
+	"ddt/shared/wait"
 	"ddt/shared/wire"
 )
 
@@ -109,9 +114,44 @@ func TestIdentityPersists(t *testing.T) {
 	if a.id.SignKey() != b.id.SignKey() {
 		t.Fatal("a second start made a new identity")
 	}
-	st.Put(keyIdentity, []byte("garbage"))
-	if _, err := New(cfg); !errors.Is(err, identity.ErrBadIdentity) {
-		t.Fatalf("corrupt identity: %v", err)
+}
+
+// A corrupt stored identity does not stop the node for good: New starts
+// it with a new identity (the same at the next start), keeps the
+// unreadable record as identity.unreadable, and the node's connecting
+// state says so; a node whose identity is fine says nothing of it.
+func TestCorruptIdentity(t *testing.T) {
+	st := store.NewMemory()
+	cfg := Config{Relay: "http://127.0.0.1:1", Store: st, Transport: transport.NewNetwork().Transport(),
+		Dial: func(ctx context.Context, url string) (*websocket.Conn, error) { <-ctx.Done(); return nil, ctx.Err() }}
+	garbage := []byte("garbage")
+	st.Put(keyIdentity, garbage)
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New with a corrupt identity: %v", err)
+	}
+	if b, err := st.Get("identity.unreadable"); err != nil || !bytes.Equal(b, garbage) {
+		t.Fatalf("identity.unreadable: %q, %v; want the corrupt record", b, err)
+	}
+	const says = "This node's stored identity could not be read, so it has a new one; the old record is kept as identity.unreadable."
+	if s, detail := n.State(); s != StateConnecting || !strings.Contains(detail, says) {
+		t.Fatalf("state before Run: %s %q", s, detail)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	wait.Until(t, wait.Default, "the connecting state names the relay and the new identity", func() bool {
+		_, detail := n.State()
+		return strings.Contains(detail, "connecting to http://127.0.0.1:1") && strings.Contains(detail, says)
+	})
+	cancel()
+	<-done
+	again, err := New(cfg)
+	if err != nil || again.id.SignKey() != n.id.SignKey() {
+		t.Fatalf("the next start: %v, same identity %v", err, err == nil && again.id.SignKey() == n.id.SignKey())
+	}
+	if _, detail := again.State(); strings.Contains(detail, "identity") {
+		t.Fatalf("the next start still says %q", detail)
 	}
 }
 

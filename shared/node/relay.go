@@ -133,7 +133,11 @@ func (n *Node) Run(ctx context.Context) error {
 			current = n.cfg.Relay
 			continue
 		}
-		n.setState(StateConnecting, "connecting to "+current, 0)
+		detail := "connecting to " + current
+		if n.notice != "" {
+			detail += ". " + n.notice
+		}
+		n.setState(StateConnecting, detail, 0)
 		admitted, err := n.relaySession(ctx, wsURL)
 		if err != nil && ctx.Err() == nil {
 			n.log.Info("relay connection ended", "admitted", admitted, "err", err)

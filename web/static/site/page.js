@@ -1,6 +1,8 @@
 // page.js: which DDT page a site's frames answer to. The relay names its
-// page in a meta element (ddt-page); a site under *.localhost may also be
-// shown by the page at another loopback name of the same port (127.0.0.1,
+// page in a meta element (ddt-page) and the DDT extensions whose pages it
+// trusts in another (ddt-extensions: their origins, space-separated, from
+// its -extension-origins); a site under *.localhost may also be shown by
+// the page at another loopback name of the same port (127.0.0.1,
 // localhost, [::1]). The frames talk to their parent only if it is one of
 // these, and only to it.
 
@@ -12,6 +14,10 @@ export function pageOrigins() {
     if (meta) out.add(new URL(meta.getAttribute('content') || '').origin);
   } catch {
     // a relay without a URL: only the loopback names below
+  }
+  const ext = document.querySelector('meta[name="ddt-extensions"]');
+  for (const o of (ext?.getAttribute('content') || '').split(' ')) {
+    if (/^(chrome|moz)-extension:\/\/[a-z0-9-]+$/.test(o)) out.add(o);
   }
   if (location.hostname.endsWith('.localhost')) {
     for (const host of ['127.0.0.1', 'localhost', '[::1]']) {
