@@ -228,7 +228,7 @@ func TestExtension(t *testing.T) {
 	waitValue(t, tab, "#browse-address", "ddt://"+domain+"/docs/")
 	// What the address bar takes as a site's address, any way it is typed.
 	for in, want := range map[string]string{" ddt://example.ddt/x ": "ddt://example.ddt/x", "web+ddt://a.ddt": "ddt://a.ddt", "": ""} {
-		if got := mustEval[string](sw, `import('./address.js').then((m) => m.siteAddress(`+quote(in)+`))`); got != want {
+		if got := mustEval[string](popup, `import('./address.js').then((m) => m.siteAddress(`+quote(in)+`))`); got != want {
 			t.Errorf("the omnibox takes %q as %q, want %q", in, got, want)
 		}
 	}
@@ -313,4 +313,44 @@ func TestScreenshotsExtension(t *testing.T) {
 	r.stop()
 	waitText(t, popup, "#state", "retrying")
 	shot(t, popup, filepath.Join(dir, "extension-popup-retrying.png"))
+}
+
+// TestExtensionComesBack: the popup says what is wrong, never a blank,
+// and the node comes back by itself — from a relay that cannot be
+// reached (it rejoins once the relay is up), and from a stored identity
+// that cannot be read (a new one, and the popup says so).
+func TestExtensionComesBack(t *testing.T) {
+	r := newRelay(t, "-zone", "late") // its address chosen; not running yet
+	b := newExtBrowser(t, buildExtension(t, r))
+	popup := b.openTab("popup.html")
+	waitText(t, popup, "#state", "retrying")
+	waitText(t, popup, "#detail", "relay")
+	t.Logf("with no relay, the popup says: %s", mustEval[string](popup, `document.getElementById('detail').textContent`))
+	r.start()
+	waitText(t, popup, "#state", "online")
+	old := mustEval[string](popup, `ddt.address`)
+
+	// The identity in the node's IndexedDB made unreadable, and the node
+	// killed: it is back with a new identity, and says so.
+	off := b.targetOf("background_page", "offscreen.html", "")
+	offscreen := b.attach(off, "offscreen")
+	mustEval[bool](offscreen, `new Promise((resolve, reject) => {
+	  const open = indexedDB.open('ddt');
+	  open.onerror = () => reject(open.error);
+	  open.onsuccess = () => {
+	    const tx = open.result.transaction('kv', 'readwrite');
+	    tx.objectStore('kv').put(new Uint8Array([1, 2, 3]), 'identity');
+	    tx.oncomplete = () => resolve(true);
+	    tx.onerror = () => reject(tx.error);
+	  };
+	})`)
+	if _, err := cdp.Call(b.ctx, chromedp.FromContext(b.ctx).Browser, target.CloseTarget, target.CloseTargetParams{TargetID: off}); err != nil {
+		t.Fatal(err)
+	}
+	b.targetOf("background_page", "offscreen.html", off)
+	waitText(t, popup, "#detail", "stored identity could not be read, so it has a new one")
+	waitText(t, popup, "#state", "online")
+	if now := mustEval[string](popup, `ddt.address`); now == old || len(now) != 40 {
+		t.Errorf("after its identity was replaced the node is at %q (was %q)", now, old)
+	}
 }

@@ -333,7 +333,11 @@ func (n *Node) relaySession(ctx context.Context, wsURL string) (admitted bool, e
 			dial = append(dial, adm.Peers[i].Address)
 		}
 	}
-	n.setState(StateAdmitted, "connected to zone "+adm.Lease.Zone, 0)
+	detail := "connected to zone " + adm.Lease.Zone
+	if n.notice != "" {
+		detail += ". " + n.notice // for as long as this node runs: its address is new
+	}
+	n.setState(StateAdmitted, detail, 0)
 
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()

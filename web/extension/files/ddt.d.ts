@@ -1,7 +1,7 @@
 // The extension's window.ddt: the node's API (web/static/ddt.d.ts), backed
 // by the extension's offscreen node, and what the extension adds.
 
-import type { DDT, Progress, StartConfig, StartError } from '../../static/ddt.js';
+import type { DDT, Progress, StartConfig, StartError, StateEvent } from '../../static/ddt.js';
 
 /** The extension node's own state (beside `ddt.state`, its relay state). */
 export interface NodeStatus {
@@ -27,3 +27,4 @@ export declare function start(
 export declare function setRelay(url: string): Promise<void>;
 export declare function relayChoice(): Promise<{ relay: string; builtin: string }>;
 export declare function nodeStatus(): NodeStatus;
+export declare function lastState(): StateEvent;

@@ -13,7 +13,7 @@
 
 import builtin from './config.js';
 
-/** @import {DDT, StartConfig, Progress, StartError} from '../../static/ddt.js' */
+/** @import {DDT, StartConfig, Progress, StartError, StateEvent} from '../../static/ddt.js' */
 /** @import {ExtensionDDT, NodeStatus} from './ddt.d.ts' */
 
 // How long a call made while the node is away waits for it to be back.
@@ -431,6 +431,15 @@ export async function start(_config, { onProgress, onStatus } = {}) {
   /** @type {any} */ (globalThis).ddt = api;
   dispatchEvent(new Event('ddt:loaded'));
   return api;
+}
+
+/**
+ * lastState is the node's last state event (its sentence: why it retries,
+ * or that its identity is new), which a page that subscribes later missed.
+ * @returns {StateEvent}
+ */
+export function lastState() {
+  return snap.stateEvent || { state: snap.state, detail: '', retryInMs: 0 };
 }
 
 /** nodeStatus is the extension node's state now. @returns {NodeStatus} */

@@ -23,7 +23,7 @@
 
 import { start } from './node/ddt.js';
 
-/** @import {DDT} from './ddt.js' */
+/** @import {DDT, StateEvent} from '../../static/ddt.js' */
 
 const params = new URLSearchParams(location.search);
 const relay = params.get('relay') || '';
@@ -56,6 +56,8 @@ keepalive();
 
 /** @type {DDT | null} */
 let ddt = null;
+/** @type {StateEvent} the node's last state event: its sentence, for pages that come later */
+let lastState = { state: 'connecting', detail: '', retryInMs: 0 };
 /** @type {MessagePort[]} ports handed over before the node runs */
 let early = [];
 
@@ -91,6 +93,10 @@ if (!/^https?:\/\//.test(relay)) {
     },
   }).then((node) => {
     ddt = node;
+    lastState = { state: node.state, detail: '', retryInMs: 0 };
+    node.on('state', (e) => {
+      lastState = e;
+    });
     /** @type {any} */ (window).ddt = node;
     sessionStorage.removeItem(RETRY_KEY);
     say('running', `The node runs on ${relay}.`);
@@ -112,6 +118,7 @@ function snapshot(node) {
     requests: node.requests(),
     chatStats: node.chatStats(),
     siteOrigin: siteOrigin(node),
+    stateEvent: lastState,
   };
 }
 

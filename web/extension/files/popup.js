@@ -6,11 +6,11 @@
 // extension's own settings.
 
 import { pageURL } from './address.js';
-import { relayChoice, setRelay, start } from './ddt.js';
+import { lastState, relayChoice, setRelay, start } from './ddt.js';
 import { $, formatBytes, h, message, shortAddress } from './views/dom.js';
 
 /** @import {ExtensionDDT, NodeStatus} from './ddt.d.ts' */
-/** @import {Friend, StateEvent} from '../../static/ddt.js' */
+/** @import {Friend} from '../../static/ddt.js' */
 
 const badge = $('state');
 const detail = $('detail');
@@ -43,8 +43,6 @@ const POLL_MS = 2000;
 let ddt = null;
 /** @type {NodeStatus} */
 let node = { state: 'starting', detail: 'Starting the node…', relay: '' };
-/** @type {StateEvent | null} the relay state's last event, for its sentence */
-let relayState = null;
 
 /** paintState shows the node's state, then (once it runs) the relay's. */
 function paintState() {
@@ -59,20 +57,18 @@ function paintState() {
   badge.dataset.state = state;
   badge.textContent = state === 'admitted' ? 'online' : state;
   detail.dataset.state = state;
-  const why = relayState && relayState.state === state ? relayState.detail : '';
-  switch (state) {
-    case 'admitted':
-      detail.textContent = `In zone ${ddt.zone}, on ${ddt.relay}.`;
-      break;
-    case 'connecting':
-      detail.textContent = why || `Connecting to ${ddt.relay}…`;
-      break;
-    case 'retrying':
-      detail.textContent = why || `The relay ${ddt.relay} cannot be reached; trying again.`;
-      break;
-    case 'refused':
-      detail.textContent = why || `The relay ${ddt.relay} refused this node.`;
+  const last = lastState();
+  let text = last.state === state && last.detail ? sentence(last.detail) : sentence(`${state} (${ddt.relay})`);
+  if ((state === 'retrying' || state === 'refused') && last.state === state && last.retryInMs > 0) {
+    text += ` It tries ${ddt.relay} again within ${Math.ceil(last.retryInMs / 1000)} s.`;
   }
+  detail.textContent = text;
+}
+
+/** @param {string} s the node's words, as a sentence */
+function sentence(s) {
+  const t = s.charAt(0).toUpperCase() + s.slice(1);
+  return /[.!?]$/.test(t) ? t : `${t}.`;
 }
 
 /** paintNode shows what the snapshot holds: identity, friends. */
@@ -190,10 +186,7 @@ start(undefined, {
 }).then((api) => {
   ddt = api;
   for (const event of /** @type {const} */ (['friend', 'friend-request', 'message', 'username', 'peer', 'peer-gone'])) api.on(event, paintNode);
-  api.on('state', (e) => {
-    relayState = e;
-    paintNode();
-  });
+  api.on('state', paintNode);
   paintNode();
   poll();
   setInterval(() => {
