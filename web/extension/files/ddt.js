@@ -44,8 +44,22 @@ function setStatus(s) {
  * }} Conn
  */
 
+/**
+ * A site served on a page's port: its messages go to the node over inner
+ * (a port of the node's connection), or wait in queue while the node is
+ * away; open holds its requests not yet answered in full.
+ * @typedef {{
+ *   id: number, domain: string, port: MessagePort, onProgress: ((p: any) => void) | undefined,
+ *   inner: MessagePort | null, conn: Conn | null, queue: any[], open: Set<number>,
+ * }} Site
+ */
+
 /** @type {Conn | null} */
 let conn = null;
+/** @type {Map<number, Site>} the sites this page serves, by id */
+const sites = new Map();
+// How many of a site's requests wait for the node while it is away.
+const MAX_SITE_QUEUE = 256;
 let nextID = 1;
 /** @type {any} */
 let snap = { address: '', zone: '', relay: '', state: 'connecting', username: '', friends: [], requests: [], chatStats: {}, siteOrigin: '' };
@@ -123,11 +137,44 @@ function lost(c, why) {
   c.port.close();
   for (const p of c.pending.values()) p.reject(failure('unavailable', `${why} before it answered.`));
   c.pending.clear();
+  for (const site of sites.values()) {
+    if (site.conn !== c) continue;
+    site.inner?.close();
+    site.inner = null;
+    site.conn = null;
+    for (const id of site.open) site.port.postMessage({ id, error: { code: 'unavailable', message: `${why} while it served this page: reload it.` } });
+    site.open.clear();
+  }
   if (c.open && snap.state !== 'connecting') {
     snap = { ...snap, state: 'connecting' };
     dispatch('state', { state: 'connecting', detail: `${why}; it is starting again.`, retryInMs: 0 });
   }
   if (conn === c) conn = null;
+}
+
+/**
+ * reserve serves site from the node of c: a port of the node's, bridged
+ * to the page's, and what waited while the node was away.
+ * @param {Site} site
+ * @param {Conn} c
+ */
+function reserve(site, c) {
+  if (site.conn === c) return;
+  const ch = new MessageChannel();
+  ch.port1.onmessage = (e) => {
+    const m = e.data;
+    if (!m || typeof m !== 'object') return;
+    if (m.error || m.done || (m.status !== undefined && m.total === 0)) site.open.delete(m.id);
+    const data = m.data instanceof Uint8Array ? [m.data.buffer] : [];
+    site.port.postMessage(m, data); // the node's copy: this page's to hand on
+  };
+  site.inner = ch.port1;
+  site.conn = c;
+  c.pending.set(site.id, { resolve: () => {}, reject: () => {}, callbacks: site.onProgress ? [site.onProgress] : [] });
+  c.port.postMessage({ op: 'serve', id: site.id, domain: site.domain, progress: !!site.onProgress }, [ch.port2]);
+  const waiting = site.queue;
+  site.queue = [];
+  for (const m of waiting) ch.port1.postMessage(m);
 }
 
 /**
@@ -146,6 +193,7 @@ function onMessage(c, m) {
         gotMembers?.();
       }
       for (const event of listeners.keys()) c.port.postMessage({ op: 'on', event });
+      for (const site of sites.values()) reserve(site, c);
       c.said();
       if (was !== snap.state) dispatch('state', { state: snap.state, detail: '', retryInMs: 0 });
       return;
@@ -306,6 +354,11 @@ const local = {
     return snap.siteOrigin.replace('//ddt-origin.ddt.', `//${l}.ddt.`) + escapePath(path || '');
   },
   /**
+   * serveSite answers the site's worker on port from the extension's
+   * node. The page's port stays here and each message is passed on over
+   * a port of the node's, so that when the node restarts the site keeps
+   * its port: its requests in flight fail (code "unavailable"), the
+   * next ones wait for the node and go to the new one.
    * @param {string} domain
    * @param {MessagePort} port
    * @param {{onProgress?: (p: any) => void}} [options]
@@ -316,19 +369,28 @@ const local = {
       console.error(`ddt.serveSite: ${!l ? `${JSON.stringify(domain)} is not a DDT domain` : 'port must be a MessagePort'}`);
       return null;
     }
-    const id = nextID++;
-    let c = conn && !conn.dead ? conn : connect();
-    const onProgress = options && options.onProgress;
-    let stopped = false;
-    c.hello.then(() => {
-      if (stopped || c.dead) return;
-      c.pending.set(id, { resolve: () => {}, reject: () => {}, callbacks: onProgress ? [onProgress] : [] });
-      c.port.postMessage({ op: 'serve', id, domain: `${l}.ddt`, progress: !!onProgress }, [port]);
-    });
+    /** @type {Site} */
+    const site = { id: nextID++, domain: `${l}.ddt`, port, onProgress: options && options.onProgress, inner: null, conn: null, queue: [], open: new Set() };
+    sites.set(site.id, site);
+    port.onmessage = (e) => {
+      const m = e.data;
+      if (!m || typeof m !== 'object') return;
+      if (m.op === 'open') site.open.add(m.id);
+      if (m.op === 'cancel') site.open.delete(m.id);
+      if (site.inner) site.inner.postMessage(m);
+      else if (site.queue.length < MAX_SITE_QUEUE) site.queue.push(m);
+    };
+    if (conn && conn.open && !conn.dead) reserve(site, conn);
+    else if (!conn || conn.dead) connect();
     return () => {
-      stopped = true;
-      c.pending.delete(id);
-      if (!c.dead) c.port.postMessage({ op: 'unserve', id });
+      sites.delete(site.id);
+      port.onmessage = null;
+      port.close();
+      if (site.conn && !site.conn.dead) {
+        site.conn.pending.delete(site.id);
+        site.conn.port.postMessage({ op: 'unserve', id: site.id });
+      }
+      site.inner?.close();
     };
   },
   /**
