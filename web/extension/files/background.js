@@ -145,7 +145,7 @@ export function siteAddress(text) {
  * onOmniboxEntered opens the site the user typed after the keyword, where
  * the browser asks (this tab, a new one, or one in the background).
  * @param {string} text
- * @param {chrome.omnibox.OnInputEnteredDisposition} disposition
+ * @param {`${chrome.omnibox.OnInputEnteredDisposition}`} disposition
  */
 export async function onOmniboxEntered(text, disposition) {
   const address = siteAddress(text);
