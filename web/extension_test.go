@@ -140,50 +140,154 @@ func (b *extBrowser) openTab(name string) *page {
 	return tab
 }
 
+// TestExtension: Chromium loads the unpacked extension; its node, in the
+// offscreen document, joins the relay and shows in a page's peers; the
+// popup's window.ddt is the page's API, backed by that node (calls with
+// callbacks, events, the sync members); the omnibox handler, called as
+// the browser calls it, opens a published DDT site in the extension's DDT
+// page, served by the extension's node through the site's own origin;
+// after the offscreen document is closed the node is back with the same
+// address; and setRelay moves it to another relay.
 func TestExtension(t *testing.T) {
 	r := startRelay(t, "-zone", "ext")
-	dir := buildExtension(t, r)
-	b := newExtBrowser(t, dir)
-	b.targetOf("service_worker", "background.js", "")
+	b := newExtBrowser(t, buildExtension(t, r))
+	sw := b.attach(b.targetOf("service_worker", "background.js", ""), "worker")
 	off := b.targetOf("background_page", "offscreen.html", "")
-	t.Logf("offscreen %s", off)
 	popup := b.openTab("popup.html")
 	addr := popup.ready()
-	t.Logf("extension node %s", addr)
+	t.Logf("the extension's node: %s", addr)
 
-	// A page of the relay sees the extension's node among its peers.
+	// A page of the relay finds the extension's node among its peers.
 	p := newPage(t, "")
 	p.open(r.url())
-	pageAddr := p.ready()
-	wait.For(t, 60*time.Second, "the extension's node in the page's peers", func() error {
-		ps, err := p.peers()
-		if err != nil {
-			return err
-		}
-		for _, x := range ps {
-			if x.Address == addr {
-				return nil
+	p.ready()
+	hasPeer := func(what string, p *page, addr string) {
+		t.Helper()
+		wait.For(t, 60*time.Second, what, func() error {
+			ps, err := p.peers()
+			if err != nil {
+				return err
 			}
-		}
-		return fmt.Errorf("peers %v", ps)
-	})
-	_ = pageAddr
+			for _, x := range ps {
+				if x.Address == addr {
+					return nil
+				}
+			}
+			return fmt.Errorf("peers %v", ps)
+		})
+	}
+	hasPeer("the extension's node in the page's peers", p, addr)
 
-	// The offscreen document killed: the worker makes it again, and the
-	// node rejoins with the same address.
+	// The same API as a page's, and setRelay.
+	keys := mustEval[[]string](popup, `Object.keys(ddt)`)
+	pageKeys := mustEval[[]string](p, `Object.keys(ddt)`)
+	same(t, "members: the popup's window.ddt vs a page's, and setRelay", keys, append(pageKeys, "setRelay"))
+	offscreen := b.attach(off, "offscreen")
+	for _, c := range [][2]string{{"example.ddt", "/a b/c.html"}, {"Example", ""}, {"my-site.ddt", "x?y#z"}, {"bad_name", "/"}, {"-x.ddt", ""}} {
+		expr := fmt.Sprintf(`String(ddt.siteURL(%s, %s))`, quote(c[0]), quote(c[1]))
+		if got, want := mustEval[string](popup, expr), mustEval[string](offscreen, expr); got != want {
+			t.Errorf("siteURL(%q, %q): the popup says %q, the node %q", c[0], c[1], got, want)
+		}
+	}
+	// A call with a callback and a File back; an event.
+	type putGot struct {
+		ID       string
+		Progress int
+		Text     string
+		Name     string
+	}
+	got := mustEval[putGot](popup, `(async () => {
+	  let progress = 0;
+	  const id = await ddt.put('hello from the popup', {name: 'hello.txt', onProgress: () => progress++});
+	  const f = await ddt.get(id);
+	  return {id, progress, text: await f.text(), name: f.name};
+	})()`)
+	if len(got.ID) != 64 || got.Progress == 0 || got.Text != "hello from the popup" || got.Name != "hello.txt" {
+		t.Errorf("put and get through the popup: %+v", got)
+	}
+	aborted := mustEval[string](popup, `(async () => {
+	  const c = new AbortController();
+	  try {
+	    await ddt.put(new Uint8Array(48 << 20), {signal: c.signal, onProgress: () => c.abort()});
+	    return 'resolved';
+	  } catch (e) { return e.code || e.name; }
+	})()`)
+	if aborted != "aborted" {
+		t.Errorf("a get aborted from the popup ended with %q, want code aborted", aborted)
+	}
+	mustEval[bool](popup, `window.peerEvents = [], ddt.on('peer', (e) => peerEvents.push(e.address)), true`)
+
+	// The omnibox opens a published site, served by the extension's node.
+	const domain = "example.ddt"
+	origin := siteOrigin(r, domain)
+	site := exampleSite(t, 1, siteOrigin(r, "other.ddt"))
+	mustPublish(t, p, serveFolder(t, site), site, domain, 1)
+	mustEval[bool](sw, `ddtOmnibox('example.ddt/docs/', 'newForegroundTab'), true`)
+	tab := b.attach(b.targetOf("page", "index.html#ddt://example.ddt/docs/", ""), "omnibox tab")
+	waitFrame(t, tab, origin, `location.pathname + ' ' + document.getElementById('title')?.textContent`, "/docs/ Docs index")
+	waitValue(t, tab, "#browse-address", "ddt://"+domain+"/docs/")
+	// What the address bar takes as a site's address, any way it is typed.
+	for in, want := range map[string]string{" ddt://example.ddt/x ": "ddt://example.ddt/x", "web+ddt://a.ddt": "ddt://a.ddt", "": ""} {
+		if got := mustEval[string](sw, `import('./address.js').then((m) => m.siteAddress(`+quote(in)+`))`); got != want {
+			t.Errorf("the omnibox takes %q as %q, want %q", in, got, want)
+		}
+	}
+	// A site nobody holds: the page says so.
+	mustEval[bool](sw, `ddtOmnibox('nobody-here.ddt', 'currentTab'), true`)
+	waitText(t, tab, "#browse-status", "Nobody holds nobody-here.ddt")
+
+	// The offscreen document closed: it is made again, and the node
+	// rejoins with the same address; the page finds it again.
 	killed := time.Now()
 	if _, err := cdp.Call(b.ctx, chromedp.FromContext(b.ctx).Browser, target.CloseTarget, target.CloseTargetParams{TargetID: off}); err != nil {
 		t.Fatal(err)
 	}
+	waitText(t, popup, "#state", "starting")
 	off2 := b.targetOf("background_page", "offscreen.html", off)
-	wait.For(t, 30*time.Second, "the node back", func() error {
+	wait.For(t, 30*time.Second, "the node back at its address", func() error {
 		st, err := eval[string](popup, `ddt.state + ' ' + ddt.address`)
 		if err == nil && st != "admitted "+addr {
 			err = fmt.Errorf("%s", st)
 		}
 		return err
 	})
-	t.Logf("offscreen %s back and admitted after %v", off2, time.Since(killed))
+	t.Logf("the offscreen document (now %s) was back and admitted %v after it was closed", off2, time.Since(killed).Round(time.Millisecond))
+	waitText(t, popup, "#state", "online")
+	hasPeer("the extension's node back in the page's peers", p, addr)
+	// The popup's API carries on: its subscription holds, calls work.
+	wait.For(t, 30*time.Second, "a peer event after the restart", func() error {
+		n, err := eval[int](popup, `peerEvents.length`)
+		if err == nil && n == 0 {
+			err = fmt.Errorf("no peer event yet")
+		}
+		return err
+	})
+	if n := mustEval[int](popup, `ddt.peers().then((ps) => ps.length)`); n == 0 {
+		t.Error("no peers through the popup after the restart")
+	}
+
+	// Another relay: the node starts again there.
+	r2 := startRelay(t, "-zone", "ext2")
+	mustEval[bool](popup, `ddt.setRelay(`+quote(r2.url())+`).then(() => true)`)
+	wait.For(t, 30*time.Second, "the node on the new relay", func() error {
+		st, err := eval[string](popup, `ddt.state + ' ' + ddt.relay`)
+		if err == nil && st != "admitted "+r2.url() {
+			err = fmt.Errorf("%s", st)
+		}
+		return err
+	})
+	waitValue(t, popup, "#relay-input", r2.url())
+	if msg := mustEval[string](popup, `ddt.setRelay('ftp://x').then(() => 'set', (e) => e.message)`); !strings.Contains(msg, "http or https") {
+		t.Errorf("setRelay of an ftp URL: %q", msg)
+	}
+	mustEval[bool](popup, `ddt.setRelay('').then(() => true)`)
+	wait.For(t, 30*time.Second, "the node back on the built-in relay", func() error {
+		st, err := eval[string](popup, `ddt.state + ' ' + ddt.relay`)
+		if err == nil && st != "admitted "+r.url() {
+			err = fmt.Errorf("%s", st)
+		}
+		return err
+	})
 }
 
 // TestScreenshotsExtension saves PNGs of the popup (admitted; with its

@@ -8,6 +8,7 @@
 // the node (a page cannot reach the offscreen document itself), tells
 // pages when the node goes down, and answers the omnibox keyword "ddt".
 
+import { pageURL, siteAddress } from './address.js';
 import config from './config.js';
 
 const OFFSCREEN = 'offscreen.html';
@@ -133,23 +134,13 @@ ensureNode().catch(failed);
 // own origin, as a DDT page does.
 
 /**
- * siteAddress is what the user typed as a ddt:// address ('' if nothing).
- * @param {string} text
- */
-export function siteAddress(text) {
-  const t = text.trim().replace(/^(ddt:\/\/|web\+ddt:(\/\/)?)/i, '');
-  return t ? `ddt://${t}` : '';
-}
-
-/**
  * onOmniboxEntered opens the site the user typed after the keyword, where
  * the browser asks (this tab, a new one, or one in the background).
  * @param {string} text
  * @param {`${chrome.omnibox.OnInputEnteredDisposition}`} disposition
  */
-export async function onOmniboxEntered(text, disposition) {
-  const address = siteAddress(text);
-  const url = chrome.runtime.getURL(address ? `index.html#${address}` : 'index.html');
+async function onOmniboxEntered(text, disposition) {
+  const url = pageURL(text);
   ensureNode().catch(failed);
   if (disposition === 'currentTab') {
     const [tab] = await chrome.tabs.query({ active: true, currentWindow: true });

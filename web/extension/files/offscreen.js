@@ -111,9 +111,22 @@ function snapshot(node) {
     friends: node.friends(),
     requests: node.requests(),
     chatStats: node.chatStats(),
-    // siteURL of a placeholder domain: the page's client fills in others.
-    siteOrigin: node.siteURL('ddt-origin.ddt', '') || '',
+    siteOrigin: siteOrigin(node),
   };
+}
+
+// siteURL of a placeholder domain, from which the page's client makes the
+// others: asked again at most every 10 s while the node cannot say (it
+// says why on the console each time).
+let origin = '';
+let originAsked = -Infinity;
+/** @param {DDT} node */
+function siteOrigin(node) {
+  if (!origin && performance.now() - originAsked > 10000) {
+    originAsked = performance.now();
+    origin = node.siteURL('ddt-origin.ddt', '') || '';
+  }
+  return origin;
 }
 
 /** @param {unknown} err */

@@ -5,6 +5,7 @@
 // It reads only window.ddt (ddt.js, backed by the offscreen node) and the
 // extension's own settings.
 
+import { pageURL } from './address.js';
 import { relayChoice, setRelay, start } from './ddt.js';
 import { $, formatBytes, h, message, shortAddress } from './views/dom.js';
 
@@ -128,9 +129,9 @@ copy.addEventListener('click', async () => {
   setTimeout(() => (copy.textContent = 'Copy'), 1500);
 });
 
-/** @param {string} hash the DDT page's fragment ('' for its cards) */
-function openPage(hash) {
-  chrome.tabs.create({ url: chrome.runtime.getURL(`index.html${hash}`) });
+/** @param {string} text a site's address, or '' for the DDT page's cards */
+function openPage(text) {
+  chrome.tabs.create({ url: pageURL(text) });
   window.close();
 }
 
@@ -138,14 +139,11 @@ $('open-page').addEventListener('click', () => openPage(''));
 
 siteForm.addEventListener('submit', (e) => {
   e.preventDefault();
-  const t = siteInput.value.trim().replace(/^(ddt:\/\/|web\+ddt:(\/\/)?)/i, '');
-  const host = t.split('/')[0].toLowerCase();
-  if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(\.ddt)?$/.test(host)) {
-    siteError.textContent = t ? `"${host}" is not a DDT domain: letters, digits and inner hyphens, such as example.ddt.` : 'Type a DDT address, such as example.ddt/path.';
+  if (!siteInput.value.trim()) {
+    siteError.textContent = 'Type a DDT address, such as example.ddt/path.';
     return;
   }
-  siteError.textContent = '';
-  openPage(`#ddt://${t}`);
+  openPage(siteInput.value); // the DDT page says what is wrong with it, if anything
 });
 
 async function paintRelay() {

@@ -119,14 +119,15 @@ function onState(ev) {
 
 /**
  * parseAddress reads "ddt://example.ddt/a/b", "example.ddt/a/b",
- * "example.ddt" or "example" into a domain and a path ("/a/b"); null when
- * it names no DDT domain.
+ * "example.ddt" or "example" (or "web+ddt://example.ddt/a/b", as a
+ * browser's protocol handler hands it over) into a domain and a path
+ * ("/a/b"); null when it names no DDT domain.
  * @param {string} text
  * @returns {{domain: string, path: string} | null}
  */
 export function parseAddress(text) {
   let s = text.trim();
-  s = s.replace(/^ddt:\/\//i, '');
+  s = s.replace(/^(ddt:\/\/|web\+ddt:(\/\/)?)/i, '');
   const i = s.search(/[/?#]/);
   const host = (i < 0 ? s : s.slice(0, i)).toLowerCase().replace(/\.$/, '');
   let path = i < 0 ? '/' : s.slice(i);
@@ -169,6 +170,7 @@ function onHash() {
   } catch {
     // A link with a stray % (anyone may craft one) is read as it is.
   }
+  if (/^web\+ddt:/i.test(hash)) hash = hash.replace(/^web\+ddt:(\/\/)?/i, 'ddt://'); // the protocol handler's
   if (!hash.toLowerCase().startsWith('ddt://')) {
     if (!browse.hidden) leave();
     return;
