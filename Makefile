@@ -14,24 +14,28 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 WASMBROWSERTEST := $(GOBIN)/wasmbrowsertest
 STATICCHECK := $(GOBIN)/staticcheck
 # TypeScript checks the page's modules and an example host page against
-# web/static/ddt.d.ts; it comes from the npm registry, pinned, into build/.
+# web/static/ddt.d.ts, and the extension's against Chrome's extension API
+# (@types/chrome); both come from the npm registry, pinned, into build/.
 TS_VERSION := 5.9.3
+CHROME_TYPES_VERSION := 0.3.7
 TS_DIR    := $(BUILD)/tsc
 TSC       := $(TS_DIR)/node_modules/typescript/bin/tsc
-TS_STAMP  := $(TS_DIR)/typescript-$(TS_VERSION)
+TS_STAMP  := $(TS_DIR)/typescript-$(TS_VERSION)-chrome-$(CHROME_TYPES_VERSION)
+# make extension builds the extension for this relay.
+EXT_RELAY ?= http://$(ADDR)
 # Everything that starts WebRTC runs in a network namespace whose only
 # interface is loopback: no test traffic can leave this machine.
 LOOPBACK  := unshare -n sh -c 'ip link set lo up && exec "$$@"' sh
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
-.PHONY: help build run node test deps vet types unit wasm-test e2e baseline bench fuzz clean
+.PHONY: help build run node extension test deps vet types unit wasm-test e2e baseline bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 build: $(RELAY) $(WASM).br $(WEB)/wasm_exec.js ## build the relay, the wasm node and the web files into build/
 
-$(RELAY): $(GO_SOURCES) $(shell find web/static -type f)
+$(RELAY): $(GO_SOURCES) $(shell find web/static web/extension/files -type f)
 	$(GO) build -trimpath -o $@ ./relay
 
 $(WASM): $(GO_SOURCES)
@@ -50,6 +54,9 @@ run: build ## build everything and start the relay with the web app on http://12
 
 node: $(RELAY) ## start a headless native node on the relay of `make run` (its state in build/node)
 	$(RELAY) node -relay http://$(ADDR) -data $(BUILD)/node -status 127.0.0.1:8081
+
+extension: build ## build the browser extension into dist/extension and dist/ddt-extension.zip, for EXT_RELAY (default http://$(ADDR))
+	$(GO) run ./scripts/extension -relay $(EXT_RELAY) -build $(WEB) -out dist/extension -zip dist/ddt-extension.zip
 
 deps: ## install what the tests need (Chromium, fonts, node, npm, iproute2, TypeScript) when missing
 	@missing=""; \
@@ -70,7 +77,7 @@ deps: ## install what the tests need (Chromium, fonts, node, npm, iproute2, Type
 
 $(TS_STAMP):
 	@mkdir -p $(TS_DIR)
-	npm install --prefix $(TS_DIR) --no-audit --no-fund --loglevel=error --save-exact typescript@$(TS_VERSION)
+	npm install --prefix $(TS_DIR) --no-audit --no-fund --loglevel=error --save-exact typescript@$(TS_VERSION) @types/chrome@$(CHROME_TYPES_VERSION)
 	@touch $@
 
 vet: ## go vet and staticcheck, native and js/wasm; gofmt
@@ -80,8 +87,9 @@ vet: ## go vet and staticcheck, native and js/wasm; gofmt
 	GOOS=js GOARCH=wasm $(STATICCHECK) ./shared/... ./wasm/...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
-types: $(TS_STAMP) ## type-check the page's modules and the example host page against web/static/ddt.d.ts (tsc)
+types: $(TS_STAMP) ## type-check the page's modules and the example host page against web/static/ddt.d.ts, and the extension's against Chrome's API (tsc)
 	node $(TSC) -p web/tsconfig.json
+	node $(TSC) -p web/extension/tsconfig.json
 
 unit: ## unit, fuzz-seed and native WebRTC tests (loopback namespace)
 	$(LOOPBACK) env GOPROXY=off $(GO) test -count=1 ./shared/... ./relay/...

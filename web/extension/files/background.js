@@ -137,7 +137,7 @@ ensureNode().catch(failed);
  * onOmniboxEntered opens the site the user typed after the keyword, where
  * the browser asks (this tab, a new one, or one in the background).
  * @param {string} text
- * @param {chrome.omnibox.OnInputEnteredDisposition} disposition
+ * @param {`${chrome.omnibox.OnInputEnteredDisposition}`} disposition
  */
 async function onOmniboxEntered(text, disposition) {
   const url = pageURL(text);

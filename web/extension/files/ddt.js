@@ -13,7 +13,7 @@
 
 import builtin from './config.js';
 
-/** @import {DDT, StartConfig, Progress, StartError, StateEvent} from '../../static/ddt.js' */
+/** @import {StartConfig, Progress, StartError, StateEvent} from '../../static/ddt.js' */
 /** @import {ExtensionDDT, NodeStatus} from './ddt.d.ts' */
 
 // How long a call made while the node is away waits for it to be back.
@@ -244,7 +244,7 @@ function dispatch(event, payload) {
 }
 
 // The node's comings and goings, from its document and the worker.
-news.onmessage = (e) => {
+news.onmessage = (/** @type {MessageEvent} */ e) => {
   const m = e.data;
   if (!m || typeof m !== 'object') return;
   if (m.ddt === 'status') {

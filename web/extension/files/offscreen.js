@@ -23,7 +23,7 @@
 
 import { start } from './node/ddt.js';
 
-/** @import {DDT, StateEvent} from '../../static/ddt.js' */
+/** @import {DDT, StateEvent} from './node/ddt.js' */
 
 const params = new URLSearchParams(location.search);
 const relay = params.get('relay') || '';
@@ -39,7 +39,7 @@ function say(state, detail) {
   news.postMessage({ ddt: 'status', ...status });
 }
 
-news.onmessage = (e) => {
+news.onmessage = (/** @type {MessageEvent} */ e) => {
   if (e.data && e.data.ddt === 'status?') news.postMessage({ ddt: 'status', ...status });
 };
 
