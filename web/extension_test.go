@@ -233,8 +233,9 @@ func TestExtension(t *testing.T) {
 		}
 	}
 	// A site nobody holds: the page says so.
-	mustEval[bool](sw, `ddtOmnibox('nobody-here.ddt', 'currentTab'), true`)
-	waitText(t, tab, "#browse-status", "Nobody holds nobody-here.ddt")
+	mustEval[bool](sw, `ddtOmnibox('nobody-here.ddt', 'newForegroundTab'), true`)
+	nobody := b.attach(b.targetOf("page", "index.html#ddt://nobody-here.ddt", ""), "omnibox tab 2")
+	waitText(t, nobody, "#browse-status", "Nobody holds nobody-here.ddt")
 
 	// The offscreen document closed: it is made again, and the node
 	// rejoins with the same address; the page finds it again.
@@ -254,6 +255,15 @@ func TestExtension(t *testing.T) {
 	t.Logf("the offscreen document (now %s) was back and admitted %v after it was closed", off2, time.Since(killed).Round(time.Millisecond))
 	waitText(t, popup, "#state", "online")
 	hasPeer("the extension's node back in the page's peers", p, addr)
+	// The site open in the extension's DDT page carries on, on the same
+	// port, served by the node that came back.
+	wait.For(t, 60*time.Second, "the site's next request after the restart", func() error {
+		got, err := inFrame[string](tab, origin, `fetch('/docs/guide.html').then(async (r) => r.status + ' ' + (await r.text()).includes('The guide'))`)
+		if err == nil && got != "200 true" {
+			err = fmt.Errorf("%s", got)
+		}
+		return err
+	})
 	// The popup's API carries on: its subscription holds, calls work.
 	wait.For(t, 30*time.Second, "a peer event after the restart", func() error {
 		n, err := eval[int](popup, `peerEvents.length`)
