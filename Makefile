@@ -117,7 +117,7 @@ baseline: ## build the BASELINE commit into build/baseline, for make bench to ru
 	fi
 	$(MAKE) -C $(BUILD)/baseline build
 
-bench: deps build baseline ## benchmarks, printed as tables (join, throughput and wasm size beside the BASELINE build; the relay under a flood; content transfer, memory, hashing and IndexedDB; chat: the key exchange and message latency)
+bench: deps build baseline ## benchmarks, printed as tables (join, throughput and wasm size beside the BASELINE build; the relay under a flood; content transfer, memory, hashing and IndexedDB; chat: the key exchange and message latency; the extension: its start, its restart, calls through the popup)
 	$(GO) test -c -o $(BUILD)/web.test ./web
 	$(GO) test -c -o $(BUILD)/transport.test ./shared/transport
 	$(LOOPBACK) env DDT_BUILD=$(BUILD) DDT_BASELINE=$(CURDIR)/$(BUILD)/baseline/build DDT_BASELINE_REV=$$(cat $(BUILD)/baseline/.rev) DDT_BENCH=1 \

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"ddt/web"
+	"ddt/web/extension"
 )
 
 // The public API is written down three times: the README's window.ddt
@@ -51,6 +52,21 @@ func TestAPIDrift(t *testing.T) {
 	p.ready()
 	live := mustEval[[]string](p, `Object.keys(window.ddt)`)
 	same(t, "members: README table vs Object.keys(window.ddt) on the DDT page", documented, live)
+}
+
+// TestExtensionAPIDrift: what the extension's window.ddt adds to a page's
+// is the same in the README's table and in the extension's ddt.d.ts
+// (TestExtension checks the running popup against both).
+func TestExtensionAPIDrift(t *testing.T) {
+	same(t, "the extension's members: README table vs web/extension/files/ddt.d.ts interface ExtensionDDT",
+		extensionMembers(t), declarationsIn(t, extension.Files()).members(t, "ExtensionDDT"))
+}
+
+// extensionMembers are the members the README says the extension's
+// window.ddt adds to a page's.
+func extensionMembers(t *testing.T) []string {
+	t.Helper()
+	return tableColumn(t, readmeSection(t, "## The browser extension"), "| member (the extension", `ddt\.([A-Za-z_$][\w$]*)`)
 }
 
 // TestPageModules: index.html modulepreloads exactly the modules app.js
@@ -211,9 +227,12 @@ func tableColumn(t *testing.T, section, header, pattern string) []string {
 // dts is ddt.d.ts without its comments.
 type dts string
 
-func declarations(t *testing.T) dts {
+func declarations(t *testing.T) dts { return declarationsIn(t, web.Static()) }
+
+// declarationsIn is the ddt.d.ts of fsys (the page's, or the extension's).
+func declarationsIn(t *testing.T, fsys fs.FS) dts {
 	t.Helper()
-	b, err := fs.ReadFile(web.Static(), "ddt.d.ts")
+	b, err := fs.ReadFile(fsys, "ddt.d.ts")
 	if err != nil {
 		t.Fatal(err)
 	}

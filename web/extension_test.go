@@ -181,7 +181,7 @@ func TestExtension(t *testing.T) {
 	// The same API as a page's, and setRelay.
 	keys := mustEval[[]string](popup, `Object.keys(ddt)`)
 	pageKeys := mustEval[[]string](p, `Object.keys(ddt)`)
-	same(t, "members: the popup's window.ddt vs a page's, and setRelay", keys, append(pageKeys, "setRelay"))
+	same(t, "members: the popup's window.ddt vs a page's and the README's extension table", keys, append(pageKeys, extensionMembers(t)...))
 	offscreen := b.attach(off, "offscreen")
 	for _, c := range [][2]string{{"example.ddt", "/a b/c.html"}, {"Example", ""}, {"my-site.ddt", "x?y#z"}, {"bad_name", "/"}, {"-x.ddt", ""}} {
 		expr := fmt.Sprintf(`String(ddt.siteURL(%s, %s))`, quote(c[0]), quote(c[1]))

@@ -99,6 +99,7 @@ if (!/^https?:\/\//.test(relay)) {
     });
     /** @type {any} */ (window).ddt = node;
     sessionStorage.removeItem(RETRY_KEY);
+    node.ready.then(() => performance.mark('ddt:admitted'), () => {}); // for make bench
     say('running', `The node runs on ${relay}.`);
     for (const p of early) serve(node, p);
     early = [];
