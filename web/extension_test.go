@@ -237,6 +237,18 @@ func TestExtension(t *testing.T) {
 	nobody := b.attach(b.targetOf("page", "index.html#ddt://nobody-here.ddt", ""), "omnibox tab 2")
 	waitText(t, nobody, "#browse-status", "Nobody holds nobody-here.ddt")
 
+	// A page of the extension that closes is let go of: its
+	// subscriptions, sites and timer.
+	pages := mustEval[int](offscreen, `ddtPages()`)
+	nobody.close()
+	wait.For(t, 30*time.Second, "the closed tab's connection ended", func() error {
+		n, err := eval[int](offscreen, `ddtPages()`)
+		if err == nil && n != pages-1 {
+			err = fmt.Errorf("%d pages served, were %d", n, pages)
+		}
+		return err
+	})
+
 	// The offscreen document closed: it is made again, and the node
 	// rejoins with the same address; the page finds it again.
 	killed := time.Now()

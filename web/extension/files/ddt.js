@@ -18,6 +18,14 @@ import builtin from './config.js';
 
 // How long a call made while the node is away waits for it to be back.
 const AWAY_WAIT_MS = 60000;
+// How often this page tells the node it is still here (the node lets go
+// of a page silent for 35 s: a closed page says nothing).
+const PING_MS = 10000;
+
+// A page that goes says so, and the node lets go of it at once.
+addEventListener('pagehide', () => {
+  if (conn && !conn.dead) conn.port.postMessage({ op: 'bye' });
+});
 
 const news = new BroadcastChannel('ddt-node');
 
@@ -117,6 +125,7 @@ function connect() {
     pending: new Map(),
   };
   ch.port1.onmessage = (e) => onMessage(c, e.data);
+  const ping = setInterval(() => (c.dead ? clearInterval(ping) : c.port.postMessage({ op: 'ping' })), PING_MS);
   conn = c;
   navigator.serviceWorker.ready.then(
     (reg) => reg.active?.postMessage({ ddt: 'connect' }, [ch.port2]),

@@ -54,6 +54,16 @@ function keepalive() {
 }
 keepalive();
 
+// A page pings every 10 s (ddt.js); one silent this long is gone.
+const PAGE_SILENCE_MS = 35000;
+// What one page may have of the node at a time: calls in flight, and
+// event names it follows.
+const MAX_CALLS = 256;
+const MAX_EVENTS = 64;
+/** @type {Set<() => void>} the pages served, each by the function that ends it */
+const clients = new Set();
+/** @type {any} */ (window).ddtPages = () => clients.size; // for tests: the pages served now
+
 /** @type {DDT | null} */
 let ddt = null;
 /** @type {StateEvent} the node's last state event: its sentence, for pages that come later */
@@ -169,17 +179,44 @@ function serve(node, port) {
       port.postMessage({ op: 'snapshot', snapshot: s });
     }
   };
-  const tick = setInterval(push, 1000);
+  let seen = performance.now();
+  let ended = false;
+  // A page that went without saying bye (closed, crashed: a MessagePort
+  // says nothing of it) stops pinging; after PAGE_SILENCE_MS its
+  // subscriptions, sites and timer go.
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    clearInterval(tick);
+    for (const off of offs) off();
+    for (const stop of sites.values()) stop();
+    for (const c of aborts.values()) c.abort();
+    port.close();
+    clients.delete(end);
+  };
+  clients.add(end);
+  const tick = setInterval(() => {
+    if (performance.now() - seen > PAGE_SILENCE_MS) end();
+    else push();
+  }, 1000);
+  port.addEventListener('close', end); // where the browser says so
+  let calls = 0;
   port.onmessage = async (e) => {
     const m = e.data;
-    if (!m || typeof m !== 'object') return;
+    seen = performance.now();
+    if (!m || typeof m !== 'object' || ended) return;
     switch (m.op) {
       case 'call': {
-        const fn = /** @type {any} */ (node)[m.method];
+        const fn = Object.hasOwn(node, m.method) ? /** @type {any} */ (node)[m.method] : undefined;
         if (typeof fn !== 'function' || m.method === 'on' || m.method === 'serveSite') {
           port.postMessage({ op: 'error', id: m.id, error: { name: 'TypeError', message: `ddt.${m.method} is not a method of the node` } });
           return;
         }
+        if (calls >= MAX_CALLS) {
+          port.postMessage({ op: 'error', id: m.id, error: { name: 'Error', code: 'busy', message: `This page has ${MAX_CALLS} calls to the node in flight: wait for some to end.` } });
+          return;
+        }
+        calls++;
         const args = (Array.isArray(m.args) ? m.args : []).map((/** @type {any} */ a) => revive(a, m.id));
         try {
           const value = await fn.apply(node, args);
@@ -189,10 +226,13 @@ function serve(node, port) {
           push();
           port.postMessage({ op: 'error', id: m.id, error: wireError(err) });
         } finally {
+          calls--;
           aborts.delete(m.id);
         }
         return;
       }
+      case 'ping':
+        return;
       case 'abort':
         aborts.get(m.id)?.abort();
         return;
@@ -207,7 +247,7 @@ function serve(node, port) {
         sites.delete(m.id);
         return;
       case 'on':
-        if (typeof m.event !== 'string' || events.has(m.event)) return;
+        if (typeof m.event !== 'string' || events.has(m.event) || events.size >= MAX_EVENTS) return;
         events.add(m.event);
         try {
           offs.push(node.on(/** @type {any} */ (m.event), (payload) => {
@@ -220,10 +260,7 @@ function serve(node, port) {
         }
         return;
       case 'bye':
-        clearInterval(tick);
-        for (const off of offs) off();
-        for (const stop of sites.values()) stop();
-        port.close();
+        end();
     }
   };
 
