@@ -55,7 +55,7 @@ run: build ## build everything and start the relay with the web app on http://12
 node: $(RELAY) ## start a headless native node on the relay of `make run` (its state in build/node)
 	$(RELAY) node -relay http://$(ADDR) -data $(BUILD)/node -status 127.0.0.1:8081
 
-extension: build ## build the browser extension into dist/extension and dist/ddt-extension.zip, for EXT_RELAY (default http://$(ADDR))
+extension: build ## build the browser extension into dist/extension and dist/ddt-extension.zip, for EXT_RELAY (default http://ADDR, the relay of make run)
 	$(GO) run ./scripts/extension -relay $(EXT_RELAY) -build $(WEB) -out dist/extension -zip dist/ddt-extension.zip
 
 deps: ## install what the tests need (Chromium, fonts, node, npm, iproute2, TypeScript) when missing

@@ -310,6 +310,14 @@ func TestExtension(t *testing.T) {
 		}
 		return err
 	})
+
+	// The popup opens the full DDT page, on the same node.
+	mustEval[bool](popup, `document.getElementById('open-page').click(), true`)
+	full := b.attach(b.targetOf("page", "index.html", chromedp.FromContext(tab.ctx).Target.TargetID), "the DDT page")
+	if got := full.ready(); got != addr {
+		t.Errorf("the extension's DDT page shows node %s, want the extension's %s", got, addr)
+	}
+	waitText(t, full, "#address", addr)
 }
 
 // TestScreenshotsExtension saves PNGs of the popup (admitted; with its
