@@ -171,7 +171,7 @@ func runRelay(args []string) error {
 	public := fs.String("url", "", "this relay's public base URL, told to other relays and nodes (default: from -addr, an unspecified host as 127.0.0.1)")
 	capture := fs.String("capture", "", "for audits: record every frame this process handles (every WebSocket message the relay reads or writes) in this file, appended")
 	sitesDomain := fs.String("sites-domain", "", "serve DDT sites at <name>.ddt.<this domain> (as well as <name>.ddt.localhost); a registrable domain apart from the page's, with DNS and certificates for its subdomains")
-	extensions := fs.String("extension-origins", extension.Origin(), "origins of DDT extensions' pages that sites' frames trust as DDT pages, comma-separated (chrome-extension://<ID>, moz-extension://<UUID>); the default is the DDT extension's; empty: none")
+	extensions := fs.String("extension-origins", extension.Origin(), "origins of DDT extensions' pages that sites' frames trust as DDT pages, comma-separated (chrome-extension://<ID>, moz-extension://<UUID>); the default is the DDT extension's, whose ID comes from the public key in its manifest (so any extension loaded with that key has it; a store build has another ID); empty: none")
 	fs.Parse(args)
 	log := newLogger(*logLevel)
 	trustedExtensions, err := extensionOrigins(*extensions)

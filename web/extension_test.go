@@ -6,6 +6,7 @@ package web_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -383,4 +384,60 @@ func TestExtensionComesBack(t *testing.T) {
 	if now := mustEval[string](popup, `ddt.address`); now == old || len(now) != 40 {
 		t.Errorf("after its identity was replaced the node is at %q (was %q)", now, old)
 	}
+}
+
+// TestExtensionStartFails: a node that cannot start says why in the
+// popup and tries again by itself; once what failed is mended (here the
+// wasm, broken on disk and then put back), it runs.
+func TestExtensionStartFails(t *testing.T) {
+	r := startRelay(t, "-zone", "broken")
+	dir := buildExtension(t, r)
+	wasm := filepath.Join(dir, "node", "ddt.wasm")
+	good, err := os.ReadFile(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wasm, []byte("not a wasm module"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := newExtBrowser(t, dir)
+	popup := b.openTab("popup.html")
+	waitText(t, popup, "#state", "not running")
+	waitText(t, popup, "#detail", "The node could not start")
+	waitText(t, popup, "#detail", "Trying again in")
+	t.Logf("with a broken wasm, the popup says: %s", mustEval[string](popup, `document.getElementById('detail').textContent`))
+	if err := os.WriteFile(wasm, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 60*time.Second, "the node running once its wasm is back", func() error {
+		s, err := eval[string](popup, `document.getElementById('state').textContent`)
+		if err == nil && s != "online" {
+			err = fmt.Errorf("the popup says %q", s)
+		}
+		return err
+	})
+	if a := mustEval[string](popup, `ddt.address`); len(a) != 40 {
+		t.Errorf("the popup's address after the node started: %q", a)
+	}
+}
+
+// TestExtensionRefused: a relay that will not admit the node (its zone
+// full) — the popup says refused and why, and the node is admitted by
+// itself once there is room.
+func TestExtensionRefused(t *testing.T) {
+	r := startRelay(t, "-zone", "small", "-max-nodes", "1")
+	n := startNative(t, r)
+	b := newExtBrowser(t, buildExtension(t, r))
+	popup := b.openTab("popup.html")
+	waitText(t, popup, "#state", "refused")
+	waitText(t, popup, "#detail", "full")
+	t.Logf("refused, the popup says: %s", mustEval[string](popup, `document.getElementById('detail').textContent`))
+	n.p.stop()
+	wait.For(t, 90*time.Second, "the node admitted once the zone has room", func() error {
+		s, err := eval[string](popup, `document.getElementById('state').textContent`)
+		if err == nil && s != "online" {
+			err = fmt.Errorf("the popup says %q", s)
+		}
+		return err
+	})
 }

@@ -18,6 +18,11 @@ import builtin from './config.js';
 
 // How long a call made while the node is away waits for it to be back.
 const AWAY_WAIT_MS = 60000;
+// How soon a page connects again after the node turned it away.
+const RECONNECT_MS = 1000;
+// How long a connection may wait for its hello once the node runs: a
+// port can be lost on the way (handed to a document that was reloading).
+const HELLO_WAIT_MS = 5000;
 // How often this page tells the node it is still here (the node lets go
 // of a page silent for 35 s: a closed page says nothing).
 const PING_MS = 10000;
@@ -84,8 +89,9 @@ const membersKnown = new Promise((resolve) => {
 let admit = () => {};
 /** @type {(e: Error) => void} */
 let refuse = () => {};
-/** @type {Promise<any>} */
-const ready = new Promise((resolve, reject) => {
+let readySettled = false;
+/** @type {Promise<any>} ddt.ready: settled at the node's first answer, replaced at each later admission */
+let ready = new Promise((resolve, reject) => {
   admit = resolve;
   refuse = reject;
 });
@@ -144,6 +150,7 @@ function lost(c, why) {
   if (c.dead) return;
   c.dead = true;
   c.port.close();
+  c.said(); // whoever waits for its hello looks again (live)
   for (const p of c.pending.values()) p.reject(failure('unavailable', `${why} before it answered.`));
   c.pending.clear();
   for (const site of sites.values()) {
@@ -208,8 +215,13 @@ function onMessage(c, m) {
       return;
     }
     case 'ready':
-      if (m.error) refuse(revive(m.error));
-      else admit(m.admission);
+      if (!readySettled) {
+        readySettled = true;
+        if (m.error) refuse(revive(m.error));
+        else admit(m.admission);
+      } else if (!m.error) {
+        ready = Promise.resolve(m.admission);
+      }
       return;
     case 'snapshot':
       snap = m.snapshot;
@@ -234,7 +246,13 @@ function onMessage(c, m) {
       return;
     }
     case 'unavailable':
+      // The worker could not hand the port over, the node is failing, or
+      // it let go of this page while it was frozen: connect anew (once it
+      // runs, news says so too).
       lost(c, 'The extension’s node is not running');
+      setTimeout(() => {
+        if (!conn || conn.dead) connect();
+      }, RECONNECT_MS);
   }
 }
 
@@ -258,7 +276,16 @@ news.onmessage = (/** @type {MessageEvent} */ e) => {
   if (!m || typeof m !== 'object') return;
   if (m.ddt === 'status') {
     setStatus({ state: m.state, detail: m.detail, relay: m.relay });
-    if (m.state === 'running' && (!conn || conn.dead)) connect();
+    const c = conn;
+    if (m.state === 'running' && (!c || c.dead)) connect();
+    else if (m.state === 'running' && c && !c.open) {
+      setTimeout(() => {
+        if (!c.open && !c.dead) {
+          lost(c, 'The port to the extension’s node was lost');
+          connect();
+        }
+      }, HELLO_WAIT_MS);
+    }
     if (m.state === 'failed' && conn) lost(conn, 'The extension’s node stopped');
   } else if (m.ddt === 'down') {
     if (conn) lost(conn, 'The extension’s node stopped');
@@ -268,21 +295,26 @@ news.onmessage = (/** @type {MessageEvent} */ e) => {
 };
 
 /**
- * live is the connection to use, waiting up to AWAY_WAIT_MS for the node.
+ * live is the connection to use, waiting up to AWAY_WAIT_MS for the node
+ * (across connections that end before their hello).
+ * @param {number} [deadline] performance.now() by which the node must answer
  * @returns {Promise<Conn>}
  */
-async function live() {
+async function live(deadline = performance.now() + AWAY_WAIT_MS) {
   const c = conn && !conn.dead ? conn : connect();
   let timer;
   const away = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(failure('unavailable', `The extension’s node has not come back in ${AWAY_WAIT_MS / 1000} s: ${status.detail}`)), AWAY_WAIT_MS);
+    timer = setTimeout(
+      () => reject(failure('unavailable', `The extension’s node has not come back in ${AWAY_WAIT_MS / 1000} s: ${status.detail}`)),
+      Math.max(0, deadline - performance.now()),
+    );
   });
   try {
     await Promise.race([c.hello, away]);
   } finally {
     clearTimeout(timer);
   }
-  return c.dead ? live() : c;
+  return c.dead ? live(deadline) : c;
 }
 
 /**
@@ -384,10 +416,14 @@ const local = {
     port.onmessage = (e) => {
       const m = e.data;
       if (!m || typeof m !== 'object') return;
-      if (m.op === 'open') site.open.add(m.id);
       if (m.op === 'cancel') site.open.delete(m.id);
       if (site.inner) site.inner.postMessage(m);
       else if (site.queue.length < MAX_SITE_QUEUE) site.queue.push(m);
+      else {
+        if (m.op === 'open') site.port.postMessage({ id: m.id, error: { code: 'unavailable', message: 'The extension’s node is away, and this site has too many requests waiting for it.' } });
+        return;
+      }
+      if (m.op === 'open') site.open.add(m.id);
     };
     if (conn && conn.open && !conn.dead) reserve(site, conn);
     else if (!conn || conn.dead) connect();
@@ -417,6 +453,9 @@ const local = {
     set.add(fn);
     return () => {
       set.delete(fn);
+      if (set.size > 0 || listeners.get(event) !== set) return;
+      listeners.delete(event); // the node stops sending it
+      if (conn && conn.open && !conn.dead) conn.port.postMessage({ op: 'off', event });
     };
   },
 };

@@ -60,8 +60,8 @@ const PAGE_SILENCE_MS = 35000;
 // event names it follows.
 const MAX_CALLS = 256;
 const MAX_EVENTS = 64;
-/** @type {Set<() => void>} the pages served, each by the function that ends it */
-const clients = new Set();
+/** @type {Set<(bye: boolean) => void>} the pages served, each by the function that ends it */
+const clients = new Set(); // each ended by end(bye)
 /** @type {any} */ (window).ddtPages = () => clients.size; // for tests: the pages served now
 
 /** @type {DDT | null} */
@@ -151,7 +151,8 @@ function siteOrigin(node) {
 function wireError(err) {
   const e = /** @type {any} */ (err);
   if (e && typeof e === 'object') {
-    return { name: String(e.name || 'Error'), message: String(e.message || e), code: e.code === undefined ? undefined : String(e.code), exitCode: e.exitCode };
+    // The node's codes are strings; a DOMException's numeric code is not one.
+    return { name: String(e.name || 'Error'), message: String(e.message || e), code: typeof e.code === 'string' ? e.code : undefined, exitCode: e.exitCode };
   }
   return { name: 'Error', message: String(err) };
 }
@@ -162,10 +163,9 @@ function wireError(err) {
  * @param {MessagePort} port
  */
 function serve(node, port) {
-  /** @type {Set<string>} */
-  const events = new Set();
-  /** @type {(() => void)[]} */
-  const offs = [];
+  /** @type {Map<string, () => void>} the events this page follows, each with its unsubscribe */
+  const events = new Map();
+  let offReady = () => {};
   /** @type {Map<number, AbortController>} */
   const aborts = new Map();
   /** @type {Map<number, () => void>} */
@@ -184,22 +184,32 @@ function serve(node, port) {
   // A page that went without saying bye (closed, crashed: a MessagePort
   // says nothing of it) stops pinging; after PAGE_SILENCE_MS its
   // subscriptions, sites and timer go.
-  const end = () => {
+  // A page that said bye is gone; one silent for PAGE_SILENCE_MS may only
+  // be frozen (a background tab): it is told, and told again at its next
+  // message, so that it connects anew when it wakes.
+  /** @param {boolean} bye */
+  const end = (bye) => {
     if (ended) return;
     ended = true;
     clearInterval(tick);
-    for (const off of offs) off();
+    for (const off of events.values()) off();
+    offReady();
     for (const stop of sites.values()) stop();
     for (const c of aborts.values()) c.abort();
-    port.close();
     clients.delete(end);
+    if (bye) {
+      port.close();
+      return;
+    }
+    const gone = { op: 'unavailable', detail: 'The node let go of this page after it was silent; it connects again.' };
+    port.postMessage(gone);
+    port.onmessage = () => port.postMessage(gone);
   };
   clients.add(end);
   const tick = setInterval(() => {
-    if (performance.now() - seen > PAGE_SILENCE_MS) end();
+    if (performance.now() - seen > PAGE_SILENCE_MS) end(false);
     else push();
   }, 1000);
-  port.addEventListener('close', end); // where the browser says so
   let calls = 0;
   port.onmessage = async (e) => {
     const m = e.data;
@@ -248,9 +258,8 @@ function serve(node, port) {
         return;
       case 'on':
         if (typeof m.event !== 'string' || events.has(m.event) || events.size >= MAX_EVENTS) return;
-        events.add(m.event);
         try {
-          offs.push(node.on(/** @type {any} */ (m.event), (payload) => {
+          events.set(m.event, node.on(/** @type {any} */ (m.event), (payload) => {
             const s = snapshot(node);
             last = JSON.stringify(s);
             port.postMessage({ op: 'event', event: m.event, payload, snapshot: s });
@@ -259,8 +268,12 @@ function serve(node, port) {
           console.warn('ddt: a page asked for an event the node does not have:', m.event, err);
         }
         return;
+      case 'off':
+        events.get(m.event)?.();
+        events.delete(m.event);
+        return;
       case 'bye':
-        end();
+        end(true);
     }
   };
 
@@ -272,12 +285,18 @@ function serve(node, port) {
    * @param {number} id
    */
   function revive(a, id) {
-    if (!a || typeof a !== 'object' || Array.isArray(a) || a instanceof Blob || ArrayBuffer.isView(a) || a instanceof ArrayBuffer) return a;
+    if (!a || typeof a !== 'object' || Array.isArray(a) || a instanceof Blob || ArrayBuffer.isView(a) || a instanceof ArrayBuffer || a instanceof FileList) return a;
     /** @type {Record<string, any>} */
     const out = {};
     for (const [k, v] of Object.entries(a)) {
       if (v && typeof v === 'object' && typeof v.__ddtCallback === 'number') {
-        out[k] = (/** @type {unknown[]} */ ...args) => port.postMessage({ op: 'callback', id, n: v.__ddtCallback, args });
+        out[k] = (/** @type {unknown[]} */ ...args) => {
+          try {
+            port.postMessage({ op: 'callback', id, n: v.__ddtCallback, args });
+          } catch (err) {
+            console.warn('ddt: a callback\u2019s arguments could not be sent to the page:', err);
+          }
+        };
       } else if (v && typeof v === 'object' && v.__ddtSignal === true) {
         const c = new AbortController();
         aborts.set(id, c);
@@ -291,10 +310,16 @@ function serve(node, port) {
 
   last = JSON.stringify(snapshot(node));
   port.postMessage({ op: 'hello', members: describe(node), snapshot: snapshot(node) });
+  // ddt.ready as it settles, and again at every later admission (the
+  // page's ddt.ready is then replaced by a resolved promise, as a page's
+  // own node does).
   node.ready.then(
     (admission) => port.postMessage({ op: 'ready', admission }),
     (err) => port.postMessage({ op: 'ready', error: wireError(err) }),
   );
+  offReady = node.on('state', (e) => {
+    if (e.state === 'admitted') port.postMessage({ op: 'ready', admission: { address: node.address, zone: node.zone } });
+  });
 }
 
 /**
