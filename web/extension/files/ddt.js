@@ -22,7 +22,7 @@ const AWAY_WAIT_MS = 60000;
 const RECONNECT_MS = 1000;
 // How long a connection may wait for its hello once the node runs: a
 // port can be lost on the way (handed to a document that was reloading).
-const HELLO_WAIT_MS = 5000;
+const HELLO_WAIT_MS = 2000;
 // How often this page tells the node it is still here (the node lets go
 // of a page silent for 35 s: a closed page says nothing).
 const PING_MS = 10000;
@@ -249,10 +249,10 @@ function onMessage(c, m) {
       // The worker could not hand the port over, the node is failing, or
       // it let go of this page while it was frozen: connect anew (once it
       // runs, news says so too).
-      lost(c, 'The extension’s node is not running');
+      lost(c, m.again ? 'The extension’s node let go of this page' : 'The extension’s node is not running');
       setTimeout(() => {
         if (!conn || conn.dead) connect();
-      }, RECONNECT_MS);
+      }, m.again ? 0 : RECONNECT_MS);
   }
 }
 

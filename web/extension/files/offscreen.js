@@ -201,7 +201,7 @@ function serve(node, port) {
       port.close();
       return;
     }
-    const gone = { op: 'unavailable', detail: 'The node let go of this page after it was silent; it connects again.' };
+    const gone = { op: 'unavailable', again: true, detail: 'The node let go of this page after it was silent; it connects again.' };
     port.postMessage(gone);
     port.onmessage = () => port.postMessage(gone);
   };
