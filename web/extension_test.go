@@ -319,6 +319,38 @@ func TestExtension(t *testing.T) {
 		t.Errorf("the extension's DDT page shows node %s, want the extension's %s", got, addr)
 	}
 	waitText(t, full, "#address", addr)
+
+	// A folder picked in the extension's DDT page (a FileList, carried to
+	// the node as it is) publishes a site, which the omnibox then opens.
+	folder := t.TempDir()
+	for name, body := range map[string]string{
+		"index.html": `<!doctype html><meta charset="utf-8"><title>Picked</title><h1 id="title">Published from the extension</h1>`,
+		"about.html": `<!doctype html><meta charset="utf-8"><h1 id="title">About the picked site</h1>`,
+	} {
+		if err := os.WriteFile(filepath.Join(folder, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// CDP sets files, not a folder: the picker as a plain multiple-file
+	// input gives the same FileList, with names for paths.
+	mustEval[bool](full, `document.getElementById('publish-input').removeAttribute('webkitdirectory'), true`)
+	if _, err := chromedp.Run(full.ctx, chromedp.SetUploadFiles(chromedp.CSS("#publish-input"), []string{filepath.Join(folder, "index.html"), filepath.Join(folder, "about.html")})); err != nil {
+		t.Fatal(err)
+	}
+	mustEval[bool](full, `(() => { const d = document.getElementById('publish-domain'); d.value = 'picked'; d.dispatchEvent(new Event('input')); return true; })()`)
+	wait.For(t, 30*time.Second, "the Publish button enabled", func() error {
+		ok, err := eval[bool](full, `!document.getElementById('publish-go').disabled`)
+		if err == nil && !ok {
+			st, _ := eval[string](full, `[document.getElementById('publish-input').disabled, document.getElementById('publish-files').textContent, document.getElementById('publish-domain').value, ddt.state].join(' | ')`)
+			err = fmt.Errorf("still disabled: %s", st)
+		}
+		return err
+	})
+	mustEval[bool](full, `document.getElementById('publish-go').click(), true`)
+	waitText(t, full, "#publish-result-domain", "picked.ddt")
+	mustEval[bool](sw, `ddtOmnibox('picked.ddt/about.html', 'newForegroundTab'), true`)
+	picked := b.attach(b.targetOf("page", "index.html#ddt://picked.ddt/about.html", ""), "omnibox tab 3")
+	waitFrame(t, picked, siteOrigin(r, "picked.ddt"), `document.getElementById('title')?.textContent`, "About the picked site")
 }
 
 // TestScreenshotsExtension saves PNGs of the popup (admitted; with its
