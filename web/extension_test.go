@@ -365,7 +365,7 @@ func TestScreenshotsExtension(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitText(t, popup, "#state", "online")
-	waitText(t, popup, "#storage", "used")
+	waitText(t, popup, "#storage", "lent to others")
 	shot(t, popup, filepath.Join(dir, "extension-popup.png"))
 
 	full := b.openTab("index.html")
@@ -376,6 +376,19 @@ func TestScreenshotsExtension(t *testing.T) {
 	r.stop()
 	waitText(t, popup, "#state", "retrying")
 	shot(t, popup, filepath.Join(dir, "extension-popup-retrying.png"))
+
+	// A node that cannot start: its wasm broken on disk.
+	r2 := startRelay(t, "-zone", "shots2")
+	ext := buildExtension(t, r2)
+	if err := os.WriteFile(filepath.Join(ext, "node", "ddt.wasm"), []byte("broken"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	broken := newExtBrowser(t, ext).openTab("popup.html")
+	if _, err := chromedp.Run(broken.ctx, chromedp.EmulateViewport(360, 640)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, broken, "#detail", "Trying again")
+	shot(t, broken, filepath.Join(dir, "extension-popup-failed.png"))
 }
 
 // TestExtensionComesBack: the popup says what is wrong, never a blank,

@@ -111,7 +111,7 @@ async function poll() {
     pinnedBar.style.width = `${(100 * usage.pinnedBytes) / max}%`;
     othersBar.style.width = `${(100 * others) / max}%`;
     meter.setAttribute('aria-valuenow', String(usage.usedBytes / max));
-    storageEl.textContent = `Storage: ${formatBytes(usage.usedBytes)} used (${formatBytes(usage.pinnedBytes)} yours) of ${formatBytes(usage.pledgedBytes)} lent to others, in ${usage.chunks} chunks.`;
+    storageEl.textContent = `Storage: ${formatBytes(others)} of the ${formatBytes(usage.pledgedBytes)} lent to others, and ${formatBytes(usage.pinnedBytes)} of your own; ${usage.chunks} chunks.`;
   } catch (err) {
     // the node went away mid-call: its state says so
     if (/** @type {any} */ (err).code !== 'unavailable') storageEl.textContent = `Storage: ${message(err)}`;
