@@ -8,7 +8,7 @@ RELAY     := $(BUILD)/ddt-relay
 ADDR      ?= 127.0.0.1:8080
 # BASELINE is the commit make bench measures this build against, side by
 # side in the same run (the last one before the current issue's work).
-BASELINE  ?= 9c79f8d
+BASELINE  ?= 5af3ca8
 GOROOT    := $(shell $(GO) env GOROOT)
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 WASMBROWSERTEST := $(GOBIN)/wasmbrowsertest

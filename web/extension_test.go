@@ -46,14 +46,7 @@ func buildExtension(t testing.TB, r *relay) string {
 func newExtBrowser(t testing.TB, dir string) *extBrowser {
 	t.Helper()
 	profile := t.TempDir()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.NoSandbox,
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
+	opts := browserOptions(profile,
 		// Loopback ICE candidates: an offscreen document cannot be granted
 		// the microphone the way a page is (Browser.setPermission), and
 		// without it Chromium hides host candidates behind mDNS names.
@@ -61,7 +54,6 @@ func newExtBrowser(t testing.TB, dir string) *extBrowser {
 		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
 		chromedp.Flag("disable-extensions-except", dir),
 		chromedp.Flag("load-extension", dir),
-		chromedp.Env("TMPDIR="+profile),
 	)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)

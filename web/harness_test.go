@@ -289,17 +289,7 @@ func newPage(t testing.TB, profile string) *page {
 	if profile == "" {
 		profile = t.TempDir()
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.NoSandbox,
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Env("TMPDIR="+profile),
-	)
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), browserOptions(profile)...)
 	ctx, cancel := chromedp.NewContext(actx)
 	p := &page{t: t, ctx: ctx, cancel: func() { cancel(); acancel() }}
 	t.Cleanup(func() {
@@ -322,6 +312,22 @@ func newPage(t testing.TB, profile string) *page {
 		}
 	})
 	return p
+}
+
+// browserOptions are the tests' Chromium flags for a browser with this
+// profile folder, and extra ones.
+func browserOptions(profile string, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath("/usr/bin/chromium"),
+		chromedp.NoSandbox,
+		chromedp.UserDataDir(profile),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Env("TMPDIR="+profile),
+	)
+	return append(opts, extra...)
 }
 
 // consoleLine is a console call as a failed test's log shows it: the
