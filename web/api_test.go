@@ -16,7 +16,6 @@ import (
 	"testing"
 
 	"ddt/web"
-	"ddt/web/extension"
 )
 
 // The public API is written down three times: the README's window.ddt
@@ -55,11 +54,11 @@ func TestAPIDrift(t *testing.T) {
 }
 
 // TestExtensionAPIDrift: what the extension's window.ddt adds to a page's
-// is the same in the README's table and in the extension's ddt.d.ts
+// is the same in the README's table and in ddt.d.ts (ExtensionDDT)
 // (TestExtension checks the running popup against both).
 func TestExtensionAPIDrift(t *testing.T) {
-	same(t, "the extension's members: README table vs web/extension/files/ddt.d.ts interface ExtensionDDT",
-		extensionMembers(t), declarationsIn(t, extension.Files()).members(t, "ExtensionDDT"))
+	same(t, "the extension's members: README table vs ddt.d.ts interface ExtensionDDT",
+		extensionMembers(t), declarations(t).members(t, "ExtensionDDT"))
 }
 
 // extensionMembers are the members the README says the extension's
@@ -227,12 +226,9 @@ func tableColumn(t *testing.T, section, header, pattern string) []string {
 // dts is ddt.d.ts without its comments.
 type dts string
 
-func declarations(t *testing.T) dts { return declarationsIn(t, web.Static()) }
-
-// declarationsIn is the ddt.d.ts of fsys (the page's, or the extension's).
-func declarationsIn(t *testing.T, fsys fs.FS) dts {
+func declarations(t *testing.T) dts {
 	t.Helper()
-	b, err := fs.ReadFile(fsys, "ddt.d.ts")
+	b, err := fs.ReadFile(web.Static(), "ddt.d.ts")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -792,6 +792,26 @@ export interface StartOptions {
  */
 export type StartErrorCode = 'unsupported' | 'wasm-exec' | 'download' | 'start' | 'exited';
 
+/** The DDT extension's node's own state (beside `ddt.state`, its relay state). */
+export interface NodeStatus {
+  /** starting: its document is starting it; running: it runs; failed: it could not start or stopped, and tries again by itself. */
+  state: 'starting' | 'running' | 'failed';
+  /** A sentence for people: what happens, why it failed and when it tries again. */
+  detail: string;
+  /** The relay the node runs on. */
+  relay: string;
+}
+
+/**
+ * `window.ddt` in the DDT extension's pages (its popup, its DDT page): the
+ * API above, backed by the extension's node in its offscreen document, and
+ * what the extension adds.
+ */
+export interface ExtensionDDT extends DDT {
+  /** Makes url the relay of the extension's node (saved; the node starts again on it with the same identity); '' goes back to the relay the extension was built for. */
+  setRelay(url: string): Promise<void>;
+}
+
 /** The Error `start()` rejects with (and `onExit` gets); its message is meant for people. */
 export type StartError = Error & {
   code: StartErrorCode;
