@@ -26,35 +26,35 @@ async function relay() {
   return config.relay;
 }
 
-/** @type {Promise<void> | null} a creation under way: only one may be */
+/** @type {Promise<void> | null} a check or creation under way: only one at a time */
 let creating = null;
 
 /**
- * ensureNode makes the offscreen document unless it exists.
+ * ensureNode makes the offscreen document unless it exists. Callers that
+ * come while one looks share its answer, so two never both create.
  * @returns {Promise<void>}
  */
-async function ensureNode() {
-  if (creating) return creating;
-  const contexts = await chrome.runtime.getContexts({ contextTypes: [chrome.runtime.ContextType.OFFSCREEN_DOCUMENT] });
-  if (contexts.length > 0) return;
-  creating = (async () => {
-    const url = `${OFFSCREEN}?relay=${encodeURIComponent(await relay())}`;
-    try {
-      await chrome.offscreen.createDocument({
-        url,
-        reasons: [chrome.offscreen.Reason.WEB_RTC],
-        justification: 'The DDT node keeps WebRTC data channels to its peers while the browser runs.',
-      });
-    } catch (err) {
-      // Another creation won the race: one document is all we want.
-      if (!String(err).includes('single offscreen')) throw err;
-    }
-  })();
-  try {
-    await creating;
-  } finally {
-    creating = null;
+function ensureNode() {
+  if (!creating) {
+    creating = (async () => {
+      const contexts = await chrome.runtime.getContexts({ contextTypes: [chrome.runtime.ContextType.OFFSCREEN_DOCUMENT] });
+      if (contexts.length > 0) return;
+      const url = `${OFFSCREEN}?relay=${encodeURIComponent(await relay())}`;
+      try {
+        await chrome.offscreen.createDocument({
+          url,
+          reasons: [chrome.offscreen.Reason.WEB_RTC],
+          justification: 'The DDT node keeps WebRTC data channels to its peers while the browser runs.',
+        });
+      } catch (err) {
+        // One made meanwhile (by the browser's own restore): one is all we want.
+        if (!String(err).includes('single offscreen')) throw err;
+      }
+    })().finally(() => {
+      creating = null;
+    });
   }
+  return creating;
 }
 
 /** restartNode closes the node's document and makes it again (a new relay). */

@@ -73,6 +73,9 @@ let conn = null;
 const sites = new Map();
 // How many of a site's requests wait for the node while it is away.
 const MAX_SITE_QUEUE = 256;
+// How many of a site's requests in flight it remembers, to fail them if
+// the node goes.
+const MAX_SITE_OPEN = 1024;
 let nextID = 1;
 /** @type {any} */
 let snap = { address: '', zone: '', relay: '', state: 'connecting', username: '', friends: [], requests: [], chatStats: {}, siteOrigin: '' };
@@ -423,7 +426,15 @@ const local = {
         if (m.op === 'open') site.port.postMessage({ id: m.id, error: { code: 'unavailable', message: 'The extension’s node is away, and this site has too many requests waiting for it.' } });
         return;
       }
-      if (m.op === 'open') site.open.add(m.id);
+      if (m.op === 'open') {
+        site.open.add(m.id);
+        // A request the worker never pulls to its end (a HEAD) stays here:
+        // the oldest go first.
+        for (const old of site.open) {
+          if (site.open.size <= MAX_SITE_OPEN) break;
+          site.open.delete(old);
+        }
+      }
     };
     if (conn && conn.open && !conn.dead) reserve(site, conn);
     else if (!conn || conn.dead) connect();
