@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"ddt/web/extension"
 
 	"github.com/chromedp/cdproto/cdp"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
@@ -474,6 +476,54 @@ func TestExtensionRefused(t *testing.T) {
 		s, err := eval[string](popup, `document.getElementById('state').textContent`)
 		if err == nil && s != "online" {
 			err = fmt.Errorf("the popup says %q", s)
+		}
+		return err
+	})
+}
+
+// TestExtensionFrozenPage: a page of the extension frozen past the node's
+// 35 s of silence (as Chromium freezes a background tab) is let go of by
+// the node, and when it wakes its window.ddt works again: calls answer,
+// events come.
+func TestExtensionFrozenPage(t *testing.T) {
+	r := startRelay(t, "-zone", "frozen")
+	b := newExtBrowser(t, buildExtension(t, r))
+	popup := b.openTab("popup.html")
+	popup.ready()
+	offscreen := b.attach(b.targetOf("background_page", "offscreen.html", ""), "offscreen")
+	served := mustEval[int](offscreen, `ddtPages()`)
+	lifecycle := func(state cdppage.SetWebLifecycleStateState) {
+		t.Helper()
+		_, err := chromedp.Run(popup.ctx, chromedp.Action[cdp.Empty](func(ctx context.Context, tg *chromedp.Target) (cdp.Empty, error) {
+			return cdp.Call(ctx, tg, cdppage.SetWebLifecycleState, cdppage.SetWebLifecycleStateParams{State: state})
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	lifecycle(cdppage.SetWebLifecycleStateStateFrozen)
+	wait.For(t, 90*time.Second, "the node letting go of the frozen page", func() error {
+		n, err := eval[int](offscreen, `ddtPages()`)
+		if err == nil && n != served-1 {
+			err = fmt.Errorf("%d pages served", n)
+		}
+		return err
+	})
+	lifecycle(cdppage.SetWebLifecycleStateStateActive)
+	mustEval[bool](popup, `window.peers = [], ddt.on('peer', (e) => peers.push(e.address)), true`)
+	wait.For(t, 30*time.Second, "a call from the woken page", func() error {
+		_, err := eval[map[string]any](popup, `ddt.storage()`)
+		return err
+	})
+	n := startNative(t, r)
+	st, err := n.state()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 60*time.Second, "a peer event in the woken page", func() error {
+		got, err := eval[[]string](popup, `peers`)
+		if err == nil && !slices.Contains(got, st.Address) {
+			err = fmt.Errorf("peer events %v", got)
 		}
 		return err
 	})
