@@ -173,13 +173,46 @@ func TestExtension(t *testing.T) {
 	}
 	hasPeer("the extension's node in the page's peers", p, addr)
 
+	// The popup shows the node: its peers, its storage, its username and
+	// friends (a friend request from the page, accepted in the popup's
+	// window.ddt, read back by its sync friends()).
+	wait.For(t, 30*time.Second, "the popup counting the page among its peers", func() error {
+		n, err := eval[string](popup, `document.getElementById('peers').textContent`)
+		if err == nil && (n == "" || n == "0") {
+			err = fmt.Errorf("it shows %q peers", n)
+		}
+		return err
+	})
+	waitText(t, popup, "#storage", "lent to others")
+	mustEval[bool](popup, `ddt.register('extnode').then(() => true)`)
+	mustEval[bool](p, `ddt.register('pagenode').then(() => true)`)
+	waitText(t, popup, "#username", "@extnode")
+	mustEval[bool](p, `window.__answer = ddt.befriend('extnode'), true`)
+	wait.For(t, 60*time.Second, "the friend request in the popup's ddt.requests()", func() error {
+		ok, err := eval[bool](popup, `ddt.requests().some((r) => r.from === 'pagenode')`)
+		if err == nil && !ok {
+			err = fmt.Errorf("not yet")
+		}
+		return err
+	})
+	mustEval[bool](popup, `ddt.accept('pagenode').then(() => true)`)
+	if got := mustEval[string](p, `window.__answer`); got != "accepted" {
+		t.Errorf("the page's befriend: %q", got)
+	}
+	waitText(t, popup, "#friend-list", "@pagenode")
+	waitText(t, popup, "#friends", "1")
+
 	// The same API as a page's, and setRelay.
 	keys := mustEval[[]string](popup, `Object.keys(ddt)`)
 	pageKeys := mustEval[[]string](p, `Object.keys(ddt)`)
 	same(t, "members: the popup's window.ddt vs a page's and the README's extension table", keys, append(pageKeys, extensionMembers(t)...))
 	offscreen := b.attach(off, "offscreen")
-	for _, c := range [][2]string{{"example.ddt", "/a b/c.html"}, {"Example", ""}, {"my-site.ddt", "x?y#z"}, {"bad_name", "/"}, {"-x.ddt", ""}} {
-		expr := fmt.Sprintf(`String(ddt.siteURL(%s, %s))`, quote(c[0]), quote(c[1]))
+	for _, c := range [][2]string{
+		{`'example.ddt'`, `'/a b/c.html'`}, {`'Example'`, `''`}, {`'my-site.ddt'`, `'x?y#z'`}, {`'bad_name'`, `'/'`}, {`'-x.ddt'`, `''`},
+		{`'a.ddt'`, `'a,b;c'`}, {`'a.ddt'`, `"a(b)!*'.html"`}, {`'a.ddt'`, `'$&+:=@/ü/%41'`}, {`'a.ddt'`, `'x'.repeat(1025)`}, {`'a.ddt'`, `'x'.repeat(1024)`},
+		{`'a.ddt'`, `7`}, {`'a.ddt'`, `undefined`}, {`'a.ddt'`, `null`}, {`'A.DDT '`, `'/'`},
+	} {
+		expr := fmt.Sprintf(`String(ddt.siteURL(%s, %s))`, c[0], c[1])
 		if got, want := mustEval[string](popup, expr), mustEval[string](offscreen, expr); got != want {
 			t.Errorf("siteURL(%q, %q): the popup says %q, the node %q", c[0], c[1], got, want)
 		}
@@ -208,7 +241,7 @@ func TestExtension(t *testing.T) {
 	  } catch (e) { return e.code || e.name; }
 	})()`)
 	if aborted != "aborted" {
-		t.Errorf("a get aborted from the popup ended with %q, want code aborted", aborted)
+		t.Errorf("a put aborted from the popup ended with %q, want code aborted", aborted)
 	}
 	mustEval[bool](popup, `window.peerEvents = [], ddt.on('peer', (e) => peerEvents.push(e.address)), true`)
 
@@ -246,11 +279,18 @@ func TestExtension(t *testing.T) {
 
 	// The offscreen document closed: it is made again, and the node
 	// rejoins with the same address; the page finds it again.
+	// The popup's badge, every text it shows from now on.
+	mustEval[bool](popup, `(() => {
+	  const el = document.getElementById('state');
+	  window.badges = [el.textContent];
+	  new MutationObserver(() => badges.push(el.textContent)).observe(el, {childList: true, characterData: true, subtree: true});
+	  return true;
+	})()`)
 	killed := time.Now()
 	if _, err := cdp.Call(b.ctx, chromedp.FromContext(b.ctx).Browser, target.CloseTarget, target.CloseTargetParams{TargetID: off}); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, popup, "#state", "starting")
+	mustEval[bool](popup, `peerEvents.length = 0, true`) // only the events after the restart count
 	off2 := b.targetOf("background_page", "offscreen.html", off)
 	wait.For(t, 30*time.Second, "the node back at its address", func() error {
 		st, err := eval[string](popup, `ddt.state + ' ' + ddt.address`)
@@ -261,6 +301,9 @@ func TestExtension(t *testing.T) {
 	})
 	t.Logf("the offscreen document (now %s) was back and admitted %v after it was closed", off2, time.Since(killed).Round(time.Millisecond))
 	waitText(t, popup, "#state", "online")
+	if badges := mustEval[[]string](popup, `badges`); !slices.Contains(badges, "starting") {
+		t.Errorf("while its node was away the popup's badge read %q, never \"starting\"", badges)
+	}
 	hasPeer("the extension's node back in the page's peers", p, addr)
 	// The site open in the extension's DDT page carries on, on the same
 	// port, served by the node that came back.
@@ -481,10 +524,10 @@ func TestExtensionRefused(t *testing.T) {
 	})
 }
 
-// TestExtensionFrozenPage: a page of the extension frozen past the node's
-// 35 s of silence (as Chromium freezes a background tab) is let go of by
-// the node, and when it wakes its window.ddt works again: calls answer,
-// events come.
+// TestExtensionFrozenPage: a page of the extension frozen (as Chromium
+// freezes a background tab; a hidden one's timers run once a minute) is
+// not let go of by the node — it holds its Web Lock — and what happened
+// meanwhile reaches it when it wakes: the events, and its calls answer.
 func TestExtensionFrozenPage(t *testing.T) {
 	r := startRelay(t, "-zone", "frozen")
 	b := newExtBrowser(t, buildExtension(t, r))
@@ -492,6 +535,7 @@ func TestExtensionFrozenPage(t *testing.T) {
 	popup.ready()
 	offscreen := b.attach(b.targetOf("background_page", "offscreen.html", ""), "offscreen")
 	served := mustEval[int](offscreen, `ddtPages()`)
+	mustEval[bool](popup, `window.peers = [], ddt.on('peer', (e) => peers.push(e.address)), true`)
 	lifecycle := func(state cdppage.SetWebLifecycleStateState) {
 		t.Helper()
 		_, err := chromedp.Run(popup.ctx, chromedp.Action[cdp.Empty](func(ctx context.Context, tg *chromedp.Target) (cdp.Empty, error) {
@@ -502,28 +546,55 @@ func TestExtensionFrozenPage(t *testing.T) {
 		}
 	}
 	lifecycle(cdppage.SetWebLifecycleStateStateFrozen)
-	wait.For(t, 90*time.Second, "the node letting go of the frozen page", func() error {
-		n, err := eval[int](offscreen, `ddtPages()`)
-		if err == nil && n != served-1 {
-			err = fmt.Errorf("%d pages served", n)
-		}
-		return err
-	})
-	lifecycle(cdppage.SetWebLifecycleStateStateActive)
-	mustEval[bool](popup, `window.peers = [], ddt.on('peer', (e) => peers.push(e.address)), true`)
-	wait.For(t, 30*time.Second, "a call from the woken page", func() error {
-		_, err := eval[map[string]any](popup, `ddt.storage()`)
-		return err
-	})
+	// While it is frozen, a peer arrives.
 	n := startNative(t, r)
 	st, err := n.state()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, 60*time.Second, "a peer event in the woken page", func() error {
+	wait.For(t, 60*time.Second, "the new peer at the extension's node", func() error {
+		ps, err := eval[[]peerInfo](offscreen, `ddt.peers()`)
+		if err == nil && !slices.ContainsFunc(ps, func(p peerInfo) bool { return p.Address == st.Address }) {
+			err = fmt.Errorf("peers %v", ps)
+		}
+		return err
+	})
+	if n := mustEval[int](offscreen, `ddtPages()`); n != served {
+		t.Errorf("with the popup frozen the node serves %d pages, was %d", n, served)
+	}
+	lifecycle(cdppage.SetWebLifecycleStateStateActive)
+	wait.For(t, 30*time.Second, "the peer event in the woken page", func() error {
 		got, err := eval[[]string](popup, `peers`)
 		if err == nil && !slices.Contains(got, st.Address) {
 			err = fmt.Errorf("peer events %v", got)
+		}
+		return err
+	})
+	if got := mustEval[int](popup, `ddt.peers().then((ps) => ps.length)`); got == 0 {
+		t.Error("the woken popup's ddt.peers() has none")
+	}
+
+	// A page that goes without a word (a crash: no bye; here its bye is
+	// held back) is let go of when its Web Lock is.
+	other := b.openTab("popup.html")
+	other.ready()
+	wait.For(t, 30*time.Second, "the second popup served", func() error {
+		n, err := eval[int](offscreen, `ddtPages()`)
+		if err == nil && n != served+1 {
+			err = fmt.Errorf("%d pages served", n)
+		}
+		return err
+	})
+	mustEval[bool](other, `(() => {
+	  const post = MessagePort.prototype.postMessage;
+	  MessagePort.prototype.postMessage = function (m, ...rest) { if (!(m && m.op === 'bye')) post.call(this, m, ...rest); };
+	  return true;
+	})()`)
+	other.close()
+	wait.For(t, 30*time.Second, "the node letting go of the page that went without a word", func() error {
+		n, err := eval[int](offscreen, `ddtPages()`)
+		if err == nil && n != served {
+			err = fmt.Errorf("%d pages served, want %d", n, served)
 		}
 		return err
 	})

@@ -13,7 +13,7 @@
 //     with the page's loader (node/ddt.js, node/ddt.wasm) and serves the
 //     API on every port it is handed.
 //   - ddt.js: the client a page of the extension starts instead of the
-//     loader: same start(config, {onProgress, onExit}) and the same API,
+//     loader: the same start(config, {onProgress}) and the same API,
 //     backed by the offscreen node, plus setRelay.
 //   - popup.html, popup.js, popup.css: the toolbar popup.
 //

@@ -91,12 +91,12 @@ self.addEventListener('message', (/** @type {ExtendableMessageEvent} */ e) => {
   if (!m || typeof m !== 'object') return;
   if (m.ddt === 'connect' && e.ports[0]) {
     const port = e.ports[0];
+    // A failed hand-over is that page's to hear (it asks again), not
+    // every page's: the node may be running.
     e.waitUntil(handOver(port).catch((err) => {
-      failed(err);
+      console.warn('ddt: a page\u2019s port could not be handed to the node:', err);
       port.postMessage({ op: 'unavailable', detail: String(err) });
     }));
-  } else if (m.ddt === 'restart') {
-    e.waitUntil(restartNode().catch(failed));
   }
 });
 
@@ -105,7 +105,8 @@ self.addEventListener('message', (/** @type {ExtendableMessageEvent} */ e) => {
  * @param {MessagePort} port
  */
 async function handOver(port) {
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 250)); // a document just made may not be listed yet
     await ensureNode();
     const all = await /** @type {any} */ (self).clients.matchAll({ includeUncontrolled: true });
     const node = all.find((/** @type {{url: string}} */ c) => new URL(c.url).pathname === `/${OFFSCREEN}`);
@@ -123,7 +124,11 @@ chrome.storage.onChanged.addListener((changes, area) => {
 
 chrome.runtime.onStartup.addListener(() => ensureNode().catch(failed));
 chrome.runtime.onInstalled.addListener(() => ensureNode().catch(failed));
-chrome.alarms.create('ddt-node', { periodInMinutes: 0.5 });
+// Made once: made again at every start of this worker, it would wait its
+// whole period anew each time.
+chrome.alarms.get('ddt-node').then((a) => {
+  if (!a) chrome.alarms.create('ddt-node', { periodInMinutes: 0.5 });
+});
 chrome.alarms.onAlarm.addListener((a) => {
   if (a.name === 'ddt-node') ensureNode().catch(failed);
 });

@@ -2,16 +2,15 @@
 // loader. The API's types (ExtensionDDT, NodeStatus) are the page's
 // (web/static/ddt.d.ts).
 
-import type { ExtensionDDT, NodeStatus, Progress, StartConfig, StartError, StateEvent } from '../../static/ddt.js';
+import type { ExtensionDDT, NodeStatus, Progress, StartConfig, StateEvent } from '../../static/ddt.js';
 
 export type { ExtensionDDT, NodeStatus };
 
 /** Connects to the extension's node; resolves with its API once it runs. */
 export declare function start(
   config?: StartConfig,
-  hooks?: { onProgress?: (p: Progress) => void; onExit?: (e: StartError) => void; onStatus?: (s: NodeStatus) => void },
+  hooks?: { onProgress?: (p: Progress) => void; onStatus?: (s: NodeStatus) => void },
 ): Promise<ExtensionDDT>;
 export declare function setRelay(url: string): Promise<void>;
 export declare function relayChoice(): Promise<{ relay: string; builtin: string }>;
-export declare function nodeStatus(): NodeStatus;
 export declare function lastState(): StateEvent;

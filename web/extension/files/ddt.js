@@ -13,7 +13,7 @@
 
 import builtin from './config.js';
 
-/** @import {StartConfig, Progress, StartError, StateEvent} from '../../static/ddt.js' */
+/** @import {StartConfig, Progress, StateEvent} from '../../static/ddt.js' */
 /** @import {ExtensionDDT, NodeStatus} from './ddt.d.ts' */
 
 // How long a call made while the node is away waits for it to be back.
@@ -23,11 +23,15 @@ const RECONNECT_MS = 1000;
 // How long a connection may wait for its hello once the node runs: a
 // port can be lost on the way (handed to a document that was reloading).
 const HELLO_WAIT_MS = 2000;
-// How often this page tells the node it is still here (the node lets go
-// of a page silent for 35 s: a closed page says nothing).
-const PING_MS = 10000;
+// This page holds a Web Lock of its own for its whole life, and names it
+// to the node: a MessagePort says nothing when its page is gone (Chromium
+// 156 has no close event on it), and timers cannot tell (a hidden tab's
+// run once a minute, a frozen one's not at all), but the lock is let go
+// of when the page is, so the node waits for it to know.
+const PAGE = `ddt-page:${crypto.randomUUID()}`;
+navigator.locks.request(PAGE, () => new Promise(() => {})).catch(() => {});
 
-// A page that goes says so, and the node lets go of it at once.
+// A page that goes says so too: the node lets go of it at once.
 addEventListener('pagehide', () => {
   if (conn && !conn.dead) conn.port.postMessage({ op: 'bye' });
 });
@@ -109,8 +113,8 @@ function failure(code, text) {
   return Object.assign(new Error(text), { code });
 }
 
-/** @param {any} e */
-function revive(e) {
+/** errorFrom is the Error the node sent (its name, message and code). @param {any} e */
+function errorFrom(e) {
   const err = Object.assign(new Error(String((e && e.message) || e)), e && e.code !== undefined ? { code: e.code } : {});
   if (e && e.name && e.name !== 'Error') err.name = e.name;
   if (e && e.exitCode !== undefined) Object.assign(err, { exitCode: e.exitCode });
@@ -134,8 +138,11 @@ function connect() {
     pending: new Map(),
   };
   ch.port1.onmessage = (e) => onMessage(c, e.data);
-  const ping = setInterval(() => (c.dead ? clearInterval(ping) : c.port.postMessage({ op: 'ping' })), PING_MS);
+  ch.port1.postMessage({ op: 'page', lock: PAGE });
   conn = c;
+  const waiting = connected;
+  connected = [];
+  for (const fn of waiting) fn();
   navigator.serviceWorker.ready.then(
     (reg) => reg.active?.postMessage({ ddt: 'connect' }, [ch.port2]),
     (err) => setStatus({ state: 'failed', detail: `The extension's service worker is not running: ${err}`, relay: status.relay }),
@@ -204,6 +211,7 @@ function onMessage(c, m) {
   if (!m || typeof m !== 'object' || c.dead) return;
   switch (m.op) {
     case 'hello': {
+      if (status.state !== 'running') setStatus({ state: 'running', detail: `The node runs on ${m.snapshot.relay}.`, relay: m.snapshot.relay });
       const was = snap.state;
       snap = m.snapshot;
       c.open = true;
@@ -220,7 +228,7 @@ function onMessage(c, m) {
     case 'ready':
       if (!readySettled) {
         readySettled = true;
-        if (m.error) refuse(revive(m.error));
+        if (m.error) refuse(errorFrom(m.error));
         else admit(m.admission);
       } else if (!m.error) {
         ready = Promise.resolve(m.admission);
@@ -239,7 +247,7 @@ function onMessage(c, m) {
       if (!p) return;
       c.pending.delete(m.id);
       if (m.op === 'result') p.resolve(m.value);
-      else p.reject(revive(m.error));
+      else p.reject(errorFrom(m.error));
       return;
     }
     case 'callback': {
@@ -249,13 +257,12 @@ function onMessage(c, m) {
       return;
     }
     case 'unavailable':
-      // The worker could not hand the port over, the node is failing, or
-      // it let go of this page while it was frozen: connect anew (once it
-      // runs, news says so too).
-      lost(c, m.again ? 'The extension’s node let go of this page' : 'The extension’s node is not running');
+      // The worker could not hand the port over, or the node is failing:
+      // try again (once it runs, news says so too).
+      lost(c, 'The extension’s node is not running');
       setTimeout(() => {
         if (!conn || conn.dead) connect();
-      }, m.again ? 0 : RECONNECT_MS);
+      }, RECONNECT_MS);
   }
 }
 
@@ -297,14 +304,18 @@ news.onmessage = (/** @type {MessageEvent} */ e) => {
   }
 };
 
+/** @type {(() => void)[]} who waits for the next connection (live) */
+let connected = [];
+
 /**
  * live is the connection to use, waiting up to AWAY_WAIT_MS for the node
- * (across connections that end before their hello).
+ * (across connections that end before their hello). A lost connection is
+ * made again by whoever heard of the loss, after its own delay; live
+ * makes one only if nobody has in RECONNECT_MS.
  * @param {number} [deadline] performance.now() by which the node must answer
  * @returns {Promise<Conn>}
  */
 async function live(deadline = performance.now() + AWAY_WAIT_MS) {
-  const c = conn && !conn.dead ? conn : connect();
   let timer;
   const away = new Promise((_, reject) => {
     timer = setTimeout(
@@ -313,11 +324,19 @@ async function live(deadline = performance.now() + AWAY_WAIT_MS) {
     );
   });
   try {
+    if (!conn || conn.dead) {
+      await Promise.race([new Promise((resolve) => {
+        connected.push(() => resolve(undefined));
+        setTimeout(() => resolve(undefined), RECONNECT_MS + 100);
+      }), away]);
+    }
+    const c = conn && !conn.dead ? conn : connect();
     await Promise.race([c.hello, away]);
+    if (!c.dead) return c;
   } finally {
     clearTimeout(timer);
   }
-  return c.dead ? live(deadline) : c;
+  return live(deadline);
 }
 
 /**
@@ -327,7 +346,17 @@ async function live(deadline = performance.now() + AWAY_WAIT_MS) {
  * @param {any[]} args
  */
 async function call(method, args) {
-  const c = await live();
+  /** @type {AbortSignal[]} */
+  const signals = args.flatMap((a) => (a && typeof a === 'object' && !Array.isArray(a) ? Object.values(a).filter((v) => v instanceof AbortSignal) : []));
+  const aborted = new Promise((_, reject) => {
+    for (const sig of signals) {
+      const stop = () => reject(Object.assign(new DOMException('The operation was aborted.', 'AbortError'), { code: 'aborted' }));
+      if (sig.aborted) stop();
+      else sig.addEventListener('abort', stop, { once: true });
+    }
+  });
+  aborted.catch(() => {});
+  const c = await Promise.race([live(), aborted]);
   const id = nextID++;
   /** @type {Function[]} */
   const callbacks = [];
@@ -374,14 +403,26 @@ function label(domain) {
   return LABEL.test(l) ? l : '';
 }
 
-/** @param {string} path as Go's url.PathEscape writes each segment */
+/**
+ * escapePath writes each segment of path as Go's url.PathEscape does (the
+ * node's siteURL): encodeURIComponent, but ! ' ( ) * escaped and
+ * $ & + : = @ not.
+ * @param {string} path
+ */
 function escapePath(path) {
   return path
     .replace(/^\//, '')
     .split('/')
-    .map((seg) => encodeURIComponent(seg).replace(/%(24|26|2B|2C|3A|3B|3D|40)/gi, (m) => decodeURIComponent(m)))
+    .map((seg) =>
+      encodeURIComponent(seg)
+        .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+        .replace(/%(24|26|2B|3A|3D|40)/gi, (m) => decodeURIComponent(m)),
+    )
     .join('/');
 }
+
+// The longest path siteURL takes (shared/site.MaxPath).
+const MAX_PATH = 1024;
 
 /** The sync members, read from the node's snapshot or done here. */
 const local = {
@@ -391,11 +432,21 @@ const local = {
   /** @param {string} domain @param {string} [path] */
   siteURL(domain, path) {
     const l = label(domain);
-    if (!l || !snap.siteOrigin) {
-      console.error(`ddt.siteURL: ${!l ? `${JSON.stringify(domain)} is not a DDT domain` : 'the node serves no DDT sites here'}`);
+    const p = path === undefined || path === null ? '' : path;
+    const wrong = !l
+      ? `${JSON.stringify(domain)} is not a DDT domain`
+      : typeof p !== 'string'
+        ? 'a path must be a string'
+        : p.length > MAX_PATH
+          ? `a path is ${p.length} characters, at most ${MAX_PATH}`
+          : !snap.siteOrigin
+            ? 'the node serves no DDT sites here'
+            : '';
+    if (wrong) {
+      console.error(`ddt.siteURL: ${wrong}`);
       return null;
     }
-    return snap.siteOrigin.replace('//ddt-origin.ddt.', `//${l}.ddt.`) + escapePath(path || '');
+    return snap.siteOrigin.replace('//ddt-origin.ddt.', `//${l}.ddt.`) + escapePath(/** @type {string} */ (p));
   },
   /**
    * serveSite answers the site's worker on port from the extension's
@@ -519,20 +570,33 @@ let api = null;
  * window.ddt). The config a page passes is not the node's to take (its
  * relay is the user's choice: setRelay); onStatus hears the node's state
  * from now on: starting, running, failed (with why, and when it tries
- * again). It resolves once the node runs.
+ * again). It resolves once the node runs; without onStatus it rejects
+ * (code "start", the node's reason) if the node cannot start first.
  * @param {StartConfig} [_config]
- * @param {{onProgress?: (p: Progress) => void, onExit?: (e: StartError) => void, onStatus?: (s: NodeStatus) => void}} [hooks]
+ * @param {{onProgress?: (p: Progress) => void, onStatus?: (s: NodeStatus) => void}} [hooks]
  * @returns {Promise<ExtensionDDT>}
  */
 export async function start(_config, { onProgress, onStatus } = {}) {
-  if (onStatus) {
-    statusListeners.add(onStatus);
-    onStatus(status);
-  }
+  /** @type {(s: NodeStatus) => void} */
+  let failedNow = () => {};
+  const failing = new Promise((_, reject) => {
+    failedNow = (s) => {
+      if (s.state === 'failed') reject(Object.assign(new Error(s.detail), { code: 'start' }));
+    };
+  });
+  // A host that does not follow the node's state (the DDT page) hears of
+  // a node that cannot start as a start that failed, with why.
+  const hear = onStatus || failedNow;
+  statusListeners.add(hear);
+  hear(status);
   news.postMessage({ ddt: 'status?' });
   if (!conn || conn.dead) connect();
   onProgress?.({ phase: 'start', received: 0, total: 0 });
-  await membersKnown;
+  try {
+    await (onStatus ? membersKnown : Promise.race([membersKnown, failing]));
+  } finally {
+    if (!onStatus) statusListeners.delete(failedNow);
+  }
   if (api) return api;
   /** @type {any} */
   const o = {};
@@ -561,9 +625,4 @@ export async function start(_config, { onProgress, onStatus } = {}) {
  */
 export function lastState() {
   return snap.stateEvent || { state: snap.state, detail: '', retryInMs: 0 };
-}
-
-/** nodeStatus is the extension node's state now. @returns {NodeStatus} */
-export function nodeStatus() {
-  return status;
 }

@@ -13,8 +13,11 @@
 //        an option {__ddtCallback: n} is a function of the page's: ← {op: 'callback', id, n, args}
 //        an option {__ddtSignal: true} is an AbortSignal: → {op: 'abort', id}
 //   → {op: 'serve', id, domain, progress} with a MessagePort  → {op: 'unserve', id}
-//   → {op: 'on', event}  ← {op: 'event', event, payload, snapshot}
+//   → {op: 'on', event}  ← {op: 'event', event, payload, snapshot}   → {op: 'off', event}
 //   ← {op: 'snapshot', snapshot}   what the page's sync members read, when it changes
+//   → {op: 'page', lock}   the Web Lock the page holds for its life: the page is gone when it is free
+//   → {op: 'bye'}          the page goes (pagehide)
+//   ← {op: 'unavailable', detail}   (from the worker) no node to hand the port to
 //
 // Its state goes to every page on the BroadcastChannel "ddt-node":
 // {ddt: 'status', state: 'starting' | 'running' | 'failed', detail, relay}.
@@ -54,14 +57,12 @@ function keepalive() {
 }
 keepalive();
 
-// A page pings every 10 s (ddt.js); one silent this long is gone.
-const PAGE_SILENCE_MS = 35000;
 // What one page may have of the node at a time: calls in flight, and
 // event names it follows.
 const MAX_CALLS = 256;
 const MAX_EVENTS = 64;
-/** @type {Set<(bye: boolean) => void>} the pages served, each by the function that ends it */
-const clients = new Set(); // each ended by end(bye)
+/** @type {Set<() => void>} the pages served, each by the function that ends it */
+const clients = new Set();
 /** @type {any} */ (window).ddtPages = () => clients.size; // for tests: the pages served now
 
 /** @type {DDT | null} */
@@ -179,41 +180,29 @@ function serve(node, port) {
       port.postMessage({ op: 'snapshot', snapshot: s });
     }
   };
-  let seen = performance.now();
   let ended = false;
-  // A page that went without saying bye (closed, crashed: a MessagePort
-  // says nothing of it) stops pinging; after PAGE_SILENCE_MS its
-  // subscriptions, sites and timer go.
-  // A page that said bye is gone; one silent for PAGE_SILENCE_MS may only
-  // be frozen (a background tab): it is told, and told again at its next
-  // message, so that it connects anew when it wakes.
-  /** @param {boolean} bye */
-  const end = (bye) => {
+  // The page is gone once it says bye or its Web Lock is let go of (a
+  // page that closed or crashed says nothing else): its subscriptions,
+  // sites, calls' signals and timer go with it. A page only frozen keeps
+  // its lock, and its messages wait for it.
+  const gone = new AbortController();
+  const end = () => {
     if (ended) return;
     ended = true;
+    gone.abort();
     clearInterval(tick);
     for (const off of events.values()) off();
     offReady();
     for (const stop of sites.values()) stop();
     for (const c of aborts.values()) c.abort();
     clients.delete(end);
-    if (bye) {
-      port.close();
-      return;
-    }
-    const gone = { op: 'unavailable', again: true, detail: 'The node let go of this page after it was silent; it connects again.' };
-    port.postMessage(gone);
-    port.onmessage = () => port.postMessage(gone);
+    port.close();
   };
   clients.add(end);
-  const tick = setInterval(() => {
-    if (performance.now() - seen > PAGE_SILENCE_MS) end(false);
-    else push();
-  }, 1000);
+  const tick = setInterval(push, 1000);
   let calls = 0;
   port.onmessage = async (e) => {
     const m = e.data;
-    seen = performance.now();
     if (!m || typeof m !== 'object' || ended) return;
     switch (m.op) {
       case 'call': {
@@ -241,7 +230,11 @@ function serve(node, port) {
         }
         return;
       }
-      case 'ping':
+      case 'page':
+        // Granted when the page has let go of it: when the page is gone.
+        if (typeof m.lock === 'string' && m.lock.startsWith('ddt-page:') && m.lock.length < 100) {
+          navigator.locks.request(m.lock, { signal: gone.signal }, end).catch(() => {});
+        }
         return;
       case 'abort':
         aborts.get(m.id)?.abort();
@@ -273,7 +266,7 @@ function serve(node, port) {
         events.delete(m.event);
         return;
       case 'bye':
-        end(true);
+        end();
     }
   };
 

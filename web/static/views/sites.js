@@ -126,8 +126,7 @@ function onState(ev) {
  * @returns {{domain: string, path: string} | null}
  */
 export function parseAddress(text) {
-  let s = text.trim();
-  s = s.replace(/^(ddt:\/\/|web\+ddt:(\/\/)?)/i, '');
+  const s = schemeless(text.trim());
   const i = s.search(/[/?#]/);
   const host = (i < 0 ? s : s.slice(0, i)).toLowerCase().replace(/\.$/, '');
   let path = i < 0 ? '/' : s.slice(i);
@@ -135,6 +134,15 @@ export function parseAddress(text) {
   const label = host.endsWith('.ddt') ? host.slice(0, -4) : host;
   if (!LABEL.test(label)) return null;
   return { domain: `${label}.ddt`, path };
+}
+
+/**
+ * schemeless is text without the scheme typed or handed over before it:
+ * ddt://, or web+ddt: (a protocol handler's).
+ * @param {string} text
+ */
+function schemeless(text) {
+  return text.replace(/^(ddt:\/\/|web\+ddt:(\/\/)?)/i, '');
 }
 
 /**
@@ -170,11 +178,11 @@ function onHash() {
   } catch {
     // A link with a stray % (anyone may craft one) is read as it is.
   }
-  if (/^web\+ddt:/i.test(hash)) hash = hash.replace(/^web\+ddt:(\/\/)?/i, 'ddt://'); // the protocol handler's
-  if (!hash.toLowerCase().startsWith('ddt://')) {
+  if (!/^(ddt:\/\/|web\+ddt:)/i.test(hash)) {
     if (!browse.hidden) leave();
     return;
   }
+  hash = `ddt://${schemeless(hash)}`;
   if (hash === shown.hash) return; // the page set it for what the frame shows
   const a = parseAddress(hash);
   if (!a) {
