@@ -340,6 +340,20 @@ async function live(deadline = performance.now() + AWAY_WAIT_MS) {
 }
 
 /**
+ * isOptions reports whether a is a call's options object (whose functions
+ * and signals are carried across), not data that goes as it is: a Blob, a
+ * File, bytes, a FileList or an array. (Reading a typed array's values
+ * would copy it element by element.)
+ * @param {unknown} a
+ * @returns {a is Record<string, unknown>}
+ */
+function isOptions(a) {
+  return (
+    !!a && typeof a === 'object' && !Array.isArray(a) && !(a instanceof Blob) && !ArrayBuffer.isView(a) && !(a instanceof ArrayBuffer) && !(typeof FileList === 'function' && a instanceof FileList)
+  );
+}
+
+/**
  * call runs method on the node with args (options' functions and signals
  * carried across).
  * @param {string} method
@@ -347,7 +361,7 @@ async function live(deadline = performance.now() + AWAY_WAIT_MS) {
  */
 async function call(method, args) {
   /** @type {AbortSignal[]} */
-  const signals = args.flatMap((a) => (a && typeof a === 'object' && !Array.isArray(a) ? Object.values(a).filter((v) => v instanceof AbortSignal) : []));
+  const signals = args.filter(isOptions).flatMap((a) => Object.values(a).filter((v) => v instanceof AbortSignal));
   const aborted = new Promise((_, reject) => {
     for (const sig of signals) {
       const stop = () => reject(Object.assign(new DOMException('The operation was aborted.', 'AbortError'), { code: 'aborted' }));
@@ -363,7 +377,7 @@ async function call(method, args) {
   /** @type {(() => void)[]} */
   const cleanup = [];
   const wire = args.map((a) => {
-    if (!a || typeof a !== 'object' || Array.isArray(a) || a instanceof Blob || ArrayBuffer.isView(a) || a instanceof ArrayBuffer || (typeof FileList === 'function' && a instanceof FileList)) return a;
+    if (!isOptions(a)) return a;
     /** @type {Record<string, any>} */
     const out = {};
     for (const [k, v] of Object.entries(a)) {
