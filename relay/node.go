@@ -239,25 +239,19 @@ func errorStatus(code string) int {
 		return http.StatusForbidden
 	case unicast.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case unicast.CodeMailFull:
+	case unicast.CodeMailFull, content.CodeQuota:
 		return http.StatusInsufficientStorage
-	case unicast.CodeDeclined, unicast.CodeReplay:
+	case unicast.CodeDeclined, unicast.CodeReplay, username.CodeTaken, username.CodeAlreadyRegistered, site.CodeStale:
 		return http.StatusConflict
-	case unicast.CodeNoSession:
-		return http.StatusServiceUnavailable
 	case content.CodeCorrupt:
 		return http.StatusUnprocessableEntity
-	case content.CodeQuota:
-		return http.StatusInsufficientStorage
-	case username.CodeTaken, username.CodeAlreadyRegistered, site.CodeStale:
-		return http.StatusConflict
 	case username.CodeNotFound, node.CodeNotConnected, site.CodeUnknownDomain:
 		return http.StatusNotFound
 	case site.CodeBadRange:
 		return http.StatusRequestedRangeNotSatisfiable
 	case node.CodeRateLimited:
 		return http.StatusTooManyRequests
-	case node.CodeUnavailable, node.CodeNotAdmitted:
+	case unicast.CodeNoSession, node.CodeUnavailable, node.CodeNotAdmitted:
 		return http.StatusServiceUnavailable
 	case username.CodeForged:
 		return http.StatusBadGateway

@@ -100,42 +100,33 @@ func (s *Service) emit(evs []event) {
 }
 
 func (s *Service) loadChat() {
-	log := s.h.Logger()
-	m, err := store.Scan(s.h.Store(), "outbox/")
-	if err != nil {
-		log.Warn("could not read the outbox", "err", err)
-	}
-	for k, b := range m {
-		var it outItem
+	s.loadRecords("outbox/", "outbox", func() record { return new(outItem) }, func(k string, r record) error {
+		it := r.(*outItem)
 		name, _, _ := strings.Cut(strings.TrimPrefix(k, "outbox/"), "/")
-		if err := decodeRecord(b, &it); err != nil || keyOutbox(name, it.ID) != k {
-			log.Warn("a saved outbox message is corrupt; ignoring it", "key", k)
-			continue
+		if keyOutbox(name, it.ID) != k {
+			return errMisplaced
 		}
-		s.outboxOf(name)[it.ID] = &it
+		s.outboxOf(name)[it.ID] = it
 		// The outbox is written first (Send): a friend record whose
 		// save failed after it still counts the message.
 		if f := s.friends[name]; f != nil {
 			f.Sent = max(f.Sent, it.Number)
 			f.Seq = max(f.Seq, histSeq(it.Hist))
 		}
-	}
-	m, err = store.Scan(s.h.Store(), "early/")
-	if err != nil {
-		log.Warn("could not read the early messages", "err", err)
-	}
-	for k, b := range m {
-		var e heldText
+		return nil
+	})
+	s.loadRecords("early/", "early messages", func() record { return new(heldText) }, func(k string, r record) error {
+		e := r.(*heldText)
 		name, _, _ := strings.Cut(strings.TrimPrefix(k, "early/"), "/")
-		if err := decodeRecord(b, &e); err != nil || keyEarly(name, e.Number) != k {
-			log.Warn("a saved early message is corrupt; ignoring it", "key", k)
-			continue
+		if keyEarly(name, e.Number) != k {
+			return errMisplaced
 		}
 		if s.early[name] == nil {
 			s.early[name] = map[uint64]*heldText{}
 		}
-		s.early[name][e.Number] = &e
-	}
+		s.early[name][e.Number] = e
+		return nil
+	})
 }
 
 func (s *Service) outboxOf(name string) map[[16]byte]*outItem {

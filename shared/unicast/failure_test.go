@@ -8,6 +8,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -262,5 +264,40 @@ func TestRequestsExpire(t *testing.T) {
 	}
 	if keys, _ := s.h.Store().Keys("requests/"); len(keys) != 0 {
 		t.Fatalf("the store keeps %d expired requests", len(keys))
+	}
+}
+
+// A node that comes back loads what its store holds and leaves out, with
+// a warning, what it cannot trust: a record that does not decode, one
+// stored under another's key, a session whose ratchet state is corrupt.
+func TestLoadSkipsBadRecords(t *testing.T) {
+	a, _, _, _ := twoNodes(t)
+	s := a.s
+	st := s.h.Store()
+	good := &friend{Name: "carol"}
+	for k, r := range map[string]record{keyFriend("carol"): good, keyFriend("mallory"): &friend{Name: "dave"}} {
+		if err := putRecord(st, k, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Put(keyFriend("erin"), []byte{recordVersion, 0xff, 0xff}); err != nil {
+		t.Fatal(err)
+	}
+	bad := &session{ID: [16]byte{1}, Name: "carol", State: []byte("not a ratchet")}
+	if err := putRecord(st, keySession(bad.Name, bad.ID), bad); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.friends, s.sessions = map[string]*friend{}, map[[16]byte]*session{}
+	s.loadFriends()
+	s.loadSessions()
+	names := slices.Sorted(maps.Keys(s.friends))
+	_, kept := s.sessions[bad.ID]
+	s.mu.Unlock()
+	if !slices.Equal(names, []string{"carol"}) {
+		t.Errorf("friends loaded: %v, want only carol (dave's record is under mallory's key, erin's does not decode)", names)
+	}
+	if kept {
+		t.Error("a session whose ratchet state is corrupt was loaded")
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"ddt/shared/id"
 	"ddt/shared/names"
 	"ddt/shared/node"
-	"ddt/shared/store"
 	"ddt/shared/unicast/onion"
 	"ddt/shared/unicast/ratchet"
 	"ddt/shared/username"
@@ -95,31 +94,22 @@ func (s *Service) saveFriendLocked(f *friend) error {
 
 // loadFriends reads friends and requests from the store.
 func (s *Service) loadFriends() {
-	log := s.h.Logger()
-	fs, err := store.Scan(s.h.Store(), "friends/")
-	if err != nil {
-		log.Warn("could not read the friends", "err", err)
-	}
-	for k, b := range fs {
-		var f friend
-		if err := decodeRecord(b, &f); err != nil || keyFriend(f.Name) != k {
-			log.Warn("a saved friend is corrupt; ignoring it", "key", k)
-			continue
+	s.loadRecords("friends/", "friends", func() record { return new(friend) }, func(k string, r record) error {
+		f := r.(*friend)
+		if keyFriend(f.Name) != k {
+			return errMisplaced
 		}
-		s.friends[f.Name] = &f
-	}
-	rs, err := store.Scan(s.h.Store(), "requests/")
-	if err != nil {
-		log.Warn("could not read the friend requests", "err", err)
-	}
-	for k, b := range rs {
-		var r request
-		if err := decodeRecord(b, &r); err != nil || keyRequest(r.From) != k {
-			log.Warn("a saved friend request is corrupt; ignoring it", "key", k)
-			continue
+		s.friends[f.Name] = f
+		return nil
+	})
+	s.loadRecords("requests/", "friend requests", func() record { return new(request) }, func(k string, r record) error {
+		q := r.(*request)
+		if keyRequest(q.From) != k {
+			return errMisplaced
 		}
-		s.requests[r.From] = &r
-	}
+		s.requests[q.From] = q
+		return nil
+	})
 }
 
 // normalize checks a name as Befriend and the others take it.

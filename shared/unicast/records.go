@@ -28,6 +28,32 @@ type record interface {
 	decode(*recDecoder)
 }
 
+// loadRecords decodes each record stored under prefix into fresh() and
+// hands it to keep with its key; one that does not decode, or that keep
+// refuses (it is not where it belongs, a part of it is corrupt), is
+// logged and left out. what names the records in the log.
+func (s *Service) loadRecords(prefix, what string, fresh func() record, keep func(key string, r record) error) {
+	log := s.h.Logger()
+	m, err := store.Scan(s.h.Store(), prefix)
+	if err != nil {
+		log.Warn("could not read the "+what, "err", err)
+	}
+	for k, b := range m {
+		r := fresh()
+		err := decodeRecord(b, r)
+		if err == nil {
+			err = keep(k, r)
+		}
+		if err != nil {
+			log.Warn("a saved record is corrupt; ignoring it", "of", what, "key", k, "err", err)
+		}
+	}
+}
+
+// errMisplaced is keep's answer for a record stored under another key
+// than its own.
+var errMisplaced = errors.New("it is not stored under its own key")
+
 func putRecord(st store.Store, key string, r record) error {
 	e := recEncoder{b: []byte{recordVersion}}
 	r.encode(&e)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"ddt/shared/node"
-	"ddt/shared/store"
 	"ddt/shared/unicast/ratchet"
 )
 
@@ -88,24 +87,19 @@ func (s *Service) dropSessionLocked(x *session) {
 }
 
 func (s *Service) loadSessions() {
-	m, err := store.Scan(s.h.Store(), "sessions/")
-	if err != nil {
-		s.h.Logger().Warn("could not read the sessions", "err", err)
-	}
-	for k, b := range m {
-		var x session
-		if err := decodeRecord(b, &x); err != nil || keySession(x.Name, x.ID) != k {
-			s.h.Logger().Warn("a saved session is corrupt; ignoring it", "key", k)
-			continue
+	s.loadRecords("sessions/", "sessions", func() record { return new(session) }, func(k string, r record) error {
+		x := r.(*session)
+		if keySession(x.Name, x.ID) != k {
+			return errMisplaced
 		}
 		st, err := ratchet.Unmarshal(x.State)
 		if err != nil {
-			s.h.Logger().Warn("a saved session's state is corrupt; ignoring it", "key", k, "err", err)
-			continue
+			return err
 		}
 		x.st = st
-		s.sessions[x.ID] = &x
-	}
+		s.sessions[x.ID] = x
+		return nil
+	})
 }
 
 // ad is the associated data of a message of the session sid from the
