@@ -254,6 +254,11 @@ func TestExtension(t *testing.T) {
 	tab := b.attach(b.targetOf("page", "index.html#ddt://example.ddt/docs/", ""), "omnibox tab")
 	waitFrame(t, tab, origin, `location.pathname + ' ' + document.getElementById('title')?.textContent`, "/docs/ Docs index")
 	waitValue(t, tab, "#browse-address", "ddt://"+domain+"/docs/")
+	// The site's script, at its own origin, cannot reach the extension's
+	// page, nor through it the node.
+	if got, err := inFrame[string](tab, origin, `(() => { try { return String(parent.ddt.address); } catch (e) { return e.name; } })()`); err != nil || got != "SecurityError" {
+		t.Errorf("the site reading the extension page's ddt: %q, %v; want a SecurityError", got, err)
+	}
 	// What the address bar takes as a site's address, any way it is typed.
 	for in, want := range map[string]string{" ddt://example.ddt/x ": "ddt://example.ddt/x", "web+ddt://a.ddt": "ddt://a.ddt", "": ""} {
 		if got := mustEval[string](popup, `import('./address.js').then((m) => m.siteAddress(`+quote(in)+`))`); got != want {
